@@ -1,0 +1,36 @@
+# Quick start: `make demo` and `make test`. Both install missing Debian packages first.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+
+BUILD_PACKAGES := cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
+  libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev
+TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus \
+  python3 python3-winrm python3-gssapi gss-ntlmssp
+
+.PHONY: all build deps test-deps test demo clean format
+
+all: build
+
+deps:
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
+
+test-deps:
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: test-deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j 2
+
+demo: build
+	scripts/demo.sh $(BUILD_DIR)
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cpp')
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,32 @@
+// A collector turns the rows of one or more WQL queries into metric families. It does
+// no I/O and reads no clock: the daemon runs the queries and hands over the rows.
+#pragma once
+
+#include <expected>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collectors/metric.h"
+#include "winrm/row.h"
+
+namespace collectors {
+
+struct Query {
+  std::string wmi_namespace = "root/cimv2";
+  std::string wql;  // explicit property lists for built-ins, never SELECT *
+};
+
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  virtual const std::string& name() const = 0;
+  virtual const std::vector<Query>& queries() const = 0;
+  // rows[i] holds the result of queries()[i]. Error text describes bad data.
+  virtual std::expected<Families, std::string> transform(
+      const std::vector<std::vector<winrm::Row>>& rows) const = 0;
+};
+
+using CollectorPtr = std::shared_ptr<const Collector>;
+
+}  // namespace collectors

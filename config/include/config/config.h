@@ -1,0 +1,88 @@
+// The exporter's configuration, as loaded from YAML (see config/CONFIG.md).
+// Loading throws ConfigError (start-up and reload only); everything else is values.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "collectors/collector.h"
+#include "config/secret.h"
+
+namespace config {
+
+using Duration = std::chrono::milliseconds;
+
+// Thrown by load(): what() is "FILE:LINE: field: problem".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class AuthMethod { kBasic, kKerberos, kNtlm };
+
+struct CredentialProfile {
+  std::string name;
+  AuthMethod method = AuthMethod::kBasic;
+  std::string username;           // "user", "DOMAIN\\user" or "user@REALM"
+  Secret password;                // resolved from password_file or password_env
+  std::string password_file;      // where it came from (for reload), may be empty
+  std::string password_env;
+  // Kerberos (issue 4): client keytab preferred, else password, else an existing ccache.
+  std::string keytab;
+  std::string ccache;
+  std::string realm;
+  std::string spn_service = "HTTP";  // HTTP or WSMAN
+};
+
+enum class Scheme { kHttp, kHttps };
+
+struct Defaults {
+  Duration interval{std::chrono::seconds(30)};
+  Duration timeout{std::chrono::seconds(20)};  // per collector poll, < interval
+  int concurrency = 64;                 // targets in flight at once
+  int per_target_concurrency = 2;       // parallel queries per target (WinRM quotas)
+  int stale_after_intervals = 3;        // drop a collector's series after this many misses
+  Scheme scheme = Scheme::kHttps;
+  int port = 5986;                      // 5985 for http when not set
+  std::string tls_ca_file;              // system store when empty
+  bool tls_insecure_skip_verify = false;
+  std::vector<std::string> collectors;  // empty = built-in default set
+  std::size_t max_response_bytes = 16 * 1024 * 1024;
+};
+
+struct Target {
+  std::string name;             // unique; the `target` label and /probe?target=
+  std::string host;             // DNS name used for TLS/SNI/Host/SPN; = name when unset
+  std::string connect_address;  // optional: IP or name to connect to instead
+  int port = 0;                 // resolved: never 0 after load()
+  Scheme scheme = Scheme::kHttps;
+  std::string credential;       // profile name
+  std::map<std::string, std::string> labels;  // extra labels on every series
+  std::vector<std::string> collectors;        // resolved list (defaults + enable/disable)
+  Duration interval{0};         // resolved
+  Duration timeout{0};          // resolved
+  std::string tls_ca_file;
+  bool tls_insecure_skip_verify = false;
+  std::string spn_host;         // Kerberos SPN host override; host when empty
+  std::string spn_service;      // overrides the profile's when set
+  std::string source;           // "file:line" where it was defined, for messages
+};
+
+struct Config {
+  std::string path;
+  Defaults defaults;
+  std::map<std::string, CredentialProfile> credentials;
+  std::vector<Target> targets;
+  // Built-in plus custom collectors by name; every name a target lists is in here.
+  std::map<std::string, collectors::CollectorPtr> collectors;
+};
+
+// Loads and validates path (plus inventory globs it names). Throws ConfigError.
+// Reads password files and env at load time.
+Config load(const std::string& path);
+
+}  // namespace config

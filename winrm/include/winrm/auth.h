@@ -1,0 +1,36 @@
+// Authentication seam. An Auth owns how a SOAP body crosses one connection: Basic adds
+// a header; Negotiate/NTLM run a handshake per TCP connection and may wrap the body
+// (message encryption on HTTP). Callers (Session) never see the difference.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "winrm/error.h"
+#include "winrm/transport.h"
+
+namespace winrm {
+
+class Auth {
+ public:
+  virtual ~Auth() = default;
+  // Sends one SOAP request on conn and returns the (decrypted) response. Must handle
+  // the connection's id changing (a reconnect) by re-authenticating.
+  virtual Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
+                                    Deadline deadline) = 0;
+  // "basic", "kerberos", "ntlm": for metrics and logs.
+  virtual std::string name() const = 0;
+};
+
+// Basic auth: only over HTTPS unless allow_http (Windows refuses it on HTTP unless
+// AllowUnencrypted=true, which nobody should set).
+std::shared_ptr<Auth> make_basic_auth(std::string username, std::string password,
+                                      bool allow_http = false);
+
+// No Authorization header at all (tests, troubleshooting).
+std::shared_ptr<Auth> make_no_auth();
+
+}  // namespace winrm

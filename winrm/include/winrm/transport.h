@@ -1,0 +1,89 @@
+// HTTP(S) transport to one WinRM endpoint: one keep-alive connection, deadlines that
+// hold against trickling servers, a response-size cap, and counters.
+#pragma once
+
+#include <atomic>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "winrm/error.h"
+
+namespace winrm {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+enum class Scheme { kHttp, kHttps };
+
+struct EndpointOptions {
+  std::string host;             // Host header, SNI, certificate name, Kerberos SPN host
+  std::string connect_address;  // where to connect (IP or name); host when empty
+  int port = 5986;
+  Scheme scheme = Scheme::kHttps;
+  std::string path = "/wsman";
+  std::string ca_file;                // PEM bundle; system store when empty
+  bool insecure_skip_verify = false;  // explicit, logged opt-in
+  std::size_t max_response_bytes = 16 * 1024 * 1024;
+  std::chrono::milliseconds connect_timeout{5000};
+
+  std::string url() const;  // "https://host:5986/wsman"
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string body;
+  std::string content_type = "application/soap+xml;charset=UTF-8";
+  Headers headers;  // extra, e.g. Authorization (never logged)
+};
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  // All values of a header, case-insensitive name (WWW-Authenticate repeats).
+  std::vector<std::string> header_values(std::string_view name) const;
+  std::optional<std::string> header(std::string_view name) const;
+};
+
+// Process-wide or per-target counters exported by the daemon.
+struct TransportCounters {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::uint64_t> bytes_received{0};
+  std::atomic<std::uint64_t> connections_opened{0};
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> reconnects{0};
+  std::array<std::atomic<std::uint64_t>, 7> errors_by_kind{};  // index = ErrorKind
+  void count_error(ErrorKind kind) { errors_by_kind[static_cast<int>(kind)]++; }
+};
+
+// One keep-alive connection to one endpoint. Not thread-safe: one request at a time
+// (NTLM/Kerberos sealing state and HTTP.sys auth are per connection anyway).
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // One POST to the endpoint path. Reconnects transparently if the connection is gone
+  // (connection_id() then changes, so auth knows to handshake again).
+  virtual Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) = 0;
+  // Changes whenever a new TCP connection is opened.
+  virtual std::uint64_t connection_id() const = 0;
+  // RFC 5929 tls-server-end-point hash of the server certificate (HTTPS only), for
+  // Kerberos/NTLM channel binding. Valid after the first round trip on a connection.
+  virtual std::optional<std::string> tls_server_end_point() const = 0;
+  virtual const EndpointOptions& endpoint() const = 0;
+  // Drops the TCP connection (e.g. after an auth failure).
+  virtual void close() = 0;
+};
+
+std::unique_ptr<Connection> make_http_connection(EndpointOptions options,
+                                                 std::shared_ptr<TransportCounters> counters);
+
+}  // namespace winrm

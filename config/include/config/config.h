@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collectors/collector.h"
@@ -27,9 +28,9 @@ enum class AuthMethod { kBasic, kKerberos, kNtlm };
 struct CredentialProfile {
   std::string name;
   AuthMethod method = AuthMethod::kBasic;
-  std::string username;           // "user", "DOMAIN\\user" or "user@REALM"
-  Secret password;                // resolved from password_file or password_env
-  std::string password_file;      // where it came from (for reload), may be empty
+  std::string username;       // "user", "DOMAIN\\user" or "user@REALM"
+  Secret password;            // resolved from password_file or password_env
+  std::string password_file;  // where it came from (for reload), may be empty
   std::string password_env;
   // Kerberos (issue 4): client keytab preferred, else password, else an existing ccache.
   std::string keytab;
@@ -43,15 +44,17 @@ enum class Scheme { kHttp, kHttps };
 struct Defaults {
   Duration interval{std::chrono::seconds(30)};
   Duration timeout{std::chrono::seconds(20)};  // per collector poll, < interval
-  int concurrency = 64;                 // targets in flight at once
-  int per_target_concurrency = 2;       // parallel queries per target (WinRM quotas)
-  int stale_after_intervals = 3;        // drop a collector's series after this many misses
+  int concurrency = 64;                        // targets in flight at once
+  int per_target_concurrency = 2;              // parallel queries per target (WinRM quotas)
+  int stale_after_intervals = 3;               // drop a collector's series after this many misses
   Scheme scheme = Scheme::kHttps;
-  int port = 5986;                      // 5985 for http when not set
-  std::string tls_ca_file;              // system store when empty
+  int port = 5986;          // 5985 for http when not set
+  std::string tls_ca_file;  // system store when empty
   bool tls_insecure_skip_verify = false;
-  std::vector<std::string> collectors;  // empty = built-in default set
+  std::vector<std::string> collectors;  // resolved after load(): built-in default set +/- global
   std::size_t max_response_bytes = 16 * 1024 * 1024;
+  std::string credential;                     // default profile for targets that name none
+  std::map<std::string, std::string> labels;  // extra labels on every target (target's win)
 };
 
 struct Target {
@@ -60,16 +63,16 @@ struct Target {
   std::string connect_address;  // optional: IP or name to connect to instead
   int port = 0;                 // resolved: never 0 after load()
   Scheme scheme = Scheme::kHttps;
-  std::string credential;       // profile name
+  std::string credential;                     // profile name
   std::map<std::string, std::string> labels;  // extra labels on every series
   std::vector<std::string> collectors;        // resolved list (defaults + enable/disable)
-  Duration interval{0};         // resolved
-  Duration timeout{0};          // resolved
+  Duration interval{0};                       // resolved
+  Duration timeout{0};                        // resolved
   std::string tls_ca_file;
   bool tls_insecure_skip_verify = false;
-  std::string spn_host;         // Kerberos SPN host override; host when empty
-  std::string spn_service;      // overrides the profile's when set
-  std::string source;           // "file:line" where it was defined, for messages
+  std::string spn_host;     // Kerberos SPN host override; host when empty
+  std::string spn_service;  // overrides the profile's when set
+  std::string source;       // "file:line" where it was defined, for messages
 };
 
 struct Config {
@@ -82,7 +85,25 @@ struct Config {
 };
 
 // Loads and validates path (plus inventory globs it names). Throws ConfigError.
-// Reads password files and env at load time.
+// Reads password files and env at load time; warnings go to the spdlog default logger.
+// Pure apart from reading files and the environment: reload is the daemon's job.
 Config load(const std::string& path);
+
+// Loads path and discards the result (for --config.check). Throws ConfigError.
+void validate_only(const std::string& path);
+
+// A human summary for --config.check: globals, profiles (secrets masked), targets.
+std::string describe(const Config& config);
+
+// "500ms", "30s", "5m", "1h", "1d", "1m30s" (units in descending order, each once).
+// nullopt when malformed. Negative values and missing units are malformed.
+std::optional<Duration> parse_duration(std::string_view text);
+// "16MiB", "512KiB", "1GiB", "10MB", "4096", "4096B". nullopt when malformed or overflowing.
+std::optional<std::size_t> parse_size(std::string_view text);
+// Inverse of parse_duration for messages: 90000ms -> "1m30s".
+std::string format_duration(Duration duration);
+
+const char* to_string(AuthMethod method);
+const char* to_string(Scheme scheme);
 
 }  // namespace config

@@ -16,13 +16,14 @@ namespace winrm {
 inline constexpr std::string_view kWqlDialect = "http://schemas.microsoft.com/wbem/wsman/1/WQL";
 
 struct RequestOptions {
-  std::string endpoint_url;           // a:To, e.g. "https://host:5986/wsman"
+  std::string endpoint_url;                  // a:To, e.g. "https://host:5986/wsman"
   std::string wmi_namespace = "root/cimv2";  // "root/cimv2", "root\\wmi" accepted
   std::uint32_t max_envelope_size = 512000;  // response bytes we accept (w:MaxEnvelopeSize)
   std::uint32_t max_elements = 32000;        // items per page
   std::chrono::milliseconds operation_timeout{20000};  // w:OperationTimeout
   std::string locale = "en-US";
   std::string message_id;  // "uuid:..."; generated when empty
+  std::string session_id;  // optional p:SessionId ("uuid:..."), omitted when empty
 };
 
 // "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/*"

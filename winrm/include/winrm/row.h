@@ -41,7 +41,7 @@ class Row {
   const Property* find(std::string_view name) const;
 
   // Typed accessors: nullopt when the property is missing, nil, or not convertible.
-  std::optional<std::string> string(std::string_view name) const;   // first value
+  std::optional<std::string> string(std::string_view name) const;  // first value
   std::optional<double> number(std::string_view name) const;
   std::optional<std::uint64_t> uint64(std::string_view name) const;  // exact, no double rounding
   std::optional<std::int64_t> int64(std::string_view name) const;
@@ -60,5 +60,6 @@ class Row {
 std::optional<double> parse_xs_datetime(std::string_view text);   // Unix seconds
 std::optional<double> parse_xs_duration(std::string_view text);   // seconds
 std::optional<double> parse_cim_datetime(std::string_view text);  // "20130309025732.000000+000"
+std::optional<double> parse_cim_interval(std::string_view text);  // "00000001020304.000000:000"
 
 }  // namespace winrm

@@ -23,6 +23,9 @@ struct SessionOptions {
   std::chrono::milliseconds operation_timeout{20000};  // clamped below the deadline
   int pull_timeout_retries = 2;  // re-send a timed-out Pull with its context
   std::string locale = "en-US";
+  // Reject pages whose a:RelatesTo differs from the request's MessageID. Only replay
+  // servers that serve captured bodies verbatim need this off.
+  bool verify_relates_to = true;
 };
 
 class Session {
@@ -43,6 +46,14 @@ class Session {
   const SessionOptions& options() const { return options_; }
 
  private:
+  Result<std::vector<Row>> enumerate_once(std::string_view wmi_namespace, std::string_view wql,
+                                          Deadline deadline);
+  // One request/response: auth, HTTP status to error, parse, RelatesTo check.
+  Result<EnumerationPage> exchange(const std::string& body, const std::string& message_id,
+                                   Deadline deadline);
+  // Best-effort Release of a live context on early exit (own short deadline).
+  void release(const RequestOptions& request, const std::string& context);
+
   SessionOptions options_;
   std::shared_ptr<Auth> auth_;
   std::shared_ptr<TransportCounters> counters_;

@@ -1,0 +1,718 @@
+// Parses collector definitions (schema in collectors/README.md) and runs them over
+// WQL rows. Parsing is strict and names the field at fault; transforming never
+// throws and skips samples whose data is missing or malformed.
+#include "collectors/definition.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <regex>
+#include <set>
+#include <stdexcept>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "collectors/names.h"
+#include "hooks.h"
+
+namespace collectors {
+namespace {
+
+using internal::LabelHook;
+using internal::ValueHook;
+
+enum class ValueType { kNumber, kDatetime, kBoolean };
+enum class Transform { kLowercase, kUppercase, kSanitize, kTrim, kUtcOffset };
+
+struct LabelSpec {
+  std::string label;
+  std::string property;            // empty when hook is set
+  const LabelHook* hook = nullptr;
+  std::string trim_prefix;
+  std::string split_separator;     // empty: no split
+  std::size_t split_index = 0;
+  std::vector<Transform> transforms;
+};
+
+struct EnumSpec {
+  std::string property;
+  std::string label;
+  std::vector<std::string> values;
+  bool lowercase = false;
+};
+
+struct SkipRule {
+  std::string property;
+  std::vector<std::string> equals;  // compared case-insensitively
+};
+
+struct MetricSpec {
+  std::string name;
+  std::size_t family = 0;  // index into the collector's family templates
+  std::string value_property;
+  ValueType value_type = ValueType::kNumber;
+  double scale = 1.0;
+  std::string divide_by;
+  const ValueHook* hook = nullptr;
+  bool info = false;
+  std::vector<LabelSpec> labels;
+  Labels const_labels;
+  std::optional<EnumSpec> enum_spec;
+};
+
+struct QuerySpec {
+  std::vector<std::string> selected;  // the SELECT list
+  std::vector<SkipRule> skip;
+  std::vector<MetricSpec> metrics;
+};
+
+// Thrown only inside the parser and turned into an error value at its boundary.
+struct DefinitionError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+// "60" -> "UTC+01:00"; Win32_OperatingSystem.CurrentTimeZone is minutes east of UTC.
+std::string utc_offset_label(const std::string& minutes_text) {
+  int minutes = 0;
+  const char* end = minutes_text.data() + minutes_text.size();
+  const auto [ptr, ec] = std::from_chars(minutes_text.data(), end, minutes);
+  if (ec != std::errc() || ptr != end || minutes < -24 * 60 || minutes > 24 * 60) {
+    return minutes_text;
+  }
+  char buffer[16];
+  const int magnitude = minutes < 0 ? -minutes : minutes;
+  std::snprintf(buffer, sizeof(buffer), "UTC%c%02d:%02d", minutes < 0 ? '-' : '+',
+                magnitude / 60, magnitude % 60);
+  return buffer;
+}
+
+class DefinedCollector final : public Collector {
+ public:
+  std::string name_;
+  std::vector<Query> queries_;
+  std::vector<QuerySpec> specs_;
+  Families family_templates_;  // name/help/type, no samples
+
+  const std::string& name() const override { return name_; }
+  const std::vector<Query>& queries() const override { return queries_; }
+
+  std::expected<Families, std::string> transform(
+      const std::vector<std::vector<winrm::Row>>& rows) const override {
+    if (rows.size() != specs_.size()) {
+      return std::unexpected("collector '" + name_ + "': expected " +
+                             std::to_string(specs_.size()) + " row sets, got " +
+                             std::to_string(rows.size()));
+    }
+    Families families = family_templates_;
+    std::vector<std::unordered_set<std::string>> seen(families.size());
+    for (std::size_t q = 0; q < specs_.size(); ++q) {
+      const QuerySpec& spec = specs_[q];
+      std::vector<std::size_t> absent(spec.metrics.size(), 0);
+      std::size_t used_rows = 0;
+      for (const winrm::Row& row : rows[q]) {
+        if (skipped(spec, row)) continue;
+        ++used_rows;
+        for (std::size_t m = 0; m < spec.metrics.size(); ++m) {
+          const MetricSpec& metric = spec.metrics[m];
+          if (!emit(metric, row, families[metric.family], seen[metric.family])) ++absent[m];
+        }
+      }
+      for (std::size_t m = 0; m < spec.metrics.size(); ++m) {
+        if (used_rows > 0 && absent[m] == used_rows) {
+          return std::unexpected("collector '" + name_ + "': query " + std::to_string(q + 1) +
+                                 ": metric '" + spec.metrics[m].name + "': property '" +
+                                 source_property(spec.metrics[m]) + "' missing from all " +
+                                 std::to_string(used_rows) + " rows");
+        }
+      }
+    }
+    return families;
+  }
+
+ private:
+  static bool skipped(const QuerySpec& spec, const winrm::Row& row) {
+    for (const SkipRule& rule : spec.skip) {
+      const auto value = row.string(rule.property);
+      if (!value) continue;
+      for (const std::string& candidate : rule.equals) {
+        if (iequals(*value, candidate)) return true;
+      }
+    }
+    return false;
+  }
+
+  static std::string source_property(const MetricSpec& metric) {
+    if (metric.enum_spec) return metric.enum_spec->property;
+    if (metric.hook) {
+      std::string names;
+      for (auto property : metric.hook->properties) {
+        if (!names.empty()) names += ", ";
+        names += property;
+      }
+      return names;
+    }
+    return metric.value_property;
+  }
+
+  static std::string label_value(const LabelSpec& spec, const winrm::Row& row) {
+    std::string value = spec.hook ? spec.hook->compute(row).value_or("")
+                                  : row.string(spec.property).value_or("");
+    if (!spec.trim_prefix.empty() && value.starts_with(spec.trim_prefix)) {
+      value.erase(0, spec.trim_prefix.size());
+    }
+    if (!spec.split_separator.empty()) {
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < spec.split_index && start != std::string::npos; ++i) {
+        start = value.find(spec.split_separator, start);
+        if (start != std::string::npos) start += spec.split_separator.size();
+      }
+      if (start == std::string::npos) {
+        value.clear();
+      } else {
+        const std::size_t end = value.find(spec.split_separator, start);
+        value = value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      }
+    }
+    for (Transform transform : spec.transforms) {
+      switch (transform) {
+        case Transform::kLowercase:
+          value = lowercase(value);
+          break;
+        case Transform::kUppercase:
+          for (char& c : value) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          break;
+        case Transform::kSanitize:
+          value = sanitize_identifier(value);
+          break;
+        case Transform::kTrim:
+          value = trim(value);
+          break;
+        case Transform::kUtcOffset:
+          value = utc_offset_label(value);
+          break;
+      }
+    }
+    return sanitize_utf8(value);
+  }
+
+  static std::optional<double> number_of(const winrm::Row& row, std::string_view property) {
+    // uint64 first: perf counters exceed 2^53 and must round once, not twice.
+    if (const auto exact = row.uint64(property)) return static_cast<double>(*exact);
+    return row.number(property);
+  }
+
+  // The sample value before scaling; nullopt (absent=false) for nil or bad data.
+  static std::optional<double> raw_value(const MetricSpec& metric, const winrm::Row& row,
+                                         bool& absent) {
+    if (metric.info) return 1.0;
+    if (metric.hook) {
+      for (auto property : metric.hook->properties) {
+        if (row.find(property) == nullptr) absent = true;
+      }
+      return absent ? std::nullopt : metric.hook->compute(row);
+    }
+    if (row.find(metric.value_property) == nullptr) {
+      absent = true;
+      return std::nullopt;
+    }
+    std::optional<double> value;
+    switch (metric.value_type) {
+      case ValueType::kNumber:
+        value = number_of(row, metric.value_property);
+        break;
+      case ValueType::kDatetime:
+        value = row.unix_time(metric.value_property);
+        break;
+      case ValueType::kBoolean:
+        if (const auto flag = row.boolean(metric.value_property)) value = *flag ? 1.0 : 0.0;
+        break;
+    }
+    if (value && !metric.divide_by.empty()) {
+      const auto divisor = number_of(row, metric.divide_by);
+      if (!divisor || *divisor == 0) return std::nullopt;
+      *value /= *divisor;
+    }
+    return value;
+  }
+
+  static void add_sample(MetricFamily& family, std::unordered_set<std::string>& seen,
+                         Labels labels, double value) {
+    std::string key;
+    for (const auto& [name, label_value] : labels) {
+      key += label_value;
+      key += '\xff';  // never part of a sanitized UTF-8 value
+    }
+    // Two rows that map to the same series (e.g. NIC names equal after sanitizing)
+    // would make the exposition invalid: the first one wins.
+    if (!seen.insert(std::move(key)).second) return;
+    family.samples.push_back(Sample{std::move(labels), value});
+  }
+
+  // Appends the metric's samples for one row. Returns false when the source
+  // property is missing from the row altogether (not merely nil).
+  static bool emit(const MetricSpec& metric, const winrm::Row& row, MetricFamily& family,
+                   std::unordered_set<std::string>& seen) {
+    Labels labels;
+    labels.reserve(metric.labels.size() + metric.const_labels.size() + 1);
+    for (const LabelSpec& spec : metric.labels) labels.emplace_back(spec.label, label_value(spec, row));
+    labels.insert(labels.end(), metric.const_labels.begin(), metric.const_labels.end());
+
+    if (metric.enum_spec) {
+      const EnumSpec& spec = *metric.enum_spec;
+      if (row.find(spec.property) == nullptr) return false;
+      const auto current = row.string(spec.property);
+      if (!current) return true;
+      const std::string state = spec.lowercase ? lowercase(*current) : *current;
+      for (const std::string& candidate : spec.values) {
+        Labels with_state = labels;
+        with_state.emplace_back(spec.label, candidate);
+        add_sample(family, seen, std::move(with_state), state == candidate ? 1.0 : 0.0);
+      }
+      return true;
+    }
+
+    bool absent = false;
+    const auto value = raw_value(metric, row, absent);
+    if (absent) return false;
+    if (value) add_sample(family, seen, std::move(labels), *value * metric.scale);
+    return true;
+  }
+};
+
+// ---------------------------------------------------------------------------------
+// Parsing
+
+class Parser {
+ public:
+  explicit Parser(const DefinitionOptions& options) : options_(options) {}
+
+  std::shared_ptr<DefinedCollector> parse(const YAML::Node& node) {
+    if (!node.IsMap()) fail("collector definition", "must be a mapping");
+    const std::string fallback = "collector definition";
+    const YAML::Node name_node = node["name"];
+    if (!name_node || !name_node.IsScalar()) fail(fallback, "field 'name' is required");
+    collector_ = std::make_shared<DefinedCollector>();
+    collector_->name_ = name_node.Scalar();
+    where_ = "collector '" + collector_->name_ + "'";
+    if (!valid_collector_name(collector_->name_)) {
+      fail(where_, "field 'name': must match [a-z_][a-z0-9_]*");
+    }
+    check_keys(node, {"name", "help", "queries"}, where_);
+    if (node["help"]) scalar(node["help"], where_, "help");
+    const YAML::Node queries = node["queries"];
+    if (!queries || !queries.IsSequence() || queries.size() == 0) {
+      fail(where_, "field 'queries': must be a non-empty list");
+    }
+    for (std::size_t i = 0; i < queries.size(); ++i) parse_query(queries[i], i);
+    return collector_;
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& where, const std::string& message) {
+    throw DefinitionError(where + ": " + message);
+  }
+
+  static void check_keys(const YAML::Node& node, std::initializer_list<std::string_view> allowed,
+                         const std::string& where) {
+    for (const auto& entry : node) {
+      const std::string key = entry.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (auto name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+        fail(where, "unknown field '" + key + "' (allowed: " + list + ")");
+      }
+    }
+  }
+
+  static std::string scalar(const YAML::Node& node, const std::string& where,
+                            std::string_view field) {
+    if (!node.IsScalar()) fail(where, "field '" + std::string(field) + "': must be a string");
+    return node.Scalar();
+  }
+
+  static std::vector<std::string> string_list(const YAML::Node& node, const std::string& where,
+                                              std::string_view field) {
+    std::vector<std::string> out;
+    if (node.IsScalar()) {
+      out.push_back(node.Scalar());
+    } else if (node.IsSequence()) {
+      for (const auto& item : node) out.push_back(scalar(item, where, field));
+    } else {
+      fail(where, "field '" + std::string(field) + "': must be a string or a list of strings");
+    }
+    return out;
+  }
+
+  static bool boolean(const YAML::Node& node, const std::string& where, std::string_view field) {
+    bool value = false;
+    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
+      fail(where, "field '" + std::string(field) + "': must be true or false");
+    }
+    return value;
+  }
+
+  // "SELECT A, B FROM Class [WHERE ...]" -> {A, B}. Explicit lists only: they keep
+  // responses small and let every referenced property be checked here.
+  std::vector<std::string> select_list(std::string wql, const std::string& where) {
+    std::replace_if(wql.begin(), wql.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
+    static const std::regex kSelect(R"(^\s*select\s+(.+?)\s+from\s+([A-Za-z0-9_]+)(\s+where\s+.*)?\s*$)",
+                                    std::regex::icase);
+    std::smatch match;
+    if (!std::regex_match(wql, match, kSelect)) {
+      fail(where, "field 'wql': expected SELECT <properties> FROM <class> [WHERE ...]");
+    }
+    std::vector<std::string> properties;
+    const std::string list = match[1].str();
+    std::size_t start = 0;
+    while (start <= list.size()) {
+      const std::size_t comma = std::min(list.find(',', start), list.size());
+      const std::string property = trim(std::string_view(list).substr(start, comma - start));
+      if (property == "*") {
+        fail(where, "field 'wql': SELECT * is not allowed; list the properties explicitly");
+      }
+      if (!valid_label_name(property)) {
+        fail(where, "field 'wql': '" + property + "' is not a property name");
+      }
+      properties.push_back(property);
+      start = comma + 1;
+    }
+    return properties;
+  }
+
+  static void require_selected(const QuerySpec& query, std::string_view property,
+                               const std::string& where, std::string_view field) {
+    for (const std::string& selected : query.selected) {
+      if (iequals(selected, property)) return;
+    }
+    fail(where, "field '" + std::string(field) + "': property '" + std::string(property) +
+                    "' is not in the query's SELECT list");
+  }
+
+  void parse_query(const YAML::Node& node, std::size_t index) {
+    const std::string where = where_ + ", query " + std::to_string(index + 1);
+    if (!node.IsMap()) fail(where, "must be a mapping");
+    check_keys(node, {"namespace", "wql", "skip", "metrics"}, where);
+    Query query;
+    if (node["namespace"]) {
+      query.wmi_namespace = scalar(node["namespace"], where, "namespace");
+      static const std::regex kNamespace(R"(^[A-Za-z0-9_]+([/\\][A-Za-z0-9_]+)*$)");
+      if (!std::regex_match(query.wmi_namespace, kNamespace)) {
+        fail(where, "field 'namespace': '" + query.wmi_namespace +
+                        "' is not a WMI namespace like root/cimv2");
+      }
+    }
+    if (!node["wql"]) fail(where, "field 'wql' is required");
+    query.wql = trim(scalar(node["wql"], where, "wql"));
+    QuerySpec spec;
+    spec.selected = select_list(query.wql, where);
+
+    if (const YAML::Node skip = node["skip"]) {
+      if (!skip.IsSequence()) fail(where, "field 'skip': must be a list");
+      for (const auto& rule_node : skip) {
+        if (!rule_node.IsMap()) fail(where, "field 'skip': entries must be mappings");
+        check_keys(rule_node, {"property", "equals"}, where + ", skip");
+        if (!rule_node["property"] || !rule_node["equals"]) {
+          fail(where, "field 'skip': entries need 'property' and 'equals'");
+        }
+        SkipRule rule{scalar(rule_node["property"], where, "skip.property"),
+                      string_list(rule_node["equals"], where, "skip.equals")};
+        require_selected(spec, rule.property, where, "skip.property");
+        spec.skip.push_back(std::move(rule));
+      }
+    }
+
+    const YAML::Node metrics = node["metrics"];
+    if (!metrics || !metrics.IsSequence() || metrics.size() == 0) {
+      fail(where, "field 'metrics': must be a non-empty list");
+    }
+    for (std::size_t i = 0; i < metrics.size(); ++i) {
+      spec.metrics.push_back(parse_metric(metrics[i], spec, where + ", metric " + std::to_string(i + 1)));
+    }
+    collector_->queries_.push_back(std::move(query));
+    collector_->specs_.push_back(std::move(spec));
+  }
+
+  LabelSpec parse_label(const std::string& label, const YAML::Node& node, const QuerySpec& query,
+                        const std::string& where) {
+    const std::string label_where = where + ", label '" + label + "'";
+    LabelSpec spec;
+    spec.label = label;
+    if (node.IsScalar()) {
+      spec.property = node.Scalar();
+      require_selected(query, spec.property, label_where, "property");
+      return spec;
+    }
+    if (!node.IsMap()) fail(label_where, "must be a property name or a mapping");
+    check_keys(node, {"property", "hook", "transform", "trim_prefix", "split"}, label_where);
+    if (node["property"].IsDefined() == node["hook"].IsDefined()) {
+      fail(label_where, "needs exactly one of 'property' or 'hook'");
+    }
+    if (node["property"]) {
+      spec.property = scalar(node["property"], label_where, "property");
+      require_selected(query, spec.property, label_where, "property");
+    } else {
+      const std::string hook_name = scalar(node["hook"], label_where, "hook");
+      spec.hook = internal::find_label_hook(hook_name);
+      if (!spec.hook) {
+        fail(label_where, "field 'hook': unknown label hook '" + hook_name +
+                              "' (known: " + internal::label_hook_names() + ")");
+      }
+      for (auto property : spec.hook->properties) {
+        require_selected(query, property, label_where, "hook");
+      }
+    }
+    if (node["trim_prefix"]) spec.trim_prefix = scalar(node["trim_prefix"], label_where, "trim_prefix");
+    if (const YAML::Node split = node["split"]) {
+      if (!split.IsMap()) fail(label_where, "field 'split': must be {separator, index}");
+      check_keys(split, {"separator", "index"}, label_where + ", split");
+      if (!split["separator"] || !split["index"]) {
+        fail(label_where, "field 'split': needs 'separator' and 'index'");
+      }
+      spec.split_separator = scalar(split["separator"], label_where, "split.separator");
+      int index = -1;
+      if (!YAML::convert<int>::decode(split["index"], index) || index < 0 ||
+          spec.split_separator.empty()) {
+        fail(label_where, "field 'split': separator must be non-empty and index >= 0");
+      }
+      spec.split_index = static_cast<std::size_t>(index);
+    }
+    if (const YAML::Node transforms = node["transform"]) {
+      for (const std::string& name : string_list(transforms, label_where, "transform")) {
+        if (name == "lowercase") {
+          spec.transforms.push_back(Transform::kLowercase);
+        } else if (name == "uppercase") {
+          spec.transforms.push_back(Transform::kUppercase);
+        } else if (name == "sanitize") {
+          spec.transforms.push_back(Transform::kSanitize);
+        } else if (name == "trim") {
+          spec.transforms.push_back(Transform::kTrim);
+        } else if (name == "utc_offset") {
+          spec.transforms.push_back(Transform::kUtcOffset);
+        } else {
+          fail(label_where, "field 'transform': unknown transform '" + name +
+                                "' (known: lowercase, uppercase, sanitize, trim, utc_offset)");
+        }
+      }
+    }
+    return spec;
+  }
+
+  MetricSpec parse_metric(const YAML::Node& node, const QuerySpec& query, std::string where) {
+    if (!node.IsMap()) fail(where, "must be a mapping");
+    if (!node["name"]) fail(where, "field 'name' is required");
+    MetricSpec metric;
+    metric.name = scalar(node["name"], where, "name");
+    where = where_ + ", metric '" + metric.name + "'";
+    check_keys(node,
+               {"name", "type", "help", "value", "value_type", "scale", "divide_by", "hook", "info",
+                "labels", "const_labels", "enum"},
+               where);
+    if (!valid_metric_name(metric.name)) {
+      fail(where, "field 'name': not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
+    }
+    if (options_.builtin && !metric.name.starts_with("windows_")) {
+      fail(where, "field 'name': built-in metric names start with windows_");
+    }
+
+    if (!node["type"]) fail(where, "field 'type' is required (gauge or counter)");
+    const std::string type_name = scalar(node["type"], where, "type");
+    MetricType type = MetricType::kGauge;
+    if (type_name == "counter") {
+      type = MetricType::kCounter;
+    } else if (type_name != "gauge") {
+      fail(where, "field 'type': unknown type '" + type_name + "' (gauge or counter)");
+    }
+    const bool ends_total = metric.name.ends_with("_total");
+    if (type == MetricType::kCounter && !ends_total) {
+      fail(where, "field 'name': counter names must end in _total");
+    }
+    if (type != MetricType::kCounter && ends_total) {
+      fail(where, "field 'name': only counters may end in _total");
+    }
+    std::string help;
+    if (node["help"]) help = scalar(node["help"], where, "help");
+
+    // Exactly one value source.
+    const int sources = int(node["value"].IsDefined()) + int(node["hook"].IsDefined()) +
+                        int(node["info"].IsDefined() && boolean(node["info"], where, "info")) +
+                        int(node["enum"].IsDefined());
+    if (sources != 1) {
+      fail(where, "needs exactly one of 'value', 'hook', 'info: true' or 'enum'");
+    }
+    if (node["value"]) {
+      metric.value_property = scalar(node["value"], where, "value");
+      require_selected(query, metric.value_property, where, "value");
+    }
+    if (node["value_type"]) {
+      if (!node["value"]) fail(where, "field 'value_type': only valid with 'value'");
+      const std::string value_type = scalar(node["value_type"], where, "value_type");
+      if (value_type == "datetime") {
+        metric.value_type = ValueType::kDatetime;
+      } else if (value_type == "boolean") {
+        metric.value_type = ValueType::kBoolean;
+      } else if (value_type != "number") {
+        fail(where, "field 'value_type': unknown '" + value_type + "' (number, datetime, boolean)");
+      }
+    }
+    if (node["hook"]) {
+      const std::string hook_name = scalar(node["hook"], where, "hook");
+      metric.hook = internal::find_value_hook(hook_name);
+      if (!metric.hook) {
+        fail(where, "field 'hook': unknown value hook '" + hook_name +
+                        "' (known: " + internal::value_hook_names() + ")");
+      }
+      for (auto property : metric.hook->properties) require_selected(query, property, where, "hook");
+    }
+    metric.info = node["info"] && boolean(node["info"], where, "info");
+    if (node["scale"]) {
+      if (!node["value"] && !node["hook"]) fail(where, "field 'scale': only valid with 'value' or 'hook'");
+      if (!node["scale"].IsScalar() || !YAML::convert<double>::decode(node["scale"], metric.scale) ||
+          !std::isfinite(metric.scale) || metric.scale == 0) {
+        fail(where, "field 'scale': must be a finite non-zero number");
+      }
+    }
+    if (node["divide_by"]) {
+      if (!node["value"]) fail(where, "field 'divide_by': only valid with 'value'");
+      metric.divide_by = scalar(node["divide_by"], where, "divide_by");
+      require_selected(query, metric.divide_by, where, "divide_by");
+    }
+
+    std::set<std::string> label_names;
+    const auto add_label_name = [&](const std::string& label, std::string_view field) {
+      if (!valid_label_name(label)) {
+        fail(where, "field '" + std::string(field) + "': '" + label +
+                        "' is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)");
+      }
+      if (!label_names.insert(label).second) {
+        fail(where, "field '" + std::string(field) + "': label '" + label + "' defined twice");
+      }
+    };
+    if (const YAML::Node labels = node["labels"]) {
+      if (!labels.IsMap()) fail(where, "field 'labels': must be a mapping of label: property");
+      for (const auto& entry : labels) {
+        const std::string label = entry.first.Scalar();
+        add_label_name(label, "labels");
+        metric.labels.push_back(parse_label(label, entry.second, query, where));
+      }
+    }
+    if (const YAML::Node const_labels = node["const_labels"]) {
+      if (!const_labels.IsMap()) fail(where, "field 'const_labels': must be a mapping");
+      for (const auto& entry : const_labels) {
+        const std::string label = entry.first.Scalar();
+        add_label_name(label, "const_labels");
+        const std::string value = scalar(entry.second, where, "const_labels." + label);
+        if (!valid_utf8(value)) fail(where, "field 'const_labels." + label + "': not valid UTF-8");
+        metric.const_labels.emplace_back(label, value);
+      }
+    }
+    if (const YAML::Node enum_node = node["enum"]) {
+      const std::string enum_where = where + ", enum";
+      if (!enum_node.IsMap()) fail(where, "field 'enum': must be a mapping");
+      check_keys(enum_node, {"property", "label", "values", "lowercase"}, enum_where);
+      if (!enum_node["property"] || !enum_node["label"] || !enum_node["values"]) {
+        fail(where, "field 'enum': needs 'property', 'label' and 'values'");
+      }
+      EnumSpec spec;
+      spec.property = scalar(enum_node["property"], enum_where, "property");
+      require_selected(query, spec.property, enum_where, "property");
+      spec.label = scalar(enum_node["label"], enum_where, "label");
+      add_label_name(spec.label, "enum.label");
+      spec.values = string_list(enum_node["values"], enum_where, "values");
+      if (spec.values.empty()) fail(enum_where, "field 'values': must not be empty");
+      std::set<std::string> unique(spec.values.begin(), spec.values.end());
+      if (unique.size() != spec.values.size()) fail(enum_where, "field 'values': duplicates");
+      if (enum_node["lowercase"]) spec.lowercase = boolean(enum_node["lowercase"], enum_where, "lowercase");
+      if (type != MetricType::kGauge) fail(where, "field 'type': enum metrics are gauges");
+      metric.enum_spec = std::move(spec);
+    }
+    if (metric.info && type != MetricType::kGauge) fail(where, "field 'type': info metrics are gauges");
+
+    metric.family = family_index(metric.name, type, help, label_names, where);
+    return metric;
+  }
+
+  // Entries may share a metric name (e.g. one per cpu mode); they form one family
+  // and must agree on type and label names.
+  std::size_t family_index(const std::string& name, MetricType type, const std::string& help,
+                           const std::set<std::string>& label_names, const std::string& where) {
+    Families& families = collector_->family_templates_;
+    for (std::size_t i = 0; i < families.size(); ++i) {
+      if (families[i].name != name) continue;
+      if (families[i].type != type) fail(where, "field 'type': differs from the earlier entry");
+      if (family_labels_[i] != label_names) {
+        fail(where, "field 'labels': label names differ from the earlier entry of this metric");
+      }
+      if (!help.empty() && help != families[i].help) {
+        fail(where, "field 'help': differs from the earlier entry (omit it on repeats)");
+      }
+      return i;
+    }
+    if (help.empty()) fail(where, "field 'help' is required");
+    families.push_back(MetricFamily{name, help, type, {}});
+    family_labels_.push_back(label_names);
+    return families.size() - 1;
+  }
+
+  DefinitionOptions options_;
+  std::shared_ptr<DefinedCollector> collector_;
+  std::vector<std::set<std::string>> family_labels_;
+  std::string where_;
+};
+
+}  // namespace
+
+std::expected<CollectorPtr, std::string> parse_collector_definition(
+    const YAML::Node& node, const DefinitionOptions& options) {
+  try {
+    return Parser(options).parse(node);
+  } catch (const DefinitionError& error) {
+    return std::unexpected(std::string(error.what()));
+  } catch (const YAML::Exception& error) {
+    return std::unexpected("collector definition: " + std::string(error.what()));
+  } catch (const std::exception& error) {
+    return std::unexpected("collector definition: " + std::string(error.what()));
+  }
+}
+
+std::expected<CollectorPtr, std::string> parse_collector_definition(const YAML::Node& node) {
+  return parse_collector_definition(node, DefinitionOptions{});
+}
+
+std::expected<CollectorPtr, std::string> parse_collector_definition_text(
+    std::string_view yaml, const DefinitionOptions& options) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& error) {
+    return std::unexpected("collector definition: " + std::string(error.what()));
+  }
+  return parse_collector_definition(node, options);
+}
+
+}  // namespace collectors

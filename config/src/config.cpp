@@ -1,0 +1,861 @@
+// Loads the exporter's YAML config (format: config/CONFIG.md). Every problem becomes a
+// ConfigError "FILE:LINE: field.path: problem"; secrets are read but never echoed.
+#include "config/config.h"
+
+#include <glob.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "collectors/definition.h"
+#include "collectors/registry.h"
+
+namespace config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where a value came from: "file:line" plus its dotted field path.
+struct Loc {
+  std::string where;
+  std::string field;
+};
+
+[[noreturn]] void fail(const Loc& loc, const std::string& problem) {
+  throw ConfigError(loc.where + ": " + loc.field + ": " + problem);
+}
+
+void warn(const Loc& loc, const std::string& problem) {
+  spdlog::warn("config: {}: {}: {}", loc.where, loc.field, problem);
+}
+
+template <typename T>
+struct Located {
+  T value;
+  Loc loc;
+};
+
+std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'x'?)" for the closest candidate within a small edit distance.
+template <typename Range>
+std::string suggestion(std::string_view word, const Range& candidates) {
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& candidate : candidates) {
+    const std::size_t distance = edit_distance(word, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = std::string(candidate);
+    }
+  }
+  return best.empty() ? "" : " (did you mean " + quote(best) + "?)";
+}
+
+// One YAML file being read: turns marks into "file:line".
+class File {
+ public:
+  explicit File(std::string path) : path_(std::move(path)) {
+    const fs::path parent = fs::path(path_).parent_path();
+    dir_ = parent.empty() ? fs::path(".") : parent;
+  }
+
+  const std::string& path() const { return path_; }
+
+  std::string where(const YAML::Mark& mark) const {
+    return path_ + ":" + std::to_string(mark.line >= 0 ? mark.line + 1 : 1);
+  }
+
+  // Relative paths in a file are relative to that file's directory.
+  std::string resolve(const std::string& path) const {
+    const fs::path p(path);
+    return p.is_absolute() ? path : (dir_ / p).lexically_normal().string();
+  }
+
+  YAML::Node parse() const {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) throw ConfigError(path_ + ": cannot read: " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      return YAML::Load(text.str());
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(where(e.mark) + ": yaml: " + e.msg);
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(path_ + ": yaml: " + e.what());
+    }
+  }
+
+ private:
+  std::string path_;
+  fs::path dir_;
+};
+
+// A key/value pair in a mapping, with its location.
+struct Field {
+  const File* file;
+  YAML::Node key;
+  YAML::Node value;
+  std::string path;
+
+  // Value errors point at the value, except for null values (their mark is unreliable).
+  Loc loc() const {
+    const YAML::Mark mark =
+        value.IsDefined() && !value.IsNull() && value.Mark().line >= 0 ? value.Mark() : key.Mark();
+    return {file->where(mark), path};
+  }
+  Loc key_loc() const { return {file->where(key.Mark()), path}; }
+};
+
+std::string join(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string index(const std::string& parent, std::size_t i) {
+  return parent + "[" + std::to_string(i) + "]";
+}
+
+const char* kind(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "empty";
+  }
+}
+
+// Reads a mapping, rejecting unknown and repeated keys.
+class MapReader {
+ public:
+  MapReader(const File& file, const YAML::Node& node, const Loc& loc,
+            const std::vector<std::string_view>& allowed)
+      : file_(&file), path_(loc.field) {
+    if (!node.IsMap()) fail(loc, std::string("expected a mapping, got ") + kind(node));
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node& key = it->first;
+      const Loc key_loc{file.where(key.Mark()), path_};
+      if (!key.IsScalar()) fail(key_loc, "keys must be plain strings");
+      const std::string name = key.Scalar();
+      Field field{file_, key, it->second, join(path_, name)};
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        fail(field.key_loc(), "unknown key" + suggestion(name, allowed));
+      }
+      if (fields_.contains(name)) {
+        fail(field.key_loc(), "repeated key (first at " + fields_.at(name).key_loc().where + ")");
+      }
+      fields_.emplace(name, std::move(field));
+    }
+  }
+
+  const Field* get(std::string_view key) const {
+    auto it = fields_.find(std::string(key));
+    return it == fields_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  const File* file_;
+  std::string path_;
+  std::map<std::string, Field> fields_;
+};
+
+std::string get_string(const Field& field) {
+  if (!field.value.IsScalar()) {
+    fail(field.loc(), std::string("expected a string, got ") + kind(field.value));
+  }
+  if (field.value.Scalar().empty()) fail(field.loc(), "must not be empty");
+  return field.value.Scalar();
+}
+
+Located<std::string> located_string(const Field& field) { return {get_string(field), field.loc()}; }
+
+Located<int> get_int(const Field& field, int min, int max) {
+  const std::string text = get_string(field);
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) {
+    fail(field.loc(), "expected an integer, got " + quote(text));
+  }
+  if (value < min || value > max) {
+    fail(field.loc(), std::to_string(value) + " is out of range " + std::to_string(min) + "-" +
+                          std::to_string(max));
+  }
+  return {value, field.loc()};
+}
+
+Located<bool> get_bool(const Field& field) {
+  std::string text = get_string(field);
+  std::transform(text.begin(), text.end(), text.begin(), ::tolower);
+  if (text == "true") return {true, field.loc()};
+  if (text == "false") return {false, field.loc()};
+  fail(field.loc(), "expected true or false, got " + quote(field.value.Scalar()));
+}
+
+Located<Duration> get_duration(const Field& field) {
+  const std::string text = get_string(field);
+  auto duration = parse_duration(text);
+  if (!duration) {
+    fail(field.loc(), "invalid duration " + quote(text) + " (use e.g. 500ms, 30s, 5m, 1h, 1m30s)");
+  }
+  if (duration->count() <= 0) fail(field.loc(), "must be greater than 0");
+  return {*duration, field.loc()};
+}
+
+Located<std::size_t> get_size(const Field& field) {
+  const std::string text = get_string(field);
+  auto size = parse_size(text);
+  if (!size) fail(field.loc(), "invalid size " + quote(text) + " (use e.g. 16MiB, 512KiB, 4096)");
+  return {*size, field.loc()};
+}
+
+Located<Scheme> get_scheme(const Field& field) {
+  const std::string text = get_string(field);
+  if (text == "https") return {Scheme::kHttps, field.loc()};
+  if (text == "http") return {Scheme::kHttp, field.loc()};
+  fail(field.loc(), "scheme must be http or https, got " + quote(text));
+}
+
+Located<std::string> get_spn_service(const Field& field) {
+  std::string text = get_string(field);
+  std::transform(text.begin(), text.end(), text.begin(), ::toupper);
+  if (text != "HTTP" && text != "WSMAN") {
+    fail(field.loc(), "must be HTTP or WSMAN, got " + quote(field.value.Scalar()));
+  }
+  return {text, field.loc()};
+}
+
+// A path-valued field, made absolute relative to the declaring file.
+Located<std::string> get_path(const Field& field) {
+  return {field.file->resolve(get_string(field)), field.loc()};
+}
+
+// Sequence items with their locations; a missing or null value is an empty list.
+std::vector<Field> get_list(const Field& field) {
+  std::vector<Field> items;
+  if (field.value.IsNull()) return items;
+  if (!field.value.IsSequence()) {
+    fail(field.loc(), std::string("expected a list, got ") + kind(field.value));
+  }
+  std::size_t i = 0;
+  for (const auto& item : field.value) {
+    items.push_back(Field{field.file, field.key, item, index(field.path, i++)});
+    // A null item has no reliable mark: point at the list key.
+    if (item.IsNull()) fail(field.key_loc(), "empty list item " + items.back().path);
+  }
+  return items;
+}
+
+bool valid_label_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+Located<std::map<std::string, std::string>> get_labels(const Field& field) {
+  Located<std::map<std::string, std::string>> labels{{}, field.loc()};
+  if (field.value.IsNull()) return labels;
+  if (!field.value.IsMap()) {
+    fail(field.loc(),
+         std::string("expected a mapping of label names to values, got ") + kind(field.value));
+  }
+  for (auto it = field.value.begin(); it != field.value.end(); ++it) {
+    const std::string name = it->first.Scalar();
+    const Field label{field.file, it->first, it->second, join(field.path, name)};
+    if (!it->first.IsScalar() || !valid_label_name(name)) {
+      fail(label.key_loc(), "invalid label name (use [a-zA-Z_][a-zA-Z0-9_]*)");
+    }
+    if (name.starts_with("__")) fail(label.key_loc(), "label names starting with __ are reserved");
+    if (name == "target") fail(label.key_loc(), "the target label is set by the exporter");
+    if (!it->second.IsScalar()) fail(label.loc(), "label values must be strings");
+    if (labels.value.contains(name)) fail(label.key_loc(), "repeated label");
+    labels.value.emplace(name, it->second.Scalar());
+  }
+  return labels;
+}
+
+// --- Collector lists ---------------------------------------------------------------
+
+struct CollectorItem {
+  char op;  // '=' plain name, '+' add, '-' remove
+  std::string name;
+  Loc loc;
+};
+
+struct CollectorSpec {
+  std::vector<CollectorItem> items;
+  Loc loc;
+};
+
+CollectorSpec get_collector_spec(const Field& field) {
+  CollectorSpec spec{{}, field.loc()};
+  char mode = 0;
+  for (const Field& item : get_list(field)) {
+    std::string text = get_string(item);
+    char op = '=';
+    if (text[0] == '+' || text[0] == '-') {
+      op = text[0];
+      text.erase(0, 1);
+    }
+    if (text.empty()) fail(item.loc(), "missing collector name");
+    const char item_mode = op == '=' ? '=' : '+';
+    if (mode != 0 && mode != item_mode) {
+      fail(item.loc(),
+           "mixes plain names with +/- changes: use either a full list or only +name/-name");
+    }
+    mode = item_mode;
+    spec.items.push_back({op, text, item.loc()});
+  }
+  return spec;
+}
+
+using CollectorMap = std::map<std::string, collectors::CollectorPtr>;
+
+void check_collector_name(const CollectorItem& item, const CollectorMap& available) {
+  if (available.contains(item.name)) return;
+  std::vector<std::string> names;
+  for (const auto& [name, _] : available) names.push_back(name);
+  fail(item.loc, "unknown collector " + quote(item.name) + suggestion(item.name, names));
+}
+
+// A plain list replaces base; +name / -name edit it.
+std::vector<std::string> apply_collector_spec(std::vector<std::string> base,
+                                              const CollectorSpec& spec,
+                                              const CollectorMap& available) {
+  if (spec.items.empty()) return {};
+  for (const auto& item : spec.items) check_collector_name(item, available);
+  if (spec.items.front().op == '=') base.clear();
+  for (const auto& item : spec.items) {
+    auto it = std::find(base.begin(), base.end(), item.name);
+    if (item.op == '-') {
+      if (it != base.end()) base.erase(it);
+    } else if (it == base.end()) {
+      base.push_back(item.name);
+    }
+  }
+  return base;
+}
+
+// --- Credentials -------------------------------------------------------------------
+
+bool valid_env_name(std::string_view name) {
+  return !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+         });
+}
+
+void warn_if_world_readable(const Loc& loc, const std::string& path, const char* what) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH)) {
+    warn(loc, std::string(what) + " " + quote(path) +
+                  " is readable by every user; chmod o-r it (e.g. 0600 or 0640)");
+  }
+}
+
+// Reads a password file; one trailing line ending (and any further) is stripped.
+Secret read_password_file(const Located<std::string>& path) {
+  std::ifstream in(path.value, std::ios::binary);
+  if (!in)
+    fail(path.loc, "cannot read password file " + quote(path.value) + ": " + std::strerror(errno));
+  warn_if_world_readable(path.loc, path.value, "password file");
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) {
+    content.pop_back();
+  }
+  if (content.empty()) fail(path.loc, "password file " + quote(path.value) + " is empty");
+  return Secret(std::move(content));
+}
+
+Secret read_password_env(const Located<std::string>& name) {
+  if (!valid_env_name(name.value)) {
+    fail(name.loc, "invalid environment variable name " + quote(name.value));
+  }
+  const char* value = std::getenv(name.value.c_str());
+  if (value == nullptr) fail(name.loc, "environment variable " + name.value + " is not set");
+  if (*value == '\0') fail(name.loc, "environment variable " + name.value + " is empty");
+  return Secret(value);
+}
+
+CredentialProfile parse_credential(const File& file, const std::string& name, const Field& field) {
+  MapReader map(file, field.value, field.loc(),
+                {"auth", "username", "password", "password_file", "password_env", "keytab",
+                 "ccache", "realm", "spn_service"});
+  CredentialProfile profile;
+  profile.name = name;
+
+  if (const Field* password = map.get("password")) {
+    // Never echo the value: it is the one thing this field holds.
+    fail(password->key_loc(),
+         "inline passwords are not allowed; use password_file or password_env");
+  }
+  const Field* auth = map.get("auth");
+  if (!auth) fail(field.loc(), "missing key 'auth' (basic, kerberos or ntlm)");
+  const std::string method = get_string(*auth);
+  if (method == "basic") {
+    profile.method = AuthMethod::kBasic;
+  } else if (method == "kerberos") {
+    profile.method = AuthMethod::kKerberos;
+  } else if (method == "ntlm") {
+    profile.method = AuthMethod::kNtlm;
+  } else {
+    static constexpr std::string_view kMethods[] = {"basic", "kerberos", "ntlm"};
+    fail(auth->loc(), "auth must be basic, kerberos or ntlm, got " + quote(method) +
+                          suggestion(method, kMethods));
+  }
+  const bool kerberos = profile.method == AuthMethod::kKerberos;
+
+  if (const Field* f = map.get("username")) profile.username = get_string(*f);
+  const Field* file_field = map.get("password_file");
+  const Field* env_field = map.get("password_env");
+  if (file_field && env_field) {
+    fail(env_field->key_loc(), "give either password_file or password_env, not both");
+  }
+  if (file_field) {
+    const auto path = get_path(*file_field);
+    profile.password_file = path.value;
+    profile.password = read_password_file(path);
+  }
+  if (env_field) {
+    const auto env = located_string(*env_field);
+    profile.password_env = env.value;
+    profile.password = read_password_env(env);
+  }
+  const bool has_password = file_field || env_field;
+
+  for (const char* kerberos_only : {"keytab", "ccache", "realm"}) {
+    if (const Field* f = map.get(kerberos_only); f && !kerberos) {
+      fail(f->key_loc(), "only valid with auth: kerberos");
+    }
+  }
+  if (const Field* f = map.get("spn_service")) {
+    if (profile.method == AuthMethod::kBasic) fail(f->key_loc(), "not used with auth: basic");
+    profile.spn_service = get_spn_service(*f).value;
+  }
+
+  const Loc profile_loc = field.loc();
+  if (!kerberos) {
+    if (profile.username.empty()) fail(profile_loc, "missing key 'username'");
+    if (!has_password) fail(profile_loc, "missing password_file or password_env");
+    return profile;
+  }
+
+  const Field* keytab = map.get("keytab");
+  const Field* ccache = map.get("ccache");
+  const int sources = (keytab ? 1 : 0) + (has_password ? 1 : 0) + (ccache ? 1 : 0);
+  if (sources == 0) {
+    fail(profile_loc, "kerberos needs one of keytab, password_file/password_env or ccache");
+  }
+  if (sources > 1) {
+    fail(profile_loc,
+         "give only one of keytab, password_file/password_env or ccache (keytab is preferred)");
+  }
+  if (keytab) {
+    const auto path = get_path(*keytab);
+    profile.keytab = path.value;
+    // The keytab is read at each handshake, so it may be provisioned after start-up.
+    if (::access(path.value.c_str(), R_OK) != 0) {
+      warn(path.loc,
+           "keytab " + quote(path.value) + " is not readable yet: " + std::strerror(errno));
+    } else {
+      warn_if_world_readable(path.loc, path.value, "keytab");
+    }
+  }
+  if (ccache) profile.ccache = get_string(*ccache);
+  if ((keytab || has_password) && profile.username.empty()) {
+    fail(profile_loc, "missing key 'username' (needed with keytab or password)");
+  }
+  if (const Field* f = map.get("realm")) profile.realm = get_string(*f);
+  return profile;
+}
+
+// --- Targets -----------------------------------------------------------------------
+
+// A target (or an inventory file's defaults) as written: every field optional.
+struct TargetSpec {
+  Loc loc;
+  std::optional<Located<std::string>> name, host, connect_address, credential, tls_ca_file,
+      spn_host, spn_service;
+  std::optional<Located<int>> port;
+  std::optional<Located<Scheme>> scheme;
+  std::optional<Located<Duration>> interval, timeout;
+  std::optional<Located<bool>> tls_insecure_skip_verify;
+  std::optional<Located<std::map<std::string, std::string>>> labels;
+  std::optional<CollectorSpec> collectors;
+};
+
+bool valid_target_name(std::string_view name) {
+  return std::none_of(name.begin(), name.end(), [](char c) {
+    return std::iscntrl(static_cast<unsigned char>(c)) ||
+           std::isspace(static_cast<unsigned char>(c));
+  });
+}
+
+TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defaults) {
+  static const std::vector<std::string_view> kTargetKeys = {
+      "name",     "host",       "connect_address", "port",
+      "scheme",   "credential", "labels",          "collectors",
+      "interval", "timeout",    "tls_ca_file",     "tls_insecure_skip_verify",
+      "spn_host", "spn_service"};
+  static const std::vector<std::string_view> kDefaultsKeys = {
+      "port",       "scheme",      "credential",
+      "labels",     "collectors",  "interval",
+      "timeout",    "tls_ca_file", "tls_insecure_skip_verify",
+      "spn_service"};
+  MapReader map(file, field.value, field.loc(), is_defaults ? kDefaultsKeys : kTargetKeys);
+  TargetSpec spec;
+  spec.loc = field.loc();
+  if (const Field* f = map.get("name")) {
+    spec.name = located_string(*f);
+    if (!valid_target_name(spec.name->value)) {
+      fail(f->loc(), "target names must not contain spaces or control characters");
+    }
+  }
+  if (const Field* f = map.get("host")) {
+    spec.host = located_string(*f);
+    const std::string& host = spec.host->value;
+    if (host.find("://") != std::string::npos || host.find('/') != std::string::npos) {
+      fail(f->loc(), "host must be a host name, not a URL (use scheme and port)");
+    }
+    if (std::count(host.begin(), host.end(), ':') == 1) {
+      fail(f->loc(), "host must not include a port (use port:)");
+    }
+    if (!valid_target_name(host)) fail(f->loc(), "host must not contain spaces");
+  }
+  if (const Field* f = map.get("connect_address")) spec.connect_address = located_string(*f);
+  if (const Field* f = map.get("port")) spec.port = get_int(*f, 1, 65535);
+  if (const Field* f = map.get("scheme")) spec.scheme = get_scheme(*f);
+  if (const Field* f = map.get("credential")) spec.credential = located_string(*f);
+  if (const Field* f = map.get("labels")) spec.labels = get_labels(*f);
+  if (const Field* f = map.get("collectors")) spec.collectors = get_collector_spec(*f);
+  if (const Field* f = map.get("interval")) spec.interval = get_duration(*f);
+  if (const Field* f = map.get("timeout")) spec.timeout = get_duration(*f);
+  if (const Field* f = map.get("tls_ca_file")) spec.tls_ca_file = get_path(*f);
+  if (const Field* f = map.get("tls_insecure_skip_verify")) {
+    spec.tls_insecure_skip_verify = get_bool(*f);
+  }
+  if (const Field* f = map.get("spn_host")) spec.spn_host = located_string(*f);
+  if (const Field* f = map.get("spn_service")) spec.spn_service = get_spn_service(*f);
+  return spec;
+}
+
+// Global values remember where they were set, for messages about inherited values.
+struct GlobalSpec {
+  std::optional<Located<int>> port;
+  std::optional<Located<Duration>> interval, timeout;
+  std::optional<Located<std::string>> credential;
+};
+
+template <typename T>
+const std::optional<Located<T>>& first_set(const std::optional<Located<T>>& a,
+                                           const std::optional<Located<T>>& b) {
+  return a ? a : b;
+}
+
+class Loader {
+ public:
+  Config load(const std::string& path) {
+    config_.path = path;
+    const File file(path);
+    const YAML::Node root = file.parse();
+    const Loc root_loc{path + ":1", "(top level)"};
+    if (root.IsNull()) fail(root_loc, "the config file is empty");
+    MapReader map(file, root, {path + ":1", ""},
+                  {"global", "credentials", "targets", "inventory_files", "custom_collectors"});
+
+    config_.collectors = collectors::builtin_collectors();
+    builtin_names_ = collectors::default_collector_names();
+
+    if (const Field* f = map.get("custom_collectors")) parse_custom_collectors(*f);
+    parse_global(file, map.get("global"));
+    if (const Field* f = map.get("credentials")) parse_credentials(file, *f);
+    check_global_credential();
+
+    if (const Field* f = map.get("targets")) {
+      for (const Field& item : get_list(*f)) add_target(parse_target_spec(file, item, false), {});
+    }
+    if (const Field* f = map.get("inventory_files")) load_inventory(file, *f);
+    if (config_.targets.empty()) spdlog::warn("config: {}: no targets defined", path);
+    return std::move(config_);
+  }
+
+ private:
+  void parse_custom_collectors(const Field& field) {
+    for (const Field& item : get_list(field)) {
+      auto parsed = collectors::parse_collector_definition(item.value);
+      if (!parsed) fail(item.loc(), parsed.error());
+      const std::string& name = (*parsed)->name();
+      if (auto it = custom_sources_.find(name); it != custom_sources_.end()) {
+        fail(item.loc(), "collector " + quote(name) + " is already defined at " + it->second);
+      }
+      if (config_.collectors.contains(name)) {
+        fail(item.loc(),
+             "collector " + quote(name) + " is a built-in collector; pick another name");
+      }
+      custom_sources_.emplace(name, item.loc().where);
+      config_.collectors.emplace(name, *parsed);
+    }
+  }
+
+  void parse_global(const File& file, const Field* field) {
+    Defaults& d = config_.defaults;
+    d.collectors = builtin_names_;
+    if (!field || field->value.IsNull()) return;
+    MapReader map(
+        file, field->value, field->loc(),
+        {"interval", "timeout", "concurrency", "per_target_concurrency", "stale_after_intervals",
+         "scheme", "port", "tls_ca_file", "tls_insecure_skip_verify", "max_response_bytes",
+         "collectors", "credential", "labels"});
+    if (const Field* f = map.get("interval")) global_.interval = get_duration(*f);
+    if (const Field* f = map.get("timeout")) global_.timeout = get_duration(*f);
+    if (global_.interval) d.interval = global_.interval->value;
+    if (global_.timeout) d.timeout = global_.timeout->value;
+    if (d.timeout >= d.interval) {
+      const Loc& loc = global_.timeout ? global_.timeout->loc : global_.interval->loc;
+      fail(loc, "timeout " + format_duration(d.timeout) + " must be less than interval " +
+                    format_duration(d.interval));
+    }
+    if (const Field* f = map.get("concurrency")) d.concurrency = get_int(*f, 1, 100000).value;
+    if (const Field* f = map.get("per_target_concurrency")) {
+      d.per_target_concurrency = get_int(*f, 1, 64).value;
+    }
+    if (const Field* f = map.get("stale_after_intervals")) {
+      d.stale_after_intervals = get_int(*f, 1, 1000).value;
+    }
+    if (const Field* f = map.get("scheme")) d.scheme = get_scheme(*f).value;
+    if (const Field* f = map.get("port")) global_.port = get_int(*f, 1, 65535);
+    d.port = global_.port ? global_.port->value : default_port(d.scheme);
+    if (const Field* f = map.get("tls_ca_file")) {
+      d.tls_ca_file = get_path(*f).value;
+      warn_if_missing(get_path(*f), "tls_ca_file");
+    }
+    if (const Field* f = map.get("tls_insecure_skip_verify")) {
+      d.tls_insecure_skip_verify = get_bool(*f).value;
+    }
+    if (const Field* f = map.get("max_response_bytes")) {
+      const auto size = get_size(*f);
+      if (size.value < 4096) fail(size.loc, "must be at least 4096 bytes");
+      d.max_response_bytes = size.value;
+    }
+    if (const Field* f = map.get("collectors")) {
+      const CollectorSpec spec = get_collector_spec(*f);
+      d.collectors = apply_collector_spec(builtin_names_, spec, config_.collectors);
+      if (d.collectors.empty()) fail(spec.loc, "the collector list is empty");
+    }
+    if (const Field* f = map.get("credential")) {
+      global_.credential = located_string(*f);
+      d.credential = global_.credential->value;
+    }
+    if (const Field* f = map.get("labels")) d.labels = get_labels(*f).value;
+  }
+
+  static int default_port(Scheme scheme) { return scheme == Scheme::kHttps ? 5986 : 5985; }
+
+  static void warn_if_missing(const Located<std::string>& path, const char* what) {
+    if (::access(path.value.c_str(), R_OK) != 0) {
+      warn(path.loc, std::string(what) + " " + quote(path.value) +
+                         " is not readable: " + std::strerror(errno));
+    }
+  }
+
+  void parse_credentials(const File& file, const Field& field) {
+    if (field.value.IsNull()) return;
+    if (!field.value.IsMap()) {
+      fail(field.loc(),
+           std::string("expected a mapping of profile names, got ") + kind(field.value));
+    }
+    for (auto it = field.value.begin(); it != field.value.end(); ++it) {
+      const std::string name = it->first.Scalar();
+      const Field profile{&file, it->first, it->second, join(field.path, name)};
+      if (!it->first.IsScalar() || name.empty()) fail(profile.key_loc(), "invalid profile name");
+      if (config_.credentials.contains(name)) fail(profile.key_loc(), "repeated profile name");
+      config_.credentials.emplace(name, parse_credential(file, name, profile));
+    }
+  }
+
+  void check_global_credential() {
+    if (global_.credential) check_credential_exists(*global_.credential);
+  }
+
+  void check_credential_exists(const Located<std::string>& name) {
+    if (config_.credentials.contains(name.value)) return;
+    std::vector<std::string> names;
+    for (const auto& [n, _] : config_.credentials) names.push_back(n);
+    fail(name.loc,
+         "unknown credential profile " + quote(name.value) + suggestion(name.value, names));
+  }
+
+  // Merges target > inventory defaults > global and validates the result.
+  void add_target(const TargetSpec& spec, const std::optional<TargetSpec>& file_defaults) {
+    static const TargetSpec kNone;
+    const TargetSpec& fd = file_defaults ? *file_defaults : kNone;
+    const Defaults& d = config_.defaults;
+    Target t;
+    if (!spec.name && !spec.host) fail(spec.loc, "a target needs a name or a host");
+    t.name = spec.name ? spec.name->value : spec.host->value;
+    t.host = spec.host ? spec.host->value : t.name;
+    if (spec.connect_address) t.connect_address = spec.connect_address->value;
+    t.source = spec.loc.where;
+    const Loc name_loc = spec.name ? spec.name->loc : spec.host->loc;
+    if (auto [it, inserted] = target_sources_.emplace(t.name, name_loc.where); !inserted) {
+      fail(name_loc,
+           "duplicate target name " + quote(t.name) + " (first defined at " + it->second + ")");
+    }
+
+    const auto& scheme = first_set(spec.scheme, fd.scheme);
+    t.scheme = scheme ? scheme->value : d.scheme;
+    const auto& port = first_set(first_set(spec.port, fd.port), global_.port);
+    t.port = port ? port->value : default_port(t.scheme);
+
+    const auto& credential =
+        first_set(first_set(spec.credential, fd.credential), global_.credential);
+    if (!credential) {
+      fail(spec.loc, "no credential profile: set credential here (or global.credential)");
+    }
+    check_credential_exists(*credential);
+    t.credential = credential->value;
+    const CredentialProfile& profile = config_.credentials.at(t.credential);
+    if (profile.method == AuthMethod::kBasic && t.scheme == Scheme::kHttp &&
+        basic_http_warned_.insert(t.credential).second) {
+      warn(spec.loc, "credential " + quote(t.credential) +
+                         " uses basic auth over http: the password crosses the network in "
+                         "clear text and Windows refuses it unless AllowUnencrypted=true");
+    }
+
+    t.labels = d.labels;
+    for (const auto* labels : {&fd.labels, &spec.labels}) {
+      if (*labels) {
+        for (const auto& [k, v] : (*labels)->value) t.labels[k] = v;
+      }
+    }
+
+    const auto& interval = first_set(spec.interval, fd.interval);
+    const auto& timeout = first_set(spec.timeout, fd.timeout);
+    t.interval = interval ? interval->value : d.interval;
+    t.timeout = timeout ? timeout->value : d.timeout;
+    if (t.timeout >= t.interval) {
+      const Loc& loc = timeout ? timeout->loc : interval->loc;  // one of them is local
+      fail(loc, "timeout " + format_duration(t.timeout) + " must be less than interval " +
+                    format_duration(t.interval));
+    }
+
+    const auto& ca = first_set(spec.tls_ca_file, fd.tls_ca_file);
+    t.tls_ca_file = ca ? ca->value : d.tls_ca_file;
+    const auto& insecure = first_set(spec.tls_insecure_skip_verify, fd.tls_insecure_skip_verify);
+    t.tls_insecure_skip_verify = insecure ? insecure->value : d.tls_insecure_skip_verify;
+    if (spec.spn_host) t.spn_host = spec.spn_host->value;
+    const auto& spn_service = first_set(spec.spn_service, fd.spn_service);
+    if (spn_service) t.spn_service = spn_service->value;
+
+    t.collectors = d.collectors;
+    for (const auto* collectors_spec : {&fd.collectors, &spec.collectors}) {
+      if (*collectors_spec) {
+        t.collectors = apply_collector_spec(t.collectors, **collectors_spec, config_.collectors);
+        if (t.collectors.empty()) {
+          fail((*collectors_spec)->loc, "the target's collector list is empty");
+        }
+      }
+    }
+    config_.targets.push_back(std::move(t));
+  }
+
+  void load_inventory(const File& main_file, const Field& field) {
+    std::vector<Field> patterns;
+    if (field.value.IsScalar()) {
+      patterns.push_back(field);
+    } else {
+      patterns = get_list(field);
+    }
+    std::set<std::string> loaded{fs::weakly_canonical(main_file.path()).string()};
+    for (const Field& item : patterns) {
+      const auto pattern = get_path(item);
+      glob_t matches{};
+      const int rc = ::glob(pattern.value.c_str(), 0, nullptr, &matches);
+      std::vector<std::string> files;
+      if (rc == 0) {
+        for (std::size_t i = 0; i < matches.gl_pathc; ++i) files.emplace_back(matches.gl_pathv[i]);
+      }
+      ::globfree(&matches);
+      const bool literal = pattern.value.find_first_of("*?[") == std::string::npos;
+      if (rc == GLOB_NOMATCH && literal) {
+        fail(pattern.loc, "inventory file " + quote(pattern.value) + " does not exist");
+      }
+      if (rc == GLOB_NOMATCH) {
+        warn(pattern.loc, "pattern " + quote(pattern.value) + " matches no files");
+        continue;
+      }
+      if (rc != 0) fail(pattern.loc, "cannot expand " + quote(pattern.value));
+      std::sort(files.begin(), files.end());
+      for (const auto& path : files) {
+        // The same file matched by two patterns (or the main file itself) loads once.
+        if (!loaded.insert(fs::weakly_canonical(path).string()).second) continue;
+        load_inventory_file(path);
+      }
+    }
+  }
+
+  void load_inventory_file(const std::string& path) {
+    const File file(path);
+    const YAML::Node root = file.parse();
+    if (root.IsNull()) {
+      spdlog::warn("config: {}: inventory file is empty", path);
+      return;
+    }
+    MapReader map(file, root, {path + ":1", ""}, {"defaults", "targets"});
+    std::optional<TargetSpec> defaults;
+    if (const Field* f = map.get("defaults"); f && !f->value.IsNull()) {
+      defaults = parse_target_spec(file, *f, true);
+      if (defaults->credential) check_credential_exists(*defaults->credential);
+    }
+    if (const Field* f = map.get("targets")) {
+      for (const Field& item : get_list(*f)) {
+        add_target(parse_target_spec(file, item, false), defaults);
+      }
+    }
+  }
+
+  Config config_;
+  GlobalSpec global_;
+  std::vector<std::string> builtin_names_;
+  std::map<std::string, std::string> custom_sources_;
+  std::map<std::string, std::string> target_sources_;
+  std::set<std::string> basic_http_warned_;
+};
+
+}  // namespace
+
+Config load(const std::string& path) { return Loader().load(path); }
+
+void validate_only(const std::string& path) { (void)load(path); }
+
+}  // namespace config

@@ -1,0 +1,76 @@
+// The --config.check summary. Secrets appear only as Secret::str() masks.
+#include <sstream>
+
+#include "config/config.h"
+
+namespace config {
+namespace {
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ",") + name;
+  return out;
+}
+
+std::string format_labels(const std::map<std::string, std::string>& labels) {
+  std::string out;
+  for (const auto& [key, value] : labels) {
+    out += (out.empty() ? "" : ",") + key + "=\"" + value + "\"";
+  }
+  return "{" + out + "}";
+}
+
+}  // namespace
+
+std::string describe(const Config& config) {
+  std::ostringstream out;
+  const Defaults& d = config.defaults;
+  out << "config: " << config.path << "\n"
+      << "global: interval=" << format_duration(d.interval)
+      << " timeout=" << format_duration(d.timeout) << " concurrency=" << d.concurrency
+      << " per_target_concurrency=" << d.per_target_concurrency
+      << " stale_after_intervals=" << d.stale_after_intervals << " scheme=" << to_string(d.scheme)
+      << " port=" << d.port << " max_response_bytes=" << d.max_response_bytes
+      << " tls_ca_file=" << (d.tls_ca_file.empty() ? "(system)" : d.tls_ca_file)
+      << " tls_insecure_skip_verify=" << (d.tls_insecure_skip_verify ? "true" : "false") << "\n"
+      << "  default collectors: " << join_names(d.collectors) << "\n";
+  if (!d.credential.empty()) out << "  default credential: " << d.credential << "\n";
+  if (!d.labels.empty()) out << "  labels: " << format_labels(d.labels) << "\n";
+
+  out << "credentials (" << config.credentials.size() << "):\n";
+  for (const auto& [name, p] : config.credentials) {
+    out << "  " << name << ": auth=" << to_string(p.method);
+    if (!p.username.empty()) out << " username=" << p.username;
+    if (!p.password.empty()) {
+      out << " password=" << p.password.str();
+      if (!p.password_file.empty()) out << " (from file " << p.password_file << ")";
+      if (!p.password_env.empty()) out << " (from env " << p.password_env << ")";
+    }
+    if (!p.keytab.empty()) out << " keytab=" << p.keytab;
+    if (!p.ccache.empty()) out << " ccache=" << p.ccache;
+    if (!p.realm.empty()) out << " realm=" << p.realm;
+    if (p.method != AuthMethod::kBasic) out << " spn_service=" << p.spn_service;
+    out << "\n";
+  }
+
+  std::vector<std::string> collector_names;
+  for (const auto& [name, _] : config.collectors) collector_names.push_back(name);
+  out << "collectors available (" << collector_names.size() << "): " << join_names(collector_names)
+      << "\n";
+
+  out << "targets (" << config.targets.size() << "):\n";
+  for (const auto& t : config.targets) {
+    out << "  " << t.name << ": " << to_string(t.scheme) << "://" << t.host << ":" << t.port;
+    if (!t.connect_address.empty()) out << " connect=" << t.connect_address;
+    out << " credential=" << t.credential << " interval=" << format_duration(t.interval)
+        << " timeout=" << format_duration(t.timeout) << " collectors=" << join_names(t.collectors);
+    if (!t.labels.empty()) out << " labels=" << format_labels(t.labels);
+    if (!t.spn_host.empty()) out << " spn_host=" << t.spn_host;
+    if (!t.spn_service.empty()) out << " spn_service=" << t.spn_service;
+    if (t.tls_insecure_skip_verify) out << " tls_insecure_skip_verify=true";
+    out << " [" << t.source << "]\n";
+  }
+  return out.str();
+}
+
+}  // namespace config

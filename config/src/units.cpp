@@ -1,0 +1,118 @@
+// Duration and size strings used by the config file.
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "config/config.h"
+
+namespace config {
+namespace {
+
+// Reads leading digits; false when there are none or they overflow.
+bool take_number(std::string_view& text, std::uint64_t& out) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, out);
+  if (ec != std::errc() || ptr == begin) return false;
+  text.remove_prefix(static_cast<std::size_t>(ptr - begin));
+  return true;
+}
+
+}  // namespace
+
+std::optional<Duration> parse_duration(std::string_view text) {
+  // Units in the order they must appear, Prometheus-style.
+  struct Unit {
+    std::string_view suffix;
+    std::uint64_t millis;
+  };
+  static constexpr Unit kUnits[] = {
+      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+  if (text.empty()) return std::nullopt;
+  std::uint64_t total = 0;
+  std::size_t next_unit = 0;
+  while (!text.empty()) {
+    std::uint64_t value = 0;
+    if (!take_number(text, value)) return std::nullopt;
+    // "ms" before "m": match the longest suffix at this position.
+    std::size_t matched = std::size(kUnits);
+    for (std::size_t i = 0; i < std::size(kUnits); ++i) {
+      const auto& suffix = kUnits[i].suffix;
+      if (text.starts_with(suffix) &&
+          (text.size() == suffix.size() ||
+           !std::isalpha(static_cast<unsigned char>(text[suffix.size()])))) {
+        matched = i;
+      }
+    }
+    if (matched == std::size(kUnits) || matched < next_unit) return std::nullopt;
+    const std::uint64_t millis = kUnits[matched].millis;
+    if (value > std::numeric_limits<std::int64_t>::max() / millis) return std::nullopt;
+    total += value * millis;
+    if (total > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / 2)) {
+      return std::nullopt;
+    }
+    text.remove_prefix(kUnits[matched].suffix.size());
+    next_unit = matched + 1;
+  }
+  return Duration(static_cast<Duration::rep>(total));
+}
+
+std::optional<std::size_t> parse_size(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    std::uint64_t factor;
+  };
+  static constexpr Unit kUnits[] = {{"", 1},
+                                    {"B", 1},
+                                    {"KiB", 1ULL << 10},
+                                    {"MiB", 1ULL << 20},
+                                    {"GiB", 1ULL << 30},
+                                    {"KB", 1'000},
+                                    {"MB", 1'000'000},
+                                    {"GB", 1'000'000'000}};
+  std::uint64_t value = 0;
+  if (!take_number(text, value)) return std::nullopt;
+  for (const auto& unit : kUnits) {
+    if (text != unit.suffix) continue;
+    if (value > std::numeric_limits<std::size_t>::max() / unit.factor) return std::nullopt;
+    return static_cast<std::size_t>(value * unit.factor);
+  }
+  return std::nullopt;
+}
+
+std::string format_duration(Duration duration) {
+  auto ms = duration.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;
+  }
+  const std::pair<long long, const char*> units[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
+  for (const auto& [millis, suffix] : units) {
+    if (ms >= millis) {
+      out += std::to_string(ms / millis) + suffix;
+      ms %= millis;
+    }
+  }
+  return out;
+}
+
+const char* to_string(AuthMethod method) {
+  switch (method) {
+    case AuthMethod::kBasic:
+      return "basic";
+    case AuthMethod::kKerberos:
+      return "kerberos";
+    case AuthMethod::kNtlm:
+      return "ntlm";
+  }
+  return "?";
+}
+
+const char* to_string(Scheme scheme) { return scheme == Scheme::kHttp ? "http" : "https"; }
+
+}  // namespace config

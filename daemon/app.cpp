@@ -1,0 +1,251 @@
+#include "app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "auth_factory.h"
+#include "pages.h"
+
+namespace exporter {
+
+std::unique_ptr<winrm::Session> SessionPool::acquire() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      auto session = std::move(idle_.back());
+      idle_.pop_back();
+      return session;
+    }
+  }
+  return std::make_unique<winrm::Session>(options_, auth_, counters_);
+}
+
+void SessionPool::release(std::unique_ptr<winrm::Session> session) {
+  std::lock_guard lock(mutex_);
+  idle_.push_back(std::move(session));
+}
+
+winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target) {
+  winrm::EndpointOptions endpoint;
+  endpoint.host = target.host.empty() ? target.name : target.host;
+  endpoint.connect_address = target.connect_address;
+  endpoint.port = target.port;
+  endpoint.scheme =
+      target.scheme == config::Scheme::kHttp ? winrm::Scheme::kHttp : winrm::Scheme::kHttps;
+  endpoint.ca_file = target.tls_ca_file;
+  endpoint.insecure_skip_verify = target.tls_insecure_skip_verify;
+  endpoint.max_response_bytes = config.defaults.max_response_bytes;
+  return endpoint;
+}
+
+int default_worker_count(int flag_value) {
+  if (flag_value > 0) return flag_value;
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::clamp(2 * cores, 2, 32);
+}
+
+namespace {
+
+std::string fingerprint_of(const config::Config& config, const config::Target& target) {
+  const auto& endpoint = endpoint_for(config, target);
+  std::string out = endpoint.host + '\n' + endpoint.connect_address + '\n' +
+                    std::to_string(endpoint.port) + '\n' +
+                    (endpoint.scheme == winrm::Scheme::kHttps ? "https" : "http") + '\n' +
+                    endpoint.ca_file + '\n' + (endpoint.insecure_skip_verify ? "1" : "0") + '\n' +
+                    std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n';
+  if (auto it = config.credentials.find(target.credential); it != config.credentials.end()) {
+    // In memory only, compared for equality and never printed.
+    out += std::to_string(static_cast<int>(it->second.method)) + '\n' + it->second.username +
+           '\n' + it->second.password.reveal() + '\n' + it->second.keytab + '\n';
+  }
+  return out;
+}
+
+std::string error_kind_label(const winrm::Error& error) {
+  if (error.kind == winrm::ErrorKind::kWsmanFault && error.fault) {
+    return std::string(winrm::to_string(winrm::classify(*error.fault)));
+  }
+  return std::string(winrm::to_string(error.kind));
+}
+
+}  // namespace
+
+App::App(std::string config_path, int workers, std::string version, std::string revision)
+    : config_path_(std::move(config_path)),
+      telemetry_(std::move(version), std::move(revision)),
+      scheduler_(SchedulerOptions{default_worker_count(workers), 64},
+                 [this](const JobSpec& job, Clock::time_point deadline) { poll(job, deadline); },
+                 [this](double lag) { telemetry_.observe_lag(lag); }) {
+  telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); });
+}
+
+App::~App() { stop(); }
+
+std::expected<void, std::string> App::load() {
+  std::lock_guard lock(load_mutex_);
+  std::shared_ptr<const config::Config> loaded;
+  try {
+    loaded = std::make_shared<const config::Config>(config::load(config_path_));
+  } catch (const config::ConfigError& error) {
+    telemetry_.record_reload(false);
+    return std::unexpected(std::string(error.what()));
+  } catch (const std::exception& error) {
+    telemetry_.record_reload(false);
+    return std::unexpected(config_path_ + ": " + error.what());
+  }
+  apply(std::move(loaded));
+  telemetry_.record_reload(true);
+  ready_ = true;
+  return {};
+}
+
+void App::apply(std::shared_ptr<const config::Config> config) {
+  std::unordered_map<std::string, std::shared_ptr<Runtime>> runtimes;
+  std::vector<TargetInfo> infos;
+  std::vector<JobSpec> jobs;
+  std::unordered_map<std::string, int> caps;
+  const auto& defaults = config->defaults;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& target : config->targets) {
+      auto runtime = std::make_shared<Runtime>();
+      runtime->target = target;
+      runtime->config = config;
+      runtime->fingerprint = fingerprint_of(*config, target);
+      auto old = runtimes_.find(target.name);
+      if (old != runtimes_.end() && old->second->fingerprint == runtime->fingerprint) {
+        runtime->auth = old->second->auth;  // keep live sessions of unchanged targets
+        runtime->auth_error = old->second->auth_error;
+        runtime->pool = old->second->pool;
+      } else {
+        auto profile = config->credentials.find(target.credential);
+        if (profile == config->credentials.end()) {
+          runtime->auth_error = "unknown credential profile " + target.credential;
+        } else if (auto auth = make_auth(profile->second, target); auth) {
+          runtime->auth = *auth;
+        } else {
+          runtime->auth_error = auth.error().message;
+        }
+        winrm::SessionOptions options;
+        options.endpoint = endpoint_for(*config, target);
+        runtime->pool = std::make_shared<SessionPool>(options, runtime->auth,
+                                                      telemetry_.transport());
+        if (options.endpoint.insecure_skip_verify) {
+          spdlog::warn("target={} TLS certificate verification is disabled", target.name);
+        }
+      }
+      TargetInfo info;
+      info.name = target.name;
+      for (const auto& [name, value] : target.labels) info.labels.emplace_back(name, value);
+      info.interval = target.interval;
+      info.stale_after_intervals = defaults.stale_after_intervals;
+      info.collectors = target.collectors;
+      infos.push_back(std::move(info));
+      for (const auto& collector : target.collectors) {
+        jobs.push_back(JobSpec{target.name, collector, target.interval, target.timeout});
+      }
+      caps[target.name] = defaults.per_target_concurrency;
+      runtimes[target.name] = std::move(runtime);
+    }
+    runtimes_ = std::move(runtimes);
+    config_ = config;
+  }
+  cache_.set_targets(infos);
+  scheduler_.set_concurrency(defaults.concurrency);
+  scheduler_.set_jobs(std::move(jobs), caps);
+  spdlog::info("configuration loaded file={} targets={} jobs={}", config->path,
+               config->targets.size(), scheduler_.stats().jobs);
+}
+
+std::shared_ptr<App::Runtime> App::runtime(const std::string& target) const {
+  std::lock_guard lock(mutex_);
+  auto it = runtimes_.find(target);
+  return it == runtimes_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const config::Config> App::config() const {
+  std::lock_guard lock(mutex_);
+  return config_;
+}
+
+void App::start() { scheduler_.start(); }
+void App::stop() { scheduler_.stop(); }
+
+void App::poll(const JobSpec& job, Clock::time_point deadline) {
+  auto runtime = this->runtime(job.target);
+  if (!runtime) return;  // removed by a reload
+  auto started = Clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
+  auto fail = [&](const std::string& kind, const std::string& message) {
+    double duration = elapsed();
+    cache_.record_failure(job.target, job.collector, kind, message, duration);
+    bool first_failure;
+    {
+      std::lock_guard lock(runtime->failing_mutex);
+      first_failure = !runtime->failing[job.collector];
+      runtime->failing[job.collector] = true;
+    }
+    // Log a failure once when it starts, then at debug level until it recovers.
+    auto level = first_failure ? spdlog::level::warn : spdlog::level::debug;
+    spdlog::log(level, "poll failed target={} collector={} kind={} duration={:.3f}s error={}",
+                job.target, job.collector, kind, duration, message);
+  };
+
+  auto collector_it = runtime->config->collectors.find(job.collector);
+  if (collector_it == runtime->config->collectors.end() || !collector_it->second) {
+    fail("config", "unknown collector");
+    return;
+  }
+  if (!runtime->auth) {
+    fail("auth", runtime->auth_error);
+    return;
+  }
+  const auto& collector = *collector_it->second;
+  auto session = runtime->pool->acquire();
+  std::vector<std::vector<winrm::Row>> rows;
+  for (const auto& query : collector.queries()) {
+    auto result = session->enumerate(query.wmi_namespace, query.wql, deadline);
+    if (!result) {
+      // A session whose connection failed is dropped; the next poll connects afresh.
+      if (result.error().kind == winrm::ErrorKind::kWsmanFault) {
+        runtime->pool->release(std::move(session));
+      }
+      fail(error_kind_label(result.error()), result.error().describe());
+      return;
+    }
+    rows.push_back(std::move(*result));
+  }
+  runtime->pool->release(std::move(session));
+  auto families = collector.transform(rows);
+  if (!families) {
+    fail("collector", families.error());
+    return;
+  }
+  double duration = elapsed();
+  cache_.record_success(job.target, job.collector, std::move(*families), duration);
+  {
+    std::lock_guard lock(runtime->failing_mutex);
+    if (runtime->failing[job.collector]) {
+      spdlog::info("poll recovered target={} collector={}", job.target, job.collector);
+    }
+    runtime->failing[job.collector] = false;
+  }
+  spdlog::debug("poll ok target={} collector={} duration={:.3f}s", job.target, job.collector,
+                duration);
+}
+
+std::string App::render_metrics() const {
+  return render_metrics_page(
+      cache_.view_all(), [this](std::string& out) { telemetry_.render(out); },
+      std::chrono::steady_clock::now());
+}
+
+std::optional<std::string> App::render_probe(const std::string& target) const {
+  auto view = cache_.view(target);
+  if (!view.info) return std::nullopt;
+  return render_probe_page(view, std::chrono::steady_clock::now());
+}
+
+}  // namespace exporter

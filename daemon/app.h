@@ -1,0 +1,91 @@
+// Wires configuration, sessions, the scheduler and the cache together and handles
+// reloads: a bad configuration keeps the running one.
+#pragma once
+
+#include <atomic>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache.h"
+#include "config/config.h"
+#include "scheduler.h"
+#include "telemetry.h"
+#include "winrm/session.h"
+
+namespace exporter {
+
+// Sessions of one target, one per parallel slot, created lazily and kept alive.
+class SessionPool {
+ public:
+  SessionPool(winrm::SessionOptions options, std::shared_ptr<winrm::Auth> auth,
+              std::shared_ptr<winrm::TransportCounters> counters)
+      : options_(std::move(options)), auth_(std::move(auth)), counters_(std::move(counters)) {}
+  std::unique_ptr<winrm::Session> acquire();
+  void release(std::unique_ptr<winrm::Session> session);
+
+ private:
+  winrm::SessionOptions options_;
+  std::shared_ptr<winrm::Auth> auth_;
+  std::shared_ptr<winrm::TransportCounters> counters_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<winrm::Session>> idle_;
+};
+
+// Endpoint of a configured target (shared with the query command).
+winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target);
+
+// Scheduler worker count: flag value, or 2 x cores clamped to [2, 32].
+int default_worker_count(int flag_value);
+
+class App {
+ public:
+  App(std::string config_path, int workers, std::string version, std::string revision);
+  ~App();
+
+  // Loads and applies the configuration. Error text is ConfigError's "FILE:LINE: ...".
+  std::expected<void, std::string> load();
+  void start();
+  void stop();
+
+  bool ready() const { return ready_.load(); }
+  const Cache& cache() const { return cache_; }
+  const Telemetry& telemetry() const { return telemetry_; }
+  std::shared_ptr<const config::Config> config() const;
+
+  std::string render_metrics() const;
+  std::optional<std::string> render_probe(const std::string& target) const;
+
+ private:
+  struct Runtime {
+    config::Target target;
+    std::shared_ptr<const config::Config> config;
+    std::string fingerprint;  // endpoint + credentials: sessions are reused while equal
+    std::shared_ptr<winrm::Auth> auth;
+    std::string auth_error;  // set when auth could not be built
+    std::shared_ptr<SessionPool> pool;
+    std::mutex failing_mutex;
+    std::unordered_map<std::string, bool> failing;  // collector -> last poll failed (log once)
+  };
+
+  void apply(std::shared_ptr<const config::Config> config);
+  void poll(const JobSpec& job, Clock::time_point deadline);
+  std::shared_ptr<Runtime> runtime(const std::string& target) const;
+
+  std::string config_path_;
+  std::mutex load_mutex_;  // serialises SIGHUP and /-/reload
+  Telemetry telemetry_;
+  Cache cache_;
+  Scheduler scheduler_;
+  std::atomic<bool> ready_{false};
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<const config::Config> config_;
+  std::unordered_map<std::string, std::shared_ptr<Runtime>> runtimes_;
+};
+
+}  // namespace exporter

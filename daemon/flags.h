@@ -1,0 +1,61 @@
+// Command-line flags in the Prometheus exporter convention (--config.file, --web.*,
+// --log.*), plus the `query` troubleshooting subcommand.
+#pragma once
+
+#include <expected>
+#include <string>
+#include <vector>
+
+namespace exporter {
+
+inline constexpr int kDefaultPort = 9725;
+
+struct ServeFlags {
+  std::string config_file = "winrm_exporter.yml";
+  bool config_check = false;
+  std::vector<std::string> listen_addresses;  // default {":9725"}
+  std::string log_level = "info";
+  std::string log_format = "logfmt";
+  int scheduler_workers = 0;  // 0 = 2 * cores, clamped to [2, 32]
+  int web_max_requests = 8;   // HTTP worker threads
+};
+
+struct QueryFlags {
+  std::string config_file;
+  std::string target;
+  std::string wmi_namespace = "root/cimv2";
+  std::string host;
+  int port = 0;  // 5986 for https, 5985 for http
+  std::string scheme = "https";
+  std::string user;
+  std::string password_file;
+  std::string connect_address;
+  std::string ca_file;
+  bool insecure_skip_verify = false;
+  double timeout_seconds = 30;
+  std::string log_level = "warn";
+  std::string wql;
+};
+
+struct Flags {
+  enum class Command { kServe, kQuery, kHelp, kVersion };
+  Command command = Command::kServe;
+  bool query_help = false;
+  ServeFlags serve;
+  QueryFlags query;
+};
+
+// args excludes argv[0]. Error text names the offending flag.
+std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& args);
+
+std::string usage_text();
+std::string query_usage_text();
+
+// ":9725" -> {"0.0.0.0", 9725}; "[::1]:9725"; "localhost:0". Error for bad input.
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+std::expected<ListenAddress, std::string> parse_listen_address(const std::string& address);
+
+}  // namespace exporter

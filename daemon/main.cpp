@@ -1,0 +1,159 @@
+// winrm_exporter: Prometheus exporter polling Windows hosts with WQL over WinRM.
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+
+#include "app.h"
+#include "flags.h"
+#include "log.h"
+#include "query_command.h"
+#include "sd_notify.h"
+#include "web.h"
+
+namespace {
+
+using namespace exporter;
+
+constexpr const char* kVersion = WINRM_EXPORTER_VERSION;
+constexpr const char* kRevision = WINRM_EXPORTER_REVISION;
+
+int check_config(const std::string& path) {
+  try {
+    config::Config config = config::load(path);
+    std::size_t jobs = 0;
+    for (const auto& target : config.targets) jobs += target.collectors.size();
+    std::cout << "configuration OK: " << path << "\n"
+              << "  targets: " << config.targets.size() << "\n"
+              << "  credential profiles: " << config.credentials.size() << "\n"
+              << "  collectors available: " << config.collectors.size() << "\n"
+              << "  polls per round (target x collector): " << jobs << "\n";
+    return 0;
+  } catch (const std::exception& error) {
+    std::cerr << "configuration invalid: " << error.what() << "\n";
+    return 1;
+  }
+}
+
+int serve(const ServeFlags& flags) {
+  std::vector<ListenAddress> addresses;
+  for (const auto& text : flags.listen_addresses) addresses.push_back(*parse_listen_address(text));
+
+  // Signals are taken synchronously by the main thread; block them before any thread
+  // starts so that every thread inherits the mask.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  spdlog::info("starting winrm_exporter version={} revision={}", kVersion, kRevision);
+  App app(flags.config_file, flags.scheduler_workers, kVersion, kRevision);
+  if (auto loaded = app.load(); !loaded) {
+    spdlog::error("cannot load configuration: {}", loaded.error());
+    return 1;
+  }
+
+  auto reload = [&app]() -> std::expected<void, std::string> {
+    auto result = app.load();
+    if (result) {
+      spdlog::info("configuration reloaded");
+    } else {
+      spdlog::error("configuration reload failed, keeping the running configuration: {}",
+                    result.error());
+    }
+    return result;
+  };
+  WebHandlers handlers;
+  handlers.metrics = [&app] { return app.render_metrics(); };
+  handlers.probe = [&app](const std::string& target) { return app.render_probe(target); };
+  handlers.ready = [&app] { return app.ready(); };
+  handlers.reload = [&reload] {
+    sd_notify("RELOADING=1");
+    auto result = reload();
+    sd_notify("READY=1");
+    return result;
+  };
+  handlers.version = kVersion;
+  WebServer web(handlers, flags.web_max_requests);
+  if (auto bound = web.bind(addresses); !bound) {
+    spdlog::error("{}", bound.error());
+    return 1;
+  }
+  app.start();
+  web.start();
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
+    spdlog::info("listening address={}:{}", addresses[i].host, web.ports()[i]);
+  }
+  sd_notify("READY=1");
+
+  auto watchdog = sd_watchdog_interval();
+  auto wait = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog)
+                       : std::chrono::milliseconds(1000);
+  wait = std::clamp(wait, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
+  timespec timeout{static_cast<time_t>(wait.count() / 1000),
+                   static_cast<long>((wait.count() % 1000) * 1000000)};
+  for (;;) {
+    int signal = sigtimedwait(&signals, nullptr, &timeout);
+    if (signal == SIGHUP) {
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      sd_notify("RELOADING=1\nMONOTONIC_USEC=" +
+                std::to_string(static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000));
+      (void)reload();
+      sd_notify("READY=1");
+    } else if (signal == SIGTERM || signal == SIGINT) {
+      spdlog::info("shutting down signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (watchdog) sd_notify("WATCHDOG=1");
+  }
+  sd_notify("STOPPING=1");
+  web.stop();
+  app.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto flags = parse_flags(args);
+  if (!flags) {
+    std::cerr << "winrm_exporter: " << flags.error() << "\n"
+              << (!args.empty() && args[0] == "query" ? "see: winrm_exporter query --help\n"
+                                                      : "see: winrm_exporter --help\n");
+    return 2;
+  }
+  switch (flags->command) {
+    case Flags::Command::kHelp:
+      std::cout << usage_text();
+      return 0;
+    case Flags::Command::kVersion:
+      std::cout << "winrm_exporter, version " << kVersion << " (revision: " << kRevision
+                << ")\n  compiler: g++ " << __VERSION__ << "\n";
+      return 0;
+    case Flags::Command::kQuery:
+      if (flags->query_help) {
+        std::cout << query_usage_text();
+        return 0;
+      }
+      setup_logging(flags->query.log_level, LogFormat::kLogfmt);
+      return run_query(flags->query, std::cout, std::cerr);
+    case Flags::Command::kServe:
+      break;
+  }
+  const ServeFlags& serve_flags = flags->serve;
+  setup_logging(serve_flags.log_level,
+                serve_flags.log_format == "json" ? LogFormat::kJson : LogFormat::kLogfmt);
+  if (serve_flags.config_check) return check_config(serve_flags.config_file);
+  return serve(serve_flags);
+}

@@ -1,0 +1,137 @@
+#include "pages.h"
+
+#include "exposition.h"
+
+namespace exporter {
+
+namespace {
+
+using collectors::MetricType;
+
+// Label prefix per target: `target="x",k="v"` (with_target) or `k="v"`.
+std::string target_prefix(const TargetInfo& info, bool with_target) {
+  collectors::Labels labels;
+  if (with_target) labels.emplace_back("target", info.name);
+  labels.insert(labels.end(), info.labels.begin(), info.labels.end());
+  return render_label_pairs(labels);
+}
+
+std::string join(std::string_view prefix, std::string_view more) {
+  if (prefix.empty()) return std::string(more);
+  if (more.empty()) return std::string(prefix);
+  std::string out(prefix);
+  out += ',';
+  out += more;
+  return out;
+}
+
+bool collector_success(const TargetInfo& info, const Cache::CollectorView& view,
+                       std::chrono::steady_clock::time_point now) {
+  return view.snapshot && view.snapshot->success && Cache::fresh(info, *view.snapshot, now);
+}
+
+// Per-target self series. `target_labels` is `target="x"` or empty (probe).
+void write_self_series(std::string& out, const std::vector<Cache::TargetView>& targets,
+                       const std::vector<std::string>& target_labels,
+                       std::chrono::steady_clock::time_point now) {
+  {
+    FamilyWriter family(out, "winrm_exporter_target_up",
+                        "1 when the latest poll of at least one collector of the target succeeded.",
+                        MetricType::kGauge);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      bool up = false;
+      for (const auto& view : targets[i].collectors) {
+        up = up || collector_success(*targets[i].info, view, now);
+      }
+      family.sample(target_labels[i], up ? 1 : 0);
+    }
+  }
+  auto per_collector = [&](std::string_view name, std::string_view help, MetricType type,
+                           auto&& emit) {
+    FamilyWriter family(out, name, help, type);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      for (const auto& view : targets[i].collectors) {
+        std::string labels = join(target_labels[i], render_label_pairs({{"collector", view.collector}}));
+        emit(family, labels, *targets[i].info, view);
+      }
+    }
+  };
+  per_collector("winrm_exporter_collector_success",
+                "1 when the latest poll of the collector succeeded and its data is not stale.",
+                MetricType::kGauge, [&](FamilyWriter& family, const std::string& labels,
+                                        const TargetInfo& info, const Cache::CollectorView& view) {
+                  family.sample(labels, collector_success(info, view, now) ? 1 : 0);
+                });
+  per_collector("winrm_exporter_collector_duration_seconds",
+                "Duration of the latest poll of the collector.", MetricType::kGauge,
+                [&](FamilyWriter& family, const std::string& labels, const TargetInfo&,
+                    const Cache::CollectorView& view) {
+                  if (view.snapshot) family.sample(labels, view.snapshot->duration_seconds);
+                });
+  per_collector("winrm_exporter_collector_last_success_timestamp_seconds",
+                "Unix time of the latest successful poll of the collector.", MetricType::kGauge,
+                [&](FamilyWriter& family, const std::string& labels, const TargetInfo&,
+                    const Cache::CollectorView& view) {
+                  if (view.snapshot && view.snapshot->last_success_unix > 0) {
+                    family.sample(labels, view.snapshot->last_success_unix);
+                  }
+                });
+  per_collector("winrm_exporter_collector_errors_total",
+                "Failed polls of the collector by error kind.", MetricType::kCounter,
+                [&](FamilyWriter& family, const std::string& labels, const TargetInfo&,
+                    const Cache::CollectorView& view) {
+                  for (const auto& [kind, count] : view.errors.by_kind) {
+                    family.sample(join(labels, render_label_pairs({{"kind", kind}})),
+                                  static_cast<double>(count));
+                  }
+                });
+}
+
+std::string render(const std::vector<Cache::TargetView>& targets, bool with_target,
+                   const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
+  std::vector<std::string> prefixes;
+  std::vector<std::string> self_labels;
+  prefixes.reserve(targets.size());
+  self_labels.reserve(targets.size());
+  std::size_t series_estimate = 0;
+  for (const auto& target : targets) {
+    prefixes.push_back(target_prefix(*target.info, with_target));
+    self_labels.push_back(with_target ? render_label_pairs({{"target", target.info->name}})
+                                      : std::string());
+    for (const auto& view : target.collectors) {
+      if (view.snapshot && view.snapshot->families) {
+        for (const auto& family : *view.snapshot->families) series_estimate += family.samples.size();
+      }
+    }
+  }
+  std::string out;
+  out.reserve(4096 + series_estimate * 96);
+  if (extra) extra(out);
+  write_self_series(out, targets, self_labels, now);
+
+  std::vector<FamilySource> sources;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    for (const auto& view : targets[i].collectors) {
+      if (view.snapshot && Cache::fresh(*targets[i].info, *view.snapshot, now)) {
+        sources.push_back(FamilySource{prefixes[i], view.snapshot->families.get()});
+      }
+    }
+  }
+  write_families(out, sources);
+  return out;
+}
+
+}  // namespace
+
+std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
+                                const ExtraRenderer& extra,
+                                std::chrono::steady_clock::time_point now) {
+  return render(targets, true, extra, now);
+}
+
+std::string render_probe_page(const Cache::TargetView& target,
+                              std::chrono::steady_clock::time_point now) {
+  return render({target}, false, nullptr, now);
+}
+
+}  // namespace exporter

@@ -1,0 +1,28 @@
+// Renders /metrics and /probe bodies from cache views plus the exporter's telemetry.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache.h"
+
+namespace exporter {
+
+// Appends process-wide self metrics (telemetry) to a page.
+using ExtraRenderer = std::function<void(std::string& out)>;
+
+// /metrics: extra (may be empty), per-target self series with a `target` label,
+// then every fresh cached family with `target` + configured labels.
+std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
+                                const ExtraRenderer& extra,
+                                std::chrono::steady_clock::time_point now);
+
+// /probe: one target's self series and fresh families without the `target` label
+// (configured labels stay).
+std::string render_probe_page(const Cache::TargetView& target,
+                              std::chrono::steady_clock::time_point now);
+
+}  // namespace exporter

@@ -1,0 +1,68 @@
+#!/bin/bash
+# Builds the real Dockerfile without a Docker engine and runs the image:
+#   1. if docker.io/library/debian:bookworm-slim is not in local storage, makes it
+#      with mmdebstrap (minbase) and imports it with buildah;
+#   2. buildah bud --isolation chroot (the multi-stage Dockerfile, unchanged);
+#   3. buildah run the image (its own USER) with --version and --help, and checks
+#      the image metadata (numeric non-root user, entrypoint, port, KRB5CCNAME).
+# Heavy (minutes, needs root and network to the Debian mirror); not part of `make test`.
+# Usage: packaging/docker-build-check.sh [IMAGE_TAG]     (default winrm_exporter:check)
+# Needs the Debian packages buildah and mmdebstrap.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+tag=${1:-winrm_exporter:check}
+base=docker.io/library/debian:bookworm-slim
+mirror=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)}
+mirror=${mirror:-http://deb.debian.org/debian}
+
+for tool in buildah mmdebstrap; do
+  command -v $tool >/dev/null || { echo "missing $tool: apt-get install $tool" >&2; exit 1; }
+done
+work=$(mktemp -d)
+containers=()
+cleanup() {
+  for c in "${containers[@]}"; do buildah rm "$c" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { echo "== $(date +%T) $*"; }
+t0=$SECONDS
+
+if ! buildah inspect --type image "$base" >/dev/null 2>&1; then
+  step "creating $base with mmdebstrap from $mirror"
+  mmdebstrap --variant=minbase --quiet bookworm "$work/base.tar" "$mirror"
+  c=$(buildah from scratch); containers+=("$c")
+  buildah add --quiet "$c" "$work/base.tar" /
+  buildah config --cmd /bin/bash "$c"
+  buildah commit --quiet "$c" "$base" >/dev/null
+  echo "base image done after $((SECONDS - t0)) s"
+fi
+
+step "buildah bud -t $tag"
+t1=$SECONDS
+buildah bud --isolation chroot --pull=never --layers=false -t "$tag" -f "$src/Dockerfile" "$src"
+echo "image built in $((SECONDS - t1)) s"
+
+step "checking image metadata"
+user=$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$tag")
+entrypoint=$(buildah inspect --type image --format '{{json .OCIv1.Config.Entrypoint}}' "$tag")
+env=$(buildah inspect --type image --format '{{json .OCIv1.Config.Env}}' "$tag")
+ports=$(buildah inspect --type image --format '{{json .OCIv1.Config.ExposedPorts}}' "$tag")
+echo "user=$user entrypoint=$entrypoint ports=$ports"
+[[ $user =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || { echo "USER is not a numeric non-root id" >&2; exit 1; }
+[ "$entrypoint" = '["/usr/bin/winrm_exporter"]' ] || { echo "unexpected ENTRYPOINT" >&2; exit 1; }
+grep -q 'KRB5CCNAME=MEMORY:' <<<"$env" || { echo "KRB5CCNAME is not a MEMORY: cache" >&2; exit 1; }
+grep -q '9725/tcp' <<<"$ports" || { echo "port 9725 not exposed" >&2; exit 1; }
+
+step "running the image"
+c=$(buildah from --pull-never "$tag"); containers+=("$c")
+uid=$(buildah run --isolation chroot "$c" -- id -u)
+[ "$uid" = "${user%%:*}" ] || { echo "runs as uid $uid, expected ${user%%:*}" >&2; exit 1; }
+buildah run --isolation chroot "$c" -- /usr/bin/winrm_exporter --version
+buildah run --isolation chroot "$c" -- /usr/bin/winrm_exporter --help | head -n 40
+# Every shared library resolves inside the runtime image.
+if buildah run --isolation chroot "$c" -- ldd /usr/bin/winrm_exporter | grep 'not found'; then
+  echo "missing runtime libraries in the image" >&2; exit 1
+fi
+buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$tag"
+echo "docker-build-check: OK in $((SECONDS - t0)) s"

@@ -1,0 +1,78 @@
+// winrm-sim configuration (YAML). See sim/README.md for the reference.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sim {
+
+using Millis = std::chrono::milliseconds;
+
+struct ListenerConfig {
+  bool enabled = false;
+  std::string address = "127.0.0.1";
+  int port = 0;
+  std::string cert;  // https only
+  std::string key;   // https only
+};
+
+struct UserConfig {
+  std::string username;
+  std::string password;
+};
+
+// Per-virtual-host overrides and fault modes. Hosts not listed use defaults.
+struct HostConfig {
+  std::string name;  // lower-cased
+  std::optional<int> cpus;
+  std::optional<int> disks;
+  std::optional<int> nics;
+  std::optional<int> services;
+  std::optional<int> processes;
+  Millis delay{0};
+  std::uint64_t trickle_bytes_per_second = 0;
+  bool close_mid_body = false;
+  std::string fault;  // empty = none
+  int pull_timeouts = 0;
+  bool expire_context_once = false;
+  bool malformed_xml = false;
+  std::uint64_t oversized_bytes = 0;
+  bool always_401 = false;
+  std::vector<std::string> auth{"basic", "negotiate"};  // lower-cased scheme names
+};
+
+// Parsed but only used once the kerberos work adds sim/negotiate.*.
+struct NegotiateConfig {
+  bool enabled = false;
+  std::string keytab;
+  bool require_encryption_on_http = true;
+  std::string cbt = "none";
+};
+
+struct SimConfig {
+  ListenerConfig https;
+  ListenerConfig http;
+  Millis keep_alive_timeout{5000};
+  int page_size = 50;
+  int threads = 16;
+  Millis enumeration_timeout{240000};
+  std::vector<UserConfig> users;
+  std::vector<HostConfig> hosts;
+  std::vector<std::string> replay;  // absolute paths
+  NegotiateConfig negotiate;
+};
+
+// The fault names accepted by `hosts[].fault`.
+const std::vector<std::string>& known_fault_names();
+
+// Parses "5s", "250ms", "2m", "1h" or a bare number of seconds. Throws on bad input.
+Millis parse_duration(const std::string& text);
+
+// Loads and validates the YAML file; unknown keys are errors. Relative paths (replay,
+// certs) are resolved against the config file's directory. Throws std::runtime_error.
+SimConfig load_config(const std::string& path);
+SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir);
+
+}  // namespace sim

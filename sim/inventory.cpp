@@ -1,0 +1,1637 @@
+#include "inventory.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <numbers>
+#include <stdexcept>
+
+namespace sim {
+
+// ---------------------------------------------------------------------------
+// Host model
+// ---------------------------------------------------------------------------
+
+struct DiskModel {
+  std::string letter;  // "C:"
+  std::uint64_t size_bytes;
+  double free_frac;
+  double reads_per_s, writes_per_s, read_bytes_per_op, write_bytes_per_op, latency_s;
+  double phase;
+  std::string serial;
+  std::string volume_name;
+};
+
+struct NicModel {
+  std::string description;  // Win32_NetworkAdapterConfiguration Description
+  std::string perf_name;    // Tcpip_NetworkInterface Name
+  std::string service_name;
+  std::string mac, ipv4, ipv6, gateway, guid;
+  std::uint64_t bandwidth_bps;
+  double rx_bytes_per_s, tx_bytes_per_s, phase;
+  int index, interface_index;
+};
+
+struct ServiceModel {
+  int catalog;
+  std::string name;  // catalog name or synthetic
+  std::string display;
+  std::string description;
+  std::string path;
+  std::string start_mode;
+  std::string state;
+  std::string start_name;
+  bool own_process;
+  std::uint32_t pid;
+};
+
+struct ProcessModel {
+  std::string name;
+  std::string exe_path;  // empty for System/Idle
+  std::uint32_t pid, ppid;
+  int session;
+  double cpu_share;  // fraction of one CPU
+  std::uint64_t working_set, private_bytes, virtual_bytes;
+  std::uint32_t handles, threads, priority;
+  double start_offset_s;  // seconds after boot
+  double io_read_bps, io_write_bps;
+};
+
+struct HostModel {
+  std::string host;  // lower-cased virtual host name
+  std::uint64_t seed;
+  std::string cs_name;  // NETBIOS style upper case
+  std::string dns_host, domain;
+  int cpus, sockets;
+  std::uint64_t mem_bytes, pagefile_bytes;
+  int os;
+  double boot_unix, install_unix;
+  double avail_frac;
+  std::vector<double> core_busy, core_phase;
+  std::vector<DiskModel> disks;
+  std::vector<NicModel> nics;
+  std::vector<ServiceModel> services;
+  std::vector<ProcessModel> processes;
+  std::string serial_number;
+  std::string cpu_name;
+  int cpu_mhz;
+  std::string manufacturer, model_name;
+};
+
+namespace {
+
+constexpr double kFiletimeEpochOffset = 11644473600.0;  // seconds 1601 -> 1970
+constexpr double kTwoPi = 2 * std::numbers::pi;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct Rng {
+  std::uint64_t state;
+  explicit Rng(std::uint64_t s) : state(s) {}
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<std::uint64_t>(hi - lo + 1)); }
+  double uniform(double lo, double hi) { return lo + (hi - lo) * (static_cast<double>(next() >> 11) / 9007199254740992.0); }
+  bool chance(double p) { return uniform(0, 1) < p; }
+};
+
+std::uint64_t filetime(double unix_s) {
+  return static_cast<std::uint64_t>((unix_s + kFiletimeEpochOffset) * 1e7);
+}
+
+// Integral of base*(1 + amp*sin(2*pi*t/period + phase)) from 0 to t: a monotonic counter
+// whose rate wanders between base*(1-amp) and base*(1+amp).
+double wave_integral(double t, double base, double amp, double period, double phase) {
+  return base * t + base * amp * (std::cos(phase) - std::cos(kTwoPi * t / period + phase)) * period / kTwoPi;
+}
+
+double gauge(double t, double base, double amp, double period, double phase) {
+  return base * (1 + amp * std::sin(kTwoPi * t / period + phase));
+}
+
+std::uint64_t u64(double v) { return v <= 0 ? 0 : static_cast<std::uint64_t>(v); }
+
+struct OsInfo {
+  const char* caption;
+  const char* version;
+  const char* build;
+  int sku;
+};
+constexpr std::array<OsInfo, 5> kOses{{
+    {"Microsoft Windows Server 2012 R2 Standard", "6.3.9600", "9600", 7},
+    {"Microsoft Windows Server 2016 Standard", "10.0.14393", "14393", 7},
+    {"Microsoft Windows Server 2019 Datacenter", "10.0.17763", "17763", 8},
+    {"Microsoft Windows Server 2019 Standard", "10.0.17763", "17763", 7},
+    {"Microsoft Windows Server 2022 Standard", "10.0.20348", "20348", 7},
+}};
+
+struct ServiceSpec {
+  const char* name;
+  const char* display;
+  const char* path;
+  const char* start_mode;  // typical
+  bool running;            // typical
+  const char* start_name;
+  bool own_process;
+};
+
+// Real Windows Server services (name, display name, binary, typical mode/state).
+constexpr ServiceSpec kServices[] = {
+    {"AeLookupSvc", "Application Experience", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
+    {"ALG", "Application Layer Gateway Service", "C:\\Windows\\System32\\alg.exe", "Manual", false, "NT AUTHORITY\\LocalService", true},
+    {"AppIDSvc", "Application Identity", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false, "NT Authority\\LocalService", false},
+    {"Appinfo", "Application Information", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", true, "LocalSystem", false},
+    {"AppMgmt", "Application Management", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"AudioEndpointBuilder", "Windows Audio Endpoint Builder", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"Audiosrv", "Windows Audio", "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false, "NT AUTHORITY\\LocalService", false},
+    {"BFE", "Base Filtering Engine", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"BITS", "Background Intelligent Transfer Service", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"BrokerInfrastructure", "Background Tasks Infrastructure Service", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"CertPropSvc", "Certificate Propagation", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"COMSysApp", "COM+ System Application", "C:\\Windows\\system32\\dllhost.exe /Processid:{02D4B3F1-FD88-11D1-960D-00805FC79235}", "Manual", false, "LocalSystem", true},
+    {"CryptSvc", "Cryptographic Services", "C:\\Windows\\system32\\svchost.exe -k NetworkService", "Auto", true, "NT Authority\\NetworkService", false},
+    {"DcomLaunch", "DCOM Server Process Launcher", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"defragsvc", "Optimize drives", "C:\\Windows\\system32\\svchost.exe -k defragsvc", "Manual", false, "localSystem", false},
+    {"DeviceInstall", "Device Install Service", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Manual", false, "LocalSystem", false},
+    {"Dhcp", "DHCP Client", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Auto", true, "NT Authority\\LocalService", false},
+    {"DiagTrack", "Connected User Experiences and Telemetry", "C:\\Windows\\System32\\svchost.exe -k utcsvc", "Auto", true, "LocalSystem", false},
+    {"Dnscache", "DNS Client", "C:\\Windows\\system32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"dot3svc", "Wired AutoConfig", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "localSystem", false},
+    {"DPS", "Diagnostic Policy Service", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"DsmSvc", "Device Setup Manager", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"Eaphost", "Extensible Authentication Protocol", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
+    {"EventLog", "Windows Event Log", "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"EventSystem", "COM+ Event System", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"fdPHost", "Function Discovery Provider Host", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false, "NT AUTHORITY\\LocalService", false},
+    {"FDResPub", "Function Discovery Resource Publication", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Manual", false, "NT AUTHORITY\\LocalService", false},
+    {"FontCache", "Windows Font Cache Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"gpsvc", "Group Policy Client", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"hidserv", "Human Interface Device Service", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"IKEEXT", "IKE and AuthIP IPsec Keying Modules", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"iphlpsvc", "IP Helper", "C:\\Windows\\System32\\svchost.exe -k NetSvcs", "Auto", true, "LocalSystem", false},
+    {"KeyIso", "CNG Key Isolation", "C:\\Windows\\system32\\lsass.exe", "Manual", true, "LocalSystem", false},
+    {"KPSSVC", "KDC Proxy Server service (KPS)", "C:\\Windows\\system32\\svchost.exe -k KpsSvcGroup", "Manual", false, "NT AUTHORITY\\NetworkService", false},
+    {"LanmanServer", "Server", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"LanmanWorkstation", "Workstation", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"lmhosts", "TCP/IP NetBIOS Helper", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", true, "NT AUTHORITY\\LocalService", false},
+    {"LSM", "Local Session Manager", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"MMCSS", "Multimedia Class Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"MpsSvc", "Windows Firewall", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true, "NT Authority\\LocalService", false},
+    {"MSDTC", "Distributed Transaction Coordinator", "C:\\Windows\\System32\\msdtc.exe", "Auto", true, "NT AUTHORITY\\NetworkService", true},
+    {"MSiSCSI", "Microsoft iSCSI Initiator Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"msiserver", "Windows Installer", "C:\\Windows\\system32\\msiexec.exe /V", "Manual", false, "LocalSystem", true},
+    {"napagent", "Network Access Protection Agent", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", false, "NT AUTHORITY\\NetworkService", false},
+    {"Netlogon", "Netlogon", "C:\\Windows\\system32\\lsass.exe", "Manual", false, "LocalSystem", false},
+    {"Netman", "Network Connections", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"netprofm", "Network List Service", "C:\\Windows\\System32\\svchost.exe -k LocalService", "Manual", true, "NT AUTHORITY\\LocalService", false},
+    {"NlaSvc", "Network Location Awareness", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"nsi", "Network Store Interface Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT Authority\\LocalService", false},
+    {"PerfHost", "Performance Counter DLL Host", "C:\\Windows\\SysWow64\\perfhost.exe", "Manual", false, "NT AUTHORITY\\LocalService", true},
+    {"pla", "Performance Logs & Alerts", "C:\\Windows\\System32\\svchost.exe -k LocalServiceNoNetwork", "Manual", false, "NT AUTHORITY\\LocalService", false},
+    {"PlugPlay", "Plug and Play", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Manual", true, "LocalSystem", false},
+    {"PolicyAgent", "IPsec Policy Agent", "C:\\Windows\\system32\\svchost.exe -k NetworkServiceNetworkRestricted", "Manual", false, "NT Authority\\NetworkService", false},
+    {"Power", "Power", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"ProfSvc", "User Profile Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"RasMan", "Remote Access Connection Manager", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
+    {"RemoteRegistry", "Remote Registry", "C:\\Windows\\system32\\svchost.exe -k localService", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"RpcEptMapper", "RPC Endpoint Mapper", "C:\\Windows\\system32\\svchost.exe -k RPCSS", "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"RpcLocator", "Remote Procedure Call (RPC) Locator", "C:\\Windows\\system32\\locator.exe", "Manual", false, "NT AUTHORITY\\NetworkService", true},
+    {"RpcSs", "Remote Procedure Call (RPC)", "C:\\Windows\\system32\\svchost.exe -k rpcss", "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"RSoPProv", "Resultant Set of Policy Provider", "C:\\Windows\\system32\\RSoPProv.exe", "Manual", false, "LocalSystem", true},
+    {"SamSs", "Security Accounts Manager", "C:\\Windows\\system32\\lsass.exe", "Auto", true, "LocalSystem", false},
+    {"SCardSvr", "Smart Card", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false, "NT AUTHORITY\\LocalService", false},
+    {"Schedule", "Task Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"SENS", "System Event Notification Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"SessionEnv", "Remote Desktop Configuration", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", true, "localSystem", false},
+    {"SharedAccess", "Internet Connection Sharing (ICS)", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Disabled", false, "LocalSystem", false},
+    {"ShellHWDetection", "Shell Hardware Detection", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"smphost", "Microsoft Storage Spaces SMP", "C:\\Windows\\System32\\svchost.exe -k smphost", "Manual", false, "NT AUTHORITY\\NetworkService", false},
+    {"SNMPTRAP", "SNMP Trap", "C:\\Windows\\System32\\snmptrap.exe", "Manual", false, "NT AUTHORITY\\LocalService", true},
+    {"Spooler", "Print Spooler", "C:\\Windows\\System32\\spoolsv.exe", "Auto", true, "LocalSystem", true},
+    {"sppsvc", "Software Protection", "C:\\Windows\\system32\\sppsvc.exe", "Auto", false, "NT AUTHORITY\\NetworkService", true},
+    {"SSDPSRV", "SSDP Discovery", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false, "NT AUTHORITY\\LocalService", false},
+    {"SstpSvc", "Secure Socket Tunneling Protocol Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false, "NT Authority\\LocalService", false},
+    {"svsvc", "Spot Verifier", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"swprv", "Microsoft Software Shadow Copy Provider", "C:\\Windows\\System32\\svchost.exe -k swprv", "Manual", false, "LocalSystem", false},
+    {"SysMain", "Superfetch", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"SystemEventsBroker", "System Events Broker", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"TapiSrv", "Telephony", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", false, "NT AUTHORITY\\NetworkService", false},
+    {"TermService", "Remote Desktop Services", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", true, "NT Authority\\NetworkService", false},
+    {"Themes", "Themes", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"TrkWks", "Distributed Link Tracking Client", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Auto", true, "LocalSystem", false},
+    {"TrustedInstaller", "Windows Modules Installer", "C:\\Windows\\servicing\\TrustedInstaller.exe", "Manual", false, "localSystem", true},
+    {"UALSVC", "User Access Logging Service", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"UI0Detect", "Interactive Services Detection", "C:\\Windows\\system32\\UI0Detect.exe", "Manual", false, "LocalSystem", true},
+    {"UmRdpService", "Remote Desktop Services UserMode Port Redirector", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", true, "localSystem", false},
+    {"upnphost", "UPnP Device Host", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false, "NT AUTHORITY\\LocalService", false},
+    {"VaultSvc", "Credential Manager", "C:\\Windows\\system32\\lsass.exe", "Manual", false, "LocalSystem", false},
+    {"vds", "Virtual Disk", "C:\\Windows\\System32\\vds.exe", "Manual", false, "LocalSystem", true},
+    {"VSS", "Volume Shadow Copy", "C:\\Windows\\system32\\vssvc.exe", "Manual", false, "LocalSystem", true},
+    {"W32Time", "Windows Time", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"W3SVC", "World Wide Web Publishing Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs", "Auto", true, "LocalSystem", false},
+    {"WAS", "Windows Process Activation Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs", "Manual", true, "LocalSystem", false},
+    {"wbengine", "Block Level Backup Engine Service", "\"C:\\Windows\\system32\\wbengine.exe\"", "Manual", false, "localSystem", true},
+    {"WdiServiceHost", "Diagnostic Service Host", "C:\\Windows\\System32\\svchost.exe -k LocalService", "Manual", false, "NT AUTHORITY\\LocalService", false},
+    {"WdiSystemHost", "Diagnostic System Host", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"WerSvc", "Windows Error Reporting Service", "C:\\Windows\\System32\\svchost.exe -k WerSvcGroup", "Manual", false, "localSystem", false},
+    {"WinDefend", "Windows Defender Antivirus Service", "\"C:\\ProgramData\\Microsoft\\Windows Defender\\platform\\4.18.2107.4-0\\MsMpEng.exe\"", "Auto", true, "LocalSystem", true},
+    {"WinHttpAutoProxySvc", "WinHTTP Web Proxy Auto-Discovery Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", true, "NT AUTHORITY\\LocalService", false},
+    {"Winmgmt", "Windows Management Instrumentation", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "localSystem", false},
+    {"WinRM", "Windows Remote Management (WS-Management)", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"wmiApSrv", "WMI Performance Adapter", "C:\\Windows\\system32\\wbem\\WmiApSrv.exe", "Manual", false, "localSystem", true},
+    {"WPDBusEnum", "Portable Device Enumerator Service", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
+    {"wuauserv", "Windows Update", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", true, "LocalSystem", false},
+    {"MSSQLSERVER", "SQL Server (MSSQLSERVER)", "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\sqlservr.exe\" -sMSSQLSERVER", "Auto", true, "NT Service\\MSSQLSERVER", true},
+    {"SQLSERVERAGENT", "SQL Server Agent (MSSQLSERVER)", "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\SQLAGENT.EXE\" -i MSSQLSERVER", "Manual", false, "NT Service\\SQLSERVERAGENT", true},
+    {"SQLWriter", "SQL Server VSS Writer", "\"C:\\Program Files\\Microsoft SQL Server\\90\\Shared\\sqlwriter.exe\"", "Auto", true, "LocalSystem", true},
+    {"VMTools", "VMware Tools", "\"C:\\Program Files\\VMware\\VMware Tools\\vmtoolsd.exe\"", "Auto", true, "LocalSystem", true},
+    {"HealthService", "Microsoft Monitoring Agent", "\"C:\\Program Files\\Microsoft Monitoring Agent\\Agent\\HealthService.exe\"", "Auto", true, "LocalSystem", true},
+    {"gupdate", "Google Update Service (gupdate)", "\"C:\\Program Files (x86)\\Google\\Update\\GoogleUpdate.exe\" /svc", "Auto", false, "LocalSystem", true},
+    {"DFSR", "DFS Replication", "C:\\Windows\\system32\\DFSRs.exe", "Auto", true, "LocalSystem", true},
+    {"NTDS", "Active Directory Domain Services", "C:\\Windows\\System32\\lsass.exe", "Auto", true, "LocalSystem", false},
+    {"DNS", "DNS Server", "C:\\Windows\\system32\\dns.exe", "Auto", true, "LocalSystem", true},
+    {"IISADMIN", "IIS Admin Service", "C:\\Windows\\system32\\inetsrv\\inetinfo.exe", "Auto", true, "LocalSystem", true},
+    {"MSMQ", "Message Queuing", "C:\\Windows\\system32\\mqsvc.exe", "Auto", true, "NT AUTHORITY\\NetworkService", true},
+    {"Tomcat9", "Apache Tomcat 9.0 Tomcat9", "\"C:\\Program Files\\Apache Software Foundation\\Tomcat 9.0\\bin\\Tomcat9.exe\" //RS//Tomcat9", "Auto", true, "LocalSystem", true},
+};
+constexpr int kCoreServices = 40;  // the first entries exist on every host (sorted below anyway)
+
+constexpr const char* kAppProcesses[] = {
+    "conhost.exe", "dllhost.exe", "WmiPrvSE.exe", "taskhostw.exe", "RuntimeBroker.exe",
+    "powershell.exe", "cmd.exe", "rdpclip.exe", "sihost.exe", "ctfmon.exe", "dwm.exe",
+    "fontdrvhost.exe", "explorer.exe", "SearchIndexer.exe", "WUDFHost.exe", "NisSrv.exe",
+    "w3wp.exe", "java.exe", "node.exe", "wsmprovhost.exe", "MonitoringHost.exe",
+    "CompatTelRunner.exe", "TiWorker.exe", "msiexec.exe", "ServerManager.exe",
+};
+
+std::string hex_upper(std::uint64_t v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%0*llX", digits, static_cast<unsigned long long>(v));
+  std::string s(buf);
+  return s.substr(s.size() - static_cast<std::size_t>(digits));
+}
+
+std::string guid(Rng& r) {
+  return "{" + hex_upper(r.next(), 8) + "-" + hex_upper(r.next(), 4) + "-" + hex_upper(r.next(), 4) + "-" +
+         hex_upper(r.next(), 4) + "-" + hex_upper(r.next(), 12) + "}";
+}
+
+std::string perf_instance_name(std::string s) {
+  for (auto& c : s) {
+    if (c == '(') c = '[';
+    else if (c == ')') c = ']';
+    else if (c == '#' || c == '/' || c == '\\') c = '_';
+  }
+  return s;
+}
+
+std::string exe_of(const std::string& path) {
+  // Binary name of a service path: strip quotes and arguments.
+  std::string p = path;
+  if (!p.empty() && p[0] == '"') {
+    auto end = p.find('"', 1);
+    p = p.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+  } else {
+    auto sp = p.find(' ');
+    if (sp != std::string::npos) p = p.substr(0, sp);
+  }
+  auto slash = p.find_last_of('\\');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+HostModel build_model(const std::string& host, const HostConfig* ov, double now) {
+  HostModel m;
+  m.host = host;
+  m.seed = host_seed(host);
+  Rng r(m.seed);
+  std::string short_name = host.substr(0, host.find('.'));
+  if (short_name.empty()) short_name = "host";
+  m.cs_name = short_name.substr(0, 15);
+  for (auto& c : m.cs_name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  m.dns_host = short_name;
+  m.domain = host.find('.') == std::string::npos ? "WORKGROUP" : host.substr(host.find('.') + 1);
+
+  static constexpr int kCpuChoices[] = {2, 2, 4, 4, 4, 6, 8, 8, 12, 16};
+  m.cpus = ov && ov->cpus ? *ov->cpus : kCpuChoices[r.next() % std::size(kCpuChoices)];
+  m.sockets = (m.cpus >= 8 && r.chance(0.5)) ? 2 : 1;
+  if (m.cpus % m.sockets != 0) m.sockets = 1;
+  static constexpr int kMemGiB[] = {4, 8, 8, 16, 16, 32, 64};
+  m.mem_bytes = static_cast<std::uint64_t>(kMemGiB[r.next() % std::size(kMemGiB)]) << 30;
+  m.mem_bytes -= static_cast<std::uint64_t>(r.range(64, 512)) << 20;  // firmware/reserved
+  m.pagefile_bytes = static_cast<std::uint64_t>(r.range(1, 4)) << 30;
+  m.os = static_cast<int>(r.next() % kOses.size());
+  // Boot time: sim start minus 1 hour .. 40 days (a sim restart looks like a reboot).
+  m.boot_unix = std::floor(now - r.uniform(3600, 40 * 86400)) + r.uniform(0, 1);
+  m.install_unix = std::floor(m.boot_unix - r.uniform(30 * 86400, 900 * 86400));
+  m.avail_frac = r.uniform(0.15, 0.7);
+  for (int i = 0; i < m.cpus; ++i) {
+    m.core_busy.push_back(r.uniform(0.03, 0.55));
+    m.core_phase.push_back(r.uniform(0, kTwoPi));
+  }
+  m.serial_number = std::to_string(r.range(10000, 99999)) + "-" + std::to_string(r.range(10000, 99999)) +
+                    "-" + std::to_string(r.range(10000, 99999)) + "-AA" + std::to_string(r.range(100, 999));
+  static constexpr const char* kCpuNames[] = {
+      "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
+      "Intel(R) Xeon(R) Silver 4214 CPU @ 2.20GHz", "AMD EPYC 7452 32-Core Processor"};
+  static constexpr int kCpuMhz[] = {2394, 2993, 2195, 2345};
+  int cpu_kind = static_cast<int>(r.next() % std::size(kCpuNames));
+  m.cpu_name = kCpuNames[cpu_kind];
+  m.cpu_mhz = kCpuMhz[cpu_kind];
+  static constexpr const char* kMakers[][2] = {
+      {"VMware, Inc.", "VMware Virtual Platform"}, {"Microsoft Corporation", "Virtual Machine"},
+      {"Dell Inc.", "PowerEdge R740"}, {"HPE", "ProLiant DL380 Gen10"}};
+  auto maker = r.next() % std::size(kMakers);
+  m.manufacturer = kMakers[maker][0];
+  m.model_name = kMakers[maker][1];
+
+  int disks = ov && ov->disks ? *ov->disks : r.range(2, 4);
+  for (int i = 0; i < disks; ++i) {
+    DiskModel d;
+    d.letter = std::string(1, static_cast<char>('C' + i)) + ":";
+    d.size_bytes = (i == 0 ? static_cast<std::uint64_t>(r.range(60, 256))
+                           : static_cast<std::uint64_t>(r.range(100, 2048))) << 30;
+    d.size_bytes -= static_cast<std::uint64_t>(r.range(1, 1000)) << 20;
+    d.free_frac = r.uniform(0.05, 0.85);
+    d.reads_per_s = r.uniform(1, 200);
+    d.writes_per_s = r.uniform(5, 300);
+    d.read_bytes_per_op = r.uniform(4096, 65536);
+    d.write_bytes_per_op = r.uniform(4096, 32768);
+    d.latency_s = r.uniform(0.0005, 0.02);
+    d.phase = r.uniform(0, kTwoPi);
+    d.serial = hex_upper(r.next(), 8);
+    d.volume_name = i == 0 ? "" : (i == 1 ? "Data" : "Data" + std::to_string(i));
+    m.disks.push_back(std::move(d));
+  }
+
+  int nics = ov && ov->nics ? *ov->nics : r.range(1, 3);
+  static constexpr const char* kNicNames[][2] = {
+      {"vmxnet3 Ethernet Adapter", "vmxnet3ndis6"},
+      {"Microsoft Hyper-V Network Adapter", "netvsc"},
+      {"Intel(R) Ethernet Controller X710 for 10GbE SFP+", "i40ea"},
+      {"Intel(R) 82574L Gigabit Network Connection", "e1iexpress"}};
+  auto nic_kind = r.next() % std::size(kNicNames);
+  for (int i = 0; i < nics; ++i) {
+    NicModel n;
+    n.description = kNicNames[nic_kind][0];
+    if (i > 0) n.description += " #" + std::to_string(i + 1);
+    n.perf_name = perf_instance_name(n.description);
+    n.service_name = kNicNames[nic_kind][1];
+    char mac[32];
+    std::uint64_t mv = r.next();
+    std::snprintf(mac, sizeof mac, "00:50:56:%02X:%02X:%02X", static_cast<unsigned>(mv & 0xff),
+                  static_cast<unsigned>((mv >> 8) & 0xff), static_cast<unsigned>((mv >> 16) & 0xff));
+    n.mac = mac;
+    n.ipv4 = "10." + std::to_string(r.range(0, 255)) + "." + std::to_string(r.range(0, 255)) + "." +
+             std::to_string(r.range(2, 254));
+    n.ipv6 = "fe80::" + lower(hex_upper(r.next(), 4)) + ":" + lower(hex_upper(r.next(), 4)) + ":" +
+             lower(hex_upper(r.next(), 4)) + ":" + lower(hex_upper(r.next(), 4));
+    n.gateway = n.ipv4.substr(0, n.ipv4.rfind('.')) + ".1";
+    n.guid = guid(r);
+    n.bandwidth_bps = nic_kind == 2 ? 10000000000ull : 1000000000ull;
+    n.rx_bytes_per_s = r.uniform(2e3, 5e6);
+    n.tx_bytes_per_s = r.uniform(1e3, 3e6);
+    n.phase = r.uniform(0, kTwoPi);
+    n.index = 10 + i;
+    n.interface_index = 12 + i * 3;
+    m.nics.push_back(std::move(n));
+  }
+
+  // Processes: the fixed boot set first, then svchosts and applications.
+  auto add_proc = [&](std::string name, std::string path, std::uint32_t ppid, int session, double cpu) {
+    ProcessModel p;
+    p.name = std::move(name);
+    p.exe_path = std::move(path);
+    p.pid = 0;
+    p.ppid = ppid;
+    p.session = session;
+    p.cpu_share = cpu;
+    p.working_set = static_cast<std::uint64_t>(r.range(2, 400)) << 20;
+    p.private_bytes = p.working_set + (static_cast<std::uint64_t>(r.range(0, 100)) << 20);
+    p.virtual_bytes = p.private_bytes + (static_cast<std::uint64_t>(r.range(50, 4000)) << 20);
+    p.handles = static_cast<std::uint32_t>(r.range(40, 2000));
+    p.threads = static_cast<std::uint32_t>(r.range(1, 60));
+    p.priority = 8;
+    p.start_offset_s = r.uniform(5, 600);
+    p.io_read_bps = r.uniform(0, 20000);
+    p.io_write_bps = r.uniform(0, 10000);
+    m.processes.push_back(std::move(p));
+    return m.processes.size() - 1;
+  };
+  std::vector<std::uint32_t> used_pids{0, 4};
+  auto new_pid = [&]() {
+    for (;;) {
+      auto pid = static_cast<std::uint32_t>(r.range(20, 16000) * 4);
+      if (std::find(used_pids.begin(), used_pids.end(), pid) == used_pids.end()) {
+        used_pids.push_back(pid);
+        return pid;
+      }
+    }
+  };
+  const std::string sys32 = "C:\\Windows\\system32\\";
+  add_proc("System Idle Process", "", 0, 0, 0);
+  m.processes.back().pid = 0;
+  m.processes.back().threads = static_cast<std::uint32_t>(m.cpus);
+  add_proc("System", "", 0, 0, 0.01);
+  m.processes.back().pid = 4;
+  struct Boot {
+    const char* name;
+    int session;
+  };
+  static constexpr Boot kBoot[] = {{"smss.exe", 0},     {"csrss.exe", 0},    {"wininit.exe", 0},
+                                   {"csrss.exe", 1},    {"winlogon.exe", 1}, {"services.exe", 0},
+                                   {"lsass.exe", 0},    {"LogonUI.exe", 1},  {"dwm.exe", 1},
+                                   {"spoolsv.exe", 0},  {"MsMpEng.exe", 0},  {"vmtoolsd.exe", 0}};
+  for (const auto& b : kBoot) {
+    auto idx = add_proc(b.name, sys32 + b.name, 4, b.session, r.uniform(0, 0.01));
+    m.processes[idx].pid = new_pid();
+  }
+  const std::uint32_t services_pid = m.processes[7].pid;  // services.exe
+  const std::uint32_t lsass_pid = m.processes[8].pid;
+  int svchosts = r.range(8, 25);
+  std::vector<std::uint32_t> svchost_pids;
+  for (int i = 0; i < svchosts; ++i) {
+    auto idx = add_proc("svchost.exe", sys32 + "svchost.exe", services_pid, 0, r.uniform(0, 0.03));
+    m.processes[idx].pid = new_pid();
+    svchost_pids.push_back(m.processes[idx].pid);
+  }
+
+  // Services: the core set plus a seeded sample of the rest, sorted like Windows.
+  const int catalog = static_cast<int>(std::size(kServices));
+  int want_services = ov && ov->services ? *ov->services : r.range(40, 120);
+  std::vector<int> pick;
+  for (int i = 0; i < std::min(kCoreServices, catalog); ++i) pick.push_back(i);
+  std::vector<int> rest;
+  for (int i = kCoreServices; i < catalog; ++i) rest.push_back(i);
+  for (std::size_t i = rest.size(); i > 1; --i) std::swap(rest[i - 1], rest[r.next() % i]);
+  for (int i : rest) {
+    if (static_cast<int>(pick.size()) >= want_services) break;
+    pick.push_back(i);
+  }
+  if (static_cast<int>(pick.size()) > want_services) pick.resize(static_cast<std::size_t>(want_services));
+  int failing = r.chance(0.3) ? r.range(0, static_cast<int>(pick.size()) - 1) : -1;
+  for (std::size_t k = 0; k < pick.size(); ++k) {
+    const auto& spec = kServices[pick[k]];
+    ServiceModel s;
+    s.catalog = pick[k];
+    s.name = spec.name;
+    s.display = spec.display;
+    s.description = std::string("Provides ") + spec.display + ".";
+    s.path = spec.path;
+    s.start_mode = spec.start_mode;
+    bool running = spec.running;
+    if (s.start_mode == "Manual" && r.chance(0.1)) running = !running;
+    if (static_cast<int>(k) == failing && s.start_mode == "Auto") running = false;
+    s.state = running ? "Running" : "Stopped";
+    s.start_name = spec.start_name;
+    s.own_process = spec.own_process;
+    s.pid = 0;
+    if (running) {
+      std::string exe = exe_of(s.path);
+      if (lower(exe) == "lsass.exe") {
+        s.pid = lsass_pid;
+      } else if (!s.own_process) {
+        s.pid = svchost_pids[r.next() % svchost_pids.size()];
+      } else {
+        auto idx = add_proc(exe, s.path.front() == '"' ? s.path.substr(1, s.path.find('"', 1) - 1) : sys32 + exe,
+                            services_pid, 0, r.uniform(0, 0.08));
+        m.processes[idx].pid = new_pid();
+        s.pid = m.processes[idx].pid;
+      }
+    }
+    m.services.push_back(std::move(s));
+  }
+  // Synthetic extra services when more are asked for than the catalog holds.
+  for (int i = static_cast<int>(m.services.size()); i < want_services; ++i) {
+    ServiceModel s;
+    s.catalog = -1;
+    s.name = "ContosoAgent" + std::to_string(i);
+    s.display = "Contoso Agent " + std::to_string(i);
+    s.description = "Contoso line-of-business agent.";
+    s.path = "\"C:\\Program Files\\Contoso\\agent" + std::to_string(i) + ".exe\"";
+    s.start_mode = r.chance(0.7) ? "Auto" : "Manual";
+    s.state = s.start_mode == "Auto" ? "Running" : "Stopped";
+    s.start_name = "LocalSystem";
+    s.own_process = true;
+    s.pid = s.state == "Running" ? new_pid() : 0;
+    m.services.push_back(std::move(s));
+  }
+  std::sort(m.services.begin(), m.services.end(),
+            [](const ServiceModel& a, const ServiceModel& b) { return lower(a.name) < lower(b.name); });
+
+  int want_procs = ov && ov->processes ? *ov->processes : r.range(60, 150);
+  constexpr int kApps = static_cast<int>(std::size(kAppProcesses));
+  while (static_cast<int>(m.processes.size()) < want_procs) {
+    std::string name = r.chance(0.3) ? "svchost.exe" : kAppProcesses[r.next() % kApps];
+    std::uint32_t ppid = name == "svchost.exe" ? services_pid : m.processes[r.range(2, static_cast<int>(m.processes.size()) - 1)].pid;
+    auto idx = add_proc(name, sys32 + name, ppid, name == "svchost.exe" ? 0 : r.range(0, 2), r.uniform(0, 0.05));
+    m.processes[idx].pid = new_pid();
+  }
+  if (static_cast<int>(m.processes.size()) > want_procs) m.processes.resize(static_cast<std::size_t>(std::max(want_procs, 2)));
+  // Windows lists processes roughly in creation order; keep Idle/System first.
+  return m;
+}
+
+// ---------------------------------------------------------------------------
+// Classes
+// ---------------------------------------------------------------------------
+
+class Builder {
+ public:
+  Builder(const ClassDef& cls, std::vector<Instance>& out) : cls_(cls), out_(out) {}
+  Builder& begin() {
+    out_.emplace_back();
+    out_.back().values.resize(cls_.properties.size());
+    return *this;
+  }
+  Builder& set(std::string_view name, Value v) {
+    int i = cls_.exact(name);
+    if (i < 0) throw std::logic_error("sim: " + cls_.name + " has no property " + std::string(name));
+    out_.back().values[static_cast<std::size_t>(i)] = std::move(v);
+    return *this;
+  }
+  Builder& str(std::string_view name, std::string v) { return set(name, Value::str(std::move(v))); }
+  Builder& num(std::string_view name, std::uint64_t v) { return set(name, Value::num(v)); }
+  Builder& boolean(std::string_view name, bool v) { return set(name, Value::boolean(v)); }
+
+ private:
+  const ClassDef& cls_;
+  std::vector<Instance>& out_;
+};
+
+const ClassDef& cls(std::string_view name);
+
+// Shared perf-class fields.
+struct PerfClock {
+  double t;  // seconds since boot
+  std::uint64_t sys100ns, perf_time;
+};
+PerfClock perf_clock(const HostModel& m, double now) {
+  double t = std::max(0.0, now - m.boot_unix);
+  return {t, filetime(now), static_cast<std::uint64_t>(t * 1e7)};
+}
+void perf_common(Builder& b, const PerfClock& c) {
+  b.num("Frequency_Object", 0)
+      .num("Frequency_PerfTime", 10000000)
+      .num("Frequency_Sys100NS", 10000000)
+      .num("Timestamp_Object", 0)
+      .num("Timestamp_PerfTime", c.perf_time)
+      .num("Timestamp_Sys100NS", c.sys100ns);
+}
+
+std::uint64_t kb(std::uint64_t bytes) { return bytes / 1024; }
+
+double free_phys_bytes(const HostModel& m, double t) {
+  return static_cast<double>(m.mem_bytes) * std::clamp(gauge(t, m.avail_frac, 0.15, 1800, m.core_phase[0]), 0.02, 0.98);
+}
+
+void gen_os(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_OperatingSystem"), out);
+  const auto& os = kOses[static_cast<std::size_t>(m.os)];
+  const double t = now - m.boot_unix;
+  const std::uint64_t total_kb = kb(m.mem_bytes);
+  const std::uint64_t free_kb = kb(u64(free_phys_bytes(m, t)));
+  const std::uint64_t page_kb = kb(m.pagefile_bytes);
+  const std::uint64_t page_free_kb = page_kb - std::min<std::uint64_t>(page_kb, page_kb / 20 + kb(m.mem_bytes) / 50);
+  b.begin()
+      .str("BootDevice", "\\Device\\HarddiskVolume1")
+      .str("BuildNumber", os.build)
+      .str("BuildType", "Multiprocessor Free")
+      .str("Caption", os.caption)
+      .str("CodeSet", "1252")
+      .str("CountryCode", "1")
+      .str("CreationClassName", "Win32_OperatingSystem")
+      .str("CSCreationClassName", "Win32_ComputerSystem")
+      .str("CSName", m.cs_name)
+      .set("CurrentTimeZone", Value::snum(0))
+      .boolean("DataExecutionPrevention_32BitApplications", true)
+      .boolean("DataExecutionPrevention_Available", true)
+      .boolean("DataExecutionPrevention_Drivers", true)
+      .num("DataExecutionPrevention_SupportPolicy", 3)
+      .boolean("Debug", false)
+      .str("Description", "")
+      .boolean("Distributed", false)
+      .num("EncryptionLevel", 256)
+      .num("ForegroundApplicationBoost", 2)
+      .num("FreePhysicalMemory", free_kb)
+      .num("FreeSpaceInPagingFiles", page_free_kb)
+      .num("FreeVirtualMemory", free_kb + page_free_kb)
+      .set("InstallDate", Value::datetime(xs_datetime(m.install_unix, false)))
+      .set("LastBootUpTime", Value::datetime(xs_datetime(m.boot_unix)))
+      .set("LocalDateTime", Value::datetime(xs_datetime(std::floor(now * 1000) / 1000, false)))
+      .str("Locale", "0409")
+      .str("Manufacturer", "Microsoft Corporation")
+      .num("MaxNumberOfProcesses", 4294967295u)
+      .num("MaxProcessMemorySize", 137438953344ull)
+      .set("MUILanguages", Value::str_array({"en-US"}))
+      .str("Name", std::string(os.caption) + "|C:\\Windows|\\Device\\Harddisk0\\Partition2")
+      .num("NumberOfLicensedUsers", 0)
+      .num("NumberOfProcesses", m.processes.size())
+      .num("NumberOfUsers", 1 + m.seed % 3)
+      .num("OperatingSystemSKU", static_cast<std::uint64_t>(os.sku))
+      .str("Organization", "")
+      .str("OSArchitecture", "64-bit")
+      .num("OSLanguage", 1033)
+      .num("OSProductSuite", 272)
+      .num("OSType", 18)
+      .boolean("PortableOperatingSystem", false)
+      .boolean("Primary", true)
+      .num("ProductType", 3)
+      .str("RegisteredUser", "Windows User")
+      .str("SerialNumber", m.serial_number)
+      .num("ServicePackMajorVersion", 0)
+      .num("ServicePackMinorVersion", 0)
+      .num("SizeStoredInPagingFiles", page_kb)
+      .str("Status", "OK")
+      .num("SuiteMask", 272)
+      .str("SystemDevice", "\\Device\\HarddiskVolume2")
+      .str("SystemDirectory", "C:\\Windows\\system32")
+      .str("SystemDrive", "C:")
+      .num("TotalVirtualMemorySize", total_kb + page_kb)
+      .num("TotalVisibleMemorySize", total_kb)
+      .str("Version", os.version)
+      .str("WindowsDirectory", "C:\\Windows");
+}
+
+void gen_cs(const HostModel& m, double, std::vector<Instance>& out) {
+  Builder b(cls("Win32_ComputerSystem"), out);
+  const bool in_domain = m.domain != "WORKGROUP";
+  b.begin()
+      .num("AdminPasswordStatus", 3)
+      .boolean("AutomaticManagedPagefile", true)
+      .boolean("AutomaticResetBootOption", true)
+      .boolean("AutomaticResetCapability", true)
+      .boolean("BootROMSupported", true)
+      .str("BootupState", "Normal boot")
+      .str("Caption", m.cs_name)
+      .num("ChassisBootupState", 3)
+      .str("CreationClassName", "Win32_ComputerSystem")
+      .set("CurrentTimeZone", Value::snum(0))
+      .boolean("DaylightInEffect", false)
+      .str("Description", "AT/AT COMPATIBLE")
+      .str("DNSHostName", m.dns_host)
+      .str("Domain", m.domain)
+      .num("DomainRole", in_domain ? 3 : 2)
+      .boolean("EnableDaylightSavingsTime", true)
+      .num("FrontPanelResetStatus", 3)
+      .boolean("HypervisorPresent", m.manufacturer.starts_with("VMware") || m.manufacturer.starts_with("Microsoft"))
+      .boolean("InfraredSupported", false)
+      .num("KeyboardPasswordStatus", 3)
+      .str("Manufacturer", m.manufacturer)
+      .str("Model", m.model_name)
+      .str("Name", m.cs_name)
+      .boolean("NetworkServerModeEnabled", true)
+      .num("NumberOfLogicalProcessors", static_cast<std::uint64_t>(m.cpus))
+      .num("NumberOfProcessors", static_cast<std::uint64_t>(m.sockets))
+      .boolean("PartOfDomain", in_domain)
+      .set("PauseAfterReset", Value::snum(-1))
+      .num("PCSystemType", 1)
+      .num("PowerOnPasswordStatus", 3)
+      .num("PowerState", 0)
+      .num("PowerSupplyState", 3)
+      .str("PrimaryOwnerName", "Windows User")
+      .num("ResetCapability", 1)
+      .set("ResetCount", Value::snum(-1))
+      .set("ResetLimit", Value::snum(-1))
+      .set("Roles", Value::str_array({"LM_Workstation", "LM_Server", "NT", "Server_NT"}))
+      .str("Status", "OK")
+      .str("SystemType", "x64-based PC")
+      .num("ThermalState", 3)
+      .num("TotalPhysicalMemory", m.mem_bytes)
+      .num("WakeUpType", 6)
+      .str("Workgroup", in_domain ? "" : "WORKGROUP");
+  if (in_domain) out.back().values[static_cast<std::size_t>(cls("Win32_ComputerSystem").exact("Workgroup"))] = Value::null();
+}
+
+void gen_processor(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_Processor"), out);
+  const double t = now - m.boot_unix;
+  const int per_socket = m.cpus / m.sockets;
+  for (int s = 0; s < m.sockets; ++s) {
+    double load = 0;
+    for (int c = 0; c < per_socket; ++c) {
+      auto i = static_cast<std::size_t>(s * per_socket + c);
+      load += std::min(0.95, gauge(t, m.core_busy[i], 0.5, 300, m.core_phase[i]));
+    }
+    b.begin()
+        .num("AddressWidth", 64)
+        .num("Architecture", 9)
+        .num("Availability", 3)
+        .str("Caption", "Intel64 Family 6 Model 85 Stepping 7")
+        .num("CpuStatus", 1)
+        .str("CreationClassName", "Win32_Processor")
+        .num("CurrentClockSpeed", static_cast<std::uint64_t>(m.cpu_mhz))
+        .num("DataWidth", 64)
+        .str("Description", "Intel64 Family 6 Model 85 Stepping 7")
+        .str("DeviceID", "CPU" + std::to_string(s))
+        .num("Family", 179)
+        .num("L2CacheSize", 1024u * static_cast<unsigned>(per_socket))
+        .num("L3CacheSize", 36608)
+        .num("L3CacheSpeed", 0)
+        .num("Level", 6)
+        .num("LoadPercentage", u64(100 * load / per_socket))
+        .str("Manufacturer", m.cpu_name.starts_with("AMD") ? "AuthenticAMD" : "GenuineIntel")
+        .num("MaxClockSpeed", static_cast<std::uint64_t>(m.cpu_mhz))
+        .str("Name", m.cpu_name)
+        .num("NumberOfCores", static_cast<std::uint64_t>(per_socket))
+        .num("NumberOfEnabledCore", static_cast<std::uint64_t>(per_socket))
+        .num("NumberOfLogicalProcessors", static_cast<std::uint64_t>(per_socket))
+        .boolean("PowerManagementSupported", false)
+        .str("ProcessorId", "0F8BFBFF00050657")
+        .num("ProcessorType", 3)
+        .num("Revision", 21767)
+        .str("Role", "CPU")
+        .boolean("SecondLevelAddressTranslationExtensions", false)
+        .str("SocketDesignation", "CPU " + std::to_string(s + 1))
+        .str("Status", "OK")
+        .num("StatusInfo", 3)
+        .str("SystemCreationClassName", "Win32_ComputerSystem")
+        .str("SystemName", m.cs_name)
+        .num("ThreadCount", static_cast<std::uint64_t>(per_socket))
+        .num("UpgradeMethod", 1)
+        .str("Version", "")
+        .boolean("VirtualizationFirmwareEnabled", false)
+        .boolean("VMMonitorModeExtensions", false)
+        .num("VoltageCaps", 0);
+  }
+}
+
+struct CoreTimes {
+  double busy, user, priv, interrupt, dpc, idle, c1, c2, c3, interrupts, dpcs;
+};
+CoreTimes core_times(const HostModel& m, std::size_t i, double t) {
+  CoreTimes c{};
+  const double elapsed = t * 1e7;
+  c.busy = wave_integral(t, m.core_busy[i], 0.5, 300, m.core_phase[i]) * 1e7;
+  c.user = c.busy * 0.7;
+  c.priv = c.busy - c.user;
+  c.interrupt = c.priv * 0.06;
+  c.dpc = c.priv * 0.04;
+  c.idle = elapsed - c.busy;
+  c.c1 = c.idle * 0.6;
+  c.c2 = c.idle * 0.3;
+  c.c3 = c.idle * 0.1;
+  c.interrupts = wave_integral(t, 800 + 3000 * m.core_busy[i], 0.3, 120, m.core_phase[i]);
+  c.dpcs = wave_integral(t, 50 + 400 * m.core_busy[i], 0.3, 120, m.core_phase[i]);
+  return c;
+}
+
+void gen_perf_processor(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_PerfOS_Processor"), out);
+  const auto clock = perf_clock(m, now);
+  CoreTimes total{};
+  auto emit = [&](const std::string& name, const CoreTimes& c) {
+    b.begin()
+        .num("C1TransitionsPersec", u64(c.interrupts * 0.9))
+        .num("C2TransitionsPersec", u64(c.interrupts * 0.2))
+        .num("C3TransitionsPersec", 0)
+        .num("DPCRate", 1)
+        .num("DPCsQueuedPersec", u64(c.dpcs))
+        .num("InterruptsPersec", u64(c.interrupts))
+        .str("Name", name)
+        .num("PercentC1Time", u64(c.c1))
+        .num("PercentC2Time", u64(c.c2))
+        .num("PercentC3Time", u64(c.c3))
+        .num("PercentDPCTime", u64(c.dpc))
+        .num("PercentIdleTime", u64(c.idle))
+        .num("PercentInterruptTime", u64(c.interrupt))
+        .num("PercentPrivilegedTime", u64(c.priv))
+        // PERF_100NSEC_TIMER_INV: the raw value is the idle time, as on Windows.
+        .num("PercentProcessorTime", u64(c.idle))
+        .num("PercentUserTime", u64(c.user));
+    perf_common(b, clock);
+  };
+  for (std::size_t i = 0; i < m.core_busy.size(); ++i) {
+    CoreTimes c = core_times(m, i, clock.t);
+    emit(std::to_string(i), c);
+    total.busy += c.busy, total.user += c.user, total.priv += c.priv, total.interrupt += c.interrupt;
+    total.dpc += c.dpc, total.idle += c.idle, total.c1 += c.c1, total.c2 += c.c2, total.c3 += c.c3;
+    total.interrupts += c.interrupts, total.dpcs += c.dpcs;
+  }
+  // _Total time counters are per-processor averages; event counts are sums.
+  const double n = static_cast<double>(m.core_busy.size());
+  CoreTimes avg = total;
+  for (double* v : {&avg.busy, &avg.user, &avg.priv, &avg.interrupt, &avg.dpc, &avg.idle, &avg.c1, &avg.c2, &avg.c3})
+    *v /= n;
+  emit("_Total", avg);
+}
+
+void gen_perf_memory(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_PerfOS_Memory"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t;
+  const double avail = free_phys_bytes(m, t);
+  const double used = static_cast<double>(m.mem_bytes) - avail;
+  const double committed = used * 1.15;
+  const double commit_limit = static_cast<double>(m.mem_bytes + m.pagefile_bytes);
+  const double ph = m.core_phase[0];
+  b.begin()
+      .num("AvailableBytes", u64(avail))
+      .num("AvailableKBytes", u64(avail / 1024))
+      .num("AvailableMBytes", u64(avail / 1048576))
+      .num("CacheBytes", u64(used * 0.08))
+      .num("CacheBytesPeak", u64(used * 0.12))
+      .num("CacheFaultsPersec", u64(wave_integral(t, 300, 0.5, 600, ph)))
+      .num("CommitLimit", u64(commit_limit))
+      .num("CommittedBytes", u64(committed))
+      .num("DemandZeroFaultsPersec", u64(wave_integral(t, 900, 0.5, 600, ph)))
+      .num("FreeAndZeroPageListBytes", u64(avail * 0.3))
+      .num("FreeSystemPageTableEntries", 16777215)
+      .num("ModifiedPageListBytes", u64(used * 0.01))
+      .num("PageFaultsPersec", u64(wave_integral(t, 2500, 0.5, 600, ph)))
+      .num("PageReadsPersec", u64(wave_integral(t, 8, 0.9, 900, ph)))
+      .num("PagesInputPersec", u64(wave_integral(t, 20, 0.9, 900, ph)))
+      .num("PagesOutputPersec", u64(wave_integral(t, 2, 0.9, 900, ph)))
+      .num("PagesPersec", u64(wave_integral(t, 20, 0.9, 900, ph)) + u64(wave_integral(t, 2, 0.9, 900, ph)))
+      .num("PageWritesPersec", u64(wave_integral(t, 1, 0.9, 900, ph)))
+      .num("PercentCommittedBytesInUse", u64(committed / 1024))
+      .num("PercentCommittedBytesInUse_Base", u64(commit_limit / 1024))
+      .num("PoolNonpagedAllocs", 200000 + m.seed % 100000)
+      .num("PoolNonpagedBytes", u64(static_cast<double>(m.mem_bytes) * 0.01))
+      .num("PoolPagedAllocs", 300000 + m.seed % 100000)
+      .num("PoolPagedBytes", u64(static_cast<double>(m.mem_bytes) * 0.02))
+      .num("PoolPagedResidentBytes", u64(static_cast<double>(m.mem_bytes) * 0.018))
+      .num("StandbyCacheCoreBytes", u64(avail * 0.05))
+      .num("StandbyCacheNormalPriorityBytes", u64(avail * 0.4))
+      .num("StandbyCacheReserveBytes", u64(avail * 0.25))
+      .num("SystemCacheResidentBytes", u64(used * 0.05))
+      .num("SystemCodeResidentBytes", 0)
+      .num("SystemCodeTotalBytes", 0)
+      .num("SystemDriverResidentBytes", 20 << 20)
+      .num("SystemDriverTotalBytes", 40 << 20)
+      .num("TransitionFaultsPersec", u64(wave_integral(t, 500, 0.5, 600, ph)))
+      .num("TransitionPagesRePurposedPersec", u64(wave_integral(t, 10, 0.5, 600, ph)))
+      .num("WriteCopiesPersec", u64(wave_integral(t, 15, 0.5, 600, ph)));
+  perf_common(b, c);
+}
+
+std::uint64_t total_threads(const HostModel& m) {
+  std::uint64_t n = 0;
+  for (const auto& p : m.processes) n += p.threads;
+  return n;
+}
+
+void gen_perf_system(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_PerfOS_System"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t;
+  const double ph = m.core_phase[0];
+  const double cpus = m.cpus;
+  b.begin()
+      .num("AlignmentFixupsPersec", 0)
+      .num("ContextSwitchesPersec", u64(wave_integral(t, 3000 * cpus, 0.4, 300, ph)))
+      .num("ExceptionDispatchesPersec", u64(wave_integral(t, 5, 0.5, 300, ph)))
+      .num("FileControlBytesPersec", u64(wave_integral(t, 20000, 0.5, 300, ph)))
+      .num("FileControlOperationsPersec", u64(wave_integral(t, 400, 0.5, 300, ph)))
+      .num("FileDataOperationsPersec", u64(wave_integral(t, 150, 0.5, 300, ph)))
+      .num("FileReadBytesPersec", u64(wave_integral(t, 300000, 0.5, 300, ph)))
+      .num("FileReadOperationsPersec", u64(wave_integral(t, 100, 0.5, 300, ph)))
+      .num("FileWriteBytesPersec", u64(wave_integral(t, 80000, 0.5, 300, ph)))
+      .num("FileWriteOperationsPersec", u64(wave_integral(t, 50, 0.5, 300, ph)))
+      .num("FloatingEmulationsPersec", 0)
+      .num("PercentRegistryQuotaInUse", 60000000 + m.seed % 10000000)
+      .num("PercentRegistryQuotaInUse_Base", 4294967295u)
+      .num("Processes", m.processes.size())
+      .num("ProcessorQueueLength", u64(std::max(0.0, gauge(t, 1.0, 1.0, 97, ph))))
+      .num("SystemCallsPersec", u64(wave_integral(t, 20000 * cpus, 0.4, 300, ph)))
+      .num("SystemUpTime", filetime(m.boot_unix))
+      .num("Threads", total_threads(m));
+  perf_common(b, c);
+  // The System object's own timer runs in 100ns FILETIME units.
+  auto& v = out.back().values;
+  const auto& d = cls("Win32_PerfRawData_PerfOS_System");
+  v[static_cast<std::size_t>(d.exact("Frequency_Object"))] = Value::num(10000000);
+  v[static_cast<std::size_t>(d.exact("Timestamp_Object"))] = Value::num(c.sys100ns);
+}
+
+struct DiskCounters {
+  double reads, writes, read_bytes, write_bytes, read_time, write_time, queue, split, free_mb, total_mb;
+};
+DiskCounters disk_counters(const DiskModel& d, double t) {
+  DiskCounters c{};
+  c.reads = wave_integral(t, d.reads_per_s, 0.6, 450, d.phase);
+  c.writes = wave_integral(t, d.writes_per_s, 0.6, 450, d.phase + 1);
+  c.read_bytes = c.reads * d.read_bytes_per_op;
+  c.write_bytes = c.writes * d.write_bytes_per_op;
+  c.read_time = c.reads * d.latency_s * 1e7;
+  c.write_time = c.writes * d.latency_s * 1.3 * 1e7;
+  c.queue = (c.read_time + c.write_time);  // 100ns-queue-length integral
+  c.split = c.reads * 0.001;
+  c.total_mb = static_cast<double>(d.size_bytes) / 1048576;
+  return c;
+}
+
+double disk_free_bytes(const DiskModel& d, double t) {
+  return static_cast<double>(d.size_bytes) * std::clamp(gauge(t, d.free_frac, 0.01, 86400, d.phase), 0.0, 1.0);
+}
+
+void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c, const PerfClock& clock,
+                    bool logical, double disk_count) {
+  const double elapsed = clock.t * 1e7 * disk_count;
+  const double busy = std::min(c.read_time + c.write_time, elapsed);
+  b.begin()
+      .num("AvgDiskBytesPerRead", u64(c.read_bytes))
+      .num("AvgDiskBytesPerRead_Base", u64(c.reads))
+      .num("AvgDiskBytesPerTransfer", u64(c.read_bytes + c.write_bytes))
+      .num("AvgDiskBytesPerTransfer_Base", u64(c.reads + c.writes))
+      .num("AvgDiskBytesPerWrite", u64(c.write_bytes))
+      .num("AvgDiskBytesPerWrite_Base", u64(c.writes))
+      .num("AvgDiskQueueLength", u64(c.queue))
+      .num("AvgDiskReadQueueLength", u64(c.read_time))
+      .num("AvgDisksecPerRead", u64(c.read_time))
+      .num("AvgDisksecPerRead_Base", u64(c.reads))
+      .num("AvgDisksecPerTransfer", u64(c.read_time + c.write_time))
+      .num("AvgDisksecPerTransfer_Base", u64(c.reads + c.writes))
+      .num("AvgDisksecPerWrite", u64(c.write_time))
+      .num("AvgDisksecPerWrite_Base", u64(c.writes))
+      .num("AvgDiskWriteQueueLength", u64(c.write_time))
+      .num("CurrentDiskQueueLength", static_cast<std::uint64_t>(clock.sys100ns / 10000000 % 3 == 0 ? 1 : 0))
+      .num("DiskBytesPersec", u64(c.read_bytes + c.write_bytes))
+      .num("DiskReadBytesPersec", u64(c.read_bytes))
+      .num("DiskReadsPersec", u64(c.reads))
+      .num("DiskTransfersPersec", u64(c.reads + c.writes))
+      .num("DiskWriteBytesPersec", u64(c.write_bytes))
+      .num("DiskWritesPersec", u64(c.writes))
+      .str("Name", name)
+      .num("PercentDiskReadTime", u64(c.read_time))
+      .num("PercentDiskReadTime_Base", clock.sys100ns)
+      .num("PercentDiskTime", u64(c.read_time + c.write_time))
+      .num("PercentDiskTime_Base", clock.sys100ns)
+      .num("PercentDiskWriteTime", u64(c.write_time))
+      .num("PercentDiskWriteTime_Base", clock.sys100ns)
+      .num("PercentIdleTime", u64(elapsed - busy))
+      .num("PercentIdleTime_Base", clock.sys100ns)
+      .num("SplitIOPerSec", u64(c.split));
+  if (logical) {
+    b.num("FreeMegabytes", u64(c.free_mb))
+        .num("PercentFreeSpace", u64(c.free_mb))
+        .num("PercentFreeSpace_Base", u64(c.total_mb));
+  }
+  perf_common(b, clock);
+}
+
+void gen_perf_disk(const HostModel& m, double now, std::vector<Instance>& out, bool logical) {
+  Builder b(cls(logical ? "Win32_PerfRawData_PerfDisk_LogicalDisk" : "Win32_PerfRawData_PerfDisk_PhysicalDisk"), out);
+  const auto clock = perf_clock(m, now);
+  DiskCounters total{};
+  for (std::size_t i = 0; i < m.disks.size(); ++i) {
+    const auto& d = m.disks[i];
+    DiskCounters c = disk_counters(d, clock.t);
+    c.free_mb = disk_free_bytes(d, clock.t) / 1048576;
+    emit_disk_perf(b, logical ? d.letter : std::to_string(i) + " " + d.letter, c, clock, logical, 1);
+    total.reads += c.reads, total.writes += c.writes, total.read_bytes += c.read_bytes;
+    total.write_bytes += c.write_bytes, total.read_time += c.read_time, total.write_time += c.write_time;
+    total.queue += c.queue, total.split += c.split, total.free_mb += c.free_mb, total.total_mb += c.total_mb;
+  }
+  emit_disk_perf(b, "_Total", total, clock, logical, static_cast<double>(m.disks.size()));
+}
+void gen_perf_logicaldisk(const HostModel& m, double now, std::vector<Instance>& out) { gen_perf_disk(m, now, out, true); }
+void gen_perf_physicaldisk(const HostModel& m, double now, std::vector<Instance>& out) { gen_perf_disk(m, now, out, false); }
+
+void gen_logicaldisk(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_LogicalDisk"), out);
+  const double t = now - m.boot_unix;
+  for (const auto& d : m.disks) {
+    b.begin()
+        .num("Access", 0)
+        .str("Caption", d.letter)
+        .boolean("Compressed", false)
+        .str("CreationClassName", "Win32_LogicalDisk")
+        .str("Description", "Local Fixed Disk")
+        .str("DeviceID", d.letter)
+        .num("DriveType", 3)
+        .str("FileSystem", "NTFS")
+        .num("FreeSpace", u64(disk_free_bytes(d, t)))
+        .num("MaximumComponentLength", 255)
+        .num("MediaType", 12)
+        .str("Name", d.letter)
+        .boolean("QuotasDisabled", true)
+        .boolean("QuotasIncomplete", false)
+        .boolean("QuotasRebuilding", false)
+        .num("Size", d.size_bytes)
+        .boolean("SupportsDiskQuotas", true)
+        .boolean("SupportsFileBasedCompression", true)
+        .str("SystemCreationClassName", "Win32_ComputerSystem")
+        .str("SystemName", m.cs_name)
+        .boolean("VolumeDirty", false)
+        .str("VolumeName", d.volume_name)
+        .str("VolumeSerialNumber", d.serial);
+  }
+}
+
+void gen_perf_nic(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_Tcpip_NetworkInterface"), out);
+  const auto clock = perf_clock(m, now);
+  const double t = clock.t;
+  for (const auto& n : m.nics) {
+    const double rx = wave_integral(t, n.rx_bytes_per_s, 0.7, 240, n.phase);
+    const double tx = wave_integral(t, n.tx_bytes_per_s, 0.7, 240, n.phase + 2);
+    const double rx_pk = rx / 900, tx_pk = tx / 700;
+    const double rx_nu = rx_pk * 0.02, tx_nu = tx_pk * 0.01;
+    b.begin()
+        .num("BytesReceivedPersec", u64(rx))
+        .num("BytesSentPersec", u64(tx))
+        .num("BytesTotalPersec", u64(rx) + u64(tx))
+        .num("CurrentBandwidth", n.bandwidth_bps)
+        .str("Name", n.perf_name)
+        .num("OffloadedConnections", 0)
+        .num("OutputQueueLength", 0)
+        .num("PacketsOutboundDiscarded", 0)
+        .num("PacketsOutboundErrors", 0)
+        .num("PacketsPersec", u64(rx_pk) + u64(tx_pk))
+        .num("PacketsReceivedDiscarded", u64(rx_pk * 1e-5))
+        .num("PacketsReceivedErrors", 0)
+        .num("PacketsReceivedNonUnicastPersec", u64(rx_nu))
+        .num("PacketsReceivedPersec", u64(rx_pk))
+        .num("PacketsReceivedUnicastPersec", u64(rx_pk) - u64(rx_nu))
+        .num("PacketsReceivedUnknown", u64(rx_pk * 1e-6))
+        .num("PacketsSentNonUnicastPersec", u64(tx_nu))
+        .num("PacketsSentPersec", u64(tx_pk))
+        .num("PacketsSentUnicastPersec", u64(tx_pk) - u64(tx_nu))
+        .num("TCPActiveRSCConnections", 0)
+        .num("TCPRSCAveragePacketSize", 0)
+        .num("TCPRSCCoalescedPacketsPersec", 0)
+        .num("TCPRSCExceptionsPersec", 0);
+    perf_common(b, clock);
+  }
+}
+
+void gen_nicconfig(const HostModel& m, double, std::vector<Instance>& out) {
+  Builder b(cls("Win32_NetworkAdapterConfiguration"), out);
+  struct Miniport {
+    const char* desc;
+    const char* service;
+  };
+  static constexpr Miniport kMiniports[] = {{"WAN Miniport (L2TP)", "Rasl2tp"},
+                                            {"WAN Miniport (SSTP)", "RasSstp"},
+                                            {"Microsoft Kernel Debug Network Adapter", "kdnic"}};
+  Rng r(m.seed ^ 0x5eedull);
+  int index = 0;
+  for (const auto& mp : kMiniports) {
+    char cap[16];
+    std::snprintf(cap, sizeof cap, "[%08d] ", index);
+    b.begin()
+        .str("Caption", std::string(cap) + mp.desc)
+        .str("Description", mp.desc)
+        .boolean("DHCPEnabled", false)
+        .num("Index", static_cast<std::uint64_t>(index))
+        .num("InterfaceIndex", static_cast<std::uint64_t>(index + 2))
+        .boolean("IPEnabled", false)
+        .str("ServiceName", mp.service)
+        .str("SettingID", guid(r));
+    ++index;
+  }
+  for (const auto& n : m.nics) {
+    char cap[16];
+    std::snprintf(cap, sizeof cap, "[%08d] ", n.index);
+    const bool dhcp = (m.seed & 1) != 0;
+    b.begin()
+        .str("Caption", std::string(cap) + n.description)
+        .str("DatabasePath", "%SystemRoot%\\System32\\drivers\\etc")
+        .set("DefaultIPGateway", Value::str_array({n.gateway}))
+        .str("Description", n.description)
+        .boolean("DHCPEnabled", dhcp)
+        .str("DNSHostName", m.dns_host)
+        .set("DNSServerSearchOrder", Value::str_array({n.gateway, "10.0.0.53"}))
+        .set("DNSDomainSuffixSearchOrder",
+             m.domain == "WORKGROUP" ? Value::null() : Value::str_array({m.domain}))
+        .boolean("DomainDNSRegistrationEnabled", false)
+        .boolean("FullDNSRegistrationEnabled", true)
+        .num("Index", static_cast<std::uint64_t>(n.index))
+        .num("InterfaceIndex", static_cast<std::uint64_t>(n.interface_index))
+        .set("IPAddress", Value::str_array({n.ipv4, n.ipv6}))
+        .num("IPConnectionMetric", 15)
+        .boolean("IPEnabled", true)
+        .boolean("IPFilterSecurityEnabled", false)
+        .set("IPSubnet", Value::str_array({"255.255.255.0", "64"}))
+        .str("MACAddress", n.mac)
+        .str("ServiceName", n.service_name)
+        .str("SettingID", n.guid)
+        .num("TcpipNetbiosOptions", 0)
+        .boolean("WINSEnableLMHostsLookup", true)
+        .str("WINSScopeID", "");
+  }
+}
+
+void gen_service(const HostModel& m, double, std::vector<Instance>& out) {
+  Builder b(cls("Win32_Service"), out);
+  for (const auto& s : m.services) {
+    const bool running = s.state == "Running";
+    b.begin()
+        .boolean("AcceptPause", false)
+        .boolean("AcceptStop", running)
+        .str("Caption", s.display)
+        .num("CheckPoint", 0)
+        .str("CreationClassName", "Win32_Service")
+        .boolean("DelayedAutoStart", false)
+        .str("Description", s.description)
+        .boolean("DesktopInteract", false)
+        .str("DisplayName", s.display)
+        .str("ErrorControl", "Normal")
+        .num("ExitCode", running ? 0 : 1077)
+        .str("Name", s.name)
+        .str("PathName", s.path)
+        .num("ProcessId", s.pid)
+        .num("ServiceSpecificExitCode", 0)
+        .str("ServiceType", s.own_process ? "Own Process" : "Share Process")
+        .boolean("Started", running)
+        .str("StartMode", s.start_mode)
+        .str("StartName", s.start_name)
+        .str("State", s.state)
+        .str("Status", "OK")
+        .str("SystemCreationClassName", "Win32_ComputerSystem")
+        .str("SystemName", m.cs_name)
+        .num("TagId", 0)
+        .num("WaitHint", 0);
+  }
+}
+
+struct ProcCounters {
+  double kernel, user, reads, writes, read_bytes, write_bytes, other_ops, other_bytes, faults;
+};
+ProcCounters proc_counters(const ProcessModel& p, const HostModel& m, double t) {
+  ProcCounters c{};
+  double alive = std::max(0.0, t - p.start_offset_s);
+  double cpu = p.name == "System Idle Process" ? 0 : p.cpu_share;
+  double busy = wave_integral(alive, cpu, 0.5, 200, static_cast<double>(p.pid % 7)) * 1e7;
+  c.kernel = busy * 0.35;
+  c.user = busy * 0.65;
+  c.read_bytes = alive * p.io_read_bps;
+  c.write_bytes = alive * p.io_write_bps;
+  c.reads = c.read_bytes / 4096;
+  c.writes = c.write_bytes / 4096;
+  c.other_ops = alive * 2;
+  c.other_bytes = alive * 100;
+  c.faults = alive * (1 + static_cast<double>(p.working_set >> 24));
+  if (p.pid == 0) c.kernel = (t * 1e7 * m.cpus) * 0.5;  // idle "kernel" time
+  return c;
+}
+
+std::string short_os_name(const HostModel& m) {
+  return std::string(kOses[static_cast<std::size_t>(m.os)].caption) + "|C:\\Windows|\\Device\\Harddisk0\\Partition2";
+}
+
+void gen_process(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_Process"), out);
+  const double t = now - m.boot_unix;
+  const std::string os_name = short_os_name(m);
+  const std::string version = kOses[static_cast<std::size_t>(m.os)].version;
+  for (const auto& p : m.processes) {
+    auto c = proc_counters(p, m, t);
+    b.begin()
+        .str("Caption", p.name)
+        .str("CreationClassName", "Win32_Process")
+        .str("CSCreationClassName", "Win32_ComputerSystem")
+        .str("CSName", m.cs_name)
+        .str("Description", p.name)
+        .str("Handle", std::to_string(p.pid))
+        .num("HandleCount", p.handles)
+        .num("KernelModeTime", u64(c.kernel))
+        .str("Name", p.name)
+        .str("OSCreationClassName", "Win32_OperatingSystem")
+        .str("OSName", os_name)
+        .num("OtherOperationCount", u64(c.other_ops))
+        .num("OtherTransferCount", u64(c.other_bytes))
+        .num("PageFaults", u64(c.faults))
+        .num("PageFileUsage", kb(p.private_bytes))
+        .num("ParentProcessId", p.ppid)
+        .num("PeakPageFileUsage", kb(p.private_bytes) * 5 / 4)
+        .num("PeakVirtualSize", p.virtual_bytes + (p.virtual_bytes >> 3))
+        .num("PeakWorkingSetSize", kb(p.working_set) * 5 / 4)
+        .num("Priority", p.priority)
+        .num("PrivatePageCount", p.private_bytes)
+        .num("ProcessId", p.pid)
+        .num("QuotaNonPagedPoolUsage", 8 + p.handles / 50)
+        .num("QuotaPagedPoolUsage", 50 + p.handles / 10)
+        .num("QuotaPeakNonPagedPoolUsage", 10 + p.handles / 50)
+        .num("QuotaPeakPagedPoolUsage", 60 + p.handles / 10)
+        .num("ReadOperationCount", u64(c.reads))
+        .num("ReadTransferCount", u64(c.read_bytes))
+        .num("SessionId", static_cast<std::uint64_t>(p.session))
+        .num("ThreadCount", p.threads)
+        .num("UserModeTime", u64(c.user))
+        .num("VirtualSize", p.virtual_bytes)
+        .str("WindowsVersion", version)
+        .num("WorkingSetSize", p.working_set)
+        .num("WriteOperationCount", u64(c.writes))
+        .num("WriteTransferCount", u64(c.write_bytes));
+    if (p.pid > 4) {
+      b.str("CommandLine", p.exe_path)
+          .set("CreationDate", Value::datetime(xs_datetime(m.boot_unix + p.start_offset_s)))
+          .str("ExecutablePath", p.exe_path)
+          .num("MaximumWorkingSetSize", 1380)
+          .num("MinimumWorkingSetSize", 200);
+    }
+  }
+}
+
+void gen_perf_process(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_PerfProc_Process"), out);
+  const auto clock = perf_clock(m, now);
+  std::unordered_map<std::string, int> seen;
+  ProcCounters total{};
+  std::uint64_t total_ws = 0, total_priv = 0, total_virt = 0, total_handles = 0, total_threads = 0;
+  auto emit = [&](const std::string& name, std::uint32_t pid, std::uint32_t ppid, const ProcCounters& c,
+                  double elapsed_s, std::uint64_t ws, std::uint64_t priv, std::uint64_t virt,
+                  std::uint64_t handles, std::uint64_t threads, std::uint64_t prio) {
+    b.begin()
+        .num("CreatingProcessID", ppid)
+        .num("ElapsedTime", filetime(now - elapsed_s))
+        .num("HandleCount", handles)
+        .num("IDProcess", pid)
+        .num("IODataBytesPersec", u64(c.read_bytes + c.write_bytes))
+        .num("IODataOperationsPersec", u64(c.reads + c.writes))
+        .num("IOOtherBytesPersec", u64(c.other_bytes))
+        .num("IOOtherOperationsPersec", u64(c.other_ops))
+        .num("IOReadBytesPersec", u64(c.read_bytes))
+        .num("IOReadOperationsPersec", u64(c.reads))
+        .num("IOWriteBytesPersec", u64(c.write_bytes))
+        .num("IOWriteOperationsPersec", u64(c.writes))
+        .str("Name", name)
+        .num("PageFaultsPersec", u64(c.faults))
+        .num("PageFileBytes", priv)
+        .num("PageFileBytesPeak", priv * 5 / 4)
+        .num("PercentPrivilegedTime", u64(c.kernel))
+        .num("PercentProcessorTime", u64(c.kernel + c.user))
+        .num("PercentUserTime", u64(c.user))
+        .num("PoolNonpagedBytes", handles * 64)
+        .num("PoolPagedBytes", handles * 512)
+        .num("PriorityBase", prio)
+        .num("PrivateBytes", priv)
+        .num("ThreadCount", threads)
+        .num("VirtualBytes", virt)
+        .num("VirtualBytesPeak", virt + (virt >> 3))
+        .num("WorkingSet", ws)
+        .num("WorkingSetPeak", ws * 5 / 4)
+        .num("WorkingSetPrivate", ws / 2);
+    perf_common(b, clock);
+    // Process counters use the 100ns clock as their object timer (ElapsedTime base).
+    auto& v = out.back().values;
+    const auto& d = cls("Win32_PerfRawData_PerfProc_Process");
+    v[static_cast<std::size_t>(d.exact("Frequency_Object"))] = Value::num(10000000);
+    v[static_cast<std::size_t>(d.exact("Timestamp_Object"))] = Value::num(clock.sys100ns);
+  };
+  for (const auto& p : m.processes) {
+    auto c = proc_counters(p, m, clock.t);
+    std::string name;
+    if (p.pid == 0) {
+      name = "Idle";
+    } else {
+      name = p.name.ends_with(".exe") ? p.name.substr(0, p.name.size() - 4) : p.name;
+      int n = seen[name]++;
+      if (n > 0) name += "#" + std::to_string(n);
+    }
+    double elapsed = p.pid <= 4 ? clock.t : std::max(0.0, clock.t - p.start_offset_s);
+    emit(name, p.pid, p.ppid, c, elapsed, p.working_set, p.private_bytes, p.virtual_bytes, p.handles, p.threads,
+         p.priority);
+    total.kernel += c.kernel, total.user += c.user, total.reads += c.reads, total.writes += c.writes;
+    total.read_bytes += c.read_bytes, total.write_bytes += c.write_bytes, total.other_ops += c.other_ops;
+    total.other_bytes += c.other_bytes, total.faults += c.faults;
+    total_ws += p.working_set, total_priv += p.private_bytes, total_virt += p.virtual_bytes;
+    total_handles += p.handles, total_threads += p.threads;
+  }
+  emit("_Total", 0, 0, total, clock.t, total_ws, total_priv, total_virt, total_handles, total_threads, 0);
+}
+
+void gen_pagefile(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PageFileUsage"), out);
+  const double t = now - m.boot_unix;
+  const std::uint64_t alloc_mb = m.pagefile_bytes >> 20;
+  const std::uint64_t cur = u64(gauge(t, static_cast<double>(alloc_mb) * 0.1, 0.5, 3600, m.core_phase[0]));
+  b.begin()
+      .num("AllocatedBaseSize", alloc_mb)
+      .str("Caption", "C:\\pagefile.sys")
+      .num("CurrentUsage", cur)
+      .str("Description", "C:\\pagefile.sys")
+      .set("InstallDate", Value::datetime(xs_datetime(m.install_unix + 3600, false)))
+      .str("Name", "C:\\pagefile.sys")
+      .num("PeakUsage", std::max<std::uint64_t>(cur, alloc_mb / 4))
+      .boolean("TempPageFile", false);
+}
+
+void gen_tcp(const HostModel& m, double now, std::vector<Instance>& out, bool v6) {
+  Builder b(cls(v6 ? "Win32_PerfRawData_Tcpip_TCPv6" : "Win32_PerfRawData_Tcpip_TCPv4"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t, ph = m.core_phase[0] + (v6 ? 1 : 0);
+  const double scale = v6 ? 0.05 : 1.0;
+  const double recv = wave_integral(t, 400 * scale, 0.5, 300, ph);
+  const double sent = wave_integral(t, 350 * scale, 0.5, 300, ph);
+  b.begin()
+      .num("ConnectionFailures", u64(wave_integral(t, 0.01 * scale, 0.9, 900, ph)))
+      .num("ConnectionsActive", u64(wave_integral(t, 0.2 * scale, 0.5, 900, ph)))
+      .num("ConnectionsEstablished", u64(std::max(0.0, gauge(t, 40 * scale, 0.3, 600, ph))))
+      .num("ConnectionsPassive", u64(wave_integral(t, 0.5 * scale, 0.5, 900, ph)))
+      .num("ConnectionsReset", u64(wave_integral(t, 0.05 * scale, 0.9, 900, ph)))
+      .num("SegmentsPersec", u64(recv) + u64(sent))
+      .num("SegmentsReceivedPersec", u64(recv))
+      .num("SegmentsRetransmittedPersec", u64(sent * 0.002))
+      .num("SegmentsSentPersec", u64(sent));
+  perf_common(b, c);
+}
+void gen_tcpv4(const HostModel& m, double now, std::vector<Instance>& out) { gen_tcp(m, now, out, false); }
+void gen_tcpv6(const HostModel& m, double now, std::vector<Instance>& out) { gen_tcp(m, now, out, true); }
+
+// Property lists, names exactly as Windows spells them.
+const std::vector<std::string> kPerfCommon = {"Caption", "Description", "Frequency_Object", "Frequency_PerfTime",
+                                              "Frequency_Sys100NS", "Name", "Timestamp_Object",
+                                              "Timestamp_PerfTime", "Timestamp_Sys100NS"};
+
+std::vector<std::string> with_perf(std::vector<std::string> props) {
+  props.insert(props.end(), kPerfCommon.begin(), kPerfCommon.end());
+  return props;
+}
+
+std::vector<std::string> disk_perf_props(bool logical) {
+  std::vector<std::string> p = {
+      "AvgDiskBytesPerRead", "AvgDiskBytesPerRead_Base", "AvgDiskBytesPerTransfer", "AvgDiskBytesPerTransfer_Base",
+      "AvgDiskBytesPerWrite", "AvgDiskBytesPerWrite_Base", "AvgDiskQueueLength", "AvgDiskReadQueueLength",
+      "AvgDisksecPerRead", "AvgDisksecPerRead_Base", "AvgDisksecPerTransfer", "AvgDisksecPerTransfer_Base",
+      "AvgDisksecPerWrite", "AvgDisksecPerWrite_Base", "AvgDiskWriteQueueLength", "CurrentDiskQueueLength",
+      "DiskBytesPersec", "DiskReadBytesPersec", "DiskReadsPersec", "DiskTransfersPersec", "DiskWriteBytesPersec",
+      "DiskWritesPersec", "PercentDiskReadTime", "PercentDiskReadTime_Base", "PercentDiskTime",
+      "PercentDiskTime_Base", "PercentDiskWriteTime", "PercentDiskWriteTime_Base", "PercentIdleTime",
+      "PercentIdleTime_Base", "SplitIOPerSec"};
+  if (logical) {
+    for (const char* s : {"FreeMegabytes", "PercentFreeSpace", "PercentFreeSpace_Base"}) p.push_back(s);
+  }
+  return with_perf(std::move(p));
+}
+
+std::vector<ClassDef> build_classes() {
+  struct Spec {
+    const char* name;
+    std::vector<std::string> props;
+    ClassGenerator gen;
+  };
+  std::vector<Spec> specs = {
+      {"Win32_OperatingSystem",
+       {"BootDevice", "BuildNumber", "BuildType", "Caption", "CodeSet", "CountryCode", "CreationClassName",
+        "CSCreationClassName", "CSDVersion", "CSName", "CurrentTimeZone", "DataExecutionPrevention_32BitApplications",
+        "DataExecutionPrevention_Available", "DataExecutionPrevention_Drivers",
+        "DataExecutionPrevention_SupportPolicy", "Debug", "Description", "Distributed", "EncryptionLevel",
+        "ForegroundApplicationBoost", "FreePhysicalMemory", "FreeSpaceInPagingFiles", "FreeVirtualMemory",
+        "InstallDate", "LargeSystemCache", "LastBootUpTime", "LocalDateTime", "Locale", "Manufacturer",
+        "MaxNumberOfProcesses", "MaxProcessMemorySize", "MUILanguages", "Name", "NumberOfLicensedUsers",
+        "NumberOfProcesses", "NumberOfUsers", "OperatingSystemSKU", "Organization", "OSArchitecture", "OSLanguage",
+        "OSProductSuite", "OSType", "OtherTypeDescription", "PAEEnabled", "PlusProductID", "PlusVersionNumber",
+        "PortableOperatingSystem", "Primary", "ProductType", "RegisteredUser", "SerialNumber",
+        "ServicePackMajorVersion", "ServicePackMinorVersion", "SizeStoredInPagingFiles", "Status", "SuiteMask",
+        "SystemDevice", "SystemDirectory", "SystemDrive", "TotalSwapSpaceSize", "TotalVirtualMemorySize",
+        "TotalVisibleMemorySize", "Version", "WindowsDirectory"},
+       gen_os},
+      {"Win32_ComputerSystem",
+       {"AdminPasswordStatus", "AutomaticManagedPagefile", "AutomaticResetBootOption", "AutomaticResetCapability",
+        "BootOptionOnLimit", "BootOptionOnWatchDog", "BootROMSupported", "BootupState", "Caption",
+        "ChassisBootupState", "CreationClassName", "CurrentTimeZone", "DaylightInEffect", "Description",
+        "DNSHostName", "Domain", "DomainRole", "EnableDaylightSavingsTime", "FrontPanelResetStatus",
+        "HypervisorPresent", "InfraredSupported", "InstallDate", "KeyboardPasswordStatus", "LastLoadInfo",
+        "Manufacturer", "Model", "Name", "NameFormat", "NetworkServerModeEnabled", "NumberOfLogicalProcessors",
+        "NumberOfProcessors", "PartOfDomain", "PauseAfterReset", "PCSystemType", "PowerManagementSupported",
+        "PowerOnPasswordStatus", "PowerState", "PowerSupplyState", "PrimaryOwnerContact", "PrimaryOwnerName",
+        "ResetCapability", "ResetCount", "ResetLimit", "Roles", "Status", "SystemStartupDelay",
+        "SystemStartupSetting", "SystemType", "ThermalState", "TotalPhysicalMemory", "UserName", "WakeUpType",
+        "Workgroup"},
+       gen_cs},
+      {"Win32_Processor",
+       {"AddressWidth", "Architecture", "Availability", "Caption", "ConfigManagerErrorCode",
+        "ConfigManagerUserConfig", "CpuStatus", "CreationClassName", "CurrentClockSpeed", "CurrentVoltage",
+        "DataWidth", "Description", "DeviceID", "ErrorCleared", "ErrorDescription", "ExtClock", "Family",
+        "InstallDate", "L2CacheSize", "L2CacheSpeed", "L3CacheSize", "L3CacheSpeed", "LastErrorCode", "Level",
+        "LoadPercentage", "Manufacturer", "MaxClockSpeed", "Name", "NumberOfCores", "NumberOfEnabledCore",
+        "NumberOfLogicalProcessors", "OtherFamilyDescription", "PNPDeviceID", "PowerManagementSupported",
+        "ProcessorId", "ProcessorType", "Revision", "Role", "SecondLevelAddressTranslationExtensions",
+        "SocketDesignation", "Status", "StatusInfo", "Stepping", "SystemCreationClassName", "SystemName",
+        "ThreadCount", "UniqueId", "UpgradeMethod", "Version", "VirtualizationFirmwareEnabled",
+        "VMMonitorModeExtensions", "VoltageCaps"},
+       gen_processor},
+      {"Win32_PerfRawData_PerfOS_Processor",
+       with_perf({"C1TransitionsPersec", "C2TransitionsPersec", "C3TransitionsPersec", "DPCRate", "DPCsQueuedPersec",
+                  "InterruptsPersec", "PercentC1Time", "PercentC2Time", "PercentC3Time", "PercentDPCTime",
+                  "PercentIdleTime", "PercentInterruptTime", "PercentPrivilegedTime", "PercentProcessorTime",
+                  "PercentUserTime"}),
+       gen_perf_processor},
+      {"Win32_PerfRawData_PerfOS_Memory",
+       with_perf({"AvailableBytes", "AvailableKBytes", "AvailableMBytes", "CacheBytes", "CacheBytesPeak",
+                  "CacheFaultsPersec", "CommitLimit", "CommittedBytes", "DemandZeroFaultsPersec",
+                  "FreeAndZeroPageListBytes", "FreeSystemPageTableEntries", "ModifiedPageListBytes",
+                  "PageFaultsPersec", "PageReadsPersec", "PagesInputPersec", "PagesOutputPersec", "PagesPersec",
+                  "PageWritesPersec", "PercentCommittedBytesInUse", "PercentCommittedBytesInUse_Base",
+                  "PoolNonpagedAllocs", "PoolNonpagedBytes", "PoolPagedAllocs", "PoolPagedBytes",
+                  "PoolPagedResidentBytes", "StandbyCacheCoreBytes", "StandbyCacheNormalPriorityBytes",
+                  "StandbyCacheReserveBytes", "SystemCacheResidentBytes", "SystemCodeResidentBytes",
+                  "SystemCodeTotalBytes", "SystemDriverResidentBytes", "SystemDriverTotalBytes",
+                  "TransitionFaultsPersec", "TransitionPagesRePurposedPersec", "WriteCopiesPersec"}),
+       gen_perf_memory},
+      {"Win32_PerfRawData_PerfOS_System",
+       with_perf({"AlignmentFixupsPersec", "ContextSwitchesPersec", "ExceptionDispatchesPersec",
+                  "FileControlBytesPersec", "FileControlOperationsPersec", "FileDataOperationsPersec",
+                  "FileReadBytesPersec", "FileReadOperationsPersec", "FileWriteBytesPersec",
+                  "FileWriteOperationsPersec", "FloatingEmulationsPersec", "PercentRegistryQuotaInUse",
+                  "PercentRegistryQuotaInUse_Base", "Processes", "ProcessorQueueLength", "SystemCallsPersec",
+                  "SystemUpTime", "Threads"}),
+       gen_perf_system},
+      {"Win32_LogicalDisk",
+       {"Access", "Availability", "BlockSize", "Caption", "Compressed", "ConfigManagerErrorCode",
+        "ConfigManagerUserConfig", "CreationClassName", "Description", "DeviceID", "DriveType", "ErrorCleared",
+        "ErrorDescription", "ErrorMethodology", "FileSystem", "FreeSpace", "InstallDate", "LastErrorCode",
+        "MaximumComponentLength", "MediaType", "Name", "NumberOfBlocks", "PNPDeviceID", "PowerManagementSupported",
+        "ProviderName", "Purpose", "QuotasDisabled", "QuotasIncomplete", "QuotasRebuilding", "Size", "Status",
+        "StatusInfo", "SupportsDiskQuotas", "SupportsFileBasedCompression", "SystemCreationClassName",
+        "SystemName", "VolumeDirty", "VolumeName", "VolumeSerialNumber"},
+       gen_logicaldisk},
+      {"Win32_PerfRawData_PerfDisk_LogicalDisk", disk_perf_props(true), gen_perf_logicaldisk},
+      {"Win32_PerfRawData_PerfDisk_PhysicalDisk", disk_perf_props(false), gen_perf_physicaldisk},
+      {"Win32_PerfRawData_Tcpip_NetworkInterface",
+       with_perf({"BytesReceivedPersec", "BytesSentPersec", "BytesTotalPersec", "CurrentBandwidth",
+                  "OffloadedConnections", "OutputQueueLength", "PacketsOutboundDiscarded", "PacketsOutboundErrors",
+                  "PacketsPersec", "PacketsReceivedDiscarded", "PacketsReceivedErrors",
+                  "PacketsReceivedNonUnicastPersec", "PacketsReceivedPersec", "PacketsReceivedUnicastPersec",
+                  "PacketsReceivedUnknown", "PacketsSentNonUnicastPersec", "PacketsSentPersec",
+                  "PacketsSentUnicastPersec", "TCPActiveRSCConnections", "TCPRSCAveragePacketSize",
+                  "TCPRSCCoalescedPacketsPersec", "TCPRSCExceptionsPersec"}),
+       gen_perf_nic},
+      {"Win32_NetworkAdapterConfiguration",
+       {"ArpAlwaysSourceRoute", "ArpUseEtherSNAP", "Caption", "DatabasePath", "DeadGWDetectEnabled",
+        "DefaultIPGateway", "DefaultTOS", "DefaultTTL", "Description", "DHCPEnabled", "DHCPLeaseExpires",
+        "DHCPLeaseObtained", "DHCPServer", "DNSDomain", "DNSDomainSuffixSearchOrder", "DNSEnabledForWINSResolution",
+        "DNSHostName", "DNSServerSearchOrder", "DomainDNSRegistrationEnabled", "ForwardBufferMemory",
+        "FullDNSRegistrationEnabled", "GatewayCostMetric", "IGMPLevel", "Index", "InterfaceIndex", "IPAddress",
+        "IPConnectionMetric", "IPEnabled", "IPFilterSecurityEnabled", "IPPortSecurityEnabled", "IPSecPermitIPProtocols",
+        "IPSecPermitTCPPorts", "IPSecPermitUDPPorts", "IPSubnet", "IPUseZeroBroadcast", "IPXAddress", "IPXEnabled",
+        "IPXFrameType", "IPXMediaType", "IPXNetworkNumber", "IPXVirtualNetNumber", "KeepAliveInterval",
+        "KeepAliveTime", "MACAddress", "MTU", "NumForwardPackets", "PMTUBHDetectEnabled", "PMTUDiscoveryEnabled",
+        "ServiceName", "SettingID", "TcpipNetbiosOptions", "TcpMaxConnectRetransmissions",
+        "TcpMaxDataRetransmissions", "TcpNumConnections", "TcpUseRFC1122UrgentPointer", "TcpWindowSize",
+        "WINSEnableLMHostsLookup", "WINSHostLookupFile", "WINSPrimaryServer", "WINSScopeID", "WINSSecondaryServer"},
+       gen_nicconfig},
+      {"Win32_Service",
+       {"AcceptPause", "AcceptStop", "Caption", "CheckPoint", "CreationClassName", "DelayedAutoStart",
+        "Description", "DesktopInteract", "DisplayName", "ErrorControl", "ExitCode", "InstallDate", "Name",
+        "PathName", "ProcessId", "ServiceSpecificExitCode", "ServiceType", "Started", "StartMode", "StartName",
+        "State", "Status", "SystemCreationClassName", "SystemName", "TagId", "WaitHint"},
+       gen_service},
+      {"Win32_Process",
+       {"Caption", "CommandLine", "CreationClassName", "CreationDate", "CSCreationClassName", "CSName",
+        "Description", "ExecutablePath", "ExecutionState", "Handle", "HandleCount", "InstallDate",
+        "KernelModeTime", "MaximumWorkingSetSize", "MinimumWorkingSetSize", "Name", "OSCreationClassName", "OSName",
+        "OtherOperationCount", "OtherTransferCount", "PageFaults", "PageFileUsage", "ParentProcessId",
+        "PeakPageFileUsage", "PeakVirtualSize", "PeakWorkingSetSize", "Priority", "PrivatePageCount", "ProcessId",
+        "QuotaNonPagedPoolUsage", "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaPeakPagedPoolUsage",
+        "ReadOperationCount", "ReadTransferCount", "SessionId", "Status", "TerminationDate", "ThreadCount",
+        "UserModeTime", "VirtualSize", "WindowsVersion", "WorkingSetSize", "WriteOperationCount",
+        "WriteTransferCount"},
+       gen_process},
+      {"Win32_PerfRawData_PerfProc_Process",
+       with_perf({"CreatingProcessID", "ElapsedTime", "HandleCount", "IDProcess", "IODataBytesPersec",
+                  "IODataOperationsPersec", "IOOtherBytesPersec", "IOOtherOperationsPersec", "IOReadBytesPersec",
+                  "IOReadOperationsPersec", "IOWriteBytesPersec", "IOWriteOperationsPersec", "PageFaultsPersec",
+                  "PageFileBytes", "PageFileBytesPeak", "PercentPrivilegedTime", "PercentProcessorTime",
+                  "PercentUserTime", "PoolNonpagedBytes", "PoolPagedBytes", "PriorityBase", "PrivateBytes",
+                  "ThreadCount", "VirtualBytes", "VirtualBytesPeak", "WorkingSet", "WorkingSetPeak",
+                  "WorkingSetPrivate"}),
+       gen_perf_process},
+      {"Win32_PageFileUsage",
+       {"AllocatedBaseSize", "Caption", "CurrentUsage", "Description", "InstallDate", "Name", "PeakUsage", "Status",
+        "TempPageFile"},
+       gen_pagefile},
+      {"Win32_PerfRawData_Tcpip_TCPv4",
+       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished", "ConnectionsPassive",
+                  "ConnectionsReset", "SegmentsPersec", "SegmentsReceivedPersec", "SegmentsRetransmittedPersec",
+                  "SegmentsSentPersec"}),
+       gen_tcpv4},
+      {"Win32_PerfRawData_Tcpip_TCPv6",
+       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished", "ConnectionsPassive",
+                  "ConnectionsReset", "SegmentsPersec", "SegmentsReceivedPersec", "SegmentsRetransmittedPersec",
+                  "SegmentsSentPersec"}),
+       gen_tcpv6},
+  };
+  std::vector<ClassDef> out;
+  for (auto& s : specs) {
+    ClassDef d;
+    d.name = s.name;
+    d.properties = std::move(s.props);
+    std::sort(d.properties.begin(), d.properties.end(),
+              [](const std::string& a, const std::string& b) { return lower(a) < lower(b); });
+    for (std::size_t i = 0; i < d.properties.size(); ++i) {
+      d.exact_index[d.properties[i]] = static_cast<int>(i);
+      d.lower_index[lower(d.properties[i])] = static_cast<int>(i);
+    }
+    d.generate = s.gen;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+const std::vector<ClassDef>& classes() {
+  static const std::vector<ClassDef> all = build_classes();
+  return all;
+}
+
+const ClassDef& cls(std::string_view name) {
+  const ClassDef* d = find_class(name);
+  if (d == nullptr) throw std::logic_error("sim: unknown class " + std::string(name));
+  return *d;
+}
+
+}  // namespace
+
+int ClassDef::find(std::string_view n) const {
+  auto it = lower_index.find(lower(n));
+  return it == lower_index.end() ? -1 : it->second;
+}
+
+int ClassDef::exact(std::string_view n) const {
+  auto it = exact_index.find(std::string(n));
+  return it == exact_index.end() ? -1 : it->second;
+}
+
+bool known_namespace(std::string_view ns) { return ns == "root/cimv2" || ns == "root/wmi"; }
+
+const ClassDef* find_class(std::string_view name) {
+  for (const auto& d : classes()) {
+    if (d.name.size() == name.size() && lower(d.name) == lower(name)) return &d;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> class_names() {
+  std::vector<std::string> out;
+  for (const auto& d : classes()) out.push_back(d.name);
+  return out;
+}
+
+std::uint64_t host_seed(std::string_view host_lower) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (unsigned char c : host_lower) {
+    h ^= static_cast<unsigned char>(std::tolower(c));
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+double now_unix_seconds() {
+  using namespace std::chrono;
+  return static_cast<double>(duration_cast<microseconds>(system_clock::now().time_since_epoch()).count()) / 1e6;
+}
+
+std::string xs_datetime(double unix_seconds, bool micro) {
+  auto whole = static_cast<std::time_t>(std::floor(unix_seconds));
+  std::tm tm{};
+  gmtime_r(&whole, &tm);
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string s(buf, n);
+  double frac = unix_seconds - static_cast<double>(whole);
+  if (micro) {
+    char f[16];
+    std::snprintf(f, sizeof f, ".%06d", static_cast<int>(std::min(999999.0, frac * 1e6)));
+    s += f;
+  } else if (frac > 0.0005) {
+    char f[16];
+    std::snprintf(f, sizeof f, ".%03d", static_cast<int>(std::min(999.0, frac * 1e3)));
+    s += f;
+  }
+  return s + "Z";
+}
+
+Inventory::Inventory(const std::vector<HostConfig>& overrides) {
+  for (const auto& h : overrides) overrides_[h.name] = h;
+  (void)classes();  // build the class table before threads start
+}
+
+std::shared_ptr<const HostModel> Inventory::model(const std::string& host) {
+  const std::string key = lower(host);
+  {
+    std::shared_lock lock(mutex_);
+    auto it = models_.find(key);
+    if (it != models_.end()) return it->second;
+  }
+  auto ov = overrides_.find(key);
+  auto built = std::make_shared<const HostModel>(
+      build_model(key, ov == overrides_.end() ? nullptr : &ov->second, now_unix_seconds()));
+  std::unique_lock lock(mutex_);
+  // A model is a few KB; bound the cache anyway so a host-name scan cannot exhaust memory.
+  if (models_.size() >= 200000) models_.clear();
+  auto [it, inserted] = models_.emplace(key, std::move(built));
+  return it->second;
+}
+
+std::vector<Instance> Inventory::instances(const std::string& host, const ClassDef& c, double now) {
+  auto m = model(host);
+  std::vector<Instance> out;
+  c.generate(*m, now, out);
+  return out;
+}
+
+}  // namespace sim

@@ -1,0 +1,242 @@
+// GSS acceptor for winrm-sim (see negotiate.h).
+#include "negotiate.h"
+
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <strings.h>
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+namespace sim {
+
+namespace {
+constexpr std::size_t kMaxConnections = 4096;  // contexts of vanished connections are evicted
+}
+
+struct NegotiateAcceptor::ConnectionState {
+  std::mutex mutex;  // one request at a time per connection anyway
+  winrm::gss::Context ctx;
+  bool established = false;
+  bool ntlm = false;
+  std::string protocol{winrm::gss::kSpnegoEncrypted};
+  std::string client;
+};
+
+std::optional<CbtMode> parse_cbt_mode(std::string_view text) {
+  if (text == "none") return CbtMode::kNone;
+  if (text == "relaxed") return CbtMode::kRelaxed;
+  if (text == "strict") return CbtMode::kStrict;
+  return std::nullopt;
+}
+
+std::optional<std::string> tls_end_point_from_pem(const std::string& cert_path) {
+  FILE* file = std::fopen(cert_path.c_str(), "r");
+  if (file == nullptr) return std::nullopt;
+  X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr);
+  std::fclose(file);
+  if (cert == nullptr) return std::nullopt;
+  // RFC 5929 4.1: the certificate's signature hash, SHA-256 for MD5/SHA-1/unknown.
+  int md_nid = NID_undef, pkey_nid = NID_undef;
+  const EVP_MD* md = EVP_sha256();
+  if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pkey_nid) &&
+      md_nid != NID_undef && md_nid != NID_md5 && md_nid != NID_sha1) {
+    if (const EVP_MD* own = EVP_get_digestbynid(md_nid)) md = own;
+  }
+  unsigned char hash[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  const bool ok = X509_digest(cert, md, hash, &len) == 1;
+  X509_free(cert);
+  if (!ok) return std::nullopt;
+  return "tls-server-end-point:" + std::string(reinterpret_cast<char*>(hash), len);
+}
+
+NegotiateAcceptor::NegotiateAcceptor(NegotiateSettings settings,
+                                     std::optional<std::string> tls_end_point)
+    : settings_(std::move(settings)), tls_end_point_(std::move(tls_end_point)) {
+  std::string keytab = settings_.keytab;
+  if (!keytab.empty() && keytab.find(':') == std::string::npos) keytab = "FILE:" + keytab;
+  gss_key_value_element_desc elements[] = {{"keytab", keytab.c_str()}, {"rcache", "none:"}};
+  gss_key_value_set_desc store{2, elements};
+  gss_OID_set_desc mechs{1, winrm::gss::spnego_mech()};
+  gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+  OM_uint32 minor = 0;
+  OM_uint32 major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
+                                          GSS_C_ACCEPT, &store, &cred, nullptr, nullptr);
+  if (GSS_ERROR(major)) {
+    throw std::runtime_error("negotiate: cannot use keytab " + settings_.keytab + ": " +
+                             winrm::gss::status_message(major, minor));
+  }
+  keytab_cred_ = std::make_unique<winrm::gss::Credential>(cred);
+}
+
+NegotiateAcceptor::~NegotiateAcceptor() = default;
+
+std::shared_ptr<NegotiateAcceptor::ConnectionState> NegotiateAcceptor::state(
+    const std::string& connection, bool create) {
+  std::lock_guard lock(mutex_);
+  auto it = connections_.find(connection);
+  if (it != connections_.end()) return it->second;
+  if (!create) return nullptr;
+  if (connections_.size() >= kMaxConnections) connections_.erase(connections_.begin());
+  auto fresh = std::make_shared<ConnectionState>();
+  connections_.emplace(connection, fresh);
+  return fresh;
+}
+
+void NegotiateAcceptor::drop(const std::string& connection) {
+  std::lock_guard lock(mutex_);
+  connections_.erase(connection);
+}
+
+bool NegotiateAcceptor::authenticated(const std::string& connection) {
+  auto conn = state(connection, false);
+  if (!conn) return false;
+  std::lock_guard lock(conn->mutex);
+  return conn->established;
+}
+
+NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& connection,
+                                                        std::string_view authorization) {
+  AuthResult result;
+  std::string scheme;
+  for (std::string_view candidate : {"Negotiate", "Kerberos"}) {
+    if (authorization.size() > candidate.size() + 1 &&
+        strncasecmp(authorization.data(), candidate.data(), candidate.size()) == 0 &&
+        authorization[candidate.size()] == ' ') {
+      scheme = std::string(candidate);
+    }
+  }
+  auto token = scheme.empty() ? std::nullopt
+                              : winrm::gss::base64_decode(authorization.substr(scheme.size() + 1));
+  if (!token || token->empty()) {
+    counters_.rejected++;
+    result.reason = "no Negotiate token";
+    return result;
+  }
+  auto conn = state(connection, true);
+  std::lock_guard lock(conn->mutex);
+  const bool raw_ntlm = token->starts_with(std::string_view("NTLMSSP\0", 8));
+  // An initial token (GSS [APPLICATION 0] or NTLM NEGOTIATE) or a token on an
+  // authenticated connection starts a new handshake.
+  const bool initial = static_cast<unsigned char>((*token)[0]) == 0x60 ||
+                       (raw_ntlm && token->size() >= 12 && (*token)[8] == 1);
+  if (conn->established || initial) {
+    conn->ctx.reset();
+    conn->established = false;
+  }
+  std::optional<winrm::gss::ChannelBindings> bindings;
+  if (tls_end_point_ && settings_.cbt != CbtMode::kNone) bindings.emplace(*tls_end_point_);
+  gss_buffer_desc input{token->size(), token->data()};
+  gss_buffer_desc output = GSS_C_EMPTY_BUFFER;
+  gss_name_t client = GSS_C_NO_NAME;
+  gss_OID mech = GSS_C_NO_OID;
+  OM_uint32 ret_flags = 0, minor = 0;
+  // Raw NTLMSSP (no SPNEGO wrapper) goes to gss-ntlmssp's default acceptor credential.
+  OM_uint32 major = gss_accept_sec_context(
+      &minor, conn->ctx.ptr(), raw_ntlm ? GSS_C_NO_CREDENTIAL : keytab_cred_->get(), &input,
+      bindings ? bindings->get() : GSS_C_NO_CHANNEL_BINDINGS, &client, &mech, &output, &ret_flags,
+      nullptr, nullptr);
+  std::string out_token(static_cast<const char*>(output.value), output.length);
+  OM_uint32 ignored = 0;
+  gss_release_buffer(&ignored, &output);
+  if (!out_token.empty()) result.www_authenticate = scheme + " " + winrm::gss::base64_encode(out_token);
+  if (GSS_ERROR(major)) {
+    if (client != GSS_C_NO_NAME) gss_release_name(&ignored, &client);
+    conn->ctx.reset();
+    counters_.rejected++;
+    result.kind = AuthResult::Kind::kRejected;
+    result.reason = winrm::gss::status_message(major, minor);
+    result.www_authenticate.clear();
+    return result;
+  }
+  if (major & GSS_S_CONTINUE_NEEDED) {
+    if (client != GSS_C_NO_NAME) gss_release_name(&ignored, &client);
+    result.kind = AuthResult::Kind::kContinue;
+    return result;
+  }
+  // Complete.
+  if (client != GSS_C_NO_NAME) {
+    gss_buffer_desc name = GSS_C_EMPTY_BUFFER;
+    if (!GSS_ERROR(gss_display_name(&ignored, client, &name, nullptr))) {
+      result.client.assign(static_cast<const char*>(name.value), name.length);
+      gss_release_buffer(&ignored, &name);
+    }
+    gss_release_name(&ignored, &client);
+  }
+  if (tls_end_point_ && settings_.cbt == CbtMode::kStrict &&
+      !(ret_flags & GSS_C_CHANNEL_BOUND_FLAG)) {
+    conn->ctx.reset();
+    counters_.rejected++;
+    result.kind = AuthResult::Kind::kRejected;
+    result.reason = "channel binding required (CbtHardeningLevel=Strict)";
+    result.www_authenticate.clear();
+    return result;
+  }
+  conn->established = true;
+  conn->ntlm = raw_ntlm || (mech != GSS_C_NO_OID && mech->length == winrm::gss::ntlmssp_mech()->length &&
+                            std::memcmp(mech->elements, winrm::gss::ntlmssp_mech()->elements,
+                                        mech->length) == 0);
+  conn->protocol = scheme == "Kerberos" ? std::string(winrm::gss::kKerberosEncrypted)
+                                        : std::string(winrm::gss::kSpnegoEncrypted);
+  conn->client = result.client;
+  counters_.handshakes++;
+  result.kind = AuthResult::Kind::kAccepted;
+  return result;
+}
+
+NegotiateAcceptor::Decoded NegotiateAcceptor::decode_request(const std::string& connection,
+                                                             std::string_view content_type,
+                                                             std::string_view body) {
+  Decoded decoded;
+  if (winrm::gss::is_encrypted_content_type(content_type)) {
+    auto conn = state(connection, false);
+    if (!conn) {
+      decoded.status = 401;
+      decoded.reason = "encrypted body on an unauthenticated connection";
+      return decoded;
+    }
+    std::lock_guard lock(conn->mutex);
+    if (!conn->established) {
+      decoded.status = 401;
+      decoded.reason = "encrypted body on an unauthenticated connection";
+      return decoded;
+    }
+    auto plain = winrm::gss::decrypt_body(conn->ctx.get(), conn->ntlm, body);
+    if (!plain) {
+      decoded.status = 400;
+      decoded.reason = plain.error().message;
+      return decoded;
+    }
+    counters_.encrypted_requests++;
+    decoded.soap = std::move(*plain);
+    decoded.encrypted = true;
+    return decoded;
+  }
+  if (!tls_end_point_ && settings_.require_encryption_on_http && !body.empty()) {
+    // Windows (AllowUnencrypted=false): HTTP 500, empty body, event "unencrypted message".
+    counters_.plaintext_rejected++;
+    decoded.status = 500;
+    decoded.reason = "unencrypted message refused (AllowUnencrypted=false)";
+    return decoded;
+  }
+  decoded.soap = std::string(body);
+  return decoded;
+}
+
+std::pair<std::string, std::string> NegotiateAcceptor::encode_response(
+    const std::string& connection, std::string soap, bool encrypted) {
+  const std::string soap_type = "application/soap+xml;charset=UTF-8";
+  if (!encrypted || soap.empty()) return {soap_type, std::move(soap)};
+  auto conn = state(connection, false);
+  if (!conn) return {soap_type, std::move(soap)};
+  std::lock_guard lock(conn->mutex);
+  auto body = winrm::gss::encrypt_body(conn->ctx.get(), conn->ntlm, conn->protocol, soap);
+  if (!body) return {soap_type, std::string()};  // never leak plaintext on failure
+  return {winrm::gss::encrypted_content_type(conn->protocol), std::move(*body)};
+}
+
+}  // namespace sim

@@ -1,0 +1,369 @@
+// Definition parsing/validation and the transform engine on hand-made rows.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "collectors/definition.h"
+#include "collectors/names.h"
+#include "collectors/registry.h"
+#include "prom_text.h"
+
+using collectors::parse_collector_definition_text;
+using collectors_test::find_family;
+
+namespace {
+
+winrm::Row make_row(std::initializer_list<std::pair<std::string, std::string>> properties) {
+  winrm::Row row;
+  for (const auto& [name, value] : properties) row.add(name, value);
+  return row;
+}
+
+collectors::CollectorPtr parse_ok(const std::string& yaml) {
+  auto collector = parse_collector_definition_text(yaml);
+  REQUIRE_MESSAGE(collector.has_value(), collector.error());
+  return *collector;
+}
+
+std::string parse_error(const std::string& yaml, collectors::DefinitionOptions options = {}) {
+  auto collector = parse_collector_definition_text(yaml, options);
+  REQUIRE_MESSAGE(!collector.has_value(), "accepted: " << yaml);
+  return collector.error();
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A minimal valid definition with one metric whose fields are spliced in.
+std::string one_metric(const std::string& metric_fields,
+                       const std::string& wql = "SELECT Name, Value, Other FROM Win32_Thing") {
+  return "name: custom\nqueries:\n  - wql: " + wql + "\n    metrics:\n      - {" + metric_fields + "}\n";
+}
+
+collectors::Families run(const collectors::CollectorPtr& collector, std::vector<winrm::Row> rows) {
+  auto families = collector->transform({std::move(rows)});
+  REQUIRE_MESSAGE(families.has_value(), families.error());
+  return *families;
+}
+
+}  // namespace
+
+TEST_CASE("built-in registry: the seven defaults, explicit property lists, windows_ names") {
+  const auto& builtins = collectors::builtin_collector_map();
+  const auto defaults = collectors::default_collector_names();
+  CHECK(defaults == std::vector<std::string>{"cpu", "logical_disk", "memory", "net", "os", "service",
+                                             "system"});
+  for (const auto& name : defaults) {
+    CAPTURE(name);
+    REQUIRE(builtins.count(name) == 1);
+    CHECK(builtins.at(name)->name() == name);
+    CHECK_FALSE(collectors::builtin_definition_text(name).empty());
+    for (const auto& query : builtins.at(name)->queries()) {
+      CHECK(query.wmi_namespace == "root/cimv2");
+      CHECK_FALSE(contains(query.wql, "*"));
+      CHECK(query.wql.starts_with("SELECT "));
+    }
+  }
+  CHECK(collectors::builtin_collectors().size() == builtins.size());
+  CHECK(collectors::builtin_definition_text("nope").empty());
+}
+
+TEST_CASE("definition errors name the collector, metric and field") {
+  struct Case {
+    std::string yaml;
+    std::vector<std::string> expected;
+  };
+  const std::vector<Case> cases = {
+      {one_metric("name: m, type: gauge, help: h, value: Value", "SELECT * FROM Win32_Thing"),
+       {"collector 'custom'", "query 1", "'wql'", "SELECT *"}},
+      {one_metric("name: m_count, type: counter, help: h, value: Value"),
+       {"metric 'm_count'", "'name'", "_total"}},
+      {one_metric("name: m_total, type: gauge, help: h, value: Value"),
+       {"metric 'm_total'", "only counters"}},
+      {one_metric("name: 1bad, type: gauge, help: h, value: Value"),
+       {"metric '1bad'", "'name'", "Prometheus metric name"}},
+      {one_metric("name: m, type: histogram, help: h, value: Value"),
+       {"metric 'm'", "'type'", "histogram"}},
+      {one_metric("name: m, type: gauge, help: h, value: Missing"),
+       {"metric 'm'", "'value'", "'Missing'", "SELECT list"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {bad-label: Name}"),
+       {"metric 'm'", "'labels'", "'bad-label'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {__x: Name}"),
+       {"metric 'm'", "'__x'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: Nope}"),
+       {"metric 'm'", "label 'n'", "'Nope'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {a: Name}, const_labels: {a: x}"),
+       {"metric 'm'", "'const_labels'", "label 'a' defined twice"}},
+      {one_metric("name: m, type: gauge, value: Value"), {"metric 'm'", "'help' is required"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, colour: red"),
+       {"metric 'm'", "unknown field 'colour'"}},
+      {one_metric("name: m, type: gauge, help: h"), {"metric 'm'", "exactly one of"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, info: true"),
+       {"metric 'm'", "exactly one of"}},
+      {one_metric("name: m, type: gauge, help: h, hook: nope"),
+       {"metric 'm'", "'hook'", "unknown value hook 'nope'", "boot_time"}},
+      {one_metric("name: m, type: gauge, help: h, hook: boot_time"),
+       {"metric 'm'", "'hook'", "SystemUpTime"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, scale: fast"),
+       {"metric 'm'", "'scale'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, divide_by: Nope"),
+       {"metric 'm'", "'divide_by'", "'Nope'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, value_type: colour"),
+       {"metric 'm'", "'value_type'"}},
+      {one_metric("name: m_total, type: counter, help: h, enum: {property: Name, label: s, values: [a]}"),
+       {"metric 'm_total'", "enum metrics are gauges"}},
+      {one_metric("name: m, type: gauge, help: h, enum: {property: Nope, label: s, values: [a]}"),
+       {"metric 'm'", "enum", "'Nope'"}},
+      {one_metric("name: m, type: gauge, help: h, enum: {property: Name, label: s, values: [a, a]}"),
+       {"metric 'm'", "duplicates"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: {property: Name, transform: shout}}"),
+       {"label 'n'", "unknown transform 'shout'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: {hook: nope}}"),
+       {"label 'n'", "unknown label hook 'nope'"}},
+      {"name: Bad-Name\nqueries: []\n", {"collector 'Bad-Name'", "'name'"}},
+      {"name: custom\n", {"collector 'custom'", "'queries'"}},
+      {"name: custom\nqueries:\n  - wql: SELECT A FROM B\n", {"collector 'custom'", "query 1", "'metrics'"}},
+      {"name: custom\nqueries:\n  - {wql: SELECT A FROM B, namespace: 'root cimv2', metrics: []}\n",
+       {"query 1", "'namespace'"}},
+      {"name: custom\nextra: 1\nqueries: []\n", {"collector 'custom'", "unknown field 'extra'"}},
+      {"name: custom\nqueries:\n  - wql: DELETE FROM B\n    metrics: [{name: m, type: gauge, help: h, value: A}]\n",
+       {"query 1", "'wql'", "SELECT <properties>"}},
+      {"name: custom\nqueries:\n  - wql: SELECT A FROM B\n    skip: [{property: Z, equals: x}]\n"
+       "    metrics: [{name: m, type: gauge, help: h, value: A}]\n",
+       {"query 1", "'skip.property'", "'Z'"}},
+      {"name: custom\nqueries:\n  - wql: SELECT A, B FROM C\n    metrics:\n"
+       "      - {name: m, type: gauge, help: h, value: A}\n"
+       "      - {name: m, type: gauge, value: B, labels: {x: A}}\n",
+       {"metric 'm'", "label names differ"}},
+      {"name: custom\nqueries:\n  - wql: SELECT A, B FROM C\n    metrics:\n"
+       "      - {name: m_total, type: counter, help: h, value: A}\n"
+       "      - {name: m_total, type: counter, help: other, value: B}\n",
+       {"metric 'm_total'", "'help'", "differs"}},
+      {"name: [unterminated\n", {"collector definition"}},
+  };
+  for (const auto& test : cases) {
+    CAPTURE(test.yaml);
+    const std::string error = parse_error(test.yaml);
+    for (const auto& part : test.expected) CHECK_MESSAGE(contains(error, part), error);
+  }
+}
+
+TEST_CASE("built-in rules: windows_ prefix required only for built-ins") {
+  const std::string yaml = one_metric("name: acme_thing, type: gauge, help: h, value: Value");
+  CHECK(contains(parse_error(yaml, {.builtin = true}), "start with windows_"));
+  CHECK(parse_collector_definition_text(yaml).has_value());
+}
+
+TEST_CASE("custom collector: any namespace, YAML node API, labels and transforms") {
+  const auto node = YAML::Load(R"(
+name: iis_app_pools
+help: IIS application pool state
+queries:
+  - namespace: root/MicrosoftIISv2
+    wql: SELECT Name, AppPoolState, StartTime, Enabled FROM IIsApplicationPoolSetting WHERE Name <> 'W3SVC/AppPools'
+    skip: [{property: Name, equals: [W3SVC/AppPools/Ignored]}]
+    metrics:
+      - name: iis_app_pool_state
+        type: gauge
+        help: Application pool state
+        labels: {pool: {property: Name, trim_prefix: W3SVC/AppPools/, transform: [lowercase, sanitize]}}
+        const_labels: {source: wmi}
+        enum: {property: AppPoolState, label: state, values: ["1", "2", "3", "4"]}
+      - name: iis_app_pool_start_time_seconds
+        type: gauge
+        help: Start time
+        value: StartTime
+        value_type: datetime
+        labels: {pool: {property: Name, trim_prefix: W3SVC/AppPools/, transform: [lowercase, sanitize]}}
+      - name: iis_app_pool_enabled
+        type: gauge
+        help: Enabled flag
+        value: Enabled
+        value_type: boolean
+        labels: {pool: {property: Name, trim_prefix: W3SVC/AppPools/, transform: [lowercase, sanitize]}}
+)");
+  auto parsed = collectors::parse_collector_definition(node);
+  REQUIRE_MESSAGE(parsed.has_value(), parsed.error());
+  const auto collector = *parsed;
+  CHECK(collector->name() == "iis_app_pools");
+  REQUIRE(collector->queries().size() == 1);
+  CHECK(collector->queries()[0].wmi_namespace == "root/MicrosoftIISv2");
+
+  winrm::Row pool;
+  pool.add("Name", "W3SVC/AppPools/Default App.Pool");
+  pool.add("AppPoolState", "2");
+  pool.add("StartTime", "2024-01-02T03:04:05Z", winrm::Property::Type::kDatetime);
+  pool.add("Enabled", "true");
+  winrm::Row ignored = make_row({{"Name", "W3SVC/AppPools/Ignored"}, {"AppPoolState", "2"},
+                                 {"StartTime", "x"}, {"Enabled", "false"}});
+  const auto families = run(collector, {pool, ignored});
+  const auto* state = find_family(families, "iis_app_pool_state");
+  REQUIRE(state->samples.size() == 4);
+  for (const auto& sample : state->samples) {
+    CHECK(sample.labels.at(0) == std::pair<std::string, std::string>{"pool", "default_app_pool"});
+    CHECK(sample.labels.at(1) == std::pair<std::string, std::string>{"source", "wmi"});
+    CHECK(sample.value == (sample.labels.at(2).second == "2" ? 1 : 0));
+  }
+  CHECK(find_family(families, "iis_app_pool_start_time_seconds")->samples.at(0).value == 1704164645);
+  CHECK(find_family(families, "iis_app_pool_enabled")->samples.at(0).value == 1);
+}
+
+TEST_CASE("enum one-hot: case folding, unknown states and missing values") {
+  const auto collector = parse_ok(one_metric(
+      "name: s, type: gauge, help: h, labels: {name: Name}, "
+      "enum: {property: Value, label: state, values: [running, stopped], lowercase: true}"));
+  winrm::Row nil_state;
+  nil_state.add("Name", "nil");
+  nil_state.add_null("Value");
+  const auto families = run(collector, {make_row({{"Name", "a"}, {"Value", "Running"}}),
+                                        make_row({{"Name", "b"}, {"Value", "Stopped"}}),
+                                        make_row({{"Name", "c"}, {"Value", "Exploded"}}), nil_state});
+  const auto text = collectors_test::render(families);
+  CHECK(text ==
+        "# HELP s h\n# TYPE s gauge\n"
+        "s{name=\"a\",state=\"running\"} 1\ns{name=\"a\",state=\"stopped\"} 0\n"
+        "s{name=\"b\",state=\"running\"} 0\ns{name=\"b\",state=\"stopped\"} 1\n"
+        "s{name=\"c\",state=\"running\"} 0\ns{name=\"c\",state=\"stopped\"} 0\n");
+
+  // Without lowercase the comparison is exact.
+  const auto exact = parse_ok(one_metric(
+      "name: s, type: gauge, help: h, enum: {property: Value, label: state, values: [running]}"));
+  CHECK(run(exact, {make_row({{"Value", "Running"}})}).at(0).samples.at(0).value == 0);
+}
+
+TEST_CASE("scale: 100 ns ticks to seconds, KiB to bytes, divide_by") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT Ticks, KiB, Raw, Freq FROM X\n    metrics:\n"
+      "      - {name: t_seconds_total, type: counter, help: h, value: Ticks, scale: 1e-7}\n"
+      "      - {name: b_bytes, type: gauge, help: h, value: KiB, scale: 1024}\n"
+      "      - {name: l_seconds_total, type: counter, help: h, value: Raw, divide_by: Freq}\n");
+  const auto families = run(collector, {make_row({{"Ticks", "864000000000"}, {"KiB", "2048"},
+                                                  {"Raw", "62500000"}, {"Freq", "62500000"}})});
+  CHECK(families.at(0).samples.at(0).value == doctest::Approx(86400.0));
+  CHECK(families.at(1).samples.at(0).value == 2097152.0);
+  CHECK(families.at(2).samples.at(0).value == 1.0);
+
+  // Zero frequency: the sample is skipped, not infinite.
+  const auto zero = run(collector, {make_row({{"Ticks", "1"}, {"KiB", "1"}, {"Raw", "5"}, {"Freq", "0"}})});
+  CHECK(zero.at(2).samples.empty());
+}
+
+TEST_CASE("uint64 counters beyond 2^53 round once and render exactly") {
+  const auto collector = parse_ok(one_metric("name: c_total, type: counter, help: h, value: Value, labels: {n: Name}"));
+  const auto families = run(collector, {make_row({{"Name", "max"}, {"Value", "18446744073709551615"}}),
+                                        make_row({{"Name", "odd"}, {"Value", "9007199254740993"}})});
+  CHECK(families.at(0).samples.at(0).value == 18446744073709551615.0);
+  CHECK(families.at(0).samples.at(1).value == 9007199254740992.0);
+  CHECK(collectors_test::format_value(families.at(0).samples.at(0).value) == "18446744073709551616");
+  CHECK(collectors_test::format_value(families.at(0).samples.at(1).value) == "9007199254740992");
+}
+
+TEST_CASE("transform never throws: bad data skips samples, all-missing is an error") {
+  const auto collector = parse_ok(one_metric("name: v, type: gauge, help: h, value: Value, labels: {n: Name}"));
+  winrm::Row nil;
+  nil.add("Name", "nil");
+  nil.add_null("Value");
+  const auto families = run(collector, {make_row({{"Name", "good"}, {"Value", "1.5"}}),
+                                        make_row({{"Name", "text"}, {"Value", "abc"}}),
+                                        make_row({{"Name", "empty"}, {"Value", ""}}), nil,
+                                        make_row({{"Name", "absent"}})});
+  REQUIRE(families.at(0).samples.size() == 1);
+  CHECK(families.at(0).samples.at(0).value == 1.5);
+
+  // Nil everywhere is legitimate data (no error); absent everywhere means the
+  // definition does not match the class.
+  CHECK(collector->transform({{nil}}).has_value());
+  const auto missing = collector->transform({{make_row({{"Name", "a"}}), make_row({{"Name", "b"}})}});
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(contains(missing.error(), "collector 'custom'"));
+  CHECK(contains(missing.error(), "metric 'v'"));
+  CHECK(contains(missing.error(), "property 'Value' missing from all 2 rows"));
+
+  // No rows at all is not an error: an empty result set has no series.
+  const auto empty = collector->transform({{}});
+  REQUIRE(empty.has_value());
+  CHECK(empty->at(0).samples.empty());
+
+  const auto wrong_arity = collector->transform({});
+  REQUIRE_FALSE(wrong_arity.has_value());
+  CHECK(contains(wrong_arity.error(), "expected 1 row sets, got 0"));
+}
+
+TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dropped") {
+  const auto collector = parse_ok(one_metric(
+      "name: v, type: gauge, help: h, value: Value, labels: {n: Name, nic: {property: Name, transform: sanitize}}"));
+  const std::string latin1 = "Caf\xE9";
+  const auto families = run(collector, {make_row({{"Name", latin1}, {"Value", "1"}}),
+                                        make_row({{"Name", "ok \xC3\xA9"}, {"Value", "2"}})});
+  REQUIRE(families.at(0).samples.size() == 2);
+  CHECK(families.at(0).samples[0].labels[0].second == "Caf\xEF\xBF\xBD");
+  CHECK(families.at(0).samples[0].labels[1].second == "Caf_");
+  CHECK(families.at(0).samples[1].labels[0].second == "ok \xC3\xA9");
+  for (const auto& sample : families.at(0).samples) {
+    for (const auto& label : sample.labels) CHECK(collectors::valid_utf8(label.second));
+  }
+
+  const auto nic = parse_ok(one_metric(
+      "name: v, type: gauge, help: h, value: Value, labels: {nic: {property: Name, transform: sanitize}}"));
+  const auto deduped = run(nic, {make_row({{"Name", "eth 0"}, {"Value", "1"}}),
+                                 make_row({{"Name", "eth#0"}, {"Value", "2"}})});
+  REQUIRE(deduped.at(0).samples.size() == 1);
+  CHECK(deduped.at(0).samples.at(0).value == 1);
+}
+
+TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT Version, Tz, DNSHostName, Domain, PartOfDomain FROM X\n"
+      "    metrics:\n"
+      "      - name: i\n        type: gauge\n        help: h\n        info: true\n"
+      "        labels:\n"
+      "          major: {property: Version, split: {separator: '.', index: 0}}\n"
+      "          build: {property: Version, split: {separator: '.', index: 2}}\n"
+      "          beyond: {property: Version, split: {separator: '.', index: 7}}\n"
+      "          tz: {property: Tz, transform: utc_offset}\n"
+      "          fqdn: {hook: fqdn}\n"
+      "          domain: {hook: joined_domain}\n");
+  const auto labels_of = [&](winrm::Row row) {
+    const auto families = run(collector, {std::move(row)});
+    return families.at(0).samples.at(0).labels;
+  };
+  auto labels = labels_of(make_row({{"Version", "10.0.20348"}, {"Tz", "-330"}, {"DNSHostName", "web1"},
+                                    {"Domain", "corp.example"}, {"PartOfDomain", "true"}}));
+  CHECK(labels == collectors::Labels{{"major", "10"}, {"build", "20348"}, {"beyond", ""},
+                                     {"tz", "UTC-05:30"}, {"fqdn", "web1.corp.example"},
+                                     {"domain", "corp.example"}});
+  labels = labels_of(make_row({{"Version", "6.2"}, {"Tz", "60"}, {"DNSHostName", "pc"},
+                               {"Domain", "WORKGROUP"}, {"PartOfDomain", "false"}}));
+  CHECK(labels == collectors::Labels{{"major", "6"}, {"build", ""}, {"beyond", ""},
+                                     {"tz", "UTC+01:00"}, {"fqdn", "pc"}, {"domain", ""}});
+}
+
+TEST_CASE("boot_time hook: exact FILETIME arithmetic and guards") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT SystemUpTime, Frequency_Object FROM Win32_PerfRawData_PerfOS_System\n"
+      "    metrics: [{name: boot_seconds, type: gauge, help: h, hook: boot_time}]\n");
+  auto families = run(collector, {make_row({{"SystemUpTime", "133475328005000000"},
+                                            {"Frequency_Object", "10000000"}})});
+  CHECK(families.at(0).samples.at(0).value == 1703059200.5);
+  families = run(collector, {make_row({{"SystemUpTime", "5"}, {"Frequency_Object", "10000000"}}),
+                             make_row({{"SystemUpTime", "133475328000000000"}, {"Frequency_Object", "0"}})});
+  CHECK(families.at(0).samples.empty());
+}
+
+TEST_CASE("names helpers") {
+  CHECK(collectors::valid_metric_name("windows_cpu_time_total"));
+  CHECK(collectors::valid_metric_name("a:b"));
+  CHECK_FALSE(collectors::valid_metric_name("9a"));
+  CHECK_FALSE(collectors::valid_metric_name("a-b"));
+  CHECK(collectors::valid_label_name("core"));
+  CHECK_FALSE(collectors::valid_label_name("__name__"));
+  CHECK_FALSE(collectors::valid_label_name("a:b"));
+  CHECK(collectors::sanitize_identifier("Intel(R) PRO/1000 #2") == "Intel_R__PRO_1000__2");
+  CHECK(collectors::sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  CHECK(collectors::sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  CHECK(collectors::sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");  // emoji kept
+  CHECK(collectors::sanitize_utf8("ab\xE2\x82") == "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
+}

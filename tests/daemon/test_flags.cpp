@@ -1,0 +1,85 @@
+#include <doctest/doctest.h>
+
+#include "flags.h"
+
+using namespace exporter;
+
+TEST_CASE("serve flags: defaults and exporter-convention names") {
+  auto flags = parse_flags({});
+  REQUIRE(flags);
+  CHECK(flags->command == Flags::Command::kServe);
+  CHECK(flags->serve.listen_addresses == std::vector<std::string>{":9725"});
+  CHECK(flags->serve.log_level == "info");
+  CHECK(flags->serve.log_format == "logfmt");
+
+  flags = parse_flags({"--config.file=/etc/x.yml", "--web.listen-address", "127.0.0.1:0",
+                       "--web.listen-address=[::1]:9999", "--log.level=debug", "--log.format",
+                       "json", "--config.check", "--scheduler.workers=3"});
+  REQUIRE(flags);
+  CHECK(flags->serve.config_file == "/etc/x.yml");
+  CHECK(flags->serve.listen_addresses.size() == 2);
+  CHECK(flags->serve.log_level == "debug");
+  CHECK(flags->serve.log_format == "json");
+  CHECK(flags->serve.config_check);
+  CHECK(flags->serve.scheduler_workers == 3);
+}
+
+TEST_CASE("serve flags: errors name the flag") {
+  auto bad = parse_flags({"--log.level=verbose"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().find("--log.level") != std::string::npos);
+  bad = parse_flags({"--nope"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().find("--nope") != std::string::npos);
+  CHECK_FALSE(parse_flags({"--config.file"}));
+  CHECK_FALSE(parse_flags({"--web.listen-address=nohostport"}));
+  CHECK_FALSE(parse_flags({"--web.listen-address=:99999"}));
+  CHECK_FALSE(parse_flags({"stray"}));
+  CHECK(parse_flags({"--help"})->command == Flags::Command::kHelp);
+  CHECK(parse_flags({"--version"})->command == Flags::Command::kVersion);
+}
+
+TEST_CASE("listen addresses") {
+  auto any = parse_listen_address(":9725");
+  REQUIRE(any);
+  CHECK(any->host == "0.0.0.0");
+  CHECK(any->port == 9725);
+  auto v6 = parse_listen_address("[::1]:80");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(parse_listen_address("localhost:0")->port == 0);
+}
+
+TEST_CASE("query subcommand") {
+  auto flags = parse_flags({"query", "--config.file", "c.yml", "--target=win01", "--namespace",
+                            "root/wmi", "SELECT Name FROM Win32_Service"});
+  REQUIRE(flags);
+  CHECK(flags->command == Flags::Command::kQuery);
+  CHECK(flags->query.config_file == "c.yml");
+  CHECK(flags->query.target == "win01");
+  CHECK(flags->query.wmi_namespace == "root/wmi");
+  CHECK(flags->query.wql == "SELECT Name FROM Win32_Service");
+
+  flags = parse_flags({"query", "--host=h", "--user=u", "--password-file=p", "--scheme=http",
+                       "--insecure-skip-verify", "--timeout=5s", "SELECT * FROM X"});
+  REQUIRE(flags);
+  CHECK(flags->query.port == 5985);
+  CHECK(flags->query.insecure_skip_verify);
+  CHECK(flags->query.timeout_seconds == 5);
+
+  CHECK_FALSE(parse_flags({"query", "--host=h", "SELECT 1"}));            // no credentials
+  CHECK_FALSE(parse_flags({"query", "--target=t", "SELECT 1"}));          // no config
+  CHECK_FALSE(parse_flags({"query", "--config.file=c", "--target=t"}));   // no WQL
+  CHECK_FALSE(parse_flags({"query", "--host=h", "--target=t", "--config.file=c", "--user=u",
+                           "--password-file=p", "SELECT 1"}));  // both modes
+  CHECK(parse_flags({"query", "--help"})->query_help);
+}
+
+TEST_CASE("help text lists every serve flag") {
+  std::string usage = usage_text();
+  for (const char* flag : {"--config.file", "--config.check", "--web.listen-address",
+                           "--web.max-requests", "--scheduler.workers", "--log.level",
+                           "--log.format", "--version", "--help"}) {
+    CHECK_MESSAGE(usage.find(flag) != std::string::npos, flag);
+  }
+}

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Builds the .deb with packaging/build-deb.sh into a temp dir and checks its
+# contents, its control fields, and that every shared library the exporter
+# links directly comes from a package listed in Depends.
+# Usage: test-deb.sh SOURCE_DIR BUILD_DIR   (fails when the exporter is not built)
+set -u
+src=$1
+build=$2
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ -x "$build/daemon/winrm_exporter" ] || fail "$build/daemon/winrm_exporter is not built"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+deb=$("$src/packaging/build-deb.sh" "$build" "$tmp" | tail -n1) || fail "build-deb.sh failed"
+[ -f "$deb" ] || fail "no .deb produced (got '$deb')"
+echo "built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
+
+listing=$(dpkg-deb -c "$deb") || fail "dpkg-deb -c failed"
+for path in ./usr/bin/winrm_exporter ./lib/systemd/system/winrm-exporter.service; do
+  grep -qE "[[:space:]]$path\$" <<<"$listing" || fail "$path missing from the package"
+done
+grep -E '[[:space:]]\./usr/bin/winrm_exporter$' <<<"$listing" | grep -q '^-rwxr-xr-x root/root' ||
+  fail "usr/bin/winrm_exporter is not root-owned 0755"
+
+for field in Package Version Architecture Depends Description; do
+  dpkg-deb -f "$deb" "$field" | grep -q . || fail "control field $field is empty"
+done
+for script in postinst prerm postrm; do
+  dpkg-deb -I "$deb" "$script" >/dev/null 2>&1 || fail "maintainer script $script missing"
+  sh -n <(dpkg-deb -I "$deb" "$script") || fail "$script has a syntax error"
+done
+
+# Depends must cover the direct NEEDED libraries of the packaged binary.
+depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/[[:space:]]//g' | grep .)
+dpkg-deb -x "$deb" "$tmp/root"
+bin=$tmp/root/usr/bin/winrm_exporter
+needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+[ -n "$needed" ] || fail "readelf found no NEEDED entries"
+missing=0
+for lib in $needed; do
+  path=$(ldd "$bin" | awk -v l="$lib" '$1 == l { print $3 }')
+  [ -n "$path" ] && [ -e "$path" ] || { echo "cannot resolve $lib" >&2; missing=1; continue; }
+  pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null)
+  pkg=${pkg%%:*}
+  [ -n "$pkg" ] || { echo "no package owns $path" >&2; missing=1; continue; }
+  grep -qx "$pkg" <<<"$depends" || { echo "$lib ($pkg) not in Depends" >&2; missing=1; }
+done
+[ $missing -eq 0 ] || fail "Depends is incomplete"
+echo "Depends covers: $(echo $needed)"
+echo "PASS"

@@ -1,0 +1,406 @@
+// Transport and Basic auth against in-process cpp-httplib servers on 127.0.0.1.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "winrm/auth.h"
+#include "winrm/transport.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "winrm-transport-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Two independent CAs, each with a server certificate for localhost/*.sim.test/127.0.0.1.
+struct Certs {
+  TempDir dir;
+  fs::path good, other;
+  Certs() {
+    good = dir.path() / "good";
+    other = dir.path() / "other";
+    for (const auto& d : {good, other}) {
+      const std::string cmd = std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + d.string();
+      REQUIRE(std::system(cmd.c_str()) == 0);
+      REQUIRE(fs::exists(d / "server.pem"));
+    }
+  }
+};
+
+const Certs& certs() {
+  static Certs instance;
+  return instance;
+}
+
+// A server running on its own thread; stopped and joined on scope exit.
+class TestServer {
+ public:
+  explicit TestServer(bool tls) {
+    if (tls) {
+      const auto& c = certs();
+      server_ = std::make_unique<httplib::SSLServer>((c.good / "server.pem").c_str(),
+                                                     (c.good / "server.key").c_str());
+    } else {
+      server_ = std::make_unique<httplib::Server>();
+    }
+    // httplib closes keep-alive connections after 5 requests by default; HTTP.sys does not.
+    server_->set_keep_alive_max_count(100000);
+    server_->set_tcp_nodelay(true);  // else Nagle + delayed ACK add 40 ms per response
+  }
+  httplib::Server& server() { return *server_; }
+  void start() {
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    for (int i = 0; i < 200 && !server_->is_running(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(server_->is_running());
+  }
+  ~TestServer() {
+    stopping = true;
+    server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  int port() const { return port_; }
+  // Handlers that block poll this so the server can shut down.
+  std::atomic<bool> stopping{false};
+  std::atomic<int> requests{0};
+  std::string last_host;
+
+ private:
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+void serve_ok(TestServer& s) {
+  s.server().Post("/wsman", [&s](const httplib::Request& req, httplib::Response& res) {
+    s.requests++;
+    s.last_host = req.get_header_value("Host");
+    res.set_content("<ok/>", "application/soap+xml;charset=UTF-8");
+  });
+}
+
+winrm::EndpointOptions https_endpoint(int port, const fs::path& ca_dir) {
+  winrm::EndpointOptions e;
+  e.host = "localhost";
+  e.connect_address = "127.0.0.1";
+  e.port = port;
+  e.scheme = winrm::Scheme::kHttps;
+  e.ca_file = (ca_dir / "ca.pem").string();
+  return e;
+}
+
+winrm::EndpointOptions http_endpoint(int port) {
+  winrm::EndpointOptions e;
+  e.host = "localhost";
+  e.connect_address = "127.0.0.1";
+  e.port = port;
+  e.scheme = winrm::Scheme::kHttp;
+  return e;
+}
+
+winrm::Deadline in(std::chrono::milliseconds d) { return winrm::Clock::now() + d; }
+
+winrm::HttpRequest soap(std::string body = "<e/>") {
+  winrm::HttpRequest r;
+  r.body = std::move(body);
+  return r;
+}
+
+// SHA-256 of the certificate DER, computed independently of the transport.
+std::string sha256_of_cert(const fs::path& pem) {
+  FILE* f = std::fopen(pem.c_str(), "r");
+  REQUIRE(f != nullptr);
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  REQUIRE(cert != nullptr);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  REQUIRE(X509_digest(cert, EVP_sha256(), md, &len) == 1);
+  X509_free(cert);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+}  // namespace
+
+TEST_CASE("https with the right CA verifies, sends Host and exposes tls-server-end-point") {
+  TestServer s(true);
+  serve_ok(s);
+  s.start();
+  auto counters = std::make_shared<winrm::TransportCounters>();
+  auto conn = winrm::make_http_connection(https_endpoint(s.port(), certs().good), counters);
+  CHECK_FALSE(conn->tls_server_end_point().has_value());
+  auto r = conn->round_trip(soap(), in(5s));
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  CHECK(r->status == 200);
+  CHECK(r->body == "<ok/>");
+  CHECK(r->header("content-type").value_or("").starts_with("application/soap+xml"));
+  CHECK(s.last_host == "localhost:" + std::to_string(s.port()));
+  auto cbt = conn->tls_server_end_point();
+  REQUIRE(cbt.has_value());
+  CHECK(*cbt == "tls-server-end-point:" + sha256_of_cert(certs().good / "server.pem"));
+  CHECK(counters->tls_handshakes.load() == 1);
+  CHECK(counters->connections_opened.load() == 1);
+  CHECK(counters->requests.load() == 1);
+  CHECK(counters->bytes_sent.load() == 4);
+  CHECK(counters->bytes_received.load() == 5);
+}
+
+TEST_CASE("https fails with kTls for a wrong CA or a wrong host name; insecure opt-in connects") {
+  TestServer s(true);
+  serve_ok(s);
+  s.start();
+  SUBCASE("wrong CA") {
+    auto conn = winrm::make_http_connection(https_endpoint(s.port(), certs().other), nullptr);
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kTls);
+    CHECK(s.requests.load() == 0);
+  }
+  SUBCASE("wrong host name") {
+    auto e = https_endpoint(s.port(), certs().good);
+    e.host = "wrong.example.org";
+    auto conn = winrm::make_http_connection(e, nullptr);
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kTls);
+    CHECK(s.requests.load() == 0);
+  }
+  SUBCASE("insecure_skip_verify with a wrong CA and host") {
+    auto e = https_endpoint(s.port(), certs().other);
+    e.host = "wrong.example.org";
+    e.insecure_skip_verify = true;
+    auto conn = winrm::make_http_connection(e, nullptr);
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_MESSAGE(r.has_value(), r.error().message);
+    CHECK(s.requests.load() == 1);
+    CHECK(conn->tls_server_end_point().has_value());
+  }
+}
+
+TEST_CASE("connect_address is dialled while host names the server") {
+  TestServer s(true);
+  serve_ok(s);
+  s.start();
+  auto e = https_endpoint(s.port(), certs().good);
+  e.host = "win01.sim.test";  // not resolvable; covered by the *.sim.test SAN
+  auto conn = winrm::make_http_connection(e, nullptr);
+  auto r = conn->round_trip(soap(), in(5s));
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  CHECK(s.last_host == "win01.sim.test:" + std::to_string(s.port()));
+  CHECK(e.url() == "https://win01.sim.test:" + std::to_string(s.port()) + "/wsman");
+}
+
+TEST_CASE("connection refused is a transport error") {
+  // Bound but never listening: connects to it are refused.
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(sock >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const int port = ntohs(addr.sin_port);
+  auto conn = winrm::make_http_connection(http_endpoint(port), nullptr);
+  auto r = conn->round_trip(soap(), in(5s));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().kind == winrm::ErrorKind::kTransport);
+  ::close(sock);
+}
+
+TEST_CASE("deadline holds against a server trickling the body") {
+  for (bool tls : {false, true}) {
+    CAPTURE(tls);
+    TestServer s(tls);
+    s.server().Post("/wsman", [&s](const httplib::Request&, httplib::Response& res) {
+      res.set_content_provider(100, "application/soap+xml",
+                               [&s](size_t offset, size_t, httplib::DataSink& sink) {
+                                 if (s.stopping) return false;
+                                 sink.write("x", 1);
+                                 std::this_thread::sleep_for(100ms);
+                                 return offset < 100;
+                               });
+    });
+    s.start();
+    auto e = tls ? https_endpoint(s.port(), certs().good) : http_endpoint(s.port());
+    auto conn = winrm::make_http_connection(e, nullptr);
+    const auto start = winrm::Clock::now();
+    auto r = conn->round_trip(soap(), start + 1s);
+    const auto elapsed = winrm::Clock::now() - start;
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kTimeout);
+    // Sanity bound only: the full trickle takes 10 s.
+    CHECK(elapsed < 6s);
+  }
+}
+
+TEST_CASE("deadline holds against a server that stalls before the status line") {
+  for (bool tls : {false, true}) {
+    CAPTURE(tls);
+    TestServer s(tls);
+    s.server().Post("/wsman", [&s](const httplib::Request&, httplib::Response& res) {
+      for (int i = 0; i < 200 && !s.stopping; ++i) std::this_thread::sleep_for(50ms);
+      res.set_content("<late/>", "application/soap+xml");
+    });
+    s.start();
+    auto e = tls ? https_endpoint(s.port(), certs().good) : http_endpoint(s.port());
+    auto conn = winrm::make_http_connection(e, nullptr);
+    const auto start = winrm::Clock::now();
+    auto r = conn->round_trip(soap(), start + 1s);
+    const auto elapsed = winrm::Clock::now() - start;
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kTimeout);
+    CHECK(elapsed < 6s);  // the stall lasts 10 s
+  }
+}
+
+TEST_CASE("responses over max_response_bytes are refused") {
+  TestServer s(false);
+  s.server().Post("/sized", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(5000, 'a'), "application/soap+xml");
+  });
+  s.server().Post("/chunked", [](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("application/soap+xml", [](size_t offset, httplib::DataSink& sink) {
+      if (offset >= 50000) {
+        sink.done();
+        return true;
+      }
+      sink.write(std::string(1000, 'b').data(), 1000);
+      return true;
+    });
+  });
+  s.start();
+  for (std::string path : {"/sized", "/chunked"}) {
+    CAPTURE(path);
+    auto e = http_endpoint(s.port());
+    e.path = path;
+    e.max_response_bytes = 1000;
+    auto conn = winrm::make_http_connection(e, nullptr);
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kTransport);
+    CHECK(r.error().message == "response exceeds 1000 bytes");
+    // With a larger cap the same response is accepted.
+    e.max_response_bytes = 100000;
+    auto conn2 = winrm::make_http_connection(e, nullptr);
+    auto ok = conn2->round_trip(soap(), in(5s));
+    REQUIRE_MESSAGE(ok.has_value(), ok.error().message);
+    CHECK(ok->body.size() >= 5000);
+  }
+}
+
+TEST_CASE("reconnects after the server closed an idle keep-alive connection") {
+  for (bool tls : {true, false}) {
+    CAPTURE(tls);
+    TestServer s(tls);
+    serve_ok(s);
+    s.server().set_keep_alive_timeout(1);
+    s.start();
+    auto counters = std::make_shared<winrm::TransportCounters>();
+    auto e = tls ? https_endpoint(s.port(), certs().good) : http_endpoint(s.port());
+    auto conn = winrm::make_http_connection(e, counters);
+    REQUIRE(conn->round_trip(soap(), in(5s)).has_value());
+    const auto first_id = conn->connection_id();
+    std::this_thread::sleep_for(1500ms);
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_MESSAGE(r.has_value(), r.error().message);
+    CHECK(r->body == "<ok/>");
+    CHECK(counters->reconnects.load() == 1);
+    CHECK(counters->connections_opened.load() == 2);
+    CHECK(conn->connection_id() != first_id);
+    CHECK(s.requests.load() == 2);
+  }
+}
+
+TEST_CASE("100 sequential requests share one TLS connection") {
+  TestServer s(true);
+  serve_ok(s);
+  s.start();
+  auto counters = std::make_shared<winrm::TransportCounters>();
+  auto conn = winrm::make_http_connection(https_endpoint(s.port(), certs().good), counters);
+  for (int i = 0; i < 100; ++i) {
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  }
+  CHECK(s.requests.load() == 100);
+  CHECK(counters->requests.load() == 100);
+  CHECK(counters->connections_opened.load() == 1);
+  CHECK(counters->tls_handshakes.load() == 1);
+  CHECK(counters->reconnects.load() == 0);
+}
+
+TEST_CASE("basic auth: header sent, 401 becomes kAuth naming schemes, http refused") {
+  TestServer s(true);
+  s.server().Post("/wsman", [&s](const httplib::Request& req, httplib::Response& res) {
+    s.requests++;
+    // "monitor:s3cret"
+    if (req.get_header_value("Authorization") == "Basic bW9uaXRvcjpzM2NyZXQ=") {
+      res.set_content("<ok/>", "application/soap+xml");
+      return;
+    }
+    res.status = 401;
+    res.headers.emplace("WWW-Authenticate", "Negotiate");
+    res.headers.emplace("WWW-Authenticate", "Kerberos");
+    res.headers.emplace("WWW-Authenticate", "Basic realm=\"WSMAN\"");
+  });
+  s.start();
+  auto conn = winrm::make_http_connection(https_endpoint(s.port(), certs().good), nullptr);
+
+  auto good = winrm::make_basic_auth("monitor", "s3cret");
+  CHECK(good->name() == "basic");
+  auto r = good->send(*conn, "<e/>", in(5s));
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  CHECK(r->body == "<ok/>");
+
+  auto bad = winrm::make_basic_auth("monitor", "wrong-password");
+  auto denied = bad->send(*conn, "<e/>", in(5s));
+  REQUIRE_FALSE(denied.has_value());
+  CHECK(denied.error().kind == winrm::ErrorKind::kAuth);
+  CHECK(denied.error().http_status == 401);
+  CHECK(denied.error().message.find("Negotiate, Kerberos, Basic") != std::string::npos);
+  CHECK(denied.error().message.find("wrong-password") == std::string::npos);
+
+  auto none = winrm::make_no_auth()->send(*conn, "<e/>", in(5s));
+  REQUIRE_FALSE(none.has_value());
+  CHECK(none.error().kind == winrm::ErrorKind::kAuth);
+  CHECK(s.requests.load() == 3);
+
+  auto plain = winrm::make_http_connection(http_endpoint(s.port()), nullptr);
+  auto refused = good->send(*plain, "<e/>", in(5s));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().kind == winrm::ErrorKind::kAuth);
+  CHECK(refused.error().message == "basic auth over http refused");
+  CHECK(s.requests.load() == 3);  // nothing was sent
+}

@@ -1,0 +1,80 @@
+// Basic and no-op authentication. The Authorization header is built once and never
+// logged or put into error text.
+#include <openssl/evp.h>
+
+#include "http_auth_util.h"
+#include "winrm/auth.h"
+
+namespace winrm {
+
+std::string offered_auth_schemes(const HttpResponse& response) {
+  std::string schemes;
+  for (const auto& value : response.header_values("WWW-Authenticate")) {
+    // Only the scheme name: the rest may be a challenge token.
+    const std::string scheme = value.substr(0, value.find(' '));
+    if (scheme.empty()) continue;
+    if (!schemes.empty()) schemes += ", ";
+    schemes += scheme;
+  }
+  return schemes.empty() ? "none" : schemes;
+}
+
+Error unauthorized_error(const HttpResponse& response, std::string_view scheme) {
+  return Error{ErrorKind::kAuth,
+               "HTTP 401: " + std::string(scheme) +
+                   " credentials rejected; server offers: " + offered_auth_schemes(response),
+               response.status, std::nullopt};
+}
+
+namespace {
+
+std::string base64(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(data.data()),
+                                  static_cast<int>(data.size()));
+  out.resize(len);
+  return out;
+}
+
+class HeaderAuth final : public Auth {
+ public:
+  HeaderAuth(std::string name, std::string authorization, bool allow_http)
+      : name_(std::move(name)), authorization_(std::move(authorization)), allow_http_(allow_http) {}
+
+  Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
+                            Deadline deadline) override {
+    if (!authorization_.empty() && !allow_http_ && conn.endpoint().scheme == Scheme::kHttp) {
+      return make_error(ErrorKind::kAuth, "basic auth over http refused");
+    }
+    HttpRequest request;
+    request.body = soap_body;
+    if (!authorization_.empty()) request.headers.emplace_back("Authorization", authorization_);
+    auto response = conn.round_trip(request, deadline);
+    if (!response) return response;
+    if (response->status == 401) return std::unexpected(unauthorized_error(*response, name_));
+    return response;
+  }
+
+  std::string name() const override { return name_; }
+
+ private:
+  std::string name_;
+  std::string authorization_;  // secret: never logged
+  bool allow_http_;
+};
+
+}  // namespace
+
+std::shared_ptr<Auth> make_basic_auth(std::string username, std::string password,
+                                      bool allow_http) {
+  std::string credentials = username + ":" + password;
+  auto auth = std::make_shared<HeaderAuth>("basic", "Basic " + base64(credentials), allow_http);
+  OPENSSL_cleanse(credentials.data(), credentials.size());
+  OPENSSL_cleanse(password.data(), password.size());
+  return auth;
+}
+
+std::shared_ptr<Auth> make_no_auth() { return std::make_shared<HeaderAuth>("none", "", true); }
+
+}  // namespace winrm

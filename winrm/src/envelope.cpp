@@ -1,0 +1,451 @@
+#include "winrm/envelope.h"
+
+#include <openssl/rand.h>
+#include <tinyxml2.h>
+
+#include <charconv>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include "xml_ns.h"
+
+namespace winrm {
+
+namespace {
+
+constexpr std::string_view kActionEnumerate =
+    "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+constexpr std::string_view kActionPull = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
+constexpr std::string_view kActionRelease =
+    "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
+constexpr std::string_view kAnonymous =
+    "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+
+// Escapes XML character data / attribute values. Characters XML 1.0 cannot carry at
+// all (C0 controls other than tab/LF/CR) are dropped rather than producing a document
+// the server would reject as malformed.
+void append_escaped(std::string& out, std::string_view text) {
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
+        out += c;
+    }
+  }
+}
+
+std::string format_duration(std::chrono::milliseconds timeout) {
+  long long ms = timeout.count() < 0 ? 0 : static_cast<long long>(timeout.count());
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "PT%lld.%03lldS", ms / 1000, ms % 1000);
+  return buffer;
+}
+
+enum class Operation { kEnumerate, kPull, kRelease };
+
+// Shared header block, in the order every maintained client sends it (protocol notes 2.1).
+std::string build_envelope(const RequestOptions& options, Operation operation,
+                           std::string_view body) {
+  // Release follows the hand-written template: no MS extension headers.
+  const bool ms_headers = operation != Operation::kRelease;
+  std::string out;
+  out.reserve(1500 + body.size());
+  out +=
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+      "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\""
+      " xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\""
+      " xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\""
+      " xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\"";
+  if (ms_headers) out += " xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd\"";
+  out += "><s:Header><a:To>";
+  append_escaped(out, options.endpoint_url);
+  out += "</a:To><w:ResourceURI s:mustUnderstand=\"true\">";
+  append_escaped(out, resource_uri_for(options.wmi_namespace));
+  out += "</w:ResourceURI><a:ReplyTo><a:Address s:mustUnderstand=\"true\">";
+  out += kAnonymous;
+  out += "</a:Address></a:ReplyTo><a:Action s:mustUnderstand=\"true\">";
+  out += operation == Operation::kEnumerate ? kActionEnumerate
+         : operation == Operation::kPull    ? kActionPull
+                                            : kActionRelease;
+  out += "</a:Action><w:MaxEnvelopeSize s:mustUnderstand=\"true\">";
+  out += std::to_string(options.max_envelope_size);
+  out += "</w:MaxEnvelopeSize><a:MessageID>";
+  append_escaped(out, options.message_id.empty() ? new_message_id() : options.message_id);
+  out += "</a:MessageID>";
+  if (ms_headers && !options.locale.empty()) {
+    out += "<w:Locale xml:lang=\"";
+    append_escaped(out, options.locale);
+    out += "\" s:mustUnderstand=\"false\"/><p:DataLocale xml:lang=\"";
+    append_escaped(out, options.locale);
+    out += "\" s:mustUnderstand=\"false\"/>";
+  }
+  if (ms_headers && !options.session_id.empty()) {
+    out += "<p:SessionId s:mustUnderstand=\"false\">";
+    append_escaped(out, options.session_id);
+    out += "</p:SessionId>";
+  }
+  out += "<w:OperationTimeout>";
+  out += format_duration(options.operation_timeout);
+  out += "</w:OperationTimeout></s:Header><s:Body>";
+  out += body;
+  out += "</s:Body></s:Envelope>";
+  return out;
+}
+
+}  // namespace
+
+std::string resource_uri_for(std::string_view wmi_namespace) {
+  std::string path(wmi_namespace);
+  for (char& c : path) {
+    if (c == '\\') c = '/';
+  }
+  std::string_view trimmed = path;
+  while (!trimmed.empty() && (trimmed.front() == '/' || trimmed.front() == ' ')) {
+    trimmed.remove_prefix(1);
+  }
+  while (!trimmed.empty() && (trimmed.back() == '/' || trimmed.back() == ' ')) {
+    trimmed.remove_suffix(1);
+  }
+  if (trimmed.empty()) trimmed = "root/cimv2";
+  std::string uri = "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
+  uri += trimmed;
+  uri += "/*";
+  return uri;
+}
+
+std::string new_message_id() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    // OpenSSL's RNG failing is near-impossible; message IDs only need uniqueness.
+    static std::mutex mutex;
+    static std::mt19937_64 engine{std::random_device{}()};
+    std::lock_guard lock(mutex);
+    for (auto& byte : bytes) byte = static_cast<unsigned char>(engine());
+  }
+  bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0F) | 0x40);  // version 4
+  bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string id = "uuid:";
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) id += '-';
+    id += kHex[bytes[i] >> 4];
+    id += kHex[bytes[i] & 0x0F];
+  }
+  return id;
+}
+
+std::string build_enumerate(const RequestOptions& options, std::string_view wql) {
+  std::string body = "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>";
+  body += std::to_string(options.max_elements);
+  body += "</w:MaxElements><w:Filter Dialect=\"";
+  body += kWqlDialect;
+  body += "\">";
+  append_escaped(body, wql);
+  body += "</w:Filter></n:Enumerate>";
+  return build_envelope(options, Operation::kEnumerate, body);
+}
+
+std::string build_pull(const RequestOptions& options, std::string_view context) {
+  std::string body = "<n:Pull><n:EnumerationContext>";
+  append_escaped(body, context);
+  body += "</n:EnumerationContext><n:MaxElements>";
+  body += std::to_string(options.max_elements);
+  body += "</n:MaxElements></n:Pull>";
+  return build_envelope(options, Operation::kPull, body);
+}
+
+std::string build_release(const RequestOptions& options, std::string_view context) {
+  std::string body = "<n:Release><n:EnumerationContext>";
+  append_escaped(body, context);
+  body += "</n:EnumerationContext></n:Release>";
+  return build_envelope(options, Operation::kRelease, body);
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+namespace {
+
+using tinyxml2::XMLDocument;
+using tinyxml2::XMLElement;
+using xml::Scope;
+
+std::unexpected<Error> parse_error(std::string message) {
+  return make_error(ErrorKind::kParse, std::move(message));
+}
+
+// Parses `body` into `doc` and returns the Envelope element, or a kParse error.
+Result<const XMLElement*> parse_envelope(XMLDocument& doc, std::string_view body) {
+  if (body.empty()) return parse_error("empty response body");
+  // tinyxml2 also enforces a maximum element depth (TINYXML2_MAX_ELEMENT_DEPTH), which
+  // bounds the recursion below against pathological nesting.
+  if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS) {
+    std::string message = "malformed XML: ";
+    message += doc.ErrorName();
+    message += " at line " + std::to_string(doc.ErrorLineNum());
+    return parse_error(std::move(message));
+  }
+  const XMLElement* root = doc.RootElement();
+  if (root == nullptr) return parse_error("no root element");
+  Scope scope(root, nullptr);
+  if (!scope.is(xml::kNsSoap, "Envelope")) {
+    return parse_error("root element is not a SOAP 1.2 Envelope");
+  }
+  return root;
+}
+
+std::uint64_t parse_code(std::string_view text) {
+  text = xml::trim(text);
+  int base = 10;
+  if (text.starts_with("0x") || text.starts_with("0X")) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  if (ec != std::errc{} || end != text.data() + text.size()) return 0;
+  return value;
+}
+
+struct MessageCandidate {
+  int depth = -1;
+  std::string text;
+};
+
+// Finds the deepest non-empty f:WSManFault/f:Message (or f:ProviderFault) text: the
+// provider's own words ("The specified class does not exist...") sit innermost.
+void collect_fault_messages(const Scope& scope, int depth, MessageCandidate& best) {
+  for (const XMLElement* child = scope.element()->FirstChildElement(); child != nullptr;
+       child = child->NextSiblingElement()) {
+    Scope child_scope(child, &scope);
+    auto name = child_scope.element_name();
+    if (name.ns != xml::kNsWsmanFault) continue;
+    if (name.local == "ExtendedError") continue;  // embedded __ExtendedStatus, not a message
+    if (name.local == "Message" || name.local == "ProviderFault") {
+      std::string text = xml::collapse_whitespace(xml::direct_text(child));
+      if (!text.empty() && depth > best.depth) best = {depth, std::move(text)};
+    }
+    collect_fault_messages(child_scope, depth + 1, best);
+  }
+}
+
+Fault parse_fault_element(const Scope& fault_scope) {
+  Fault fault;
+  std::string reason;
+  MessageCandidate wsman_message;
+  std::string wmi_error_message;
+  for (const XMLElement* part = fault_scope.element()->FirstChildElement(); part != nullptr;
+       part = part->NextSiblingElement()) {
+    Scope part_scope(part, &fault_scope);
+    if (part_scope.is(xml::kNsSoap, "Code")) {
+      for (const XMLElement* c = part->FirstChildElement(); c != nullptr;
+           c = c->NextSiblingElement()) {
+        Scope c_scope(c, &part_scope);
+        if (c_scope.is(xml::kNsSoap, "Value")) {
+          fault.code = xml::collapse_whitespace(xml::direct_text(c));
+        } else if (c_scope.is(xml::kNsSoap, "Subcode")) {
+          for (const XMLElement* v = c->FirstChildElement(); v != nullptr;
+               v = v->NextSiblingElement()) {
+            Scope v_scope(v, &c_scope);
+            if (v_scope.is(xml::kNsSoap, "Value")) {
+              std::string qname = xml::collapse_whitespace(xml::direct_text(v));
+              fault.subcode = std::string(xml::split_qname(qname).second);
+            }
+          }
+        }
+      }
+    } else if (part_scope.is(xml::kNsSoap, "Reason")) {
+      for (const XMLElement* t = part->FirstChildElement(); t != nullptr && reason.empty();
+           t = t->NextSiblingElement()) {
+        Scope t_scope(t, &part_scope);
+        if (t_scope.is(xml::kNsSoap, "Text")) reason = xml::collapse_whitespace(xml::all_text(t));
+      }
+    } else if (part_scope.is(xml::kNsSoap, "Detail")) {
+      for (const XMLElement* d = part->FirstChildElement(); d != nullptr;
+           d = d->NextSiblingElement()) {
+        Scope d_scope(d, &part_scope);
+        auto name = d_scope.element_name();
+        if (d_scope.is(xml::kNsWsman, "FaultDetail")) {
+          fault.fault_detail = xml::collapse_whitespace(xml::all_text(d));
+        } else if (d_scope.is(xml::kNsWsmanFault, "WSManFault")) {
+          if (fault.wsman_code == 0) {
+            if (const char* code = d->Attribute("Code")) fault.wsman_code = parse_code(code);
+          }
+          if (fault.machine.empty()) {
+            if (const char* machine = d->Attribute("Machine")) {
+              fault.machine = xml::collapse_whitespace(machine);
+            }
+          }
+          collect_fault_messages(d_scope, 0, wsman_message);
+        } else if (name.local == "MSFT_WmiError") {
+          // CIM error instance (WinRM 3.0+): error_Code carries the WSMan code.
+          for (const XMLElement* p = d->FirstChildElement(); p != nullptr;
+               p = p->NextSiblingElement()) {
+            auto local = xml::split_qname(p->Name()).second;
+            if (local == "error_Code" && fault.wsman_code == 0) {
+              fault.wsman_code = parse_code(xml::direct_text(p));
+            } else if (local == "Message" && wmi_error_message.empty()) {
+              wmi_error_message = xml::collapse_whitespace(xml::direct_text(p));
+            }
+          }
+        }
+      }
+    }
+  }
+  if (!wsman_message.text.empty()) {
+    fault.message = std::move(wsman_message.text);
+  } else if (!wmi_error_message.empty()) {
+    fault.message = std::move(wmi_error_message);
+  } else {
+    fault.message = std::move(reason);
+  }
+  return fault;
+}
+
+// Finds s:Body and its first element child (with scopes kept alive by the caller).
+const XMLElement* find_child(const Scope& parent, std::string_view ns, std::string_view local) {
+  for (const XMLElement* child = parent.element()->FirstChildElement(); child != nullptr;
+       child = child->NextSiblingElement()) {
+    if (Scope(child, &parent).is(ns, local)) return child;
+  }
+  return nullptr;
+}
+
+// Text content of an embedded object or EPR: non-empty text pieces joined by a space.
+void append_object_text(const XMLElement* element, std::string& out) {
+  for (const auto* node = element->FirstChild(); node != nullptr; node = node->NextSibling()) {
+    if (const auto* text = node->ToText()) {
+      auto piece = xml::collapse_whitespace(text->Value());
+      if (piece.empty()) continue;
+      if (!out.empty()) out += ' ';
+      out += piece;
+    } else if (const auto* child = node->ToElement()) {
+      append_object_text(child, out);
+    }
+  }
+}
+
+bool is_true(const char* value) {
+  if (value == nullptr) return false;
+  std::string_view v = xml::trim(value);
+  return v == "true" || v == "1";
+}
+
+Row parse_item(const Scope& item) {
+  const bool fragment = item.is(xml::kNsWsman, "XmlFragment");
+  Row row(fragment ? std::string() : std::string(item.element_name().local));
+  for (const XMLElement* prop = item.element()->FirstChildElement(); prop != nullptr;
+       prop = prop->NextSiblingElement()) {
+    Scope prop_scope(prop, &item);
+    std::string_view name = prop_scope.element_name().local;
+    if (is_true(prop_scope.attribute(xml::kNsXsi, "nil"))) {
+      row.add_null(name);
+      continue;
+    }
+    const XMLElement* inner = prop->FirstChildElement();
+    if (inner == nullptr) {
+      row.add(name, xml::direct_text(prop));  // empty element = empty string, not null
+      continue;
+    }
+    auto inner_local = xml::split_qname(inner->Name()).second;
+    if (inner_local == "Datetime") {
+      row.add(name, std::string(xml::trim(xml::all_text(inner))), Property::Type::kDatetime);
+    } else if (inner_local == "Interval") {
+      row.add(name, std::string(xml::trim(xml::all_text(inner))), Property::Type::kInterval);
+    } else {
+      std::string text;
+      append_object_text(prop, text);
+      row.add(name, std::move(text), Property::Type::kObject);
+    }
+  }
+  return row;
+}
+
+}  // namespace
+
+Result<Fault> parse_fault(std::string_view body) {
+  XMLDocument doc(true, tinyxml2::PRESERVE_WHITESPACE);
+  auto root = parse_envelope(doc, body);
+  if (!root) return std::unexpected(root.error());
+  Scope envelope(*root, nullptr);
+  const XMLElement* body_element = find_child(envelope, xml::kNsSoap, "Body");
+  if (body_element == nullptr) return parse_error("SOAP envelope without Body");
+  Scope body_scope(body_element, &envelope);
+  const XMLElement* fault = find_child(body_scope, xml::kNsSoap, "Fault");
+  if (fault == nullptr) return parse_error("SOAP body is not a fault");
+  return parse_fault_element(Scope(fault, &body_scope));
+}
+
+Result<EnumerationPage> parse_enumeration_response(std::string_view body) {
+  XMLDocument doc(true, tinyxml2::PRESERVE_WHITESPACE);
+  auto root = parse_envelope(doc, body);
+  if (!root) return std::unexpected(root.error());
+  Scope envelope(*root, nullptr);
+
+  EnumerationPage page;
+  if (const XMLElement* header = find_child(envelope, xml::kNsSoap, "Header")) {
+    Scope header_scope(header, &envelope);
+    if (const XMLElement* relates = find_child(header_scope, xml::kNsAddressing, "RelatesTo")) {
+      page.relates_to = std::string(xml::trim(xml::direct_text(relates)));
+    }
+  }
+
+  const XMLElement* body_element = find_child(envelope, xml::kNsSoap, "Body");
+  if (body_element == nullptr) return parse_error("SOAP envelope without Body");
+  Scope body_scope(body_element, &envelope);
+  const XMLElement* response = body_element->FirstChildElement();
+  if (response == nullptr) return parse_error("empty SOAP Body");
+  Scope response_scope(response, &body_scope);
+
+  if (response_scope.is(xml::kNsSoap, "Fault")) {
+    Fault fault = parse_fault_element(response_scope);
+    std::string message = fault.message;
+    return std::unexpected(Error{ErrorKind::kWsmanFault, std::move(message), 0, std::move(fault)});
+  }
+  if (!response_scope.is(xml::kNsEnumeration, "EnumerateResponse") &&
+      !response_scope.is(xml::kNsEnumeration, "PullResponse")) {
+    std::string message = "unexpected SOAP body element ";
+    message += xml::collapse_whitespace(std::string(response_scope.element_name().local));
+    if (message.size() > 200) message.resize(200);
+    return parse_error(std::move(message));
+  }
+
+  for (const XMLElement* child = response->FirstChildElement(); child != nullptr;
+       child = child->NextSiblingElement()) {
+    Scope child_scope(child, &response_scope);
+    auto name = child_scope.element_name();
+    // Windows puts Items/EndOfSequence in w: for EnumerateResponse and n: for
+    // PullResponse; accept either namespace for both.
+    const bool known_ns = name.ns == xml::kNsEnumeration || name.ns == xml::kNsWsman;
+    if (name.ns == xml::kNsEnumeration && name.local == "EnumerationContext") {
+      page.context = std::string(xml::trim(xml::direct_text(child)));
+    } else if (known_ns && name.local == "EndOfSequence") {
+      page.end_of_sequence = true;
+    } else if (known_ns && name.local == "Items") {
+      for (const XMLElement* item = child->FirstChildElement(); item != nullptr;
+           item = item->NextSiblingElement()) {
+        page.rows.push_back(parse_item(Scope(item, &child_scope)));
+      }
+    }
+  }
+  return page;
+}
+
+}  // namespace winrm

@@ -1,0 +1,185 @@
+#include "winrm/error.h"
+
+#include <algorithm>
+#include <string>
+
+namespace winrm {
+
+std::string_view to_string(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kTransport:
+      return "transport";
+    case ErrorKind::kTls:
+      return "tls";
+    case ErrorKind::kAuth:
+      return "auth";
+    case ErrorKind::kHttp:
+      return "http";
+    case ErrorKind::kWsmanFault:
+      return "wsman_fault";
+    case ErrorKind::kParse:
+      return "parse";
+    case ErrorKind::kTimeout:
+      return "timeout";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(FaultClass fault_class) {
+  switch (fault_class) {
+    case FaultClass::kAccessDenied:
+      return "access_denied";
+    case FaultClass::kInvalidClass:
+      return "invalid_class";
+    case FaultClass::kInvalidResourceUri:
+      return "invalid_resource_uri";
+    case FaultClass::kTimedOut:
+      return "timed_out";
+    case FaultClass::kQuotaExceeded:
+      return "quota_exceeded";
+    case FaultClass::kContextExpired:
+      return "context_expired";
+    case FaultClass::kMaxEnvelopeExceeded:
+      return "max_envelope_exceeded";
+    case FaultClass::kOther:
+      return "other";
+  }
+  return "other";
+}
+
+namespace {
+
+// WSManFault codes from wsmerror.h (see the protocol notes, section 4).
+std::optional<FaultClass> classify_code(std::uint64_t code) {
+  switch (code) {
+    case 5:           // ERROR_ACCESS_DENIED
+    case 2147942405:  // 0x80070005 E_ACCESSDENIED
+      return FaultClass::kAccessDenied;
+    case 2150858778:  // 0x8033801A ERROR_WSMAN_CANNOT_PROCESS_FILTER
+      return FaultClass::kInvalidClass;
+    case 2150858752:  // 0x80338000 ERROR_WSMAN_RESOURCE_NOT_FOUND
+      return FaultClass::kInvalidResourceUri;
+    case 2150858793:  // 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
+    case 2150858780:  // 0x8033801C enumeration pull timed out, context still valid
+      return FaultClass::kTimedOut;
+    case 2150859174:  // 0x803381A6 concurrent operations per user
+    case 2150859173:  // 0x803381A5 concurrent shells per user
+      return FaultClass::kQuotaExceeded;
+    case 2150858779:  // 0x8033801B ERROR_WSMAN_INVALID_CONTEXT
+      return FaultClass::kContextExpired;
+    case 2150858824:  // 0x80338048 response exceeds the request's MaxEnvelopeSize
+    case 2150858825:  // 0x80338049 response exceeds the service's envelope limit
+      return FaultClass::kMaxEnvelopeExceeded;
+    default:
+      return std::nullopt;
+  }
+}
+
+bool ends_with_ci(std::string_view text, std::string_view suffix) {
+  if (text.size() < suffix.size()) return false;
+  text = text.substr(text.size() - suffix.size());
+  for (std::size_t i = 0; i < suffix.size(); ++i) {
+    char a = text[i], b = suffix[i];
+    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+FaultClass classify(const Fault& fault) {
+  if (auto by_code = classify_code(fault.wsman_code)) return *by_code;
+  // Subcode may still carry a prefix if a caller filled the Fault by hand.
+  std::string_view subcode = fault.subcode;
+  if (auto colon = subcode.rfind(':'); colon != std::string_view::npos) {
+    subcode = subcode.substr(colon + 1);
+  }
+  if (subcode == "AccessDenied") return FaultClass::kAccessDenied;
+  if (subcode == "CannotProcessFilter") return FaultClass::kInvalidClass;
+  if (subcode == "TimedOut") return FaultClass::kTimedOut;
+  if (subcode == "QuotaLimit") return FaultClass::kQuotaExceeded;
+  if (subcode == "InvalidEnumerationContext") return FaultClass::kContextExpired;
+  if (subcode == "DestinationUnreachable" &&
+      ends_with_ci(fault.fault_detail, "InvalidResourceURI")) {
+    return FaultClass::kInvalidResourceUri;
+  }
+  // DSP0226: EncodingLimit + faultDetail/MaxEnvelopeSize = the response would not fit.
+  if (subcode == "EncodingLimit" && (ends_with_ci(fault.fault_detail, "MaxEnvelopeSize") ||
+                                     ends_with_ci(fault.fault_detail, "MaxEnvelopeSizeExceeded"))) {
+    return FaultClass::kMaxEnvelopeExceeded;
+  }
+  return FaultClass::kOther;
+}
+
+namespace {
+
+constexpr std::size_t kMaxDescribedMessage = 512;
+
+// One line, control characters dropped, whitespace collapsed, bounded in length so a
+// hostile server cannot flood the logs. Cuts on a UTF-8 character boundary.
+std::string sanitize_for_log(std::string_view text) {
+  std::string out;
+  out.reserve(std::min(text.size(), kMaxDescribedMessage) + 3);
+  bool pending_space = false;
+  bool truncated = false;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (out.size() + (pending_space ? 1 : 0) >= kMaxDescribedMessage) {
+      truncated = true;
+      break;
+    }
+    if (pending_space) out += ' ';
+    pending_space = false;
+    out += c;
+  }
+  if (truncated && !out.empty()) {
+    // Drop a trailing incomplete UTF-8 sequence so no character is split.
+    std::size_t start = out.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(out[start]) & 0xC0) == 0x80) --start;
+    auto lead = static_cast<unsigned char>(out[start]);
+    std::size_t length = lead < 0x80    ? 1
+                         : lead >= 0xF0 ? 4
+                         : lead >= 0xE0 ? 3
+                         : lead >= 0xC0 ? 2
+                                        : 1;
+    if (start + length > out.size()) out.resize(start);
+    out += "...";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Error::describe() const {
+  std::string out{to_string(kind)};
+  if (fault) {
+    out += ' ';
+    out += std::to_string(fault->wsman_code);
+    out += " (";
+    out += sanitize_for_log(fault->subcode.empty() ? fault->code : fault->subcode);
+    out += ", ";
+    out += to_string(classify(*fault));
+    out += ")";
+    const std::string& text = fault->message.empty() ? message : fault->message;
+    if (!text.empty()) {
+      out += ": ";
+      out += sanitize_for_log(text);
+    }
+    if (http_status != 0) out += " [HTTP " + std::to_string(http_status) + "]";
+    return out;
+  }
+  if (http_status != 0) out += " (HTTP " + std::to_string(http_status) + ")";
+  if (!message.empty()) {
+    out += ": ";
+    out += sanitize_for_log(message);
+  }
+  return out;
+}
+
+}  // namespace winrm

@@ -1,0 +1,332 @@
+#include "winrm/row.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+namespace winrm {
+
+namespace {
+
+char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view text) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+template <typename T>
+std::optional<T> parse_integer(std::string_view text) {
+  text = trim(text);
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  if (text.empty()) return std::nullopt;
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> parse_double(std::string_view text) {
+  text = trim(text);
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  if (text.empty()) return std::nullopt;
+  // from_chars would also take "inf"/"nan"; WMI never sends those as numbers.
+  char first = text.front() == '-' && text.size() > 1 ? text[1] : text.front();
+  if (!(first >= '0' && first <= '9') && first != '.') return std::nullopt;
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Howard Hinnant's days_from_civil: proleptic Gregorian date -> days since 1970-01-01.
+// Pure arithmetic, so no timegm()/TZ state and thread-safe.
+constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+static_assert(days_from_civil(1970, 1, 1) == 0);
+static_assert(days_from_civil(2000, 3, 1) == 11017);
+
+bool is_leap(std::int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+unsigned days_in_month(std::int64_t y, unsigned m) {
+  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
+}
+
+// Reads exactly `count` digits at `pos`.
+std::optional<unsigned> digits(std::string_view text, std::size_t pos, std::size_t count) {
+  if (pos + count > text.size()) return std::nullopt;
+  unsigned value = 0;
+  for (std::size_t i = pos; i < pos + count; ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(text[i] - '0');
+  }
+  return value;
+}
+
+std::optional<double> civil_to_unix(std::int64_t year, unsigned month, unsigned day, unsigned hour,
+                                    unsigned minute, unsigned second, double fraction) {
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)) return std::nullopt;
+  if (hour > 23 || minute > 59 || second > 60) return std::nullopt;  // 60: leap second
+  double days = static_cast<double>(days_from_civil(year, month, day));
+  return days * 86400.0 + hour * 3600.0 + minute * 60.0 + second + fraction;
+}
+
+// Fractional digits "123456" after a '.', as seconds.
+double fraction_value(std::string_view frac) {
+  double value = 0;
+  double scale = 0.1;
+  for (char c : frac) {
+    value += (c - '0') * scale;
+    scale /= 10;
+  }
+  return value;
+}
+
+}  // namespace
+
+void Row::add(std::string_view name, std::string value, Property::Type type) {
+  for (auto& property : properties_) {
+    if (iequals(property.name, name)) {
+      // A nil element followed by values would be malformed; the values win.
+      property.is_null = false;
+      property.values.push_back(std::move(value));
+      return;
+    }
+  }
+  Property property;
+  property.name = std::string(name);
+  property.type = type;
+  property.values.push_back(std::move(value));
+  properties_.push_back(std::move(property));
+}
+
+void Row::add_null(std::string_view name) {
+  for (const auto& property : properties_) {
+    if (iequals(property.name, name)) return;  // keep whatever was already recorded
+  }
+  Property property;
+  property.name = std::string(name);
+  property.is_null = true;
+  properties_.push_back(std::move(property));
+}
+
+const Property* Row::find(std::string_view name) const {
+  for (const auto& property : properties_) {
+    if (iequals(property.name, name)) return &property;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> Row::string(std::string_view name) const {
+  const Property* property = find(name);
+  if (property == nullptr || property->is_null || property->values.empty()) return std::nullopt;
+  return property->values.front();
+}
+
+std::optional<double> Row::number(std::string_view name) const {
+  auto text = string(name);
+  return text ? parse_double(*text) : std::nullopt;
+}
+
+std::optional<std::uint64_t> Row::uint64(std::string_view name) const {
+  auto text = string(name);
+  return text ? parse_integer<std::uint64_t>(*text) : std::nullopt;
+}
+
+std::optional<std::int64_t> Row::int64(std::string_view name) const {
+  auto text = string(name);
+  return text ? parse_integer<std::int64_t>(*text) : std::nullopt;
+}
+
+std::optional<bool> Row::boolean(std::string_view name) const {
+  auto text = string(name);
+  if (!text) return std::nullopt;
+  std::string_view value = trim(*text);
+  if (iequals(value, "true") || value == "1") return true;
+  if (iequals(value, "false") || value == "0") return false;
+  return std::nullopt;
+}
+
+std::optional<double> Row::unix_time(std::string_view name) const {
+  auto text = string(name);
+  if (!text) return std::nullopt;
+  if (auto xs = parse_xs_datetime(*text)) return xs;
+  return parse_cim_datetime(*text);
+}
+
+std::optional<double> Row::seconds(std::string_view name) const {
+  auto text = string(name);
+  if (!text) return std::nullopt;
+  if (auto xs = parse_xs_duration(*text)) return xs;
+  return parse_cim_interval(*text);
+}
+
+// YYYY-MM-DDTHH:MM:SS[.fff...][Z|(+|-)HH:MM]; no zone = UTC (Windows always sends one).
+std::optional<double> parse_xs_datetime(std::string_view text) {
+  text = trim(text);
+  auto year = digits(text, 0, 4);
+  auto month = digits(text, 5, 2);
+  auto day = digits(text, 8, 2);
+  auto hour = digits(text, 11, 2);
+  auto minute = digits(text, 14, 2);
+  auto second = digits(text, 17, 2);
+  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
+  if (text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':') {
+    return std::nullopt;
+  }
+  std::size_t pos = 19;
+  double fraction = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    std::size_t start = ++pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    if (pos == start) return std::nullopt;
+    fraction = fraction_value(text.substr(start, pos - start));
+  }
+  int offset_minutes = 0;
+  if (pos < text.size()) {
+    if (text[pos] == 'Z' && pos + 1 == text.size()) {
+      // UTC
+    } else if ((text[pos] == '+' || text[pos] == '-') && pos + 6 == text.size() &&
+               text[pos + 3] == ':') {
+      auto off_hours = digits(text, pos + 1, 2);
+      auto off_minutes = digits(text, pos + 4, 2);
+      if (!off_hours || !off_minutes || *off_hours > 14 || *off_minutes > 59) return std::nullopt;
+      offset_minutes = static_cast<int>(*off_hours * 60 + *off_minutes);
+      if (text[pos] == '-') offset_minutes = -offset_minutes;
+    } else {
+      return std::nullopt;
+    }
+  }
+  auto local = civil_to_unix(*year, *month, *day, *hour, *minute, *second, fraction);
+  if (!local) return std::nullopt;
+  return *local - offset_minutes * 60.0;  // local = UTC + offset
+}
+
+// DMTF CIM_DATETIME "yyyymmddHHMMSS.mmmmmmsUUU", UUU = offset from UTC in minutes.
+std::optional<double> parse_cim_datetime(std::string_view text) {
+  text = trim(text);
+  if (text.size() != 25 || text[14] != '.' || (text[21] != '+' && text[21] != '-')) {
+    return std::nullopt;
+  }
+  auto year = digits(text, 0, 4);
+  auto month = digits(text, 4, 2);
+  auto day = digits(text, 6, 2);
+  auto hour = digits(text, 8, 2);
+  auto minute = digits(text, 10, 2);
+  auto second = digits(text, 12, 2);
+  auto offset = digits(text, 22, 3);
+  if (!year || !month || !day || !hour || !minute || !second || !offset) return std::nullopt;
+  // Asterisks mark unknown sub-second precision; anything else unknown is unusable.
+  std::string_view micro = text.substr(15, 6);
+  double fraction = 0;
+  if (micro.find_first_not_of('*') != std::string_view::npos) {
+    auto known = micro.substr(0, micro.find('*'));
+    if (known.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    if (micro.substr(known.size()).find_first_not_of('*') != std::string_view::npos) {
+      return std::nullopt;
+    }
+    fraction = fraction_value(known);
+  }
+  auto local = civil_to_unix(*year, *month, *day, *hour, *minute, *second, fraction);
+  if (!local) return std::nullopt;
+  double offset_seconds = *offset * 60.0;
+  return text[21] == '-' ? *local + offset_seconds : *local - offset_seconds;
+}
+
+// DMTF interval "ddddddddHHMMSS.mmmmmm:000".
+std::optional<double> parse_cim_interval(std::string_view text) {
+  text = trim(text);
+  if (text.size() != 25 || text[14] != '.' || text[21] != ':') return std::nullopt;
+  auto days = digits(text, 0, 8);
+  auto hours = digits(text, 8, 2);
+  auto minutes = digits(text, 10, 2);
+  auto secs = digits(text, 12, 2);
+  auto micros = digits(text, 15, 6);
+  if (!days || !hours || !minutes || !secs || !micros) return std::nullopt;
+  if (*hours > 23 || *minutes > 59 || *secs > 59) return std::nullopt;
+  return *days * 86400.0 + *hours * 3600.0 + *minutes * 60.0 + *secs + *micros / 1e6;
+}
+
+// xs:duration [-]P[nY][nM][nD][T[nH][nM][n[.f]S]]. Years and months have no fixed length,
+// so only zero values are accepted for them (WMI intervals are expressed in days).
+std::optional<double> parse_xs_duration(std::string_view text) {
+  text = trim(text);
+  bool negative = false;
+  if (!text.empty() && text.front() == '-') {
+    negative = true;
+    text.remove_prefix(1);
+  }
+  if (text.empty() || text.front() != 'P') return std::nullopt;
+  text.remove_prefix(1);
+  if (text.empty()) return std::nullopt;
+  bool in_time = false;
+  bool any_component = false;
+  double total = 0;
+  std::string_view order_date = "YMD";
+  std::string_view order_time = "HMS";
+  std::size_t next_date = 0, next_time = 0;
+  while (!text.empty()) {
+    if (text.front() == 'T') {
+      if (in_time) return std::nullopt;
+      in_time = true;
+      text.remove_prefix(1);
+      if (text.empty()) return std::nullopt;  // "PT" alone is invalid
+      continue;
+    }
+    std::size_t len = 0;
+    bool seen_dot = false;
+    while (len < text.size() && ((text[len] >= '0' && text[len] <= '9') || text[len] == '.')) {
+      if (text[len] == '.') {
+        if (seen_dot) return std::nullopt;
+        seen_dot = true;
+      }
+      ++len;
+    }
+    if (len == 0 || len == text.size()) return std::nullopt;
+    auto value = parse_double(text.substr(0, len));
+    if (!value) return std::nullopt;
+    char unit = text[len];
+    text.remove_prefix(len + 1);
+    std::string_view order = in_time ? order_time : order_date;
+    std::size_t& next = in_time ? next_time : next_date;
+    auto index = order.find(unit, next);
+    if (index == std::string_view::npos) return std::nullopt;
+    next = index + 1;
+    if (seen_dot && !(in_time && unit == 'S')) return std::nullopt;
+    any_component = true;
+    if (!in_time) {
+      if (unit == 'D') {
+        total += *value * 86400.0;
+      } else if (*value != 0) {
+        return std::nullopt;  // non-zero years/months
+      }
+    } else {
+      total += *value * (unit == 'H' ? 3600.0 : unit == 'M' ? 60.0 : 1.0);
+    }
+  }
+  if (!any_component) return std::nullopt;
+  return negative ? -total : total;
+}
+
+}  // namespace winrm

@@ -210,7 +210,13 @@ TEST_CASE("os: projected (XmlFragment) Win32_OperatingSystem gives the same info
   const auto from_fragment = collector->transform({fragment, computer});
   REQUIRE(from_star.has_value());
   REQUIRE(from_fragment.has_value());
-  CHECK(collectors_test::render(*from_star) == collectors_test::render(*from_fragment));
+  // The two captures were taken a moment apart: only the clock differs.
+  const auto without_time = [](collectors::Families families) {
+    std::erase_if(families, [](const auto& family) { return family.name == "windows_os_time"; });
+    return collectors_test::render(families);
+  };
+  CHECK(without_time(*from_star) == without_time(*from_fragment));
+  CHECK(find_family(*from_fragment, "windows_os_time")->samples.size() == 1);
 }
 
 TEST_CASE("service: captured Win32_Service Enumerate+Pull sequences") {

@@ -19,6 +19,7 @@ const char* kPagefileCollector = R"(  - name: pagefile
         metrics:
           - name: windows_custom_pagefile_allocated_bytes
             type: gauge
+            help: Allocated page file size
             value: AllocatedBaseSize
             scale: 1048576
             labels: {file: Name}
@@ -455,7 +456,7 @@ TEST_CASE("custom collector errors carry the file and line of the definition") {
       dir.write("e.yml",
                 "custom_collectors:\n  - name: cpu\n    queries:\n      - wql: SELECT "
                 "Name FROM Win32_Processor\n        metrics:\n          - name: "
-                "my_cpu_info\n            type: gauge\n            info: true\n"
+                "my_cpu_info\n            type: gauge\n            help: h\n            info: true\n"
                 "            labels: {name: Name}\n");
   CHECK(load_error(builtin_clash) ==
         builtin_clash +

@@ -31,10 +31,10 @@ enum class Transform { kLowercase, kUppercase, kSanitize, kTrim, kUtcOffset };
 
 struct LabelSpec {
   std::string label;
-  std::string property;            // empty when hook is set
+  std::string property;  // empty when hook is set
   const LabelHook* hook = nullptr;
   std::string trim_prefix;
-  std::string split_separator;     // empty: no split
+  std::string split_separator;  // empty: no split
   std::size_t split_index = 0;
   std::vector<Transform> transforms;
 };
@@ -57,6 +57,10 @@ struct MetricSpec {
   std::string value_property;
   ValueType value_type = ValueType::kNumber;
   double scale = 1.0;
+  // Set when scale is 1/N for an integer N (1e-7, 0.125): dividing by N is exact
+  // to the last bit, multiplying by the inexact 1e-7 is not (12345.6789012 vs
+  // 12345.678901199999).
+  double scale_divisor = 0.0;
   std::string divide_by;
   const ValueHook* hook = nullptr;
   bool info = false;
@@ -83,8 +87,7 @@ std::string lowercase(std::string_view text) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -107,8 +110,8 @@ std::string utc_offset_label(const std::string& minutes_text) {
   }
   char buffer[16];
   const int magnitude = minutes < 0 ? -minutes : minutes;
-  std::snprintf(buffer, sizeof(buffer), "UTC%c%02d:%02d", minutes < 0 ? '-' : '+',
-                magnitude / 60, magnitude % 60);
+  std::snprintf(buffer, sizeof(buffer), "UTC%c%02d:%02d", minutes < 0 ? '-' : '+', magnitude / 60,
+                magnitude % 60);
   return buffer;
 }
 
@@ -181,8 +184,8 @@ class DefinedCollector final : public Collector {
   }
 
   static std::string label_value(const LabelSpec& spec, const winrm::Row& row) {
-    std::string value = spec.hook ? spec.hook->compute(row).value_or("")
-                                  : row.string(spec.property).value_or("");
+    std::string value =
+        spec.hook ? spec.hook->compute(row).value_or("") : row.string(spec.property).value_or("");
     if (!spec.trim_prefix.empty() && value.starts_with(spec.trim_prefix)) {
       value.erase(0, spec.trim_prefix.size());
     }
@@ -261,8 +264,8 @@ class DefinedCollector final : public Collector {
     return value;
   }
 
-  static void add_sample(MetricFamily& family, std::unordered_set<std::string>& seen,
-                         Labels labels, double value) {
+  static void add_sample(MetricFamily& family, std::unordered_set<std::string>& seen, Labels labels,
+                         double value) {
     std::string key;
     for (const auto& [name, label_value] : labels) {
       key += label_value;
@@ -280,7 +283,8 @@ class DefinedCollector final : public Collector {
                    std::unordered_set<std::string>& seen) {
     Labels labels;
     labels.reserve(metric.labels.size() + metric.const_labels.size() + 1);
-    for (const LabelSpec& spec : metric.labels) labels.emplace_back(spec.label, label_value(spec, row));
+    for (const LabelSpec& spec : metric.labels)
+      labels.emplace_back(spec.label, label_value(spec, row));
     labels.insert(labels.end(), metric.const_labels.begin(), metric.const_labels.end());
 
     if (metric.enum_spec) {
@@ -300,7 +304,11 @@ class DefinedCollector final : public Collector {
     bool absent = false;
     const auto value = raw_value(metric, row, absent);
     if (absent) return false;
-    if (value) add_sample(family, seen, std::move(labels), *value * metric.scale);
+    if (value) {
+      const double scaled =
+          metric.scale_divisor != 0 ? *value / metric.scale_divisor : *value * metric.scale;
+      add_sample(family, seen, std::move(labels), scaled);
+    }
     return true;
   }
 };
@@ -380,9 +388,10 @@ class Parser {
   // "SELECT A, B FROM Class [WHERE ...]" -> {A, B}. Explicit lists only: they keep
   // responses small and let every referenced property be checked here.
   std::vector<std::string> select_list(std::string wql, const std::string& where) {
-    std::replace_if(wql.begin(), wql.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
-    static const std::regex kSelect(R"(^\s*select\s+(.+?)\s+from\s+([A-Za-z0-9_]+)(\s+where\s+.*)?\s*$)",
-                                    std::regex::icase);
+    std::replace_if(
+        wql.begin(), wql.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
+    static const std::regex kSelect(
+        R"(^\s*select\s+(.+?)\s+from\s+([A-Za-z0-9_]+)(\s+where\s+.*)?\s*$)", std::regex::icase);
     std::smatch match;
     if (!std::regex_match(wql, match, kSelect)) {
       fail(where, "field 'wql': expected SELECT <properties> FROM <class> [WHERE ...]");
@@ -452,7 +461,8 @@ class Parser {
       fail(where, "field 'metrics': must be a non-empty list");
     }
     for (std::size_t i = 0; i < metrics.size(); ++i) {
-      spec.metrics.push_back(parse_metric(metrics[i], spec, where + ", metric " + std::to_string(i + 1)));
+      spec.metrics.push_back(
+          parse_metric(metrics[i], spec, where + ", metric " + std::to_string(i + 1)));
     }
     collector_->queries_.push_back(std::move(query));
     collector_->specs_.push_back(std::move(spec));
@@ -487,7 +497,8 @@ class Parser {
         require_selected(query, property, label_where, "hook");
       }
     }
-    if (node["trim_prefix"]) spec.trim_prefix = scalar(node["trim_prefix"], label_where, "trim_prefix");
+    if (node["trim_prefix"])
+      spec.trim_prefix = scalar(node["trim_prefix"], label_where, "trim_prefix");
     if (const YAML::Node split = node["split"]) {
       if (!split.IsMap()) fail(label_where, "field 'split': must be {separator, index}");
       check_keys(split, {"separator", "index"}, label_where + ", split");
@@ -587,14 +598,21 @@ class Parser {
         fail(where, "field 'hook': unknown value hook '" + hook_name +
                         "' (known: " + internal::value_hook_names() + ")");
       }
-      for (auto property : metric.hook->properties) require_selected(query, property, where, "hook");
+      for (auto property : metric.hook->properties)
+        require_selected(query, property, where, "hook");
     }
     metric.info = node["info"] && boolean(node["info"], where, "info");
     if (node["scale"]) {
-      if (!node["value"] && !node["hook"]) fail(where, "field 'scale': only valid with 'value' or 'hook'");
-      if (!node["scale"].IsScalar() || !YAML::convert<double>::decode(node["scale"], metric.scale) ||
+      if (!node["value"] && !node["hook"])
+        fail(where, "field 'scale': only valid with 'value' or 'hook'");
+      if (!node["scale"].IsScalar() ||
+          !YAML::convert<double>::decode(node["scale"], metric.scale) ||
           !std::isfinite(metric.scale) || metric.scale == 0) {
         fail(where, "field 'scale': must be a finite non-zero number");
+      }
+      const double reciprocal = 1.0 / metric.scale;
+      if (std::abs(metric.scale) < 1 && std::abs(reciprocal - std::round(reciprocal)) < 1e-6) {
+        metric.scale_divisor = std::round(reciprocal);
       }
     }
     if (node["divide_by"]) {
@@ -647,11 +665,13 @@ class Parser {
       if (spec.values.empty()) fail(enum_where, "field 'values': must not be empty");
       std::set<std::string> unique(spec.values.begin(), spec.values.end());
       if (unique.size() != spec.values.size()) fail(enum_where, "field 'values': duplicates");
-      if (enum_node["lowercase"]) spec.lowercase = boolean(enum_node["lowercase"], enum_where, "lowercase");
+      if (enum_node["lowercase"])
+        spec.lowercase = boolean(enum_node["lowercase"], enum_where, "lowercase");
       if (type != MetricType::kGauge) fail(where, "field 'type': enum metrics are gauges");
       metric.enum_spec = std::move(spec);
     }
-    if (metric.info && type != MetricType::kGauge) fail(where, "field 'type': info metrics are gauges");
+    if (metric.info && type != MetricType::kGauge)
+      fail(where, "field 'type': info metrics are gauges");
 
     metric.family = family_index(metric.name, type, help, label_names, where);
     return metric;

@@ -15,8 +15,8 @@ const std::map<std::string, CollectorPtr>& builtin_collector_map() {
     for (const auto& embedded : internal::embedded_builtin_definitions()) {
       auto collector = parse_collector_definition_text(embedded.yaml, {.builtin = true});
       if (!collector) {
-        throw std::logic_error("built-in collector " + std::string(embedded.name) + ".yml: " +
-                               collector.error());
+        throw std::logic_error("built-in collector " + std::string(embedded.name) +
+                               ".yml: " + collector.error());
       }
       if ((*collector)->name() != embedded.name) {
         throw std::logic_error("built-in collector " + std::string(embedded.name) +

@@ -161,7 +161,10 @@ class MapReader {
   MapReader(const File& file, const YAML::Node& node, const Loc& loc,
             const std::vector<std::string_view>& allowed)
       : file_(&file), path_(loc.field) {
-    if (!node.IsMap()) fail(loc, std::string("expected a mapping, got ") + kind(node));
+    if (!node.IsMap()) {
+      const Loc where{loc.where, path_.empty() ? "(top level)" : path_};
+      fail(where, std::string("expected a mapping, got ") + kind(node));
+    }
     for (auto it = node.begin(); it != node.end(); ++it) {
       const YAML::Node& key = it->first;
       const Loc key_loc{file.where(key.Mark()), path_};
@@ -190,6 +193,7 @@ class MapReader {
 };
 
 std::string get_string(const Field& field) {
+  if (field.value.IsNull()) fail(field.loc(), "missing value");
   if (!field.value.IsScalar()) {
     fail(field.loc(), std::string("expected a string, got ") + kind(field.value));
   }

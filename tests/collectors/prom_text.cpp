@@ -134,7 +134,8 @@ CommandResult promtool_check(const std::filesystem::path& file) {
   if (pipe == nullptr) return result;
   char buffer[4096];
   std::size_t read = 0;
-  while ((read = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, read);
+  while ((read = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    result.output.append(buffer, read);
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;

@@ -40,7 +40,8 @@ bool contains(const std::string& text, const std::string& part) {
 // A minimal valid definition with one metric whose fields are spliced in.
 std::string one_metric(const std::string& metric_fields,
                        const std::string& wql = "SELECT Name, Value, Other FROM Win32_Thing") {
-  return "name: custom\nqueries:\n  - wql: " + wql + "\n    metrics:\n      - {" + metric_fields + "}\n";
+  return "name: custom\nqueries:\n  - wql: " + wql + "\n    metrics:\n      - {" + metric_fields +
+         "}\n";
 }
 
 collectors::Families run(const collectors::CollectorPtr& collector, std::vector<winrm::Row> rows) {
@@ -54,8 +55,8 @@ collectors::Families run(const collectors::CollectorPtr& collector, std::vector<
 TEST_CASE("built-in registry: the seven defaults, explicit property lists, windows_ names") {
   const auto& builtins = collectors::builtin_collector_map();
   const auto defaults = collectors::default_collector_names();
-  CHECK(defaults == std::vector<std::string>{"cpu", "logical_disk", "memory", "net", "os", "service",
-                                             "system"});
+  CHECK(defaults == std::vector<std::string>{"cpu", "logical_disk", "memory", "net", "os",
+                                             "service", "system"});
   for (const auto& name : defaults) {
     CAPTURE(name);
     REQUIRE(builtins.count(name) == 1);
@@ -95,7 +96,8 @@ TEST_CASE("definition errors name the collector, metric and field") {
        {"metric 'm'", "'__x'"}},
       {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: Nope}"),
        {"metric 'm'", "label 'n'", "'Nope'"}},
-      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {a: Name}, const_labels: {a: x}"),
+      {one_metric(
+           "name: m, type: gauge, help: h, value: Value, labels: {a: Name}, const_labels: {a: x}"),
        {"metric 'm'", "'const_labels'", "label 'a' defined twice"}},
       {one_metric("name: m, type: gauge, value: Value"), {"metric 'm'", "'help' is required"}},
       {one_metric("name: m, type: gauge, help: h, value: Value, colour: red"),
@@ -113,23 +115,28 @@ TEST_CASE("definition errors name the collector, metric and field") {
        {"metric 'm'", "'divide_by'", "'Nope'"}},
       {one_metric("name: m, type: gauge, help: h, value: Value, value_type: colour"),
        {"metric 'm'", "'value_type'"}},
-      {one_metric("name: m_total, type: counter, help: h, enum: {property: Name, label: s, values: [a]}"),
+      {one_metric(
+           "name: m_total, type: counter, help: h, enum: {property: Name, label: s, values: [a]}"),
        {"metric 'm_total'", "enum metrics are gauges"}},
       {one_metric("name: m, type: gauge, help: h, enum: {property: Nope, label: s, values: [a]}"),
        {"metric 'm'", "enum", "'Nope'"}},
-      {one_metric("name: m, type: gauge, help: h, enum: {property: Name, label: s, values: [a, a]}"),
+      {one_metric(
+           "name: m, type: gauge, help: h, enum: {property: Name, label: s, values: [a, a]}"),
        {"metric 'm'", "duplicates"}},
-      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: {property: Name, transform: shout}}"),
+      {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: {property: Name, "
+                  "transform: shout}}"),
        {"label 'n'", "unknown transform 'shout'"}},
       {one_metric("name: m, type: gauge, help: h, value: Value, labels: {n: {hook: nope}}"),
        {"label 'n'", "unknown label hook 'nope'"}},
       {"name: Bad-Name\nqueries: []\n", {"collector 'Bad-Name'", "'name'"}},
       {"name: custom\n", {"collector 'custom'", "'queries'"}},
-      {"name: custom\nqueries:\n  - wql: SELECT A FROM B\n", {"collector 'custom'", "query 1", "'metrics'"}},
+      {"name: custom\nqueries:\n  - wql: SELECT A FROM B\n",
+       {"collector 'custom'", "query 1", "'metrics'"}},
       {"name: custom\nqueries:\n  - {wql: SELECT A FROM B, namespace: 'root cimv2', metrics: []}\n",
        {"query 1", "'namespace'"}},
       {"name: custom\nextra: 1\nqueries: []\n", {"collector 'custom'", "unknown field 'extra'"}},
-      {"name: custom\nqueries:\n  - wql: DELETE FROM B\n    metrics: [{name: m, type: gauge, help: h, value: A}]\n",
+      {"name: custom\nqueries:\n  - wql: DELETE FROM B\n    metrics: [{name: m, type: gauge, help: "
+       "h, value: A}]\n",
        {"query 1", "'wql'", "SELECT <properties>"}},
       {"name: custom\nqueries:\n  - wql: SELECT A FROM B\n    skip: [{property: Z, equals: x}]\n"
        "    metrics: [{name: m, type: gauge, help: h, value: A}]\n",
@@ -197,8 +204,10 @@ queries:
   pool.add("AppPoolState", "2");
   pool.add("StartTime", "2024-01-02T03:04:05Z", winrm::Property::Type::kDatetime);
   pool.add("Enabled", "true");
-  winrm::Row ignored = make_row({{"Name", "W3SVC/AppPools/Ignored"}, {"AppPoolState", "2"},
-                                 {"StartTime", "x"}, {"Enabled", "false"}});
+  winrm::Row ignored = make_row({{"Name", "W3SVC/AppPools/Ignored"},
+                                 {"AppPoolState", "2"},
+                                 {"StartTime", "x"},
+                                 {"Enabled", "false"}});
   const auto families = run(collector, {pool, ignored});
   const auto* state = find_family(families, "iis_app_pool_state");
   REQUIRE(state->samples.size() == 4);
@@ -207,7 +216,8 @@ queries:
     CHECK(sample.labels.at(1) == std::pair<std::string, std::string>{"source", "wmi"});
     CHECK(sample.value == (sample.labels.at(2).second == "2" ? 1 : 0));
   }
-  CHECK(find_family(families, "iis_app_pool_start_time_seconds")->samples.at(0).value == 1704164645);
+  CHECK(find_family(families, "iis_app_pool_start_time_seconds")->samples.at(0).value ==
+        1704164645);
   CHECK(find_family(families, "iis_app_pool_enabled")->samples.at(0).value == 1);
 }
 
@@ -218,9 +228,10 @@ TEST_CASE("enum one-hot: case folding, unknown states and missing values") {
   winrm::Row nil_state;
   nil_state.add("Name", "nil");
   nil_state.add_null("Value");
-  const auto families = run(collector, {make_row({{"Name", "a"}, {"Value", "Running"}}),
-                                        make_row({{"Name", "b"}, {"Value", "Stopped"}}),
-                                        make_row({{"Name", "c"}, {"Value", "Exploded"}}), nil_state});
+  const auto families =
+      run(collector, {make_row({{"Name", "a"}, {"Value", "Running"}}),
+                      make_row({{"Name", "b"}, {"Value", "Stopped"}}),
+                      make_row({{"Name", "c"}, {"Value", "Exploded"}}), nil_state});
   const auto text = collectors_test::render(families);
   CHECK(text ==
         "# HELP s h\n# TYPE s gauge\n"
@@ -240,29 +251,36 @@ TEST_CASE("scale: 100 ns ticks to seconds, KiB to bytes, divide_by") {
       "      - {name: t_seconds_total, type: counter, help: h, value: Ticks, scale: 1e-7}\n"
       "      - {name: b_bytes, type: gauge, help: h, value: KiB, scale: 1024}\n"
       "      - {name: l_seconds_total, type: counter, help: h, value: Raw, divide_by: Freq}\n");
-  const auto families = run(collector, {make_row({{"Ticks", "864000000000"}, {"KiB", "2048"},
-                                                  {"Raw", "62500000"}, {"Freq", "62500000"}})});
+  const auto families = run(collector, {make_row({{"Ticks", "864000000000"},
+                                                  {"KiB", "2048"},
+                                                  {"Raw", "62500000"},
+                                                  {"Freq", "62500000"}})});
   CHECK(families.at(0).samples.at(0).value == doctest::Approx(86400.0));
   CHECK(families.at(1).samples.at(0).value == 2097152.0);
   CHECK(families.at(2).samples.at(0).value == 1.0);
 
   // Zero frequency: the sample is skipped, not infinite.
-  const auto zero = run(collector, {make_row({{"Ticks", "1"}, {"KiB", "1"}, {"Raw", "5"}, {"Freq", "0"}})});
+  const auto zero =
+      run(collector, {make_row({{"Ticks", "1"}, {"KiB", "1"}, {"Raw", "5"}, {"Freq", "0"}})});
   CHECK(zero.at(2).samples.empty());
 }
 
 TEST_CASE("uint64 counters beyond 2^53 round once and render exactly") {
-  const auto collector = parse_ok(one_metric("name: c_total, type: counter, help: h, value: Value, labels: {n: Name}"));
-  const auto families = run(collector, {make_row({{"Name", "max"}, {"Value", "18446744073709551615"}}),
-                                        make_row({{"Name", "odd"}, {"Value", "9007199254740993"}})});
+  const auto collector = parse_ok(
+      one_metric("name: c_total, type: counter, help: h, value: Value, labels: {n: Name}"));
+  const auto families =
+      run(collector, {make_row({{"Name", "max"}, {"Value", "18446744073709551615"}}),
+                      make_row({{"Name", "odd"}, {"Value", "9007199254740993"}})});
   CHECK(families.at(0).samples.at(0).value == 18446744073709551615.0);
   CHECK(families.at(0).samples.at(1).value == 9007199254740992.0);
-  CHECK(collectors_test::format_value(families.at(0).samples.at(0).value) == "18446744073709551616");
+  CHECK(collectors_test::format_value(families.at(0).samples.at(0).value) ==
+        "18446744073709551616");
   CHECK(collectors_test::format_value(families.at(0).samples.at(1).value) == "9007199254740992");
 }
 
 TEST_CASE("transform never throws: bad data skips samples, all-missing is an error") {
-  const auto collector = parse_ok(one_metric("name: v, type: gauge, help: h, value: Value, labels: {n: Name}"));
+  const auto collector =
+      parse_ok(one_metric("name: v, type: gauge, help: h, value: Value, labels: {n: Name}"));
   winrm::Row nil;
   nil.add("Name", "nil");
   nil.add_null("Value");
@@ -276,7 +294,8 @@ TEST_CASE("transform never throws: bad data skips samples, all-missing is an err
   // Nil everywhere is legitimate data (no error); absent everywhere means the
   // definition does not match the class.
   CHECK(collector->transform({{nil}}).has_value());
-  const auto missing = collector->transform({{make_row({{"Name", "a"}}), make_row({{"Name", "b"}})}});
+  const auto missing =
+      collector->transform({{make_row({{"Name", "a"}}), make_row({{"Name", "b"}})}});
   REQUIRE_FALSE(missing.has_value());
   CHECK(contains(missing.error(), "collector 'custom'"));
   CHECK(contains(missing.error(), "metric 'v'"));
@@ -293,8 +312,9 @@ TEST_CASE("transform never throws: bad data skips samples, all-missing is an err
 }
 
 TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dropped") {
-  const auto collector = parse_ok(one_metric(
-      "name: v, type: gauge, help: h, value: Value, labels: {n: Name, nic: {property: Name, transform: sanitize}}"));
+  const auto collector =
+      parse_ok(one_metric("name: v, type: gauge, help: h, value: Value, labels: {n: Name, nic: "
+                          "{property: Name, transform: sanitize}}"));
   const std::string latin1 = "Caf\xE9";
   const auto families = run(collector, {make_row({{"Name", latin1}, {"Value", "1"}}),
                                         make_row({{"Name", "ok \xC3\xA9"}, {"Value", "2"}})});
@@ -306,8 +326,9 @@ TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dro
     for (const auto& label : sample.labels) CHECK(collectors::valid_utf8(label.second));
   }
 
-  const auto nic = parse_ok(one_metric(
-      "name: v, type: gauge, help: h, value: Value, labels: {nic: {property: Name, transform: sanitize}}"));
+  const auto nic =
+      parse_ok(one_metric("name: v, type: gauge, help: h, value: Value, labels: {nic: {property: "
+                          "Name, transform: sanitize}}"));
   const auto deduped = run(nic, {make_row({{"Name", "eth 0"}, {"Value", "1"}}),
                                  make_row({{"Name", "eth#0"}, {"Value", "2"}})});
   REQUIRE(deduped.at(0).samples.size() == 1);
@@ -316,7 +337,8 @@ TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dro
 
 TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {
   const auto collector = parse_ok(
-      "name: custom\nqueries:\n  - wql: SELECT Version, Tz, DNSHostName, Domain, PartOfDomain FROM X\n"
+      "name: custom\nqueries:\n  - wql: SELECT Version, Tz, DNSHostName, Domain, PartOfDomain FROM "
+      "X\n"
       "    metrics:\n"
       "      - name: i\n        type: gauge\n        help: h\n        info: true\n"
       "        labels:\n"
@@ -330,26 +352,42 @@ TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {
     const auto families = run(collector, {std::move(row)});
     return families.at(0).samples.at(0).labels;
   };
-  auto labels = labels_of(make_row({{"Version", "10.0.20348"}, {"Tz", "-330"}, {"DNSHostName", "web1"},
-                                    {"Domain", "corp.example"}, {"PartOfDomain", "true"}}));
-  CHECK(labels == collectors::Labels{{"major", "10"}, {"build", "20348"}, {"beyond", ""},
-                                     {"tz", "UTC-05:30"}, {"fqdn", "web1.corp.example"},
+  auto labels = labels_of(make_row({{"Version", "10.0.20348"},
+                                    {"Tz", "-330"},
+                                    {"DNSHostName", "web1"},
+                                    {"Domain", "corp.example"},
+                                    {"PartOfDomain", "true"}}));
+  CHECK(labels == collectors::Labels{{"major", "10"},
+                                     {"build", "20348"},
+                                     {"beyond", ""},
+                                     {"tz", "UTC-05:30"},
+                                     {"fqdn", "web1.corp.example"},
                                      {"domain", "corp.example"}});
-  labels = labels_of(make_row({{"Version", "6.2"}, {"Tz", "60"}, {"DNSHostName", "pc"},
-                               {"Domain", "WORKGROUP"}, {"PartOfDomain", "false"}}));
-  CHECK(labels == collectors::Labels{{"major", "6"}, {"build", ""}, {"beyond", ""},
-                                     {"tz", "UTC+01:00"}, {"fqdn", "pc"}, {"domain", ""}});
+  labels = labels_of(make_row({{"Version", "6.2"},
+                               {"Tz", "60"},
+                               {"DNSHostName", "pc"},
+                               {"Domain", "WORKGROUP"},
+                               {"PartOfDomain", "false"}}));
+  CHECK(labels == collectors::Labels{{"major", "6"},
+                                     {"build", ""},
+                                     {"beyond", ""},
+                                     {"tz", "UTC+01:00"},
+                                     {"fqdn", "pc"},
+                                     {"domain", ""}});
 }
 
 TEST_CASE("boot_time hook: exact FILETIME arithmetic and guards") {
   const auto collector = parse_ok(
-      "name: custom\nqueries:\n  - wql: SELECT SystemUpTime, Frequency_Object FROM Win32_PerfRawData_PerfOS_System\n"
+      "name: custom\nqueries:\n  - wql: SELECT SystemUpTime, Frequency_Object FROM "
+      "Win32_PerfRawData_PerfOS_System\n"
       "    metrics: [{name: boot_seconds, type: gauge, help: h, hook: boot_time}]\n");
-  auto families = run(collector, {make_row({{"SystemUpTime", "133475328005000000"},
-                                            {"Frequency_Object", "10000000"}})});
+  auto families =
+      run(collector,
+          {make_row({{"SystemUpTime", "133475328005000000"}, {"Frequency_Object", "10000000"}})});
   CHECK(families.at(0).samples.at(0).value == 1703059200.5);
-  families = run(collector, {make_row({{"SystemUpTime", "5"}, {"Frequency_Object", "10000000"}}),
-                             make_row({{"SystemUpTime", "133475328000000000"}, {"Frequency_Object", "0"}})});
+  families = run(collector,
+                 {make_row({{"SystemUpTime", "5"}, {"Frequency_Object", "10000000"}}),
+                  make_row({{"SystemUpTime", "133475328000000000"}, {"Frequency_Object", "0"}})});
   CHECK(families.at(0).samples.empty());
 }
 
@@ -362,8 +400,9 @@ TEST_CASE("names helpers") {
   CHECK_FALSE(collectors::valid_label_name("__name__"));
   CHECK_FALSE(collectors::valid_label_name("a:b"));
   CHECK(collectors::sanitize_identifier("Intel(R) PRO/1000 #2") == "Intel_R__PRO_1000__2");
-  CHECK(collectors::sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  CHECK(collectors::sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
-  CHECK(collectors::sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");  // emoji kept
+  CHECK(collectors::sanitize_utf8("\xED\xA0\x80") ==
+        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");                                   // surrogate
+  CHECK(collectors::sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");      // overlong
+  CHECK(collectors::sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");      // emoji kept
   CHECK(collectors::sanitize_utf8("ab\xE2\x82") == "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
 }

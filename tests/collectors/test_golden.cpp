@@ -52,8 +52,8 @@ collectors::Families run_case(const std::string& collector_name, const std::stri
 
   const auto golden_path = std::filesystem::path(WINRM_SOURCE_DIR) / "tests" / "collectors" /
                            "golden" / (golden_name + ".prom");
-  const auto actual_path =
-      std::filesystem::path(WINRM_BINARY_DIR) / "tests" / "collectors" / (golden_name + ".actual.prom");
+  const auto actual_path = std::filesystem::path(WINRM_BINARY_DIR) / "tests" / "collectors" /
+                           (golden_name + ".actual.prom");
   std::filesystem::create_directories(actual_path.parent_path());
   std::ofstream(actual_path, std::ios::binary) << text;
   for (const auto& path : {golden_path, actual_path}) {
@@ -96,21 +96,40 @@ TEST_CASE("promtool is installed and rejects bad exposition") {
 
 TEST_CASE("cpu: hand-made perf rows") {
   Rows processors = {
-      make_row({{"Name", "0"}, {"PercentIdleTime", "123456789012"}, {"PercentInterruptTime", "1000000"},
-                {"PercentDPCTime", "2500000"}, {"PercentPrivilegedTime", "98765432100"},
-                {"PercentUserTime", "45678901234"}, {"PercentC1Time", "100000000000"},
-                {"PercentC2Time", "0"}, {"PercentC3Time", "0"}, {"InterruptsPersec", "987654321"},
+      make_row({{"Name", "0"},
+                {"PercentIdleTime", "123456789012"},
+                {"PercentInterruptTime", "1000000"},
+                {"PercentDPCTime", "2500000"},
+                {"PercentPrivilegedTime", "98765432100"},
+                {"PercentUserTime", "45678901234"},
+                {"PercentC1Time", "100000000000"},
+                {"PercentC2Time", "0"},
+                {"PercentC3Time", "0"},
+                {"InterruptsPersec", "987654321"},
                 {"DPCsQueuedPersec", "12345"}}),
-      make_row({{"Name", "1"}, {"PercentIdleTime", "223456789012"}, {"PercentInterruptTime", "2000000"},
-                {"PercentDPCTime", "500000"}, {"PercentPrivilegedTime", "8765432100"},
-                {"PercentUserTime", "5678901234"}, {"PercentC1Time", "200000000000"},
-                {"PercentC2Time", "30000000"}, {"PercentC3Time", "40000000"},
-                {"InterruptsPersec", "87654321"}, {"DPCsQueuedPersec", "2345"}}),
+      make_row({{"Name", "1"},
+                {"PercentIdleTime", "223456789012"},
+                {"PercentInterruptTime", "2000000"},
+                {"PercentDPCTime", "500000"},
+                {"PercentPrivilegedTime", "8765432100"},
+                {"PercentUserTime", "5678901234"},
+                {"PercentC1Time", "200000000000"},
+                {"PercentC2Time", "30000000"},
+                {"PercentC3Time", "40000000"},
+                {"InterruptsPersec", "87654321"},
+                {"DPCsQueuedPersec", "2345"}}),
       // Skipped by the definition's skip rule even if the WHERE clause was ignored.
-      make_row({{"Name", "_Total"}, {"PercentIdleTime", "1"}, {"PercentInterruptTime", "1"},
-                {"PercentDPCTime", "1"}, {"PercentPrivilegedTime", "1"}, {"PercentUserTime", "1"},
-                {"PercentC1Time", "1"}, {"PercentC2Time", "1"}, {"PercentC3Time", "1"},
-                {"InterruptsPersec", "1"}, {"DPCsQueuedPersec", "1"}}),
+      make_row({{"Name", "_Total"},
+                {"PercentIdleTime", "1"},
+                {"PercentInterruptTime", "1"},
+                {"PercentDPCTime", "1"},
+                {"PercentPrivilegedTime", "1"},
+                {"PercentUserTime", "1"},
+                {"PercentC1Time", "1"},
+                {"PercentC2Time", "1"},
+                {"PercentC3Time", "1"},
+                {"InterruptsPersec", "1"},
+                {"DPCsQueuedPersec", "1"}}),
   };
   Rows computer = {make_row({{"NumberOfLogicalProcessors", "2"}})};
   const auto families = run_case("cpu", "handmade", {processors, computer});
@@ -123,22 +142,40 @@ TEST_CASE("cpu: hand-made perf rows") {
 }
 
 TEST_CASE("memory: hand-made perf row plus captured ComputerSystem and OperatingSystem") {
-  Rows perf = {make_row({
-      {"AvailableBytes", "2147483648"}, {"CacheBytes", "104857600"}, {"CacheBytesPeak", "209715200"},
-      {"CacheFaultsPersec", "5000000"}, {"CommitLimit", "8589934592"}, {"CommittedBytes", "4294967296"},
-      {"DemandZeroFaultsPersec", "60000000"}, {"FreeAndZeroPageListBytes", "1073741824"},
-      {"FreeSystemPageTableEntries", "16777216"}, {"ModifiedPageListBytes", "52428800"},
-      {"PageFaultsPersec", "123456789"}, {"PageReadsPersec", "40000"}, {"PagesInputPersec", "90000"},
-      {"PagesOutputPersec", "1000"}, {"PagesPersec", "91000"}, {"PageWritesPersec", "100"},
-      {"PoolNonpagedAllocs", "300000"}, {"PoolNonpagedBytes", "99614720"}, {"PoolPagedAllocs", "400000"},
-      {"PoolPagedBytes", "209715200"}, {"PoolPagedResidentBytes", "188743680"},
-      {"StandbyCacheCoreBytes", "0"}, {"StandbyCacheNormalPriorityBytes", "536870912"},
-      {"StandbyCacheReserveBytes", "268435456"}, {"SystemCacheResidentBytes", "20971520"},
-      {"SystemCodeResidentBytes", "0"}, {"SystemCodeTotalBytes", "0"},
-      {"SystemDriverResidentBytes", "10485760"}, {"SystemDriverTotalBytes", "15728640"},
-      {"TransitionFaultsPersec", "700000"}, {"TransitionPagesRePurposedPersec", "0"},
-      {"WriteCopiesPersec", "8000"}})};
-  const auto computer = collectors_test::load_fixture_rows({"txw2012_computersystem_star_single.xml"});
+  Rows perf = {make_row({{"AvailableBytes", "2147483648"},
+                         {"CacheBytes", "104857600"},
+                         {"CacheBytesPeak", "209715200"},
+                         {"CacheFaultsPersec", "5000000"},
+                         {"CommitLimit", "8589934592"},
+                         {"CommittedBytes", "4294967296"},
+                         {"DemandZeroFaultsPersec", "60000000"},
+                         {"FreeAndZeroPageListBytes", "1073741824"},
+                         {"FreeSystemPageTableEntries", "16777216"},
+                         {"ModifiedPageListBytes", "52428800"},
+                         {"PageFaultsPersec", "123456789"},
+                         {"PageReadsPersec", "40000"},
+                         {"PagesInputPersec", "90000"},
+                         {"PagesOutputPersec", "1000"},
+                         {"PagesPersec", "91000"},
+                         {"PageWritesPersec", "100"},
+                         {"PoolNonpagedAllocs", "300000"},
+                         {"PoolNonpagedBytes", "99614720"},
+                         {"PoolPagedAllocs", "400000"},
+                         {"PoolPagedBytes", "209715200"},
+                         {"PoolPagedResidentBytes", "188743680"},
+                         {"StandbyCacheCoreBytes", "0"},
+                         {"StandbyCacheNormalPriorityBytes", "536870912"},
+                         {"StandbyCacheReserveBytes", "268435456"},
+                         {"SystemCacheResidentBytes", "20971520"},
+                         {"SystemCodeResidentBytes", "0"},
+                         {"SystemCodeTotalBytes", "0"},
+                         {"SystemDriverResidentBytes", "10485760"},
+                         {"SystemDriverTotalBytes", "15728640"},
+                         {"TransitionFaultsPersec", "700000"},
+                         {"TransitionPagesRePurposedPersec", "0"},
+                         {"WriteCopiesPersec", "8000"}})};
+  const auto computer =
+      collectors_test::load_fixture_rows({"txw2012_computersystem_star_single.xml"});
   const auto os = collectors_test::load_fixture_rows({"txw2012_os_star_single.xml"});
   const auto families = run_case("memory", "handmade_txw2012", {perf, computer, os});
   // FreePhysicalMemory is KiB in Win32_OperatingSystem.
@@ -150,14 +187,22 @@ TEST_CASE("memory: hand-made perf row plus captured ComputerSystem and Operating
 
 TEST_CASE("logical_disk: hand-made perf rows") {
   const auto disk = [](std::string name, std::string free_mib, std::string size_mib) {
-    return make_row({{"Name", name}, {"PercentFreeSpace", free_mib}, {"PercentFreeSpace_Base", size_mib},
-                     {"CurrentDiskQueueLength", "2"}, {"DiskReadsPersec", "123456"},
-                     {"DiskWritesPersec", "654321"}, {"DiskReadBytesPersec", "5056102400"},
+    return make_row({{"Name", name},
+                     {"PercentFreeSpace", free_mib},
+                     {"PercentFreeSpace_Base", size_mib},
+                     {"CurrentDiskQueueLength", "2"},
+                     {"DiskReadsPersec", "123456"},
+                     {"DiskWritesPersec", "654321"},
+                     {"DiskReadBytesPersec", "5056102400"},
                      {"DiskWriteBytesPersec", "18446744073709551615"},
-                     {"PercentDiskReadTime", "35000000000"}, {"PercentDiskWriteTime", "72000000000"},
-                     {"PercentIdleTime", "8640000000000"}, {"SplitIOPerSec", "77"},
-                     {"AvgDiskSecPerRead", "5000000"}, {"AvgDiskSecPerWrite", "12000000"},
-                     {"AvgDiskSecPerTransfer", "17000000"}, {"Frequency_PerfTime", "10000000"}});
+                     {"PercentDiskReadTime", "35000000000"},
+                     {"PercentDiskWriteTime", "72000000000"},
+                     {"PercentIdleTime", "8640000000000"},
+                     {"SplitIOPerSec", "77"},
+                     {"AvgDiskSecPerRead", "5000000"},
+                     {"AvgDiskSecPerWrite", "12000000"},
+                     {"AvgDiskSecPerTransfer", "17000000"},
+                     {"Frequency_PerfTime", "10000000"}});
   };
   Rows rows = {disk("C:", "40960", "102400"), disk("HarddiskVolume1", "100", "499"),
                disk("_Total", "41060", "102899")};
@@ -188,7 +233,8 @@ TEST_CASE("net: captured Win32_PerfRawData_Tcpip_NetworkInterface (Server 2012)"
 
 TEST_CASE("os: captured Win32_OperatingSystem and Win32_ComputerSystem (Server 2012)") {
   const auto os = collectors_test::load_fixture_rows({"txw2012_os_star_single.xml"});
-  const auto computer = collectors_test::load_fixture_rows({"txw2012_computersystem_star_single.xml"});
+  const auto computer =
+      collectors_test::load_fixture_rows({"txw2012_computersystem_star_single.xml"});
   const auto families = run_case("os", "txw2012", {os, computer});
   const auto* info = find_family(families, "windows_os_info");
   REQUIRE(info->samples.size() == 1);
@@ -204,7 +250,8 @@ TEST_CASE("os: captured Win32_OperatingSystem and Win32_ComputerSystem (Server 2
 TEST_CASE("os: projected (XmlFragment) Win32_OperatingSystem gives the same info") {
   const auto star = collectors_test::load_fixture_rows({"txw2012_os_star_single.xml"});
   const auto fragment = collectors_test::load_fixture_rows({"txw2012_os_fragment_single.xml"});
-  const auto computer = collectors_test::load_fixture_rows({"txw2012_computersystem_star_single.xml"});
+  const auto computer =
+      collectors_test::load_fixture_rows({"txw2012_computersystem_star_single.xml"});
   const auto collector = builtin("os");
   const auto from_star = collector->transform({star, computer});
   const auto from_fragment = collector->transform({fragment, computer});
@@ -234,9 +281,8 @@ TEST_CASE("service: captured Win32_Service Enumerate+Pull sequences") {
     REQUIRE(rows.size() > 100);
     const auto families = run_case("service", case_name, {rows});
     // One-hot: exactly one state and one start mode per service.
-    for (const auto& [family_name, width] :
-         std::vector<std::pair<std::string, std::size_t>>{{"windows_service_state", 7},
-                                                          {"windows_service_start_mode", 5}}) {
+    for (const auto& [family_name, width] : std::vector<std::pair<std::string, std::size_t>>{
+             {"windows_service_state", 7}, {"windows_service_start_mode", 5}}) {
       const auto* family = find_family(families, family_name);
       REQUIRE(family != nullptr);
       CHECK(family->samples.size() == rows.size() * width);
@@ -277,7 +323,8 @@ TEST_CASE("every built-in family is covered by a golden file") {
     REQUIRE(families.has_value());
     for (const auto& family : *families) {
       bool found = false;
-      for (const auto& text : golden_text) found |= text.find("# TYPE " + family.name + " ") != std::string::npos;
+      for (const auto& text : golden_text)
+        found |= text.find("# TYPE " + family.name + " ") != std::string::npos;
       CHECK_MESSAGE(found, family.name << " (" << name << ") appears in no golden file");
     }
   }

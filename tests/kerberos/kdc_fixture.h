@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "negotiate.h"  // sim/negotiate.h
 #include "winrm/negotiate.h"

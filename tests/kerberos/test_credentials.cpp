@@ -2,6 +2,9 @@
 // renewal. (Refresh over several lifetimes and KDC outages: test_refresh.cpp.)
 #include "kdc_fixture.h"
 
+// Designated initializers for the option structs, defaults for the rest.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 using winrm::AuthErrorClass;
 using winrm::CredentialManager;
 using winrm::CredentialOptions;

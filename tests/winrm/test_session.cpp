@@ -53,7 +53,8 @@ struct Reply {
 // Windows-shaped fault for codes the fixtures do not cover.
 std::string fault_body(const std::string& subcode, std::uint64_t code) {
   return R"(<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action><a:MessageID>uuid:00000000-0000-0000-0000-000000000001</a:MessageID><a:RelatesTo>uuid:X</a:RelatesTo></s:Header><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>)" +
-         subcode + R"(</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">test fault</s:Text></s:Reason><s:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code=")" +
+         subcode +
+         R"(</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">test fault</s:Text></s:Reason><s:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code=")" +
          std::to_string(code) +
          R"(" Machine="test"><f:Message>test fault</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>)";
 }
@@ -169,8 +170,8 @@ TEST_CASE("multi-page enumeration pulls with the newest context until EndOfSeque
   FakeWinrm fake([&](const Seen& s, int) { return pages.next(s); });
   auto counters = std::make_shared<winrm::TransportCounters>();
   winrm::Session session(fake.options(), winrm::make_no_auth(), counters);
-  auto rows = session.enumerate("root/cimv2", "SELECT * FROM Win32_Service",
-                                winrm::Clock::now() + 5s);
+  auto rows =
+      session.enumerate("root/cimv2", "SELECT * FROM Win32_Service", winrm::Clock::now() + 5s);
   REQUIRE_MESSAGE(rows.has_value(), rows.error().describe());
   const std::size_t expected = service_row_count();
   REQUIRE(expected > 4);

@@ -27,7 +27,8 @@ namespace {
 constexpr int kServices = 37;  // per-host override: the row count the sim must serve
 constexpr int kPageSize = 5;
 
-const char* kConfig = R"(https: {address: 127.0.0.1, port: 0, cert: @DIR@/server.pem, key: @DIR@/server.key}
+const char* kConfig =
+    R"(https: {address: 127.0.0.1, port: 0, cert: @DIR@/server.pem, key: @DIR@/server.key}
 keep_alive_timeout: 1s
 page_size: 5
 users:
@@ -59,7 +60,8 @@ class Sim {
     std::string pattern = (fs::temp_directory_path() / "winrm-sim-test-XXXXXX").string();
     REQUIRE(mkdtemp(pattern.data()) != nullptr);
     dir_ = pattern;
-    const std::string gen = std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir_.string();
+    const std::string gen =
+        std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir_.string();
     REQUIRE(std::system(gen.c_str()) == 0);
     std::string config_text = kConfig;
     for (std::size_t at; (at = config_text.find("@DIR@")) != std::string::npos;) {
@@ -143,10 +145,10 @@ Sim& sim() {
 
 std::shared_ptr<winrm::Auth> monitor() { return winrm::make_basic_auth("monitor", "s3cret"); }
 
-winrm::Result<std::vector<winrm::Row>> query(const std::string& host, std::string wql,
-                                             std::chrono::milliseconds budget = 10s,
-                                             std::shared_ptr<winrm::TransportCounters> counters = nullptr,
-                                             std::shared_ptr<winrm::Auth> auth = monitor()) {
+winrm::Result<std::vector<winrm::Row>> query(
+    const std::string& host, std::string wql, std::chrono::milliseconds budget = 10s,
+    std::shared_ptr<winrm::TransportCounters> counters = nullptr,
+    std::shared_ptr<winrm::Auth> auth = monitor()) {
   winrm::Session session(sim().options(host), std::move(auth), std::move(counters));
   return session.enumerate("root/cimv2", wql, winrm::Clock::now() + budget);
 }

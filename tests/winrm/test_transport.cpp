@@ -1,10 +1,10 @@
 // Transport and Basic auth against in-process cpp-httplib servers on 127.0.0.1.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,7 +51,8 @@ struct Certs {
     good = dir.path() / "good";
     other = dir.path() / "other";
     for (const auto& d : {good, other}) {
-      const std::string cmd = std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + d.string();
+      const std::string cmd =
+          std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + d.string();
       REQUIRE(std::system(cmd.c_str()) == 0);
       REQUIRE(fs::exists(d / "server.pem"));
     }
@@ -292,14 +293,15 @@ TEST_CASE("responses over max_response_bytes are refused") {
     res.set_content(std::string(5000, 'a'), "application/soap+xml");
   });
   s.server().Post("/chunked", [](const httplib::Request&, httplib::Response& res) {
-    res.set_chunked_content_provider("application/soap+xml", [](size_t offset, httplib::DataSink& sink) {
-      if (offset >= 50000) {
-        sink.done();
-        return true;
-      }
-      sink.write(std::string(1000, 'b').data(), 1000);
-      return true;
-    });
+    res.set_chunked_content_provider("application/soap+xml",
+                                     [](size_t offset, httplib::DataSink& sink) {
+                                       if (offset >= 50000) {
+                                         sink.done();
+                                         return true;
+                                       }
+                                       sink.write(std::string(1000, 'b').data(), 1000);
+                                       return true;
+                                     });
   });
   s.start();
   for (std::string path : {"/sized", "/chunked"}) {

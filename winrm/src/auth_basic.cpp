@@ -66,8 +66,7 @@ class HeaderAuth final : public Auth {
 
 }  // namespace
 
-std::shared_ptr<Auth> make_basic_auth(std::string username, std::string password,
-                                      bool allow_http) {
+std::shared_ptr<Auth> make_basic_auth(std::string username, std::string password, bool allow_http) {
   std::string credentials = username + ":" + password;
   auto auth = std::make_shared<HeaderAuth>("basic", "Basic " + base64(credentials), allow_http);
   OPENSSL_cleanse(credentials.data(), credentials.size());

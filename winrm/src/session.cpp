@@ -34,7 +34,8 @@ Error status_error(const HttpResponse& response) {
     return Error{ErrorKind::kAuth, "HTTP 401: credentials rejected", 401, std::nullopt};
   }
   if ((response.status == 500 || response.status == 400) && !response.body.empty()) {
-    if (auto fault = parse_fault(response.body)) return fault_error(std::move(*fault), response.status);
+    if (auto fault = parse_fault(response.body))
+      return fault_error(std::move(*fault), response.status);
   }
   return Error{ErrorKind::kHttp,
                "unexpected HTTP status " + std::to_string(response.status) +
@@ -43,7 +44,8 @@ Error status_error(const HttpResponse& response) {
 }
 
 bool is_fault(const Error& error, FaultClass fault_class) {
-  return error.kind == ErrorKind::kWsmanFault && error.fault && classify(*error.fault) == fault_class;
+  return error.kind == ErrorKind::kWsmanFault && error.fault &&
+         classify(*error.fault) == fault_class;
 }
 
 }  // namespace
@@ -141,8 +143,8 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
       }
       if (Clock::now() >= deadline) {
         release(request, context);
-        return make_error(ErrorKind::kTimeout, "deadline exceeded after " +
-                                                   std::to_string(rows.size()) + " rows");
+        return make_error(ErrorKind::kTimeout,
+                          "deadline exceeded after " + std::to_string(rows.size()) + " rows");
       }
       request.message_id = new_message_id();
       request.operation_timeout = operation_timeout_for(options_.operation_timeout, deadline);
@@ -168,8 +170,7 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
       std::move(page->rows.begin(), page->rows.end(), std::back_inserter(rows));
     }
     if (restart) {
-      spdlog::debug("winrm: enumeration context expired on {}, restarting",
-                    options_.endpoint.host);
+      spdlog::debug("winrm: enumeration context expired on {}, restarting", options_.endpoint.host);
       continue;
     }
     return rows;

@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -17,7 +18,6 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <strings.h>
 #include <thread>
 
 namespace winrm {
@@ -131,9 +131,7 @@ std::optional<std::string> end_point_hash(const std::string& der) {
 time_t whole_seconds(std::chrono::microseconds d) {
   return static_cast<time_t>(d.count() / 1000000);
 }
-time_t micro_part(std::chrono::microseconds d) {
-  return static_cast<time_t>(d.count() % 1000000);
-}
+time_t micro_part(std::chrono::microseconds d) { return static_cast<time_t>(d.count() % 1000000); }
 
 class HttpConnection final : public Connection {
  public:
@@ -266,7 +264,8 @@ class HttpConnection final : public Connection {
       got_headers = true;
       // Refuse early when the announced length is over the cap.
       if (res.has_header("Content-Length")) {
-        const auto length = std::strtoull(res.get_header_value("Content-Length").c_str(), nullptr, 10);
+        const auto length =
+            std::strtoull(res.get_header_value("Content-Length").c_str(), nullptr, 10);
         if (length > cap) {
           too_large = true;
           return false;
@@ -312,9 +311,8 @@ class HttpConnection final : public Connection {
 
     const bool past_deadline = Clock::now() >= deadline;
     if (too_large) {
-      out.error = Error{ErrorKind::kTransport,
-                        "response exceeds " + std::to_string(cap) + " bytes", res.status,
-                        std::nullopt};
+      out.error = Error{ErrorKind::kTransport, "response exceeds " + std::to_string(cap) + " bytes",
+                        res.status, std::nullopt};
     } else if (deadline_hit || watchdog_fired || past_deadline) {
       out.error = Error{ErrorKind::kTimeout,
                         "deadline exceeded after " + std::to_string(response.body.size()) +

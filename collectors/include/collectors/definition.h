@@ -3,11 +3,11 @@
 // Schema: collectors/README.md.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <expected>
 #include <string>
 #include <string_view>
-
-#include <yaml-cpp/yaml.h>
 
 #include "collectors/collector.h"
 

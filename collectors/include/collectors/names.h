@@ -6,8 +6,8 @@
 
 namespace collectors {
 
-bool valid_metric_name(std::string_view name);  // [a-zA-Z_:][a-zA-Z0-9_:]*
-bool valid_label_name(std::string_view name);   // [a-zA-Z_][a-zA-Z0-9_]*, not __reserved
+bool valid_metric_name(std::string_view name);     // [a-zA-Z_:][a-zA-Z0-9_:]*
+bool valid_label_name(std::string_view name);      // [a-zA-Z_][a-zA-Z0-9_]*, not __reserved
 bool valid_collector_name(std::string_view name);  // [a-z_][a-z0-9_]*
 
 // Replaces every invalid UTF-8 sequence (overlong forms, surrogates, truncated

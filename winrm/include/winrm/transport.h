@@ -54,6 +54,8 @@ struct HttpResponse {
 };
 
 // Process-wide or per-target counters exported by the daemon.
+// bytes_* count HTTP bodies (headers excluded); reconnects = connections opened by a
+// Connection after its first one; errors_by_kind counts failed Session::enumerate calls.
 struct TransportCounters {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> bytes_sent{0};
@@ -77,6 +79,8 @@ class Connection {
   virtual std::uint64_t connection_id() const = 0;
   // RFC 5929 tls-server-end-point hash of the server certificate (HTTPS only), for
   // Kerberos/NTLM channel binding. Valid after the first round trip on a connection.
+  // Returns the raw application_data bytes: "tls-server-end-point:" followed by the
+  // binary hash (SHA-256 for MD5/SHA-1 signed certificates, else the signature digest).
   virtual std::optional<std::string> tls_server_end_point() const = 0;
   virtual const EndpointOptions& endpoint() const = 0;
   // Drops the TCP connection (e.g. after an auth failure).

@@ -1,0 +1,608 @@
+#include "server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <tinyxml2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+#include "render.h"
+#include "wql.h"
+
+namespace sim {
+namespace {
+
+constexpr const char* kSoapContentType = "application/soap+xml;charset=UTF-8";
+constexpr std::string_view kActionEnumerate = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+constexpr std::string_view kActionPull = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
+constexpr std::string_view kActionRelease = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
+constexpr std::size_t kDefaultMaxEnvelope = 512000;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  auto e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::string_view local_name(const char* name) {
+  std::string_view n(name);
+  auto colon = n.find(':');
+  return colon == std::string_view::npos ? n : n.substr(colon + 1);
+}
+
+const tinyxml2::XMLElement* child(const tinyxml2::XMLElement* parent, std::string_view local) {
+  if (parent == nullptr) return nullptr;
+  for (auto* e = parent->FirstChildElement(); e != nullptr; e = e->NextSiblingElement()) {
+    if (local_name(e->Name()) == local) return e;
+  }
+  return nullptr;
+}
+
+std::string text_of(const tinyxml2::XMLElement* e) {
+  if (e == nullptr || e->GetText() == nullptr) return {};
+  return trim(e->GetText());
+}
+
+// Host header -> lower-cased name without port ("[::1]:5986" -> "::1").
+std::string host_from_header(const std::string& header) {
+  std::string h = header;
+  if (!h.empty() && h.front() == '[') {
+    auto close = h.find(']');
+    h = close == std::string::npos ? h.substr(1) : h.substr(1, close - 1);
+  } else {
+    auto colon = h.find(':');
+    if (colon != std::string::npos && h.find(':', colon + 1) == std::string::npos) h = h.substr(0, colon);
+  }
+  h = lower(trim(h));
+  return h.empty() ? "localhost" : h;
+}
+
+// xs:duration as used in w:OperationTimeout ("PT60.000S", "PT1M", "P0DT0H1M0S").
+std::optional<std::chrono::milliseconds> parse_xs_duration(std::string_view s) {
+  if (s.empty() || s.front() != 'P') return std::nullopt;
+  double total = 0;
+  bool in_time = false;
+  std::size_t i = 1;
+  bool any = false;
+  while (i < s.size()) {
+    if (s[i] == 'T') {
+      in_time = true;
+      ++i;
+      continue;
+    }
+    std::size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (start == i || i >= s.size()) return std::nullopt;
+    double v = std::stod(std::string(s.substr(start, i - start)));
+    char unit = s[i++];
+    any = true;
+    if (!in_time && unit == 'D') total += v * 86400;
+    else if (!in_time && unit == 'Y') total += v * 365 * 86400;
+    else if (!in_time && unit == 'M') total += v * 30 * 86400;
+    else if (in_time && unit == 'H') total += v * 3600;
+    else if (in_time && unit == 'M') total += v * 60;
+    else if (in_time && unit == 'S') total += v;
+    else return std::nullopt;
+  }
+  if (!any) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(total * 1000));
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  static const std::string kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (char c : in) {
+    if (c == '=') break;
+    auto pos = kChars.find(c);
+    if (pos == std::string::npos) return std::nullopt;
+    val = (val << 6) + static_cast<int>(pos);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read replay file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string malformed_body() {
+  return "<s:Envelope xml:lang=\"en-US\" xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" "
+         "xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" "
+         "xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\" "
+         "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\"><s:Header><a:Action>"
+         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse</a:Action></s:Header><s:Body>"
+         "<n:EnumerateResponse><n:EnumerationContext></n:EnumerationContext><w:Items><p:Win32_Service "
+         "xmlns:p=\"broken\"><p:Name>Spooler</w:Items></n:EnumerateResp";
+}
+
+}  // namespace
+
+struct SimServer::SoapRequest {
+  std::string action;
+  std::string message_id;
+  std::string resource_uri;
+  std::string lang = "en-US";
+  std::string timeout_text;
+  std::optional<std::chrono::milliseconds> operation_timeout;
+  bool bad_timeout = false;
+  std::size_t max_envelope = kDefaultMaxEnvelope;
+  bool optimize = false;
+  std::size_t max_elements = 32000;
+  bool has_filter = false;
+  std::string filter;
+  std::string dialect;
+  std::string context;
+};
+
+SimServer::SimServer(SimConfig config) : config_(std::move(config)), inventory_(config_.hosts) {
+  for (const auto& h : config_.hosts) {
+    auto vh = std::make_unique<VirtualHost>();
+    vh->config = h;
+    vh->expire_once_pending = h.expire_context_once;
+    hosts_[h.name] = std::move(vh);
+  }
+  for (const auto& f : config_.replay) replay_bodies_.push_back(read_file(f));
+  next_gc_ = std::chrono::steady_clock::now();
+}
+
+SimServer::~SimServer() = default;
+
+VirtualHost& SimServer::virtual_host(const std::string& host) {
+  auto it = hosts_.find(host);
+  return it == hosts_.end() ? default_host_ : *it->second;
+}
+
+std::vector<std::pair<std::string, int>> SimServer::bind() {
+  auto setup = [&](httplib::Server& svr) {
+    const int threads = config_.threads;
+    svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+    auto ka_ms = config_.keep_alive_timeout.count();
+    svr.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>((ka_ms + 999) / 1000)));
+    svr.set_keep_alive_max_count(1000000);  // Windows keeps a connection for any number of requests
+    svr.set_payload_max_length(4 * 1024 * 1024);
+    svr.set_read_timeout(30, 0);
+    svr.Post("/wsman", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+  };
+  auto listen_on = [&](httplib::Server& svr, const ListenerConfig& l, const char* scheme) {
+    int port = l.port;
+    if (port == 0) {
+      port = svr.bind_to_any_port(l.address);
+      if (port <= 0) throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address);
+    } else if (!svr.bind_to_port(l.address, port)) {
+      throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address + ":" + std::to_string(port));
+    }
+    bound_.emplace_back(scheme, port);
+    spdlog::info("winrm-sim {} listening on {}:{}", scheme, l.address, port);
+  };
+  if (config_.https.enabled) {
+    auto svr = std::make_unique<httplib::SSLServer>(config_.https.cert.c_str(), config_.https.key.c_str());
+    if (!svr->is_valid()) throw std::runtime_error("cannot load TLS certificate/key " + config_.https.cert);
+    setup(*svr);
+    listen_on(*svr, config_.https, "https");
+    servers_.push_back(std::move(svr));
+  }
+  if (config_.http.enabled) {
+    auto svr = std::make_unique<httplib::Server>();
+    setup(*svr);
+    listen_on(*svr, config_.http, "http");
+    servers_.push_back(std::move(svr));
+  }
+  return bound_;
+}
+
+void SimServer::run() {
+  std::vector<std::thread> threads;
+  for (auto& s : servers_) {
+    auto* svr = s.get();
+    threads.emplace_back([svr] { svr->listen_after_bind(); });
+  }
+  for (auto& t : threads) t.join();
+}
+
+void SimServer::stop() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  for (auto& s : servers_) s->stop();
+}
+
+bool SimServer::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lock(stop_mutex_);
+  return !stop_cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+}
+
+AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Response& res, const VirtualHost& vh) {
+  const auto& schemes = vh.config.auth;
+  const bool basic_enabled = std::find(schemes.begin(), schemes.end(), "basic") != schemes.end();
+  auto reject = [&] {
+    res.status = 401;
+    res.set_header("WWW-Authenticate", "Negotiate");
+    res.set_header("WWW-Authenticate", "Kerberos");
+    if (basic_enabled) res.set_header("WWW-Authenticate", "Basic realm=\"WSMAN\"");
+    res.body.clear();
+    return AuthResult::kRejected;
+  };
+  if (vh.config.always_401) return reject();
+  const std::string auth = req.get_header_value("Authorization");
+  if (basic_enabled && auth.size() > 6 && lower(auth.substr(0, 6)) == "basic ") {
+    auto decoded = base64_decode(trim(auth.substr(6)));
+    if (!decoded) return reject();
+    auto colon = decoded->find(':');
+    if (colon == std::string::npos) return reject();
+    std::string user = decoded->substr(0, colon);
+    const std::string pass = decoded->substr(colon + 1);
+    // Local accounts: accept "HOST\user" and ".\user" forms too.
+    if (auto bs = user.find('\\'); bs != std::string::npos) user = user.substr(bs + 1);
+    for (const auto& u : config_.users) {
+      if (lower(u.username) == lower(user) && u.password == pass) return AuthResult::kOk;
+    }
+    return reject();
+  }
+  // Negotiate/Kerberos: added by the kerberos work (sim/negotiate.*); until then rejected.
+  return reject();
+}
+
+bool SimServer::decode_request_body(const httplib::Request& req, std::string& body) {
+  // multipart/encrypted (HTTP message encryption) is decoded here once Negotiate exists.
+  if (lower(req.get_header_value("Content-Type")).starts_with("multipart/encrypted")) return false;
+  body = req.body;
+  return true;
+}
+
+void SimServer::send_response(const httplib::Request&, httplib::Response& res, Reply reply, const VirtualHost& vh) {
+  res.status = reply.status;
+  const auto& hc = vh.config;
+  if (hc.close_mid_body && !reply.body.empty()) {
+    auto body = std::make_shared<std::string>(std::move(reply.body));
+    const std::size_t half = body->size() / 2;
+    res.set_content_provider(body->size(), kSoapContentType,
+                             [body, half](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                               if (offset >= half) return false;  // drop the connection mid-body
+                               sink.write(body->data() + offset, std::min(length, half - offset));
+                               return true;
+                             });
+    return;
+  }
+  if (hc.trickle_bytes_per_second > 0 && !reply.body.empty()) {
+    auto body = std::make_shared<std::string>(std::move(reply.body));
+    const std::size_t chunk = std::max<std::size_t>(1, hc.trickle_bytes_per_second / 10);
+    const auto interval =
+        std::chrono::milliseconds(std::max<long long>(1, static_cast<long long>(chunk * 1000 / hc.trickle_bytes_per_second)));
+    res.set_content_provider(body->size(), kSoapContentType,
+                             [this, body, chunk, interval](std::size_t offset, std::size_t length,
+                                                           httplib::DataSink& sink) {
+                               if (!sleep_for(interval)) return false;
+                               std::size_t n = std::min({chunk, length, body->size() - offset});
+                               return sink.write(body->data() + offset, n);
+                             });
+    return;
+  }
+  res.set_content(reply.body, kSoapContentType);
+}
+
+void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
+  const std::string host = host_from_header(req.get_header_value("Host"));
+  VirtualHost& vh = virtual_host(host);
+  if (authenticate(req, res, vh) != AuthResult::kOk) {
+    spdlog::debug("{}: 401", host);
+    return;
+  }
+  std::string body;
+  if (!decode_request_body(req, body)) {
+    res.status = 500;
+    return;
+  }
+  const auto& hc = vh.config;
+  if (body.empty()) {  // e.g. the empty POST clients use to run an auth handshake
+    res.status = 200;
+    return;
+  }
+  if (hc.malformed_xml) {
+    send_response(req, res, {200, malformed_body()}, vh);
+    return;
+  }
+  if (hc.oversized_bytes > 0) {
+    const std::size_t size = hc.oversized_bytes;
+    static const std::string kHead =
+        "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><!--";
+    static const std::string kTail = "--></s:Body></s:Envelope>";
+    res.status = 200;
+    res.set_content_provider(size, kSoapContentType,
+                             [size](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                               static const std::string kFill(65536, ' ');
+                               std::string out;
+                               std::size_t end = std::min(size, offset + std::min<std::size_t>(length, 65536));
+                               for (std::size_t i = offset; i < end; ++i) {
+                                 if (i < kHead.size()) out += kHead[i];
+                                 else if (i >= size - std::min(size, kTail.size())) out += kTail[i - (size - kTail.size())];
+                                 else out += ' ';
+                               }
+                               return sink.write(out.data(), out.size());
+                             });
+    return;
+  }
+
+  tinyxml2::XMLDocument doc;
+  SoapRequest soap;
+  if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS || doc.RootElement() == nullptr ||
+      local_name(doc.RootElement()->Name()) != "Envelope") {
+    send_response(req, res, {500, render::fault(render::FaultKind::kSchemaValidation, "", host, "", "en-US")}, vh);
+    return;
+  }
+  const auto* header = child(doc.RootElement(), "Header");
+  const auto* soap_body = child(doc.RootElement(), "Body");
+  soap.action = text_of(child(header, "Action"));
+  soap.message_id = text_of(child(header, "MessageID"));
+  soap.resource_uri = text_of(child(header, "ResourceURI"));
+  if (const auto* loc = child(header, "Locale"); loc != nullptr && loc->Attribute("xml:lang") != nullptr)
+    soap.lang = loc->Attribute("xml:lang");
+  if (auto mes = text_of(child(header, "MaxEnvelopeSize")); !mes.empty()) {
+    try {
+      soap.max_envelope = std::stoull(mes);
+    } catch (const std::exception&) {
+      soap.bad_timeout = false;
+    }
+  }
+  if (const auto* ot = child(header, "OperationTimeout"); ot != nullptr) {
+    soap.timeout_text = text_of(ot);
+    soap.operation_timeout = parse_xs_duration(soap.timeout_text);
+    if (!soap.operation_timeout) soap.bad_timeout = true;
+  }
+  if (const auto* en = child(soap_body, "Enumerate"); en != nullptr) {
+    soap.optimize = child(en, "OptimizeEnumeration") != nullptr;
+    if (auto me = text_of(child(en, "MaxElements")); !me.empty()) soap.max_elements = std::strtoull(me.c_str(), nullptr, 10);
+    if (const auto* f = child(en, "Filter"); f != nullptr) {
+      soap.has_filter = true;
+      soap.filter = text_of(f);
+      soap.dialect = f->Attribute("Dialect") ? f->Attribute("Dialect") : std::string(render::kWqlDialect);
+    }
+  } else if (const auto* pl = child(soap_body, "Pull"); pl != nullptr) {
+    soap.context = text_of(child(pl, "EnumerationContext"));
+    if (auto me = text_of(child(pl, "MaxElements")); !me.empty()) soap.max_elements = std::strtoull(me.c_str(), nullptr, 10);
+  } else if (const auto* rl = child(soap_body, "Release"); rl != nullptr) {
+    soap.context = text_of(child(rl, "EnumerationContext"));
+  }
+  if (soap.max_elements == 0) soap.max_elements = 1;
+
+  if (soap.bad_timeout) {
+    send_response(req, res,
+                  {500, render::fault(render::FaultKind::kInvalidHeader, soap.message_id, host, soap.timeout_text,
+                                      soap.lang)},
+                  vh);
+    return;
+  }
+  if (hc.delay.count() > 0) {
+    const auto op_timeout = soap.operation_timeout.value_or(std::chrono::milliseconds(60000));
+    if (hc.delay >= op_timeout) {
+      // Like Windows: the operation gives up after OperationTimeout.
+      if (!sleep_for(op_timeout)) return;
+      send_response(req, res, {500, render::fault(render::FaultKind::kTimedOut, soap.message_id, host, "", soap.lang)},
+                    vh);
+      return;
+    }
+    if (!sleep_for(hc.delay)) return;
+  }
+  Reply reply = dispatch(soap, host, vh);
+  spdlog::debug("{}: {} -> {}", host, soap.action, reply.status);
+  send_response(req, res, std::move(reply), vh);
+}
+
+SimServer::Reply SimServer::dispatch(const SoapRequest& soap, const std::string& host, VirtualHost& vh) {
+  if (!replay_bodies_.empty() && (soap.action == kActionEnumerate || soap.action == kActionPull))
+    return replay(soap, host);
+  if (soap.action == kActionEnumerate) return enumerate(soap, host, vh);
+  if (soap.action == kActionPull) return pull(soap, host, vh);
+  if (soap.action == kActionRelease) return release(soap, host);
+  return {500, render::fault(render::FaultKind::kSchemaValidation, soap.message_id, host, "", soap.lang)};
+}
+
+SimServer::Reply SimServer::replay(const SoapRequest& soap, const std::string& host) {
+  std::size_t index;
+  {
+    std::lock_guard lock(replay_mutex_);
+    auto& cursor = replay_cursor_[host];
+    if (soap.action == kActionEnumerate) cursor = 0;
+    index = std::min(cursor, replay_bodies_.size() - 1);
+    cursor = index + 1;
+  }
+  const std::string& body = replay_bodies_[index];
+  const bool is_fault = body.find(":Fault>") != std::string::npos || body.find("<Fault>") != std::string::npos;
+  return {is_fault ? 500 : 200, body};
+}
+
+bool SimServer::take_page(Enumeration& e, std::size_t max_items, std::size_t budget, std::string& items,
+                          std::size_t& count) {
+  count = 0;
+  while (e.next < e.items.size() && count < max_items) {
+    const std::string& item = e.items[e.next];
+    if (items.size() + item.size() > budget) break;
+    items += item;
+    ++e.next;
+    ++count;
+  }
+  return count > 0 || e.next >= e.items.size();
+}
+
+void SimServer::expire_enumerations() {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(enum_mutex_);
+  if (now < next_gc_) return;
+  next_gc_ = now + std::chrono::seconds(5);
+  std::erase_if(enumerations_, [&](const auto& kv) { return kv.second->expires < now; });
+}
+
+SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string& host, VirtualHost& vh) {
+  using render::FaultKind;
+  const auto& hc = vh.config;
+  auto fault = [&](FaultKind k, std::string_view detail = {}) {
+    return Reply{500, render::fault(k, soap.message_id, host, detail, soap.lang)};
+  };
+  if (!hc.fault.empty()) return fault(*render::fault_from_name(hc.fault), soap.filter);
+  expire_enumerations();
+
+  // ResourceURI: .../wmi/<namespace>/* (WQL) or .../wmi/<namespace>/<Class> (plain enumeration).
+  const std::string uri = soap.resource_uri;
+  if (!uri.starts_with(render::kWmiResourcePrefix)) return fault(FaultKind::kInvalidResourceUri);
+  const std::string path = uri.substr(render::kWmiResourcePrefix.size());
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return fault(FaultKind::kInvalidResourceUri);
+  const std::string ns = lower(path.substr(0, slash));
+  const std::string leaf = path.substr(slash + 1);
+  if (!known_namespace(ns)) return fault(FaultKind::kInvalidResourceUri);
+
+  std::string wql = soap.filter;
+  if (!soap.has_filter) {
+    if (leaf == "*" || leaf.empty()) return fault(FaultKind::kInvalidQuery, "a filter is required for the * resource");
+    wql = "SELECT * FROM " + leaf;
+  } else if (lower(soap.dialect) != lower(render::kWqlDialect)) {
+    return fault(FaultKind::kInvalidQuery, "unsupported filter dialect " + soap.dialect);
+  }
+  auto query = wql::parse(wql);
+  if (!query) return fault(FaultKind::kInvalidQuery, query.error());
+  const ClassDef* cls = ns == "root/cimv2" ? find_class(query->class_name) : nullptr;
+  if (cls == nullptr) return fault(FaultKind::kInvalidClass, wql);
+
+  std::vector<int> props;
+  for (const auto& p : query->properties) {
+    int i = cls->find(p);
+    if (i < 0) return fault(FaultKind::kInvalidQuery, "unknown property " + p);
+    props.push_back(i);
+  }
+  std::sort(props.begin(), props.end());
+  if (query->where) {
+    std::vector<std::string> used;
+    wql::collect_properties(*query->where, used);
+    for (const auto& p : used)
+      if (cls->find(p) < 0) return fault(FaultKind::kInvalidQuery, "unknown property " + p);
+  }
+
+  auto e = std::make_shared<Enumeration>();
+  e->host = host;
+  {
+    auto instances = inventory_.instances(host, *cls, now_unix_seconds());
+    for (const auto& inst : instances) {
+      if (query->where) {
+        const wql::Lookup lookup = [&](const std::string& name) -> const Value* {
+          int i = cls->find(name);
+          return i < 0 ? nullptr : &inst.values[static_cast<std::size_t>(i)];
+        };
+        if (!wql::evaluate(*query->where, lookup)) continue;
+      }
+      std::string item;
+      item.reserve(query->select_all ? 4096 : 512);
+      if (query->select_all) {
+        render::append_instance(item, *cls, inst);
+      } else {
+        render::append_fragment(item, *cls, inst, props);
+      }
+      e->items.push_back(std::move(item));
+    }
+  }
+
+  if (e->items.empty()) return {200, render::enumerate_response(soap.message_id, "", "", false, true, soap.lang)};
+
+  const std::string ctx = render::new_uuid();
+  std::string items;
+  std::size_t count = 0;
+  if (soap.optimize) {
+    const std::size_t overhead = render::enumerate_response(soap.message_id, ctx, "", true, false, soap.lang).size();
+    const std::size_t budget = soap.max_envelope > overhead ? soap.max_envelope - overhead : 0;
+    // Server 2008 R2/2012 put exactly one instance in the EnumerateResponse.
+    if (!take_page(*e, std::min<std::size_t>(1, soap.max_elements), budget, items, count))
+      return fault(FaultKind::kMaxEnvelope);
+  }
+  const bool done = e->next >= e->items.size();
+  if (done) return {200, render::enumerate_response(soap.message_id, "", items, true, true, soap.lang)};
+  e->expires = std::chrono::steady_clock::now() + config_.enumeration_timeout;
+  if (vh.expire_once_pending.exchange(false)) e->expire_first_pull = true;
+  {
+    std::lock_guard lock(enum_mutex_);
+    enumerations_[ctx] = e;
+  }
+  return {200, render::enumerate_response(soap.message_id, ctx, items, count > 0, false, soap.lang)};
+}
+
+SimServer::Reply SimServer::pull(const SoapRequest& soap, const std::string& host, VirtualHost& vh) {
+  using render::FaultKind;
+  auto fault = [&](FaultKind k) { return Reply{500, render::fault(k, soap.message_id, host, "", soap.lang)}; };
+  std::string key = soap.context;
+  if (key.starts_with("uuid:")) key = key.substr(5);
+  std::shared_ptr<Enumeration> e;
+  {
+    std::lock_guard lock(enum_mutex_);
+    auto it = enumerations_.find(key);
+    if (it == enumerations_.end() || it->second->host != host ||
+        it->second->expires < std::chrono::steady_clock::now()) {
+      if (it != enumerations_.end()) enumerations_.erase(it);
+      return fault(FaultKind::kContextExpired);
+    }
+    e = it->second;
+    if (e->expire_first_pull) {
+      enumerations_.erase(it);
+      return fault(FaultKind::kContextExpired);
+    }
+    if (e->pulls < vh.config.pull_timeouts) {
+      // The enumeration stays valid: the client retries with the same context.
+      ++e->pulls;
+      return fault(FaultKind::kTimedOut);
+    }
+    enumerations_.erase(it);
+  }
+  const std::string next_ctx = render::new_uuid();
+  const std::size_t overhead = render::pull_response(soap.message_id, next_ctx, "", true, soap.lang).size();
+  const std::size_t budget = soap.max_envelope > overhead ? soap.max_envelope - overhead : 0;
+  std::string items;
+  std::size_t count = 0;
+  const std::size_t max_items = std::min<std::size_t>(static_cast<std::size_t>(config_.page_size), soap.max_elements);
+  if (!take_page(*e, max_items, budget, items, count)) return fault(FaultKind::kMaxEnvelope);
+  if (e->next >= e->items.size()) return {200, render::pull_response(soap.message_id, "", items, true, soap.lang)};
+  e->expires = std::chrono::steady_clock::now() + config_.enumeration_timeout;
+  {
+    std::lock_guard lock(enum_mutex_);
+    enumerations_[next_ctx] = e;
+  }
+  return {200, render::pull_response(soap.message_id, next_ctx, items, false, soap.lang)};
+}
+
+SimServer::Reply SimServer::release(const SoapRequest& soap, const std::string& host) {
+  std::string key = soap.context;
+  if (key.starts_with("uuid:")) key = key.substr(5);
+  bool found = false;
+  {
+    std::lock_guard lock(enum_mutex_);
+    auto it = enumerations_.find(key);
+    if (it != enumerations_.end() && it->second->host == host) {
+      enumerations_.erase(it);
+      found = true;
+    }
+  }
+  if (!found)
+    return {500, render::fault(render::FaultKind::kContextExpired, soap.message_id, host, "", soap.lang)};
+  return {200, render::release_response(soap.message_id, soap.lang)};
+}
+
+}  // namespace sim

@@ -1,0 +1,283 @@
+// End to end: winrm_exporter against winrm-sim (12 virtual hosts, one failing).
+#include <doctest/doctest.h>
+
+#include <openssl/evp.h>
+
+#include <random>
+
+#include "e2e_util.h"
+#include "promtool.h"
+
+using namespace e2e;
+
+namespace {
+
+std::string random_marker() {
+  std::random_device rd;
+  std::string out = "PwMarker";
+  for (int i = 0; i < 12; ++i) out += "0123456789abcdef"[rd() % 16];
+  return out;
+}
+
+std::string sim_body(const std::string& password, const std::string& hosts_yaml) {
+  return "keep_alive_timeout: 30s\npage_size: 50\nusers:\n  - {username: monitor, password: \"" +
+         password + "\"}\nhosts:\n" + hosts_yaml;
+}
+
+std::string exporter_yaml(const TempDir& dir, int sim_port, const std::vector<std::string>& hosts,
+                          const std::string& interval = "2s") {
+  std::string yaml = "global:\n  interval: " + interval +
+                     "\n  timeout: 1500ms\n  scheme: https\n  port: " + std::to_string(sim_port) +
+                     "\n  tls_ca_file: " + (dir / "ca.pem").string() +
+                     "\n  credential: sim\ncredentials:\n  sim:\n    auth: basic\n"
+                     "    username: monitor\n    password_file: " +
+                     (dir / "monitor.pass").string() + "\ntargets:\n";
+  for (const auto& host : hosts) {
+    yaml += "  - {name: " + host + ", connect_address: 127.0.0.1, labels: {site: lab}}\n";
+  }
+  return yaml;
+}
+
+std::vector<std::string> numbered_hosts(int n) {
+  std::vector<std::string> hosts;
+  for (int i = 1; i <= n; ++i) {
+    hosts.push_back((i < 10 ? "host0" : "host") + std::to_string(i) + ".sim.test");
+  }
+  return hosts;
+}
+
+bool all_collectors_ok(const std::string& metrics, const std::vector<std::string>& hosts,
+                       const std::vector<std::string>& collectors) {
+  for (const auto& host : hosts) {
+    for (const auto& collector : collectors) {
+      auto value = sample_value(metrics, "winrm_exporter_collector_success{target=\"" + host +
+                                             "\",collector=\"" + collector + "\"}");
+      if (!value || *value != 1) return false;
+    }
+  }
+  return true;
+}
+
+const std::vector<std::string> kCheckedCollectors = {"cpu", "os", "logical_disk", "memory"};
+
+}  // namespace
+
+TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoints") {
+  TempDir dir;
+  std::string password = random_marker();
+  write_file(dir / "monitor.pass", password + "\n");
+  auto hosts = numbered_hosts(11);
+  std::string hosts_yaml = "  - {name: broken01.sim.test, fault: access_denied}\n";
+  Sim sim(dir, sim_body(password, hosts_yaml));
+  auto all_hosts = hosts;
+  all_hosts.push_back("broken01.sim.test");
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, all_hosts));
+  Exporter exporter(dir, dir / "exporter.yml");
+
+  std::string metrics;
+  bool polled = wait_until(
+      [&] {
+        metrics = exporter.metrics();
+        return all_collectors_ok(metrics, hosts, kCheckedCollectors) &&
+               metrics.find("collector_errors_total{target=\"broken01.sim.test\"") !=
+                   std::string::npos;
+      },
+      30s);
+  REQUIRE_MESSAGE(polled, metrics.substr(0, 20000));
+
+  {  // /metrics: merged families with target labels, failing host reported
+    CHECK(count_of(metrics, "# TYPE windows_cpu_time_total counter") == 1);
+    CHECK(count_of(metrics, "# HELP windows_cpu_time_total ") == 1);
+    for (const auto& host : hosts) {
+      CHECK(sample_value(metrics, "winrm_exporter_target_up{target=\"" + host + "\"}") == 1.0);
+      CHECK(metrics.find("windows_cpu_time_total{target=\"" + host + "\",site=\"lab\",core=") !=
+            std::string::npos);
+      CHECK(metrics.find("windows_logical_disk_free_bytes{target=\"" + host + "\"") !=
+            std::string::npos);
+    }
+    CHECK(sample_value(metrics, "winrm_exporter_target_up{target=\"broken01.sim.test\"}") == 0.0);
+    CHECK(sample_value(metrics, "winrm_exporter_collector_success{target=\"broken01.sim.test\","
+                                "collector=\"cpu\"}") == 0.0);
+    auto errors = sample_value(metrics,
+                               "winrm_exporter_collector_errors_total{target=\"broken01.sim.test\","
+                               "collector=\"cpu\",kind=\"access_denied\"}");
+    REQUIRE(errors);
+    CHECK(*errors >= 1);
+    CHECK(metrics.find("windows_cpu_time_total{target=\"broken01.sim.test\"") == std::string::npos);
+    CHECK(sample_value(metrics, "winrm_exporter_config_last_reload_successful") == 1.0);
+    CHECK(metrics.find("winrm_exporter_build_info{") != std::string::npos);
+    CHECK(metrics.find("winrm_exporter_scheduler_lag_seconds_count") != std::string::npos);
+    auto requests = sample_value(metrics, "winrm_exporter_winrm_requests_total");
+    auto connections = sample_value(metrics, "winrm_exporter_winrm_connections_opened_total");
+    REQUIRE(requests);
+    REQUIRE(connections);
+    // Sessions are kept alive: at most one connection per target and parallel slot.
+    CHECK(*connections <= 12 * 2 * 2);
+    CHECK(*requests > *connections);
+  }
+
+  {  // promtool accepts a live scrape
+    auto check = promtool_check_metrics(metrics);
+    CHECK_MESSAGE(check.status == 0, check.output);
+  }
+
+  {  // /probe: one target, no target label
+    auto probe = get(exporter.port, "/probe?target=host01.sim.test");
+    REQUIRE(probe.status == 200);
+    CHECK(probe.header("Content-Type").find("text/plain; version=0.0.4") == 0);
+    CHECK(probe.body.find("target=") == std::string::npos);
+    CHECK(probe.body.find("host02") == std::string::npos);
+    CHECK(sample_value(probe.body, "winrm_exporter_target_up") == 1.0);
+    CHECK(sample_value(probe.body, "winrm_exporter_collector_success{collector=\"cpu\"}") == 1.0);
+    CHECK(probe.body.find("windows_cpu_time_total{site=\"lab\",core=") != std::string::npos);
+    auto check = promtool_check_metrics(probe.body);
+    CHECK_MESSAGE(check.status == 0, check.output);
+
+    auto broken = get(exporter.port, "/probe?target=broken01.sim.test");
+    CHECK(broken.status == 200);
+    CHECK(sample_value(broken.body, "winrm_exporter_target_up") == 0.0);
+    CHECK(get(exporter.port, "/probe?target=nope.sim.test").status == 404);
+    CHECK(get(exporter.port, "/probe").status == 400);
+  }
+
+  {  // gzip when asked, identity otherwise
+    auto zipped = http("GET", exporter.port, "/metrics", {{"Accept-Encoding", "gzip"}}, false);
+    REQUIRE(zipped.status == 200);
+    CHECK(zipped.header("Content-Encoding") == "gzip");
+    std::string plain = gunzip(zipped.body);
+    CHECK(plain.rfind("# HELP ", 0) == 0);
+    CHECK(plain.find("windows_cpu_time_total{target=\"host01.sim.test\"") != std::string::npos);
+    CHECK(zipped.body.size() < plain.size());
+    auto identity = http("GET", exporter.port, "/metrics", {{"Accept-Encoding", "identity"}}, false);
+    CHECK(identity.header("Content-Encoding").empty());
+    CHECK(identity.body.rfind("# HELP ", 0) == 0);
+  }
+
+  {  // other endpoints and rejected requests
+    CHECK(get(exporter.port, "/-/healthy").status == 200);
+    CHECK(get(exporter.port, "/-/ready").status == 200);
+    auto landing = get(exporter.port, "/");
+    CHECK(landing.status == 200);
+    CHECK(landing.body.find("href=\"metrics\"") != std::string::npos);
+    CHECK(landing.body.find("probe") != std::string::npos);
+    CHECK(get(exporter.port, "/nothing").status == 404);
+    CHECK(http("POST", exporter.port, "/metrics").status == 405);
+    CHECK(http("GET", exporter.port, "/-/reload").status == 405);
+    httplib::Client client("127.0.0.1", exporter.port);
+    auto with_body = client.Post("/-/reload", "x=1", "text/plain");
+    REQUIRE(with_body);
+    CHECK(with_body->status == 413);
+  }
+  CHECK(exporter.process->stop() == 0);  // graceful shutdown on SIGTERM
+}
+
+TEST_CASE("reload: SIGHUP with a broken config keeps serving; a good one swaps targets") {
+  TempDir dir;
+  std::string password = random_marker();
+  write_file(dir / "monitor.pass", password + "\n");
+  Sim sim(dir, sim_body(password, "  - {name: host01.sim.test}\n"));
+  auto hosts = numbered_hosts(3);
+  std::string good = exporter_yaml(dir, sim.https_port, hosts);
+  write_file(dir / "exporter.yml", good);
+  Exporter exporter(dir, dir / "exporter.yml");
+  REQUIRE(wait_until([&] { return all_collectors_ok(exporter.metrics(), hosts, {"cpu"}); }, 20s));
+
+  write_file(dir / "exporter.yml", good + "bogus_top_level_key: 1\n");
+  exporter.process->signal(SIGHUP);
+  std::string metrics;
+  REQUIRE(wait_until(
+      [&] {
+        metrics = exporter.metrics();
+        return sample_value(metrics, "winrm_exporter_config_last_reload_successful") == 0.0;
+      },
+      10s));
+  // Still serving the running configuration.
+  for (const auto& host : hosts) {
+    CHECK(metrics.find("windows_cpu_time_total{target=\"" + host + "\"") != std::string::npos);
+  }
+  CHECK(exporter.process->running());
+  std::string log = read_file(exporter.stderr_path);
+  CHECK(log.find("reload failed") != std::string::npos);
+  CHECK(log.find((dir / "exporter.yml").string() + ":") != std::string::npos);  // FILE:LINE
+
+  // The HTTP reload reports a broken file with 500 too.
+  CHECK(http("POST", exporter.port, "/-/reload").status == 500);
+
+  // A good config with one target fewer: reload succeeds and host03 disappears.
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, {hosts[0], hosts[1]}));
+  auto reloaded = http("POST", exporter.port, "/-/reload");
+  CHECK(reloaded.status == 200);
+  metrics = exporter.metrics();
+  CHECK(sample_value(metrics, "winrm_exporter_config_last_reload_successful") == 1.0);
+  CHECK(metrics.find("host03.sim.test") == std::string::npos);
+  CHECK(metrics.find("windows_cpu_time_total{target=\"host01.sim.test\"") != std::string::npos);
+  CHECK(get(exporter.port, "/probe?target=host03.sim.test").status == 404);
+  CHECK(exporter.process->stop() == 0);
+}
+
+TEST_CASE("the password never appears in logs, /metrics, /probe or query output") {
+  TempDir dir;
+  std::string password = random_marker();
+  write_file(dir / "monitor.pass", password + "\n");
+  Sim sim(dir, sim_body(password,
+                        "  - {name: denied01.sim.test, always_401: true}\n"
+                        "  - {name: broken01.sim.test, fault: access_denied}\n"));
+  std::vector<std::string> hosts = {"host01.sim.test", "denied01.sim.test", "broken01.sim.test"};
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, hosts));
+  std::string metrics;
+  std::string probes;
+  {
+    Exporter exporter(dir, dir / "exporter.yml", {"--log.level=debug"});
+    REQUIRE(wait_until(
+        [&] {
+          metrics = exporter.metrics();
+          return all_collectors_ok(metrics, {"host01.sim.test"}, {"cpu"}) &&
+                 metrics.find("target=\"denied01.sim.test\",collector=\"cpu\",kind=") !=
+                     std::string::npos;
+        },
+        20s));
+    for (const auto& host : hosts) probes += get(exporter.port, "/probe?target=" + host).body;
+    exporter.process->signal(SIGHUP);  // a reload re-reads the password file
+    std::this_thread::sleep_for(500ms);
+    CHECK(exporter.process->stop() == 0);
+  }
+  Process query({kExporterBinary, "query", "--config.file=" + (dir / "exporter.yml").string(),
+                 "--target=denied01.sim.test", "--log.level=debug", "SELECT Name FROM Win32_Service"},
+                dir / "query.out", dir / "query.err");
+  REQUIRE(wait_until([&] { return !query.running(); }, 20s));
+  CHECK(query.stop() == 1);
+  std::string query_err = read_file(dir / "query.err");
+  CHECK(query_err.find("kind=auth") != std::string::npos);
+
+  std::string log = read_file(dir / "exporter.err");
+  CHECK(log.find("denied01.sim.test") != std::string::npos);  // the failure was logged
+  // base64("monitor:" + password): the Authorization header value.
+  std::string credentials = "monitor:" + password;
+  std::string encoded(4 * ((credentials.size() + 2) / 3) + 1, '\0');
+  encoded.resize(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                                 reinterpret_cast<const unsigned char*>(credentials.data()),
+                                 static_cast<int>(credentials.size())));
+  for (const std::string* text : {&log, &metrics, &probes, &query_err}) {
+    CHECK(text->find(password) == std::string::npos);
+    CHECK(text->find(encoded) == std::string::npos);
+  }
+}
+
+TEST_CASE("--config.check validates and exits 0 or 1") {
+  TempDir dir;
+  write_file(dir / "monitor.pass", "x\n");
+  write_file(dir / "good.yml", exporter_yaml(dir, 5986, {"host01.sim.test"}));
+  write_file(dir / "bad.yml", exporter_yaml(dir, 5986, {"host01.sim.test"}) + "nonsense: [\n");
+  {
+    Process check({kExporterBinary, "--config.file=" + (dir / "good.yml").string(), "--config.check"},
+                  dir / "good.out", dir / "good.err");
+    REQUIRE(wait_until([&] { return !check.running(); }, 10s));
+    CHECK(check.stop() == 0);
+    CHECK(read_file(dir / "good.out").find("targets: 1") != std::string::npos);
+  }
+  Process check({kExporterBinary, "--config.file=" + (dir / "bad.yml").string(), "--config.check"},
+                dir / "bad.out", dir / "bad.err");
+  REQUIRE(wait_until([&] { return !check.running(); }, 10s));
+  CHECK(check.stop() == 1);
+  CHECK(read_file(dir / "bad.err").find((dir / "bad.yml").string() + ":") != std::string::npos);
+}

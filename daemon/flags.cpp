@@ -129,6 +129,7 @@ std::expected<Flags, std::string> parse_query(const std::vector<std::string>& ar
     return {};
   };
   table.booleans["insecure-skip-verify"] = &q.insecure_skip_verify;
+  table.booleans["verify-relates-to"] = &q.verify_relates_to;
   table.booleans["help"] = &flags.query_help;
   auto positional = table.parse(args, 1);
   if (!positional) return std::unexpected(positional.error());
@@ -249,6 +250,8 @@ Flags:
   --connect-address=ADDR     Connect here instead of resolving HOST.
   --ca-file=FILE             CA bundle to verify the server certificate.
   --insecure-skip-verify     Do not verify the server certificate (logged).
+  --no-verify-relates-to     Accept responses whose RelatesTo does not match the request
+                             (servers replaying captured responses).
   --timeout=DURATION         Overall deadline, e.g. 30s (default: 30s).
   --log.level=LEVEL          debug, info, warn or error (default: warn).
   --help                     Print this help and exit.

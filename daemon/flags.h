@@ -32,6 +32,7 @@ struct QueryFlags {
   std::string connect_address;
   std::string ca_file;
   bool insecure_skip_verify = false;
+  bool verify_relates_to = true;  // off only for replayed captures
   double timeout_seconds = 30;
   std::string log_level = "warn";
   std::string wql;

@@ -82,6 +82,7 @@ int run_query(const QueryFlags& flags, std::ostream& out, std::ostream& err) {
     options.endpoint.ca_file = flags.ca_file;
     options.endpoint.insecure_skip_verify = flags.insecure_skip_verify;
   }
+  options.verify_relates_to = flags.verify_relates_to;
   if (options.endpoint.insecure_skip_verify) {
     err << "warning: TLS certificate verification is disabled\n";
   }

@@ -33,7 +33,7 @@ hosts:
   - {name: win01.sim.test, cpus: 4}
   - {name: win02.sim.test, cpus: 8}
   - {name: win03.sim.test}
-  - {name: slow01.sim.test, delay: 2s}
+  - {name: slow01.sim.test, delay: 1s}
   - {name: broken01.sim.test, fault: access_denied}
 YAML
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace sim {
@@ -100,7 +100,8 @@ HostConfig parse_host(const YAML::Node& node, const std::string& where) {
   if (node["pull_timeouts"])
     h.pull_timeouts = scalar<int>(node["pull_timeouts"], where + ".pull_timeouts");
   if (node["expire_context_once"])
-    h.expire_context_once = scalar<bool>(node["expire_context_once"], where + ".expire_context_once");
+    h.expire_context_once =
+        scalar<bool>(node["expire_context_once"], where + ".expire_context_once");
   if (node["malformed_xml"])
     h.malformed_xml = scalar<bool>(node["malformed_xml"], where + ".malformed_xml");
   if (node["oversized_bytes"])
@@ -163,8 +164,8 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   check_keys(root, "top level",
-             {"https", "http", "keep_alive_timeout", "page_size", "threads",
-              "enumeration_timeout", "users", "hosts", "replay", "negotiate"});
+             {"https", "http", "keep_alive_timeout", "page_size", "threads", "enumeration_timeout",
+              "users", "hosts", "replay", "negotiate"});
   SimConfig c;
   if (root["https"]) c.https = parse_listener(root["https"], "https", true, base_dir);
   if (root["http"]) c.http = parse_listener(root["http"], "http", false, base_dir);
@@ -201,7 +202,8 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
     const auto& n = root["negotiate"];
     check_keys(n, "negotiate", {"keytab", "require_encryption_on_http", "cbt"});
     c.negotiate.enabled = true;
-    if (n["keytab"]) c.negotiate.keytab = resolve(base_dir, scalar<std::string>(n["keytab"], "negotiate.keytab"));
+    if (n["keytab"])
+      c.negotiate.keytab = resolve(base_dir, scalar<std::string>(n["keytab"], "negotiate.keytab"));
     if (n["require_encryption_on_http"])
       c.negotiate.require_encryption_on_http =
           scalar<bool>(n["require_encryption_on_http"], "negotiate.require_encryption_on_http");

@@ -36,22 +36,22 @@ struct NicModel {
   int index, interface_index;
 };
 
+// Models hold views into static tables only: 10,000 hosts must fit in little memory.
 struct ServiceModel {
-  int catalog;
-  std::string name;  // catalog name or synthetic
-  std::string display;
-  std::string description;
-  std::string path;
-  std::string start_mode;
-  std::string state;
-  std::string start_name;
+  int catalog;  // -1 = synthetic
+  std::string_view name;
+  std::string_view display;
+  std::string_view path;
+  std::string_view start_mode;
+  std::string_view state;
+  std::string_view start_name;
   bool own_process;
   std::uint32_t pid;
 };
 
 struct ProcessModel {
-  std::string name;
-  std::string exe_path;  // empty for System/Idle
+  std::string_view name;
+  std::string_view exe_path;  // empty = C:\\Windows\\system32\\<name> (none for pid 0/4)
   std::uint32_t pid, ppid;
   int session;
   double cpu_share;  // fraction of one CPU
@@ -102,8 +102,12 @@ struct Rng {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   }
-  int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<std::uint64_t>(hi - lo + 1)); }
-  double uniform(double lo, double hi) { return lo + (hi - lo) * (static_cast<double>(next() >> 11) / 9007199254740992.0); }
+  int range(int lo, int hi) {
+    return lo + static_cast<int>(next() % static_cast<std::uint64_t>(hi - lo + 1));
+  }
+  double uniform(double lo, double hi) {
+    return lo + (hi - lo) * (static_cast<double>(next() >> 11) / 9007199254740992.0);
+  }
   bool chance(double p) { return uniform(0, 1) < p; }
 };
 
@@ -114,7 +118,8 @@ std::uint64_t filetime(double unix_s) {
 // Integral of base*(1 + amp*sin(2*pi*t/period + phase)) from 0 to t: a monotonic counter
 // whose rate wanders between base*(1-amp) and base*(1+amp).
 double wave_integral(double t, double base, double amp, double period, double phase) {
-  return base * t + base * amp * (std::cos(phase) - std::cos(kTwoPi * t / period + phase)) * period / kTwoPi;
+  return base * t +
+         base * amp * (std::cos(phase) - std::cos(kTwoPi * t / period + phase)) * period / kTwoPi;
 }
 
 double gauge(double t, double base, double amp, double period, double phase) {
@@ -149,131 +154,304 @@ struct ServiceSpec {
 
 // Real Windows Server services (name, display name, binary, typical mode/state).
 constexpr ServiceSpec kServices[] = {
-    {"AeLookupSvc", "Application Experience", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
-    {"ALG", "Application Layer Gateway Service", "C:\\Windows\\System32\\alg.exe", "Manual", false, "NT AUTHORITY\\LocalService", true},
-    {"AppIDSvc", "Application Identity", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false, "NT Authority\\LocalService", false},
-    {"Appinfo", "Application Information", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", true, "LocalSystem", false},
-    {"AppMgmt", "Application Management", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"AudioEndpointBuilder", "Windows Audio Endpoint Builder", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"Audiosrv", "Windows Audio", "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false, "NT AUTHORITY\\LocalService", false},
-    {"BFE", "Base Filtering Engine", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"BITS", "Background Intelligent Transfer Service", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"BrokerInfrastructure", "Background Tasks Infrastructure Service", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"CertPropSvc", "Certificate Propagation", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"COMSysApp", "COM+ System Application", "C:\\Windows\\system32\\dllhost.exe /Processid:{02D4B3F1-FD88-11D1-960D-00805FC79235}", "Manual", false, "LocalSystem", true},
-    {"CryptSvc", "Cryptographic Services", "C:\\Windows\\system32\\svchost.exe -k NetworkService", "Auto", true, "NT Authority\\NetworkService", false},
-    {"DcomLaunch", "DCOM Server Process Launcher", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"defragsvc", "Optimize drives", "C:\\Windows\\system32\\svchost.exe -k defragsvc", "Manual", false, "localSystem", false},
-    {"DeviceInstall", "Device Install Service", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Manual", false, "LocalSystem", false},
-    {"Dhcp", "DHCP Client", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Auto", true, "NT Authority\\LocalService", false},
-    {"DiagTrack", "Connected User Experiences and Telemetry", "C:\\Windows\\System32\\svchost.exe -k utcsvc", "Auto", true, "LocalSystem", false},
-    {"Dnscache", "DNS Client", "C:\\Windows\\system32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"dot3svc", "Wired AutoConfig", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "localSystem", false},
-    {"DPS", "Diagnostic Policy Service", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"DsmSvc", "Device Setup Manager", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"Eaphost", "Extensible Authentication Protocol", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
-    {"EventLog", "Windows Event Log", "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"EventSystem", "COM+ Event System", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"fdPHost", "Function Discovery Provider Host", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false, "NT AUTHORITY\\LocalService", false},
-    {"FDResPub", "Function Discovery Resource Publication", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Manual", false, "NT AUTHORITY\\LocalService", false},
-    {"FontCache", "Windows Font Cache Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"gpsvc", "Group Policy Client", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"hidserv", "Human Interface Device Service", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"IKEEXT", "IKE and AuthIP IPsec Keying Modules", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"iphlpsvc", "IP Helper", "C:\\Windows\\System32\\svchost.exe -k NetSvcs", "Auto", true, "LocalSystem", false},
-    {"KeyIso", "CNG Key Isolation", "C:\\Windows\\system32\\lsass.exe", "Manual", true, "LocalSystem", false},
-    {"KPSSVC", "KDC Proxy Server service (KPS)", "C:\\Windows\\system32\\svchost.exe -k KpsSvcGroup", "Manual", false, "NT AUTHORITY\\NetworkService", false},
-    {"LanmanServer", "Server", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"LanmanWorkstation", "Workstation", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"lmhosts", "TCP/IP NetBIOS Helper", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", true, "NT AUTHORITY\\LocalService", false},
-    {"LSM", "Local Session Manager", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"MMCSS", "Multimedia Class Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"MpsSvc", "Windows Firewall", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true, "NT Authority\\LocalService", false},
-    {"MSDTC", "Distributed Transaction Coordinator", "C:\\Windows\\System32\\msdtc.exe", "Auto", true, "NT AUTHORITY\\NetworkService", true},
-    {"MSiSCSI", "Microsoft iSCSI Initiator Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"msiserver", "Windows Installer", "C:\\Windows\\system32\\msiexec.exe /V", "Manual", false, "LocalSystem", true},
-    {"napagent", "Network Access Protection Agent", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", false, "NT AUTHORITY\\NetworkService", false},
-    {"Netlogon", "Netlogon", "C:\\Windows\\system32\\lsass.exe", "Manual", false, "LocalSystem", false},
-    {"Netman", "Network Connections", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"netprofm", "Network List Service", "C:\\Windows\\System32\\svchost.exe -k LocalService", "Manual", true, "NT AUTHORITY\\LocalService", false},
-    {"NlaSvc", "Network Location Awareness", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"nsi", "Network Store Interface Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT Authority\\LocalService", false},
-    {"PerfHost", "Performance Counter DLL Host", "C:\\Windows\\SysWow64\\perfhost.exe", "Manual", false, "NT AUTHORITY\\LocalService", true},
-    {"pla", "Performance Logs & Alerts", "C:\\Windows\\System32\\svchost.exe -k LocalServiceNoNetwork", "Manual", false, "NT AUTHORITY\\LocalService", false},
-    {"PlugPlay", "Plug and Play", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Manual", true, "LocalSystem", false},
-    {"PolicyAgent", "IPsec Policy Agent", "C:\\Windows\\system32\\svchost.exe -k NetworkServiceNetworkRestricted", "Manual", false, "NT Authority\\NetworkService", false},
-    {"Power", "Power", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"ProfSvc", "User Profile Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"RasMan", "Remote Access Connection Manager", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
-    {"RemoteRegistry", "Remote Registry", "C:\\Windows\\system32\\svchost.exe -k localService", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"RpcEptMapper", "RPC Endpoint Mapper", "C:\\Windows\\system32\\svchost.exe -k RPCSS", "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"RpcLocator", "Remote Procedure Call (RPC) Locator", "C:\\Windows\\system32\\locator.exe", "Manual", false, "NT AUTHORITY\\NetworkService", true},
-    {"RpcSs", "Remote Procedure Call (RPC)", "C:\\Windows\\system32\\svchost.exe -k rpcss", "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"RSoPProv", "Resultant Set of Policy Provider", "C:\\Windows\\system32\\RSoPProv.exe", "Manual", false, "LocalSystem", true},
-    {"SamSs", "Security Accounts Manager", "C:\\Windows\\system32\\lsass.exe", "Auto", true, "LocalSystem", false},
-    {"SCardSvr", "Smart Card", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false, "NT AUTHORITY\\LocalService", false},
-    {"Schedule", "Task Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"SENS", "System Event Notification Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"SessionEnv", "Remote Desktop Configuration", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", true, "localSystem", false},
-    {"SharedAccess", "Internet Connection Sharing (ICS)", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Disabled", false, "LocalSystem", false},
-    {"ShellHWDetection", "Shell Hardware Detection", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"smphost", "Microsoft Storage Spaces SMP", "C:\\Windows\\System32\\svchost.exe -k smphost", "Manual", false, "NT AUTHORITY\\NetworkService", false},
-    {"SNMPTRAP", "SNMP Trap", "C:\\Windows\\System32\\snmptrap.exe", "Manual", false, "NT AUTHORITY\\LocalService", true},
-    {"Spooler", "Print Spooler", "C:\\Windows\\System32\\spoolsv.exe", "Auto", true, "LocalSystem", true},
-    {"sppsvc", "Software Protection", "C:\\Windows\\system32\\sppsvc.exe", "Auto", false, "NT AUTHORITY\\NetworkService", true},
-    {"SSDPSRV", "SSDP Discovery", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false, "NT AUTHORITY\\LocalService", false},
-    {"SstpSvc", "Secure Socket Tunneling Protocol Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false, "NT Authority\\LocalService", false},
-    {"svsvc", "Spot Verifier", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"swprv", "Microsoft Software Shadow Copy Provider", "C:\\Windows\\System32\\svchost.exe -k swprv", "Manual", false, "LocalSystem", false},
-    {"SysMain", "Superfetch", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"SystemEventsBroker", "System Events Broker", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"TapiSrv", "Telephony", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", false, "NT AUTHORITY\\NetworkService", false},
-    {"TermService", "Remote Desktop Services", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", true, "NT Authority\\NetworkService", false},
-    {"Themes", "Themes", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"TrkWks", "Distributed Link Tracking Client", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Auto", true, "LocalSystem", false},
-    {"TrustedInstaller", "Windows Modules Installer", "C:\\Windows\\servicing\\TrustedInstaller.exe", "Manual", false, "localSystem", true},
-    {"UALSVC", "User Access Logging Service", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"UI0Detect", "Interactive Services Detection", "C:\\Windows\\system32\\UI0Detect.exe", "Manual", false, "LocalSystem", true},
-    {"UmRdpService", "Remote Desktop Services UserMode Port Redirector", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", true, "localSystem", false},
-    {"upnphost", "UPnP Device Host", "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false, "NT AUTHORITY\\LocalService", false},
-    {"VaultSvc", "Credential Manager", "C:\\Windows\\system32\\lsass.exe", "Manual", false, "LocalSystem", false},
+    {"AeLookupSvc", "Application Experience", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
+     "Manual", false, "localSystem", false},
+    {"ALG", "Application Layer Gateway Service", "C:\\Windows\\System32\\alg.exe", "Manual", false,
+     "NT AUTHORITY\\LocalService", true},
+    {"AppIDSvc", "Application Identity",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false,
+     "NT Authority\\LocalService", false},
+    {"Appinfo", "Application Information", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
+     "Manual", true, "LocalSystem", false},
+    {"AppMgmt", "Application Management", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual",
+     false, "LocalSystem", false},
+    {"AudioEndpointBuilder", "Windows Audio Endpoint Builder",
+     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
+     "LocalSystem", false},
+    {"Audiosrv", "Windows Audio",
+     "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"BFE", "Base Filtering Engine", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork",
+     "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"BITS", "Background Intelligent Transfer Service",
+     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"BrokerInfrastructure", "Background Tasks Infrastructure Service",
+     "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"CertPropSvc", "Certificate Propagation", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
+     "Manual", false, "LocalSystem", false},
+    {"COMSysApp", "COM+ System Application",
+     "C:\\Windows\\system32\\dllhost.exe /Processid:{02D4B3F1-FD88-11D1-960D-00805FC79235}",
+     "Manual", false, "LocalSystem", true},
+    {"CryptSvc", "Cryptographic Services", "C:\\Windows\\system32\\svchost.exe -k NetworkService",
+     "Auto", true, "NT Authority\\NetworkService", false},
+    {"DcomLaunch", "DCOM Server Process Launcher",
+     "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"defragsvc", "Optimize drives", "C:\\Windows\\system32\\svchost.exe -k defragsvc", "Manual",
+     false, "localSystem", false},
+    {"DeviceInstall", "Device Install Service", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch",
+     "Manual", false, "LocalSystem", false},
+    {"Dhcp", "DHCP Client", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted",
+     "Auto", true, "NT Authority\\LocalService", false},
+    {"DiagTrack", "Connected User Experiences and Telemetry",
+     "C:\\Windows\\System32\\svchost.exe -k utcsvc", "Auto", true, "LocalSystem", false},
+    {"Dnscache", "DNS Client", "C:\\Windows\\system32\\svchost.exe -k NetworkService", "Auto", true,
+     "NT AUTHORITY\\NetworkService", false},
+    {"dot3svc", "Wired AutoConfig",
+     "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
+     "localSystem", false},
+    {"DPS", "Diagnostic Policy Service",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true,
+     "NT AUTHORITY\\LocalService", false},
+    {"DsmSvc", "Device Setup Manager", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual",
+     false, "LocalSystem", false},
+    {"Eaphost", "Extensible Authentication Protocol",
+     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
+    {"EventLog", "Windows Event Log",
+     "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Auto", true,
+     "NT AUTHORITY\\LocalService", false},
+    {"EventSystem", "COM+ Event System", "C:\\Windows\\system32\\svchost.exe -k LocalService",
+     "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"fdPHost", "Function Discovery Provider Host",
+     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"FDResPub", "Function Discovery Resource Publication",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Manual", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"FontCache", "Windows Font Cache Service",
+     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true,
+     "NT AUTHORITY\\LocalService", false},
+    {"gpsvc", "Group Policy Client", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true,
+     "LocalSystem", false},
+    {"hidserv", "Human Interface Device Service",
+     "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
+     "LocalSystem", false},
+    {"IKEEXT", "IKE and AuthIP IPsec Keying Modules",
+     "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"iphlpsvc", "IP Helper", "C:\\Windows\\System32\\svchost.exe -k NetSvcs", "Auto", true,
+     "LocalSystem", false},
+    {"KeyIso", "CNG Key Isolation", "C:\\Windows\\system32\\lsass.exe", "Manual", true,
+     "LocalSystem", false},
+    {"KPSSVC", "KDC Proxy Server service (KPS)",
+     "C:\\Windows\\system32\\svchost.exe -k KpsSvcGroup", "Manual", false,
+     "NT AUTHORITY\\NetworkService", false},
+    {"LanmanServer", "Server", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true,
+     "LocalSystem", false},
+    {"LanmanWorkstation", "Workstation", "C:\\Windows\\System32\\svchost.exe -k NetworkService",
+     "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"lmhosts", "TCP/IP NetBIOS Helper",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", true,
+     "NT AUTHORITY\\LocalService", false},
+    {"LSM", "Local Session Manager", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto",
+     true, "LocalSystem", false},
+    {"MMCSS", "Multimedia Class Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
+     "Manual", false, "LocalSystem", false},
+    {"MpsSvc", "Windows Firewall", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork",
+     "Auto", true, "NT Authority\\LocalService", false},
+    {"MSDTC", "Distributed Transaction Coordinator", "C:\\Windows\\System32\\msdtc.exe", "Auto",
+     true, "NT AUTHORITY\\NetworkService", true},
+    {"MSiSCSI", "Microsoft iSCSI Initiator Service",
+     "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
+    {"msiserver", "Windows Installer", "C:\\Windows\\system32\\msiexec.exe /V", "Manual", false,
+     "LocalSystem", true},
+    {"napagent", "Network Access Protection Agent",
+     "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", false,
+     "NT AUTHORITY\\NetworkService", false},
+    {"Netlogon", "Netlogon", "C:\\Windows\\system32\\lsass.exe", "Manual", false, "LocalSystem",
+     false},
+    {"Netman", "Network Connections",
+     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
+     "LocalSystem", false},
+    {"netprofm", "Network List Service", "C:\\Windows\\System32\\svchost.exe -k LocalService",
+     "Manual", true, "NT AUTHORITY\\LocalService", false},
+    {"NlaSvc", "Network Location Awareness", "C:\\Windows\\System32\\svchost.exe -k NetworkService",
+     "Auto", true, "NT AUTHORITY\\NetworkService", false},
+    {"nsi", "Network Store Interface Service", "C:\\Windows\\system32\\svchost.exe -k LocalService",
+     "Auto", true, "NT Authority\\LocalService", false},
+    {"PerfHost", "Performance Counter DLL Host", "C:\\Windows\\SysWow64\\perfhost.exe", "Manual",
+     false, "NT AUTHORITY\\LocalService", true},
+    {"pla", "Performance Logs & Alerts",
+     "C:\\Windows\\System32\\svchost.exe -k LocalServiceNoNetwork", "Manual", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"PlugPlay", "Plug and Play", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Manual",
+     true, "LocalSystem", false},
+    {"PolicyAgent", "IPsec Policy Agent",
+     "C:\\Windows\\system32\\svchost.exe -k NetworkServiceNetworkRestricted", "Manual", false,
+     "NT Authority\\NetworkService", false},
+    {"Power", "Power", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true,
+     "LocalSystem", false},
+    {"ProfSvc", "User Profile Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto",
+     true, "LocalSystem", false},
+    {"RasMan", "Remote Access Connection Manager", "C:\\Windows\\System32\\svchost.exe -k netsvcs",
+     "Manual", false, "localSystem", false},
+    {"RemoteRegistry", "Remote Registry", "C:\\Windows\\system32\\svchost.exe -k localService",
+     "Auto", true, "NT AUTHORITY\\LocalService", false},
+    {"RpcEptMapper", "RPC Endpoint Mapper", "C:\\Windows\\system32\\svchost.exe -k RPCSS", "Auto",
+     true, "NT AUTHORITY\\NetworkService", false},
+    {"RpcLocator", "Remote Procedure Call (RPC) Locator", "C:\\Windows\\system32\\locator.exe",
+     "Manual", false, "NT AUTHORITY\\NetworkService", true},
+    {"RpcSs", "Remote Procedure Call (RPC)", "C:\\Windows\\system32\\svchost.exe -k rpcss", "Auto",
+     true, "NT AUTHORITY\\NetworkService", false},
+    {"RSoPProv", "Resultant Set of Policy Provider", "C:\\Windows\\system32\\RSoPProv.exe",
+     "Manual", false, "LocalSystem", true},
+    {"SamSs", "Security Accounts Manager", "C:\\Windows\\system32\\lsass.exe", "Auto", true,
+     "LocalSystem", false},
+    {"SCardSvr", "Smart Card",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"Schedule", "Task Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true,
+     "LocalSystem", false},
+    {"SENS", "System Event Notification Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
+     "Auto", true, "LocalSystem", false},
+    {"SessionEnv", "Remote Desktop Configuration", "C:\\Windows\\System32\\svchost.exe -k netsvcs",
+     "Manual", true, "localSystem", false},
+    {"SharedAccess", "Internet Connection Sharing (ICS)",
+     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Disabled", false, "LocalSystem", false},
+    {"ShellHWDetection", "Shell Hardware Detection",
+     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
+    {"smphost", "Microsoft Storage Spaces SMP", "C:\\Windows\\System32\\svchost.exe -k smphost",
+     "Manual", false, "NT AUTHORITY\\NetworkService", false},
+    {"SNMPTRAP", "SNMP Trap", "C:\\Windows\\System32\\snmptrap.exe", "Manual", false,
+     "NT AUTHORITY\\LocalService", true},
+    {"Spooler", "Print Spooler", "C:\\Windows\\System32\\spoolsv.exe", "Auto", true, "LocalSystem",
+     true},
+    {"sppsvc", "Software Protection", "C:\\Windows\\system32\\sppsvc.exe", "Auto", false,
+     "NT AUTHORITY\\NetworkService", true},
+    {"SSDPSRV", "SSDP Discovery",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"SstpSvc", "Secure Socket Tunneling Protocol Service",
+     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false,
+     "NT Authority\\LocalService", false},
+    {"svsvc", "Spot Verifier", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted",
+     "Manual", false, "LocalSystem", false},
+    {"swprv", "Microsoft Software Shadow Copy Provider",
+     "C:\\Windows\\System32\\svchost.exe -k swprv", "Manual", false, "LocalSystem", false},
+    {"SysMain", "Superfetch", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted",
+     "Manual", false, "LocalSystem", false},
+    {"SystemEventsBroker", "System Events Broker",
+     "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
+    {"TapiSrv", "Telephony", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual",
+     false, "NT AUTHORITY\\NetworkService", false},
+    {"TermService", "Remote Desktop Services",
+     "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", true,
+     "NT Authority\\NetworkService", false},
+    {"Themes", "Themes", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false,
+     "LocalSystem", false},
+    {"TrkWks", "Distributed Link Tracking Client",
+     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Auto", true,
+     "LocalSystem", false},
+    {"TrustedInstaller", "Windows Modules Installer",
+     "C:\\Windows\\servicing\\TrustedInstaller.exe", "Manual", false, "localSystem", true},
+    {"UALSVC", "User Access Logging Service", "C:\\Windows\\System32\\svchost.exe -k netsvcs",
+     "Auto", true, "LocalSystem", false},
+    {"UI0Detect", "Interactive Services Detection", "C:\\Windows\\system32\\UI0Detect.exe",
+     "Manual", false, "LocalSystem", true},
+    {"UmRdpService", "Remote Desktop Services UserMode Port Redirector",
+     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", true,
+     "localSystem", false},
+    {"upnphost", "UPnP Device Host",
+     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"VaultSvc", "Credential Manager", "C:\\Windows\\system32\\lsass.exe", "Manual", false,
+     "LocalSystem", false},
     {"vds", "Virtual Disk", "C:\\Windows\\System32\\vds.exe", "Manual", false, "LocalSystem", true},
-    {"VSS", "Volume Shadow Copy", "C:\\Windows\\system32\\vssvc.exe", "Manual", false, "LocalSystem", true},
-    {"W32Time", "Windows Time", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"W3SVC", "World Wide Web Publishing Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs", "Auto", true, "LocalSystem", false},
-    {"WAS", "Windows Process Activation Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs", "Manual", true, "LocalSystem", false},
-    {"wbengine", "Block Level Backup Engine Service", "\"C:\\Windows\\system32\\wbengine.exe\"", "Manual", false, "localSystem", true},
-    {"WdiServiceHost", "Diagnostic Service Host", "C:\\Windows\\System32\\svchost.exe -k LocalService", "Manual", false, "NT AUTHORITY\\LocalService", false},
-    {"WdiSystemHost", "Diagnostic System Host", "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"WerSvc", "Windows Error Reporting Service", "C:\\Windows\\System32\\svchost.exe -k WerSvcGroup", "Manual", false, "localSystem", false},
-    {"WinDefend", "Windows Defender Antivirus Service", "\"C:\\ProgramData\\Microsoft\\Windows Defender\\platform\\4.18.2107.4-0\\MsMpEng.exe\"", "Auto", true, "LocalSystem", true},
-    {"WinHttpAutoProxySvc", "WinHTTP Web Proxy Auto-Discovery Service", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", true, "NT AUTHORITY\\LocalService", false},
-    {"Winmgmt", "Windows Management Instrumentation", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "localSystem", false},
-    {"WinRM", "Windows Remote Management (WS-Management)", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"wmiApSrv", "WMI Performance Adapter", "C:\\Windows\\system32\\wbem\\WmiApSrv.exe", "Manual", false, "localSystem", true},
-    {"WPDBusEnum", "Portable Device Enumerator Service", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false, "LocalSystem", false},
-    {"wuauserv", "Windows Update", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", true, "LocalSystem", false},
-    {"MSSQLSERVER", "SQL Server (MSSQLSERVER)", "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\sqlservr.exe\" -sMSSQLSERVER", "Auto", true, "NT Service\\MSSQLSERVER", true},
-    {"SQLSERVERAGENT", "SQL Server Agent (MSSQLSERVER)", "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\SQLAGENT.EXE\" -i MSSQLSERVER", "Manual", false, "NT Service\\SQLSERVERAGENT", true},
-    {"SQLWriter", "SQL Server VSS Writer", "\"C:\\Program Files\\Microsoft SQL Server\\90\\Shared\\sqlwriter.exe\"", "Auto", true, "LocalSystem", true},
-    {"VMTools", "VMware Tools", "\"C:\\Program Files\\VMware\\VMware Tools\\vmtoolsd.exe\"", "Auto", true, "LocalSystem", true},
-    {"HealthService", "Microsoft Monitoring Agent", "\"C:\\Program Files\\Microsoft Monitoring Agent\\Agent\\HealthService.exe\"", "Auto", true, "LocalSystem", true},
-    {"gupdate", "Google Update Service (gupdate)", "\"C:\\Program Files (x86)\\Google\\Update\\GoogleUpdate.exe\" /svc", "Auto", false, "LocalSystem", true},
-    {"DFSR", "DFS Replication", "C:\\Windows\\system32\\DFSRs.exe", "Auto", true, "LocalSystem", true},
-    {"NTDS", "Active Directory Domain Services", "C:\\Windows\\System32\\lsass.exe", "Auto", true, "LocalSystem", false},
+    {"VSS", "Volume Shadow Copy", "C:\\Windows\\system32\\vssvc.exe", "Manual", false,
+     "LocalSystem", true},
+    {"W32Time", "Windows Time", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true,
+     "NT AUTHORITY\\LocalService", false},
+    {"W3SVC", "World Wide Web Publishing Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs",
+     "Auto", true, "LocalSystem", false},
+    {"WAS", "Windows Process Activation Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs",
+     "Manual", true, "LocalSystem", false},
+    {"wbengine", "Block Level Backup Engine Service", "\"C:\\Windows\\system32\\wbengine.exe\"",
+     "Manual", false, "localSystem", true},
+    {"WdiServiceHost", "Diagnostic Service Host",
+     "C:\\Windows\\System32\\svchost.exe -k LocalService", "Manual", false,
+     "NT AUTHORITY\\LocalService", false},
+    {"WdiSystemHost", "Diagnostic System Host",
+     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
+     "LocalSystem", false},
+    {"WerSvc", "Windows Error Reporting Service",
+     "C:\\Windows\\System32\\svchost.exe -k WerSvcGroup", "Manual", false, "localSystem", false},
+    {"WinDefend", "Windows Defender Antivirus Service",
+     "\"C:\\ProgramData\\Microsoft\\Windows Defender\\platform\\4.18.2107.4-0\\MsMpEng.exe\"",
+     "Auto", true, "LocalSystem", true},
+    {"WinHttpAutoProxySvc", "WinHTTP Web Proxy Auto-Discovery Service",
+     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", true,
+     "NT AUTHORITY\\LocalService", false},
+    {"Winmgmt", "Windows Management Instrumentation",
+     "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "localSystem", false},
+    {"WinRM", "Windows Remote Management (WS-Management)",
+     "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true,
+     "NT AUTHORITY\\NetworkService", false},
+    {"wmiApSrv", "WMI Performance Adapter", "C:\\Windows\\system32\\wbem\\WmiApSrv.exe", "Manual",
+     false, "localSystem", true},
+    {"WPDBusEnum", "Portable Device Enumerator Service",
+     "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
+     "LocalSystem", false},
+    {"wuauserv", "Windows Update", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", true,
+     "LocalSystem", false},
+    {"MSSQLSERVER", "SQL Server (MSSQLSERVER)",
+     "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\sqlservr.exe\" "
+     "-sMSSQLSERVER",
+     "Auto", true, "NT Service\\MSSQLSERVER", true},
+    {"SQLSERVERAGENT", "SQL Server Agent (MSSQLSERVER)",
+     "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\SQLAGENT.EXE\" "
+     "-i MSSQLSERVER",
+     "Manual", false, "NT Service\\SQLSERVERAGENT", true},
+    {"SQLWriter", "SQL Server VSS Writer",
+     "\"C:\\Program Files\\Microsoft SQL Server\\90\\Shared\\sqlwriter.exe\"", "Auto", true,
+     "LocalSystem", true},
+    {"VMTools", "VMware Tools", "\"C:\\Program Files\\VMware\\VMware Tools\\vmtoolsd.exe\"", "Auto",
+     true, "LocalSystem", true},
+    {"HealthService", "Microsoft Monitoring Agent",
+     "\"C:\\Program Files\\Microsoft Monitoring Agent\\Agent\\HealthService.exe\"", "Auto", true,
+     "LocalSystem", true},
+    {"gupdate", "Google Update Service (gupdate)",
+     "\"C:\\Program Files (x86)\\Google\\Update\\GoogleUpdate.exe\" /svc", "Auto", false,
+     "LocalSystem", true},
+    {"DFSR", "DFS Replication", "C:\\Windows\\system32\\DFSRs.exe", "Auto", true, "LocalSystem",
+     true},
+    {"NTDS", "Active Directory Domain Services", "C:\\Windows\\System32\\lsass.exe", "Auto", true,
+     "LocalSystem", false},
     {"DNS", "DNS Server", "C:\\Windows\\system32\\dns.exe", "Auto", true, "LocalSystem", true},
-    {"IISADMIN", "IIS Admin Service", "C:\\Windows\\system32\\inetsrv\\inetinfo.exe", "Auto", true, "LocalSystem", true},
-    {"MSMQ", "Message Queuing", "C:\\Windows\\system32\\mqsvc.exe", "Auto", true, "NT AUTHORITY\\NetworkService", true},
-    {"Tomcat9", "Apache Tomcat 9.0 Tomcat9", "\"C:\\Program Files\\Apache Software Foundation\\Tomcat 9.0\\bin\\Tomcat9.exe\" //RS//Tomcat9", "Auto", true, "LocalSystem", true},
+    {"IISADMIN", "IIS Admin Service", "C:\\Windows\\system32\\inetsrv\\inetinfo.exe", "Auto", true,
+     "LocalSystem", true},
+    {"MSMQ", "Message Queuing", "C:\\Windows\\system32\\mqsvc.exe", "Auto", true,
+     "NT AUTHORITY\\NetworkService", true},
+    {"Tomcat9", "Apache Tomcat 9.0 Tomcat9",
+     "\"C:\\Program Files\\Apache Software Foundation\\Tomcat 9.0\\bin\\Tomcat9.exe\" "
+     "//RS//Tomcat9",
+     "Auto", true, "LocalSystem", true},
 };
 constexpr int kCoreServices = 40;  // the first entries exist on every host (sorted below anyway)
 
 constexpr const char* kAppProcesses[] = {
-    "conhost.exe", "dllhost.exe", "WmiPrvSE.exe", "taskhostw.exe", "RuntimeBroker.exe",
-    "powershell.exe", "cmd.exe", "rdpclip.exe", "sihost.exe", "ctfmon.exe", "dwm.exe",
-    "fontdrvhost.exe", "explorer.exe", "SearchIndexer.exe", "WUDFHost.exe", "NisSrv.exe",
-    "w3wp.exe", "java.exe", "node.exe", "wsmprovhost.exe", "MonitoringHost.exe",
-    "CompatTelRunner.exe", "TiWorker.exe", "msiexec.exe", "ServerManager.exe",
+    "conhost.exe",
+    "dllhost.exe",
+    "WmiPrvSE.exe",
+    "taskhostw.exe",
+    "RuntimeBroker.exe",
+    "powershell.exe",
+    "cmd.exe",
+    "rdpclip.exe",
+    "sihost.exe",
+    "ctfmon.exe",
+    "dwm.exe",
+    "fontdrvhost.exe",
+    "explorer.exe",
+    "SearchIndexer.exe",
+    "WUDFHost.exe",
+    "NisSrv.exe",
+    "w3wp.exe",
+    "java.exe",
+    "node.exe",
+    "wsmprovhost.exe",
+    "MonitoringHost.exe",
+    "CompatTelRunner.exe",
+    "TiWorker.exe",
+    "msiexec.exe",
+    "ServerManager.exe",
 };
 
 std::string hex_upper(std::uint64_t v, int digits) {
@@ -284,31 +462,51 @@ std::string hex_upper(std::uint64_t v, int digits) {
 }
 
 std::string guid(Rng& r) {
-  return "{" + hex_upper(r.next(), 8) + "-" + hex_upper(r.next(), 4) + "-" + hex_upper(r.next(), 4) + "-" +
-         hex_upper(r.next(), 4) + "-" + hex_upper(r.next(), 12) + "}";
+  return "{" + hex_upper(r.next(), 8) + "-" + hex_upper(r.next(), 4) + "-" +
+         hex_upper(r.next(), 4) + "-" + hex_upper(r.next(), 4) + "-" + hex_upper(r.next(), 12) +
+         "}";
 }
 
 std::string perf_instance_name(std::string s) {
   for (auto& c : s) {
-    if (c == '(') c = '[';
-    else if (c == ')') c = ']';
-    else if (c == '#' || c == '/' || c == '\\') c = '_';
+    if (c == '(')
+      c = '[';
+    else if (c == ')')
+      c = ']';
+    else if (c == '#' || c == '/' || c == '\\')
+      c = '_';
   }
   return s;
 }
 
-std::string exe_of(const std::string& path) {
+std::string_view exe_of(std::string_view path) {
   // Binary name of a service path: strip quotes and arguments.
-  std::string p = path;
+  std::string_view p = path;
   if (!p.empty() && p[0] == '"') {
     auto end = p.find('"', 1);
-    p = p.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+    p = p.substr(1, end == std::string_view::npos ? std::string_view::npos : end - 1);
   } else {
     auto sp = p.find(' ');
-    if (sp != std::string::npos) p = p.substr(0, sp);
+    if (sp != std::string_view::npos) p = p.substr(0, sp);
   }
   auto slash = p.find_last_of('\\');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
+  return slash == std::string_view::npos ? p : p.substr(slash + 1);
+}
+
+struct SyntheticService {
+  std::string name, display, path;
+};
+// Interned names for services beyond the catalog (config `services:` override).
+const SyntheticService& synthetic_service(int i) {
+  static const std::vector<SyntheticService> table = [] {
+    std::vector<SyntheticService> t;
+    for (int k = 0; k <= 2000; ++k) {
+      t.push_back({"ContosoAgent" + std::to_string(k), "Contoso Agent " + std::to_string(k),
+                   "\"C:\\Program Files\\Contoso\\agent" + std::to_string(k) + ".exe\""});
+    }
+    return t;
+  }();
+  return table[static_cast<std::size_t>(std::clamp(i, 0, 2000))];
 }
 
 HostModel build_model(const std::string& host, const HostConfig* ov, double now) {
@@ -332,16 +530,20 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   m.mem_bytes -= static_cast<std::uint64_t>(r.range(64, 512)) << 20;  // firmware/reserved
   m.pagefile_bytes = static_cast<std::uint64_t>(r.range(1, 4)) << 30;
   m.os = static_cast<int>(r.next() % kOses.size());
-  // Boot time: sim start minus 1 hour .. 40 days (a sim restart looks like a reboot).
-  m.boot_unix = std::floor(now - r.uniform(3600, 40 * 86400)) + r.uniform(0, 1);
+  // Boot time: 1 hour .. 40 days before the start of the current week, so it is the same
+  // for every model built this week (also across sim restarts) and counters keep counting.
+  const double week = 7 * 86400.0;
+  m.boot_unix =
+      std::floor(now / week) * week - std::floor(r.uniform(3600, 40 * 86400)) + r.uniform(0, 1);
   m.install_unix = std::floor(m.boot_unix - r.uniform(30 * 86400, 900 * 86400));
   m.avail_frac = r.uniform(0.15, 0.7);
   for (int i = 0; i < m.cpus; ++i) {
     m.core_busy.push_back(r.uniform(0.03, 0.55));
     m.core_phase.push_back(r.uniform(0, kTwoPi));
   }
-  m.serial_number = std::to_string(r.range(10000, 99999)) + "-" + std::to_string(r.range(10000, 99999)) +
-                    "-" + std::to_string(r.range(10000, 99999)) + "-AA" + std::to_string(r.range(100, 999));
+  m.serial_number =
+      std::to_string(r.range(10000, 99999)) + "-" + std::to_string(r.range(10000, 99999)) + "-" +
+      std::to_string(r.range(10000, 99999)) + "-AA" + std::to_string(r.range(100, 999));
   static constexpr const char* kCpuNames[] = {
       "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
       "Intel(R) Xeon(R) Silver 4214 CPU @ 2.20GHz", "AMD EPYC 7452 32-Core Processor"};
@@ -349,9 +551,10 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   int cpu_kind = static_cast<int>(r.next() % std::size(kCpuNames));
   m.cpu_name = kCpuNames[cpu_kind];
   m.cpu_mhz = kCpuMhz[cpu_kind];
-  static constexpr const char* kMakers[][2] = {
-      {"VMware, Inc.", "VMware Virtual Platform"}, {"Microsoft Corporation", "Virtual Machine"},
-      {"Dell Inc.", "PowerEdge R740"}, {"HPE", "ProLiant DL380 Gen10"}};
+  static constexpr const char* kMakers[][2] = {{"VMware, Inc.", "VMware Virtual Platform"},
+                                               {"Microsoft Corporation", "Virtual Machine"},
+                                               {"Dell Inc.", "PowerEdge R740"},
+                                               {"HPE", "ProLiant DL380 Gen10"}};
   auto maker = r.next() % std::size(kMakers);
   m.manufacturer = kMakers[maker][0];
   m.model_name = kMakers[maker][1];
@@ -361,7 +564,8 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     DiskModel d;
     d.letter = std::string(1, static_cast<char>('C' + i)) + ":";
     d.size_bytes = (i == 0 ? static_cast<std::uint64_t>(r.range(60, 256))
-                           : static_cast<std::uint64_t>(r.range(100, 2048))) << 30;
+                           : static_cast<std::uint64_t>(r.range(100, 2048)))
+                   << 30;
     d.size_bytes -= static_cast<std::uint64_t>(r.range(1, 1000)) << 20;
     d.free_frac = r.uniform(0.05, 0.85);
     d.reads_per_s = r.uniform(1, 200);
@@ -391,7 +595,8 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     char mac[32];
     std::uint64_t mv = r.next();
     std::snprintf(mac, sizeof mac, "00:50:56:%02X:%02X:%02X", static_cast<unsigned>(mv & 0xff),
-                  static_cast<unsigned>((mv >> 8) & 0xff), static_cast<unsigned>((mv >> 16) & 0xff));
+                  static_cast<unsigned>((mv >> 8) & 0xff),
+                  static_cast<unsigned>((mv >> 16) & 0xff));
     n.mac = mac;
     n.ipv4 = "10." + std::to_string(r.range(0, 255)) + "." + std::to_string(r.range(0, 255)) + "." +
              std::to_string(r.range(2, 254));
@@ -409,10 +614,11 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   }
 
   // Processes: the fixed boot set first, then svchosts and applications.
-  auto add_proc = [&](std::string name, std::string path, std::uint32_t ppid, int session, double cpu) {
+  auto add_proc = [&](std::string_view name, std::string_view path, std::uint32_t ppid, int session,
+                      double cpu) {
     ProcessModel p;
-    p.name = std::move(name);
-    p.exe_path = std::move(path);
+    p.name = name;
+    p.exe_path = path;
     p.pid = 0;
     p.ppid = ppid;
     p.session = session;
@@ -439,7 +645,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
       }
     }
   };
-  const std::string sys32 = "C:\\Windows\\system32\\";
+
   add_proc("System Idle Process", "", 0, 0, 0);
   m.processes.back().pid = 0;
   m.processes.back().threads = static_cast<std::uint32_t>(m.cpus);
@@ -449,12 +655,12 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     const char* name;
     int session;
   };
-  static constexpr Boot kBoot[] = {{"smss.exe", 0},     {"csrss.exe", 0},    {"wininit.exe", 0},
-                                   {"csrss.exe", 1},    {"winlogon.exe", 1}, {"services.exe", 0},
-                                   {"lsass.exe", 0},    {"LogonUI.exe", 1},  {"dwm.exe", 1},
-                                   {"spoolsv.exe", 0},  {"MsMpEng.exe", 0},  {"vmtoolsd.exe", 0}};
+  static constexpr Boot kBoot[] = {{"smss.exe", 0},    {"csrss.exe", 0},    {"wininit.exe", 0},
+                                   {"csrss.exe", 1},   {"winlogon.exe", 1}, {"services.exe", 0},
+                                   {"lsass.exe", 0},   {"LogonUI.exe", 1},  {"dwm.exe", 1},
+                                   {"spoolsv.exe", 0}, {"MsMpEng.exe", 0},  {"vmtoolsd.exe", 0}};
   for (const auto& b : kBoot) {
-    auto idx = add_proc(b.name, sys32 + b.name, 4, b.session, r.uniform(0, 0.01));
+    auto idx = add_proc(b.name, "", 4, b.session, r.uniform(0, 0.01));
     m.processes[idx].pid = new_pid();
   }
   const std::uint32_t services_pid = m.processes[7].pid;  // services.exe
@@ -462,7 +668,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   int svchosts = r.range(8, 25);
   std::vector<std::uint32_t> svchost_pids;
   for (int i = 0; i < svchosts; ++i) {
-    auto idx = add_proc("svchost.exe", sys32 + "svchost.exe", services_pid, 0, r.uniform(0, 0.03));
+    auto idx = add_proc("svchost.exe", "", services_pid, 0, r.uniform(0, 0.03));
     m.processes[idx].pid = new_pid();
     svchost_pids.push_back(m.processes[idx].pid);
   }
@@ -473,13 +679,21 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   std::vector<int> pick;
   for (int i = 0; i < std::min(kCoreServices, catalog); ++i) pick.push_back(i);
   std::vector<int> rest;
-  for (int i = kCoreServices; i < catalog; ++i) rest.push_back(i);
+  for (int i = kCoreServices; i < catalog; ++i) {
+    // A host answering WinRM runs WinRM and WMI.
+    const std::string_view n = kServices[i].name;
+    if (n == "WinRM" || n == "Winmgmt" || n == "W32Time")
+      pick.push_back(i);
+    else
+      rest.push_back(i);
+  }
   for (std::size_t i = rest.size(); i > 1; --i) std::swap(rest[i - 1], rest[r.next() % i]);
   for (int i : rest) {
     if (static_cast<int>(pick.size()) >= want_services) break;
     pick.push_back(i);
   }
-  if (static_cast<int>(pick.size()) > want_services) pick.resize(static_cast<std::size_t>(want_services));
+  if (static_cast<int>(pick.size()) > want_services)
+    pick.resize(static_cast<std::size_t>(want_services));
   int failing = r.chance(0.3) ? r.range(0, static_cast<int>(pick.size()) - 1) : -1;
   for (std::size_t k = 0; k < pick.size(); ++k) {
     const auto& spec = kServices[pick[k]];
@@ -487,7 +701,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     s.catalog = pick[k];
     s.name = spec.name;
     s.display = spec.display;
-    s.description = std::string("Provides ") + spec.display + ".";
+
     s.path = spec.path;
     s.start_mode = spec.start_mode;
     bool running = spec.running;
@@ -498,14 +712,16 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     s.own_process = spec.own_process;
     s.pid = 0;
     if (running) {
-      std::string exe = exe_of(s.path);
+      std::string_view exe = exe_of(s.path);
       if (lower(exe) == "lsass.exe") {
         s.pid = lsass_pid;
       } else if (!s.own_process) {
         s.pid = svchost_pids[r.next() % svchost_pids.size()];
       } else {
-        auto idx = add_proc(exe, s.path.front() == '"' ? s.path.substr(1, s.path.find('"', 1) - 1) : sys32 + exe,
-                            services_pid, 0, r.uniform(0, 0.08));
+        auto idx = add_proc(
+            exe,
+            s.path.front() == '"' ? s.path.substr(1, s.path.find('"', 1) - 1) : std::string_view{},
+            services_pid, 0, r.uniform(0, 0.08));
         m.processes[idx].pid = new_pid();
         s.pid = m.processes[idx].pid;
       }
@@ -516,10 +732,10 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   for (int i = static_cast<int>(m.services.size()); i < want_services; ++i) {
     ServiceModel s;
     s.catalog = -1;
-    s.name = "ContosoAgent" + std::to_string(i);
-    s.display = "Contoso Agent " + std::to_string(i);
-    s.description = "Contoso line-of-business agent.";
-    s.path = "\"C:\\Program Files\\Contoso\\agent" + std::to_string(i) + ".exe\"";
+    const auto& syn = synthetic_service(i);
+    s.name = syn.name;
+    s.display = syn.display;
+    s.path = syn.path;
     s.start_mode = r.chance(0.7) ? "Auto" : "Manual";
     s.state = s.start_mode == "Auto" ? "Running" : "Stopped";
     s.start_name = "LocalSystem";
@@ -527,18 +743,24 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     s.pid = s.state == "Running" ? new_pid() : 0;
     m.services.push_back(std::move(s));
   }
-  std::sort(m.services.begin(), m.services.end(),
-            [](const ServiceModel& a, const ServiceModel& b) { return lower(a.name) < lower(b.name); });
+  std::sort(m.services.begin(), m.services.end(), [](const ServiceModel& a, const ServiceModel& b) {
+    return lower(a.name) < lower(b.name);
+  });
 
   int want_procs = ov && ov->processes ? *ov->processes : r.range(60, 150);
   constexpr int kApps = static_cast<int>(std::size(kAppProcesses));
   while (static_cast<int>(m.processes.size()) < want_procs) {
-    std::string name = r.chance(0.3) ? "svchost.exe" : kAppProcesses[r.next() % kApps];
-    std::uint32_t ppid = name == "svchost.exe" ? services_pid : m.processes[r.range(2, static_cast<int>(m.processes.size()) - 1)].pid;
-    auto idx = add_proc(name, sys32 + name, ppid, name == "svchost.exe" ? 0 : r.range(0, 2), r.uniform(0, 0.05));
+    std::string_view name = r.chance(0.3) ? "svchost.exe" : kAppProcesses[r.next() % kApps];
+    std::uint32_t ppid =
+        name == "svchost.exe"
+            ? services_pid
+            : m.processes[r.range(2, static_cast<int>(m.processes.size()) - 1)].pid;
+    auto idx =
+        add_proc(name, "", ppid, name == "svchost.exe" ? 0 : r.range(0, 2), r.uniform(0, 0.05));
     m.processes[idx].pid = new_pid();
   }
-  if (static_cast<int>(m.processes.size()) > want_procs) m.processes.resize(static_cast<std::size_t>(std::max(want_procs, 2)));
+  if (static_cast<int>(m.processes.size()) > want_procs)
+    m.processes.resize(static_cast<std::size_t>(std::max(want_procs, 2)));
   // Windows lists processes roughly in creation order; keep Idle/System first.
   return m;
 }
@@ -557,7 +779,8 @@ class Builder {
   }
   Builder& set(std::string_view name, Value v) {
     int i = cls_.exact(name);
-    if (i < 0) throw std::logic_error("sim: " + cls_.name + " has no property " + std::string(name));
+    if (i < 0)
+      throw std::logic_error("sim: " + cls_.name + " has no property " + std::string(name));
     out_.back().values[static_cast<std::size_t>(i)] = std::move(v);
     return *this;
   }
@@ -593,7 +816,8 @@ void perf_common(Builder& b, const PerfClock& c) {
 std::uint64_t kb(std::uint64_t bytes) { return bytes / 1024; }
 
 double free_phys_bytes(const HostModel& m, double t) {
-  return static_cast<double>(m.mem_bytes) * std::clamp(gauge(t, m.avail_frac, 0.15, 1800, m.core_phase[0]), 0.02, 0.98);
+  return static_cast<double>(m.mem_bytes) *
+         std::clamp(gauge(t, m.avail_frac, 0.15, 1800, m.core_phase[0]), 0.02, 0.98);
 }
 
 void gen_os(const HostModel& m, double now, std::vector<Instance>& out) {
@@ -603,7 +827,8 @@ void gen_os(const HostModel& m, double now, std::vector<Instance>& out) {
   const std::uint64_t total_kb = kb(m.mem_bytes);
   const std::uint64_t free_kb = kb(u64(free_phys_bytes(m, t)));
   const std::uint64_t page_kb = kb(m.pagefile_bytes);
-  const std::uint64_t page_free_kb = page_kb - std::min<std::uint64_t>(page_kb, page_kb / 20 + kb(m.mem_bytes) / 50);
+  const std::uint64_t page_free_kb =
+      page_kb - std::min<std::uint64_t>(page_kb, page_kb / 20 + kb(m.mem_bytes) / 50);
   b.begin()
       .str("BootDevice", "\\Device\\HarddiskVolume1")
       .str("BuildNumber", os.build)
@@ -685,7 +910,8 @@ void gen_cs(const HostModel& m, double, std::vector<Instance>& out) {
       .num("DomainRole", in_domain ? 3 : 2)
       .boolean("EnableDaylightSavingsTime", true)
       .num("FrontPanelResetStatus", 3)
-      .boolean("HypervisorPresent", m.manufacturer.starts_with("VMware") || m.manufacturer.starts_with("Microsoft"))
+      .boolean("HypervisorPresent",
+               m.manufacturer.starts_with("VMware") || m.manufacturer.starts_with("Microsoft"))
       .boolean("InfraredSupported", false)
       .num("KeyboardPasswordStatus", 3)
       .str("Manufacturer", m.manufacturer)
@@ -711,7 +937,9 @@ void gen_cs(const HostModel& m, double, std::vector<Instance>& out) {
       .num("TotalPhysicalMemory", m.mem_bytes)
       .num("WakeUpType", 6)
       .str("Workgroup", in_domain ? "" : "WORKGROUP");
-  if (in_domain) out.back().values[static_cast<std::size_t>(cls("Win32_ComputerSystem").exact("Workgroup"))] = Value::null();
+  if (in_domain)
+    out.back().values[static_cast<std::size_t>(cls("Win32_ComputerSystem").exact("Workgroup"))] =
+        Value::null();
 }
 
 void gen_processor(const HostModel& m, double now, std::vector<Instance>& out) {
@@ -815,14 +1043,16 @@ void gen_perf_processor(const HostModel& m, double now, std::vector<Instance>& o
   for (std::size_t i = 0; i < m.core_busy.size(); ++i) {
     CoreTimes c = core_times(m, i, clock.t);
     emit(std::to_string(i), c);
-    total.busy += c.busy, total.user += c.user, total.priv += c.priv, total.interrupt += c.interrupt;
+    total.busy += c.busy, total.user += c.user, total.priv += c.priv,
+        total.interrupt += c.interrupt;
     total.dpc += c.dpc, total.idle += c.idle, total.c1 += c.c1, total.c2 += c.c2, total.c3 += c.c3;
     total.interrupts += c.interrupts, total.dpcs += c.dpcs;
   }
   // _Total time counters are per-processor averages; event counts are sums.
   const double n = static_cast<double>(m.core_busy.size());
   CoreTimes avg = total;
-  for (double* v : {&avg.busy, &avg.user, &avg.priv, &avg.interrupt, &avg.dpc, &avg.idle, &avg.c1, &avg.c2, &avg.c3})
+  for (double* v : {&avg.busy, &avg.user, &avg.priv, &avg.interrupt, &avg.dpc, &avg.idle, &avg.c1,
+                    &avg.c2, &avg.c3})
     *v /= n;
   emit("_Total", avg);
 }
@@ -853,7 +1083,8 @@ void gen_perf_memory(const HostModel& m, double now, std::vector<Instance>& out)
       .num("PageReadsPersec", u64(wave_integral(t, 8, 0.9, 900, ph)))
       .num("PagesInputPersec", u64(wave_integral(t, 20, 0.9, 900, ph)))
       .num("PagesOutputPersec", u64(wave_integral(t, 2, 0.9, 900, ph)))
-      .num("PagesPersec", u64(wave_integral(t, 20, 0.9, 900, ph)) + u64(wave_integral(t, 2, 0.9, 900, ph)))
+      .num("PagesPersec",
+           u64(wave_integral(t, 20, 0.9, 900, ph)) + u64(wave_integral(t, 2, 0.9, 900, ph)))
       .num("PageWritesPersec", u64(wave_integral(t, 1, 0.9, 900, ph)))
       .num("PercentCommittedBytesInUse", u64(committed / 1024))
       .num("PercentCommittedBytesInUse_Base", u64(commit_limit / 1024))
@@ -916,7 +1147,8 @@ void gen_perf_system(const HostModel& m, double now, std::vector<Instance>& out)
 }
 
 struct DiskCounters {
-  double reads, writes, read_bytes, write_bytes, read_time, write_time, queue, split, free_mb, total_mb;
+  double reads, writes, read_bytes, write_bytes, read_time, write_time, queue, split, free_mb,
+      total_mb;
 };
 DiskCounters disk_counters(const DiskModel& d, double t) {
   DiskCounters c{};
@@ -933,11 +1165,12 @@ DiskCounters disk_counters(const DiskModel& d, double t) {
 }
 
 double disk_free_bytes(const DiskModel& d, double t) {
-  return static_cast<double>(d.size_bytes) * std::clamp(gauge(t, d.free_frac, 0.01, 86400, d.phase), 0.0, 1.0);
+  return static_cast<double>(d.size_bytes) *
+         std::clamp(gauge(t, d.free_frac, 0.01, 86400, d.phase), 0.0, 1.0);
 }
 
-void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c, const PerfClock& clock,
-                    bool logical, double disk_count) {
+void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c,
+                    const PerfClock& clock, bool logical, double disk_count) {
   const double elapsed = clock.t * 1e7 * disk_count;
   const double busy = std::min(c.read_time + c.write_time, elapsed);
   b.begin()
@@ -956,7 +1189,8 @@ void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c, 
       .num("AvgDisksecPerWrite", u64(c.write_time))
       .num("AvgDisksecPerWrite_Base", u64(c.writes))
       .num("AvgDiskWriteQueueLength", u64(c.write_time))
-      .num("CurrentDiskQueueLength", static_cast<std::uint64_t>(clock.sys100ns / 10000000 % 3 == 0 ? 1 : 0))
+      .num("CurrentDiskQueueLength",
+           static_cast<std::uint64_t>(clock.sys100ns / 10000000 % 3 == 0 ? 1 : 0))
       .num("DiskBytesPersec", u64(c.read_bytes + c.write_bytes))
       .num("DiskReadBytesPersec", u64(c.read_bytes))
       .num("DiskReadsPersec", u64(c.reads))
@@ -982,22 +1216,31 @@ void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c, 
 }
 
 void gen_perf_disk(const HostModel& m, double now, std::vector<Instance>& out, bool logical) {
-  Builder b(cls(logical ? "Win32_PerfRawData_PerfDisk_LogicalDisk" : "Win32_PerfRawData_PerfDisk_PhysicalDisk"), out);
+  Builder b(cls(logical ? "Win32_PerfRawData_PerfDisk_LogicalDisk"
+                        : "Win32_PerfRawData_PerfDisk_PhysicalDisk"),
+            out);
   const auto clock = perf_clock(m, now);
   DiskCounters total{};
   for (std::size_t i = 0; i < m.disks.size(); ++i) {
     const auto& d = m.disks[i];
     DiskCounters c = disk_counters(d, clock.t);
     c.free_mb = disk_free_bytes(d, clock.t) / 1048576;
-    emit_disk_perf(b, logical ? d.letter : std::to_string(i) + " " + d.letter, c, clock, logical, 1);
+    emit_disk_perf(b, logical ? d.letter : std::to_string(i) + " " + d.letter, c, clock, logical,
+                   1);
     total.reads += c.reads, total.writes += c.writes, total.read_bytes += c.read_bytes;
-    total.write_bytes += c.write_bytes, total.read_time += c.read_time, total.write_time += c.write_time;
-    total.queue += c.queue, total.split += c.split, total.free_mb += c.free_mb, total.total_mb += c.total_mb;
+    total.write_bytes += c.write_bytes, total.read_time += c.read_time,
+        total.write_time += c.write_time;
+    total.queue += c.queue, total.split += c.split, total.free_mb += c.free_mb,
+        total.total_mb += c.total_mb;
   }
   emit_disk_perf(b, "_Total", total, clock, logical, static_cast<double>(m.disks.size()));
 }
-void gen_perf_logicaldisk(const HostModel& m, double now, std::vector<Instance>& out) { gen_perf_disk(m, now, out, true); }
-void gen_perf_physicaldisk(const HostModel& m, double now, std::vector<Instance>& out) { gen_perf_disk(m, now, out, false); }
+void gen_perf_logicaldisk(const HostModel& m, double now, std::vector<Instance>& out) {
+  gen_perf_disk(m, now, out, true);
+}
+void gen_perf_physicaldisk(const HostModel& m, double now, std::vector<Instance>& out) {
+  gen_perf_disk(m, now, out, false);
+}
 
 void gen_logicaldisk(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_LogicalDisk"), out);
@@ -1131,24 +1374,25 @@ void gen_service(const HostModel& m, double, std::vector<Instance>& out) {
     b.begin()
         .boolean("AcceptPause", false)
         .boolean("AcceptStop", running)
-        .str("Caption", s.display)
+        .str("Caption", std::string(s.display))
         .num("CheckPoint", 0)
         .str("CreationClassName", "Win32_Service")
         .boolean("DelayedAutoStart", false)
-        .str("Description", s.description)
+        .str("Description", s.catalog < 0 ? std::string("Contoso line-of-business agent.")
+                                          : "Provides " + std::string(s.display) + ".")
         .boolean("DesktopInteract", false)
-        .str("DisplayName", s.display)
+        .str("DisplayName", std::string(s.display))
         .str("ErrorControl", "Normal")
         .num("ExitCode", running ? 0 : 1077)
-        .str("Name", s.name)
-        .str("PathName", s.path)
+        .str("Name", std::string(s.name))
+        .str("PathName", std::string(s.path))
         .num("ProcessId", s.pid)
         .num("ServiceSpecificExitCode", 0)
         .str("ServiceType", s.own_process ? "Own Process" : "Share Process")
         .boolean("Started", running)
-        .str("StartMode", s.start_mode)
-        .str("StartName", s.start_name)
-        .str("State", s.state)
+        .str("StartMode", std::string(s.start_mode))
+        .str("StartName", std::string(s.start_name))
+        .str("State", std::string(s.state))
         .str("Status", "OK")
         .str("SystemCreationClassName", "Win32_ComputerSystem")
         .str("SystemName", m.cs_name)
@@ -1179,7 +1423,8 @@ ProcCounters proc_counters(const ProcessModel& p, const HostModel& m, double t) 
 }
 
 std::string short_os_name(const HostModel& m) {
-  return std::string(kOses[static_cast<std::size_t>(m.os)].caption) + "|C:\\Windows|\\Device\\Harddisk0\\Partition2";
+  return std::string(kOses[static_cast<std::size_t>(m.os)].caption) +
+         "|C:\\Windows|\\Device\\Harddisk0\\Partition2";
 }
 
 void gen_process(const HostModel& m, double now, std::vector<Instance>& out) {
@@ -1190,15 +1435,15 @@ void gen_process(const HostModel& m, double now, std::vector<Instance>& out) {
   for (const auto& p : m.processes) {
     auto c = proc_counters(p, m, t);
     b.begin()
-        .str("Caption", p.name)
+        .str("Caption", std::string(p.name))
         .str("CreationClassName", "Win32_Process")
         .str("CSCreationClassName", "Win32_ComputerSystem")
         .str("CSName", m.cs_name)
-        .str("Description", p.name)
+        .str("Description", std::string(p.name))
         .str("Handle", std::to_string(p.pid))
         .num("HandleCount", p.handles)
         .num("KernelModeTime", u64(c.kernel))
-        .str("Name", p.name)
+        .str("Name", std::string(p.name))
         .str("OSCreationClassName", "Win32_OperatingSystem")
         .str("OSName", os_name)
         .num("OtherOperationCount", u64(c.other_ops))
@@ -1227,9 +1472,11 @@ void gen_process(const HostModel& m, double now, std::vector<Instance>& out) {
         .num("WriteOperationCount", u64(c.writes))
         .num("WriteTransferCount", u64(c.write_bytes));
     if (p.pid > 4) {
-      b.str("CommandLine", p.exe_path)
+      const std::string exe = p.exe_path.empty() ? "C:\\Windows\\system32\\" + std::string(p.name)
+                                                 : std::string(p.exe_path);
+      b.str("CommandLine", exe)
           .set("CreationDate", Value::datetime(xs_datetime(m.boot_unix + p.start_offset_s)))
-          .str("ExecutablePath", p.exe_path)
+          .str("ExecutablePath", exe)
           .num("MaximumWorkingSetSize", 1380)
           .num("MinimumWorkingSetSize", 200);
     }
@@ -1242,9 +1489,10 @@ void gen_perf_process(const HostModel& m, double now, std::vector<Instance>& out
   std::unordered_map<std::string, int> seen;
   ProcCounters total{};
   std::uint64_t total_ws = 0, total_priv = 0, total_virt = 0, total_handles = 0, total_threads = 0;
-  auto emit = [&](const std::string& name, std::uint32_t pid, std::uint32_t ppid, const ProcCounters& c,
-                  double elapsed_s, std::uint64_t ws, std::uint64_t priv, std::uint64_t virt,
-                  std::uint64_t handles, std::uint64_t threads, std::uint64_t prio) {
+  auto emit = [&](const std::string& name, std::uint32_t pid, std::uint32_t ppid,
+                  const ProcCounters& c, double elapsed_s, std::uint64_t ws, std::uint64_t priv,
+                  std::uint64_t virt, std::uint64_t handles, std::uint64_t threads,
+                  std::uint64_t prio) {
     b.begin()
         .num("CreatingProcessID", ppid)
         .num("ElapsedTime", filetime(now - elapsed_s))
@@ -1288,27 +1536,31 @@ void gen_perf_process(const HostModel& m, double now, std::vector<Instance>& out
     if (p.pid == 0) {
       name = "Idle";
     } else {
-      name = p.name.ends_with(".exe") ? p.name.substr(0, p.name.size() - 4) : p.name;
+      name = std::string(p.name.ends_with(".exe") ? p.name.substr(0, p.name.size() - 4) : p.name);
       int n = seen[name]++;
       if (n > 0) name += "#" + std::to_string(n);
     }
     double elapsed = p.pid <= 4 ? clock.t : std::max(0.0, clock.t - p.start_offset_s);
-    emit(name, p.pid, p.ppid, c, elapsed, p.working_set, p.private_bytes, p.virtual_bytes, p.handles, p.threads,
-         p.priority);
-    total.kernel += c.kernel, total.user += c.user, total.reads += c.reads, total.writes += c.writes;
-    total.read_bytes += c.read_bytes, total.write_bytes += c.write_bytes, total.other_ops += c.other_ops;
+    emit(name, p.pid, p.ppid, c, elapsed, p.working_set, p.private_bytes, p.virtual_bytes,
+         p.handles, p.threads, p.priority);
+    total.kernel += c.kernel, total.user += c.user, total.reads += c.reads,
+        total.writes += c.writes;
+    total.read_bytes += c.read_bytes, total.write_bytes += c.write_bytes,
+        total.other_ops += c.other_ops;
     total.other_bytes += c.other_bytes, total.faults += c.faults;
     total_ws += p.working_set, total_priv += p.private_bytes, total_virt += p.virtual_bytes;
     total_handles += p.handles, total_threads += p.threads;
   }
-  emit("_Total", 0, 0, total, clock.t, total_ws, total_priv, total_virt, total_handles, total_threads, 0);
+  emit("_Total", 0, 0, total, clock.t, total_ws, total_priv, total_virt, total_handles,
+       total_threads, 0);
 }
 
 void gen_pagefile(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_PageFileUsage"), out);
   const double t = now - m.boot_unix;
   const std::uint64_t alloc_mb = m.pagefile_bytes >> 20;
-  const std::uint64_t cur = u64(gauge(t, static_cast<double>(alloc_mb) * 0.1, 0.5, 3600, m.core_phase[0]));
+  const std::uint64_t cur =
+      u64(gauge(t, static_cast<double>(alloc_mb) * 0.1, 0.5, 3600, m.core_phase[0]));
   b.begin()
       .num("AllocatedBaseSize", alloc_mb)
       .str("Caption", "C:\\pagefile.sys")
@@ -1339,13 +1591,17 @@ void gen_tcp(const HostModel& m, double now, std::vector<Instance>& out, bool v6
       .num("SegmentsSentPersec", u64(sent));
   perf_common(b, c);
 }
-void gen_tcpv4(const HostModel& m, double now, std::vector<Instance>& out) { gen_tcp(m, now, out, false); }
-void gen_tcpv6(const HostModel& m, double now, std::vector<Instance>& out) { gen_tcp(m, now, out, true); }
+void gen_tcpv4(const HostModel& m, double now, std::vector<Instance>& out) {
+  gen_tcp(m, now, out, false);
+}
+void gen_tcpv6(const HostModel& m, double now, std::vector<Instance>& out) {
+  gen_tcp(m, now, out, true);
+}
 
 // Property lists, names exactly as Windows spells them.
-const std::vector<std::string> kPerfCommon = {"Caption", "Description", "Frequency_Object", "Frequency_PerfTime",
-                                              "Frequency_Sys100NS", "Name", "Timestamp_Object",
-                                              "Timestamp_PerfTime", "Timestamp_Sys100NS"};
+const std::vector<std::string> kPerfCommon = {
+    "Caption", "Description",      "Frequency_Object",   "Frequency_PerfTime", "Frequency_Sys100NS",
+    "Name",    "Timestamp_Object", "Timestamp_PerfTime", "Timestamp_Sys100NS"};
 
 std::vector<std::string> with_perf(std::vector<std::string> props) {
   props.insert(props.end(), kPerfCommon.begin(), kPerfCommon.end());
@@ -1353,17 +1609,40 @@ std::vector<std::string> with_perf(std::vector<std::string> props) {
 }
 
 std::vector<std::string> disk_perf_props(bool logical) {
-  std::vector<std::string> p = {
-      "AvgDiskBytesPerRead", "AvgDiskBytesPerRead_Base", "AvgDiskBytesPerTransfer", "AvgDiskBytesPerTransfer_Base",
-      "AvgDiskBytesPerWrite", "AvgDiskBytesPerWrite_Base", "AvgDiskQueueLength", "AvgDiskReadQueueLength",
-      "AvgDisksecPerRead", "AvgDisksecPerRead_Base", "AvgDisksecPerTransfer", "AvgDisksecPerTransfer_Base",
-      "AvgDisksecPerWrite", "AvgDisksecPerWrite_Base", "AvgDiskWriteQueueLength", "CurrentDiskQueueLength",
-      "DiskBytesPersec", "DiskReadBytesPersec", "DiskReadsPersec", "DiskTransfersPersec", "DiskWriteBytesPersec",
-      "DiskWritesPersec", "PercentDiskReadTime", "PercentDiskReadTime_Base", "PercentDiskTime",
-      "PercentDiskTime_Base", "PercentDiskWriteTime", "PercentDiskWriteTime_Base", "PercentIdleTime",
-      "PercentIdleTime_Base", "SplitIOPerSec"};
+  std::vector<std::string> p = {"AvgDiskBytesPerRead",
+                                "AvgDiskBytesPerRead_Base",
+                                "AvgDiskBytesPerTransfer",
+                                "AvgDiskBytesPerTransfer_Base",
+                                "AvgDiskBytesPerWrite",
+                                "AvgDiskBytesPerWrite_Base",
+                                "AvgDiskQueueLength",
+                                "AvgDiskReadQueueLength",
+                                "AvgDisksecPerRead",
+                                "AvgDisksecPerRead_Base",
+                                "AvgDisksecPerTransfer",
+                                "AvgDisksecPerTransfer_Base",
+                                "AvgDisksecPerWrite",
+                                "AvgDisksecPerWrite_Base",
+                                "AvgDiskWriteQueueLength",
+                                "CurrentDiskQueueLength",
+                                "DiskBytesPersec",
+                                "DiskReadBytesPersec",
+                                "DiskReadsPersec",
+                                "DiskTransfersPersec",
+                                "DiskWriteBytesPersec",
+                                "DiskWritesPersec",
+                                "PercentDiskReadTime",
+                                "PercentDiskReadTime_Base",
+                                "PercentDiskTime",
+                                "PercentDiskTime_Base",
+                                "PercentDiskWriteTime",
+                                "PercentDiskWriteTime_Base",
+                                "PercentIdleTime",
+                                "PercentIdleTime_Base",
+                                "SplitIOPerSec"};
   if (logical) {
-    for (const char* s : {"FreeMegabytes", "PercentFreeSpace", "PercentFreeSpace_Base"}) p.push_back(s);
+    for (const char* s : {"FreeMegabytes", "PercentFreeSpace", "PercentFreeSpace_Base"})
+      p.push_back(s);
   }
   return with_perf(std::move(p));
 }
@@ -1376,144 +1655,466 @@ std::vector<ClassDef> build_classes() {
   };
   std::vector<Spec> specs = {
       {"Win32_OperatingSystem",
-       {"BootDevice", "BuildNumber", "BuildType", "Caption", "CodeSet", "CountryCode", "CreationClassName",
-        "CSCreationClassName", "CSDVersion", "CSName", "CurrentTimeZone", "DataExecutionPrevention_32BitApplications",
-        "DataExecutionPrevention_Available", "DataExecutionPrevention_Drivers",
-        "DataExecutionPrevention_SupportPolicy", "Debug", "Description", "Distributed", "EncryptionLevel",
-        "ForegroundApplicationBoost", "FreePhysicalMemory", "FreeSpaceInPagingFiles", "FreeVirtualMemory",
-        "InstallDate", "LargeSystemCache", "LastBootUpTime", "LocalDateTime", "Locale", "Manufacturer",
-        "MaxNumberOfProcesses", "MaxProcessMemorySize", "MUILanguages", "Name", "NumberOfLicensedUsers",
-        "NumberOfProcesses", "NumberOfUsers", "OperatingSystemSKU", "Organization", "OSArchitecture", "OSLanguage",
-        "OSProductSuite", "OSType", "OtherTypeDescription", "PAEEnabled", "PlusProductID", "PlusVersionNumber",
-        "PortableOperatingSystem", "Primary", "ProductType", "RegisteredUser", "SerialNumber",
-        "ServicePackMajorVersion", "ServicePackMinorVersion", "SizeStoredInPagingFiles", "Status", "SuiteMask",
-        "SystemDevice", "SystemDirectory", "SystemDrive", "TotalSwapSpaceSize", "TotalVirtualMemorySize",
-        "TotalVisibleMemorySize", "Version", "WindowsDirectory"},
+       {"BootDevice",
+        "BuildNumber",
+        "BuildType",
+        "Caption",
+        "CodeSet",
+        "CountryCode",
+        "CreationClassName",
+        "CSCreationClassName",
+        "CSDVersion",
+        "CSName",
+        "CurrentTimeZone",
+        "DataExecutionPrevention_32BitApplications",
+        "DataExecutionPrevention_Available",
+        "DataExecutionPrevention_Drivers",
+        "DataExecutionPrevention_SupportPolicy",
+        "Debug",
+        "Description",
+        "Distributed",
+        "EncryptionLevel",
+        "ForegroundApplicationBoost",
+        "FreePhysicalMemory",
+        "FreeSpaceInPagingFiles",
+        "FreeVirtualMemory",
+        "InstallDate",
+        "LargeSystemCache",
+        "LastBootUpTime",
+        "LocalDateTime",
+        "Locale",
+        "Manufacturer",
+        "MaxNumberOfProcesses",
+        "MaxProcessMemorySize",
+        "MUILanguages",
+        "Name",
+        "NumberOfLicensedUsers",
+        "NumberOfProcesses",
+        "NumberOfUsers",
+        "OperatingSystemSKU",
+        "Organization",
+        "OSArchitecture",
+        "OSLanguage",
+        "OSProductSuite",
+        "OSType",
+        "OtherTypeDescription",
+        "PAEEnabled",
+        "PlusProductID",
+        "PlusVersionNumber",
+        "PortableOperatingSystem",
+        "Primary",
+        "ProductType",
+        "RegisteredUser",
+        "SerialNumber",
+        "ServicePackMajorVersion",
+        "ServicePackMinorVersion",
+        "SizeStoredInPagingFiles",
+        "Status",
+        "SuiteMask",
+        "SystemDevice",
+        "SystemDirectory",
+        "SystemDrive",
+        "TotalSwapSpaceSize",
+        "TotalVirtualMemorySize",
+        "TotalVisibleMemorySize",
+        "Version",
+        "WindowsDirectory"},
        gen_os},
       {"Win32_ComputerSystem",
-       {"AdminPasswordStatus", "AutomaticManagedPagefile", "AutomaticResetBootOption", "AutomaticResetCapability",
-        "BootOptionOnLimit", "BootOptionOnWatchDog", "BootROMSupported", "BootupState", "Caption",
-        "ChassisBootupState", "CreationClassName", "CurrentTimeZone", "DaylightInEffect", "Description",
-        "DNSHostName", "Domain", "DomainRole", "EnableDaylightSavingsTime", "FrontPanelResetStatus",
-        "HypervisorPresent", "InfraredSupported", "InstallDate", "KeyboardPasswordStatus", "LastLoadInfo",
-        "Manufacturer", "Model", "Name", "NameFormat", "NetworkServerModeEnabled", "NumberOfLogicalProcessors",
-        "NumberOfProcessors", "PartOfDomain", "PauseAfterReset", "PCSystemType", "PowerManagementSupported",
-        "PowerOnPasswordStatus", "PowerState", "PowerSupplyState", "PrimaryOwnerContact", "PrimaryOwnerName",
-        "ResetCapability", "ResetCount", "ResetLimit", "Roles", "Status", "SystemStartupDelay",
-        "SystemStartupSetting", "SystemType", "ThermalState", "TotalPhysicalMemory", "UserName", "WakeUpType",
+       {"AdminPasswordStatus",
+        "AutomaticManagedPagefile",
+        "AutomaticResetBootOption",
+        "AutomaticResetCapability",
+        "BootOptionOnLimit",
+        "BootOptionOnWatchDog",
+        "BootROMSupported",
+        "BootupState",
+        "Caption",
+        "ChassisBootupState",
+        "CreationClassName",
+        "CurrentTimeZone",
+        "DaylightInEffect",
+        "Description",
+        "DNSHostName",
+        "Domain",
+        "DomainRole",
+        "EnableDaylightSavingsTime",
+        "FrontPanelResetStatus",
+        "HypervisorPresent",
+        "InfraredSupported",
+        "InstallDate",
+        "KeyboardPasswordStatus",
+        "LastLoadInfo",
+        "Manufacturer",
+        "Model",
+        "Name",
+        "NameFormat",
+        "NetworkServerModeEnabled",
+        "NumberOfLogicalProcessors",
+        "NumberOfProcessors",
+        "PartOfDomain",
+        "PauseAfterReset",
+        "PCSystemType",
+        "PowerManagementSupported",
+        "PowerOnPasswordStatus",
+        "PowerState",
+        "PowerSupplyState",
+        "PrimaryOwnerContact",
+        "PrimaryOwnerName",
+        "ResetCapability",
+        "ResetCount",
+        "ResetLimit",
+        "Roles",
+        "Status",
+        "SystemStartupDelay",
+        "SystemStartupSetting",
+        "SystemType",
+        "ThermalState",
+        "TotalPhysicalMemory",
+        "UserName",
+        "WakeUpType",
         "Workgroup"},
        gen_cs},
       {"Win32_Processor",
-       {"AddressWidth", "Architecture", "Availability", "Caption", "ConfigManagerErrorCode",
-        "ConfigManagerUserConfig", "CpuStatus", "CreationClassName", "CurrentClockSpeed", "CurrentVoltage",
-        "DataWidth", "Description", "DeviceID", "ErrorCleared", "ErrorDescription", "ExtClock", "Family",
-        "InstallDate", "L2CacheSize", "L2CacheSpeed", "L3CacheSize", "L3CacheSpeed", "LastErrorCode", "Level",
-        "LoadPercentage", "Manufacturer", "MaxClockSpeed", "Name", "NumberOfCores", "NumberOfEnabledCore",
-        "NumberOfLogicalProcessors", "OtherFamilyDescription", "PNPDeviceID", "PowerManagementSupported",
-        "ProcessorId", "ProcessorType", "Revision", "Role", "SecondLevelAddressTranslationExtensions",
-        "SocketDesignation", "Status", "StatusInfo", "Stepping", "SystemCreationClassName", "SystemName",
-        "ThreadCount", "UniqueId", "UpgradeMethod", "Version", "VirtualizationFirmwareEnabled",
-        "VMMonitorModeExtensions", "VoltageCaps"},
+       {"AddressWidth",
+        "Architecture",
+        "Availability",
+        "Caption",
+        "ConfigManagerErrorCode",
+        "ConfigManagerUserConfig",
+        "CpuStatus",
+        "CreationClassName",
+        "CurrentClockSpeed",
+        "CurrentVoltage",
+        "DataWidth",
+        "Description",
+        "DeviceID",
+        "ErrorCleared",
+        "ErrorDescription",
+        "ExtClock",
+        "Family",
+        "InstallDate",
+        "L2CacheSize",
+        "L2CacheSpeed",
+        "L3CacheSize",
+        "L3CacheSpeed",
+        "LastErrorCode",
+        "Level",
+        "LoadPercentage",
+        "Manufacturer",
+        "MaxClockSpeed",
+        "Name",
+        "NumberOfCores",
+        "NumberOfEnabledCore",
+        "NumberOfLogicalProcessors",
+        "OtherFamilyDescription",
+        "PNPDeviceID",
+        "PowerManagementSupported",
+        "ProcessorId",
+        "ProcessorType",
+        "Revision",
+        "Role",
+        "SecondLevelAddressTranslationExtensions",
+        "SocketDesignation",
+        "Status",
+        "StatusInfo",
+        "Stepping",
+        "SystemCreationClassName",
+        "SystemName",
+        "ThreadCount",
+        "UniqueId",
+        "UpgradeMethod",
+        "Version",
+        "VirtualizationFirmwareEnabled",
+        "VMMonitorModeExtensions",
+        "VoltageCaps"},
        gen_processor},
       {"Win32_PerfRawData_PerfOS_Processor",
-       with_perf({"C1TransitionsPersec", "C2TransitionsPersec", "C3TransitionsPersec", "DPCRate", "DPCsQueuedPersec",
-                  "InterruptsPersec", "PercentC1Time", "PercentC2Time", "PercentC3Time", "PercentDPCTime",
-                  "PercentIdleTime", "PercentInterruptTime", "PercentPrivilegedTime", "PercentProcessorTime",
-                  "PercentUserTime"}),
+       with_perf({"C1TransitionsPersec", "C2TransitionsPersec", "C3TransitionsPersec", "DPCRate",
+                  "DPCsQueuedPersec", "InterruptsPersec", "PercentC1Time", "PercentC2Time",
+                  "PercentC3Time", "PercentDPCTime", "PercentIdleTime", "PercentInterruptTime",
+                  "PercentPrivilegedTime", "PercentProcessorTime", "PercentUserTime"}),
        gen_perf_processor},
       {"Win32_PerfRawData_PerfOS_Memory",
-       with_perf({"AvailableBytes", "AvailableKBytes", "AvailableMBytes", "CacheBytes", "CacheBytesPeak",
-                  "CacheFaultsPersec", "CommitLimit", "CommittedBytes", "DemandZeroFaultsPersec",
-                  "FreeAndZeroPageListBytes", "FreeSystemPageTableEntries", "ModifiedPageListBytes",
-                  "PageFaultsPersec", "PageReadsPersec", "PagesInputPersec", "PagesOutputPersec", "PagesPersec",
-                  "PageWritesPersec", "PercentCommittedBytesInUse", "PercentCommittedBytesInUse_Base",
-                  "PoolNonpagedAllocs", "PoolNonpagedBytes", "PoolPagedAllocs", "PoolPagedBytes",
-                  "PoolPagedResidentBytes", "StandbyCacheCoreBytes", "StandbyCacheNormalPriorityBytes",
-                  "StandbyCacheReserveBytes", "SystemCacheResidentBytes", "SystemCodeResidentBytes",
-                  "SystemCodeTotalBytes", "SystemDriverResidentBytes", "SystemDriverTotalBytes",
-                  "TransitionFaultsPersec", "TransitionPagesRePurposedPersec", "WriteCopiesPersec"}),
+       with_perf({"AvailableBytes",
+                  "AvailableKBytes",
+                  "AvailableMBytes",
+                  "CacheBytes",
+                  "CacheBytesPeak",
+                  "CacheFaultsPersec",
+                  "CommitLimit",
+                  "CommittedBytes",
+                  "DemandZeroFaultsPersec",
+                  "FreeAndZeroPageListBytes",
+                  "FreeSystemPageTableEntries",
+                  "ModifiedPageListBytes",
+                  "PageFaultsPersec",
+                  "PageReadsPersec",
+                  "PagesInputPersec",
+                  "PagesOutputPersec",
+                  "PagesPersec",
+                  "PageWritesPersec",
+                  "PercentCommittedBytesInUse",
+                  "PercentCommittedBytesInUse_Base",
+                  "PoolNonpagedAllocs",
+                  "PoolNonpagedBytes",
+                  "PoolPagedAllocs",
+                  "PoolPagedBytes",
+                  "PoolPagedResidentBytes",
+                  "StandbyCacheCoreBytes",
+                  "StandbyCacheNormalPriorityBytes",
+                  "StandbyCacheReserveBytes",
+                  "SystemCacheResidentBytes",
+                  "SystemCodeResidentBytes",
+                  "SystemCodeTotalBytes",
+                  "SystemDriverResidentBytes",
+                  "SystemDriverTotalBytes",
+                  "TransitionFaultsPersec",
+                  "TransitionPagesRePurposedPersec",
+                  "WriteCopiesPersec"}),
        gen_perf_memory},
       {"Win32_PerfRawData_PerfOS_System",
        with_perf({"AlignmentFixupsPersec", "ContextSwitchesPersec", "ExceptionDispatchesPersec",
-                  "FileControlBytesPersec", "FileControlOperationsPersec", "FileDataOperationsPersec",
-                  "FileReadBytesPersec", "FileReadOperationsPersec", "FileWriteBytesPersec",
-                  "FileWriteOperationsPersec", "FloatingEmulationsPersec", "PercentRegistryQuotaInUse",
-                  "PercentRegistryQuotaInUse_Base", "Processes", "ProcessorQueueLength", "SystemCallsPersec",
-                  "SystemUpTime", "Threads"}),
+                  "FileControlBytesPersec", "FileControlOperationsPersec",
+                  "FileDataOperationsPersec", "FileReadBytesPersec", "FileReadOperationsPersec",
+                  "FileWriteBytesPersec", "FileWriteOperationsPersec", "FloatingEmulationsPersec",
+                  "PercentRegistryQuotaInUse", "PercentRegistryQuotaInUse_Base", "Processes",
+                  "ProcessorQueueLength", "SystemCallsPersec", "SystemUpTime", "Threads"}),
        gen_perf_system},
       {"Win32_LogicalDisk",
-       {"Access", "Availability", "BlockSize", "Caption", "Compressed", "ConfigManagerErrorCode",
-        "ConfigManagerUserConfig", "CreationClassName", "Description", "DeviceID", "DriveType", "ErrorCleared",
-        "ErrorDescription", "ErrorMethodology", "FileSystem", "FreeSpace", "InstallDate", "LastErrorCode",
-        "MaximumComponentLength", "MediaType", "Name", "NumberOfBlocks", "PNPDeviceID", "PowerManagementSupported",
-        "ProviderName", "Purpose", "QuotasDisabled", "QuotasIncomplete", "QuotasRebuilding", "Size", "Status",
-        "StatusInfo", "SupportsDiskQuotas", "SupportsFileBasedCompression", "SystemCreationClassName",
-        "SystemName", "VolumeDirty", "VolumeName", "VolumeSerialNumber"},
+       {"Access",
+        "Availability",
+        "BlockSize",
+        "Caption",
+        "Compressed",
+        "ConfigManagerErrorCode",
+        "ConfigManagerUserConfig",
+        "CreationClassName",
+        "Description",
+        "DeviceID",
+        "DriveType",
+        "ErrorCleared",
+        "ErrorDescription",
+        "ErrorMethodology",
+        "FileSystem",
+        "FreeSpace",
+        "InstallDate",
+        "LastErrorCode",
+        "MaximumComponentLength",
+        "MediaType",
+        "Name",
+        "NumberOfBlocks",
+        "PNPDeviceID",
+        "PowerManagementSupported",
+        "ProviderName",
+        "Purpose",
+        "QuotasDisabled",
+        "QuotasIncomplete",
+        "QuotasRebuilding",
+        "Size",
+        "Status",
+        "StatusInfo",
+        "SupportsDiskQuotas",
+        "SupportsFileBasedCompression",
+        "SystemCreationClassName",
+        "SystemName",
+        "VolumeDirty",
+        "VolumeName",
+        "VolumeSerialNumber"},
        gen_logicaldisk},
       {"Win32_PerfRawData_PerfDisk_LogicalDisk", disk_perf_props(true), gen_perf_logicaldisk},
       {"Win32_PerfRawData_PerfDisk_PhysicalDisk", disk_perf_props(false), gen_perf_physicaldisk},
       {"Win32_PerfRawData_Tcpip_NetworkInterface",
-       with_perf({"BytesReceivedPersec", "BytesSentPersec", "BytesTotalPersec", "CurrentBandwidth",
-                  "OffloadedConnections", "OutputQueueLength", "PacketsOutboundDiscarded", "PacketsOutboundErrors",
-                  "PacketsPersec", "PacketsReceivedDiscarded", "PacketsReceivedErrors",
-                  "PacketsReceivedNonUnicastPersec", "PacketsReceivedPersec", "PacketsReceivedUnicastPersec",
-                  "PacketsReceivedUnknown", "PacketsSentNonUnicastPersec", "PacketsSentPersec",
-                  "PacketsSentUnicastPersec", "TCPActiveRSCConnections", "TCPRSCAveragePacketSize",
-                  "TCPRSCCoalescedPacketsPersec", "TCPRSCExceptionsPersec"}),
+       with_perf({"BytesReceivedPersec",
+                  "BytesSentPersec",
+                  "BytesTotalPersec",
+                  "CurrentBandwidth",
+                  "OffloadedConnections",
+                  "OutputQueueLength",
+                  "PacketsOutboundDiscarded",
+                  "PacketsOutboundErrors",
+                  "PacketsPersec",
+                  "PacketsReceivedDiscarded",
+                  "PacketsReceivedErrors",
+                  "PacketsReceivedNonUnicastPersec",
+                  "PacketsReceivedPersec",
+                  "PacketsReceivedUnicastPersec",
+                  "PacketsReceivedUnknown",
+                  "PacketsSentNonUnicastPersec",
+                  "PacketsSentPersec",
+                  "PacketsSentUnicastPersec",
+                  "TCPActiveRSCConnections",
+                  "TCPRSCAveragePacketSize",
+                  "TCPRSCCoalescedPacketsPersec",
+                  "TCPRSCExceptionsPersec"}),
        gen_perf_nic},
       {"Win32_NetworkAdapterConfiguration",
-       {"ArpAlwaysSourceRoute", "ArpUseEtherSNAP", "Caption", "DatabasePath", "DeadGWDetectEnabled",
-        "DefaultIPGateway", "DefaultTOS", "DefaultTTL", "Description", "DHCPEnabled", "DHCPLeaseExpires",
-        "DHCPLeaseObtained", "DHCPServer", "DNSDomain", "DNSDomainSuffixSearchOrder", "DNSEnabledForWINSResolution",
-        "DNSHostName", "DNSServerSearchOrder", "DomainDNSRegistrationEnabled", "ForwardBufferMemory",
-        "FullDNSRegistrationEnabled", "GatewayCostMetric", "IGMPLevel", "Index", "InterfaceIndex", "IPAddress",
-        "IPConnectionMetric", "IPEnabled", "IPFilterSecurityEnabled", "IPPortSecurityEnabled", "IPSecPermitIPProtocols",
-        "IPSecPermitTCPPorts", "IPSecPermitUDPPorts", "IPSubnet", "IPUseZeroBroadcast", "IPXAddress", "IPXEnabled",
-        "IPXFrameType", "IPXMediaType", "IPXNetworkNumber", "IPXVirtualNetNumber", "KeepAliveInterval",
-        "KeepAliveTime", "MACAddress", "MTU", "NumForwardPackets", "PMTUBHDetectEnabled", "PMTUDiscoveryEnabled",
-        "ServiceName", "SettingID", "TcpipNetbiosOptions", "TcpMaxConnectRetransmissions",
-        "TcpMaxDataRetransmissions", "TcpNumConnections", "TcpUseRFC1122UrgentPointer", "TcpWindowSize",
-        "WINSEnableLMHostsLookup", "WINSHostLookupFile", "WINSPrimaryServer", "WINSScopeID", "WINSSecondaryServer"},
+       {"ArpAlwaysSourceRoute",
+        "ArpUseEtherSNAP",
+        "Caption",
+        "DatabasePath",
+        "DeadGWDetectEnabled",
+        "DefaultIPGateway",
+        "DefaultTOS",
+        "DefaultTTL",
+        "Description",
+        "DHCPEnabled",
+        "DHCPLeaseExpires",
+        "DHCPLeaseObtained",
+        "DHCPServer",
+        "DNSDomain",
+        "DNSDomainSuffixSearchOrder",
+        "DNSEnabledForWINSResolution",
+        "DNSHostName",
+        "DNSServerSearchOrder",
+        "DomainDNSRegistrationEnabled",
+        "ForwardBufferMemory",
+        "FullDNSRegistrationEnabled",
+        "GatewayCostMetric",
+        "IGMPLevel",
+        "Index",
+        "InterfaceIndex",
+        "IPAddress",
+        "IPConnectionMetric",
+        "IPEnabled",
+        "IPFilterSecurityEnabled",
+        "IPPortSecurityEnabled",
+        "IPSecPermitIPProtocols",
+        "IPSecPermitTCPPorts",
+        "IPSecPermitUDPPorts",
+        "IPSubnet",
+        "IPUseZeroBroadcast",
+        "IPXAddress",
+        "IPXEnabled",
+        "IPXFrameType",
+        "IPXMediaType",
+        "IPXNetworkNumber",
+        "IPXVirtualNetNumber",
+        "KeepAliveInterval",
+        "KeepAliveTime",
+        "MACAddress",
+        "MTU",
+        "NumForwardPackets",
+        "PMTUBHDetectEnabled",
+        "PMTUDiscoveryEnabled",
+        "ServiceName",
+        "SettingID",
+        "TcpipNetbiosOptions",
+        "TcpMaxConnectRetransmissions",
+        "TcpMaxDataRetransmissions",
+        "TcpNumConnections",
+        "TcpUseRFC1122UrgentPointer",
+        "TcpWindowSize",
+        "WINSEnableLMHostsLookup",
+        "WINSHostLookupFile",
+        "WINSPrimaryServer",
+        "WINSScopeID",
+        "WINSSecondaryServer"},
        gen_nicconfig},
       {"Win32_Service",
-       {"AcceptPause", "AcceptStop", "Caption", "CheckPoint", "CreationClassName", "DelayedAutoStart",
-        "Description", "DesktopInteract", "DisplayName", "ErrorControl", "ExitCode", "InstallDate", "Name",
-        "PathName", "ProcessId", "ServiceSpecificExitCode", "ServiceType", "Started", "StartMode", "StartName",
-        "State", "Status", "SystemCreationClassName", "SystemName", "TagId", "WaitHint"},
+       {"AcceptPause",
+        "AcceptStop",
+        "Caption",
+        "CheckPoint",
+        "CreationClassName",
+        "DelayedAutoStart",
+        "Description",
+        "DesktopInteract",
+        "DisplayName",
+        "ErrorControl",
+        "ExitCode",
+        "InstallDate",
+        "Name",
+        "PathName",
+        "ProcessId",
+        "ServiceSpecificExitCode",
+        "ServiceType",
+        "Started",
+        "StartMode",
+        "StartName",
+        "State",
+        "Status",
+        "SystemCreationClassName",
+        "SystemName",
+        "TagId",
+        "WaitHint"},
        gen_service},
       {"Win32_Process",
-       {"Caption", "CommandLine", "CreationClassName", "CreationDate", "CSCreationClassName", "CSName",
-        "Description", "ExecutablePath", "ExecutionState", "Handle", "HandleCount", "InstallDate",
-        "KernelModeTime", "MaximumWorkingSetSize", "MinimumWorkingSetSize", "Name", "OSCreationClassName", "OSName",
-        "OtherOperationCount", "OtherTransferCount", "PageFaults", "PageFileUsage", "ParentProcessId",
-        "PeakPageFileUsage", "PeakVirtualSize", "PeakWorkingSetSize", "Priority", "PrivatePageCount", "ProcessId",
-        "QuotaNonPagedPoolUsage", "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaPeakPagedPoolUsage",
-        "ReadOperationCount", "ReadTransferCount", "SessionId", "Status", "TerminationDate", "ThreadCount",
-        "UserModeTime", "VirtualSize", "WindowsVersion", "WorkingSetSize", "WriteOperationCount",
+       {"Caption",
+        "CommandLine",
+        "CreationClassName",
+        "CreationDate",
+        "CSCreationClassName",
+        "CSName",
+        "Description",
+        "ExecutablePath",
+        "ExecutionState",
+        "Handle",
+        "HandleCount",
+        "InstallDate",
+        "KernelModeTime",
+        "MaximumWorkingSetSize",
+        "MinimumWorkingSetSize",
+        "Name",
+        "OSCreationClassName",
+        "OSName",
+        "OtherOperationCount",
+        "OtherTransferCount",
+        "PageFaults",
+        "PageFileUsage",
+        "ParentProcessId",
+        "PeakPageFileUsage",
+        "PeakVirtualSize",
+        "PeakWorkingSetSize",
+        "Priority",
+        "PrivatePageCount",
+        "ProcessId",
+        "QuotaNonPagedPoolUsage",
+        "QuotaPagedPoolUsage",
+        "QuotaPeakNonPagedPoolUsage",
+        "QuotaPeakPagedPoolUsage",
+        "ReadOperationCount",
+        "ReadTransferCount",
+        "SessionId",
+        "Status",
+        "TerminationDate",
+        "ThreadCount",
+        "UserModeTime",
+        "VirtualSize",
+        "WindowsVersion",
+        "WorkingSetSize",
+        "WriteOperationCount",
         "WriteTransferCount"},
        gen_process},
       {"Win32_PerfRawData_PerfProc_Process",
-       with_perf({"CreatingProcessID", "ElapsedTime", "HandleCount", "IDProcess", "IODataBytesPersec",
-                  "IODataOperationsPersec", "IOOtherBytesPersec", "IOOtherOperationsPersec", "IOReadBytesPersec",
-                  "IOReadOperationsPersec", "IOWriteBytesPersec", "IOWriteOperationsPersec", "PageFaultsPersec",
-                  "PageFileBytes", "PageFileBytesPeak", "PercentPrivilegedTime", "PercentProcessorTime",
-                  "PercentUserTime", "PoolNonpagedBytes", "PoolPagedBytes", "PriorityBase", "PrivateBytes",
-                  "ThreadCount", "VirtualBytes", "VirtualBytesPeak", "WorkingSet", "WorkingSetPeak",
-                  "WorkingSetPrivate"}),
+       with_perf({"CreatingProcessID",    "ElapsedTime",
+                  "HandleCount",          "IDProcess",
+                  "IODataBytesPersec",    "IODataOperationsPersec",
+                  "IOOtherBytesPersec",   "IOOtherOperationsPersec",
+                  "IOReadBytesPersec",    "IOReadOperationsPersec",
+                  "IOWriteBytesPersec",   "IOWriteOperationsPersec",
+                  "PageFaultsPersec",     "PageFileBytes",
+                  "PageFileBytesPeak",    "PercentPrivilegedTime",
+                  "PercentProcessorTime", "PercentUserTime",
+                  "PoolNonpagedBytes",    "PoolPagedBytes",
+                  "PriorityBase",         "PrivateBytes",
+                  "ThreadCount",          "VirtualBytes",
+                  "VirtualBytesPeak",     "WorkingSet",
+                  "WorkingSetPeak",       "WorkingSetPrivate"}),
        gen_perf_process},
       {"Win32_PageFileUsage",
-       {"AllocatedBaseSize", "Caption", "CurrentUsage", "Description", "InstallDate", "Name", "PeakUsage", "Status",
-        "TempPageFile"},
+       {"AllocatedBaseSize", "Caption", "CurrentUsage", "Description", "InstallDate", "Name",
+        "PeakUsage", "Status", "TempPageFile"},
        gen_pagefile},
       {"Win32_PerfRawData_Tcpip_TCPv4",
-       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished", "ConnectionsPassive",
-                  "ConnectionsReset", "SegmentsPersec", "SegmentsReceivedPersec", "SegmentsRetransmittedPersec",
-                  "SegmentsSentPersec"}),
+       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished",
+                  "ConnectionsPassive", "ConnectionsReset", "SegmentsPersec",
+                  "SegmentsReceivedPersec", "SegmentsRetransmittedPersec", "SegmentsSentPersec"}),
        gen_tcpv4},
       {"Win32_PerfRawData_Tcpip_TCPv6",
-       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished", "ConnectionsPassive",
-                  "ConnectionsReset", "SegmentsPersec", "SegmentsReceivedPersec", "SegmentsRetransmittedPersec",
-                  "SegmentsSentPersec"}),
+       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished",
+                  "ConnectionsPassive", "ConnectionsReset", "SegmentsPersec",
+                  "SegmentsReceivedPersec", "SegmentsRetransmittedPersec", "SegmentsSentPersec"}),
        gen_tcpv6},
   };
   std::vector<ClassDef> out;
@@ -1582,7 +2183,9 @@ std::uint64_t host_seed(std::string_view host_lower) {
 
 double now_unix_seconds() {
   using namespace std::chrono;
-  return static_cast<double>(duration_cast<microseconds>(system_clock::now().time_since_epoch()).count()) / 1e6;
+  return static_cast<double>(
+             duration_cast<microseconds>(system_clock::now().time_since_epoch()).count()) /
+         1e6;
 }
 
 std::string xs_datetime(double unix_seconds, bool micro) {

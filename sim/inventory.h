@@ -32,7 +32,7 @@ struct ClassDef {
   std::unordered_map<std::string, int> lower_index;
   ClassGenerator generate = nullptr;
 
-  int find(std::string_view name) const;  // case-insensitive, -1 when absent
+  int find(std::string_view name) const;   // case-insensitive, -1 when absent
   int exact(std::string_view name) const;  // generator use; -1 when absent
 };
 

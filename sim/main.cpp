@@ -22,7 +22,8 @@ void usage() {
 }
 
 // Written to a temp file then renamed, so readers never see a partial file.
-void write_ports_file(const std::string& path, const std::vector<std::pair<std::string, int>>& ports) {
+void write_ports_file(const std::string& path,
+                      const std::vector<std::pair<std::string, int>>& ports) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -47,9 +48,12 @@ int main(int argc, char** argv) {
       }
       out = argv[++i];
     };
-    if (a == "--config") value(config_path);
-    else if (a == "--ports-file") value(ports_file);
-    else if (a == "--log-level") value(log_level);
+    if (a == "--config")
+      value(config_path);
+    else if (a == "--ports-file")
+      value(ports_file);
+    else if (a == "--log-level")
+      value(log_level);
     else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -64,9 +68,12 @@ int main(int argc, char** argv) {
   }
   auto logger = spdlog::stderr_color_mt("winrm-sim");
   spdlog::set_default_logger(logger);
-  if (log_level == "debug") spdlog::set_level(spdlog::level::debug);
-  else if (log_level == "warn") spdlog::set_level(spdlog::level::warn);
-  else if (log_level == "info") spdlog::set_level(spdlog::level::info);
+  if (log_level == "debug")
+    spdlog::set_level(spdlog::level::debug);
+  else if (log_level == "warn")
+    spdlog::set_level(spdlog::level::warn);
+  else if (log_level == "info")
+    spdlog::set_level(spdlog::level::info);
   else {
     usage();
     return 2;

@@ -143,7 +143,8 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
   std::string out_token(static_cast<const char*>(output.value), output.length);
   OM_uint32 ignored = 0;
   gss_release_buffer(&ignored, &output);
-  if (!out_token.empty()) result.www_authenticate = scheme + " " + winrm::gss::base64_encode(out_token);
+  if (!out_token.empty())
+    result.www_authenticate = scheme + " " + winrm::gss::base64_encode(out_token);
   if (GSS_ERROR(major)) {
     if (client != GSS_C_NO_NAME) gss_release_name(&ignored, &client);
     conn->ctx.reset();
@@ -177,9 +178,10 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
     return result;
   }
   conn->established = true;
-  conn->ntlm = raw_ntlm || (mech != GSS_C_NO_OID && mech->length == winrm::gss::ntlmssp_mech()->length &&
-                            std::memcmp(mech->elements, winrm::gss::ntlmssp_mech()->elements,
-                                        mech->length) == 0);
+  conn->ntlm =
+      raw_ntlm ||
+      (mech != GSS_C_NO_OID && mech->length == winrm::gss::ntlmssp_mech()->length &&
+       std::memcmp(mech->elements, winrm::gss::ntlmssp_mech()->elements, mech->length) == 0);
   conn->protocol = scheme == "Kerberos" ? std::string(winrm::gss::kKerberosEncrypted)
                                         : std::string(winrm::gss::kSpnegoEncrypted);
   conn->client = result.client;

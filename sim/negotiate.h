@@ -57,8 +57,8 @@ class NegotiateAcceptor {
   void drop(const std::string& connection);
 
   struct Decoded {
-    int status = 0;      // 0: ok; otherwise the HTTP status to answer (500 like Windows)
-    std::string soap;    // plaintext SOAP
+    int status = 0;    // 0: ok; otherwise the HTTP status to answer (500 like Windows)
+    std::string soap;  // plaintext SOAP
     bool encrypted = false;
     std::string reason;  // why it was refused
   };

@@ -21,7 +21,8 @@ constexpr std::string_view kFaultEnvelopeOpen =
     "xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd\">";
 constexpr std::string_view kXsi = "http://www.w3.org/2001/XMLSchema-instance";
 constexpr std::string_view kCim = "http://schemas.dmtf.org/wbem/wscim/1/common";
-constexpr std::string_view kAnonymous = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
+constexpr std::string_view kAnonymous =
+    "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
 
 void append_header(std::string& out, std::string_view env_open, std::string_view action,
                    std::string_view relates_to, std::string_view lang) {
@@ -84,7 +85,7 @@ struct FaultShape {
   std::string_view reason;
   std::string_view fault_detail;  // optional w:FaultDetail
   unsigned long long wsman_code;
-  bool provider_fault;  // nest the message in a WMI ProviderFault like the WMI plugin does
+  bool provider_fault;       // nest the message in a WMI ProviderFault like the WMI plugin does
   std::string_view message;  // inner message; empty = reason
 };
 
@@ -92,7 +93,8 @@ constexpr std::string_view kEnumFault = "http://schemas.xmlsoap.org/ws/2004/09/e
 constexpr std::string_view kWsmanFault = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault";
 constexpr std::string_view kAddrFault = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault";
 constexpr std::string_view kFilterReason =
-    "The data source could not process the filter. The filter might be missing or it might be invalid. Change "
+    "The data source could not process the filter. The filter might be missing or it might be "
+    "invalid. Change "
     "the filter and try the request again.  ";
 
 FaultShape shape(FaultKind kind) {
@@ -100,57 +102,113 @@ FaultShape shape(FaultKind kind) {
     case FaultKind::kAccessDenied:
       return {kWsmanFault, "s:Sender", "w:AccessDenied", "Access is denied. ", "", 5, false, ""};
     case FaultKind::kInvalidClass:
-      return {kEnumFault, "s:Sender", "n:CannotProcessFilter", kFilterReason, "", 2150858778ull, true,
+      return {kEnumFault,
+              "s:Sender",
+              "n:CannotProcessFilter",
+              kFilterReason,
+              "",
+              2150858778ull,
+              true,
               "The specified class does not exist in the given namespace. "};
     case FaultKind::kInvalidQuery:
-      return {kEnumFault, "s:Sender", "n:CannotProcessFilter", kFilterReason, "", 2150858778ull, true, ""};
+      return {kEnumFault, "s:Sender", "n:CannotProcessFilter", kFilterReason, "", 2150858778ull,
+              true,       ""};
     case FaultKind::kInvalidResourceUri:
-      return {kAddrFault, "s:Sender", "a:DestinationUnreachable",
-              "The WS-Management service cannot process the request. The service cannot find the resource "
+      return {kAddrFault,
+              "s:Sender",
+              "a:DestinationUnreachable",
+              "The WS-Management service cannot process the request. The service cannot find the "
+              "resource "
               "identified by the resource URI and selectors. ",
-              "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI", 2150858752ull, true, ""};
+              "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI",
+              2150858752ull,
+              true,
+              ""};
     case FaultKind::kQuotaExceeded:
-      return {kWsmanFault, "s:Receiver", "w:InternalError",
-              "The WS-Management service cannot process the request. The maximum number of concurrent "
-              "operations for this user has been exceeded. Close existing operations for this user, or raise "
-              "the quota for this user. ",
-              "", 2150859174ull, false,
-              "The WS-Management service cannot process the request. This user is allowed a maximum number of "
-              "15 concurrent operations, which has been exceeded. Close existing operations for this user, or "
-              "raise the quota for this user. "};
+      return {
+          kWsmanFault,
+          "s:Receiver",
+          "w:InternalError",
+          "The WS-Management service cannot process the request. The maximum number of concurrent "
+          "operations for this user has been exceeded. Close existing operations for this user, or "
+          "raise "
+          "the quota for this user. ",
+          "",
+          2150859174ull,
+          false,
+          "The WS-Management service cannot process the request. This user is allowed a maximum "
+          "number of "
+          "15 concurrent operations, which has been exceeded. Close existing operations for this "
+          "user, or "
+          "raise the quota for this user. "};
     case FaultKind::kTimedOut:
-      return {kWsmanFault, "s:Receiver", "w:TimedOut",
-              "The WS-Management service cannot complete the operation within the time specified in "
-              "OperationTimeout.  ",
-              "", 2150858793ull, false, ""};
+      return {
+          kWsmanFault,
+          "s:Receiver",
+          "w:TimedOut",
+          "The WS-Management service cannot complete the operation within the time specified in "
+          "OperationTimeout.  ",
+          "",
+          2150858793ull,
+          false,
+          ""};
     case FaultKind::kContextExpired:
-      return {kEnumFault, "s:Sender", "n:InvalidEnumerationContext",
-              "The supplied enumeration context is invalid. An invalid enumeration context may be caused by an "
+      return {kEnumFault,
+              "s:Sender",
+              "n:InvalidEnumerationContext",
+              "The supplied enumeration context is invalid. An invalid enumeration context may be "
+              "caused by an "
               "expired enumeration or the enumeration has already been released. ",
-              "", 2150858779ull, false, ""};
+              "",
+              2150858779ull,
+              false,
+              ""};
     case FaultKind::kMaxEnvelope:
-      return {kWsmanFault, "s:Sender", "w:EncodingLimit",
-              "The WS-Management service cannot process the request because the response would exceed the "
+      return {kWsmanFault,
+              "s:Sender",
+              "w:EncodingLimit",
+              "The WS-Management service cannot process the request because the response would "
+              "exceed the "
               "maximum envelope size that the client requested. ",
-              "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MaxEnvelopeSize", 2150858824ull, false,
-              "The response that the WS-Management service computed exceeds the maximum envelope size in the "
+              "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MaxEnvelopeSize",
+              2150858824ull,
+              false,
+              "The response that the WS-Management service computed exceeds the maximum envelope "
+              "size in the "
               "request. "};
     case FaultKind::kInvalidSelectors:
-      return {kWsmanFault, "s:Sender", "w:InvalidSelectors",
-              "The WS-Management service cannot process the request because the request contained invalid "
+      return {kWsmanFault,
+              "s:Sender",
+              "w:InvalidSelectors",
+              "The WS-Management service cannot process the request because the request contained "
+              "invalid "
               "selectors for the resource. ",
-              "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors", 2150858843ull, true,
+              "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+              2150858843ull,
+              true,
               ""};
     case FaultKind::kInvalidHeader:
-      return {kAddrFault, "s:Sender", "a:InvalidMessageInformationHeader",
-              "The WS-Management service cannot process the request. The request contains one or more invalid "
+      return {kAddrFault,
+              "s:Sender",
+              "a:InvalidMessageInformationHeader",
+              "The WS-Management service cannot process the request. The request contains one or "
+              "more invalid "
               "SOAP headers. ",
-              "", 2150858767ull, false, ""};
+              "",
+              2150858767ull,
+              false,
+              ""};
     case FaultKind::kSchemaValidation:
-      return {kWsmanFault, "s:Sender", "w:SchemaValidationError",
-              "The SOAP XML in the message does not match the corresponding XML schema definition. Change the "
+      return {kWsmanFault,
+              "s:Sender",
+              "w:SchemaValidationError",
+              "The SOAP XML in the message does not match the corresponding XML schema definition. "
+              "Change the "
               "XML and retry. ",
-              "", 2150858817ull, false, ""};
+              "",
+              2150858817ull,
+              false,
+              ""};
   }
   return {};
 }
@@ -179,11 +237,20 @@ std::string new_uuid() {
 void append_escaped(std::string& out, std::string_view text) {
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
 }
@@ -200,27 +267,32 @@ void append_instance(std::string& out, const ClassDef& cls, const Instance& inst
   out += "\" xsi:type=\"p:";
   out += cls.name;
   out += "_Type\">";
-  for (std::size_t i = 0; i < cls.properties.size(); ++i) append_properties(out, cls, inst, static_cast<int>(i), "p:");
+  for (std::size_t i = 0; i < cls.properties.size(); ++i)
+    append_properties(out, cls, inst, static_cast<int>(i), "p:");
   out += "</p:";
   out += cls.name;
   out += '>';
 }
 
-void append_fragment(std::string& out, const ClassDef& cls, const Instance& inst, const std::vector<int>& props) {
+void append_fragment(std::string& out, const ClassDef& cls, const Instance& inst,
+                     const std::vector<int>& props) {
   out += "<w:XmlFragment xmlns:xsi=\"";
   out += kXsi;
-  out += "\" xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\" "
-         "xmlns:m=\"http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd\">";
+  out +=
+      "\" xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\" "
+      "xmlns:m=\"http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd\">";
   for (int i : props) append_properties(out, cls, inst, i, "");
   out += "</w:XmlFragment>";
 }
 
-std::string enumerate_response(std::string_view relates_to, std::string_view context, std::string_view items,
-                               bool has_items, bool end_of_sequence, std::string_view lang) {
+std::string enumerate_response(std::string_view relates_to, std::string_view context,
+                               std::string_view items, bool has_items, bool end_of_sequence,
+                               std::string_view lang) {
   std::string out;
   out.reserve(items.size() + 1200);
-  append_header(out, kEnvelopeOpen, "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse",
-                relates_to, lang);
+  append_header(out, kEnvelopeOpen,
+                "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse", relates_to,
+                lang);
   out += "<n:EnumerateResponse><n:EnumerationContext>";
   if (!context.empty()) {
     out += "uuid:";
@@ -237,12 +309,12 @@ std::string enumerate_response(std::string_view relates_to, std::string_view con
   return out;
 }
 
-std::string pull_response(std::string_view relates_to, std::string_view context, std::string_view items,
-                          bool end_of_sequence, std::string_view lang) {
+std::string pull_response(std::string_view relates_to, std::string_view context,
+                          std::string_view items, bool end_of_sequence, std::string_view lang) {
   std::string out;
   out.reserve(items.size() + 1200);
-  append_header(out, kEnvelopeOpen, "http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse", relates_to,
-                lang);
+  append_header(out, kEnvelopeOpen,
+                "http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse", relates_to, lang);
   out += "<n:PullResponse>";
   if (!context.empty()) {
     out += "<n:EnumerationContext>uuid:";
@@ -259,8 +331,9 @@ std::string pull_response(std::string_view relates_to, std::string_view context,
 
 std::string release_response(std::string_view relates_to, std::string_view lang) {
   std::string out;
-  append_header(out, kEnvelopeOpen, "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse",
-                relates_to, lang);
+  append_header(out, kEnvelopeOpen,
+                "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse", relates_to,
+                lang);
   out += "</s:Body></s:Envelope>";
   return out;
 }
@@ -277,8 +350,8 @@ std::optional<FaultKind> fault_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::string fault(FaultKind kind, std::string_view relates_to, std::string_view machine, std::string_view detail,
-                  std::string_view lang) {
+std::string fault(FaultKind kind, std::string_view relates_to, std::string_view machine,
+                  std::string_view detail, std::string_view lang) {
   const FaultShape f = shape(kind);
   std::string message(f.message.empty() ? f.reason : f.message);
   if (kind == FaultKind::kInvalidQuery) {
@@ -286,8 +359,10 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
     message += detail;
     message += ". ";
   } else if (kind == FaultKind::kInvalidHeader && !detail.empty()) {
-    message = "The WS-Management service cannot process the request. The XML contains an invalid timeout field "
-              "in the SOAP header: ";
+    message =
+        "The WS-Management service cannot process the request. The XML contains an invalid timeout "
+        "field "
+        "in the SOAP header: ";
     message += detail;
     message += ". ";
   }
@@ -315,8 +390,9 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
   append_escaped(out, machine);
   out += "\"><f:Message>";
   if (f.provider_fault) {
-    out += "<f:ProviderFault provider=\"WMI Provider\" path=\"%systemroot%\\system32\\WsmWmiPl.dll\">"
-           "<f:WSManFault xmlns:f=\"http://schemas.microsoft.com/wbem/wsman/1/wsmanfault\" Code=\"";
+    out +=
+        "<f:ProviderFault provider=\"WMI Provider\" path=\"%systemroot%\\system32\\WsmWmiPl.dll\">"
+        "<f:WSManFault xmlns:f=\"http://schemas.microsoft.com/wbem/wsman/1/wsmanfault\" Code=\"";
     out += code;
     out += "\" Machine=\"";
     append_escaped(out, machine);
@@ -324,16 +400,22 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
     append_escaped(out, message);
     out += "</f:Message></f:WSManFault>";
     if (kind == FaultKind::kInvalidClass || kind == FaultKind::kInvalidQuery) {
-      out += "<f:ExtendedError><p:__ExtendedStatus xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wmi/root/"
-             "cimv2/__ExtendedStatus\" xmlns:xsi=\"";
+      out +=
+          "<f:ExtendedError><p:__ExtendedStatus "
+          "xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wmi/root/"
+          "cimv2/__ExtendedStatus\" xmlns:xsi=\"";
       out += kXsi;
       out += "\" xmlns:cim=\"";
       out += kCim;
-      out += "\" xsi:type=\"p:__ExtendedStatus_Type\"><p:Description xsi:nil=\"true\"/><p:Operation>ExecQuery"
-             "</p:Operation><p:ParameterInfo>";
+      out +=
+          "\" xsi:type=\"p:__ExtendedStatus_Type\"><p:Description "
+          "xsi:nil=\"true\"/><p:Operation>ExecQuery"
+          "</p:Operation><p:ParameterInfo>";
       append_escaped(out, kind == FaultKind::kInvalidClass ? detail : std::string_view{});
-      out += "</p:ParameterInfo><p:ProviderName>WinMgmt</p:ProviderName><p:StatusCode xsi:nil=\"true\"/>"
-             "</p:__ExtendedStatus></f:ExtendedError>";
+      out +=
+          "</p:ParameterInfo><p:ProviderName>WinMgmt</p:ProviderName><p:StatusCode "
+          "xsi:nil=\"true\"/>"
+          "</p:__ExtendedStatus></f:ExtendedError>";
     }
     out += "</f:ProviderFault>";
   } else {

@@ -10,7 +10,8 @@
 namespace sim::render {
 
 inline constexpr std::string_view kWqlDialect = "http://schemas.microsoft.com/wbem/wsman/1/WQL";
-inline constexpr std::string_view kWmiResourcePrefix = "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
+inline constexpr std::string_view kWmiResourcePrefix =
+    "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
 
 std::string new_uuid();  // upper-case, without "uuid:"
 void append_escaped(std::string& out, std::string_view text);
@@ -19,14 +20,16 @@ void append_escaped(std::string& out, std::string_view text);
 void append_instance(std::string& out, const ClassDef& cls, const Instance& inst);
 // One item of a projection: <w:XmlFragment> with unqualified children; `props` are
 // property indexes already in alphabetical (class) order.
-void append_fragment(std::string& out, const ClassDef& cls, const Instance& inst, const std::vector<int>& props);
+void append_fragment(std::string& out, const ClassDef& cls, const Instance& inst,
+                     const std::vector<int>& props);
 
 // `context` empty = the empty <n:EnumerationContext/> Windows sends when everything fit.
-std::string enumerate_response(std::string_view relates_to, std::string_view context, std::string_view items,
-                               bool has_items, bool end_of_sequence, std::string_view lang);
+std::string enumerate_response(std::string_view relates_to, std::string_view context,
+                               std::string_view items, bool has_items, bool end_of_sequence,
+                               std::string_view lang);
 // `context` empty = no EnumerationContext element (last page).
-std::string pull_response(std::string_view relates_to, std::string_view context, std::string_view items,
-                          bool end_of_sequence, std::string_view lang);
+std::string pull_response(std::string_view relates_to, std::string_view context,
+                          std::string_view items, bool end_of_sequence, std::string_view lang);
 std::string release_response(std::string_view relates_to, std::string_view lang);
 
 enum class FaultKind {
@@ -39,14 +42,14 @@ enum class FaultKind {
   kContextExpired,  // n:InvalidEnumerationContext 2150858779
   kMaxEnvelope,     // 2150858824
   kInvalidSelectors,
-  kInvalidHeader,  // a:InvalidMessageInformationHeader 2150858767 (bad OperationTimeout)
+  kInvalidHeader,     // a:InvalidMessageInformationHeader 2150858767 (bad OperationTimeout)
   kSchemaValidation,  // malformed request, unsupported action/dialect
 };
 
 std::optional<FaultKind> fault_from_name(std::string_view name);
 
 // detail: the WQL (invalid class), the parse message (invalid query) or a header value.
-std::string fault(FaultKind kind, std::string_view relates_to, std::string_view machine, std::string_view detail,
-                  std::string_view lang);
+std::string fault(FaultKind kind, std::string_view relates_to, std::string_view machine,
+                  std::string_view detail, std::string_view lang);
 
 }  // namespace sim::render

@@ -19,9 +19,11 @@ namespace sim {
 namespace {
 
 constexpr const char* kSoapContentType = "application/soap+xml;charset=UTF-8";
-constexpr std::string_view kActionEnumerate = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+constexpr std::string_view kActionEnumerate =
+    "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
 constexpr std::string_view kActionPull = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
-constexpr std::string_view kActionRelease = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
+constexpr std::string_view kActionRelease =
+    "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
 constexpr std::size_t kDefaultMaxEnvelope = 512000;
 
 std::string lower(std::string_view s) {
@@ -64,7 +66,8 @@ std::string host_from_header(const std::string& header) {
     h = close == std::string::npos ? h.substr(1) : h.substr(1, close - 1);
   } else {
     auto colon = h.find(':');
-    if (colon != std::string::npos && h.find(':', colon + 1) == std::string::npos) h = h.substr(0, colon);
+    if (colon != std::string::npos && h.find(':', colon + 1) == std::string::npos)
+      h = h.substr(0, colon);
   }
   h = lower(trim(h));
   return h.empty() ? "localhost" : h;
@@ -89,20 +92,28 @@ std::optional<std::chrono::milliseconds> parse_xs_duration(std::string_view s) {
     double v = std::stod(std::string(s.substr(start, i - start)));
     char unit = s[i++];
     any = true;
-    if (!in_time && unit == 'D') total += v * 86400;
-    else if (!in_time && unit == 'Y') total += v * 365 * 86400;
-    else if (!in_time && unit == 'M') total += v * 30 * 86400;
-    else if (in_time && unit == 'H') total += v * 3600;
-    else if (in_time && unit == 'M') total += v * 60;
-    else if (in_time && unit == 'S') total += v;
-    else return std::nullopt;
+    if (!in_time && unit == 'D')
+      total += v * 86400;
+    else if (!in_time && unit == 'Y')
+      total += v * 365 * 86400;
+    else if (!in_time && unit == 'M')
+      total += v * 30 * 86400;
+    else if (in_time && unit == 'H')
+      total += v * 3600;
+    else if (in_time && unit == 'M')
+      total += v * 60;
+    else if (in_time && unit == 'S')
+      total += v;
+    else
+      return std::nullopt;
   }
   if (!any) return std::nullopt;
   return std::chrono::milliseconds(static_cast<long long>(total * 1000));
 }
 
 std::optional<std::string> base64_decode(std::string_view in) {
-  static const std::string kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const std::string kChars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   int val = 0, bits = -8;
   for (char c : in) {
@@ -132,8 +143,10 @@ std::string malformed_body() {
          "xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" "
          "xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\" "
          "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\"><s:Header><a:Action>"
-         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse</a:Action></s:Header><s:Body>"
-         "<n:EnumerateResponse><n:EnumerationContext></n:EnumerationContext><w:Items><p:Win32_Service "
+         "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse</a:Action></"
+         "s:Header><s:Body>"
+         "<n:EnumerateResponse><n:EnumerationContext></"
+         "n:EnumerationContext><w:Items><p:Win32_Service "
          "xmlns:p=\"broken\"><p:Name>Spooler</w:Items></n:EnumerateResp";
 }
 
@@ -177,28 +190,36 @@ VirtualHost& SimServer::virtual_host(const std::string& host) {
 std::vector<std::pair<std::string, int>> SimServer::bind() {
   auto setup = [&](httplib::Server& svr) {
     const int threads = config_.threads;
-    svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+    svr.new_task_queue = [threads] {
+      return new httplib::ThreadPool(static_cast<std::size_t>(threads));
+    };
     auto ka_ms = config_.keep_alive_timeout.count();
     svr.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>((ka_ms + 999) / 1000)));
     svr.set_keep_alive_max_count(1000000);  // Windows keeps a connection for any number of requests
     svr.set_payload_max_length(4 * 1024 * 1024);
+    svr.set_tcp_nodelay(true);  // headers and body go out in separate writes
     svr.set_read_timeout(30, 0);
-    svr.Post("/wsman", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+    svr.Post("/wsman",
+             [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
   };
   auto listen_on = [&](httplib::Server& svr, const ListenerConfig& l, const char* scheme) {
     int port = l.port;
     if (port == 0) {
       port = svr.bind_to_any_port(l.address);
-      if (port <= 0) throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address);
+      if (port <= 0)
+        throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address);
     } else if (!svr.bind_to_port(l.address, port)) {
-      throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address + ":" + std::to_string(port));
+      throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address + ":" +
+                               std::to_string(port));
     }
     bound_.emplace_back(scheme, port);
     spdlog::info("winrm-sim {} listening on {}:{}", scheme, l.address, port);
   };
   if (config_.https.enabled) {
-    auto svr = std::make_unique<httplib::SSLServer>(config_.https.cert.c_str(), config_.https.key.c_str());
-    if (!svr->is_valid()) throw std::runtime_error("cannot load TLS certificate/key " + config_.https.cert);
+    auto svr =
+        std::make_unique<httplib::SSLServer>(config_.https.cert.c_str(), config_.https.key.c_str());
+    if (!svr->is_valid())
+      throw std::runtime_error("cannot load TLS certificate/key " + config_.https.cert);
     setup(*svr);
     listen_on(*svr, config_.https, "https");
     servers_.push_back(std::move(svr));
@@ -235,7 +256,8 @@ bool SimServer::sleep_for(std::chrono::milliseconds d) {
   return !stop_cv_.wait_for(lock, d, [this] { return stopping_.load(); });
 }
 
-AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Response& res, const VirtualHost& vh) {
+AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Response& res,
+                                   const VirtualHost& vh) {
   const auto& schemes = vh.config.auth;
   const bool basic_enabled = std::find(schemes.begin(), schemes.end(), "basic") != schemes.end();
   auto reject = [&] {
@@ -273,25 +295,27 @@ bool SimServer::decode_request_body(const httplib::Request& req, std::string& bo
   return true;
 }
 
-void SimServer::send_response(const httplib::Request&, httplib::Response& res, Reply reply, const VirtualHost& vh) {
+void SimServer::send_response(const httplib::Request&, httplib::Response& res, Reply reply,
+                              const VirtualHost& vh) {
   res.status = reply.status;
   const auto& hc = vh.config;
   if (hc.close_mid_body && !reply.body.empty()) {
     auto body = std::make_shared<std::string>(std::move(reply.body));
     const std::size_t half = body->size() / 2;
-    res.set_content_provider(body->size(), kSoapContentType,
-                             [body, half](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                               if (offset >= half) return false;  // drop the connection mid-body
-                               sink.write(body->data() + offset, std::min(length, half - offset));
-                               return true;
-                             });
+    res.set_content_provider(
+        body->size(), kSoapContentType,
+        [body, half](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          if (offset >= half) return false;  // drop the connection mid-body
+          sink.write(body->data() + offset, std::min(length, half - offset));
+          return true;
+        });
     return;
   }
   if (hc.trickle_bytes_per_second > 0 && !reply.body.empty()) {
     auto body = std::make_shared<std::string>(std::move(reply.body));
     const std::size_t chunk = std::max<std::size_t>(1, hc.trickle_bytes_per_second / 10);
-    const auto interval =
-        std::chrono::milliseconds(std::max<long long>(1, static_cast<long long>(chunk * 1000 / hc.trickle_bytes_per_second)));
+    const auto interval = std::chrono::milliseconds(
+        std::max<long long>(1, static_cast<long long>(chunk * 1000 / hc.trickle_bytes_per_second)));
     res.set_content_provider(body->size(), kSoapContentType,
                              [this, body, chunk, interval](std::size_t offset, std::size_t length,
                                                            httplib::DataSink& sink) {
@@ -331,26 +355,32 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
         "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><!--";
     static const std::string kTail = "--></s:Body></s:Envelope>";
     res.status = 200;
-    res.set_content_provider(size, kSoapContentType,
-                             [size](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                               static const std::string kFill(65536, ' ');
-                               std::string out;
-                               std::size_t end = std::min(size, offset + std::min<std::size_t>(length, 65536));
-                               for (std::size_t i = offset; i < end; ++i) {
-                                 if (i < kHead.size()) out += kHead[i];
-                                 else if (i >= size - std::min(size, kTail.size())) out += kTail[i - (size - kTail.size())];
-                                 else out += ' ';
-                               }
-                               return sink.write(out.data(), out.size());
-                             });
+    res.set_content_provider(
+        size, kSoapContentType,
+        [size](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          static const std::string kFill(65536, ' ');
+          std::string out;
+          std::size_t end = std::min(size, offset + std::min<std::size_t>(length, 65536));
+          for (std::size_t i = offset; i < end; ++i) {
+            if (i < kHead.size())
+              out += kHead[i];
+            else if (i >= size - std::min(size, kTail.size()))
+              out += kTail[i - (size - kTail.size())];
+            else
+              out += ' ';
+          }
+          return sink.write(out.data(), out.size());
+        });
     return;
   }
 
   tinyxml2::XMLDocument doc;
   SoapRequest soap;
-  if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS || doc.RootElement() == nullptr ||
-      local_name(doc.RootElement()->Name()) != "Envelope") {
-    send_response(req, res, {500, render::fault(render::FaultKind::kSchemaValidation, "", host, "", "en-US")}, vh);
+  if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS ||
+      doc.RootElement() == nullptr || local_name(doc.RootElement()->Name()) != "Envelope") {
+    send_response(req, res,
+                  {500, render::fault(render::FaultKind::kSchemaValidation, "", host, "", "en-US")},
+                  vh);
     return;
   }
   const auto* header = child(doc.RootElement(), "Header");
@@ -358,7 +388,8 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
   soap.action = text_of(child(header, "Action"));
   soap.message_id = text_of(child(header, "MessageID"));
   soap.resource_uri = text_of(child(header, "ResourceURI"));
-  if (const auto* loc = child(header, "Locale"); loc != nullptr && loc->Attribute("xml:lang") != nullptr)
+  if (const auto* loc = child(header, "Locale");
+      loc != nullptr && loc->Attribute("xml:lang") != nullptr)
     soap.lang = loc->Attribute("xml:lang");
   if (auto mes = text_of(child(header, "MaxEnvelopeSize")); !mes.empty()) {
     try {
@@ -374,15 +405,18 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
   }
   if (const auto* en = child(soap_body, "Enumerate"); en != nullptr) {
     soap.optimize = child(en, "OptimizeEnumeration") != nullptr;
-    if (auto me = text_of(child(en, "MaxElements")); !me.empty()) soap.max_elements = std::strtoull(me.c_str(), nullptr, 10);
+    if (auto me = text_of(child(en, "MaxElements")); !me.empty())
+      soap.max_elements = std::strtoull(me.c_str(), nullptr, 10);
     if (const auto* f = child(en, "Filter"); f != nullptr) {
       soap.has_filter = true;
       soap.filter = text_of(f);
-      soap.dialect = f->Attribute("Dialect") ? f->Attribute("Dialect") : std::string(render::kWqlDialect);
+      soap.dialect =
+          f->Attribute("Dialect") ? f->Attribute("Dialect") : std::string(render::kWqlDialect);
     }
   } else if (const auto* pl = child(soap_body, "Pull"); pl != nullptr) {
     soap.context = text_of(child(pl, "EnumerationContext"));
-    if (auto me = text_of(child(pl, "MaxElements")); !me.empty()) soap.max_elements = std::strtoull(me.c_str(), nullptr, 10);
+    if (auto me = text_of(child(pl, "MaxElements")); !me.empty())
+      soap.max_elements = std::strtoull(me.c_str(), nullptr, 10);
   } else if (const auto* rl = child(soap_body, "Release"); rl != nullptr) {
     soap.context = text_of(child(rl, "EnumerationContext"));
   }
@@ -390,8 +424,8 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
 
   if (soap.bad_timeout) {
     send_response(req, res,
-                  {500, render::fault(render::FaultKind::kInvalidHeader, soap.message_id, host, soap.timeout_text,
-                                      soap.lang)},
+                  {500, render::fault(render::FaultKind::kInvalidHeader, soap.message_id, host,
+                                      soap.timeout_text, soap.lang)},
                   vh);
     return;
   }
@@ -400,8 +434,10 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
     if (hc.delay >= op_timeout) {
       // Like Windows: the operation gives up after OperationTimeout.
       if (!sleep_for(op_timeout)) return;
-      send_response(req, res, {500, render::fault(render::FaultKind::kTimedOut, soap.message_id, host, "", soap.lang)},
-                    vh);
+      send_response(
+          req, res,
+          {500, render::fault(render::FaultKind::kTimedOut, soap.message_id, host, "", soap.lang)},
+          vh);
       return;
     }
     if (!sleep_for(hc.delay)) return;
@@ -411,13 +447,15 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
   send_response(req, res, std::move(reply), vh);
 }
 
-SimServer::Reply SimServer::dispatch(const SoapRequest& soap, const std::string& host, VirtualHost& vh) {
+SimServer::Reply SimServer::dispatch(const SoapRequest& soap, const std::string& host,
+                                     VirtualHost& vh) {
   if (!replay_bodies_.empty() && (soap.action == kActionEnumerate || soap.action == kActionPull))
     return replay(soap, host);
   if (soap.action == kActionEnumerate) return enumerate(soap, host, vh);
   if (soap.action == kActionPull) return pull(soap, host, vh);
   if (soap.action == kActionRelease) return release(soap, host);
-  return {500, render::fault(render::FaultKind::kSchemaValidation, soap.message_id, host, "", soap.lang)};
+  return {500, render::fault(render::FaultKind::kSchemaValidation, soap.message_id, host, "",
+                             soap.lang)};
 }
 
 SimServer::Reply SimServer::replay(const SoapRequest& soap, const std::string& host) {
@@ -430,12 +468,13 @@ SimServer::Reply SimServer::replay(const SoapRequest& soap, const std::string& h
     cursor = index + 1;
   }
   const std::string& body = replay_bodies_[index];
-  const bool is_fault = body.find(":Fault>") != std::string::npos || body.find("<Fault>") != std::string::npos;
+  const bool is_fault =
+      body.find(":Fault>") != std::string::npos || body.find("<Fault>") != std::string::npos;
   return {is_fault ? 500 : 200, body};
 }
 
-bool SimServer::take_page(Enumeration& e, std::size_t max_items, std::size_t budget, std::string& items,
-                          std::size_t& count) {
+bool SimServer::take_page(Enumeration& e, std::size_t max_items, std::size_t budget,
+                          std::string& items, std::size_t& count) {
   count = 0;
   while (e.next < e.items.size() && count < max_items) {
     const std::string& item = e.items[e.next];
@@ -455,7 +494,8 @@ void SimServer::expire_enumerations() {
   std::erase_if(enumerations_, [&](const auto& kv) { return kv.second->expires < now; });
 }
 
-SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string& host, VirtualHost& vh) {
+SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string& host,
+                                      VirtualHost& vh) {
   using render::FaultKind;
   const auto& hc = vh.config;
   auto fault = [&](FaultKind k, std::string_view detail = {}) {
@@ -476,7 +516,8 @@ SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string
 
   std::string wql = soap.filter;
   if (!soap.has_filter) {
-    if (leaf == "*" || leaf.empty()) return fault(FaultKind::kInvalidQuery, "a filter is required for the * resource");
+    if (leaf == "*" || leaf.empty())
+      return fault(FaultKind::kInvalidQuery, "a filter is required for the * resource");
     wql = "SELECT * FROM " + leaf;
   } else if (lower(soap.dialect) != lower(render::kWqlDialect)) {
     return fault(FaultKind::kInvalidQuery, "unsupported filter dialect " + soap.dialect);
@@ -523,32 +564,39 @@ SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string
     }
   }
 
-  if (e->items.empty()) return {200, render::enumerate_response(soap.message_id, "", "", false, true, soap.lang)};
+  if (e->items.empty())
+    return {200, render::enumerate_response(soap.message_id, "", "", false, true, soap.lang)};
 
   const std::string ctx = render::new_uuid();
   std::string items;
   std::size_t count = 0;
   if (soap.optimize) {
-    const std::size_t overhead = render::enumerate_response(soap.message_id, ctx, "", true, false, soap.lang).size();
+    const std::size_t overhead =
+        render::enumerate_response(soap.message_id, ctx, "", true, false, soap.lang).size();
     const std::size_t budget = soap.max_envelope > overhead ? soap.max_envelope - overhead : 0;
     // Server 2008 R2/2012 put exactly one instance in the EnumerateResponse.
     if (!take_page(*e, std::min<std::size_t>(1, soap.max_elements), budget, items, count))
       return fault(FaultKind::kMaxEnvelope);
   }
   const bool done = e->next >= e->items.size();
-  if (done) return {200, render::enumerate_response(soap.message_id, "", items, true, true, soap.lang)};
+  if (done)
+    return {200, render::enumerate_response(soap.message_id, "", items, true, true, soap.lang)};
   e->expires = std::chrono::steady_clock::now() + config_.enumeration_timeout;
   if (vh.expire_once_pending.exchange(false)) e->expire_first_pull = true;
   {
     std::lock_guard lock(enum_mutex_);
     enumerations_[ctx] = e;
   }
-  return {200, render::enumerate_response(soap.message_id, ctx, items, count > 0, false, soap.lang)};
+  return {200,
+          render::enumerate_response(soap.message_id, ctx, items, count > 0, false, soap.lang)};
 }
 
-SimServer::Reply SimServer::pull(const SoapRequest& soap, const std::string& host, VirtualHost& vh) {
+SimServer::Reply SimServer::pull(const SoapRequest& soap, const std::string& host,
+                                 VirtualHost& vh) {
   using render::FaultKind;
-  auto fault = [&](FaultKind k) { return Reply{500, render::fault(k, soap.message_id, host, "", soap.lang)}; };
+  auto fault = [&](FaultKind k) {
+    return Reply{500, render::fault(k, soap.message_id, host, "", soap.lang)};
+  };
   std::string key = soap.context;
   if (key.starts_with("uuid:")) key = key.substr(5);
   std::shared_ptr<Enumeration> e;
@@ -573,13 +621,16 @@ SimServer::Reply SimServer::pull(const SoapRequest& soap, const std::string& hos
     enumerations_.erase(it);
   }
   const std::string next_ctx = render::new_uuid();
-  const std::size_t overhead = render::pull_response(soap.message_id, next_ctx, "", true, soap.lang).size();
+  const std::size_t overhead =
+      render::pull_response(soap.message_id, next_ctx, "", true, soap.lang).size();
   const std::size_t budget = soap.max_envelope > overhead ? soap.max_envelope - overhead : 0;
   std::string items;
   std::size_t count = 0;
-  const std::size_t max_items = std::min<std::size_t>(static_cast<std::size_t>(config_.page_size), soap.max_elements);
+  const std::size_t max_items =
+      std::min<std::size_t>(static_cast<std::size_t>(config_.page_size), soap.max_elements);
   if (!take_page(*e, max_items, budget, items, count)) return fault(FaultKind::kMaxEnvelope);
-  if (e->next >= e->items.size()) return {200, render::pull_response(soap.message_id, "", items, true, soap.lang)};
+  if (e->next >= e->items.size())
+    return {200, render::pull_response(soap.message_id, "", items, true, soap.lang)};
   e->expires = std::chrono::steady_clock::now() + config_.enumeration_timeout;
   {
     std::lock_guard lock(enum_mutex_);
@@ -601,7 +652,8 @@ SimServer::Reply SimServer::release(const SoapRequest& soap, const std::string& 
     }
   }
   if (!found)
-    return {500, render::fault(render::FaultKind::kContextExpired, soap.message_id, host, "", soap.lang)};
+    return {500, render::fault(render::FaultKind::kContextExpired, soap.message_id, host, "",
+                               soap.lang)};
   return {200, render::release_response(soap.message_id, soap.lang)};
 }
 

@@ -66,11 +66,13 @@ class SimServer {
 
   VirtualHost& virtual_host(const std::string& host);
   // The one place credentials are checked (the Negotiate work hooks in here).
-  AuthResult authenticate(const httplib::Request& req, httplib::Response& res, const VirtualHost& vh);
+  AuthResult authenticate(const httplib::Request& req, httplib::Response& res,
+                          const VirtualHost& vh);
   // The one place request bodies are decoded (message encryption hooks in here).
   bool decode_request_body(const httplib::Request& req, std::string& body);
   // The one place responses are written: content type, encryption, trickle/close modes.
-  void send_response(const httplib::Request& req, httplib::Response& res, Reply reply, const VirtualHost& vh);
+  void send_response(const httplib::Request& req, httplib::Response& res, Reply reply,
+                     const VirtualHost& vh);
 
   Reply dispatch(const SoapRequest& soap, const std::string& host, VirtualHost& vh);
   Reply enumerate(const SoapRequest& soap, const std::string& host, VirtualHost& vh);
@@ -78,7 +80,8 @@ class SimServer {
   Reply release(const SoapRequest& soap, const std::string& host);
   Reply replay(const SoapRequest& soap, const std::string& host);
   // Builds one page from `e` (items removed from the front); empty optional = max envelope fault.
-  bool take_page(Enumeration& e, std::size_t max_items, std::size_t budget, std::string& items, std::size_t& count);
+  bool take_page(Enumeration& e, std::size_t max_items, std::size_t budget, std::string& items,
+                 std::size_t& count);
   void expire_enumerations();
   // Sleeps up to `d`; false when the server is stopping.
   bool sleep_for(std::chrono::milliseconds d);

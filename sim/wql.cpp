@@ -11,8 +11,9 @@ namespace {
 char lower_char(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower_char(x) == lower_char(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return lower_char(x) == lower_char(y);
+         });
 }
 
 int icompare(std::string_view a, std::string_view b) {
@@ -68,7 +69,8 @@ std::expected<std::vector<Token>, std::string> tokenize(std::string_view s) {
           value += s[i++];
         }
       }
-      if (!closed) return std::unexpected("unterminated string literal at offset " + std::to_string(start));
+      if (!closed)
+        return std::unexpected("unterminated string literal at offset " + std::to_string(start));
       out.push_back({Tok::kString, value, start});
     } else if (c == '(') {
       out.push_back({Tok::kLParen, "(", i++});
@@ -78,7 +80,7 @@ std::expected<std::vector<Token>, std::string> tokenize(std::string_view s) {
       out.push_back({Tok::kComma, ",", i++});
     } else if (c == '*') {
       out.push_back({Tok::kStar, "*", i++});
-    } else if (c == '=' ) {
+    } else if (c == '=') {
       out.push_back({Tok::kOp, "=", i++});
     } else if (c == '<' || c == '>' || c == '!') {
       std::string op(1, c);
@@ -95,11 +97,13 @@ std::expected<std::vector<Token>, std::string> tokenize(std::string_view s) {
   return out;
 }
 
-bool is_keyword(const Token& t, std::string_view kw) { return t.type == Tok::kIdent && iequals(t.text, kw); }
+bool is_keyword(const Token& t, std::string_view kw) {
+  return t.type == Tok::kIdent && iequals(t.text, kw);
+}
 
 bool is_reserved(const std::string& word) {
-  static const char* const kWords[] = {"select", "from", "where", "and", "or", "not", "like",
-                                       "is", "null", "true", "false"};
+  static const char* const kWords[] = {"select", "from", "where", "and",  "or",   "not",
+                                       "like",   "is",   "null",  "true", "false"};
   for (const char* w : kWords)
     if (iequals(word, w)) return true;
   return false;
@@ -130,7 +134,8 @@ class Parser {
     }
     if (!is_keyword(peek(), "from")) return error("expected FROM");
     next();
-    if (peek().type != Tok::kIdent || is_reserved(peek().text)) return error("expected a class name");
+    if (peek().type != Tok::kIdent || is_reserved(peek().text))
+      return error("expected a class name");
     q.class_name = next().text;
     if (is_keyword(peek(), "where")) {
       next();
@@ -234,11 +239,16 @@ class Parser {
 
   static CompareOp mirror(CompareOp op) {
     switch (op) {
-      case CompareOp::kLt: return CompareOp::kGt;
-      case CompareOp::kGt: return CompareOp::kLt;
-      case CompareOp::kLe: return CompareOp::kGe;
-      case CompareOp::kGe: return CompareOp::kLe;
-      default: return op;
+      case CompareOp::kLt:
+        return CompareOp::kGt;
+      case CompareOp::kGt:
+        return CompareOp::kLt;
+      case CompareOp::kLe:
+        return CompareOp::kGe;
+      case CompareOp::kGe:
+        return CompareOp::kLe;
+      default:
+        return op;
     }
   }
 
@@ -267,7 +277,8 @@ class Parser {
         return e;
       }
       bool negate_like = false;
-      if (is_keyword(peek(), "not") && pos_ + 1 < toks_.size() && is_keyword(toks_[pos_ + 1], "like")) {
+      if (is_keyword(peek(), "not") && pos_ + 1 < toks_.size() &&
+          is_keyword(toks_[pos_ + 1], "like")) {
         next();
         negate_like = true;
       }
@@ -298,7 +309,8 @@ class Parser {
     if (!lit) return std::unexpected(lit.error());
     if (peek().type != Tok::kOp) return error("expected a comparison operator");
     const CompareOp op = *compare_op(next().text);
-    if (peek().type != Tok::kIdent || is_reserved(peek().text)) return error("expected a property name");
+    if (peek().type != Tok::kIdent || is_reserved(peek().text))
+      return error("expected a property name");
     e->kind = Expr::Kind::kCompare;
     e->property = next().text;
     e->op = mirror(op);
@@ -328,12 +340,18 @@ bool parse_number(const std::string& s, long double& out) {
 
 bool apply(CompareOp op, int cmp) {
   switch (op) {
-    case CompareOp::kEq: return cmp == 0;
-    case CompareOp::kNe: return cmp != 0;
-    case CompareOp::kLt: return cmp < 0;
-    case CompareOp::kGt: return cmp > 0;
-    case CompareOp::kLe: return cmp <= 0;
-    case CompareOp::kGe: return cmp >= 0;
+    case CompareOp::kEq:
+      return cmp == 0;
+    case CompareOp::kNe:
+      return cmp != 0;
+    case CompareOp::kLt:
+      return cmp < 0;
+    case CompareOp::kGt:
+      return cmp > 0;
+    case CompareOp::kLe:
+      return cmp <= 0;
+    case CompareOp::kGe:
+      return cmp >= 0;
   }
   return false;
 }
@@ -432,9 +450,12 @@ bool like_match(std::string_view text, std::string_view pat) {
 
 bool evaluate(const Expr& e, const Lookup& lookup) {
   switch (e.kind) {
-    case Expr::Kind::kAnd: return evaluate(*e.lhs, lookup) && evaluate(*e.rhs, lookup);
-    case Expr::Kind::kOr: return evaluate(*e.lhs, lookup) || evaluate(*e.rhs, lookup);
-    case Expr::Kind::kNot: return !evaluate(*e.lhs, lookup);
+    case Expr::Kind::kAnd:
+      return evaluate(*e.lhs, lookup) && evaluate(*e.rhs, lookup);
+    case Expr::Kind::kOr:
+      return evaluate(*e.lhs, lookup) || evaluate(*e.rhs, lookup);
+    case Expr::Kind::kNot:
+      return !evaluate(*e.lhs, lookup);
     case Expr::Kind::kIsNull: {
       const Value* v = lookup(e.property);
       return v == nullptr || v->is_null();

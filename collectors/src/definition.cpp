@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
-#include <regex>
 #include <set>
 #include <stdexcept>
 #include <unordered_set>
@@ -387,21 +386,33 @@ class Parser {
 
   // "SELECT A, B FROM Class [WHERE ...]" -> {A, B}. Explicit lists only: they keep
   // responses small and let every referenced property be checked here.
-  std::vector<std::string> select_list(std::string wql, const std::string& where) {
-    std::replace_if(
-        wql.begin(), wql.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; }, ' ');
-    static const std::regex kSelect(
-        R"(^\s*select\s+(.+?)\s+from\s+([A-Za-z0-9_]+)(\s+where\s+.*)?\s*$)", std::regex::icase);
-    std::smatch match;
-    if (!std::regex_match(wql, match, kSelect)) {
-      fail(where, "field 'wql': expected SELECT <properties> FROM <class> [WHERE ...]");
+  static std::vector<std::string> select_list(const std::string& wql, const std::string& where) {
+    // Tokens split on whitespace; commas stay inside tokens ("A," "B").
+    std::vector<std::string> tokens;
+    std::string token;
+    for (char c : wql + " ") {
+      if (std::isspace(static_cast<unsigned char>(c))) {
+        if (!token.empty()) tokens.push_back(std::move(token));
+        token.clear();
+      } else {
+        token += c;
+      }
     }
+    const auto from = std::find_if(tokens.begin(), tokens.end(),
+                                   [](const std::string& t) { return iequals(t, "from"); });
+    const bool shape_ok =
+        tokens.size() >= 4 && iequals(tokens[0], "select") && from != tokens.end() &&
+        from - tokens.begin() >= 2 && from + 1 != tokens.end() && valid_label_name(*(from + 1)) &&
+        (from + 2 == tokens.end() || (iequals(*(from + 2), "where") && from + 3 != tokens.end()));
+    if (!shape_ok)
+      fail(where, "field 'wql': expected SELECT <properties> FROM <class> [WHERE ...]");
+    std::string list;
+    for (auto it = tokens.begin() + 1; it != from; ++it) list += *it;
     std::vector<std::string> properties;
-    const std::string list = match[1].str();
     std::size_t start = 0;
     while (start <= list.size()) {
       const std::size_t comma = std::min(list.find(',', start), list.size());
-      const std::string property = trim(std::string_view(list).substr(start, comma - start));
+      const std::string property = list.substr(start, comma - start);
       if (property == "*") {
         fail(where, "field 'wql': SELECT * is not allowed; list the properties explicitly");
       }
@@ -412,6 +423,22 @@ class Parser {
       start = comma + 1;
     }
     return properties;
+  }
+
+  // "root/cimv2", "root\\WebAdministration": path segments of [A-Za-z0-9_].
+  static bool valid_namespace(std::string_view text) {
+    bool segment_start = true;
+    for (char c : text) {
+      if (c == '/' || c == '\\') {
+        if (segment_start) return false;
+        segment_start = true;
+      } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+        segment_start = false;
+      } else {
+        return false;
+      }
+    }
+    return !segment_start;
   }
 
   static void require_selected(const QuerySpec& query, std::string_view property,
@@ -430,8 +457,7 @@ class Parser {
     Query query;
     if (node["namespace"]) {
       query.wmi_namespace = scalar(node["namespace"], where, "namespace");
-      static const std::regex kNamespace(R"(^[A-Za-z0-9_]+([/\\][A-Za-z0-9_]+)*$)");
-      if (!std::regex_match(query.wmi_namespace, kNamespace)) {
+      if (!valid_namespace(query.wmi_namespace)) {
         fail(where, "field 'namespace': '" + query.wmi_namespace +
                         "' is not a WMI namespace like root/cimv2");
       }

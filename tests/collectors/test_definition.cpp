@@ -150,12 +150,32 @@ TEST_CASE("definition errors name the collector, metric and field") {
        "      - {name: m_total, type: counter, help: other, value: B}\n",
        {"metric 'm_total'", "'help'", "differs"}},
       {"name: [unterminated\n", {"collector definition"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value", "SELECT FROM Win32_Thing"),
+       {"query 1", "'wql'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value", "SELECT Value FROM"), {"'wql'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value", "SELECT Value FROM X WHERE"),
+       {"'wql'"}},
+      {one_metric("name: m, type: gauge, help: h, value: Value", "SELECT Value,, Name FROM X"),
+       {"'wql'", "not a property name"}},
+      {"name: custom\nqueries:\n  - {wql: SELECT A FROM B, namespace: root//x, metrics: []}\n",
+       {"'namespace'"}},
   };
   for (const auto& test : cases) {
     CAPTURE(test.yaml);
     const std::string error = parse_error(test.yaml);
     for (const auto& part : test.expected) CHECK_MESSAGE(contains(error, part), error);
   }
+}
+
+TEST_CASE("WQL and namespace forms that are accepted") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - namespace: 'root\\WebAdministration'\n"
+      "    wql: \"select  Name ,Value\\n  from Site where Name <> 'x, y'\"\n"
+      "    metrics: [{name: m, type: gauge, help: h, value: value, labels: {n: NAME}}]\n");
+  CHECK(collector->queries().at(0).wmi_namespace == "root\\WebAdministration");
+  const auto families = run(collector, {make_row({{"Name", "a"}, {"Value", "3"}})});
+  CHECK(families.at(0).samples.at(0).value == 3);
+  CHECK(families.at(0).samples.at(0).labels.at(0).second == "a");
 }
 
 TEST_CASE("built-in rules: windows_ prefix required only for built-ins") {
@@ -405,4 +425,21 @@ TEST_CASE("names helpers") {
   CHECK(collectors::sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");      // overlong
   CHECK(collectors::sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");      // emoji kept
   CHECK(collectors::sanitize_utf8("ab\xE2\x82") == "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
+}
+
+TEST_CASE("collectors/README.md lists every built-in metric") {
+  const std::string readme =
+      collectors_test::read_file(std::string(WINRM_SOURCE_DIR) + "/collectors/README.md");
+  std::size_t checked = 0;
+  for (const auto& [name, collector] : collectors::builtin_collector_map()) {
+    CHECK_MESSAGE(contains(readme, "### `" + name + "`"), name);
+    const auto families =
+        collector->transform(std::vector<std::vector<winrm::Row>>(collector->queries().size()));
+    REQUIRE(families.has_value());
+    for (const auto& family : *families) {
+      CHECK_MESSAGE(contains(readme, "| `" + family.name + "` |"), family.name);
+      ++checked;
+    }
+  }
+  CHECK(checked > 60);
 }

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -225,6 +227,7 @@ struct Sim {
                        "http: {address: 127.0.0.1, port: 0}\n" + sim_yaml_body;
     write_file(dir / (tag + ".yml"), yaml);
     fs::path ports = dir / (tag + ".ports");
+    fs::remove(ports);  // a previous sim's file must not be mistaken for ours
     process = std::make_unique<Process>(
         std::vector<std::string>{kSimBinary, "--config", (dir / (tag + ".yml")).string(),
                                  "--ports-file", ports.string(), "--log-level", "warn"},

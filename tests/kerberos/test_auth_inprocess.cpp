@@ -182,6 +182,7 @@ TEST_CASE("SPN choice: WSMAN/win02 works, an SPN the KDC lacks is principal_unkn
     krbtest::LoopbackConnection conn(server, krbtest::endpoint("win03.sim.test", Scheme::kHttp));
     auto response = negotiate(nullptr)->send(conn, kSoap, krbtest::soon());
     REQUIRE_FALSE(response.has_value());
+    INFO(response.error().message);
     CHECK(winrm::auth_error_class(response.error()) == AuthErrorClass::kPrincipalUnknown);
     CHECK(conn.requests == 0);  // nothing sent without a service ticket
   }

@@ -42,15 +42,18 @@ inline void write_file(const std::filesystem::path& p, const std::string& text) 
 // Generates certs into dir (once per dir) with tests/scripts/gen-certs.sh.
 inline void gen_certs(const std::filesystem::path& dir) {
   if (std::filesystem::exists(dir / "server.pem")) return;
-  std::string cmd = std::string("sh '") + WINRM_TEST_SCRIPTS + "/gen-certs.sh' '" + dir.string() + "' >/dev/null 2>&1";
+  std::string cmd = std::string("sh '") + WINRM_TEST_SCRIPTS + "/gen-certs.sh' '" + dir.string() +
+                    "' >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("gen-certs.sh failed");
 }
 
 class SimProcess {
  public:
   // config_yaml may reference "{dir}" for the temp dir (certs live there).
-  explicit SimProcess(const std::filesystem::path& dir, std::string config_yaml, const std::string& name = "sim") {
-    for (auto pos = config_yaml.find("{dir}"); pos != std::string::npos; pos = config_yaml.find("{dir}"))
+  explicit SimProcess(const std::filesystem::path& dir, std::string config_yaml,
+                      const std::string& name = "sim") {
+    for (auto pos = config_yaml.find("{dir}"); pos != std::string::npos;
+         pos = config_yaml.find("{dir}"))
       config_yaml.replace(pos, 5, dir.string());
     const auto config = dir / (name + ".yaml");
     const auto ports = dir / (name + ".ports");
@@ -63,8 +66,8 @@ class SimProcess {
     if (pid_ == 0) {
       FILE* f = std::freopen(log.c_str(), "w", stderr);
       (void)f;
-      execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), "--ports-file", ports.c_str(),
-            "--log-level", "warn", static_cast<char*>(nullptr));
+      execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), "--ports-file",
+            ports.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
       _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -62,7 +62,7 @@ class NegotiateAuth final : public Auth {
     const bool encrypt = options_.encryption == EncryptionPolicy::kAlways ||
                          (options_.encryption == EncryptionPolicy::kAuto && !https);
     bool reauthenticated = false;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
       if (!established_ || conn.connection_id() != connection_id_) {
         // Plain (HTTPS): the first token travels with the SOAP body. Encrypted: the
         // handshake runs on an empty body, then the body goes wrapped.
@@ -83,14 +83,18 @@ class NegotiateAuth final : public Auth {
       } else {
         request.body = soap_body;
       }
+      const auto sent_on = connection_id_;
       auto response = conn.round_trip(request, deadline);
       if (!response) {
         reset();
         return response;
       }
       if (response->status == 401) {
-        // The server lost our context (or a silent reconnect happened): once more.
         reset();
+        // The transport reconnected under us: the new connection was never
+        // authenticated. Not the server's refusal, so it does not use up the retry.
+        if (conn.connection_id() != sent_on && attempt == 0) continue;
+        // The server lost our context on a live connection: once more.
         if (reauthenticated) {
           return make_auth_error(AuthErrorClass::kServerRejected,
                                  "401 after re-authentication", 401);

@@ -249,6 +249,29 @@ std::string status_message(OM_uint32 major, OM_uint32 minor) {
 AuthErrorClass classify(OM_uint32 major, OM_uint32 minor) {
   const auto by_minor = classify_krb5(static_cast<krb5_error_code>(minor));
   if (by_minor != AuthErrorClass::kOther) return by_minor;
+  if (minor != 0) {
+    // The mechglue renumbers mechanism minor codes (SPNEGO especially): recognise the
+    // krb5 error by its text instead.
+    std::string text;
+    append_status(text, minor, GSS_C_MECH_CODE);
+    // MIT's texts (with the principal inserted, hence the fragments).
+    static const std::pair<std::string_view, AuthErrorClass> kTexts[] = {
+        {"not found in Kerberos database", AuthErrorClass::kPrincipalUnknown},
+        {"Cannot contact any KDC", AuthErrorClass::kKdcUnreachable},
+        {"Cannot find KDC", AuthErrorClass::kKdcUnreachable},
+        {"Clock skew too great", AuthErrorClass::kClockSkew},
+        {"Preauthentication failed", AuthErrorClass::kCredentialsInvalid},
+        {"Ticket expired", AuthErrorClass::kNoCredentials},
+        {"No Kerberos credentials available", AuthErrorClass::kNoCredentials},
+        {"No credentials cache found", AuthErrorClass::kNoCredentials},
+        {"Matching credential not found", AuthErrorClass::kNoCredentials},
+        {"Message stream modified", AuthErrorClass::kServerRejected},
+        {"Mutual authentication failed", AuthErrorClass::kServerRejected},
+    };
+    for (const auto& [fragment, error_class] : kTexts) {
+      if (text.find(fragment) != std::string::npos) return error_class;
+    }
+  }
   switch (GSS_ROUTINE_ERROR(major)) {
     case GSS_S_NO_CRED:
     case GSS_S_CREDENTIALS_EXPIRED:

@@ -80,8 +80,10 @@ class Watchdog {
         wake_.wait(lock);
         continue;
       }
-      if (Clock::now() < next->second.deadline) {
-        wake_.wait_until(lock, next->second.deadline);
+      // Copy: disarm() may erase the entry while we wait.
+      const Deadline when = next->second.deadline;
+      if (Clock::now() < when) {
+        wake_.wait_until(lock, when);
         continue;
       }
       const std::uint64_t token = next->first;

@@ -1,0 +1,183 @@
+#include <doctest/doctest.h>
+#include <tinyxml2.h>
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+#include "inventory.h"
+#include "render.h"
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+const char* kXsi = "http://www.w3.org/2001/XMLSchema-instance";
+
+}  // namespace
+
+TEST_CASE(
+    "SELECT * rendering: per-instance namespace, xsi:type, alphabetical, nil, datetime, arrays") {
+  sim::Inventory inv({});
+  const sim::ClassDef* os = sim::find_class("win32_operatingsystem");
+  REQUIRE(os != nullptr);
+  CHECK(os->name == "Win32_OperatingSystem");
+  auto instances = inv.instances("win01.sim.test", *os, sim::now_unix_seconds());
+  REQUIRE(instances.size() == 1);
+  std::string items;
+  sim::render::append_instance(items, *os, instances[0]);
+  const std::string body =
+      sim::render::enumerate_response("uuid:REQ", "", items, true, true, "en-US");
+
+  tinyxml2::XMLDocument doc;
+  REQUIRE(doc.Parse(body.c_str()) == tinyxml2::XML_SUCCESS);
+  auto* env = doc.RootElement();
+  CHECK(std::string(env->Attribute("xmlns:p")) ==
+        "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd");
+  auto* relates = env->FirstChildElement("s:Header")->FirstChildElement("a:RelatesTo");
+  REQUIRE(relates);
+  CHECK(std::string(relates->GetText()) == "uuid:REQ");
+  auto* resp = env->FirstChildElement("s:Body")->FirstChildElement("n:EnumerateResponse");
+  REQUIRE(resp);
+  auto* ctx = resp->FirstChildElement("n:EnumerationContext");
+  REQUIRE(ctx);
+  CHECK(ctx->GetText() == nullptr);  // empty: everything fit
+  CHECK(resp->FirstChildElement("w:EndOfSequence"));
+  auto* inst = resp->FirstChildElement("w:Items")->FirstChildElement();
+  REQUIRE(inst);
+  CHECK(std::string(inst->Name()) == "p:Win32_OperatingSystem");
+  CHECK(std::string(inst->Attribute("xmlns:p")) ==
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_OperatingSystem");
+  CHECK(std::string(inst->Attribute("xmlns:xsi")) == kXsi);
+  CHECK(std::string(inst->Attribute("xsi:type")) == "p:Win32_OperatingSystem_Type");
+  std::string prev;
+  int count = 0, nils = 0;
+  bool saw_datetime = false;
+  for (auto* p = inst->FirstChildElement(); p; p = p->NextSiblingElement()) {
+    std::string name = p->Name();
+    REQUIRE(name.starts_with("p:"));
+    CHECK_MESSAGE(lower(prev) <= lower(name), prev << " then " << name);
+    prev = name;
+    ++count;
+    if (p->Attribute("xsi:nil")) {
+      CHECK(std::string(p->Attribute("xsi:nil")) == "true");
+      CHECK(p->FirstChild() == nullptr);
+      ++nils;
+    }
+    if (name == "p:LastBootUpTime") {
+      auto* dt = p->FirstChildElement("cim:Datetime");
+      REQUIRE(dt);
+      CHECK(std::string(dt->GetText()).ends_with("Z"));
+      saw_datetime = true;
+    }
+  }
+  CHECK(count == static_cast<int>(os->properties.size()));
+  CHECK(nils > 0);  // e.g. CSDVersion
+  CHECK(saw_datetime);
+  CHECK(body.find("<p:CSDVersion xsi:nil=\"true\"/>") != std::string::npos);
+  CHECK(body.find("<p:Description></p:Description>") !=
+        std::string::npos);  // empty string, not NULL
+
+  // Arrays repeat the element.
+  const sim::ClassDef* cs = sim::find_class("Win32_ComputerSystem");
+  auto csi = inv.instances("win01.sim.test", *cs, sim::now_unix_seconds());
+  std::string cs_items;
+  sim::render::append_instance(cs_items, *cs, csi[0]);
+  CHECK(cs_items.find("<p:Roles>LM_Workstation</p:Roles><p:Roles>LM_Server</p:Roles>") !=
+        std::string::npos);
+}
+
+TEST_CASE("projection rendering: w:XmlFragment with unqualified children in alphabetical order") {
+  sim::Inventory inv({});
+  const sim::ClassDef* os = sim::find_class("Win32_OperatingSystem");
+  auto instances = inv.instances("win01.sim.test", *os, sim::now_unix_seconds());
+  // SELECT Version, CSDVersion, LastBootUpTime, Caption -> rendered sorted.
+  std::vector<int> props = {os->find("Version"), os->find("csdversion"), os->find("LastBootUpTime"),
+                            os->find("Caption")};
+  std::sort(props.begin(), props.end());
+  std::string items;
+  sim::render::append_fragment(items, *os, instances[0], props);
+  const std::string body = sim::render::pull_response("uuid:REQ", "", items, true, "en-US");
+  tinyxml2::XMLDocument doc;
+  REQUIRE(doc.Parse(body.c_str()) == tinyxml2::XML_SUCCESS);
+  auto* pull = doc.RootElement()->FirstChildElement("s:Body")->FirstChildElement("n:PullResponse");
+  REQUIRE(pull);
+  CHECK(pull->FirstChildElement("n:EnumerationContext") == nullptr);  // last page: no context
+  CHECK(pull->FirstChildElement("n:EndOfSequence"));
+  auto* frag = pull->FirstChildElement("n:Items")->FirstChildElement("w:XmlFragment");
+  REQUIRE(frag);
+  CHECK(std::string(frag->Attribute("xmlns:xsi")) == kXsi);
+  std::vector<std::string> names;
+  for (auto* p = frag->FirstChildElement(); p; p = p->NextSiblingElement())
+    names.push_back(p->Name());
+  CHECK(names == std::vector<std::string>{"Caption", "CSDVersion", "LastBootUpTime", "Version"});
+  auto* csd = frag->FirstChildElement("CSDVersion");
+  REQUIRE(csd->Attribute("xsi:nil"));
+  auto* boot = frag->FirstChildElement("LastBootUpTime")->FirstChildElement();
+  REQUIRE(boot);
+  CHECK(std::string(boot->Name()) == "Datetime");  // loses the cim: prefix in fragments
+  CHECK(body.find("Win32_OperatingSystem") == std::string::npos);  // class name appears nowhere
+}
+
+TEST_CASE("fault rendering follows the Windows shape") {
+  const std::string body = sim::render::fault(sim::render::FaultKind::kInvalidClass, "uuid:REQ",
+                                              "win01", "SELECT * FROM Nope", "en-US");
+  tinyxml2::XMLDocument doc;
+  REQUIRE(doc.Parse(body.c_str()) == tinyxml2::XML_SUCCESS);
+  auto* fault = doc.RootElement()->FirstChildElement("s:Body")->FirstChildElement("s:Fault");
+  REQUIRE(fault);
+  CHECK(std::string(fault->FirstChildElement("s:Code")->FirstChildElement("s:Value")->GetText()) ==
+        "s:Sender");
+  CHECK(std::string(fault->FirstChildElement("s:Code")
+                        ->FirstChildElement("s:Subcode")
+                        ->FirstChildElement("s:Value")
+                        ->GetText()) == "n:CannotProcessFilter");
+  auto* wsf = fault->FirstChildElement("s:Detail")->FirstChildElement("f:WSManFault");
+  REQUIRE(wsf);
+  CHECK(std::string(wsf->Attribute("Code")) == "2150858778");
+  CHECK(std::string(wsf->Attribute("Machine")) == "win01");
+  CHECK(body.find(
+            "<f:Message>The specified class does not exist in the given namespace. </f:Message>") !=
+        std::string::npos);
+  CHECK(body.find("<p:ParameterInfo>SELECT * FROM Nope</p:ParameterInfo>") != std::string::npos);
+
+  for (auto [name, code] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"access_denied", "5"},
+           {"invalid_resource_uri", "2150858752"},
+           {"quota_exceeded", "2150859174"},
+           {"timed_out", "2150858793"},
+           {"context_expired", "2150858779"},
+           {"max_envelope", "2150858824"},
+           {"invalid_selectors", "2150858843"},
+           {"invalid_class", "2150858778"}}) {
+    auto kind = sim::render::fault_from_name(name);
+    REQUIRE(kind);
+    const std::string f = sim::render::fault(*kind, "uuid:R", "m", "", "en-US");
+    tinyxml2::XMLDocument d;
+    REQUIRE_MESSAGE(d.Parse(f.c_str()) == tinyxml2::XML_SUCCESS, name);
+    CHECK_MESSAGE(f.find(std::string("Code=\"") + code + "\"") != std::string::npos, name);
+  }
+}
+
+TEST_CASE("inventory is deterministic per host and every class generates") {
+  sim::Inventory a({}), b({});
+  const double now = sim::now_unix_seconds();
+  for (const auto& name : sim::class_names()) {
+    const sim::ClassDef* cls = sim::find_class(name);
+    auto ia = a.instances("host-a.example", *cls, now);
+    auto ib = b.instances("HOST-A.example", *cls, now);
+    CHECK_MESSAGE(!ia.empty(), name);
+    REQUIRE(ia.size() == ib.size());
+    for (std::size_t i = 0; i < ia.size(); ++i) {
+      for (std::size_t k = 0; k < cls->properties.size(); ++k) {
+        CHECK_MESSAGE(ia[i].values[k].items == ib[i].values[k].items,
+                      name << "." << cls->properties[k]);
+      }
+    }
+  }
+  CHECK(sim::host_seed("a") != sim::host_seed("b"));
+  CHECK(sim::host_seed("Win01") == sim::host_seed("win01"));
+}

@@ -57,8 +57,8 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
                     std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n';
   if (auto it = config.credentials.find(target.credential); it != config.credentials.end()) {
     // In memory only, compared for equality and never printed.
-    out += std::to_string(static_cast<int>(it->second.method)) + '\n' + it->second.username +
-           '\n' + it->second.password.reveal() + '\n' + it->second.keytab + '\n';
+    out += std::to_string(static_cast<int>(it->second.method)) + '\n' + it->second.username + '\n' +
+           it->second.password.reveal() + '\n' + it->second.keytab + '\n';
   }
   return out;
 }
@@ -75,9 +75,10 @@ std::string error_kind_label(const winrm::Error& error) {
 App::App(std::string config_path, int workers, std::string version, std::string revision)
     : config_path_(std::move(config_path)),
       telemetry_(std::move(version), std::move(revision)),
-      scheduler_(SchedulerOptions{default_worker_count(workers), 64},
-                 [this](const JobSpec& job, Clock::time_point deadline) { poll(job, deadline); },
-                 [this](double lag) { telemetry_.observe_lag(lag); }) {
+      scheduler_(
+          SchedulerOptions{default_worker_count(workers), 64},
+          [this](const JobSpec& job, Clock::time_point deadline) { poll(job, deadline); },
+          [this](double lag) { telemetry_.observe_lag(lag); }) {
   telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); });
 }
 
@@ -130,8 +131,8 @@ void App::apply(std::shared_ptr<const config::Config> config) {
         }
         winrm::SessionOptions options;
         options.endpoint = endpoint_for(*config, target);
-        runtime->pool = std::make_shared<SessionPool>(options, runtime->auth,
-                                                      telemetry_.transport());
+        runtime->pool =
+            std::make_shared<SessionPool>(options, runtime->auth, telemetry_.transport());
         if (options.endpoint.insecure_skip_verify) {
           spdlog::warn("target={} TLS certificate verification is disabled", target.name);
         }

@@ -30,12 +30,12 @@ struct TargetInfo {
 
 struct CollectorSnapshot {
   std::shared_ptr<const collectors::Families> families;  // last good result (may be null)
-  bool success = false;            // outcome of the latest poll
-  double last_success_unix = 0;    // wall clock of the last good poll, 0 = never
+  bool success = false;                                  // outcome of the latest poll
+  double last_success_unix = 0;  // wall clock of the last good poll, 0 = never
   std::chrono::steady_clock::time_point last_success_steady{};
-  double duration_seconds = 0;     // of the latest poll
-  std::string error_kind;          // of the latest poll, empty on success
-  std::string error_message;       // of the latest poll, empty on success
+  double duration_seconds = 0;  // of the latest poll
+  std::string error_kind;       // of the latest poll, empty on success
+  std::string error_message;    // of the latest poll, empty on success
 };
 
 // Error counts of one (target, collector) by kind; monotonic while the target exists.

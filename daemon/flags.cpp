@@ -1,8 +1,8 @@
 #include "flags.h"
 
 #include <charconv>
-#include <functional>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -21,12 +21,11 @@ std::expected<int, std::string> parse_int(const std::string& flag, const std::st
 
 // Generic --name=value / --name value / --bool / --no-bool parser.
 struct FlagTable {
-  std::map<std::string, std::function<std::expected<void, std::string>(const std::string&)>>
-      valued;
+  std::map<std::string, std::function<std::expected<void, std::string>(const std::string&)>> valued;
   std::map<std::string, bool*> booleans;
 
-  std::expected<std::vector<std::string>, std::string> parse(
-      const std::vector<std::string>& args, std::size_t first) const {
+  std::expected<std::vector<std::string>, std::string> parse(const std::vector<std::string>& args,
+                                                             std::size_t first) const {
     std::vector<std::string> positional;
     for (std::size_t i = first; i < args.size(); ++i) {
       const std::string& arg = args[i];
@@ -115,8 +114,8 @@ std::expected<Flags, std::string> parse_query(const std::vector<std::string>& ar
   table.valued["password-file"] = set_string(q.password_file);
   table.valued["connect-address"] = set_string(q.connect_address);
   table.valued["ca-file"] = set_string(q.ca_file);
-  table.valued["log.level"] = set_one_of("log.level", q.log_level,
-                                         {"debug", "info", "warn", "error"});
+  table.valued["log.level"] =
+      set_one_of("log.level", q.log_level, {"debug", "info", "warn", "error"});
   table.valued["timeout"] = [&q](const std::string& value) -> std::expected<void, std::string> {
     std::string number = value;
     if (!number.empty() && number.back() == 's') number.pop_back();

@@ -112,8 +112,7 @@ std::string_view level_name(spdlog::level::level_enum level) {
 
 std::string rfc3339(spdlog::log_clock::time_point time) {
   auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(time);
-  auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(time - seconds).count();
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time - seconds).count();
   std::time_t t = spdlog::log_clock::to_time_t(time);
   std::tm tm{};
   gmtime_r(&t, &tm);
@@ -132,8 +131,9 @@ class ExporterFormatter : public spdlog::formatter {
     std::string_view text(msg.payload.data(), msg.payload.size());
     std::string line;
     if (format_ == LogFormat::kJson) {
-      line = "{\"ts\":" + json_quote(rfc3339(msg.time)) + ",\"level\":" +
-             json_quote(level_name(msg.level)) + ",\"msg\":" + json_quote(text) + "}\n";
+      line = "{\"ts\":" + json_quote(rfc3339(msg.time)) +
+             ",\"level\":" + json_quote(level_name(msg.level)) + ",\"msg\":" + json_quote(text) +
+             "}\n";
     } else {
       line = "ts=" + rfc3339(msg.time) + " level=" + std::string(level_name(msg.level)) +
              " msg=" + logfmt_quote(text) + "\n";
@@ -163,8 +163,8 @@ void setup_logging(std::string_view level, LogFormat format) {
   } else {
     throw std::invalid_argument("unknown log level");
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      "winrm_exporter", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("winrm_exporter",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_formatter(std::make_unique<ExporterFormatter>(format));
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::debug);

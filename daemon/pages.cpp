@@ -51,15 +51,17 @@ void write_self_series(std::string& out, const std::vector<Cache::TargetView>& t
     FamilyWriter family(out, name, help, type);
     for (std::size_t i = 0; i < targets.size(); ++i) {
       for (const auto& view : targets[i].collectors) {
-        std::string labels = join(target_labels[i], render_label_pairs({{"collector", view.collector}}));
+        std::string labels =
+            join(target_labels[i], render_label_pairs({{"collector", view.collector}}));
         emit(family, labels, *targets[i].info, view);
       }
     }
   };
   per_collector("winrm_exporter_collector_success",
                 "1 when the latest poll of the collector succeeded and its data is not stale.",
-                MetricType::kGauge, [&](FamilyWriter& family, const std::string& labels,
-                                        const TargetInfo& info, const Cache::CollectorView& view) {
+                MetricType::kGauge,
+                [&](FamilyWriter& family, const std::string& labels, const TargetInfo& info,
+                    const Cache::CollectorView& view) {
                   family.sample(labels, collector_success(info, view, now) ? 1 : 0);
                 });
   per_collector("winrm_exporter_collector_duration_seconds",
@@ -100,7 +102,8 @@ std::string render(const std::vector<Cache::TargetView>& targets, bool with_targ
                                       : std::string());
     for (const auto& view : target.collectors) {
       if (view.snapshot && view.snapshot->families) {
-        for (const auto& family : *view.snapshot->families) series_estimate += family.samples.size();
+        for (const auto& family : *view.snapshot->families)
+          series_estimate += family.samples.size();
       }
     }
   }

@@ -42,9 +42,7 @@ Scheduler::Scheduler(SchedulerOptions options, PollFunction poll, LagObserver la
 
 Scheduler::~Scheduler() { stop(); }
 
-Scheduler::TargetState& Scheduler::target_state(const std::string& name) {
-  return targets_[name];
-}
+Scheduler::TargetState& Scheduler::target_state(const std::string& name) { return targets_[name]; }
 
 void Scheduler::push_heap(const JobPtr& job) { heap_.push(HeapEntry{job->due, seq_++, job}); }
 

@@ -1,9 +1,9 @@
 #include "telemetry.h"
 
+#include <prometheus/text_serializer.h>
+
 #include <chrono>
 #include <sstream>
-
-#include <prometheus/text_serializer.h>
 
 #include "exposition.h"
 #include "winrm/error.h"
@@ -16,8 +16,7 @@ Telemetry::Telemetry(std::string version, std::string revision)
       .Name("winrm_exporter_build_info")
       .Help("A metric with a constant '1' value labeled by version, revision and compiler.")
       .Register(*registry_)
-      .Add({{"version", version}, {"revision", revision},
-            {"compiler", "g++ " __VERSION__}})
+      .Add({{"version", version}, {"revision", revision}, {"compiler", "g++ " __VERSION__}})
       .Set(1);
   reload_successful_ = &prometheus::BuildGauge()
                             .Name("winrm_exporter_config_last_reload_successful")
@@ -52,8 +51,7 @@ void Telemetry::record_reload(bool success) {
   reload_successful_->Set(success ? 1 : 0);
   if (success) {
     reload_timestamp_->Set(
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   } else {
     reload_failures_total_->Increment();
   }
@@ -104,8 +102,7 @@ void Telemetry::render(std::string& out) const {
     gauge("winrm_exporter_scheduler_polls_waiting",
           "Due polls waiting for a global or per-target concurrency slot.",
           static_cast<double>(stats.parked));
-    counter("winrm_exporter_scheduler_polls_started_total", "Polls started.",
-            stats.polls_started);
+    counter("winrm_exporter_scheduler_polls_started_total", "Polls started.", stats.polls_started);
   }
 }
 

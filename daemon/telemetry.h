@@ -2,14 +2,14 @@
 // registry + TextSerializer) and WinRM transport counters (rendered from atomics).
 #pragma once
 
-#include <functional>
-#include <memory>
-#include <string>
-
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+#include <string>
 
 #include "scheduler.h"
 #include "winrm/transport.h"

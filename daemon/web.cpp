@@ -120,7 +120,8 @@ void WebServer::install_routes(httplib::Server& server) {
       res.set_content("method not allowed\n", "text/plain");
       return httplib::Server::HandlerResponse::Handled;
     }
-    bool has_body = !req.body.empty() || req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
+    bool has_body = !req.body.empty() ||
+                    req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
                     req.has_header("Transfer-Encoding");
     if (has_body) {
       res.status = 413;

@@ -56,7 +56,8 @@ struct SimConfig {
   ListenerConfig http;
   Millis keep_alive_timeout{5000};
   int page_size = 50;
-  int threads = 16;
+  int threads =
+      64;  // per listener; an idle keep-alive connection holds one until keep_alive_timeout
   Millis enumeration_timeout{240000};
   std::vector<UserConfig> users;
   std::vector<HostConfig> hosts;

@@ -1,11 +1,12 @@
 // Runs `promtool check metrics` on an exposition text (tests only).
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 struct PromtoolResult {
   int status = -1;

@@ -80,7 +80,7 @@ TEST_CASE("a never-successful collector is not fresh") {
   cache.set_targets({target("a")});
   cache.record_failure("a", "os", "auth", "401", 0.1);
   auto view = cache.view("a");
-  CHECK_FALSE(Cache::fresh(*view.info, *view.collectors[0].snapshot,
-                           std::chrono::steady_clock::now()));
+  CHECK_FALSE(
+      Cache::fresh(*view.info, *view.collectors[0].snapshot, std::chrono::steady_clock::now()));
   CHECK(view.collectors[0].snapshot->families == nullptr);
 }

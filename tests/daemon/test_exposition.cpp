@@ -30,7 +30,8 @@ std::size_t count(const std::string& text, const std::string& needle) {
 collectors::Families cpu_families(double base) {
   collectors::MetricFamily time;
   time.name = "windows_cpu_time_total";
-  time.help = "Time that processor spent in different modes (dpc, idle, interrupt, privileged, user).";
+  time.help =
+      "Time that processor spent in different modes (dpc, idle, interrupt, privileged, user).";
   time.type = MetricType::kCounter;
   time.samples.push_back({{{"core", "0,0"}, {"mode", "idle"}}, base + 0.5});
   time.samples.push_back({{{"core", "0,0"}, {"mode", "user"}}, base});
@@ -62,8 +63,11 @@ TEST_CASE("label values are escaped and UTF-8 sanitised") {
   append_label_value(out, "C:\\ \"quoted\"\nnext");
   CHECK(out == "C:\\\\ \\\"quoted\\\"\\nnext");
   CHECK(sanitize_utf8("Datenträger") == "Datenträger");
-  CHECK(sanitize_utf8("bad\xff\xfe" "end") == "bad\xEF\xBF\xBD\xEF\xBF\xBD" "end");
-  CHECK(sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");   // overlong '/'
+  CHECK(sanitize_utf8("bad\xff\xfe"
+                      "end") ==
+        "bad\xEF\xBF\xBD\xEF\xBF\xBD"
+        "end");
+  CHECK(sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong '/'
   CHECK(sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   CHECK(sanitize_utf8("trunc\xE2\x82") == "trunc\xEF\xBF\xBD\xEF\xBF\xBD");
   CHECK(sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");
@@ -81,8 +85,9 @@ TEST_CASE("families merge across targets: one HELP/TYPE per name") {
   write_families(out, {{prefix_a, &a}, {prefix_b, &b}});
   CHECK(count(out, "# TYPE windows_cpu_time_total counter") == 1);
   CHECK(count(out, "# HELP windows_cpu_logical_processor ") == 1);
-  CHECK(out.find("windows_cpu_time_total{target=\"win01\",site=\"east\",core=\"0,0\",mode=\"idle\"} "
-                 "10.5\n") != std::string::npos);
+  CHECK(
+      out.find("windows_cpu_time_total{target=\"win01\",site=\"east\",core=\"0,0\",mode=\"idle\"} "
+               "10.5\n") != std::string::npos);
   CHECK(out.find("windows_cpu_time_total{target=\"wïn\\\"02\",core=\"0,0\",mode=\"user\"} 20\n") !=
         std::string::npos);
   CHECK(out.find("windows_cpu_logical_processor{target=\"win01\",site=\"east\"} 4\n") !=
@@ -119,19 +124,22 @@ TEST_CASE("metrics and probe pages from the cache pass promtool") {
         std::string::npos);
   CHECK(metrics.find("winrm_exporter_target_up{target=\"win02.sim.test\"} 0\n") !=
         std::string::npos);
-  CHECK(metrics.find("winrm_exporter_collector_success{target=\"win01.sim.test\",collector=\"os\"} 0\n") !=
+  CHECK(metrics.find(
+            "winrm_exporter_collector_success{target=\"win01.sim.test\",collector=\"os\"} 0\n") !=
         std::string::npos);
-  CHECK(metrics.find("winrm_exporter_collector_errors_total{target=\"win01.sim.test\",collector=\"os\",kind=\"access_denied\"} 1\n") !=
-        std::string::npos);
+  CHECK(metrics.find("winrm_exporter_collector_errors_total{target=\"win01.sim.test\",collector="
+                     "\"os\",kind=\"access_denied\"} 1\n") != std::string::npos);
   // Last good data of a failing collector stays until it is stale.
-  CHECK(metrics.find("windows_cpu_time_total{target=\"win02.sim.test\",core=\"0,0\",mode=\"user\"} 7\n") !=
+  CHECK(metrics.find(
+            "windows_cpu_time_total{target=\"win02.sim.test\",core=\"0,0\",mode=\"user\"} 7\n") !=
         std::string::npos);
   CHECK(count(metrics, "# TYPE windows_cpu_time_total") == 1);
 
   // Stale: 3 intervals later the series are gone and success says 0.
   std::string later = render_metrics_page(cache.view_all(), {}, now + std::chrono::seconds(31));
   CHECK(later.find("windows_cpu_time_total{") == std::string::npos);
-  CHECK(later.find("winrm_exporter_collector_success{target=\"win01.sim.test\",collector=\"cpu\"} 0\n") !=
+  CHECK(later.find(
+            "winrm_exporter_collector_success{target=\"win01.sim.test\",collector=\"cpu\"} 0\n") !=
         std::string::npos);
 
   std::string probe = render_probe_page(cache.view("win01.sim.test"), now);

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "flags.h"
 
 using namespace exporter;
@@ -67,9 +70,9 @@ TEST_CASE("query subcommand") {
   CHECK(flags->query.insecure_skip_verify);
   CHECK(flags->query.timeout_seconds == 5);
 
-  CHECK_FALSE(parse_flags({"query", "--host=h", "SELECT 1"}));            // no credentials
-  CHECK_FALSE(parse_flags({"query", "--target=t", "SELECT 1"}));          // no config
-  CHECK_FALSE(parse_flags({"query", "--config.file=c", "--target=t"}));   // no WQL
+  CHECK_FALSE(parse_flags({"query", "--host=h", "SELECT 1"}));           // no credentials
+  CHECK_FALSE(parse_flags({"query", "--target=t", "SELECT 1"}));         // no config
+  CHECK_FALSE(parse_flags({"query", "--config.file=c", "--target=t"}));  // no WQL
   CHECK_FALSE(parse_flags({"query", "--host=h", "--target=t", "--config.file=c", "--user=u",
                            "--password-file=p", "SELECT 1"}));  // both modes
   CHECK(parse_flags({"query", "--help"})->query_help);
@@ -77,9 +80,27 @@ TEST_CASE("query subcommand") {
 
 TEST_CASE("help text lists every serve flag") {
   std::string usage = usage_text();
-  for (const char* flag : {"--config.file", "--config.check", "--web.listen-address",
-                           "--web.max-requests", "--scheduler.workers", "--log.level",
-                           "--log.format", "--version", "--help"}) {
+  for (const char* flag :
+       {"--config.file", "--config.check", "--web.listen-address", "--web.max-requests",
+        "--scheduler.workers", "--log.level", "--log.format", "--version", "--help"}) {
     CHECK_MESSAGE(usage.find(flag) != std::string::npos, flag);
   }
+}
+
+TEST_CASE("README's flag list is the --help text") {
+  std::ifstream in(std::string(WINRM_SOURCE_DIR) + "/README.md");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string readme = buffer.str();
+  std::string usage = usage_text();
+  auto start = usage.find("Flags:\n");
+  REQUIRE(start != std::string::npos);
+  std::istringstream lines(usage.substr(start + 7));
+  std::string line;
+  int checked = 0;
+  while (std::getline(lines, line) && !line.empty()) {
+    CHECK_MESSAGE(readme.find(line) != std::string::npos, line);
+    ++checked;
+  }
+  CHECK(checked >= 9);
 }

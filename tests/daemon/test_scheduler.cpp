@@ -42,9 +42,8 @@ struct Recorder {
   }
   std::size_t count(const std::string& prefix) {
     std::lock_guard lock(mutex);
-    return static_cast<std::size_t>(std::count_if(started.begin(), started.end(), [&](auto& s) {
-      return s.rfind(prefix, 0) == 0;
-    }));
+    return static_cast<std::size_t>(std::count_if(
+        started.begin(), started.end(), [&](auto& s) { return s.rfind(prefix, 0) == 0; }));
   }
 };
 
@@ -146,7 +145,8 @@ TEST_CASE("set_jobs: removed targets stop polling, kept ones continue") {
   Recorder recorder;
   std::atomic<int> lag_observations{0};
   Scheduler scheduler(
-      SchedulerOptions{2, 10}, [&](const JobSpec& job, Clock::time_point d) { recorder.poll(job, d); },
+      SchedulerOptions{2, 10},
+      [&](const JobSpec& job, Clock::time_point d) { recorder.poll(job, d); },
       [&](double lag) {
         CHECK(lag >= 0);
         ++lag_observations;

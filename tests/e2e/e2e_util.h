@@ -152,8 +152,8 @@ inline HttpResult http(const std::string& method, int port, const std::string& p
   client.set_connection_timeout(2, 0);
   client.set_read_timeout(10, 0);
   client.set_decompress(decompress);
-  httplib::Result result = method == "POST" ? client.Post(path, headers, "", "")
-                                            : client.Get(path, headers);
+  httplib::Result result =
+      method == "POST" ? client.Post(path, headers, "", "") : client.Get(path, headers);
   HttpResult out;
   if (!result) return out;
   out.status = result->status;
@@ -189,14 +189,16 @@ inline std::optional<double> sample_value(const std::string& text, const std::st
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
-    if (line.rfind(prefix + " ", 0) == 0) return std::strtod(line.c_str() + prefix.size() + 1, nullptr);
+    if (line.rfind(prefix + " ", 0) == 0)
+      return std::strtod(line.c_str() + prefix.size() + 1, nullptr);
   }
   return std::nullopt;
 }
 
 inline std::size_t count_of(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -222,9 +224,10 @@ struct Sim {
                             dir.path.string() + " >/dev/null 2>&1";
       if (run_shell(command) != 0) throw std::runtime_error("gen-certs.sh failed");
     }
-    std::string yaml = "https: {address: 127.0.0.1, port: 0, cert: " + (dir / "server.pem").string() +
-                       ", key: " + (dir / "server.key").string() + "}\n" +
-                       "http: {address: 127.0.0.1, port: 0}\n" + sim_yaml_body;
+    std::string yaml =
+        "https: {address: 127.0.0.1, port: 0, cert: " + (dir / "server.pem").string() +
+        ", key: " + (dir / "server.key").string() + "}\n" +
+        "http: {address: 127.0.0.1, port: 0}\n" + sim_yaml_body;
     write_file(dir / (tag + ".yml"), yaml);
     fs::path ports = dir / (tag + ".ports");
     fs::remove(ports);  // a previous sim's file must not be mistaken for ours
@@ -256,8 +259,9 @@ struct Exporter {
     stderr_path = dir / "exporter.err";
     for (int attempt = 0; attempt < 3 && port == 0; ++attempt) {
       int candidate = free_port();
-      std::vector<std::string> argv = {kExporterBinary, "--config.file=" + config.string(),
-                                       "--web.listen-address=127.0.0.1:" + std::to_string(candidate)};
+      std::vector<std::string> argv = {
+          kExporterBinary, "--config.file=" + config.string(),
+          "--web.listen-address=127.0.0.1:" + std::to_string(candidate)};
       argv.insert(argv.end(), extra.begin(), extra.end());
       process = std::make_unique<Process>(argv, dir / "exporter.out", stderr_path);
       bool ready = wait_until(

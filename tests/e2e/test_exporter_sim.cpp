@@ -1,6 +1,5 @@
 // End to end: winrm_exporter against winrm-sim (12 virtual hosts, one failing).
 #include <doctest/doctest.h>
-
 #include <openssl/evp.h>
 
 #include <random>
@@ -96,8 +95,9 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
             std::string::npos);
     }
     CHECK(sample_value(metrics, "winrm_exporter_target_up{target=\"broken01.sim.test\"}") == 0.0);
-    CHECK(sample_value(metrics, "winrm_exporter_collector_success{target=\"broken01.sim.test\","
-                                "collector=\"cpu\"}") == 0.0);
+    CHECK(sample_value(metrics,
+                       "winrm_exporter_collector_success{target=\"broken01.sim.test\","
+                       "collector=\"cpu\"}") == 0.0);
     auto errors = sample_value(metrics,
                                "winrm_exporter_collector_errors_total{target=\"broken01.sim.test\","
                                "collector=\"cpu\",kind=\"access_denied\"}");
@@ -148,7 +148,8 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     CHECK(plain.rfind("# HELP ", 0) == 0);
     CHECK(plain.find("windows_cpu_time_total{target=\"host01.sim.test\"") != std::string::npos);
     CHECK(zipped.body.size() < plain.size());
-    auto identity = http("GET", exporter.port, "/metrics", {{"Accept-Encoding", "identity"}}, false);
+    auto identity =
+        http("GET", exporter.port, "/metrics", {{"Accept-Encoding", "identity"}}, false);
     CHECK(identity.header("Content-Encoding").empty());
     CHECK(identity.body.rfind("# HELP ", 0) == 0);
   }
@@ -241,9 +242,10 @@ TEST_CASE("the password never appears in logs, /metrics, /probe or query output"
     std::this_thread::sleep_for(500ms);
     CHECK(exporter.process->stop() == 0);
   }
-  Process query({kExporterBinary, "query", "--config.file=" + (dir / "exporter.yml").string(),
-                 "--target=denied01.sim.test", "--log.level=debug", "SELECT Name FROM Win32_Service"},
-                dir / "query.out", dir / "query.err");
+  Process query(
+      {kExporterBinary, "query", "--config.file=" + (dir / "exporter.yml").string(),
+       "--target=denied01.sim.test", "--log.level=debug", "SELECT Name FROM Win32_Service"},
+      dir / "query.out", dir / "query.err");
   REQUIRE(wait_until([&] { return !query.running(); }, 20s));
   CHECK(query.stop() == 1);
   std::string query_err = read_file(dir / "query.err");
@@ -269,8 +271,9 @@ TEST_CASE("--config.check validates and exits 0 or 1") {
   write_file(dir / "good.yml", exporter_yaml(dir, 5986, {"host01.sim.test"}));
   write_file(dir / "bad.yml", exporter_yaml(dir, 5986, {"host01.sim.test"}) + "nonsense: [\n");
   {
-    Process check({kExporterBinary, "--config.file=" + (dir / "good.yml").string(), "--config.check"},
-                  dir / "good.out", dir / "good.err");
+    Process check(
+        {kExporterBinary, "--config.file=" + (dir / "good.yml").string(), "--config.check"},
+        dir / "good.out", dir / "good.err");
     REQUIRE(wait_until([&] { return !check.running(); }, 10s));
     CHECK(check.stop() == 0);
     CHECK(read_file(dir / "good.out").find("targets: 1") != std::string::npos);

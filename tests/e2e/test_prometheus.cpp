@@ -38,7 +38,8 @@ std::string readme_probe_config() {
 }
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
+  for (auto pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
     text.replace(pos, from.size(), to);
   }
   return text;
@@ -53,12 +54,12 @@ TEST_CASE("Prometheus scrapes /probe with the README relabel config and gets val
   Sim sim(dir, "users:\n  - {username: monitor, password: prom-pass}\n");
   std::vector<std::string> hosts = {"win01.sim.test", "win02.sim.test", "win03.sim.test",
                                     "win04.sim.test"};
-  std::string yaml = "global:\n  interval: 1s\n  timeout: 900ms\n  port: " +
-                     std::to_string(sim.https_port) + "\n  tls_ca_file: " +
-                     (dir / "ca.pem").string() +
-                     "\n  collectors: [cpu, logical_disk]\n  credential: sim\ncredentials:\n"
-                     "  sim: {auth: basic, username: monitor, password_file: " +
-                     (dir / "monitor.pass").string() + "}\ntargets:\n";
+  std::string yaml =
+      "global:\n  interval: 1s\n  timeout: 900ms\n  port: " + std::to_string(sim.https_port) +
+      "\n  tls_ca_file: " + (dir / "ca.pem").string() +
+      "\n  collectors: [cpu, logical_disk]\n  credential: sim\ncredentials:\n"
+      "  sim: {auth: basic, username: monitor, password_file: " +
+      (dir / "monitor.pass").string() + "}\ntargets:\n";
   for (const auto& host : hosts) yaml += "  - {name: " + host + ", connect_address: 127.0.0.1}\n";
   write_file(dir / "exporter.yml", yaml);
   Exporter exporter(dir, dir / "exporter.yml");
@@ -72,9 +73,10 @@ TEST_CASE("Prometheus scrapes /probe with the README relabel config and gets val
   scrape = replace_all(scrape, "[web01.example.com, dc01.example.com]", host_list);
   scrape = replace_all(scrape, "exporter.example.com:9725",
                        "127.0.0.1:" + std::to_string(exporter.port));
-  write_file(dir / "prometheus.yml",
-             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n" +
-                 scrape);
+  write_file(
+      dir / "prometheus.yml",
+      "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n" +
+          scrape);
 
   std::unique_ptr<Process> prometheus;
   int prometheus_port = 0;
@@ -113,8 +115,8 @@ TEST_CASE("Prometheus scrapes /probe with the README relabel config and gets val
         return every_host_in(cpu) && every_host_in(disk);
       },
       60s);
-  CHECK_MESSAGE(answered, "cpu: " << cpu << "\ndisk: " << disk << "\nprometheus: "
-                                  << read_file(dir / "prometheus.err"));
+  CHECK_MESSAGE(answered, "cpu: " << cpu << "\ndisk: " << disk
+                                  << "\nprometheus: " << read_file(dir / "prometheus.err"));
   // No target label from /probe: `instance` comes from the relabel config alone.
   CHECK(disk.find("\"target\"") == std::string::npos);
   CHECK(disk.find("\"job\":\"windows\"") != std::string::npos);

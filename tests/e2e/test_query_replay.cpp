@@ -73,13 +73,13 @@ TEST_CASE("query returns exactly the rows of every multi-page fixture sequence")
     REQUIRE(expected.size() >= 2);  // multi-page sequences carry rows
 
     Sim sim(dir, "users:\n  - {username: monitor, password: replay-pass}\n" + replay, "replay");
-    Process query({kExporterBinary, "query", "--host=win2012.sim.test", "--connect-address=127.0.0.1",
-                   "--port=" + std::to_string(sim.https_port),
-                   "--ca-file=" + (dir / "ca.pem").string(), "--user=monitor",
-                   "--password-file=" + (dir / "monitor.pass").string(),
-                   // Replayed bodies keep the captured RelatesTo.
-                   "--no-verify-relates-to", sequence.wql},
-                  dir / "query.out", dir / "query.err");
+    Process query(
+        {kExporterBinary, "query", "--host=win2012.sim.test", "--connect-address=127.0.0.1",
+         "--port=" + std::to_string(sim.https_port), "--ca-file=" + (dir / "ca.pem").string(),
+         "--user=monitor", "--password-file=" + (dir / "monitor.pass").string(),
+         // Replayed bodies keep the captured RelatesTo.
+         "--no-verify-relates-to", sequence.wql},
+        dir / "query.out", dir / "query.err");
     REQUIRE(wait_until([&] { return !query.running(); }, 20s));
     int status = query.stop();
     CHECK_MESSAGE(status == 0, read_file(dir / "query.err"));
@@ -95,11 +95,11 @@ TEST_CASE("query errors go to stderr with kind and WSManFault code") {
   write_file(dir / "monitor.pass", "pw\n");
   Sim sim(dir, "users:\n  - {username: monitor, password: pw}\n");
   auto run = [&](const std::string& wql, const std::string& password_file) {
-    Process query({kExporterBinary, "query", "--host=win01.sim.test", "--connect-address=127.0.0.1",
-                   "--port=" + std::to_string(sim.https_port),
-                   "--ca-file=" + (dir / "ca.pem").string(), "--user=monitor",
-                   "--password-file=" + password_file, wql},
-                  dir / "q.out", dir / "q.err");
+    Process query(
+        {kExporterBinary, "query", "--host=win01.sim.test", "--connect-address=127.0.0.1",
+         "--port=" + std::to_string(sim.https_port), "--ca-file=" + (dir / "ca.pem").string(),
+         "--user=monitor", "--password-file=" + password_file, wql},
+        dir / "q.out", dir / "q.err");
     REQUIRE(wait_until([&] { return !query.running(); }, 20s));
     return query.stop();
   };

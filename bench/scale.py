@@ -110,11 +110,14 @@ class Proc:
         return 0
 
 
-def write_sim_config(tmp):
+def write_sim_config(tmp, threads, keep_alive):
+    # httplib holds a sim worker thread per open connection until keep_alive_timeout:
+    # the sim needs many threads and a short keep-alive, or it becomes the bottleneck.
     path = os.path.join(tmp, "sim.yml")
     with open(path, "w") as f:
         f.write(f"""https: {{address: 127.0.0.1, port: 0, cert: {tmp}/certs/server.pem, key: {tmp}/certs/server.key}}
-keep_alive_timeout: 120s
+keep_alive_timeout: {keep_alive}
+threads: {threads}
 users:
   - {{username: monitor, password: s3cret}}
 """)
@@ -125,6 +128,7 @@ def write_exporter_config(tmp, n, sim_port, interval, timeout, concurrency):
     password_file = os.path.join(tmp, "password")
     with open(password_file, "w") as f:
         f.write("s3cret\n")
+    os.chmod(password_file, 0o600)
     path = os.path.join(tmp, "exporter.yml")
     with open(path, "w") as f:
         f.write(f"""global:
@@ -185,6 +189,10 @@ def main():
     ap.add_argument("--warmup", type=float, default=70, help="seconds after ready before measuring")
     ap.add_argument("--window", type=float, default=120, help="measurement window in seconds")
     ap.add_argument("--sample", type=float, default=10, help="seconds between samples")
+    ap.add_argument("--sim-threads", type=int, default=1024, help="winrm-sim worker threads")
+    ap.add_argument("--sim-keep-alive", default="5s", help="winrm-sim keep_alive_timeout")
+    ap.add_argument("--scheduler-workers", type=int, default=0,
+                    help="exporter --scheduler.workers (0 = its default)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args()
 
@@ -205,7 +213,8 @@ def main():
         subprocess.run(["sh", os.path.join(src, "tests", "scripts", "gen-certs.sh"),
                         os.path.join(tmp, "certs")], check=True, timeout=60)
         sim_log = open(os.path.join(tmp, "sim.log"), "w")
-        sim = subprocess.Popen([sim_bin, "--config", write_sim_config(tmp), "--ports-file",
+        sim = subprocess.Popen([sim_bin, "--config", write_sim_config(tmp, args.sim_threads, args.sim_keep_alive),
+                                "--ports-file",
                                 os.path.join(tmp, "sim.ports"), "--log-level", "warn"],
                                stdout=sim_log, stderr=subprocess.STDOUT)
         sim_port = wait_ports_file(sim, os.path.join(tmp, "sim.ports"))
@@ -217,6 +226,7 @@ def main():
         t_start = time.monotonic()
         exporter = subprocess.Popen([exporter_bin, f"--config.file={config}",
                                      f"--web.listen-address=127.0.0.1:{web_port}",
+                                     f"--scheduler.workers={args.scheduler_workers}",
                                      "--log.level=warn"], stdout=exp_log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:

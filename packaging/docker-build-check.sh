@@ -3,8 +3,9 @@
 #   1. if docker.io/library/debian:bookworm-slim is not in local storage, makes it
 #      with mmdebstrap (minbase) and imports it with buildah;
 #   2. buildah bud --isolation chroot (the multi-stage Dockerfile, unchanged);
-#   3. buildah run the image (its own USER) with --version and --help, and checks
-#      the image metadata (numeric non-root user, entrypoint, port, KRB5CCNAME).
+#   3. checks the image metadata (numeric non-root user, entrypoint, port, KRB5CCNAME),
+#      buildah runs it (its own USER) with --version and --help, and once as a server
+#      with an empty target list: /metrics and /-/healthy must answer from the host.
 # Heavy (minutes, needs root and network to the Debian mirror); not part of `make test`.
 # Usage: packaging/docker-build-check.sh [IMAGE_TAG]     (default winrm_exporter:check)
 #        SKIP_BUILD=1 packaging/docker-build-check.sh    re-checks an image built before
@@ -16,7 +17,7 @@ base=docker.io/library/debian:bookworm-slim
 mirror=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)}
 mirror=${mirror:-http://deb.debian.org/debian}
 
-for tool in buildah mmdebstrap; do
+for tool in buildah mmdebstrap curl python3; do
   command -v $tool >/dev/null || { echo "missing $tool: apt-get install $tool" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -74,5 +75,29 @@ buildah run --isolation chroot "$c" -- /usr/bin/winrm_exporter --help | head -n 
 if buildah run --isolation chroot "$c" -- ldd /usr/bin/winrm_exporter | grep 'not found'; then
   echo "missing runtime libraries in the image" >&2; exit 1
 fi
+
+step "serving /metrics from the image (host network, empty target list)"
+mkdir -m 0755 "$work/etc"
+printf 'global:\n  interval: 30s\ntargets: []\n' > "$work/etc/config.yml"
+chmod 0644 "$work/etc/config.yml"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+timeout 120 buildah run --isolation chroot -v "$work/etc:/etc/winrm-exporter:ro" "$c" -- \
+  /usr/bin/winrm_exporter --config.file=/etc/winrm-exporter/config.yml \
+  --web.listen-address="127.0.0.1:$port" > "$work/run.log" 2>&1 &
+run_pid=$!
+served=0
+for _ in $(seq 1 100); do
+  if curl -sf -o "$work/metrics.txt" "http://127.0.0.1:$port/metrics"; then served=1; break; fi
+  kill -0 $run_pid 2>/dev/null || break
+  sleep 0.2
+done
+healthy=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/-/healthy" || true)
+kill -TERM $run_pid 2>/dev/null || true   # timeout forwards it to buildah, which stops the container
+wait $run_pid 2>/dev/null || true
+if [ $served != 1 ] || ! grep -q '^winrm_exporter_build_info{' "$work/metrics.txt"; then
+  echo "the containerised exporter did not serve /metrics:" >&2; cat "$work/run.log" >&2; exit 1
+fi
+[ "$healthy" = 200 ] || { echo "/-/healthy answered $healthy" >&2; exit 1; }
+echo "/metrics served $(grep -vc '^#' "$work/metrics.txt") samples, /-/healthy 200"
 buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$tag"
 echo "docker-build-check: OK in $((SECONDS - t0)) s"

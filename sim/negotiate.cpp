@@ -61,7 +61,10 @@ NegotiateAcceptor::NegotiateAcceptor(NegotiateSettings settings,
   if (!keytab.empty() && keytab.find(':') == std::string::npos) keytab = "FILE:" + keytab;
   gss_key_value_element_desc elements[] = {{"keytab", keytab.c_str()}, {"rcache", "none:"}};
   gss_key_value_set_desc store{2, elements};
-  gss_OID_set_desc mechs{1, winrm::gss::spnego_mech()};
+  // SPNEGO and raw krb5 tokens (pykerberos/requests-kerberos send raw krb5 in
+  // "Negotiate", which Windows accepts).
+  gss_OID_desc mech_list[2] = {*winrm::gss::spnego_mech(), *winrm::gss::krb5_mech()};
+  gss_OID_set_desc mechs{2, mech_list};
   gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
   OM_uint32 minor = 0;
   OM_uint32 major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,

@@ -187,7 +187,27 @@ VirtualHost& SimServer::virtual_host(const std::string& host) {
   return it == hosts_.end() ? default_host_ : *it->second;
 }
 
+NegotiateAcceptor* SimServer::negotiate_for(const httplib::Request& req) const {
+  return req.ssl != nullptr ? negotiate_tls_.get() : negotiate_plain_.get();
+}
+
+// The TCP connection a request came on: security contexts are bound to it.
+static std::string connection_key(const httplib::Request& req) {
+  return req.remote_addr + ":" + std::to_string(req.remote_port);
+}
+
 std::vector<std::pair<std::string, int>> SimServer::bind() {
+  if (config_.negotiate.enabled) {
+    const NegotiateSettings settings{
+        config_.negotiate.keytab, config_.negotiate.require_encryption_on_http,
+        parse_cbt_mode(config_.negotiate.cbt).value_or(CbtMode::kNone)};
+    if (config_.https.enabled) {
+      negotiate_tls_ =
+          std::make_unique<NegotiateAcceptor>(settings, tls_end_point_from_pem(config_.https.cert));
+    }
+    if (config_.http.enabled)
+      negotiate_plain_ = std::make_unique<NegotiateAcceptor>(settings, std::nullopt);
+  }
   auto setup = [&](httplib::Server& svr) {
     const int threads = config_.threads;
     svr.new_task_queue = [threads] {
@@ -284,26 +304,69 @@ AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Respons
     }
     return reject();
   }
-  // Negotiate/Kerberos: added by the kerberos work (sim/negotiate.*); until then rejected.
+  const bool negotiate_enabled =
+      std::find(schemes.begin(), schemes.end(), "negotiate") != schemes.end() ||
+      std::find(schemes.begin(), schemes.end(), "kerberos") != schemes.end();
+  if (auto* acceptor = negotiate_for(req); acceptor != nullptr && negotiate_enabled) {
+    const std::string key = connection_key(req);
+    const std::string scheme = lower(auth.substr(0, auth.find(' ')));
+    if (scheme == "negotiate" || scheme == "kerberos") {
+      auto result = acceptor->accept(key, auth);
+      using Kind = NegotiateAcceptor::AuthResult::Kind;
+      if (result.kind == Kind::kAccepted) {
+        // The mutual-auth token rides on the (200) answer.
+        if (!result.www_authenticate.empty())
+          res.set_header("WWW-Authenticate", result.www_authenticate);
+        return AuthResult::kOk;
+      }
+      if (result.kind == Kind::kContinue) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", result.www_authenticate);
+        return AuthResult::kRejected;
+      }
+      spdlog::info("negotiate rejected: {}", result.reason);
+      return reject();
+    }
+    if (auth.empty() && acceptor->authenticated(key)) return AuthResult::kOk;
+  }
   return reject();
 }
 
 bool SimServer::decode_request_body(const httplib::Request& req, std::string& body) {
-  // multipart/encrypted (HTTP message encryption) is decoded here once Negotiate exists.
+  if (auto* acceptor = negotiate_for(req)) {
+    // Decrypts multipart/encrypted; refuses plaintext SOAP on HTTP (AllowUnencrypted=false).
+    auto decoded = acceptor->decode_request(connection_key(req),
+                                            req.get_header_value("Content-Type"), req.body);
+    if (decoded.status != 0) {
+      spdlog::info("request body refused: {}", decoded.reason);
+      return false;
+    }
+    body = std::move(decoded.soap);
+    return true;
+  }
   if (lower(req.get_header_value("Content-Type")).starts_with("multipart/encrypted")) return false;
   body = req.body;
   return true;
 }
 
-void SimServer::send_response(const httplib::Request&, httplib::Response& res, Reply reply,
+void SimServer::send_response(const httplib::Request& req, httplib::Response& res, Reply reply,
                               const VirtualHost& vh) {
   res.status = reply.status;
+  std::string content_type = kSoapContentType;
+  if (auto* acceptor = negotiate_for(req);
+      acceptor != nullptr &&
+      lower(req.get_header_value("Content-Type")).starts_with("multipart/encrypted")) {
+    // Encrypted requests get encrypted answers (the fault modes below then apply to them).
+    auto [type, body] = acceptor->encode_response(connection_key(req), std::move(reply.body), true);
+    content_type = std::move(type);
+    reply.body = std::move(body);
+  }
   const auto& hc = vh.config;
   if (hc.close_mid_body && !reply.body.empty()) {
     auto body = std::make_shared<std::string>(std::move(reply.body));
     const std::size_t half = body->size() / 2;
     res.set_content_provider(
-        body->size(), kSoapContentType,
+        body->size(), content_type,
         [body, half](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
           if (offset >= half) return false;  // drop the connection mid-body
           sink.write(body->data() + offset, std::min(length, half - offset));
@@ -316,7 +379,7 @@ void SimServer::send_response(const httplib::Request&, httplib::Response& res, R
     const std::size_t chunk = std::max<std::size_t>(1, hc.trickle_bytes_per_second / 10);
     const auto interval = std::chrono::milliseconds(
         std::max<long long>(1, static_cast<long long>(chunk * 1000 / hc.trickle_bytes_per_second)));
-    res.set_content_provider(body->size(), kSoapContentType,
+    res.set_content_provider(body->size(), content_type,
                              [this, body, chunk, interval](std::size_t offset, std::size_t length,
                                                            httplib::DataSink& sink) {
                                if (!sleep_for(interval)) return false;
@@ -325,7 +388,7 @@ void SimServer::send_response(const httplib::Request&, httplib::Response& res, R
                              });
     return;
   }
-  res.set_content(reply.body, kSoapContentType);
+  res.set_content(reply.body, content_type);
 }
 
 void SimServer::handle(const httplib::Request& req, httplib::Response& res) {

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "inventory.h"
+#include "negotiate.h"
 
 namespace httplib {
 class Server;
@@ -100,6 +101,10 @@ class SimServer {
 
   std::mutex replay_mutex_;
   std::unordered_map<std::string, std::size_t> replay_cursor_;
+
+  // Negotiate acceptors per listener (null when `negotiate:` is not configured).
+  std::unique_ptr<NegotiateAcceptor> negotiate_tls_, negotiate_plain_;
+  NegotiateAcceptor* negotiate_for(const httplib::Request& req) const;
 
   std::atomic<bool> stopping_{false};
   std::mutex stop_mutex_;

@@ -16,6 +16,11 @@
 #include "negotiate.h"  // sim/negotiate.h
 #include "winrm/negotiate.h"
 
+// REQUIRE that a Result holds a value; shows the error otherwise (and never touches
+// error() of a value, which doctest's -s would).
+#define REQUIRE_OK(result) \
+  REQUIRE_MESSAGE((result).has_value(), ((result) ? std::string() : (result).error().message))
+
 namespace krbtest {
 
 inline int run(const std::string& command) { return std::system(command.c_str()); }
@@ -88,8 +93,9 @@ class LoopbackConnection : public winrm::Connection {
     }
     if (authorization) {
       auto result = acceptor_.accept(key, *authorization);
-      if (!result.www_authenticate.empty() && !(strip_mutual_token && result.kind ==
-                                                 sim::NegotiateAcceptor::AuthResult::Kind::kAccepted)) {
+      if (!result.www_authenticate.empty() &&
+          !(strip_mutual_token &&
+            result.kind == sim::NegotiateAcceptor::AuthResult::Kind::kAccepted)) {
         response.headers.emplace_back("WWW-Authenticate", result.www_authenticate);
       }
       if (result.kind != sim::NegotiateAcceptor::AuthResult::Kind::kAccepted) {
@@ -132,9 +138,7 @@ class LoopbackConnection : public winrm::Connection {
   const winrm::EndpointOptions& endpoint() const override { return endpoint_; }
   void close() override { open_ = false; }
   // The server forgets the connection's context without the client noticing.
-  void server_forgets() {
-    acceptor_.drop("127.0.0.1:" + std::to_string(40000 + id_));
-  }
+  void server_forgets() { acceptor_.drop("127.0.0.1:" + std::to_string(40000 + id_)); }
 
   int requests = 0, plaintext_bodies = 0, encrypted_bodies = 0;
   bool strip_mutual_token = false;

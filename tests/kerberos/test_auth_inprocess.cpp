@@ -16,8 +16,10 @@ krbtest::Kdc& kdc() {
 }
 
 std::shared_ptr<winrm::CredentialManager> credentials() {
-  static auto manager = std::make_shared<winrm::CredentialManager>(winrm::CredentialOptions{
-      .profile = "inprocess", .principal = "exporter", .client_keytab = kdc().path("client.keytab")});
+  static auto manager = std::make_shared<winrm::CredentialManager>(
+      winrm::CredentialOptions{.profile = "inprocess",
+                               .principal = "exporter",
+                               .client_keytab = kdc().path("client.keytab")});
   return manager;
 }
 
@@ -47,7 +49,7 @@ TEST_CASE("HTTPS: token with the first SOAP body, mutual auth, context reused") 
   CHECK(auth->name() == "kerberos");
   for (int i = 0; i < 3; ++i) {
     auto response = auth->send(conn, kSoap, krbtest::soon());
-    REQUIRE_MESSAGE(response.has_value(), response.error().message);
+    REQUIRE_OK(response);
     CHECK(response->status == 200);
     CHECK(response->body == "<reply>" + kSoap + "</reply>");
   }
@@ -66,7 +68,7 @@ TEST_CASE("HTTP: empty-body handshake, then every body encrypted both ways") {
   std::string big = kSoap + std::string(200000, 'x');
   for (const auto& body : {kSoap, big, kSoap}) {
     auto response = auth->send(conn, body, krbtest::soon());
-    REQUIRE_MESSAGE(response.has_value(), response.error().message);
+    REQUIRE_OK(response);
     CHECK(response->status == 200);
     CHECK(response->body == "<reply>" + body + "</reply>");
     CHECK(response->header("Content-Type") == "application/soap+xml;charset=UTF-8");
@@ -85,7 +87,7 @@ TEST_CASE("HTTP: plaintext SOAP is refused by the acceptor with 500, like Window
   krbtest::LoopbackConnection conn(server, krbtest::endpoint("win01.sim.test", Scheme::kHttp));
   auto auth = negotiate(nullptr, {.encryption = winrm::EncryptionPolicy::kNever});
   auto response = auth->send(conn, kSoap, krbtest::soon());
-  REQUIRE_MESSAGE(response.has_value(), response.error().message);
+  REQUIRE_OK(response);
   CHECK(response->status == 500);
   CHECK(response->body.empty());
   CHECK(server.counters().plaintext_rejected == 1);
@@ -99,12 +101,12 @@ TEST_CASE("a reconnect re-authenticates; a 401 on a live connection re-authentic
   REQUIRE(auth->send(conn, kSoap, krbtest::soon()).has_value());
   conn.close();  // the next round trip opens a new connection (new id)
   auto response = auth->send(conn, kSoap, krbtest::soon());
-  REQUIRE_MESSAGE(response.has_value(), response.error().message);
+  REQUIRE_OK(response);
   CHECK(stats->handshakes == 2);
   CHECK(stats->reauth_on_401 == 0);
   conn.server_forgets();  // same connection, server lost the context: 401
   response = auth->send(conn, kSoap, krbtest::soon());
-  REQUIRE_MESSAGE(response.has_value(), response.error().message);
+  REQUIRE_OK(response);
   CHECK(response->body == "<reply>" + kSoap + "</reply>");
   CHECK(stats->handshakes == 3);
   CHECK(stats->reauth_on_401 == 1);
@@ -130,7 +132,7 @@ TEST_CASE("channel binding: strict accepts bound tokens only") {
     krbtest::LoopbackConnection conn(server, krbtest::endpoint("localhost", Scheme::kHttps),
                                      krbtest::fake_end_point('s'));
     auto response = negotiate(nullptr)->send(conn, kSoap, krbtest::soon());
-    REQUIRE_MESSAGE(response.has_value(), response.error().message);
+    REQUIRE_OK(response);
     CHECK(response->status == 200);
   }
   SUBCASE("no bindings") {
@@ -158,7 +160,7 @@ TEST_CASE("relaxed CBT accepts a client without bindings") {
                                    krbtest::fake_end_point('r'));
   auto response = negotiate(nullptr, {.channel_binding = winrm::ChannelBindingPolicy::kNever})
                       ->send(conn, kSoap, krbtest::soon());
-  REQUIRE_MESSAGE(response.has_value(), response.error().message);
+  REQUIRE_OK(response);
   CHECK(response->status == 200);
 }
 
@@ -168,15 +170,15 @@ TEST_CASE("SPN choice: WSMAN/win02 works, an SPN the KDC lacks is principal_unkn
     krbtest::LoopbackConnection conn(server, krbtest::endpoint("win02.sim.test", Scheme::kHttp));
     auto response =
         negotiate(nullptr, {.spn_service = "WSMAN"})->send(conn, kSoap, krbtest::soon());
-    REQUIRE_MESSAGE(response.has_value(), response.error().message);
+    REQUIRE_OK(response);
     CHECK(response->body == "<reply>" + kSoap + "</reply>");
   }
   {
     // The target is reached by IP, the SPN host given explicitly (never reverse DNS).
     krbtest::LoopbackConnection conn(server, krbtest::endpoint("127.0.0.1", Scheme::kHttp));
-    auto response = negotiate(nullptr, {.spn_host = "win01.sim.test"})
-                        ->send(conn, kSoap, krbtest::soon());
-    REQUIRE_MESSAGE(response.has_value(), response.error().message);
+    auto response =
+        negotiate(nullptr, {.spn_host = "win01.sim.test"})->send(conn, kSoap, krbtest::soon());
+    REQUIRE_OK(response);
   }
   {
     krbtest::LoopbackConnection conn(server, krbtest::endpoint("win03.sim.test", Scheme::kHttp));

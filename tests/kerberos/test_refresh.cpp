@@ -12,16 +12,17 @@ using std::chrono::system_clock;
 TEST_CASE("polling across three ticket lifetimes and a KDC outage, no kinit") {
   constexpr int kLifetime = 16;
   krbtest::Kdc kdc(kLifetime);
-  auto credentials = std::make_shared<winrm::CredentialManager>(winrm::CredentialOptions{
-      .profile = "refresh",
-      .principal = "exporter",
-      .client_keytab = kdc.path("client.keytab"),
-      .min_backoff = 500ms,
-      .max_backoff = 2000ms});
+  auto credentials = std::make_shared<winrm::CredentialManager>(
+      winrm::CredentialOptions{.profile = "refresh",
+                               .principal = "exporter",
+                               .client_keytab = kdc.path("client.keytab"),
+                               .min_backoff = 500ms,
+                               .max_backoff = 2000ms});
   auto stats = std::make_shared<winrm::NegotiateStats>();
   auto auth = winrm::make_negotiate_auth({.credentials = credentials}, stats);
   sim::NegotiateAcceptor server({.keytab = kdc.path("http.keytab")}, std::nullopt);
-  krbtest::LoopbackConnection conn(server, krbtest::endpoint("win01.sim.test", winrm::Scheme::kHttp));
+  krbtest::LoopbackConnection conn(server,
+                                   krbtest::endpoint("win01.sim.test", winrm::Scheme::kHttp));
   // Every poll on a fresh connection: a full handshake, hence a credential acquisition.
   auto poll = [&]() {
     conn.close();
@@ -34,7 +35,7 @@ TEST_CASE("polling across three ticket lifetimes and a KDC outage, no kinit") {
   int polls = 0;
   while (system_clock::now() - start < phase1) {
     auto response = poll();
-    REQUIRE_MESSAGE(response.has_value(), response.error().message);
+    REQUIRE_OK(response);
     REQUIRE(response->body == "<reply><poll/></reply>");
     ++polls;
     std::this_thread::sleep_for(250ms);
@@ -80,8 +81,9 @@ TEST_CASE("polling across three ticket lifetimes and a KDC outage, no kinit") {
   // Survived past the half-life (refresh failing) until about the expiry.
   CHECK(last_success > expiry - 3s);
   CHECK(winrm::auth_error_class(*failure) == winrm::AuthErrorClass::kKdcUnreachable);
-  const auto unreachable =
-      credentials->stats().failures[static_cast<int>(winrm::AuthErrorClass::kKdcUnreachable)].load();
+  const auto unreachable = credentials->stats()
+                               .failures[static_cast<int>(winrm::AuthErrorClass::kKdcUnreachable)]
+                               .load();
   CHECK(unreachable >= 1);
   // Back-off: far fewer KDC attempts than polls.
   CHECK(unreachable < 12);

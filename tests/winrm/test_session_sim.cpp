@@ -1,7 +1,9 @@
 // Issue 2 integration test: Session over HTTPS + Basic + CA verification against the real
 // winrm-sim binary (WINRM_SIM_BINARY), one virtual host per behaviour.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,7 +76,13 @@ class Sim {
     pid_ = fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
-      freopen(log.c_str(), "w", stderr);
+      // Die with the test process even if it is killed before its destructors run.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+      }
       execl(WINRM_SIM_BINARY, WINRM_SIM_BINARY, "--config", config.c_str(), "--ports-file",
             ports.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
       _exit(127);

@@ -96,8 +96,8 @@ class NegotiateAuth final : public Auth {
         if (conn.connection_id() != sent_on && attempt == 0) continue;
         // The server lost our context on a live connection: once more.
         if (reauthenticated) {
-          return make_auth_error(AuthErrorClass::kServerRejected,
-                                 "401 after re-authentication", 401);
+          return make_auth_error(AuthErrorClass::kServerRejected, "401 after re-authentication",
+                                 401);
         }
         reauthenticated = true;
         stats_->reauth_on_401++;
@@ -147,8 +147,7 @@ class NegotiateAuth final : public Auth {
     auto cred = options_.credentials->acquire();
     if (!cred) return fail(std::unexpected(cred.error()));
 
-    const std::string host =
-        options_.spn_host.empty() ? conn.endpoint().host : options_.spn_host;
+    const std::string host = options_.spn_host.empty() ? conn.endpoint().host : options_.spn_host;
     const std::string service_at_host = options_.spn_service + "@" + host;
     gss_buffer_desc name_buffer{service_at_host.size(), const_cast<char*>(service_at_host.data())};
     NameOwned target;
@@ -194,11 +193,10 @@ class NegotiateAuth final : public Auth {
                                    input.empty() ? GSS_C_NO_BUFFER : &input_buffer, nullptr,
                                    &output.buffer, &ret_flags, nullptr);
       if (GSS_ERROR(major)) {
-        const auto error_class = leg == 0 ? gss::classify(major, minor)
-                                          : AuthErrorClass::kServerRejected;
-        return fail(make_auth_error(
-            error_class, "gss_init_sec_context (" + service_at_host +
-                             "): " + gss::status_message(major, minor)));
+        const auto error_class =
+            leg == 0 ? gss::classify(major, minor) : AuthErrorClass::kServerRejected;
+        return fail(make_auth_error(error_class, "gss_init_sec_context (" + service_at_host +
+                                                     "): " + gss::status_message(major, minor)));
       }
       if (major == GSS_S_COMPLETE && last_response_) {
         // The server's last token verified (mutual authentication for Kerberos).
@@ -207,8 +205,8 @@ class NegotiateAuth final : public Auth {
                                       "mutual authentication not performed"));
         }
         if (encrypt && !(ret_flags & GSS_C_CONF_FLAG)) {
-          return fail(make_auth_error(AuthErrorClass::kServerRejected,
-                                      "context without confidentiality"));
+          return fail(
+              make_auth_error(AuthErrorClass::kServerRejected, "context without confidentiality"));
         }
         established_ = true;
         connection_id_ = conn.connection_id();
@@ -224,8 +222,8 @@ class NegotiateAuth final : public Auth {
         return response;
       }
       if (output.buffer.length == 0) {
-        return fail(make_auth_error(AuthErrorClass::kServerRejected,
-                                    "handshake stalled without a token"));
+        return fail(
+            make_auth_error(AuthErrorClass::kServerRejected, "handshake stalled without a token"));
       }
       if (last_response_) {
         // We still owed the server a token after its final answer.
@@ -248,10 +246,9 @@ class NegotiateAuth final : public Auth {
       auto challenge = find_challenge(*response);
       if (response->status == 401) {
         if (!challenge || major == GSS_S_COMPLETE) {
-          return fail(make_auth_error(AuthErrorClass::kServerRejected,
-                                      "server rejected the " + name() + " token (" +
-                                          service_at_host + ")",
-                                      401));
+          return fail(make_auth_error(
+              AuthErrorClass::kServerRejected,
+              "server rejected the " + name() + " token (" + service_at_host + ")", 401));
         }
         input = std::move(challenge->token);
         continue;

@@ -15,7 +15,7 @@ namespace winrm {
 namespace {
 
 constexpr std::array<std::string_view, kAuthErrorClassCount> kClassNames = {
-    "no_credentials",       "kdc_unreachable",  "clock_skew", "principal_unknown",
+    "no_credentials",      "kdc_unreachable", "clock_skew", "principal_unknown",
     "credentials_invalid", "server_rejected", "other"};
 
 AuthErrorClass classify_krb5(long code) {
@@ -107,7 +107,7 @@ struct CredsOwned {
 
 std::string keytab_name(const std::string& keytab) {
   return keytab.find(':') == std::string::npos || keytab.starts_with("/") ? "FILE:" + keytab
-                                                                           : keytab;
+                                                                          : keytab;
 }
 
 std::mutex& registry_mutex() {
@@ -127,8 +127,7 @@ std::shared_ptr<std::mutex> mutex_for_principal(const std::string& key) {
 
 std::chrono::system_clock::time_point from_krb5(krb5_timestamp t) {
   // krb5_timestamp is a signed 32-bit count that wraps in 2038; MIT treats it unsigned.
-  return std::chrono::system_clock::time_point(
-      std::chrono::seconds(static_cast<std::uint32_t>(t)));
+  return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<std::uint32_t>(t)));
 }
 
 // Stores creds as the only content of the MEMORY cache `name`, atomically (a handshake
@@ -207,8 +206,8 @@ std::optional<AuthErrorClass> auth_error_class(const Error& error) {
 
 std::unexpected<Error> make_auth_error(AuthErrorClass error_class, std::string_view detail,
                                        int http_status) {
-  return make_error(ErrorKind::kAuth, std::string(to_string(error_class)) + ": " + std::string(detail),
-                    http_status);
+  return make_error(ErrorKind::kAuth,
+                    std::string(to_string(error_class)) + ": " + std::string(detail), http_status);
 }
 
 namespace gss {
@@ -328,7 +327,8 @@ Result<void> CredentialManager::refresh_locked(std::chrono::system_clock::time_p
   PrincipalOwned client{k.ctx};
   if (!options_.principal.empty()) {
     std::string name = options_.principal;
-    if (name.find('@') == std::string::npos && !options_.realm.empty()) name += "@" + options_.realm;
+    if (name.find('@') == std::string::npos && !options_.realm.empty())
+      name += "@" + options_.realm;
     if (auto code = krb5_parse_name(k.ctx, name.c_str(), &client.value)) {
       return k.fail(code, "parsing principal");
     }
@@ -373,9 +373,9 @@ Result<void> CredentialManager::refresh_locked(std::chrono::system_clock::time_p
     }
     krb5_get_init_creds_opt* opt = nullptr;
     krb5_get_init_creds_opt_alloc(k.ctx, &opt);
-    auto code = krb5_get_init_creds_password(k.ctx, &creds.creds, client.value,
-                                             options_.password.c_str(), nullptr, nullptr, 0,
-                                             nullptr, opt);
+    auto code =
+        krb5_get_init_creds_password(k.ctx, &creds.creds, client.value, options_.password.c_str(),
+                                     nullptr, nullptr, 0, nullptr, opt);
     krb5_get_init_creds_opt_free(k.ctx, opt);
     // The KDC's error text never echoes the password; ours doesn't either.
     if (code != 0) return k.fail(code, "getting a ticket with the password");
@@ -396,7 +396,8 @@ Result<void> CredentialManager::refresh_locked(std::chrono::system_clock::time_p
     }
     if (ext->end > ticket_end_ && ext->end > now) {
       // Someone else (sssd, k5start) refreshed it: take a copy.
-      if (auto r = replace_cache(k, ccache_name_, cache_client.value, nullptr, external.value); !r) {
+      if (auto r = replace_cache(k, ccache_name_, cache_client.value, nullptr, external.value);
+          !r) {
         return r;
       }
       std::lock_guard lock(state_mutex_);
@@ -429,8 +430,8 @@ Result<void> CredentialManager::refresh_locked(std::chrono::system_clock::time_p
 
   if (auto r = replace_cache(k, ccache_name_, client.value, &creds.creds); !r) return r;
   std::lock_guard lock(state_mutex_);
-  krb5_timestamp start = creds.creds.times.starttime ? creds.creds.times.starttime
-                                                     : creds.creds.times.authtime;
+  krb5_timestamp start =
+      creds.creds.times.starttime ? creds.creds.times.starttime : creds.creds.times.authtime;
   ticket_start_ = from_krb5(start);
   ticket_end_ = from_krb5(creds.creds.times.endtime);
   stats_->acquisitions++;
@@ -452,9 +453,8 @@ Result<std::shared_ptr<gss::Credential>> CredentialManager::acquire() {
   }
   const bool usable = end > now + std::chrono::seconds(1);
   const auto lifetime = end - start;
-  const auto refresh_at =
-      start + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                  lifetime * options_.refresh_fraction);
+  const auto refresh_at = start + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                      lifetime * options_.refresh_fraction);
   const bool due = !usable || now >= refresh_at;
   if (due && now >= next_attempt_) {
     if (auto r = refresh_locked(now); !r) {
@@ -493,7 +493,8 @@ Result<std::shared_ptr<gss::Credential>> CredentialManager::acquire_krb5_locked(
   if (GSS_ERROR(major)) {
     const auto error_class = gss::classify(major, minor);
     stats_->failures[static_cast<int>(error_class)]++;
-    return make_auth_error(error_class, "gss_acquire_cred_from: " + gss::status_message(major, minor));
+    return make_auth_error(error_class,
+                           "gss_acquire_cred_from: " + gss::status_message(major, minor));
   }
   auto owned = std::make_shared<gss::Credential>(cred);
   gss_OID_set_desc krb5_only{1, gss::krb5_mech()};
@@ -528,9 +529,9 @@ Result<std::shared_ptr<gss::Credential>> CredentialManager::acquire_ntlm() {
   stats_->handshake_credentials++;
   if (GSS_ERROR(major)) {
     stats_->failures[static_cast<int>(AuthErrorClass::kNoCredentials)]++;
-    return make_auth_error(AuthErrorClass::kNoCredentials,
-                           "NTLM credentials (gss-ntlmssp installed?): " +
-                               gss::status_message(major, minor));
+    return make_auth_error(
+        AuthErrorClass::kNoCredentials,
+        "NTLM credentials (gss-ntlmssp installed?): " + gss::status_message(major, minor));
   }
   return std::make_shared<gss::Credential>(ntlm_cred);
 }

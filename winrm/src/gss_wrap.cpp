@@ -18,7 +18,8 @@ std::unexpected<Error> parse_error(std::string_view what) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -115,7 +116,8 @@ Result<EncryptedParts> parse_encrypted(std::string_view body) {
       if (at == std::string_view::npos) return parse_error("OriginalContent without Length=");
       auto digits = value.substr(at + 7);
       std::size_t n = 0, used = 0;
-      for (; used < digits.size() && used < 12 && std::isdigit(static_cast<unsigned char>(digits[used]));
+      for (; used < digits.size() && used < 12 &&
+             std::isdigit(static_cast<unsigned char>(digits[used]));
            ++used) {
         n = n * 10 + static_cast<std::size_t>(digits[used] - '0');
       }
@@ -142,7 +144,8 @@ Result<EncryptedParts> parse_encrypted(std::string_view body) {
   // Closing boundary: search from the end (the ciphertext may contain anything).
   const std::string_view closing = "--Encrypted Boundary--";
   auto end = body.rfind(closing);
-  if (end == std::string_view::npos || end < pos + 4) return parse_error("missing closing boundary");
+  if (end == std::string_view::npos || end < pos + 4)
+    return parse_error("missing closing boundary");
   const auto payload = body.substr(pos, end - pos);
   std::uint32_t header_len = 0;
   for (int i = 0; i < 4; ++i) {
@@ -162,13 +165,15 @@ Result<WrappedMessage> wrap_winrm(gss_ctx_id_t ctx, bool ntlm, std::string_view 
     gss_buffer_desc input{plaintext.size(), const_cast<char*>(plaintext.data())};
     gss_buffer_desc output = GSS_C_EMPTY_BUFFER;
     OM_uint32 major = gss_wrap(&minor, ctx, 1, GSS_C_QOP_DEFAULT, &input, &conf_state, &output);
-    if (GSS_ERROR(major)) return make_auth_error(classify(major, minor), "gss_wrap: " + status_message(major, minor));
+    if (GSS_ERROR(major))
+      return make_auth_error(classify(major, minor), "gss_wrap: " + status_message(major, minor));
     std::string wrapped = to_string(output);
     gss_release_buffer(&minor, &output);
     if (conf_state == 0 || wrapped.size() < kNtlmSignatureSize) {
       return make_auth_error(AuthErrorClass::kOther, "NTLM wrap without confidentiality");
     }
-    return WrappedMessage{wrapped.substr(0, kNtlmSignatureSize), wrapped.substr(kNtlmSignatureSize)};
+    return WrappedMessage{wrapped.substr(0, kNtlmSignatureSize),
+                          wrapped.substr(kNtlmSignatureSize)};
   }
   std::string data(plaintext);
   gss_iov_buffer_desc iov[3];
@@ -185,7 +190,8 @@ Result<WrappedMessage> wrap_winrm(gss_ctx_id_t ctx, bool ntlm, std::string_view 
   // Release only the buffers GSS allocated (DATA is ours).
   gss_iov_buffer_desc allocated[2] = {iov[0], iov[2]};
   IovRelease release{allocated, 2};
-  if (conf_state == 0) return make_auth_error(AuthErrorClass::kOther, "wrap without confidentiality");
+  if (conf_state == 0)
+    return make_auth_error(AuthErrorClass::kOther, "wrap without confidentiality");
   WrappedMessage out;
   out.header = to_string(iov[0].buffer);
   out.data = std::move(data);
@@ -209,7 +215,8 @@ Result<std::string> unwrap_winrm(gss_ctx_id_t ctx, bool ntlm, std::string_view h
     }
     std::string plain = to_string(output);
     gss_release_buffer(&minor, &output);
-    if (conf_state == 0) return make_auth_error(AuthErrorClass::kServerRejected, "message not sealed");
+    if (conf_state == 0)
+      return make_auth_error(AuthErrorClass::kServerRejected, "message not sealed");
     return plain;
   }
   std::string header_copy(header);
@@ -223,9 +230,11 @@ Result<std::string> unwrap_winrm(gss_ctx_id_t ctx, bool ntlm, std::string_view h
   iov[2].buffer = GSS_C_EMPTY_BUFFER;
   OM_uint32 major = gss_unwrap_iov(&minor, ctx, &conf_state, &qop, iov, 3);
   if (GSS_ERROR(major)) {
-    return make_auth_error(classify(major, minor), "gss_unwrap_iov: " + status_message(major, minor));
+    return make_auth_error(classify(major, minor),
+                           "gss_unwrap_iov: " + status_message(major, minor));
   }
-  if (conf_state == 0) return make_auth_error(AuthErrorClass::kServerRejected, "message not sealed");
+  if (conf_state == 0)
+    return make_auth_error(AuthErrorClass::kServerRejected, "message not sealed");
   buffer.resize(iov[1].buffer.length);
   return buffer;
 }
@@ -245,15 +254,16 @@ Result<std::string> decrypt_body(gss_ctx_id_t ctx, bool ntlm, std::string_view b
   if (!plain) return plain;
   // Padding (RC4) may trail the plaintext; Length= counts the SOAP bytes.
   if (plain->size() < parts->length || plain->size() > parts->length + 16) {
-    return make_error(ErrorKind::kParse, "decrypted length " + std::to_string(plain->size()) +
-                                             " does not match Length=" +
-                                             std::to_string(parts->length));
+    return make_error(ErrorKind::kParse,
+                      "decrypted length " + std::to_string(plain->size()) +
+                          " does not match Length=" + std::to_string(parts->length));
   }
   plain->resize(parts->length);
   return plain;
 }
 
-ChannelBindings::ChannelBindings(std::string application_data) : data_(std::move(application_data)) {
+ChannelBindings::ChannelBindings(std::string application_data)
+    : data_(std::move(application_data)) {
   bindings_.initiator_addrtype = GSS_C_AF_UNSPEC;
   bindings_.acceptor_addrtype = GSS_C_AF_UNSPEC;
   bindings_.application_data = {data_.size(), data_.data()};

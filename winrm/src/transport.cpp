@@ -8,6 +8,8 @@
 #include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
@@ -28,6 +30,36 @@ constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
+
+// Writing to a socket the peer closed raises SIGPIPE (OpenSSL writes without
+// MSG_NOSIGNAL). A library must not change the process' disposition, so block it in
+// this thread for the duration of the call and swallow the one we caused.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    already_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeGuard() {
+    if (!already_pending_) {
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool already_pending_ = false;
+};
 
 // One process-wide timer thread; arm() returns a token, disarm() guarantees the
 // callback is not running and will not run afterwards.
@@ -70,6 +102,7 @@ class Watchdog {
   Watchdog() : thread_([this] { run(); }) {}
 
   void run() {
+    SigpipeGuard no_sigpipe;  // stop() may shut down TLS on a dead socket
     std::unique_lock lock(mutex_);
     while (!stopping_) {
       auto next = entries_.end();
@@ -143,9 +176,13 @@ class HttpConnection final : public Connection {
     create_client();
   }
 
-  ~HttpConnection() override { client_->stop(); }
+  ~HttpConnection() override {
+    SigpipeGuard no_sigpipe;
+    client_->stop();
+  }
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
+    SigpipeGuard no_sigpipe;
     // A reused keep-alive connection may have been closed by the peer while idle; 0.11
     // only notices when the request fails, so retry once on a fresh connection.
     for (int attempt = 0;; ++attempt) {
@@ -172,7 +209,10 @@ class HttpConnection final : public Connection {
 
   const EndpointOptions& endpoint() const override { return options_; }
 
-  void close() override { client_->stop(); }
+  void close() override {
+    SigpipeGuard no_sigpipe;
+    client_->stop();
+  }
 
  private:
   struct Attempt {

@@ -134,8 +134,8 @@ bool is_encrypted_content_type(std::string_view content_type);
 std::string frame_encrypted(std::string_view protocol, std::size_t length,
                             const WrappedMessage& message);
 struct EncryptedParts {
-  std::string protocol;  // from the first part's Content-Type
-  std::size_t length = 0;  // OriginalContent Length=
+  std::string protocol;       // from the first part's Content-Type
+  std::size_t length = 0;     // OriginalContent Length=
   std::string original_type;  // OriginalContent type= (e.g. application/soap+xml;charset=UTF-8)
   WrappedMessage message;
 };

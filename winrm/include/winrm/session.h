@@ -21,7 +21,7 @@ struct SessionOptions {
   std::uint32_t max_envelope_size = 512000;
   std::uint32_t max_elements = 32000;
   std::chrono::milliseconds operation_timeout{20000};  // clamped below the deadline
-  int pull_timeout_retries = 2;  // re-send a timed-out Pull with its context
+  int pull_timeout_retries = 2;                        // re-send a timed-out Pull with its context
   std::string locale = "en-US";
   // Reject pages whose a:RelatesTo differs from the request's MessageID. Only replay
   // servers that serve captured bodies verbatim need this off.

@@ -2,8 +2,8 @@
 // hold against trickling servers, a response-size cap, and counters.
 #pragma once
 
-#include <atomic>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

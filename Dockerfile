@@ -15,7 +15,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
+# .git is not in the build context: pass the revision for build_info, e.g.
+#   --build-arg REVISION=$(git rev-parse --short HEAD)
+ARG REVISION=unknown
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DWINRM_EXPORTER_REVISION="$REVISION" \
  && cmake --build /build -j"$(nproc)" --target winrm_exporter winrm-sim \
  && strip --strip-unneeded /build/daemon/winrm_exporter /build/sim/winrm-sim
 

@@ -34,3 +34,16 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# Not part of the quick start: a .deb, a container build without a Docker engine, and the
+# scale benchmark (see packaging/, bench/README.md).
+.PHONY: deb docker-check bench
+deb: build
+	packaging/build-deb.sh $(BUILD_DIR)
+
+docker-check:
+	@scripts/ensure-packages.sh buildah mmdebstrap curl python3
+	packaging/docker-build-check.sh
+
+bench: build
+	bench/scale.sh --build-dir $(BUILD_DIR) -n $${N:-1000}

@@ -45,7 +45,7 @@ if [ "${SKIP_BUILD:-0}" = 1 ]; then
 else
   step "buildah bud -t $tag"
   t1=$SECONDS
-  buildah bud --isolation chroot --pull=never --layers=false -t "$tag" -f "$src/Dockerfile" "$src"
+  buildah bud --isolation chroot --pull=never --layers=false --build-arg REVISION="$(git -C "$src" rev-parse --short HEAD 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)" -t "$tag" -f "$src/Dockerfile" "$src"
   echo "image built in $((SECONDS - t1)) s"
 fi
 

@@ -40,10 +40,11 @@ winrm::EndpointOptions endpoint_for(const config::Config& config, const config::
   return endpoint;
 }
 
-int default_worker_count(int flag_value) {
-  if (flag_value > 0) return flag_value;
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::clamp(2 * cores, 2, 32);
+int worker_count(int flag_value, const config::Defaults& defaults) {
+  if (flag_value > 0) return std::min(flag_value, kMaxSchedulerWorkers);
+  long most_in_flight = static_cast<long>(std::max(1, defaults.concurrency)) *
+                        std::max(1, defaults.per_target_concurrency);
+  return static_cast<int>(std::clamp<long>(most_in_flight, 1, kMaxSchedulerWorkers));
 }
 
 namespace {
@@ -74,9 +75,10 @@ std::string error_kind_label(const winrm::Error& error) {
 
 App::App(std::string config_path, int workers, std::string version, std::string revision)
     : config_path_(std::move(config_path)),
+      workers_flag_(workers),
       telemetry_(std::move(version), std::move(revision)),
       scheduler_(
-          SchedulerOptions{default_worker_count(workers), 64},
+          SchedulerOptions{worker_count(workers, config::Defaults{}), 64},
           [this](const JobSpec& job, Clock::time_point deadline) { poll(job, deadline); },
           [this](double lag) { telemetry_.observe_lag(lag); }) {
   telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); });
@@ -155,9 +157,11 @@ void App::apply(std::shared_ptr<const config::Config> config) {
   }
   cache_.set_targets(infos);
   scheduler_.set_concurrency(defaults.concurrency);
+  scheduler_.set_workers(worker_count(workers_flag_, defaults));
   scheduler_.set_jobs(std::move(jobs), caps);
-  spdlog::info("configuration loaded file={} targets={} jobs={}", config->path,
-               config->targets.size(), scheduler_.stats().jobs);
+  auto stats = scheduler_.stats();
+  spdlog::info("configuration loaded file={} targets={} jobs={} workers={}", config->path,
+               config->targets.size(), stats.jobs, stats.workers);
 }
 
 std::shared_ptr<App::Runtime> App::runtime(const std::string& target) const {

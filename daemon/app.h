@@ -13,6 +13,7 @@
 
 #include "cache.h"
 #include "config/config.h"
+#include "flags.h"
 #include "scheduler.h"
 #include "telemetry.h"
 #include "winrm/session.h"
@@ -39,8 +40,11 @@ class SessionPool {
 // Endpoint of a configured target (shared with the query command).
 winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target);
 
-// Scheduler worker count: flag value, or 2 x cores clamped to [2, 32].
-int default_worker_count(int flag_value);
+// Scheduler worker count: the flag value when set, else the most polls that can run at
+// once (concurrency x per_target_concurrency) capped at kMaxSchedulerWorkers: a poll
+// blocks its worker on the network for its whole duration, so fewer workers than polls
+// in flight starve the scheduler (bench/README.md).
+int worker_count(int flag_value, const config::Defaults& defaults);
 
 class App {
  public:
@@ -77,6 +81,7 @@ class App {
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
 
   std::string config_path_;
+  int workers_flag_;  // 0: follow the configuration
   std::mutex load_mutex_;  // serialises SIGHUP and /-/reload
   Telemetry telemetry_;
   Cache cache_;

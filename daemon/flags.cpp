@@ -180,8 +180,9 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   auto positional = table.parse(args, 0);
   if (!positional) return std::unexpected(positional.error());
   if (!positional->empty()) return std::unexpected("unexpected argument: " + positional->front());
-  if (s.scheduler_workers < 0 || s.scheduler_workers > 256) {
-    return std::unexpected("--scheduler.workers: expected 0..256");
+  if (s.scheduler_workers < 0 || s.scheduler_workers > kMaxSchedulerWorkers) {
+    return std::unexpected("--scheduler.workers: expected 0.." +
+                           std::to_string(kMaxSchedulerWorkers));
   }
   if (s.web_max_requests < 1 || s.web_max_requests > 1024) {
     return std::unexpected("--web.max-requests: expected 1..1024");
@@ -218,7 +219,10 @@ Flags:
   --config.check              Validate the configuration, print a summary, exit 0 (valid) or 1.
   --web.listen-address=ADDR   Address to listen on, [HOST]:PORT; repeatable (default: :9725).
   --web.max-requests=N        HTTP worker threads serving scrapes at once (default: 8).
-  --scheduler.workers=N       Poll worker threads; 0 = 2 x CPU cores, 2..32 (default: 0).
+  --scheduler.workers=N       Poll worker threads, 0..256. A poll holds its worker while it
+                              waits on the network, so 0 (the default) follows the
+                              configuration: concurrency x per_target_concurrency (the most
+                              polls that can run at once), at most 256; reloads resize it.
   --log.level=LEVEL           debug, info, warn or error (default: info).
   --log.format=FORMAT         logfmt or json (default: logfmt).
   --version                   Print version information and exit.

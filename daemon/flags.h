@@ -9,6 +9,7 @@
 namespace exporter {
 
 inline constexpr int kDefaultPort = 9725;
+inline constexpr int kMaxSchedulerWorkers = 256;
 
 struct ServeFlags {
   std::string config_file = "winrm_exporter.yml";
@@ -16,7 +17,8 @@ struct ServeFlags {
   std::vector<std::string> listen_addresses;  // default {":9725"}
   std::string log_level = "info";
   std::string log_format = "logfmt";
-  int scheduler_workers = 0;  // 0 = 2 * cores, clamped to [2, 32]
+  // 0 = follow the configuration (worker_count() in app.h); else 1..kMaxSchedulerWorkers.
+  int scheduler_workers = 0;
   int web_max_requests = 8;   // HTTP worker threads
 };
 

@@ -84,21 +84,41 @@ void Scheduler::set_concurrency(int concurrency) {
   wake_.notify_all();
 }
 
+void Scheduler::set_workers(int workers) {
+  std::lock_guard lock(mutex_);
+  options_.workers = std::max(1, workers);
+  if (started_) spawn_workers_locked();
+  wake_.notify_all();  // surplus workers notice and exit
+}
+
+void Scheduler::spawn_workers_locked() {
+  while (live_workers_ < options_.workers) {
+    ++live_workers_;
+    workers_.emplace_back([this] { worker_loop(); });
+  }
+}
+
 void Scheduler::start() {
   std::lock_guard lock(mutex_);
-  if (!workers_.empty()) return;
+  if (started_) return;
+  started_ = true;
   stopping_ = false;
-  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  spawn_workers_locked();
 }
 
 void Scheduler::stop() {
+  std::vector<std::thread> workers;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    started_ = false;
+    workers = std::move(workers_);
+    workers_.clear();
   }
   wake_.notify_all();
-  for (auto& worker : workers_) worker.join();
-  workers_.clear();
+  for (auto& worker : workers) worker.join();
+  std::lock_guard lock(mutex_);
+  live_workers_ = 0;
 }
 
 Scheduler::Stats Scheduler::stats() const {
@@ -110,6 +130,7 @@ Scheduler::Stats Scheduler::stats() const {
   stats.parked = global_waiting_.size() + ready_.size();
   for (auto& [name, state] : targets_) stats.parked += state.waiting.size();
   stats.polls_started = polls_started_;
+  stats.workers = static_cast<std::size_t>(options_.workers);
   return stats;
 }
 
@@ -197,6 +218,10 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started) {
 void Scheduler::worker_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
+    if (live_workers_ > options_.workers) {  // the pool was shrunk
+      --live_workers_;
+      return;
+    }
     JobPtr job;
     if (!ready_.empty()) {
       job = std::move(ready_.front());

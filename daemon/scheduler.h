@@ -34,7 +34,7 @@ struct TargetLimits {
 };
 
 struct SchedulerOptions {
-  int workers = 4;
+  int workers = 4;  // poll threads; set_workers() resizes a running pool
   int concurrency = 64;  // targets with at least one poll running
 };
 
@@ -60,6 +60,8 @@ class Scheduler {
   void set_jobs(std::vector<JobSpec> jobs,
                 const std::unordered_map<std::string, int>& per_target_concurrency);
   void set_concurrency(int concurrency);
+  // Grows the pool at once; surplus workers exit when they are next idle.
+  void set_workers(int workers);
 
   void start();
   void stop();  // waits for running polls to finish
@@ -70,6 +72,7 @@ class Scheduler {
     std::size_t targets_in_flight = 0;
     std::size_t parked = 0;
     std::uint64_t polls_started = 0;
+    std::size_t workers = 0;  // configured pool size
   };
   Stats stats() const;
 
@@ -96,6 +99,7 @@ class Scheduler {
   };
 
   void worker_loop();
+  void spawn_workers_locked();
   // Under lock: decides whether job may start now; parks it otherwise.
   bool admit(const JobPtr& job);
   void finish(const JobPtr& job, Clock::time_point started);
@@ -118,6 +122,8 @@ class Scheduler {
   std::size_t running_ = 0;
   std::uint64_t polls_started_ = 0;
   bool stopping_ = false;
+  bool started_ = false;
+  int live_workers_ = 0;  // threads in worker_loop; exited ones stay in workers_ to be joined
   std::vector<std::thread> workers_;
 };
 

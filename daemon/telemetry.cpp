@@ -95,6 +95,8 @@ void Telemetry::render(std::string& out) const {
     };
     gauge("winrm_exporter_scheduler_jobs", "Scheduled (target, collector) polls.",
           static_cast<double>(stats.jobs));
+    gauge("winrm_exporter_scheduler_workers", "Poll worker threads.",
+          static_cast<double>(stats.workers));
     gauge("winrm_exporter_scheduler_polls_running", "Polls running now.",
           static_cast<double>(stats.running));
     gauge("winrm_exporter_scheduler_targets_in_flight", "Targets with a poll running now.",

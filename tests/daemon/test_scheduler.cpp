@@ -164,3 +164,45 @@ TEST_CASE("set_jobs: removed targets stop polling, kept ones continue") {
   scheduler.stop();
   CHECK(lag_observations.load() == static_cast<int>(recorder.count("")));
 }
+
+TEST_CASE("set_workers resizes a running pool: more workers run more polls at once") {
+  Recorder recorder;
+  for (int t = 0; t < 6; ++t) recorder.sleep_for["t" + std::to_string(t)] = 40ms;
+  Scheduler scheduler(SchedulerOptions{1, 6},
+                      [&](const JobSpec& job, Clock::time_point d) { recorder.poll(job, d); });
+  std::vector<JobSpec> jobs;
+  std::unordered_map<std::string, int> caps;
+  for (int t = 0; t < 6; ++t) {
+    jobs.push_back({"t" + std::to_string(t), "c", 10ms, 40ms});
+    caps["t" + std::to_string(t)] = 1;
+  }
+  scheduler.set_jobs(jobs, caps);
+  scheduler.start();
+  REQUIRE(wait_for([&] { return recorder.count("") >= 6; }));
+  {
+    std::lock_guard lock(recorder.mutex);
+    CHECK(recorder.max_targets == 1);  // one worker: one poll at a time
+  }
+  scheduler.set_workers(6);
+  CHECK(scheduler.stats().workers == 6);
+  // Every target is always due, so six workers soon overlap.
+  CHECK(wait_for([&] {
+    std::lock_guard lock(recorder.mutex);
+    return recorder.max_targets >= 3;
+  }));
+  scheduler.set_workers(2);  // surplus workers exit when idle
+  CHECK(scheduler.stats().workers == 2);
+  {
+    std::lock_guard lock(recorder.mutex);
+    recorder.max_targets = 0;
+  }
+  auto before = recorder.count("");
+  REQUIRE(wait_for([&] { return recorder.count("") >= before + 12; }));
+  scheduler.stop();
+  {
+    std::lock_guard lock(recorder.mutex);
+    CHECK(recorder.max_targets <= 2 + 4);  // at most: two, plus polls that were running
+    CHECK(recorder.max_targets >= 1);
+  }
+  CHECK(scheduler.stats().running == 0);
+}

@@ -24,7 +24,7 @@ build: deps
 test: test-deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD_DIR) -j $(JOBS)
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j 2
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j 2
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)

@@ -27,23 +27,23 @@ std::string_view to_string(ErrorKind kind);
 // A parsed SOAP fault. Texts are localised by the server (w:Locale): key logic on
 // wsman_code, never on message.
 struct Fault {
-  std::string code;        // s:Code/s:Value, e.g. "s:Sender"
-  std::string subcode;     // s:Subcode/s:Value local name, e.g. "CannotProcessFilter"
+  std::string code;              // s:Code/s:Value, e.g. "s:Sender"
+  std::string subcode;           // s:Subcode/s:Value local name, e.g. "CannotProcessFilter"
   std::uint64_t wsman_code = 0;  // f:WSManFault/@Code or MSFT_WmiError/error_Code
-  std::string machine;     // f:WSManFault/@Machine
-  std::string message;     // innermost provider message, else s:Reason/s:Text, trimmed
-  std::string fault_detail;  // w:FaultDetail URI when present
+  std::string machine;           // f:WSManFault/@Machine
+  std::string message;           // innermost provider message, else s:Reason/s:Text, trimmed
+  std::string fault_detail;      // w:FaultDetail URI when present
 };
 
 // What a caller should do about a fault; derived from wsman_code and subcode.
 enum class FaultClass {
   kAccessDenied,
-  kInvalidClass,          // CannotProcessFilter: bad WQL or unknown class
-  kInvalidResourceUri,    // unknown WMI namespace
-  kTimedOut,              // w:TimedOut / n:TimedOut: retry the Pull with its context
-  kQuotaExceeded,         // MaxConcurrentOperationsPerUser / shells quota: back off
-  kContextExpired,        // n:InvalidEnumerationContext: restart the enumeration once
-  kMaxEnvelopeExceeded,   // response larger than MaxEnvelopeSize: fewer MaxElements
+  kInvalidClass,         // CannotProcessFilter: bad WQL or unknown class
+  kInvalidResourceUri,   // unknown WMI namespace
+  kTimedOut,             // w:TimedOut / n:TimedOut: retry the Pull with its context
+  kQuotaExceeded,        // MaxConcurrentOperationsPerUser / shells quota: back off
+  kContextExpired,       // n:InvalidEnumerationContext: restart the enumeration once
+  kMaxEnvelopeExceeded,  // response larger than MaxEnvelopeSize: fewer MaxElements
   kOther,
 };
 FaultClass classify(const Fault& fault);
@@ -51,8 +51,8 @@ std::string_view to_string(FaultClass fault_class);
 
 struct Error {
   ErrorKind kind = ErrorKind::kTransport;
-  std::string message;        // never contains credentials or Authorization headers
-  int http_status = 0;        // 0 when no HTTP response was read
+  std::string message;         // never contains credentials or Authorization headers
+  int http_status = 0;         // 0 when no HTTP response was read
   std::optional<Fault> fault;  // set for kWsmanFault
 
   // "wsman_fault (2150858778 CannotProcessFilter): The specified class does not exist."

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "auth_factory.h"
+#include "exposition.h"
 #include "pages.h"
 
 namespace exporter {
@@ -19,7 +20,7 @@ std::unique_ptr<winrm::Session> SessionPool::acquire() {
       return session;
     }
   }
-  return std::make_unique<winrm::Session>(options_, auth_, counters_);
+  return std::make_unique<winrm::Session>(options_, make_auth_(), counters_);
 }
 
 void SessionPool::release(std::unique_ptr<winrm::Session> session) {
@@ -58,8 +59,10 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
                     std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n';
   if (auto it = config.credentials.find(target.credential); it != config.credentials.end()) {
     // In memory only, compared for equality and never printed.
-    out += std::to_string(static_cast<int>(it->second.method)) + '\n' + it->second.username + '\n' +
-           it->second.password.reveal() + '\n' + it->second.keytab + '\n';
+    const auto& profile = it->second;
+    out += std::to_string(static_cast<int>(profile.method)) + '\n' + profile.username + '\n' +
+           profile.password.reveal() + '\n' + profile.keytab + '\n' + profile.ccache + '\n' +
+           profile.realm + '\n' + spn_service_for(profile, target) + '\n' + target.spn_host + '\n';
   }
   return out;
 }
@@ -119,22 +122,25 @@ void App::apply(std::shared_ptr<const config::Config> config) {
       runtime->fingerprint = fingerprint_of(*config, target);
       auto old = runtimes_.find(target.name);
       if (old != runtimes_.end() && old->second->fingerprint == runtime->fingerprint) {
-        runtime->auth = old->second->auth;  // keep live sessions of unchanged targets
+        runtime->make_auth = old->second->make_auth;  // keep live sessions of unchanged targets
         runtime->auth_error = old->second->auth_error;
+        runtime->auth_stats = old->second->auth_stats;
         runtime->pool = old->second->pool;
       } else {
         auto profile = config->credentials.find(target.credential);
         if (profile == config->credentials.end()) {
           runtime->auth_error = "unknown credential profile " + target.credential;
-        } else if (auto auth = make_auth(profile->second, target); auth) {
-          runtime->auth = *auth;
+        } else if (auto maker =
+                       auth_factory_.make(profile->second, target, runtime->auth_stats->negotiate);
+                   maker) {
+          runtime->make_auth = std::move(*maker);
         } else {
-          runtime->auth_error = auth.error().message;
+          runtime->auth_error = maker.error().message;
         }
         winrm::SessionOptions options;
         options.endpoint = endpoint_for(*config, target);
         runtime->pool =
-            std::make_shared<SessionPool>(options, runtime->auth, telemetry_.transport());
+            std::make_shared<SessionPool>(options, runtime->make_auth, telemetry_.transport());
         if (options.endpoint.insecure_skip_verify) {
           spdlog::warn("target={} TLS certificate verification is disabled", target.name);
         }
@@ -155,6 +161,7 @@ void App::apply(std::shared_ptr<const config::Config> config) {
     runtimes_ = std::move(runtimes);
     config_ = config;
   }
+  auth_factory_.retain(config->credentials);
   cache_.set_targets(infos);
   scheduler_.set_concurrency(defaults.concurrency);
   scheduler_.set_workers(worker_count(workers_flag_, defaults));
@@ -203,7 +210,7 @@ void App::poll(const JobSpec& job, Clock::time_point deadline) {
     fail("config", "unknown collector");
     return;
   }
-  if (!runtime->auth) {
+  if (!runtime->make_auth) {
     fail("auth", runtime->auth_error);
     return;
   }
@@ -217,6 +224,7 @@ void App::poll(const JobSpec& job, Clock::time_point deadline) {
       if (result.error().kind == winrm::ErrorKind::kWsmanFault) {
         runtime->pool->release(std::move(session));
       }
+      runtime->auth_stats->count_error(result.error());
       fail(error_kind_label(result.error()), result.error().describe());
       return;
     }
@@ -243,8 +251,67 @@ void App::poll(const JobSpec& job, Clock::time_point deadline) {
 
 std::string App::render_metrics() const {
   return render_metrics_page(
-      cache_.view_all(), [this](std::string& out) { telemetry_.render(out); },
+      cache_.view_all(),
+      [this](std::string& out) {
+        telemetry_.render(out);
+        render_auth_metrics(out);
+      },
       std::chrono::steady_clock::now());
+}
+
+void App::render_auth_metrics(std::string& out) const {
+  auth_factory_.render(out);
+  std::vector<std::pair<std::string, std::shared_ptr<TargetAuthStats>>> targets;
+  bool any_negotiate = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!config_) return;
+    for (const auto& target : config_->targets) {
+      auto it = runtimes_.find(target.name);
+      if (it == runtimes_.end()) continue;
+      targets.emplace_back(target.name, it->second->auth_stats);
+      auto profile = config_->credentials.find(target.credential);
+      any_negotiate |= profile != config_->credentials.end() &&
+                       profile->second.method != config::AuthMethod::kBasic;
+    }
+  }
+  using collectors::MetricType;
+  if (any_negotiate) {
+    auto per_target = [&](std::string_view name, std::string_view help, auto value) {
+      FamilyWriter family(out, name, help, MetricType::kCounter);
+      for (const auto& [target, stats] : targets) {
+        family.sample(render_label_pairs({{"target", target}}),
+                      static_cast<double>(value(*stats->negotiate)));
+      }
+    };
+    per_target("winrm_exporter_auth_handshakes_total",
+               "Kerberos/NTLM (Negotiate) handshakes completed, one per new connection.",
+               [](const winrm::NegotiateStats& s) { return s.handshakes.load(); });
+    per_target("winrm_exporter_auth_handshake_failures_total",
+               "Kerberos/NTLM (Negotiate) handshakes that failed.",
+               [](const winrm::NegotiateStats& s) { return s.handshake_failures.load(); });
+    per_target("winrm_exporter_auth_reauthentications_total",
+               "Re-authentications after a 401 on a live connection.",
+               [](const winrm::NegotiateStats& s) { return s.reauth_on_401.load(); });
+  }
+  // Only classes that occurred: 7 classes x 10,000 targets of zeros is noise.
+  std::vector<std::pair<std::string, double>> errors;
+  for (const auto& [target, stats] : targets) {
+    for (int i = 0; i < winrm::kAuthErrorClassCount; ++i) {
+      auto count = stats->errors[static_cast<std::size_t>(i)].load();
+      if (count == 0) continue;
+      errors.emplace_back(
+          render_label_pairs(
+              {{"target", target},
+               {"class", std::string(winrm::to_string(static_cast<winrm::AuthErrorClass>(i)))}}),
+          static_cast<double>(count));
+    }
+  }
+  if (errors.empty()) return;
+  FamilyWriter family(out, "winrm_exporter_auth_errors_total",
+                      "Polls that failed to authenticate, by target and error class.",
+                      MetricType::kCounter);
+  for (const auto& [labels, count] : errors) family.sample(labels, count);
 }
 
 std::optional<std::string> App::render_probe(const std::string& target) const {

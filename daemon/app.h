@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth_factory.h"
 #include "cache.h"
 #include "config/config.h"
 #include "flags.h"
@@ -23,15 +24,17 @@ namespace exporter {
 // Sessions of one target, one per parallel slot, created lazily and kept alive.
 class SessionPool {
  public:
-  SessionPool(winrm::SessionOptions options, std::shared_ptr<winrm::Auth> auth,
+  SessionPool(winrm::SessionOptions options, AuthMaker make_auth,
               std::shared_ptr<winrm::TransportCounters> counters)
-      : options_(std::move(options)), auth_(std::move(auth)), counters_(std::move(counters)) {}
+      : options_(std::move(options)),
+        make_auth_(std::move(make_auth)),
+        counters_(std::move(counters)) {}
   std::unique_ptr<winrm::Session> acquire();
   void release(std::unique_ptr<winrm::Session> session);
 
  private:
   winrm::SessionOptions options_;
-  std::shared_ptr<winrm::Auth> auth_;
+  AuthMaker make_auth_;  // one Auth per Session (Negotiate binds it to the connection)
   std::shared_ptr<winrm::TransportCounters> counters_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<winrm::Session>> idle_;
@@ -69,8 +72,9 @@ class App {
     config::Target target;
     std::shared_ptr<const config::Config> config;
     std::string fingerprint;  // endpoint + credentials: sessions are reused while equal
-    std::shared_ptr<winrm::Auth> auth;
-    std::string auth_error;  // set when auth could not be built
+    AuthMaker make_auth;      // null when auth could not be built
+    std::string auth_error;   // set when auth could not be built
+    std::shared_ptr<TargetAuthStats> auth_stats = std::make_shared<TargetAuthStats>();
     std::shared_ptr<SessionPool> pool;
     std::mutex failing_mutex;
     std::unordered_map<std::string, bool> failing;  // collector -> last poll failed (log once)
@@ -79,11 +83,14 @@ class App {
   void apply(std::shared_ptr<const config::Config> config);
   void poll(const JobSpec& job, Clock::time_point deadline);
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
+  // Kerberos profile metrics and per-target handshake / auth error counters.
+  void render_auth_metrics(std::string& out) const;
 
   std::string config_path_;
-  int workers_flag_;  // 0: follow the configuration
+  int workers_flag_;       // 0: follow the configuration
   std::mutex load_mutex_;  // serialises SIGHUP and /-/reload
   Telemetry telemetry_;
+  AuthFactory auth_factory_;
   Cache cache_;
   Scheduler scheduler_;
   std::atomic<bool> ready_{false};

@@ -19,7 +19,7 @@ struct ServeFlags {
   std::string log_format = "logfmt";
   // 0 = follow the configuration (worker_count() in app.h); else 1..kMaxSchedulerWorkers.
   int scheduler_workers = 0;
-  int web_max_requests = 8;   // HTTP worker threads
+  int web_max_requests = 8;  // HTTP worker threads
 };
 
 struct QueryFlags {

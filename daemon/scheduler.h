@@ -34,7 +34,7 @@ struct TargetLimits {
 };
 
 struct SchedulerOptions {
-  int workers = 4;  // poll threads; set_workers() resizes a running pool
+  int workers = 4;       // poll threads; set_workers() resizes a running pool
   int concurrency = 64;  // targets with at least one poll running
 };
 

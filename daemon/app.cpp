@@ -8,6 +8,7 @@
 #include "auth_factory.h"
 #include "exposition.h"
 #include "pages.h"
+#include "service_discovery.h"
 
 namespace exporter {
 
@@ -76,9 +77,11 @@ std::string error_kind_label(const winrm::Error& error) {
 
 }  // namespace
 
-App::App(std::string config_path, int workers, std::string version, std::string revision)
+App::App(std::string config_path, int workers, std::string version, std::string revision,
+         Shard shard)
     : config_path_(std::move(config_path)),
       workers_flag_(workers),
+      shard_(shard),
       telemetry_(std::move(version), std::move(revision)),
       scheduler_(
           SchedulerOptions{worker_count(workers, config::Defaults{}), 64},
@@ -116,6 +119,7 @@ void App::apply(std::shared_ptr<const config::Config> config) {
   {
     std::lock_guard lock(mutex_);
     for (const auto& target : config->targets) {
+      if (!shard_.owns(target.name)) continue;
       auto runtime = std::make_shared<Runtime>();
       runtime->target = target;
       runtime->config = config;
@@ -167,8 +171,9 @@ void App::apply(std::shared_ptr<const config::Config> config) {
   scheduler_.set_workers(worker_count(workers_flag_, defaults));
   scheduler_.set_jobs(std::move(jobs), caps);
   auto stats = scheduler_.stats();
-  spdlog::info("configuration loaded file={} targets={} jobs={} workers={}", config->path,
-               config->targets.size(), stats.jobs, stats.workers);
+  spdlog::info("configuration loaded file={} targets={} owned={} shard={}/{} jobs={} workers={}",
+               config->path, config->targets.size(), infos.size(), shard_.index, shard_.total,
+               stats.jobs, stats.workers);
 }
 
 std::shared_ptr<App::Runtime> App::runtime(const std::string& target) const {
@@ -254,6 +259,7 @@ std::string App::render_metrics() const {
       cache_.view_all(),
       [this](std::string& out) {
         telemetry_.render(out);
+        render_shard_metrics(out);
         render_auth_metrics(out);
       },
       std::chrono::steady_clock::now());
@@ -314,10 +320,53 @@ void App::render_auth_metrics(std::string& out) const {
   for (const auto& [labels, count] : errors) family.sample(labels, count);
 }
 
-std::optional<std::string> App::render_probe(const std::string& target) const {
+std::expected<std::string, std::string> App::render_probe(const std::string& target) const {
   auto view = cache_.view(target);
-  if (!view.info) return std::nullopt;
-  return render_probe_page(view, std::chrono::steady_clock::now());
+  if (view.info) return render_probe_page(view, std::chrono::steady_clock::now());
+  auto config = this->config();
+  bool configured = config && std::any_of(config->targets.begin(), config->targets.end(),
+                                          [&](const auto& t) { return t.name == target; });
+  if (configured && !shard_.owns(target)) {
+    return std::unexpected("target " + target + " belongs to shard " +
+                           std::to_string(shard_.owner_of(target)) + " of " +
+                           std::to_string(shard_.total) + ", this instance is shard " +
+                           std::to_string(shard_.index));
+  }
+  return std::unexpected("unknown target " + target);
+}
+
+std::string App::render_sd() const {
+  std::vector<SdTarget> owned;
+  if (auto config = this->config()) {
+    for (const auto& target : config->targets) {
+      if (shard_.owns(target.name)) owned.push_back(SdTarget{target.name, target.labels});
+    }
+  }
+  return render_sd_json(owned);
+}
+
+void App::render_shard_metrics(std::string& out) const {
+  std::size_t configured = 0;
+  std::size_t owned = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (config_) configured = config_->targets.size();
+    owned = runtimes_.size();
+  }
+  using collectors::MetricType;
+  FamilyWriter(out, "winrm_exporter_shard_info",
+               "This instance's shard of the configured targets (--shard, --total-shards).",
+               MetricType::kGauge)
+      .sample(render_label_pairs({{"shard", std::to_string(shard_.index)},
+                                  {"total_shards", std::to_string(shard_.total)}}),
+              1);
+  FamilyWriter(out, "winrm_exporter_targets_configured",
+               "Targets in the configuration, on all shards.", MetricType::kGauge)
+      .sample("", static_cast<double>(configured));
+  FamilyWriter(out, "winrm_exporter_targets_owned",
+               "Targets this instance polls and serves (its shard of the configuration).",
+               MetricType::kGauge)
+      .sample("", static_cast<double>(owned));
 }
 
 }  // namespace exporter

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "flags.h"
 #include "scheduler.h"
+#include "shard.h"
 #include "telemetry.h"
 #include "winrm/session.h"
 
@@ -51,7 +52,9 @@ int worker_count(int flag_value, const config::Defaults& defaults);
 
 class App {
  public:
-  App(std::string config_path, int workers, std::string version, std::string revision);
+  // shard: the targets this instance owns; the others are neither polled nor served.
+  App(std::string config_path, int workers, std::string version, std::string revision,
+      Shard shard = {});
   ~App();
 
   // Loads and applies the configuration. Error text is ConfigError's "FILE:LINE: ...".
@@ -65,7 +68,10 @@ class App {
   std::shared_ptr<const config::Config> config() const;
 
   std::string render_metrics() const;
-  std::optional<std::string> render_probe(const std::string& target) const;
+  // Error: the 404 text (unknown target, or which shard owns it).
+  std::expected<std::string, std::string> render_probe(const std::string& target) const;
+  // Prometheus http_sd JSON of the owned targets.
+  std::string render_sd() const;
 
  private:
   struct Runtime {
@@ -85,9 +91,11 @@ class App {
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
   // Kerberos profile metrics and per-target handshake / auth error counters.
   void render_auth_metrics(std::string& out) const;
+  void render_shard_metrics(std::string& out) const;
 
   std::string config_path_;
-  int workers_flag_;       // 0: follow the configuration
+  int workers_flag_;  // 0: follow the configuration
+  Shard shard_;
   std::mutex load_mutex_;  // serialises SIGHUP and /-/reload
   Telemetry telemetry_;
   AuthFactory auth_factory_;
@@ -97,7 +105,7 @@ class App {
 
   mutable std::mutex mutex_;
   std::shared_ptr<const config::Config> config_;
-  std::unordered_map<std::string, std::shared_ptr<Runtime>> runtimes_;
+  std::unordered_map<std::string, std::shared_ptr<Runtime>> runtimes_;  // owned targets only
 };
 
 }  // namespace exporter

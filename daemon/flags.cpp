@@ -174,6 +174,8 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   table.valued["log.format"] = set_one_of("log.format", s.log_format, {"logfmt", "json"});
   table.valued["scheduler.workers"] = set_int("scheduler.workers", s.scheduler_workers);
   table.valued["web.max-requests"] = set_int("web.max-requests", s.web_max_requests);
+  table.valued["shard"] = set_int("shard", s.shard);
+  table.valued["total-shards"] = set_int("total-shards", s.total_shards);
   table.booleans["config.check"] = &s.config_check;
   table.booleans["help"] = &help;
   table.booleans["version"] = &version;
@@ -186,6 +188,11 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   }
   if (s.web_max_requests < 1 || s.web_max_requests > 1024) {
     return std::unexpected("--web.max-requests: expected 1..1024");
+  }
+  if (s.total_shards < 1) return std::unexpected("--total-shards: expected at least 1");
+  if (s.shard < 0 || s.shard >= s.total_shards) {
+    return std::unexpected("--shard: expected 0.." + std::to_string(s.total_shards - 1) +
+                           " (less than --total-shards=" + std::to_string(s.total_shards) + ")");
   }
   if (s.listen_addresses.empty()) s.listen_addresses.push_back(":" + std::to_string(kDefaultPort));
   if (help) flags.command = Flags::Command::kHelp;
@@ -223,13 +230,18 @@ Flags:
                               waits on the network, so 0 (the default) follows the
                               configuration: concurrency x per_target_concurrency (the most
                               polls that can run at once), at most 256; reloads resize it.
+  --shard=N                   This instance's shard, 0..total-shards-1 (default: 0).
+  --total-shards=M            Split the configured targets across M instances (default: 1).
+                              An instance polls and serves only the targets whose Prometheus
+                              hashmod (MD5, last 8 bytes big-endian, mod M) of the target
+                              name equals --shard; /sd lists them.
   --log.level=LEVEL           debug, info, warn or error (default: info).
   --log.format=FORMAT         logfmt or json (default: logfmt).
   --version                   Print version information and exit.
   --help                      Print this help and exit.
 
-Endpoints: / (landing page), /metrics, /probe?target=NAME, /-/healthy, /-/ready,
-POST /-/reload. SIGHUP also reloads the configuration.
+Endpoints: / (landing page), /metrics, /probe?target=NAME, /sd (Prometheus http_sd),
+/-/healthy, /-/ready, POST /-/reload. SIGHUP also reloads the configuration.
 )";
 }
 

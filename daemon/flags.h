@@ -20,6 +20,9 @@ struct ServeFlags {
   // 0 = follow the configuration (worker_count() in app.h); else 1..kMaxSchedulerWorkers.
   int scheduler_workers = 0;
   int web_max_requests = 8;  // HTTP worker threads
+  // This instance polls the targets whose Prometheus hashmod(name, total_shards) is shard.
+  int shard = 0;
+  int total_shards = 1;
 };
 
 struct QueryFlags {

@@ -14,14 +14,14 @@
 
 namespace exporter {
 
-std::string logfmt_quote(std::string_view value) {
-  bool needs_quotes = value.empty();
-  for (char c : value) {
-    if (c == ' ' || c == '=' || c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-      needs_quotes = true;
-    }
-  }
-  if (!needs_quotes) return std::string(value);
+namespace {
+
+enum class QuoteStyle { kLogfmt, kJson };
+
+// Double-quoted string with backslash escapes; the two formats differ only in \b, \f
+// and the notation of other control characters.
+std::string quote_escaped(std::string_view value, QuoteStyle style) {
+  bool json = style == QuoteStyle::kJson;
   std::string out = "\"";
   for (char c : value) {
     switch (c) {
@@ -42,9 +42,16 @@ std::string logfmt_quote(std::string_view value) {
         break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\x%02x", static_cast<unsigned char>(c));
-          out += buffer;
+          if (json && c == '\b') {
+            out += "\\b";
+          } else if (json && c == '\f') {
+            out += "\\f";
+          } else {
+            char buffer[8];
+            std::snprintf(buffer, sizeof buffer, json ? "\\u%04x" : "\\x%02x",
+                          static_cast<unsigned char>(c));
+            out += buffer;
+          }
         } else {
           out += c;
         }
@@ -54,44 +61,21 @@ std::string logfmt_quote(std::string_view value) {
   return out;
 }
 
-std::string json_quote(std::string_view value) {
-  std::string clean = sanitize_utf8(value);
-  std::string out = "\"";
-  for (char c : clean) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned char>(c));
-          out += buffer;
-        } else {
-          out += c;
-        }
+}  // namespace
+
+std::string logfmt_quote(std::string_view value) {
+  bool needs_quotes = value.empty();
+  for (char c : value) {
+    if (c == ' ' || c == '=' || c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+      needs_quotes = true;
     }
   }
-  out += '"';
-  return out;
+  if (!needs_quotes) return std::string(value);
+  return quote_escaped(value, QuoteStyle::kLogfmt);
+}
+
+std::string json_quote(std::string_view value) {
+  return quote_escaped(sanitize_utf8(value), QuoteStyle::kJson);
 }
 
 namespace {

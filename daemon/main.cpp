@@ -25,14 +25,22 @@ using namespace exporter;
 constexpr const char* kVersion = WINRM_EXPORTER_VERSION;
 constexpr const char* kRevision = WINRM_EXPORTER_REVISION;
 
-int check_config(const std::string& path) {
+int check_config(const std::string& path, Shard shard) {
   try {
     config::Config config = config::load(path);
     std::size_t jobs = 0;
-    for (const auto& target : config.targets) jobs += target.collectors.size();
+    std::size_t owned = 0;
+    for (const auto& target : config.targets) {
+      jobs += target.collectors.size();
+      if (shard.owns(target.name)) ++owned;
+    }
     std::cout << "configuration OK: " << path << "\n"
-              << "  targets: " << config.targets.size() << "\n"
-              << "  credential profiles: " << config.credentials.size() << "\n"
+              << "  targets: " << config.targets.size() << "\n";
+    if (shard.total > 1) {
+      std::cout << "  targets of shard " << shard.index << " of " << shard.total << ": " << owned
+                << "\n";
+    }
+    std::cout << "  credential profiles: " << config.credentials.size() << "\n"
               << "  collectors available: " << config.collectors.size() << "\n"
               << "  polls per round (target x collector): " << jobs << "\n";
     return 0;
@@ -57,7 +65,8 @@ int serve(const ServeFlags& flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("starting winrm_exporter version={} revision={}", kVersion, kRevision);
-  App app(flags.config_file, flags.scheduler_workers, kVersion, kRevision);
+  App app(flags.config_file, flags.scheduler_workers, kVersion, kRevision,
+          Shard{flags.shard, flags.total_shards});
   if (auto loaded = app.load(); !loaded) {
     spdlog::error("cannot load configuration: {}", loaded.error());
     return 1;
@@ -76,6 +85,7 @@ int serve(const ServeFlags& flags) {
   WebHandlers handlers;
   handlers.metrics = [&app] { return app.render_metrics(); };
   handlers.probe = [&app](const std::string& target) { return app.render_probe(target); };
+  handlers.sd = [&app] { return app.render_sd(); };
   handlers.ready = [&app] { return app.ready(); };
   handlers.reload = [&reload] {
     sd_notify("RELOADING=1");
@@ -161,6 +171,9 @@ int main(int argc, char** argv) {
   const ServeFlags& serve_flags = flags->serve;
   setup_logging(serve_flags.log_level,
                 serve_flags.log_format == "json" ? LogFormat::kJson : LogFormat::kLogfmt);
-  if (serve_flags.config_check) return check_config(serve_flags.config_file);
+  if (serve_flags.config_check) {
+    return check_config(serve_flags.config_file,
+                        Shard{serve_flags.shard, serve_flags.total_shards});
+  }
   return serve(serve_flags);
 }

@@ -144,10 +144,13 @@ void WebServer::install_routes(httplib::Server& server) {
     auto body = handlers_.probe(target);
     if (!body) {
       res.status = 404;
-      res.set_content("unknown target " + target + "\n", "text/plain");
+      res.set_content(body.error() + "\n", "text/plain");
       return;
     }
     send_exposition(req, res, std::move(*body));
+  });
+  server.Get("/sd", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(handlers_.sd(), "application/json");
   });
   server.Get("/-/healthy", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("Healthy.\n", "text/plain");
@@ -184,6 +187,8 @@ void WebServer::install_routes(httplib::Server& server) {
             "</p>\n<ul>\n<li><a href=\"metrics\">Metrics</a> (exporter and all targets)</li>\n"
             "<li><form action=\"probe\"><label>Probe target: <input name=\"target\"></label> "
             "<input type=\"submit\" value=\"Probe\"></form> (<code>probe?target=NAME</code>)</li>\n"
+            "<li><a href=\"sd\">Service discovery</a> (Prometheus <code>http_sd</code>: the "
+            "targets of this instance)</li>\n"
             "<li><a href=\"-/healthy\">Health</a>, <a href=\"-/ready\">Readiness</a></li>\n"
             "</ul>\n</body></html>\n",
         "text/html; charset=utf-8");

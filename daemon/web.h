@@ -1,4 +1,4 @@
-// HTTP endpoints on cpp-httplib: /, /metrics, /probe, /-/healthy, /-/ready, /-/reload.
+// HTTP endpoints on cpp-httplib: /, /metrics, /probe, /sd, /-/healthy, /-/ready, /-/reload.
 #pragma once
 
 #include <expected>
@@ -19,8 +19,10 @@ namespace exporter {
 
 struct WebHandlers {
   std::function<std::string()> metrics;
-  // nullopt: unknown target (404).
-  std::function<std::optional<std::string>(const std::string& target)> probe;
+  // Error: the text of the 404 (unknown target, or owned by another shard).
+  std::function<std::expected<std::string, std::string>(const std::string& target)> probe;
+  // Prometheus http_sd JSON.
+  std::function<std::string()> sd;
   std::function<bool()> ready;
   // Error text goes into the 500 body.
   std::function<std::expected<void, std::string>()> reload;

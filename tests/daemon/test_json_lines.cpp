@@ -26,3 +26,10 @@ TEST_CASE("JSON escaping of control characters and invalid UTF-8") {
   CHECK(logfmt_quote("two words") == "\"two words\"");
   CHECK(logfmt_quote("") == "\"\"");
 }
+
+TEST_CASE("logfmt and JSON escapes differ only where the formats do") {
+  CHECK(json_quote("q\"b\\\n\r\b\f") == "\"q\\\"b\\\\\\n\\r\\b\\f\"");
+  CHECK(logfmt_quote("q\"b\\\n\r\b\f") == "\"q\\\"b\\\\\\n\\r\\x08\\x0c\"");
+  CHECK(logfmt_quote("a=b") == "\"a=b\"");
+  CHECK(logfmt_quote("ctl\x01") == "\"ctl\\x01\"");
+}

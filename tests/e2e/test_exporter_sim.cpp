@@ -6,6 +6,7 @@
 
 #include "e2e_util.h"
 #include "promtool.h"
+#include "shard.h"
 
 using namespace e2e;
 
@@ -140,6 +141,19 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     CHECK(get(exporter.port, "/probe").status == 400);
   }
 
+  {  // /sd: Prometheus http_sd, every target in one group (same labels), names sorted
+    auto sd = get(exporter.port, "/sd");
+    REQUIRE(sd.status == 200);
+    CHECK(sd.header("Content-Type") == "application/json");
+    std::string names = "\"broken01.sim.test\"";
+    for (const auto& host : hosts) names += ",\"" + host + "\"";
+    CHECK(sd.body == "[\n{\"targets\":[" + names + "],\"labels\":{\"site\":\"lab\"}}\n]\n");
+    CHECK(sample_value(metrics, "winrm_exporter_shard_info{shard=\"0\",total_shards=\"1\"}") ==
+          1.0);
+    CHECK(sample_value(metrics, "winrm_exporter_targets_owned") == 12.0);
+    CHECK(sample_value(metrics, "winrm_exporter_targets_configured") == 12.0);
+  }
+
   {  // gzip when asked, identity otherwise
     auto zipped = http("GET", exporter.port, "/metrics", {{"Accept-Encoding", "gzip"}}, false);
     REQUIRE(zipped.status == 200);
@@ -160,6 +174,7 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     auto landing = get(exporter.port, "/");
     CHECK(landing.status == 200);
     CHECK(landing.body.find("href=\"metrics\"") != std::string::npos);
+    CHECK(landing.body.find("href=\"sd\"") != std::string::npos);
     CHECK(landing.body.find("probe") != std::string::npos);
     CHECK(get(exporter.port, "/nothing").status == 404);
     CHECK(http("POST", exporter.port, "/metrics").status == 405);
@@ -214,6 +229,63 @@ TEST_CASE("reload: SIGHUP with a broken config keeps serving; a good one swaps t
   CHECK(metrics.find("windows_cpu_time_total{target=\"host01.sim.test\"") != std::string::npos);
   CHECK(get(exporter.port, "/probe?target=host03.sim.test").status == 404);
   CHECK(exporter.process->stop() == 0);
+}
+
+TEST_CASE("two shards (0 of 2, 1 of 2) poll and serve every target exactly once") {
+  TempDir dir;
+  TempDir dir_other;  // logs of the second exporter
+  std::string password = random_marker();
+  write_file(dir / "monitor.pass", password + "\n");
+  Sim sim(dir, sim_body(password, "  - {name: host01.sim.test}\n"));
+  auto hosts = numbered_hosts(12);
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, hosts));
+  Exporter shard0(dir, dir / "exporter.yml", {"--shard=0", "--total-shards=2"});
+  Exporter shard1(dir_other, dir / "exporter.yml", {"--total-shards=2", "--shard=1"});
+  const Exporter* exporters[2] = {&shard0, &shard1};
+
+  std::vector<std::string> owned[2];
+  for (const auto& host : hosts) owned[exporter::Shard{0, 2}.owner_of(host)].push_back(host);
+  REQUIRE(owned[0].size() + owned[1].size() == hosts.size());
+  REQUIRE_FALSE(owned[0].empty());  // both shards have work with these names
+  REQUIRE_FALSE(owned[1].empty());
+
+  std::string metrics[2];
+  REQUIRE(wait_until(
+      [&] {
+        for (int i = 0; i < 2; ++i) metrics[i] = exporters[i]->metrics();
+        return all_collectors_ok(metrics[0], owned[0], {"cpu"}) &&
+               all_collectors_ok(metrics[1], owned[1], {"cpu"});
+      },
+      30s));
+  for (int i = 0; i < 2; ++i) {
+    CAPTURE(i);
+    const Exporter& self = *exporters[i];
+    const auto& mine = owned[i];
+    const auto& theirs = owned[1 - i];
+    CHECK(sample_value(metrics[i], "winrm_exporter_shard_info{shard=\"" + std::to_string(i) +
+                                       "\",total_shards=\"2\"}") == 1.0);
+    CHECK(sample_value(metrics[i], "winrm_exporter_targets_owned") ==
+          static_cast<double>(mine.size()));
+    CHECK(sample_value(metrics[i], "winrm_exporter_targets_configured") == 12.0);
+    std::string sd = get(self.port, "/sd").body;
+    for (const auto& host : mine) {
+      CHECK(sd.find("\"" + host + "\"") != std::string::npos);
+      CHECK(get(self.port, "/probe?target=" + host).status == 200);
+    }
+    for (const auto& host : theirs) {
+      // Not polled, not exported, not discovered; /probe names the owner.
+      CHECK(metrics[i].find("\"" + host + "\"") == std::string::npos);
+      CHECK(sd.find("\"" + host + "\"") == std::string::npos);
+      auto probe = get(self.port, "/probe?target=" + host);
+      CHECK(probe.status == 404);
+      CHECK(probe.body.find("belongs to shard " + std::to_string(1 - i) + " of 2") !=
+            std::string::npos);
+    }
+    CHECK(get(self.port, "/probe?target=nope.sim.test").body.find("unknown target") !=
+          std::string::npos);
+  }
+  CHECK(shard0.process->stop() == 0);
+  CHECK(shard1.process->stop() == 0);
 }
 
 TEST_CASE("the password never appears in logs, /metrics, /probe or query output") {

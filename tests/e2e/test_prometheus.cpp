@@ -1,8 +1,10 @@
 // A real Prometheus server scrapes /probe through the README's multi-target relabel
-// config; its HTTP API then returns a CPU rate and a disk free value for every host.
+// config (static targets, then http_sd from two sharded exporters); its HTTP API then
+// returns a CPU rate and a disk free value for every host.
 #include <doctest/doctest.h>
 
 #include "e2e_util.h"
+#include "shard.h"
 
 using namespace e2e;
 
@@ -24,10 +26,10 @@ std::string url_encode(const std::string& text) {
   return out;
 }
 
-// The ```yaml block that follows the <!-- probe-scrape-config --> marker in README.md.
-std::string readme_probe_config() {
+// The ```yaml block that follows the marker (e.g. <!-- probe-scrape-config -->) in README.md.
+std::string readme_config(const std::string& marker_text) {
   std::string readme = read_file(fs::path(WINRM_SOURCE_DIR) / "README.md");
-  auto marker = readme.find("<!-- probe-scrape-config -->");
+  auto marker = readme.find(marker_text);
   REQUIRE(marker != std::string::npos);
   auto start = readme.find("```yaml\n", marker);
   REQUIRE(start != std::string::npos);
@@ -45,6 +47,55 @@ std::string replace_all(std::string text, const std::string& from, const std::st
   return text;
 }
 
+// Exporter config: every host polled at 1 s through the simulator; `extra` is appended to
+// each target's flow mapping (e.g. ", labels: {site: a}").
+std::string exporter_yaml(const TempDir& dir, int sim_port, const std::vector<std::string>& hosts,
+                          const std::vector<std::string>& extra = {}) {
+  std::string yaml =
+      "global:\n  interval: 1s\n  timeout: 900ms\n  port: " + std::to_string(sim_port) +
+      "\n  tls_ca_file: " + (dir / "ca.pem").string() +
+      "\n  collectors: [cpu, logical_disk]\n  credential: sim\ncredentials:\n"
+      "  sim: {auth: basic, username: monitor, password_file: " +
+      (dir / "monitor.pass").string() + "}\ntargets:\n";
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    yaml += "  - {name: " + hosts[i] + ", connect_address: 127.0.0.1" +
+            (i < extra.size() ? extra[i] : "") + "}\n";
+  }
+  return yaml;
+}
+
+// A Prometheus server on a free port with scrape_configs (1 s interval) in dir.
+struct Prometheus {
+  std::unique_ptr<Process> process;
+  int port = 0;
+
+  Prometheus(const TempDir& dir, const std::string& scrape_configs) {
+    write_file(
+        dir / "prometheus.yml",
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n" +
+            scrape_configs);
+    for (int attempt = 0; attempt < 3 && port == 0; ++attempt) {
+      int candidate = free_port();
+      process = std::make_unique<Process>(
+          std::vector<std::string>{
+              kPrometheus, "--config.file=" + (dir / "prometheus.yml").string(),
+              "--storage.tsdb.path=" + (dir / "data").string(),
+              "--web.listen-address=127.0.0.1:" + std::to_string(candidate), "--log.level=warn"},
+          dir / "prometheus.out", dir / "prometheus.err");
+      if (wait_until(
+              [&] { return !process->running() || get(candidate, "/-/ready").status == 200; },
+              30s) &&
+          process->running()) {
+        port = candidate;
+      }
+    }
+    REQUIRE_MESSAGE(port != 0, read_file(dir / "prometheus.err"));
+  }
+  std::string query(const std::string& promql) const {
+    return get(port, "/api/v1/query?query=" + url_encode(promql)).body;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("Prometheus scrapes /probe with the README relabel config and gets values per host") {
@@ -54,51 +105,20 @@ TEST_CASE("Prometheus scrapes /probe with the README relabel config and gets val
   Sim sim(dir, "users:\n  - {username: monitor, password: prom-pass}\n");
   std::vector<std::string> hosts = {"win01.sim.test", "win02.sim.test", "win03.sim.test",
                                     "win04.sim.test"};
-  std::string yaml =
-      "global:\n  interval: 1s\n  timeout: 900ms\n  port: " + std::to_string(sim.https_port) +
-      "\n  tls_ca_file: " + (dir / "ca.pem").string() +
-      "\n  collectors: [cpu, logical_disk]\n  credential: sim\ncredentials:\n"
-      "  sim: {auth: basic, username: monitor, password_file: " +
-      (dir / "monitor.pass").string() + "}\ntargets:\n";
-  for (const auto& host : hosts) yaml += "  - {name: " + host + ", connect_address: 127.0.0.1}\n";
-  write_file(dir / "exporter.yml", yaml);
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, hosts));
   Exporter exporter(dir, dir / "exporter.yml");
 
   std::string host_list = "[";
   for (std::size_t i = 0; i < hosts.size(); ++i) host_list += (i ? ", " : "") + hosts[i];
   host_list += "]";
-  std::string scrape = readme_probe_config();
+  std::string scrape = readme_config("<!-- probe-scrape-config -->");
   REQUIRE(scrape.find("[web01.example.com, dc01.example.com]") != std::string::npos);
   REQUIRE(scrape.find("exporter.example.com:9725") != std::string::npos);
   scrape = replace_all(scrape, "[web01.example.com, dc01.example.com]", host_list);
   scrape = replace_all(scrape, "exporter.example.com:9725",
                        "127.0.0.1:" + std::to_string(exporter.port));
-  write_file(
-      dir / "prometheus.yml",
-      "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n" +
-          scrape);
-
-  std::unique_ptr<Process> prometheus;
-  int prometheus_port = 0;
-  for (int attempt = 0; attempt < 3 && prometheus_port == 0; ++attempt) {
-    int port = free_port();
-    prometheus = std::make_unique<Process>(
-        std::vector<std::string>{kPrometheus, "--config.file=" + (dir / "prometheus.yml").string(),
-                                 "--storage.tsdb.path=" + (dir / "data").string(),
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                 "--log.level=warn"},
-        dir / "prometheus.out", dir / "prometheus.err");
-    if (wait_until([&] { return !prometheus->running() || get(port, "/-/ready").status == 200; },
-                   30s) &&
-        prometheus->running()) {
-      prometheus_port = port;
-    }
-  }
-  REQUIRE_MESSAGE(prometheus_port != 0, read_file(dir / "prometheus.err"));
-
-  auto query = [&](const std::string& promql) {
-    return get(prometheus_port, "/api/v1/query?query=" + url_encode(promql)).body;
-  };
+  Prometheus prometheus(dir, scrape);
+  auto query = [&](const std::string& promql) { return prometheus.query(promql); };
   auto every_host_in = [&](const std::string& body) {
     if (body.find("\"status\":\"success\"") == std::string::npos) return false;
     for (const auto& host : hosts) {
@@ -123,6 +143,80 @@ TEST_CASE("Prometheus scrapes /probe with the README relabel config and gets val
   // A CPU rate is a positive number of seconds per second.
   CHECK(cpu.find("\"value\":[") != std::string::npos);
   CHECK(cpu.find("\"0\"]") == std::string::npos);
-  CHECK(prometheus->stop() == 0);
+  CHECK(prometheus.process->stop() == 0);
   CHECK(exporter.process->stop() == 0);
+}
+
+TEST_CASE("Prometheus discovers targets from two shards' /sd with the README http_sd config") {
+  REQUIRE(fs::exists(kPrometheus));
+  TempDir dir;
+  TempDir dir_other;  // second exporter's logs
+  write_file(dir / "monitor.pass", "prom-pass\n");
+  Sim sim(dir, "users:\n  - {username: monitor, password: prom-pass}\n");
+  std::vector<std::string> hosts;
+  std::vector<std::string> labels;
+  for (int i = 1; i <= 8; ++i) {
+    hosts.push_back("win0" + std::to_string(i) + ".sim.test");
+    labels.push_back(i % 2 ? ", labels: {site: odd}" : ", labels: {site: even}");
+  }
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, hosts, labels));
+  Exporter shard0(dir, dir / "exporter.yml", {"--shard=0", "--total-shards=2"});
+  Exporter shard1(dir_other, dir / "exporter.yml", {"--shard=1", "--total-shards=2"});
+  int owners[2] = {};
+  for (const auto& host : hosts) ++owners[exporter::Shard{0, 2}.owner_of(host)];
+  REQUIRE(owners[0] > 0);  // both shards have targets with these names
+  REQUIRE(owners[1] > 0);
+
+  std::string scrape = readme_config("<!-- sd-scrape-config -->");
+  const std::string sd_entry = "      - url: http://exporter.example.com:9725/sd";
+  REQUIRE(scrape.find(sd_entry) != std::string::npos);
+  scrape =
+      replace_all(scrape, sd_entry,
+                  "      - url: http://127.0.0.1:" + std::to_string(shard0.port) +
+                      "/sd\n      - url: http://127.0.0.1:" + std::to_string(shard1.port) + "/sd");
+  // Prometheus' own hashmod, as a label, to compare with the exporter's assignment.
+  REQUIRE(scrape.back() == '\n');
+  scrape +=
+      "      - {source_labels: [__param_target], modulus: 2, target_label: prometheus_shard, "
+      "action: hashmod}\n";
+  Prometheus prometheus(dir, scrape);
+
+  // Every host answers once, from the exporter that owns it.
+  std::string targets;
+  bool all_up = wait_until(
+      [&] {
+        targets = prometheus.query("up");
+        return count_of(targets, "\"value\":[") == hosts.size() &&
+               count_of(targets, "\"1\"]") == hosts.size();
+      },
+      60s);
+  CHECK_MESSAGE(all_up, targets << "\nprometheus: " << read_file(dir / "prometheus.err"));
+  std::string active = get(prometheus.port, "/api/v1/targets?state=active").body;
+  for (const auto& host : hosts) {
+    int owner = exporter::Shard{0, 2}.owner_of(host);
+    CHECK_MESSAGE(
+        targets.find("\"instance\":\"" + host + "\",\"job\":\"windows\",\"prometheus_shard\":\"" +
+                     std::to_string(owner) + "\"") != std::string::npos,
+        host);
+    int owner_port = owner == 0 ? shard0.port : shard1.port;
+    CHECK_MESSAGE(active.find("\"scrapeUrl\":\"http://127.0.0.1:" + std::to_string(owner_port) +
+                              "/probe?target=" + host + "\"") != std::string::npos,
+                  host);
+  }
+  std::string disk;
+  bool answered = wait_until(
+      [&] {
+        disk = prometheus.query("count by (instance, site) (windows_logical_disk_free_bytes)");
+        return count_of(disk, "\"instance\":") == hosts.size();
+      },
+      30s);
+  CHECK_MESSAGE(answered, disk);
+  CHECK(count_of(disk, "\"site\":\"odd\"") == 4);  // the /sd group labels
+  CHECK(count_of(disk, "\"site\":\"even\"") == 4);
+  // honor_labels: no second copy of the configured label.
+  CHECK(prometheus.query("windows_logical_disk_free_bytes").find("exported_site") ==
+        std::string::npos);
+  CHECK(prometheus.process->stop() == 0);
+  CHECK(shard0.process->stop() == 0);
+  CHECK(shard1.process->stop() == 0);
 }

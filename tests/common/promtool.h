@@ -1,4 +1,5 @@
-// Runs `promtool check metrics` on an exposition text (tests only).
+// Runs `promtool check metrics` on an exposition text (tests only; shared by
+// tests/daemon and tests/e2e).
 #pragma once
 
 #include <unistd.h>

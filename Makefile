@@ -17,12 +17,16 @@ deps:
 test-deps:
 	@scripts/ensure-packages.sh $(BUILD_PACKAGES) $(TEST_PACKAGES)
 
+# Configure once: `cmake --build` re-runs CMake by itself when a CMakeLists changes, and a
+# second explicit configure reorders pkg-config's -isystem flags, rebuilding everything.
+CONFIGURE = test -f $(BUILD_DIR)/CMakeCache.txt || cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
 build: deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CONFIGURE)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: test-deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CONFIGURE)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j 2
 
@@ -47,3 +51,9 @@ docker-check:
 
 bench: build
 	bench/scale.sh --build-dir $(BUILD_DIR) -n $${N:-1000}
+
+# The quick start on a fresh Debian 12 root (mmdebstrap + chroot): see the script header.
+.PHONY: fresh-check
+fresh-check:
+	@scripts/ensure-packages.sh mmdebstrap git python3 util-linux
+	packaging/fresh-machine-check.sh

@@ -15,7 +15,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 tag=${1:-winrm_exporter:check}
 base=docker.io/library/debian:bookworm-slim
 mirror=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)}
-mirror=${mirror:-http://deb.debian.org/debian}
+[ -n "$mirror" ] || { echo "set DEBIAN_MIRROR (no URIs: line in debian.sources)" >&2; exit 1; }
 
 for tool in buildah mmdebstrap curl python3; do
   command -v $tool >/dev/null || { echo "missing $tool: apt-get install $tool" >&2; exit 1; }

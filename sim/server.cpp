@@ -1,6 +1,8 @@
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <tinyxml2.h>
 
@@ -56,6 +58,11 @@ const tinyxml2::XMLElement* child(const tinyxml2::XMLElement* parent, std::strin
 std::string text_of(const tinyxml2::XMLElement* e) {
   if (e == nullptr || e->GetText() == nullptr) return {};
   return trim(e->GetText());
+}
+
+bool is_ip_literal(const char* name) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
 // Host header -> lower-cased name without port ("[::1]:5986" -> "::1").
@@ -393,6 +400,17 @@ void SimServer::send_response(const httplib::Request& req, httplib::Response& re
 
 void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
   const std::string host = host_from_header(req.get_header_value("Host"));
+  // Like HTTP.sys with SNI bindings: a TLS client must name in SNI the host it asks
+  // for in Host. No SNI, or an IP literal (RFC 6066 forbids it, some clients send it
+  // anyway), selects nothing, so only a DNS name is checked.
+  if (req.ssl != nullptr) {
+    const char* sni = SSL_get_servername(req.ssl, TLSEXT_NAMETYPE_host_name);
+    if (sni != nullptr && !is_ip_literal(sni) && host_from_header(sni) != host) {
+      spdlog::debug("SNI {} does not match Host {}: 421", sni, host);
+      res.status = 421;
+      return;
+    }
+  }
   VirtualHost& vh = virtual_host(host);
   if (authenticate(req, res, vh) != AuthResult::kOk) {
     spdlog::debug("{}: 401", host);

@@ -224,6 +224,23 @@ TEST_CASE("sim: 401 without credentials lists Windows' schemes and has an empty 
   CHECK(res->body.empty());
 }
 
+TEST_CASE("sim: TLS SNI must name the host the Host header asks for") {
+  auto& sim = shared().sim;
+  // Connect to 127.0.0.1 but present win01.sim.test in SNI (and certificate checks).
+  httplib::SSLClient cli("win01.sim.test", sim.port("https"));
+  cli.set_hostname_addr_map({{"win01.sim.test", "127.0.0.1"}});
+  cli.set_ca_cert_path(shared().fx.ca().string());
+  cli.enable_server_certificate_verification(true);
+  cli.set_basic_auth("monitor", "s3cret");
+  const std::string body = enumerate_xml("SELECT Caption FROM Win32_OperatingSystem");
+  auto same = cli.Post("/wsman", {{"Host", "win01.sim.test"}}, body, "application/soap+xml");
+  REQUIRE(same);
+  CHECK(same->status == 200);
+  auto other = cli.Post("/wsman", {{"Host", "win02.sim.test"}}, body, "application/soap+xml");
+  REQUIRE(other);
+  CHECK(other->status == 421);
+}
+
 TEST_CASE("sim: wrong password is rejected") {
   auto& sim = shared().sim;
   (void)sim;

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "exposition.h"
 #include "winrm/envelope.h"
 
 namespace collectors_test {
@@ -90,6 +91,12 @@ std::string render(const collectors::Families& families) {
   return out;
 }
 
+std::string render_probe(const collectors::Families& families) {
+  std::string out;
+  exporter::write_families(out, {exporter::FamilySource{"", &families}});
+  return out;
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path.string());
@@ -98,15 +105,47 @@ std::string read_file(const std::filesystem::path& path) {
   return buffer.str();
 }
 
-std::vector<winrm::Row> load_fixture_rows(const std::vector<std::string>& files) {
+std::vector<winrm::Row> load_fixture_rows(const std::vector<std::string>& files,
+                                          const std::string& folder) {
   std::vector<winrm::Row> rows;
   for (const auto& file : files) {
-    const auto path = std::filesystem::path(WINRM_TEST_FIXTURES) / "enum" / file;
+    const auto path = std::filesystem::path(WINRM_TEST_FIXTURES) / folder / file;
     auto page = winrm::parse_enumeration_response(read_file(path));
     if (!page) throw std::runtime_error(file + ": " + page.error().describe());
     for (auto& row : page->rows) rows.push_back(std::move(row));
   }
   return rows;
+}
+
+std::vector<SimRecording> load_sim_manifest() {
+  const auto path = std::filesystem::path(WINRM_TEST_FIXTURES) / "sim" / "queries.tsv";
+  std::istringstream in(read_file(path));
+  std::vector<SimRecording> recordings;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.starts_with("#")) continue;
+    std::vector<std::string> fields;
+    std::size_t start = 0;
+    for (int i = 0; i < 3; ++i) {  // the WQL (last field) holds no tab
+      const auto tab = line.find('\t', start);
+      if (tab == std::string::npos) throw std::runtime_error("bad queries.tsv line: " + line);
+      fields.push_back(line.substr(start, tab - start));
+      start = tab + 1;
+    }
+    recordings.push_back(
+        SimRecording{fields[0], std::stoi(fields[1]), fields[2], line.substr(start)});
+  }
+  return recordings;
+}
+
+std::vector<std::string> sim_page_files(const SimRecording& recording) {
+  std::vector<std::string> files;
+  for (int page = 0; page < recording.pages; ++page) {
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, "_p%03d.xml", page);
+    files.push_back(recording.prefix + suffix);
+  }
+  return files;
 }
 
 std::string check_golden(const std::string& name, const std::string& actual) {

@@ -1,5 +1,6 @@
-// Test-only Prometheus text renderer and golden-file helpers. Output is sorted
-// (families by name, samples by rendered labels) so goldens are deterministic.
+// Golden-file helpers. `render_probe` is the daemon's own serializer as /probe uses it
+// for one target; `render` is a test-only renderer with sorted samples and labels, kept
+// for order-independent comparisons.
 #pragma once
 
 #include <filesystem>
@@ -13,10 +14,27 @@
 namespace collectors_test {
 
 std::string render(const collectors::Families& families);
+// Exactly the collector part of a /probe body for one target without configured labels:
+// exporter::write_families with an empty label prefix (families sorted by name, samples
+// in collector order, the daemon's value formatting and escaping).
+std::string render_probe(const collectors::Families& families);
 std::string format_value(double value);
 
-// Rows of every page of a captured Enumerate/Pull sequence under tests/fixtures/enum.
-std::vector<winrm::Row> load_fixture_rows(const std::vector<std::string>& files);
+// Rows of every page of an Enumerate/Pull sequence under tests/fixtures/<folder>
+// (enum: real captures; sim: responses recorded from winrm-sim).
+std::vector<winrm::Row> load_fixture_rows(const std::vector<std::string>& files,
+                                          const std::string& folder = "enum");
+
+// One line of tests/fixtures/sim/queries.tsv, written by record-sim-fixtures.py.
+struct SimRecording {
+  std::string prefix;  // <collector>_<query index>; files are <prefix>_pNNN.xml
+  int pages = 0;
+  std::string wmi_namespace;
+  std::string wql;
+};
+std::vector<SimRecording> load_sim_manifest();
+// <prefix>_p000.xml .. p<pages-1>.xml
+std::vector<std::string> sim_page_files(const SimRecording& recording);
 
 std::string read_file(const std::filesystem::path& path);
 // Compares with tests/collectors/golden/<name>.prom; UPDATE_GOLDEN=1 rewrites it.

@@ -1,17 +1,24 @@
-// Golden files for every built-in collector, from captured WinRM responses where a
-// fixture of the right class exists and hand-made rows otherwise. Each golden file
-// must also pass `promtool check metrics`.
+// Golden files for every built-in collector: real Windows captures (tests/fixtures/enum)
+// where one of the right class exists, responses recorded from winrm-sim for the exact
+// built-in WQL (tests/fixtures/sim, see record-sim-fixtures.py) otherwise, plus hand-made
+// edge-case rows. Goldens are rendered by the daemon's serializer as /probe renders one
+// target, and each must pass `promtool check metrics`.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cache.h"
 #include "collectors/registry.h"
+#include "pages.h"
 #include "prom_text.h"
 
 using collectors_test::find_family;
@@ -33,6 +40,22 @@ collectors::CollectorPtr builtin(const std::string& name) {
   return it->second;
 }
 
+// TYPE lines in order plus the number of sample lines.
+std::pair<std::vector<std::string>, std::size_t> exposition_shape(const std::string& text) {
+  std::vector<std::string> types;
+  std::size_t samples = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("# TYPE ")) {
+      types.push_back(line);
+    } else if (!line.starts_with("#") && !line.empty()) {
+      ++samples;
+    }
+  }
+  return {types, samples};
+}
+
 // Runs the collector, compares with the golden file, checks it with promtool and
 // returns the families for case-specific assertions.
 collectors::Families run_case(const std::string& collector_name, const std::string& case_name,
@@ -45,7 +68,10 @@ collectors::Families run_case(const std::string& collector_name, const std::stri
   for (const auto& family : *families) {
     CHECK_MESSAGE(!family.samples.empty(), family.name << " has no samples in " << case_name);
   }
-  const std::string text = collectors_test::render(*families);
+  const std::string text = collectors_test::render_probe(*families);
+  // The test-only renderer must agree on families and sample count: a serializer that
+  // dropped or duplicated samples would otherwise be frozen into the golden.
+  CHECK(exposition_shape(text) == exposition_shape(collectors_test::render(*families)));
   const std::string golden_name = collector_name + "_" + case_name;
   const std::string mismatch = collectors_test::check_golden(golden_name, text);
   CHECK_MESSAGE(mismatch.empty(), mismatch);
@@ -309,6 +335,142 @@ TEST_CASE("system: hand-made perf row plus captured OperatingSystem") {
   // 133475328000000000 is 2023-12-20T08:00:00Z as a FILETIME.
   CHECK(value_of(families, "windows_system_boot_time_timestamp", {}) == 1703059200.0);
   CHECK(value_of(families, "windows_system_context_switches_total", {}) == 4294967296123.0);
+}
+
+namespace {
+
+// Rows of every query of `collector_name` from tests/fixtures/sim, after checking that
+// the recording was made with the collector's current namespace and WQL.
+std::vector<Rows> sim_rows(const std::string& collector_name) {
+  const auto collector = builtin(collector_name);
+  const auto manifest = collectors_test::load_sim_manifest();
+  std::vector<Rows> rows;
+  for (std::size_t i = 0; i < collector->queries().size(); ++i) {
+    const auto& query = collector->queries()[i];
+    const std::string prefix = collector_name + "_" + std::to_string(i);
+    const auto it = std::find_if(manifest.begin(), manifest.end(),
+                                 [&](const auto& recording) { return recording.prefix == prefix; });
+    REQUIRE_MESSAGE(it != manifest.end(), prefix << " is not recorded in fixtures/sim/queries.tsv");
+    CHECK_MESSAGE(
+        it->wql == query.wql,
+        prefix << ": WQL changed since recording; run tests/collectors/record-sim-fixtures.py");
+    CHECK(it->wmi_namespace == query.wmi_namespace);
+    REQUIRE(it->pages >= 1);
+    const auto files = collectors_test::sim_page_files(*it);
+    const auto dir = std::filesystem::path(WINRM_TEST_FIXTURES) / "sim";
+    auto next = *it;
+    ++next.pages;  // a page past the recorded count means stale files
+    CHECK_FALSE(std::filesystem::exists(dir / collectors_test::sim_page_files(next).back()));
+    rows.push_back(collectors_test::load_fixture_rows(files, "sim"));
+    CHECK_MESSAGE(!rows.back().empty(), prefix << " recorded no instances");
+  }
+  return rows;
+}
+
+std::map<std::string, double> by_label(const collectors::Families& families,
+                                       const std::string& name, const std::string& label) {
+  const auto* family = find_family(families, name);
+  REQUIRE_MESSAGE(family != nullptr, name);
+  std::map<std::string, double> values;
+  for (const auto& sample : family->samples) {
+    for (const auto& [key, value] : sample.labels) {
+      if (key == label) values[value] = sample.value;
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+TEST_CASE("cpu: responses recorded from winrm-sim") {
+  const auto families = run_case("cpu", "sim", sim_rows("cpu"));
+  const auto idle = by_label(families, "windows_cpu_time_total", "core");
+  REQUIRE(idle.size() >= 2);
+  CHECK_FALSE(idle.contains("_Total"));
+  // The simulated host is consistent: one perf instance per logical processor.
+  CHECK(value_of(families, "windows_cpu_logical_processor", {}) == idle.size());
+  CHECK(find_family(families, "windows_cpu_time_total")->samples.size() == 5 * idle.size());
+  CHECK(value_of(families, "windows_cpu_time_total", {{"core", "0"}, {"mode", "idle"}}) > 0);
+}
+
+TEST_CASE("logical_disk: responses recorded from winrm-sim") {
+  const auto families = run_case("logical_disk", "sim", sim_rows("logical_disk"));
+  const auto free = by_label(families, "windows_logical_disk_free_bytes", "volume");
+  const auto size = by_label(families, "windows_logical_disk_size_bytes", "volume");
+  REQUIRE(free.size() >= 2);
+  CHECK(free.contains("C:"));
+  CHECK_FALSE(free.contains("_Total"));
+  for (const auto& [volume, bytes] : free) {
+    CAPTURE(volume);
+    CHECK(bytes > 0);
+    CHECK(bytes <= size.at(volume));
+  }
+}
+
+TEST_CASE("memory: responses recorded from winrm-sim") {
+  const auto families = run_case("memory", "sim", sim_rows("memory"));
+  const double total = value_of(families, "windows_memory_physical_total_bytes", {});
+  CHECK(total >= 4.0 * 1024 * 1024 * 1024);
+  CHECK(value_of(families, "windows_memory_physical_free_bytes", {}) <= total);
+  CHECK(value_of(families, "windows_memory_available_bytes", {}) <= total);
+}
+
+TEST_CASE("system: responses recorded from winrm-sim") {
+  const auto families = run_case("system", "sim", sim_rows("system"));
+  const double boot = value_of(families, "windows_system_boot_time_timestamp", {});
+  CHECK(boot > 1577836800.0);  // after 2020-01-01
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(boot < now);  // the recording was made after the simulated boot
+  CHECK(value_of(families, "windows_system_threads", {}) >
+        value_of(families, "windows_system_processes", {}));
+  CHECK(value_of(families, "windows_system_processes", {}) > 0);
+}
+
+TEST_CASE("a golden file is the collector part of a real /probe body") {
+  auto families = builtin("cpu")->transform(sim_rows("cpu"));
+  REQUIRE(families.has_value());
+  const std::string golden = collectors_test::render_probe(*families);
+
+  auto info = std::make_shared<exporter::TargetInfo>();
+  info->name = "golden-01";
+  info->collectors = {"cpu"};
+  const auto now = std::chrono::steady_clock::now();
+  auto snapshot = std::make_shared<exporter::CollectorSnapshot>();
+  snapshot->families = std::make_shared<const collectors::Families>(std::move(*families));
+  snapshot->success = true;
+  snapshot->last_success_unix = 1700000000;
+  snapshot->last_success_steady = now;
+  snapshot->duration_seconds = 0.25;
+  exporter::Cache::TargetView view{info, {exporter::Cache::CollectorView{"cpu", snapshot, {}}}};
+
+  const std::string body = exporter::render_probe_page(view, now);
+  CHECK(body.ends_with(golden));  // self series first, then the cached families
+  CHECK(body.find("target=\"") == std::string::npos);
+  CHECK(body.find("windows_cpu_time_total{core=\"0\",mode=\"idle\"}") != std::string::npos);
+  const auto path = std::filesystem::path(WINRM_BINARY_DIR) / "tests" / "collectors" /
+                    "probe_cpu_sim.actual.prom";
+  std::ofstream(path, std::ios::binary) << body;
+  const auto check = collectors_test::promtool_check(path);
+  CHECK_MESSAGE(check.exit_code == 0, check.output);
+}
+
+TEST_CASE("every built-in collector has a golden from captured or recorded responses") {
+  std::set<std::string> golden_names;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(WINRM_SOURCE_DIR) / "tests" / "collectors" / "golden")) {
+    golden_names.insert(entry.path().stem().string());
+  }
+  for (const auto& [name, collector] : collectors::builtin_collector_map()) {
+    bool found = false;
+    for (const auto& golden : golden_names) {
+      if (!golden.starts_with(name + "_")) continue;
+      const std::string source = golden.substr(name.size() + 1);
+      // txw*: real Windows captures (fixtures/enum); sim: winrm-sim recordings.
+      found |= source.starts_with("txw") || source == "sim";
+    }
+    CHECK_MESSAGE(found, name << " has no golden from captured or recorded responses");
+  }
 }
 
 TEST_CASE("every built-in family is covered by a golden file") {

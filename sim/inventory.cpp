@@ -1148,7 +1148,7 @@ void gen_perf_system(const HostModel& m, double now, std::vector<Instance>& out)
 
 struct DiskCounters {
   double reads, writes, read_bytes, write_bytes, read_time, write_time, queue, split, free_mb,
-      total_mb;
+      total_mb, idle;
 };
 DiskCounters disk_counters(const DiskModel& d, double t) {
   DiskCounters c{};
@@ -1159,6 +1159,11 @@ DiskCounters disk_counters(const DiskModel& d, double t) {
   c.read_time = c.reads * d.latency_s * 1e7;
   c.write_time = c.writes * d.latency_s * 1.3 * 1e7;
   c.queue = (c.read_time + c.write_time);  // 100ns-queue-length integral
+  // Read+write time may exceed wall time (queue depth > 1), so idle time cannot be
+  // "elapsed - busy": use the disk's mean utilisation, which keeps it a monotonic counter.
+  const double utilisation =
+      std::clamp((d.reads_per_s + d.writes_per_s * 1.3) * d.latency_s, 0.02, 0.9);
+  c.idle = t * 1e7 * (1 - utilisation);
   c.split = c.reads * 0.001;
   c.total_mb = static_cast<double>(d.size_bytes) / 1048576;
   return c;
@@ -1170,9 +1175,7 @@ double disk_free_bytes(const DiskModel& d, double t) {
 }
 
 void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c,
-                    const PerfClock& clock, bool logical, double disk_count) {
-  const double elapsed = clock.t * 1e7 * disk_count;
-  const double busy = std::min(c.read_time + c.write_time, elapsed);
+                    const PerfClock& clock, bool logical) {
   b.begin()
       .num("AvgDiskBytesPerRead", u64(c.read_bytes))
       .num("AvgDiskBytesPerRead_Base", u64(c.reads))
@@ -1204,7 +1207,7 @@ void emit_disk_perf(Builder& b, const std::string& name, const DiskCounters& c,
       .num("PercentDiskTime_Base", clock.sys100ns)
       .num("PercentDiskWriteTime", u64(c.write_time))
       .num("PercentDiskWriteTime_Base", clock.sys100ns)
-      .num("PercentIdleTime", u64(elapsed - busy))
+      .num("PercentIdleTime", u64(c.idle))
       .num("PercentIdleTime_Base", clock.sys100ns)
       .num("SplitIOPerSec", u64(c.split));
   if (logical) {
@@ -1225,15 +1228,14 @@ void gen_perf_disk(const HostModel& m, double now, std::vector<Instance>& out, b
     const auto& d = m.disks[i];
     DiskCounters c = disk_counters(d, clock.t);
     c.free_mb = disk_free_bytes(d, clock.t) / 1048576;
-    emit_disk_perf(b, logical ? d.letter : std::to_string(i) + " " + d.letter, c, clock, logical,
-                   1);
+    emit_disk_perf(b, logical ? d.letter : std::to_string(i) + " " + d.letter, c, clock, logical);
     total.reads += c.reads, total.writes += c.writes, total.read_bytes += c.read_bytes;
     total.write_bytes += c.write_bytes, total.read_time += c.read_time,
         total.write_time += c.write_time;
     total.queue += c.queue, total.split += c.split, total.free_mb += c.free_mb,
-        total.total_mb += c.total_mb;
+        total.total_mb += c.total_mb, total.idle += c.idle;
   }
-  emit_disk_perf(b, "_Total", total, clock, logical, static_cast<double>(m.disks.size()));
+  emit_disk_perf(b, "_Total", total, clock, logical);
 }
 void gen_perf_logicaldisk(const HostModel& m, double now, std::vector<Instance>& out) {
   gen_perf_disk(m, now, out, true);

@@ -382,6 +382,23 @@ TEST_CASE("sim: counters advance between two polls a second apart") {
   REQUIRE(n1.size() == n2.size());
   CHECK(std::stoull(n2[0].at("BytesReceivedPersec")) >
         std::stoull(n1[0].at("BytesReceivedPersec")));
+  // Disk idle time is a counter that grows on every volume (it was once clamped to 0
+  // when read+write time, which can exceed wall time, was subtracted from it).
+  const std::string disk_wql =
+      "SELECT Name, PercentIdleTime, Timestamp_Sys100NS FROM "
+      "Win32_PerfRawData_PerfDisk_LogicalDisk";
+  auto d1 = client.query("golden-01.sim.test", disk_wql);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto d2 = client.query("golden-01.sim.test", disk_wql);
+  REQUIRE(!d1.empty());
+  REQUIRE(d1.size() == d2.size());
+  for (std::size_t i = 0; i < d1.size(); ++i) {
+    CAPTURE(d1[i].at("Name"));
+    const auto idle = num(d2[i], "PercentIdleTime") - num(d1[i], "PercentIdleTime");
+    const auto wall = num(d2[i], "Timestamp_Sys100NS") - num(d1[i], "Timestamp_Sys100NS");
+    CHECK(idle > 0);
+    CHECK(idle <= wall * d1.size());
+  }
 }
 
 TEST_CASE("sim: different Host headers give different, stable data") {

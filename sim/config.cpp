@@ -200,7 +200,8 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
   }
   if (root["negotiate"]) {
     const auto& n = root["negotiate"];
-    check_keys(n, "negotiate", {"keytab", "require_encryption_on_http", "cbt"});
+    check_keys(n, "negotiate",
+               {"keytab", "require_encryption_on_http", "cbt", "ntlm", "ntlm_domain"});
     c.negotiate.enabled = true;
     if (n["keytab"])
       c.negotiate.keytab = resolve(base_dir, scalar<std::string>(n["keytab"], "negotiate.keytab"));
@@ -211,6 +212,25 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
       c.negotiate.cbt = lower(scalar<std::string>(n["cbt"], "negotiate.cbt"));
       if (c.negotiate.cbt != "none" && c.negotiate.cbt != "relaxed" && c.negotiate.cbt != "strict")
         fail("negotiate.cbt", "expected none, relaxed or strict");
+    }
+    if (n["ntlm"]) c.negotiate.ntlm = scalar<bool>(n["ntlm"], "negotiate.ntlm");
+    if (n["ntlm_domain"])
+      c.negotiate.ntlm_domain = scalar<std::string>(n["ntlm_domain"], "negotiate.ntlm_domain");
+    if (!c.negotiate.ntlm && c.negotiate.keytab.empty())
+      fail("negotiate", "needs a keytab, or ntlm: true");
+    if (c.negotiate.ntlm) {
+      if (c.users.empty()) fail("negotiate.ntlm", "needs users: (the NTLM accounts)");
+      // gss-ntlmssp's user file is "DOMAIN:user:password" lines.
+      auto unfit = [](const std::string& text) {
+        return text.find_first_of(":\r\n") != std::string::npos;
+      };
+      if (c.negotiate.ntlm_domain.empty() || unfit(c.negotiate.ntlm_domain))
+        fail("negotiate.ntlm_domain", "must be non-empty without ':' or line breaks");
+      for (const auto& u : c.users) {
+        if (unfit(u.username) || unfit(u.password))
+          fail("users[]", "with negotiate.ntlm, user '" + u.username +
+                              "': username and password must not contain ':' or line breaks");
+      }
     }
   }
   return c;

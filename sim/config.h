@@ -43,12 +43,14 @@ struct HostConfig {
   std::vector<std::string> auth{"basic", "negotiate"};  // lower-cased scheme names
 };
 
-// Parsed but only used once the kerberos work adds sim/negotiate.*.
+// Negotiate (Kerberos with a service keytab, NTLM with the `users:` accounts).
 struct NegotiateConfig {
   bool enabled = false;
   std::string keytab;
   bool require_encryption_on_http = true;
   std::string cbt = "none";
+  bool ntlm = false;                      // accept NTLM for `users:` (gss-ntlmssp)
+  std::string ntlm_domain = "WINRM-SIM";  // NTLM accounts are DOMAIN\user and .\user
 };
 
 struct SimConfig {

@@ -6,7 +6,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -54,9 +58,92 @@ std::optional<std::string> tls_end_point_from_pem(const std::string& cert_path) 
   return "tls-server-end-point:" + std::string(reinterpret_cast<char*>(hash), len);
 }
 
+std::string ntlm_user_file_text(const std::vector<std::pair<std::string, std::string>>& users,
+                                const std::string& domain) {
+  auto unfit = [](std::string_view text) {
+    return text.find_first_of(":\r\n") != std::string_view::npos;
+  };
+  if (unfit(domain)) throw std::invalid_argument("NTLM domain must not contain ':' or line breaks");
+  std::string text;
+  for (const auto& [user, password] : users) {
+    // gss-ntlmssp splits lines at ':' (a third ':' switches to the smbpasswd format)
+    // and reads at most 1023 bytes per line.
+    if (user.empty() || unfit(user))
+      throw std::invalid_argument("NTLM user '" + user + "': empty or contains ':'/line break");
+    if (unfit(password) || user.size() + password.size() + domain.size() > 1000)
+      throw std::invalid_argument("NTLM user '" + user +
+                                  "': password too long or contains ':'/line break");
+    for (const std::string& account_domain : {domain, std::string(".")})
+      text += account_domain + ":" + user + ":" + password + "\n";
+  }
+  return text;
+}
+
+namespace {
+
+// An anonymous, owner-only file holding the NTLM accounts. Returns the fd.
+int write_ntlm_user_file(const std::string& text) {
+  int fd = memfd_create("winrm-sim-ntlm-users", MFD_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(std::string("negotiate: memfd_create: ") + strerror(errno));
+  std::size_t written = 0;
+  bool ok = fchmod(fd, S_IRUSR | S_IWUSR) == 0;
+  while (ok && written < text.size()) {
+    ssize_t n = write(fd, text.data() + written, text.size() - written);
+    ok = n > 0;
+    if (ok) written += static_cast<std::size_t>(n);
+  }
+  if (!ok) {
+    close(fd);
+    throw std::runtime_error("negotiate: cannot write the NTLM user file");
+  }
+  return fd;
+}
+
+// An NTLM acceptor credential whose user file is `path` (gss-ntlmssp's
+// "ntlmssp_keyfile" cred store key, honoured for server names).
+gss_cred_id_t acquire_ntlm_acceptor(const std::string& path) {
+  // An empty host, as gss-ntlmssp's default acceptor has: a named one goes into the
+  // CHALLENGE and gss-ntlmssp initiators refuse it unless it matches their target
+  // (virtual hosts share this acceptor).
+  const std::string service = "@";
+  gss_buffer_desc name_buffer{service.size(), const_cast<char*>(service.data())};
+  gss_name_t name = GSS_C_NO_NAME;
+  OM_uint32 minor = 0, ignored = 0;
+  OM_uint32 major = gss_import_name(&minor, &name_buffer, GSS_C_NT_HOSTBASED_SERVICE, &name);
+  if (GSS_ERROR(major))
+    throw std::runtime_error("negotiate: " + winrm::gss::status_message(major, minor));
+  gss_key_value_element_desc elements[] = {{"ntlmssp_keyfile", path.c_str()}};
+  gss_key_value_set_desc store{1, elements};
+  gss_OID_set_desc mechs{1, winrm::gss::ntlmssp_mech()};
+  gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+  major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &store, &cred,
+                                nullptr, nullptr);
+  gss_release_name(&ignored, &name);
+  if (GSS_ERROR(major)) {
+    throw std::runtime_error("negotiate: NTLM acceptor (gss-ntlmssp installed?): " +
+                             winrm::gss::status_message(major, minor));
+  }
+  return cred;
+}
+
+}  // namespace
+
 NegotiateAcceptor::NegotiateAcceptor(NegotiateSettings settings,
                                      std::optional<std::string> tls_end_point)
     : settings_(std::move(settings)), tls_end_point_(std::move(tls_end_point)) {
+  if (settings_.ntlm) {
+    ntlm_users_fd_ =
+        write_ntlm_user_file(ntlm_user_file_text(settings_.ntlm_users, settings_.ntlm_domain));
+    try {
+      ntlm_cred_ = std::make_unique<winrm::gss::Credential>(
+          acquire_ntlm_acceptor("/proc/self/fd/" + std::to_string(ntlm_users_fd_)));
+    } catch (...) {
+      close(ntlm_users_fd_);
+      throw;
+    }
+    settings_.ntlm_users.clear();          // the passwords live in the file only
+    if (settings_.keytab.empty()) return;  // NTLM only
+  }
   std::string keytab = settings_.keytab;
   if (!keytab.empty() && keytab.find(':') == std::string::npos) keytab = "FILE:" + keytab;
   gss_key_value_element_desc elements[] = {{"keytab", keytab.c_str()}, {"rcache", "none:"}};
@@ -70,13 +157,18 @@ NegotiateAcceptor::NegotiateAcceptor(NegotiateSettings settings,
   OM_uint32 major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, &mechs,
                                           GSS_C_ACCEPT, &store, &cred, nullptr, nullptr);
   if (GSS_ERROR(major)) {
+    if (ntlm_users_fd_ >= 0) close(ntlm_users_fd_);  // no destructor after a throw
     throw std::runtime_error("negotiate: cannot use keytab " + settings_.keytab + ": " +
                              winrm::gss::status_message(major, minor));
   }
   keytab_cred_ = std::make_unique<winrm::gss::Credential>(cred);
 }
 
-NegotiateAcceptor::~NegotiateAcceptor() = default;
+NegotiateAcceptor::~NegotiateAcceptor() {
+  connections_.clear();
+  ntlm_cred_.reset();
+  if (ntlm_users_fd_ >= 0) close(ntlm_users_fd_);
+}
 
 std::shared_ptr<NegotiateAcceptor::ConnectionState> NegotiateAcceptor::state(
     const std::string& connection, bool create) {
@@ -127,6 +219,11 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
   // authenticated connection starts a new handshake.
   const bool initial = static_cast<unsigned char>((*token)[0]) == 0x60 ||
                        (raw_ntlm && token->size() >= 12 && (*token)[8] == 1);
+  if (!raw_ntlm && !keytab_cred_) {
+    counters_.rejected++;
+    result.reason = "Kerberos is not configured (no keytab)";
+    return result;
+  }
   if (conn->established || initial) {
     conn->ctx.reset();
     conn->established = false;
@@ -138,11 +235,13 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
   gss_name_t client = GSS_C_NO_NAME;
   gss_OID mech = GSS_C_NO_OID;
   OM_uint32 ret_flags = 0, minor = 0;
-  // Raw NTLMSSP (no SPNEGO wrapper) goes to gss-ntlmssp's default acceptor credential.
-  OM_uint32 major = gss_accept_sec_context(
-      &minor, conn->ctx.ptr(), raw_ntlm ? GSS_C_NO_CREDENTIAL : keytab_cred_->get(), &input,
-      bindings ? bindings->get() : GSS_C_NO_CHANNEL_BINDINGS, &client, &mech, &output, &ret_flags,
-      nullptr, nullptr);
+  // Raw NTLMSSP (no SPNEGO wrapper) goes to the NTLM credential with the configured
+  // accounts, else to gss-ntlmssp's default one (NTLM_USER_FILE).
+  gss_cred_id_t cred = keytab_cred_ ? keytab_cred_->get() : GSS_C_NO_CREDENTIAL;
+  if (raw_ntlm) cred = ntlm_cred_ ? ntlm_cred_->get() : GSS_C_NO_CREDENTIAL;
+  OM_uint32 major = gss_accept_sec_context(&minor, conn->ctx.ptr(), cred, &input,
+                                           bindings ? bindings->get() : GSS_C_NO_CHANNEL_BINDINGS,
+                                           &client, &mech, &output, &ret_flags, nullptr, nullptr);
   std::string out_token(static_cast<const char*>(output.value), output.length);
   OM_uint32 ignored = 0;
   gss_release_buffer(&ignored, &output);

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "winrm/negotiate.h"
 
@@ -20,10 +22,22 @@ enum class CbtMode { kNone, kRelaxed, kStrict };
 std::optional<CbtMode> parse_cbt_mode(std::string_view text);  // none|relaxed|strict
 
 struct NegotiateSettings {
-  std::string keytab;  // service keytab (HTTP/host, WSMAN/host...)
+  std::string keytab;  // service keytab (HTTP/host, WSMAN/host...); optional with ntlm
   bool require_encryption_on_http = true;
   CbtMode cbt = CbtMode::kRelaxed;
+  // NTLM local accounts: when set, gss-ntlmssp's acceptor checks raw NTLMSSP tokens
+  // against these (as DOMAIN\user and .\user, or user with no domain) through its
+  // cred store, without NTLM_USER_FILE. Off: NTLM falls back to NTLM_USER_FILE.
+  bool ntlm = false;
+  std::string ntlm_domain = "WINRM-SIM";
+  std::vector<std::pair<std::string, std::string>> ntlm_users;  // {username, password}
 };
+
+// gss-ntlmssp's user file (Heimdal format, "DOMAIN:user:password" lines) for `users`,
+// each under `domain` and ".". Throws std::invalid_argument for names or passwords the
+// format cannot hold (':' or line breaks); the message never contains a password.
+std::string ntlm_user_file_text(const std::vector<std::pair<std::string, std::string>>& users,
+                                const std::string& domain);
 
 // RFC 5929 tls-server-end-point binding data for a PEM certificate file:
 // "tls-server-end-point:" + hash(DER). nullopt if unreadable.
@@ -79,7 +93,11 @@ class NegotiateAcceptor {
 
   NegotiateSettings settings_;
   std::optional<std::string> tls_end_point_;
-  std::unique_ptr<winrm::gss::Credential> keytab_cred_;
+  std::unique_ptr<winrm::gss::Credential> keytab_cred_;  // null: NTLM only
+  // NTLM acceptor credential naming the user file; the file is an anonymous memfd
+  // (/proc/self/fd/N), so it never exists on disk and vanishes with the process.
+  std::unique_ptr<winrm::gss::Credential> ntlm_cred_;
+  int ntlm_users_fd_ = -1;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<ConnectionState>> connections_;
   NegotiateCounters counters_;

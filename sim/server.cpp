@@ -205,9 +205,17 @@ static std::string connection_key(const httplib::Request& req) {
 
 std::vector<std::pair<std::string, int>> SimServer::bind() {
   if (config_.negotiate.enabled) {
-    const NegotiateSettings settings{
-        config_.negotiate.keytab, config_.negotiate.require_encryption_on_http,
-        parse_cbt_mode(config_.negotiate.cbt).value_or(CbtMode::kNone)};
+    NegotiateSettings settings;
+    settings.keytab = config_.negotiate.keytab;
+    settings.require_encryption_on_http = config_.negotiate.require_encryption_on_http;
+    settings.cbt = parse_cbt_mode(config_.negotiate.cbt).value_or(CbtMode::kNone);
+    if (config_.negotiate.ntlm) {
+      // The Basic accounts double as NTLM local accounts (runs before any thread).
+      settings.ntlm = true;
+      settings.ntlm_domain = config_.negotiate.ntlm_domain;
+      for (const auto& user : config_.users)
+        settings.ntlm_users.emplace_back(user.username, user.password);
+    }
     if (config_.https.enabled) {
       negotiate_tls_ =
           std::make_unique<NegotiateAcceptor>(settings, tls_end_point_from_pem(config_.https.cert));

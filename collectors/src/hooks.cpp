@@ -12,16 +12,36 @@ constexpr std::uint64_t kFiletimeUnixEpoch = 116444736000000000ULL;
 // Win32_PerfRawData_PerfOS_System.SystemUpTime is a PERF_ELAPSED_TIME counter: the
 // raw value is the boot instant as a FILETIME, in units of Frequency_Object.
 // Integer subtraction first: the raw value is ~1.3e17, beyond double's exact range.
-std::optional<double> boot_time(const winrm::Row& row) {
-  const auto up_time = row.uint64("SystemUpTime");
+// PERF_ELAPSED_TIME counters (SystemUpTime, ElapsedTime) hold an instant as a FILETIME,
+// in units of Frequency_Object: convert to Unix seconds.
+std::optional<double> elapsed_time_instant(const winrm::Row& row, std::string_view property) {
+  const auto instant = row.uint64(property);
   const auto frequency = row.uint64("Frequency_Object");
-  if (!up_time || !frequency || *frequency == 0 || *up_time < kFiletimeUnixEpoch) {
+  if (!instant || !frequency || *frequency == 0 || *instant < kFiletimeUnixEpoch) {
     return std::nullopt;
   }
-  const std::uint64_t ticks = *up_time - kFiletimeUnixEpoch;
+  const std::uint64_t ticks = *instant - kFiletimeUnixEpoch;
   // Whole seconds and remainder separately keep sub-second precision.
   return static_cast<double>(ticks / *frequency) +
          static_cast<double>(ticks % *frequency) / static_cast<double>(*frequency);
+}
+
+std::optional<double> boot_time(const winrm::Row& row) {
+  return elapsed_time_instant(row, "SystemUpTime");
+}
+
+// Win32_PerfRawData_PerfProc_Process.ElapsedTime is the process start instant.
+std::optional<double> process_start_time(const winrm::Row& row) {
+  return elapsed_time_instant(row, "ElapsedTime");
+}
+
+// Win32_PageFileUsage reports MiB; the free part of a page file is what windows_exporter
+// exports. CurrentUsage above AllocatedBaseSize (a file being resized) gives 0.
+std::optional<double> pagefile_free_mib(const winrm::Row& row) {
+  const auto allocated = row.uint64("AllocatedBaseSize");
+  const auto used = row.uint64("CurrentUsage");
+  if (!allocated || !used) return std::nullopt;
+  return *used >= *allocated ? 0.0 : static_cast<double>(*allocated - *used);
 }
 
 // Win32_ComputerSystem.Domain holds the workgroup name on machines that are not
@@ -38,8 +58,10 @@ std::optional<std::string> fqdn(const winrm::Row& row) {
   return domain.empty() ? *host : *host + "." + domain;
 }
 
-const std::array<ValueHook, 1> kValueHooks = {{
+const std::array<ValueHook, 3> kValueHooks = {{
     {"boot_time", {"SystemUpTime", "Frequency_Object"}, &boot_time},
+    {"process_start_time", {"ElapsedTime", "Frequency_Object"}, &process_start_time},
+    {"pagefile_free_mib", {"AllocatedBaseSize", "CurrentUsage"}, &pagefile_free_mib},
 }};
 
 const std::array<LabelHook, 2> kLabelHooks = {{

@@ -4,14 +4,16 @@ every PullResponse, verbatim) for the exact WQL of the built-in collectors that 
 real Windows capture in tests/fixtures/enum/.
 
 Usage: tests/collectors/record-sim-fixtures.py [--build-dir DIR] [--host NAME]
-       [--collectors cpu,logical_disk,memory,system] [--out DIR]
+       [--collectors cpu,logical_disk,memory,system,...] [--out DIR]
 
 Starts winrm-sim (from DIR/sim/winrm-sim) on 127.0.0.1 with a throwaway certificate from
 tests/scripts/gen-certs.sh and a random Basic password, sends the exporter's request shape
 (OptimizeEnumeration, MaxElements 32000, MaxEnvelopeSize 512000, en-US) over HTTPS with
 SNI and Host = --host, and stops the simulator by PID. Writes <collector>_<query>_pNNN.xml
 (p000 = EnumerateResponse) plus queries.tsv, which the golden test checks against the
-collectors' current WQL so stale recordings fail loudly.
+collectors' current WQL so stale recordings fail loudly. Only the listed collectors are
+re-recorded: queries.tsv keeps the lines of the others, so recording a new collector
+leaves the existing recordings (and their goldens) untouched.
 Needs python3 with PyYAML (Debian: python3-yaml).
 """
 
@@ -35,7 +37,7 @@ from xml.sax.saxutils import escape
 import yaml
 
 SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DEFAULT_COLLECTORS = "cpu,logical_disk,memory,system"
+DEFAULT_COLLECTORS = "cpu,logical_disk,memory,system,physical_disk,process,pagefile"
 PAGE_SIZE = 4  # small pages so multi-instance classes span several Pulls, as on Windows
 MAX_PAGES = 200  # bound on Pulls per enumeration
 
@@ -223,9 +225,22 @@ def main():
             stop_sim(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    with open(os.path.join(args.out, "queries.tsv"), "w") as f:
+    recorded = set(args.collectors.split(","))
+    kept = []
+    manifest_path = os.path.join(args.out, "queries.tsv")
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                prefix = line.split("\t", 1)[0]
+                if prefix.rsplit("_", 1)[0] not in recorded:
+                    kept.append(line.rstrip("\n"))
+    with open(manifest_path, "w") as f:
         f.write(f"# recorded from winrm-sim, host {args.host}, page_size {PAGE_SIZE}\n")
         f.write("# prefix\tpages\tnamespace\twql\n")
+        for line in kept:
+            f.write(line + "\n")
         for prefix, pages, namespace, wql in manifest:
             f.write(f"{prefix}\t{pages}\t{namespace}\t{wql}\n")
 

@@ -411,6 +411,46 @@ TEST_CASE("boot_time hook: exact FILETIME arithmetic and guards") {
   CHECK(families.at(0).samples.empty());
 }
 
+TEST_CASE("process_start_time hook: ElapsedTime is the start instant as a FILETIME") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT ElapsedTime, Frequency_Object FROM "
+      "Win32_PerfRawData_PerfProc_Process\n"
+      "    metrics: [{name: start_seconds, type: gauge, help: h, hook: process_start_time}]\n");
+  auto families =
+      run(collector,
+          {make_row({{"ElapsedTime", "133475328002500000"}, {"Frequency_Object", "10000000"}}),
+           // Before 1970 or no frequency: no sample rather than a bogus time.
+           make_row({{"ElapsedTime", "0"}, {"Frequency_Object", "10000000"}}),
+           make_row({{"ElapsedTime", "133475328000000000"}, {"Frequency_Object", "0"}})});
+  REQUIRE(families.at(0).samples.size() == 1);
+  CHECK(families.at(0).samples.at(0).value == 1703059200.25);
+}
+
+TEST_CASE("pagefile_free_mib hook: allocated minus used, never negative") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT Name, AllocatedBaseSize, CurrentUsage FROM "
+      "Win32_PageFileUsage\n"
+      "    metrics: [{name: free_bytes, type: gauge, help: h, hook: pagefile_free_mib,\n"
+      "               scale: 1048576, labels: {file: Name}}]\n");
+  const auto families = run(
+      collector,
+      {make_row(
+           {{"Name", "C:\\pagefile.sys"}, {"AllocatedBaseSize", "4096"}, {"CurrentUsage", "96"}}),
+       make_row(
+           {{"Name", "D:\\pagefile.sys"}, {"AllocatedBaseSize", "100"}, {"CurrentUsage", "150"}}),
+       make_row({{"Name", "E:\\pagefile.sys"}, {"AllocatedBaseSize", "100"}})});
+  const auto& samples = families.at(0).samples;
+  REQUIRE(samples.size() == 2);
+  CHECK(samples.at(0).value == 4000.0 * 1048576);
+  CHECK(samples.at(1).value == 0);  // usage above the allocation while the file grows
+  // The hook's properties must be selected.
+  CHECK_FALSE(collectors::parse_collector_definition_text(
+                  "name: custom\nqueries:\n  - wql: SELECT Name, AllocatedBaseSize FROM "
+                  "Win32_PageFileUsage\n"
+                  "    metrics: [{name: m, type: gauge, help: h, hook: pagefile_free_mib}]\n")
+                  .has_value());
+}
+
 TEST_CASE("names helpers") {
   CHECK(collectors::valid_metric_name("windows_cpu_time_total"));
   CHECK(collectors::valid_metric_name("a:b"));

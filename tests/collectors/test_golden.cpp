@@ -491,3 +491,109 @@ TEST_CASE("every built-in family is covered by a golden file") {
     }
   }
 }
+
+// Optional built-ins (not in default_collector_names(); enabled per target with
+// `collectors: [+physical_disk]` and so on).
+
+TEST_CASE("physical_disk: captured Win32_PerfRawData_PerfDisk_PhysicalDisk (Server 2012)") {
+  // SELECT * capture: the _Total instance is present and must be skipped.
+  const auto rows = collectors_test::load_fixture_rows(
+      {"txw2012_perfdisk_star_p000.xml", "txw2012_perfdisk_star_p001.xml"});
+  REQUIRE(rows.size() == 2);
+  REQUIRE(*rows.at(0).string("Name") == "0 C:");
+  const auto families = run_case("physical_disk", "txw2012", {rows});
+  const auto reads = by_label(families, "windows_physical_disk_reads_total", "disk");
+  // windows_exporter keeps the disk number: "0 C:" -> "0".
+  CHECK(reads == std::map<std::string, double>{{"0", 6664}});
+  CHECK(value_of(families, "windows_physical_disk_requests_queued", {{"disk", "0"}}) == 4);
+  CHECK(value_of(families, "windows_physical_disk_read_bytes_total", {{"disk", "0"}}) == 120209408);
+  CHECK(value_of(families, "windows_physical_disk_idle_seconds_total", {{"disk", "0"}}) ==
+        doctest::Approx(544.4076));
+  // AvgDisksecPerRead counts Frequency_PerfTime ticks (62.5 MHz on this host), not 100 ns.
+  CHECK(value_of(families, "windows_physical_disk_read_latency_seconds_total", {{"disk", "0"}}) ==
+        doctest::Approx(4232087500.0 / 62500000.0));
+}
+
+TEST_CASE("physical_disk: responses recorded from winrm-sim") {
+  const auto families = run_case("physical_disk", "sim", sim_rows("physical_disk"));
+  const auto reads = by_label(families, "windows_physical_disk_reads_total", "disk");
+  REQUIRE(reads.size() >= 2);
+  CHECK_FALSE(reads.contains("_Total"));
+  for (const auto& [disk, count] : reads) {
+    CAPTURE(disk);
+    CHECK(disk.find_first_not_of("0123456789") == std::string::npos);  // number only
+    CHECK(count > 0);
+  }
+}
+
+TEST_CASE("process: responses recorded from winrm-sim") {
+  const auto rows = sim_rows("process");
+  const auto families = run_case("process", "sim", rows);
+  REQUIRE(rows.at(0).size() > 10);
+  const auto* info = find_family(families, "windows_process_info");
+  REQUIRE(info != nullptr);
+  CHECK(info->samples.size() == rows.at(0).size());  // one per instance, none dropped
+  std::set<std::string> pids;
+  bool saw_duplicate_image = false;
+  for (const auto& sample : info->samples) {
+    std::map<std::string, std::string> labels(sample.labels.begin(), sample.labels.end());
+    CHECK(labels.size() == 3);
+    CHECK(labels["process"].find('#') == std::string::npos);
+    CHECK(labels["process"] != "Idle");
+    CHECK(labels["process"] != "_Total");
+    CHECK_FALSE(labels["creating_process_id"].empty());
+    pids.insert(labels["process_id"]);
+  }
+  CHECK(pids.size() == info->samples.size());
+  for (const auto& row : rows.at(0)) {
+    saw_duplicate_image |= row.string("Name")->find('#') != std::string::npos;
+  }
+  CHECK(saw_duplicate_image);  // the "#N" stripping is exercised
+  // Every per-process series has {process, process_id} (+ mode/pool) and one series per
+  // process and mode.
+  CHECK(find_family(families, "windows_process_cpu_time_total")->samples.size() ==
+        2 * rows.at(0).size());
+  CHECK(find_family(families, "windows_process_io_bytes_total")->samples.size() ==
+        3 * rows.at(0).size());
+  CHECK(find_family(families, "windows_process_pool_bytes")->samples.size() ==
+        2 * rows.at(0).size());
+
+  const auto& first = rows.at(0).at(0);
+  const std::string pid = *first.string("IDProcess");
+  CHECK(value_of(families, "windows_process_cpu_time_total",
+                 {{"process_id", pid}, {"mode", "user"}}) ==
+        doctest::Approx(*first.number("PercentUserTime") / 1e7));
+  CHECK(value_of(families, "windows_process_working_set_bytes", {{"process_id", pid}}) ==
+        *first.number("WorkingSet"));
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& sample : find_family(families, "windows_process_start_time")->samples) {
+    CHECK(sample.value > 1577836800.0);  // after 2020-01-01
+    CHECK(sample.value < now);
+  }
+}
+
+TEST_CASE("pagefile: responses recorded from winrm-sim") {
+  const auto rows = sim_rows("pagefile");
+  const auto families = run_case("pagefile", "sim", rows);
+  REQUIRE(rows.at(0).size() == 1);
+  const auto& row = rows.at(0).at(0);
+  const std::string file = *row.string("Name");
+  CHECK(file == "C:\\pagefile.sys");
+  const double allocated_mib = *row.number("AllocatedBaseSize");
+  const double used_mib = *row.number("CurrentUsage");
+  CHECK(used_mib < allocated_mib);
+  CHECK(value_of(families, "windows_pagefile_limit_bytes", {{"file", file}}) ==
+        allocated_mib * 1048576);
+  CHECK(value_of(families, "windows_pagefile_free_bytes", {{"file", file}}) ==
+        (allocated_mib - used_mib) * 1048576);
+}
+
+TEST_CASE("optional built-ins are not in the default set") {
+  const auto defaults = collectors::default_collector_names();
+  for (const std::string name : {"physical_disk", "process", "pagefile"}) {
+    CAPTURE(name);
+    CHECK(collectors::builtin_collector_map().contains(name));
+    CHECK(std::find(defaults.begin(), defaults.end(), name) == defaults.end());
+  }
+}

@@ -12,7 +12,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // A custom collector definition in the collectors schema, indented for custom_collectors.
-const char* kPagefileCollector = R"(  - name: pagefile
+const char* kPagefileCollector = R"(  - name: custom_pagefile
     help: Page file usage
     queries:
       - wql: SELECT Name, AllocatedBaseSize FROM Win32_PageFileUsage
@@ -84,7 +84,7 @@ targets:
     port: 15986
     credential: domain
     labels: {site: dc1, role: web, env: staging}
-    collectors: [+pagefile, -service]
+    collectors: [+custom_pagefile, -service]
     interval: 2m
     timeout: 30s
     spn_host: web01.internal.example.com
@@ -135,7 +135,7 @@ custom_collectors:
   CHECK(c.credentials.at("cached").ccache == "FILE:/tmp/krb5cc_test");
   CHECK(c.credentials.at("cached").username.empty());
 
-  CHECK(c.collectors.contains("pagefile"));
+  CHECK(c.collectors.contains("custom_pagefile"));
   for (const auto& name : defaults) CHECK(c.collectors.contains(name));
 
   REQUIRE(c.targets.size() == 3);
@@ -148,7 +148,7 @@ custom_collectors:
   CHECK(web.credential == "domain");
   CHECK(web.labels ==
         std::map<std::string, std::string>{{"env", "staging"}, {"role", "web"}, {"site", "dc1"}});
-  CHECK(web.collectors == with(without(defaults, "service"), "pagefile"));
+  CHECK(web.collectors == with(without(defaults, "service"), "custom_pagefile"));
   CHECK(web.interval == 120s);
   CHECK(web.timeout == 30s);
   CHECK(web.spn_host == "web01.internal.example.com");
@@ -447,7 +447,7 @@ TEST_CASE("custom collector errors carry the file and line of the definition") {
   const std::string dup = dir.write(
       "d.yml", std::string("custom_collectors:\n") + kPagefileCollector + kPagefileCollector);
   CHECK(load_error(dup) == dup +
-                               ":13: custom_collectors[1]: collector 'pagefile' is already "
+                               ":13: custom_collectors[1]: collector 'custom_pagefile' is already "
                                "defined at " +
                                dup + ":2");
   const std::string builtin_clash = dir.write(

@@ -2,8 +2,13 @@
 
 #include <random>
 
+#include "winrm/envelope.h"
+
 namespace sim::render {
 namespace {
+
+// The client library's escaper: one definition of what XML text may carry.
+using winrm::append_xml_escaped;
 
 constexpr std::string_view kEnvelopeOpen =
     "xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" "
@@ -27,7 +32,7 @@ constexpr std::string_view kAnonymous =
 void append_header(std::string& out, std::string_view env_open, std::string_view action,
                    std::string_view relates_to, std::string_view lang) {
   out += "<s:Envelope xml:lang=\"";
-  append_escaped(out, lang.empty() ? "en-US" : lang);
+  append_xml_escaped(out, lang.empty() ? "en-US" : lang);
   out += "\" ";
   out += env_open;
   out += "<s:Header><a:Action>";
@@ -41,7 +46,7 @@ void append_header(std::string& out, std::string_view env_open, std::string_view
   out += "</a:To>";
   if (!relates_to.empty()) {
     out += "<a:RelatesTo>";
-    append_escaped(out, relates_to);
+    append_xml_escaped(out, relates_to);
     out += "</a:RelatesTo>";
   }
   out += "</s:Header><s:Body>";
@@ -66,10 +71,10 @@ void append_properties(std::string& out, const ClassDef& cls, const Instance& in
     out += '>';
     if (v.kind == ValueKind::kDatetime) {
       out += prefix.empty() ? "<Datetime>" : "<cim:Datetime>";
-      append_escaped(out, item);
+      append_xml_escaped(out, item);
       out += prefix.empty() ? "</Datetime>" : "</cim:Datetime>";
     } else {
-      append_escaped(out, item);
+      append_xml_escaped(out, item);
     }
     out += "</";
     out += prefix;
@@ -234,27 +239,6 @@ std::string new_uuid() {
   return s;
 }
 
-void append_escaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
 void append_instance(std::string& out, const ClassDef& cls, const Instance& inst) {
   out += "<p:";
   out += cls.name;
@@ -375,9 +359,9 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
   out += "</s:Value><s:Subcode><s:Value>";
   out += f.subcode;
   out += "</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang=\"";
-  append_escaped(out, lang.empty() ? "en-US" : lang);
+  append_xml_escaped(out, lang.empty() ? "en-US" : lang);
   out += "\">";
-  append_escaped(out, f.reason);
+  append_xml_escaped(out, f.reason);
   out += "</s:Text></s:Reason><s:Detail>";
   if (!f.fault_detail.empty()) {
     out += "<w:FaultDetail>";
@@ -387,7 +371,7 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
   out += "<f:WSManFault xmlns:f=\"http://schemas.microsoft.com/wbem/wsman/1/wsmanfault\" Code=\"";
   out += code;
   out += "\" Machine=\"";
-  append_escaped(out, machine);
+  append_xml_escaped(out, machine);
   out += "\"><f:Message>";
   if (f.provider_fault) {
     out +=
@@ -395,9 +379,9 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
         "<f:WSManFault xmlns:f=\"http://schemas.microsoft.com/wbem/wsman/1/wsmanfault\" Code=\"";
     out += code;
     out += "\" Machine=\"";
-    append_escaped(out, machine);
+    append_xml_escaped(out, machine);
     out += "\"><f:Message>";
-    append_escaped(out, message);
+    append_xml_escaped(out, message);
     out += "</f:Message></f:WSManFault>";
     if (kind == FaultKind::kInvalidClass || kind == FaultKind::kInvalidQuery) {
       out +=
@@ -411,7 +395,7 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
           "\" xsi:type=\"p:__ExtendedStatus_Type\"><p:Description "
           "xsi:nil=\"true\"/><p:Operation>ExecQuery"
           "</p:Operation><p:ParameterInfo>";
-      append_escaped(out, kind == FaultKind::kInvalidClass ? detail : std::string_view{});
+      append_xml_escaped(out, kind == FaultKind::kInvalidClass ? detail : std::string_view{});
       out +=
           "</p:ParameterInfo><p:ProviderName>WinMgmt</p:ProviderName><p:StatusCode "
           "xsi:nil=\"true\"/>"
@@ -419,7 +403,7 @@ std::string fault(FaultKind kind, std::string_view relates_to, std::string_view 
     }
     out += "</f:ProviderFault>";
   } else {
-    append_escaped(out, message);
+    append_xml_escaped(out, message);
   }
   out += "</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>";
   return out;

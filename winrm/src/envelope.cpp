@@ -23,34 +23,6 @@ constexpr std::string_view kActionRelease =
 constexpr std::string_view kAnonymous =
     "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
 
-// Escapes XML character data / attribute values. Characters XML 1.0 cannot carry at
-// all (C0 controls other than tab/LF/CR) are dropped rather than producing a document
-// the server would reject as malformed.
-void append_escaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
-        out += c;
-    }
-  }
-}
-
 std::string format_duration(std::chrono::milliseconds timeout) {
   long long ms = timeout.count() < 0 ? 0 : static_cast<long long>(timeout.count());
   char buffer[64];
@@ -75,9 +47,9 @@ std::string build_envelope(const RequestOptions& options, Operation operation,
       " xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\"";
   if (ms_headers) out += " xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd\"";
   out += "><s:Header><a:To>";
-  append_escaped(out, options.endpoint_url);
+  append_xml_escaped(out, options.endpoint_url);
   out += "</a:To><w:ResourceURI s:mustUnderstand=\"true\">";
-  append_escaped(out, resource_uri_for(options.wmi_namespace));
+  append_xml_escaped(out, resource_uri_for(options.wmi_namespace));
   out += "</w:ResourceURI><a:ReplyTo><a:Address s:mustUnderstand=\"true\">";
   out += kAnonymous;
   out += "</a:Address></a:ReplyTo><a:Action s:mustUnderstand=\"true\">";
@@ -87,18 +59,18 @@ std::string build_envelope(const RequestOptions& options, Operation operation,
   out += "</a:Action><w:MaxEnvelopeSize s:mustUnderstand=\"true\">";
   out += std::to_string(options.max_envelope_size);
   out += "</w:MaxEnvelopeSize><a:MessageID>";
-  append_escaped(out, options.message_id.empty() ? new_message_id() : options.message_id);
+  append_xml_escaped(out, options.message_id.empty() ? new_message_id() : options.message_id);
   out += "</a:MessageID>";
   if (ms_headers && !options.locale.empty()) {
     out += "<w:Locale xml:lang=\"";
-    append_escaped(out, options.locale);
+    append_xml_escaped(out, options.locale);
     out += "\" s:mustUnderstand=\"false\"/><p:DataLocale xml:lang=\"";
-    append_escaped(out, options.locale);
+    append_xml_escaped(out, options.locale);
     out += "\" s:mustUnderstand=\"false\"/>";
   }
   if (ms_headers && !options.session_id.empty()) {
     out += "<p:SessionId s:mustUnderstand=\"false\">";
-    append_escaped(out, options.session_id);
+    append_xml_escaped(out, options.session_id);
     out += "</p:SessionId>";
   }
   out += "<w:OperationTimeout>";
@@ -110,6 +82,34 @@ std::string build_envelope(const RequestOptions& options, Operation operation,
 }
 
 }  // namespace
+
+// Escapes XML character data / attribute values. Characters XML 1.0 cannot carry at
+// all (C0 controls other than tab/LF/CR) are dropped rather than producing a document
+// the server would reject as malformed.
+void append_xml_escaped(std::string& out, std::string_view text) {
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
+        out += c;
+    }
+  }
+}
 
 std::string resource_uri_for(std::string_view wmi_namespace) {
   std::string path(wmi_namespace);
@@ -157,14 +157,14 @@ std::string build_enumerate(const RequestOptions& options, std::string_view wql)
   body += "</w:MaxElements><w:Filter Dialect=\"";
   body += kWqlDialect;
   body += "\">";
-  append_escaped(body, wql);
+  append_xml_escaped(body, wql);
   body += "</w:Filter></n:Enumerate>";
   return build_envelope(options, Operation::kEnumerate, body);
 }
 
 std::string build_pull(const RequestOptions& options, std::string_view context) {
   std::string body = "<n:Pull><n:EnumerationContext>";
-  append_escaped(body, context);
+  append_xml_escaped(body, context);
   body += "</n:EnumerationContext><n:MaxElements>";
   body += std::to_string(options.max_elements);
   body += "</n:MaxElements></n:Pull>";
@@ -173,7 +173,7 @@ std::string build_pull(const RequestOptions& options, std::string_view context) 
 
 std::string build_release(const RequestOptions& options, std::string_view context) {
   std::string body = "<n:Release><n:EnumerationContext>";
-  append_escaped(body, context);
+  append_xml_escaped(body, context);
   body += "</n:EnumerationContext></n:Release>";
   return build_envelope(options, Operation::kRelease, body);
 }

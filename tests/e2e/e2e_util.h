@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +63,8 @@ class Process {
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      // Die with the test even when ctest kills it on a timeout (no orphaned servers).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(out, 1);

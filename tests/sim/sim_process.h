@@ -1,6 +1,7 @@
 // Test helper: runs the winrm-sim binary in a temp dir and stops it by PID (RAII).
 #pragma once
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,8 @@ class SimProcess {
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      // Die with the test even when ctest kills it on a timeout (no orphaned servers).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       FILE* f = std::freopen(log.c_str(), "w", stderr);
       (void)f;
       execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), "--ports-file",

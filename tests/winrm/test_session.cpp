@@ -347,6 +347,9 @@ TEST_CASE("the deadline ends a slow enumeration and releases its context") {
   CHECK(rows.error().kind == winrm::ErrorKind::kTimeout);
   CHECK(elapsed < 4s);  // sanity bound: the server would take 5 s
   auto seen = fake.seen();
+  std::string actions;
+  for (const auto& s : seen) actions += s.action + " ";
+  CAPTURE(actions);
   REQUIRE(seen.size() == 3);
   CHECK(seen[0].operation_timeout_s < 1.0);
   CHECK(seen[2].action == "Release");

@@ -351,7 +351,10 @@ class HttpConnection final : public Connection {
     // A failed exchange leaves the stream in an unknown state: start fresh next time.
     client_->stop();
 
-    const bool past_deadline = Clock::now() >= deadline;
+    // The read timeout is the time left, and poll() may wake a little before it: a failure
+    // that close to the deadline is the deadline, never an idle-closed connection to retry.
+    constexpr auto kTimerSlack = std::chrono::milliseconds(20);
+    const bool past_deadline = Clock::now() + kTimerSlack >= deadline;
     if (too_large) {
       out.error = Error{ErrorKind::kTransport, "response exceeds " + std::to_string(cap) + " bytes",
                         res.status, std::nullopt};

@@ -274,6 +274,23 @@ struct Exporter {
     if (port == 0) throw std::runtime_error("exporter did not start: " + read_file(stderr_path));
   }
   std::string metrics() const { return get(port, "/metrics").body; }
+
+  struct Scrape {
+    bool ok = false;   // pred held before the limit
+    std::string body;  // the last /metrics body seen
+  };
+  // Scrapes /metrics until pred(body) holds or limit passes.
+  template <typename Pred>
+  Scrape metrics_when(Pred pred, std::chrono::milliseconds limit) const {
+    Scrape scrape;
+    scrape.ok = wait_until(
+        [&] {
+          scrape.body = metrics();
+          return pred(scrape.body);
+        },
+        limit);
+    return scrape;
+  }
 };
 
 }  // namespace e2e

@@ -74,12 +74,10 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
   write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, all_hosts));
   Exporter exporter(dir, dir / "exporter.yml");
 
-  std::string metrics;
-  bool polled = wait_until(
-      [&] {
-        metrics = exporter.metrics();
-        return all_collectors_ok(metrics, hosts, kCheckedCollectors) &&
-               metrics.find("collector_errors_total{target=\"broken01.sim.test\"") !=
+  auto [polled, metrics] = exporter.metrics_when(
+      [&](const std::string& body) {
+        return all_collectors_ok(body, hosts, kCheckedCollectors) &&
+               body.find("collector_errors_total{target=\"broken01.sim.test\"") !=
                    std::string::npos;
       },
       30s);
@@ -200,13 +198,12 @@ TEST_CASE("reload: SIGHUP with a broken config keeps serving; a good one swaps t
 
   write_file(dir / "exporter.yml", good + "bogus_top_level_key: 1\n");
   exporter.process->signal(SIGHUP);
-  std::string metrics;
-  REQUIRE(wait_until(
-      [&] {
-        metrics = exporter.metrics();
-        return sample_value(metrics, "winrm_exporter_config_last_reload_successful") == 0.0;
+  auto [bad_reload_seen, metrics] = exporter.metrics_when(
+      [](const std::string& body) {
+        return sample_value(body, "winrm_exporter_config_last_reload_successful") == 0.0;
       },
-      10s));
+      10s);
+  REQUIRE(bad_reload_seen);
   // Still serving the running configuration.
   for (const auto& host : hosts) {
     CHECK(metrics.find("windows_cpu_time_total{target=\"" + host + "\"") != std::string::npos);
@@ -301,14 +298,15 @@ TEST_CASE("the password never appears in logs, /metrics, /probe or query output"
   std::string probes;
   {
     Exporter exporter(dir, dir / "exporter.yml", {"--log.level=debug"});
-    REQUIRE(wait_until(
-        [&] {
-          metrics = exporter.metrics();
-          return all_collectors_ok(metrics, {"host01.sim.test"}, {"cpu"}) &&
-                 metrics.find("target=\"denied01.sim.test\",collector=\"cpu\",kind=") !=
+    auto scrape = exporter.metrics_when(
+        [](const std::string& body) {
+          return all_collectors_ok(body, {"host01.sim.test"}, {"cpu"}) &&
+                 body.find("target=\"denied01.sim.test\",collector=\"cpu\",kind=") !=
                      std::string::npos;
         },
-        20s));
+        20s);
+    REQUIRE(scrape.ok);
+    metrics = scrape.body;
     for (const auto& host : hosts) probes += get(exporter.port, "/probe?target=" + host).body;
     exporter.process->signal(SIGHUP);  // a reload re-reads the password file
     std::this_thread::sleep_for(500ms);

@@ -78,13 +78,7 @@ TEST_CASE("exporter with Kerberos (keytab, real KDC) against winrm-sim over HTTP
   write_file(dir / "exporter.yml", exporter_yaml(dir, kdc, sim));
   Exporter exporter(dir, dir / "exporter.yml");
 
-  std::string metrics;
-  bool polled = wait_until(
-      [&] {
-        metrics = exporter.metrics();
-        return all_polled(metrics);
-      },
-      30s);
+  auto [polled, metrics] = exporter.metrics_when(all_polled, 30s);
   std::string diagnostics = metrics.substr(0, 6000) + "\n--- exporter log:\n" +
                             read_file(exporter.stderr_path).substr(0, 4000);
   REQUIRE_MESSAGE(polled, diagnostics);

@@ -137,13 +137,7 @@ TEST_CASE("exporter with NTLM against winrm-sim: HTTP with encryption, HTTPS, wr
   write_file(dir / "exporter.yml", exporter_yaml(dir, sim));
   Exporter exporter(dir, dir / "exporter.yml");
 
-  std::string metrics;
-  bool polled = wait_until(
-      [&] {
-        metrics = exporter.metrics();
-        return all_polled(metrics);
-      },
-      30s);
+  auto [polled, metrics] = exporter.metrics_when(all_polled, 30s);
   std::string diagnostics = metrics.substr(0, 6000) + "\n--- exporter log:\n" +
                             read_file(exporter.stderr_path).substr(0, 4000) + "\n--- sim log:\n" +
                             read_file(dir / "sim.err").substr(0, 2000);

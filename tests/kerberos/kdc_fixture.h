@@ -137,6 +137,7 @@ class LoopbackConnection : public winrm::Connection {
   }
   const winrm::EndpointOptions& endpoint() const override { return endpoint_; }
   void close() override { open_ = false; }
+  bool is_connected() const override { return open_; }
   // The server forgets the connection's context without the client noticing.
   void server_forgets() { acceptor_.drop("127.0.0.1:" + std::to_string(40000 + id_)); }
 

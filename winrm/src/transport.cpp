@@ -214,6 +214,8 @@ class HttpConnection final : public Connection {
     client_->stop();
   }
 
+  bool is_connected() const override { return client_->is_socket_open(); }
+
  private:
   struct Attempt {
     std::optional<HttpResponse> response;

@@ -85,6 +85,9 @@ class Connection {
   virtual const EndpointOptions& endpoint() const = 0;
   // Drops the TCP connection (e.g. after an auth failure).
   virtual void close() = 0;
+  // True while a connection from an earlier round trip is open and reusable. Lets a
+  // caller skip best-effort requests (WS-Man Release) that would otherwise reconnect.
+  virtual bool is_connected() const = 0;
 };
 
 std::unique_ptr<Connection> make_http_connection(EndpointOptions options,

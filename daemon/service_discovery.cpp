@@ -16,11 +16,19 @@ std::string render_sd_json(const std::vector<SdTarget>& targets) {
     out += first_group ? "\n" : ",\n";
     first_group = false;
     out += "{\"targets\":[";
-    for (std::size_t i = 0; i < names.size(); ++i) out += (i ? "," : "") + json_quote(names[i]);
+    // Appending piece by piece: `const char* + std::string&&` trips GCC 12's -Wrestrict
+    // false positive inside libstdc++ at -O2/-O3 (GCC PR105329).
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i) out += ',';
+      out += json_quote(names[i]);
+    }
     out += "],\"labels\":{";
     bool first_label = true;
     for (const auto& [name, value] : labels) {
-      out += (first_label ? "" : ",") + json_quote(name) + ":" + json_quote(value);
+      if (!first_label) out += ',';
+      out += json_quote(name);
+      out += ':';
+      out += json_quote(value);
       first_label = false;
     }
     out += "}}";

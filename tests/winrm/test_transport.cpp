@@ -1,4 +1,5 @@
-// Transport and Basic auth against in-process cpp-httplib servers on 127.0.0.1.
+// Transport (libcurl) and Basic auth against in-process cpp-httplib servers on loopback.
+// Hostile byte streams are in test_hostile.cpp.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -80,8 +81,8 @@ class TestServer {
     server_->set_tcp_nodelay(true);  // else Nagle + delayed ACK add 40 ms per response
   }
   httplib::Server& server() { return *server_; }
-  void start() {
-    port_ = server_->bind_to_any_port("127.0.0.1");
+  void start(const char* address = "127.0.0.1") {
+    port_ = server_->bind_to_any_port(address);
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
     for (int i = 0; i < 200 && !server_->is_running(); ++i) std::this_thread::sleep_for(10ms);
@@ -97,6 +98,7 @@ class TestServer {
   std::atomic<bool> stopping{false};
   std::atomic<int> requests{0};
   std::string last_host;
+  httplib::Headers last_headers;
 
  private:
   std::unique_ptr<httplib::Server> server_;
@@ -108,6 +110,7 @@ void serve_ok(TestServer& s) {
   s.server().Post("/wsman", [&s](const httplib::Request& req, httplib::Response& res) {
     s.requests++;
     s.last_host = req.get_header_value("Host");
+    s.last_headers = req.headers;
     res.set_content("<ok/>", "application/soap+xml;charset=UTF-8");
   });
 }
@@ -313,7 +316,7 @@ TEST_CASE("responses over max_response_bytes are refused") {
     auto r = conn->round_trip(soap(), in(5s));
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().kind == winrm::ErrorKind::kTransport);
-    CHECK(r.error().message == "response exceeds 1000 bytes");
+    CHECK(r.error().message == "response exceeds 1000 bytes (max_response_bytes)");
     // With a larger cap the same response is accepted.
     e.max_response_bytes = 100000;
     auto conn2 = winrm::make_http_connection(e, nullptr);
@@ -405,4 +408,99 @@ TEST_CASE("basic auth: header sent, 401 becomes kAuth naming schemes, http refus
   CHECK(refused.error().kind == winrm::ErrorKind::kAuth);
   CHECK(refused.error().message == "basic auth over http refused");
   CHECK(s.requests.load() == 3);  // nothing was sent
+}
+
+TEST_CASE("request headers: identity encoding, no Expect, user agent, extra headers") {
+  TestServer s(false);
+  serve_ok(s);
+  s.start();
+  auto conn = winrm::make_http_connection(http_endpoint(s.port()), nullptr);
+  auto request = soap(std::string(200000, 'x'));  // large enough for curl's 100-continue
+  request.headers.emplace_back("X-Extra", "one");
+  auto r = conn->round_trip(request, in(5s));
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  const auto header = [&](const char* name) {
+    auto it = s.last_headers.find(name);
+    return it == s.last_headers.end() ? std::string("<absent>") : it->second;
+  };
+  CHECK(header("Accept-Encoding") == "identity");
+  CHECK(header("Expect") == "<absent>");
+  CHECK(header("User-Agent") == "winrm_exporter");
+  CHECK(header("X-Extra") == "one");
+  CHECK(header("Content-Type") == "application/soap+xml;charset=UTF-8");
+  CHECK(header("Content-Length") == "200000");
+  // The header list buffers are reused: a request with fewer headers sends only those.
+  auto r2 = conn->round_trip(soap(), in(5s));
+  REQUIRE_MESSAGE(r2.has_value(), r2.error().message);
+  CHECK(header("X-Extra") == "<absent>");
+}
+
+TEST_CASE("an IPv6 literal host and connect address work") {
+  TestServer s(false);
+  serve_ok(s);
+  s.start("::1");
+  winrm::EndpointOptions e = http_endpoint(s.port());
+  e.host = "::1";
+  e.connect_address.clear();
+  auto conn = winrm::make_http_connection(e, nullptr);
+  auto r = conn->round_trip(soap(), in(5s));
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  CHECK(s.last_host == "[::1]:" + std::to_string(s.port()));
+
+  e.host = "win01.sim.test";
+  e.connect_address = "::1";
+  auto via = winrm::make_http_connection(e, nullptr);
+  auto r2 = via->round_trip(soap(), in(5s));
+  REQUIRE_MESSAGE(r2.has_value(), r2.error().message);
+  CHECK(s.last_host == "win01.sim.test:" + std::to_string(s.port()));
+}
+
+TEST_CASE("http_proxy in the environment does not capture WinRM traffic") {
+  TestServer s(false);
+  serve_ok(s);
+  s.start();
+  // A proxy that does not exist: used, it would fail the request.
+  setenv("http_proxy", "http://127.0.0.1:1", 1);
+  setenv("HTTPS_PROXY", "http://127.0.0.1:1", 1);
+  auto conn = winrm::make_http_connection(http_endpoint(s.port()), nullptr);
+  auto r = conn->round_trip(soap(), in(5s));
+  unsetenv("http_proxy");
+  unsetenv("HTTPS_PROXY");
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  CHECK(s.requests.load() == 1);
+}
+
+TEST_CASE("is_connected and close(): a closed connection is replaced by a new one") {
+  TestServer s(true);
+  serve_ok(s);
+  s.start();
+  auto counters = std::make_shared<winrm::TransportCounters>();
+  auto conn = winrm::make_http_connection(https_endpoint(s.port(), certs().good), counters);
+  CHECK_FALSE(conn->is_connected());
+  REQUIRE(conn->round_trip(soap(), in(5s)).has_value());
+  CHECK(conn->is_connected());
+  const auto first_id = conn->connection_id();
+  const auto cbt = conn->tls_server_end_point();
+  REQUIRE(cbt.has_value());
+  conn->close();
+  CHECK_FALSE(conn->is_connected());
+  auto r = conn->round_trip(soap(), in(5s));
+  REQUIRE_MESSAGE(r.has_value(), r.error().message);
+  CHECK(conn->is_connected());
+  CHECK(conn->connection_id() != first_id);
+  CHECK(conn->tls_server_end_point() == cbt);
+  CHECK(counters->connections_opened.load() == 2);
+  CHECK(counters->tls_handshakes.load() == 2);
+  CHECK(counters->reconnects.load() == 1);
+}
+
+TEST_CASE("a deadline already passed fails at once with kTimeout") {
+  TestServer s(false);
+  serve_ok(s);
+  s.start();
+  auto conn = winrm::make_http_connection(http_endpoint(s.port()), nullptr);
+  auto r = conn->round_trip(soap(), winrm::Clock::now() - 1ms);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().kind == winrm::ErrorKind::kTimeout);
+  CHECK(s.requests.load() == 0);
 }

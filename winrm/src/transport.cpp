@@ -1,145 +1,53 @@
-// cpp-httplib 0.11.4 based transport. The library's read timeout is per read(), so a
-// trickling server is cut off by a content receiver (body) and by a shared watchdog
-// thread that calls Client::stop() (status line and headers).
+// libcurl (easy interface) transport; why libcurl and not cpp-httplib: docs/transport.md.
+// One easy handle per Connection keeps the keep-alive connection. libcurl enforces the
+// absolute deadline itself (CURLOPT_TIMEOUT_MS covers DNS, connect, TLS, send, receive),
+// so there is no watchdog thread and no lock shared between targets.
 #include "winrm/transport.h"
 
-#include <httplib.h>
+#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <pthread.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <cstdlib>
+#include <atomic>
+#include <charconv>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <mutex>
-#include <thread>
+#include <new>
+#include <stdexcept>
 
 namespace winrm {
 namespace {
 
 constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
+// libcurl refuses any single response header line longer than this (CURL_MAX_HTTP_HEADER).
+constexpr std::size_t kCurlMaxHeaderLine = CURL_MAX_HTTP_HEADER;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-// Writing to a socket the peer closed raises SIGPIPE (OpenSSL writes without
-// MSG_NOSIGNAL). A library must not change the process' disposition, so block it in
-// this thread for the duration of the call and swallow the one we caused.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    already_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
   }
-  ~SigpipeGuard() {
-    if (!already_pending_) {
-      const timespec zero{0, 0};
-      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
-      }
+  return s;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      throw std::runtime_error("curl_global_init failed");  // start-up, not I/O
     }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool already_pending_ = false;
-};
-
-// One process-wide timer thread; arm() returns a token, disarm() guarantees the
-// callback is not running and will not run afterwards.
-class Watchdog {
- public:
-  static Watchdog& instance() {
-    static Watchdog watchdog;
-    return watchdog;
-  }
-
-  std::uint64_t arm(Deadline deadline, std::function<void()> fire) {
-    std::lock_guard lock(mutex_);
-    const std::uint64_t token = ++next_token_;
-    entries_.emplace(token, Entry{deadline, std::move(fire)});
-    wake_.notify_all();
-    return token;
-  }
-
-  void disarm(std::uint64_t token) {
-    std::unique_lock lock(mutex_);
-    entries_.erase(token);
-    done_.wait(lock, [&] { return running_ != token; });
-  }
-
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-
- private:
-  struct Entry {
-    Deadline deadline;
-    std::function<void()> fire;
-  };
-
-  Watchdog() : thread_([this] { run(); }) {}
-
-  void run() {
-    SigpipeGuard no_sigpipe;  // stop() may shut down TLS on a dead socket
-    std::unique_lock lock(mutex_);
-    while (!stopping_) {
-      auto next = entries_.end();
-      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-        if (next == entries_.end() || it->second.deadline < next->second.deadline) next = it;
-      }
-      if (next == entries_.end()) {
-        wake_.wait(lock);
-        continue;
-      }
-      // Copy: disarm() may erase the entry while we wait.
-      const Deadline when = next->second.deadline;
-      if (Clock::now() < when) {
-        wake_.wait_until(lock, when);
-        continue;
-      }
-      const std::uint64_t token = next->first;
-      auto fire = std::move(next->second.fire);
-      entries_.erase(next);
-      running_ = token;
-      lock.unlock();
-      fire();
-      lock.lock();
-      running_ = 0;
-      done_.notify_all();
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
-  std::map<std::uint64_t, Entry> entries_;
-  std::uint64_t next_token_ = 0;
-  std::uint64_t running_ = 0;
-  bool stopping_ = false;
-  std::thread thread_;  // last: started after the other members exist
-};
+  });
+}
 
 // RFC 5929 section 4.1: the certificate's signature digest, upgraded to SHA-256 when it
 // is MD5/SHA-1 or has none (e.g. Ed25519, RSA-PSS).
@@ -163,44 +71,107 @@ std::optional<std::string> end_point_hash(const std::string& der) {
   return std::string(reinterpret_cast<const char*>(digest), digest_len);
 }
 
-time_t whole_seconds(std::chrono::microseconds d) {
-  return static_cast<time_t>(d.count() / 1000000);
+bool is_tls_error(CURLcode code) {
+  switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return true;
+    default:
+      return false;
+  }
 }
-time_t micro_part(std::chrono::microseconds d) { return static_cast<time_t>(d.count() % 1000000); }
 
 class HttpConnection final : public Connection {
  public:
   HttpConnection(EndpointOptions options, std::shared_ptr<TransportCounters> counters)
       : options_(std::move(options)), counters_(std::move(counters)) {
     if (!counters_) counters_ = std::make_shared<TransportCounters>();
-    create_client();
+    global_init();
+    url_ = options_.url();
+    if (!options_.connect_address.empty() && options_.connect_address != options_.host) {
+      // Empty HOST:PORT matches the URL's, so an IPv6 literal host needs no matching rules.
+      const bool ipv6 = options_.connect_address.find(':') != std::string::npos;
+      connect_to_line_ =
+          "::" + (ipv6 ? "[" + options_.connect_address + "]" : options_.connect_address) + ":" +
+          std::to_string(options_.port);
+      connect_to_.data = connect_to_line_.data();
+      connect_to_.next = nullptr;
+    }
+    if (options_.scheme == Scheme::kHttps && options_.insecure_skip_verify) {
+      spdlog::warn("winrm: TLS certificate verification is DISABLED for {}:{} (insecure opt-in)",
+                   options_.host, options_.port);
+    }
+    create_handle();
   }
 
-  ~HttpConnection() override {
-    SigpipeGuard no_sigpipe;
-    client_->stop();
-  }
+  ~HttpConnection() override { curl_easy_cleanup(curl_); }
+
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
-    SigpipeGuard no_sigpipe;
-    // A reused keep-alive connection may have been closed by the peer while idle; 0.11
-    // only notices when the request fails, so retry once on a fresh connection.
-    for (int attempt = 0;; ++attempt) {
-      Attempt outcome = send_once(request, deadline);
-      if (outcome.response) return std::move(*outcome.response);
-      if (attempt == 0 && outcome.retryable) {
-        spdlog::debug("winrm: {} reused connection failed ({}), reconnecting", options_.host,
-                      outcome.error.message);
-        continue;
-      }
-      return std::unexpected(std::move(outcome.error));
+    const auto start = Clock::now();
+    if (start >= deadline) {
+      connected_ = false;
+      return make_error(ErrorKind::kTimeout, "deadline exceeded before sending");
     }
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
+    if (remaining.count() < 1) {
+      return make_error(ErrorKind::kTimeout, "deadline exceeded before sending");
+    }
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
+    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min(remaining, options_.connect_timeout).count()));
+    curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(request.body.size()));
+    build_header_list(request);
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, header_nodes_.data());
+
+    HttpResponse response;
+    exchange_ = Exchange{};
+    exchange_.response = &response;
+    counters_->requests++;
+    counters_->bytes_sent += request.body.size();
+    const CURLcode code = curl_easy_perform(curl_);
+    exchange_.response = nullptr;
+    count_connections();
+
+    if (code == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
+      response.status = static_cast<int>(status);
+      connected_ = true;
+      return response;
+    }
+    connected_ = false;
+    Error error = classify(code, deadline);
+    // libcurl closes a connection after a failed transfer; should one survive, the
+    // stream is in an unknown state, so start over with a fresh handle.
+    curl_socket_t socket = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
+        socket != CURL_SOCKET_BAD) {
+      recreate_handle();
+    }
+    return std::unexpected(std::move(error));
   }
 
   std::uint64_t connection_id() const override { return connection_id_.load(); }
 
   std::optional<std::string> tls_server_end_point() const override {
-    std::lock_guard lock(cert_mutex_);
     if (server_cert_der_.empty()) return std::nullopt;
     auto hash = end_point_hash(server_cert_der_);
     if (!hash) return std::nullopt;
@@ -210,199 +181,318 @@ class HttpConnection final : public Connection {
   const EndpointOptions& endpoint() const override { return options_; }
 
   void close() override {
-    SigpipeGuard no_sigpipe;
-    client_->stop();
+    connected_ = false;
+    recreate_handle();
   }
 
-  bool is_connected() const override { return client_->is_socket_open(); }
+  bool is_connected() const override {
+    if (!connected_) return false;
+    curl_socket_t socket = CURL_SOCKET_BAD;
+    return curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
+           socket != CURL_SOCKET_BAD;
+  }
 
  private:
-  struct Attempt {
-    std::optional<HttpResponse> response;
-    Error error;
-    bool retryable = false;
+  // State of the transfer in progress, shared with the callbacks.
+  struct Exchange {
+    HttpResponse* response = nullptr;
+    long connects_seen = 0;        // CURLINFO_NUM_CONNECTS at the last pre-request callback
+    bool request_started = false;  // connected (and TLS done), request about to be sent
+    std::size_t header_bytes = 0;
+    std::size_t header_count = 0;
+    int interim_status = 0;  // status of the head being read, to skip 1xx heads
+    bool in_head = false;
+    bool head_done = false;
+    bool header_overflow = false;
+    bool header_count_overflow = false;
+    bool body_overflow = false;
+    std::size_t body_bytes = 0;  // received, also past the cap
   };
 
   const std::string& connect_address() const {
     return options_.connect_address.empty() ? options_.host : options_.connect_address;
   }
 
-  void create_client() {
+  std::string where() const {
+    return "(" + options_.host + " via " + connect_address() + ":" + std::to_string(options_.port) +
+           ")";
+  }
+
+  void recreate_handle() {
+    curl_easy_cleanup(curl_);
+    create_handle();
+  }
+
+  // Options that stay for the life of the handle; per-request ones are set in round_trip.
+  void create_handle() {
+    curl_ = curl_easy_init();
+    if (curl_ == nullptr) throw std::bad_alloc();
+    error_buffer_[0] = '\0';
+    curl_easy_setopt(curl_, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM; threaded resolver instead
+    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error_buffer_);
+    curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
+    // "" disables proxies, also http_proxy/https_proxy from the environment: WinRM
+    // traffic (credentials, Kerberos) must go where the configuration says.
+    curl_easy_setopt(curl_, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+    curl_easy_setopt(curl_, CURLOPT_HTTP09_ALLOWED, 0L);
+    curl_easy_setopt(curl_, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(curl_, CURLOPT_USERAGENT, "winrm_exporter");
+    curl_easy_setopt(curl_, CURLOPT_VERBOSE, 0L);  // verbose output would show Authorization
+    curl_easy_setopt(curl_, CURLOPT_MAXCONNECTS, 1L);
+    // Refuses an announced Content-Length over the cap before any body is read.
+    curl_easy_setopt(curl_, CURLOPT_MAXFILESIZE_LARGE,
+                     static_cast<curl_off_t>(options_.max_response_bytes));
+    if (!connect_to_line_.empty()) curl_easy_setopt(curl_, CURLOPT_CONNECT_TO, &connect_to_);
     if (options_.scheme == Scheme::kHttps) {
-      auto ssl = std::make_unique<httplib::SSLClient>(options_.host, options_.port);
       if (options_.insecure_skip_verify) {
-        ssl->enable_server_certificate_verification(false);
-        spdlog::warn("winrm: TLS certificate verification is DISABLED for {}:{} (insecure opt-in)",
-                     options_.host, options_.port);
+        curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, 0L);
       } else if (!options_.ca_file.empty()) {
-        ssl->set_ca_cert_path(options_.ca_file);
+        curl_easy_setopt(curl_, CURLOPT_CAINFO, options_.ca_file.c_str());
+        curl_easy_setopt(curl_, CURLOPT_CAPATH,
+                         static_cast<char*>(nullptr));  // only the configured CAs
       } else if (std::filesystem::exists(kSystemCaBundle)) {
-        ssl->set_ca_cert_path(kSystemCaBundle);
-      }  // else: OpenSSL's default verify paths (httplib's fallback)
-      // Runs for every full handshake, also with verification off: keeps the server
-      // certificate for channel binding.
-      SSL_CTX_set_cert_verify_callback(ssl->ssl_context(), &HttpConnection::verify_callback, this);
-      client_ = std::move(ssl);
-    } else {
-      client_ = std::make_unique<httplib::ClientImpl>(options_.host, options_.port);
+        curl_easy_setopt(curl_, CURLOPT_CAINFO, kSystemCaBundle);
+      }  // else libcurl's built-in default
     }
-    if (!options_.connect_address.empty() && options_.connect_address != options_.host) {
-      client_->set_hostname_addr_map({{options_.host, options_.connect_address}});
-    }
-    client_->set_keep_alive(true);
-    client_->set_tcp_nodelay(true);
-    client_->set_follow_location(false);
-    client_->set_socket_options([this](socket_t) {
-      // Called once per new socket, before connect.
-      counters_->connections_opened++;
-      if (connection_id_.fetch_add(1) > 0) counters_->reconnects++;
-      opened_during_request_ = true;
-    });
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &HttpConnection::on_header);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, this);
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &HttpConnection::on_body);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(curl_, CURLOPT_PREREQFUNCTION, &HttpConnection::on_request_start);
+    curl_easy_setopt(curl_, CURLOPT_PREREQDATA, this);
   }
 
-  static int verify_callback(X509_STORE_CTX* store, void* arg) {
-    auto* self = static_cast<HttpConnection*>(arg);
-    const int ok = X509_verify_cert(store);
-    self->counters_->tls_handshakes++;
-    if (X509* cert = X509_STORE_CTX_get0_cert(store); cert != nullptr) {
-      unsigned char* der = nullptr;
-      const int len = i2d_X509(cert, &der);
-      if (len > 0) {
-        std::lock_guard lock(self->cert_mutex_);
-        self->server_cert_der_.assign(reinterpret_cast<const char*>(der), len);
-      }
-      OPENSSL_free(der);
+  // Builds the request's header list in reused buffers: no allocation once the
+  // capacities have grown to the usual request.
+  void build_header_list(const HttpRequest& request) {
+    const std::size_t count = 3 + request.headers.size();
+    if (header_lines_.size() < count) header_lines_.resize(count);
+    header_lines_[0].assign("Content-Type: ").append(request.content_type);
+    header_lines_[1].assign("Accept-Encoding: identity");  // no compression bombs
+    header_lines_[2].assign("Expect:");                    // no 100-continue round trip
+    for (std::size_t i = 0; i < request.headers.size(); ++i) {
+      const auto& [name, value] = request.headers[i];
+      header_lines_[3 + i].assign(name).append(": ").append(value);
     }
-    return ok;
+    header_nodes_.resize(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      header_nodes_[i].data = header_lines_[i].data();
+      header_nodes_[i].next = i + 1 < count ? &header_nodes_[i + 1] : nullptr;
+    }
   }
 
-  Attempt send_once(const HttpRequest& request, Deadline deadline) {
-    Attempt out;
-    const auto start = Clock::now();
-    if (start >= deadline) {
-      out.error = Error{ErrorKind::kTimeout, "deadline exceeded before sending", 0, std::nullopt};
-      return out;
+  // After connect (and TLS handshake), before the request is sent; again for every
+  // connection libcurl opens while retrying a dead reused one.
+  static int on_request_start(void* self_ptr, char*, char*, int, int) {
+    auto* self = static_cast<HttpConnection*>(self_ptr);
+    auto& x = self->exchange_;
+    x.request_started = true;
+    long connects = 0;
+    curl_easy_getinfo(self->curl_, CURLINFO_NUM_CONNECTS, &connects);
+    if (connects > x.connects_seen) {
+      x.connects_seen = connects;
+      self->connection_id_++;
+      if (self->options_.scheme == Scheme::kHttps) self->keep_server_certificate();
     }
-    const auto remaining = std::chrono::duration_cast<std::chrono::microseconds>(deadline - start);
-    const auto connect_timeout = std::min<std::chrono::microseconds>(
-        remaining, std::chrono::duration_cast<std::chrono::microseconds>(options_.connect_timeout));
-    client_->set_connection_timeout(whole_seconds(connect_timeout), micro_part(connect_timeout));
-    client_->set_read_timeout(whole_seconds(remaining), micro_part(remaining));
-    client_->set_write_timeout(whole_seconds(remaining), micro_part(remaining));
+    return CURL_PREREQFUNC_OK;
+  }
 
-    httplib::Request req;
-    req.method = "POST";
-    req.path = options_.path;
-    req.body = request.body;
-    req.headers.emplace("Content-Type", request.content_type);
-    req.headers.emplace("User-Agent", "winrm_exporter");
-    req.headers.emplace("Accept-Encoding", "identity");
-    for (const auto& [name, value] : request.headers) req.headers.emplace(name, value);
-
-    HttpResponse response;
-    bool got_headers = false;
-    bool too_large = false;
-    bool deadline_hit = false;
-    const std::size_t cap = options_.max_response_bytes;
-    req.response_handler = [&](const httplib::Response& res) {
-      got_headers = true;
-      // Refuse early when the announced length is over the cap.
-      if (res.has_header("Content-Length")) {
-        const auto length =
-            std::strtoull(res.get_header_value("Content-Length").c_str(), nullptr, 10);
-        if (length > cap) {
-          too_large = true;
-          return false;
-        }
-      }
-      return true;
-    };
-    req.content_receiver = [&](const char* data, std::size_t len, std::uint64_t, std::uint64_t) {
-      counters_->bytes_received += len;
-      if (response.body.size() + len > cap) {
-        too_large = true;
-        return false;
-      }
-      if (Clock::now() >= deadline) {
-        deadline_hit = true;
-        return false;
-      }
-      response.body.append(data, len);
-      return true;
-    };
-
-    opened_during_request_ = false;
-    std::atomic<bool> watchdog_fired{false};
-    const std::uint64_t token = Watchdog::instance().arm(deadline, [&] {
-      watchdog_fired = true;
-      client_->stop();
-    });
-    httplib::Response res;
-    httplib::Error http_error = httplib::Error::Success;
-    counters_->requests++;
-    counters_->bytes_sent += req.body.size();
-    const bool ok = client_->send(req, res, http_error);
-    Watchdog::instance().disarm(token);
-
-    if (ok) {
-      response.status = res.status;
-      for (const auto& [name, value] : res.headers) response.headers.emplace_back(name, value);
-      out.response = std::move(response);
-      return out;
+  // The SSL* is only reachable while the connection is attached to the transfer.
+  void keep_server_certificate() {
+    curl_tlssessioninfo* info = nullptr;
+    if (curl_easy_getinfo(curl_, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || info == nullptr ||
+        info->backend != CURLSSLBACKEND_OPENSSL || info->internals == nullptr) {
+      server_cert_der_.clear();
+      return;
     }
-    // A failed exchange leaves the stream in an unknown state: start fresh next time.
-    client_->stop();
+    X509* cert = SSL_get1_peer_certificate(static_cast<SSL*>(info->internals));
+    server_cert_der_.clear();
+    if (cert == nullptr) return;
+    unsigned char* der = nullptr;
+    const int len = i2d_X509(cert, &der);
+    if (len > 0) server_cert_der_.assign(reinterpret_cast<const char*>(der), len);
+    OPENSSL_free(der);
+    X509_free(cert);
+  }
 
-    // The read timeout is the time left, and poll() may wake a little before it: a failure
-    // that close to the deadline is the deadline, never an idle-closed connection to retry.
+  static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* self_ptr) {
+    auto* self = static_cast<HttpConnection*>(self_ptr);
+    auto& x = self->exchange_;
+    const std::size_t len = size * count;
+    x.header_bytes += len;
+    if (x.header_bytes > self->options_.max_header_bytes) {
+      x.header_overflow = true;
+      return 0;
+    }
+    const std::string_view line(data, len);
+    if (x.head_done) return len;  // chunked trailers: bounded above, otherwise ignored
+    if (!x.in_head) {             // status line of a (possibly 1xx) response head
+      x.in_head = true;
+      x.response->headers.clear();
+      x.interim_status = 0;
+      const auto space = line.find(' ');
+      if (space != std::string_view::npos) {
+        const auto code = line.substr(space + 1, 3);
+        std::from_chars(code.data(), code.data() + code.size(), x.interim_status);
+      }
+      return len;
+    }
+    if (trim(line).empty()) {  // end of this head
+      x.in_head = false;
+      if (x.interim_status < 100 || x.interim_status >= 200) x.head_done = true;
+      return len;
+    }
+    if (++x.header_count > self->options_.max_header_count) {
+      x.header_count_overflow = true;
+      return 0;
+    }
+    auto& headers = x.response->headers;
+    if ((line.front() == ' ' || line.front() == '\t') && !headers.empty()) {
+      headers.back().second.append(" ").append(trim(line));  // obsolete line folding
+      return len;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return len;
+    const auto name = trim(line.substr(0, colon));
+    const auto value = trim(line.substr(colon + 1));
+    if (iequals(name, "Content-Length")) {
+      std::size_t length = 0;
+      std::from_chars(value.data(), value.data() + value.size(), length);
+      x.response->body.reserve(std::min(length, self->options_.max_response_bytes));
+    }
+    headers.emplace_back(name, value);
+    return len;
+  }
+
+  static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* self_ptr) {
+    auto* self = static_cast<HttpConnection*>(self_ptr);
+    auto& x = self->exchange_;
+    const std::size_t len = size * count;
+    x.body_bytes += len;
+    self->counters_->bytes_received += len;
+    if (x.response->body.size() + len > self->options_.max_response_bytes) {
+      x.body_overflow = true;
+      return 0;
+    }
+    x.response->body.append(data, len);
+    return len;
+  }
+
+  void count_connections() {
+    long connects = 0;
+    curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &connects);
+    if (connects <= 0) return;
+    const auto opened = static_cast<std::uint64_t>(connects);
+    counters_->connections_opened += opened;
+    counters_->reconnects += ever_connected_ ? opened : opened - 1;
+    ever_connected_ = true;
+    if (options_.scheme == Scheme::kHttps) counters_->tls_handshakes += opened;
+  }
+
+  std::string phase() const {
+    const auto& x = exchange_;
+    if (!x.request_started) {
+      // NUM_CONNECTS counts TCP connections once established, before TLS.
+      long tcp_connected = 0;
+      curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &tcp_connected);
+      return tcp_connected > 0 && options_.scheme == Scheme::kHttps ? "TLS handshake" : "connect";
+    }
+    // libcurl hands over complete lines only, so a trickled status line shows up here.
+    if (x.header_bytes == 0) return "waiting for response (no complete status line)";
+    if (!x.head_done) {
+      return "reading response headers (" + std::to_string(x.header_bytes) + " bytes received)";
+    }
+    return "reading response body (" + std::to_string(x.body_bytes) + " bytes received)";
+  }
+
+  int status_if_known() const {
+    if (!exchange_.head_done) return 0;
+    long status = 0;
+    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
+    return static_cast<int>(status);
+  }
+
+  Error classify(CURLcode code, Deadline deadline) const {
+    const auto& x = exchange_;
+    const std::string detail = error_buffer_[0] != '\0' ? error_buffer_ : curl_easy_strerror(code);
+    const int status = status_if_known();
+    if (x.header_overflow || (code == CURLE_OUT_OF_MEMORY && !x.head_done &&
+                              options_.max_header_bytes <= kCurlMaxHeaderLine)) {
+      return Error{ErrorKind::kTransport,
+                   "response headers exceed " + std::to_string(options_.max_header_bytes) +
+                       " bytes (max_header_bytes) " + where(),
+                   status, std::nullopt};
+    }
+    if (code == CURLE_OUT_OF_MEMORY && !x.head_done) {
+      return Error{ErrorKind::kTransport,
+                   "a response header line exceeds " + std::to_string(kCurlMaxHeaderLine) +
+                       " bytes " + where(),
+                   0, std::nullopt};
+    }
+    if (x.header_count_overflow) {
+      return Error{ErrorKind::kTransport,
+                   "response has more than " + std::to_string(options_.max_header_count) +
+                       " header lines (max_header_count) " + where(),
+                   0, std::nullopt};
+    }
+    if (x.body_overflow || code == CURLE_FILESIZE_EXCEEDED) {
+      return Error{ErrorKind::kTransport,
+                   "response exceeds " + std::to_string(options_.max_response_bytes) +
+                       " bytes (max_response_bytes)",
+                   status, std::nullopt};
+    }
+    // The timer may fire a little early or the peer may give up at the same moment: a
+    // failure that close to the deadline is the deadline, and is never retried.
     constexpr auto kTimerSlack = std::chrono::milliseconds(20);
-    const bool past_deadline = Clock::now() + kTimerSlack >= deadline;
-    if (too_large) {
-      out.error = Error{ErrorKind::kTransport, "response exceeds " + std::to_string(cap) + " bytes",
-                        res.status, std::nullopt};
-    } else if (deadline_hit || watchdog_fired || past_deadline) {
-      out.error = Error{ErrorKind::kTimeout,
-                        "deadline exceeded after " + std::to_string(response.body.size()) +
-                            " response bytes (" + httplib::to_string(http_error) + ")",
-                        got_headers ? res.status : 0, std::nullopt};
-    } else {
-      ErrorKind kind = ErrorKind::kTransport;
-      std::string what = httplib::to_string(http_error);
-      switch (http_error) {
-        case httplib::Error::SSLConnection:
-        case httplib::Error::SSLLoadingCerts:
-          kind = ErrorKind::kTls;
-          break;
-        case httplib::Error::SSLServerVerification: {
-          kind = ErrorKind::kTls;
-          auto* ssl = dynamic_cast<httplib::SSLClient*>(client_.get());
-          const long verify = ssl != nullptr ? ssl->get_openssl_verify_result() : X509_V_OK;
-          what += verify != X509_V_OK
-                      ? std::string(": ") + X509_verify_cert_error_string(verify)
-                      : std::string(": certificate does not match host name " + options_.host);
-          break;
-        }
-        case httplib::Error::Read:
-        case httplib::Error::Write:
-          out.retryable = !opened_during_request_ && !got_headers;
-          break;
-        default:
-          break;
-      }
-      out.error = Error{kind,
-                        what + " (" + options_.host + " via " + connect_address() + ":" +
-                            std::to_string(options_.port) + ")",
-                        got_headers ? res.status : 0, std::nullopt};
+    if (code == CURLE_OPERATION_TIMEDOUT || Clock::now() + kTimerSlack >= deadline) {
+      return Error{ErrorKind::kTimeout, "deadline exceeded during " + phase() + " " + where(),
+                   status, std::nullopt};
     }
-    return out;
+    if (is_tls_error(code)) {
+      long verify = X509_V_OK;
+      curl_easy_getinfo(curl_, CURLINFO_SSL_VERIFYRESULT, &verify);
+      std::string what = "TLS: " + detail;
+      if (code == CURLE_PEER_FAILED_VERIFICATION && verify != X509_V_OK) {
+        what = std::string("TLS certificate verification failed: ") +
+               X509_verify_cert_error_string(verify);
+      }
+      return Error{ErrorKind::kTls, what + " " + where(), 0, std::nullopt};
+    }
+    std::string what;
+    switch (code) {
+      case CURLE_UNSUPPORTED_PROTOCOL:
+      case CURLE_WEIRD_SERVER_REPLY:
+        what = "not an HTTP/1.x response: ";
+        break;
+      case CURLE_PARTIAL_FILE:
+        what = "response body cut short: ";
+        break;
+      case CURLE_GOT_NOTHING:
+        what = "connection closed without a response: ";
+        break;
+      default:
+        break;
+    }
+    return Error{ErrorKind::kTransport, what + detail + " " + where(), status, std::nullopt};
   }
 
   EndpointOptions options_;
   std::shared_ptr<TransportCounters> counters_;
-  std::unique_ptr<httplib::ClientImpl> client_;
+  std::string url_;
+  std::string connect_to_line_;
+  curl_slist connect_to_{};
+  CURL* curl_ = nullptr;
+  char error_buffer_[CURL_ERROR_SIZE];
+  std::vector<std::string> header_lines_;
+  std::vector<curl_slist> header_nodes_;
+  Exchange exchange_;
   std::atomic<std::uint64_t> connection_id_{0};
-  bool opened_during_request_ = false;
-  mutable std::mutex cert_mutex_;
+  bool ever_connected_ = false;
+  bool connected_ = false;
   std::string server_cert_der_;
 };
 

@@ -1,5 +1,6 @@
-// HTTP(S) transport to one WinRM endpoint: one keep-alive connection, deadlines that
-// hold against trickling servers, a response-size cap, and counters.
+// HTTP(S) transport to one WinRM endpoint (libcurl, docs/transport.md): one keep-alive
+// connection, absolute deadlines that hold against trickling servers, bounded response
+// heads and bodies, and counters.
 #pragma once
 
 #include <array>
@@ -28,9 +29,13 @@ struct EndpointOptions {
   int port = 5986;
   Scheme scheme = Scheme::kHttps;
   std::string path = "/wsman";
-  std::string ca_file;                // PEM bundle; system store when empty
-  bool insecure_skip_verify = false;  // explicit, logged opt-in
-  std::size_t max_response_bytes = 16 * 1024 * 1024;
+  std::string ca_file;                                // PEM bundle; system store when empty
+  bool insecure_skip_verify = false;                  // explicit, logged opt-in
+  std::size_t max_response_bytes = 16 * 1024 * 1024;  // body cap; over it: kTransport
+  // Caps on the response head (status line + header lines, all 1xx heads included).
+  // libcurl itself also refuses any single line over 100 KiB (CURL_MAX_HTTP_HEADER).
+  std::size_t max_header_bytes = 64 * 1024;
+  std::size_t max_header_count = 100;
   std::chrono::milliseconds connect_timeout{5000};
 
   std::string url() const;  // "https://host:5986/wsman"
@@ -74,6 +79,7 @@ class Connection {
   virtual ~Connection() = default;
   // One POST to the endpoint path. Reconnects transparently if the connection is gone
   // (connection_id() then changes, so auth knows to handshake again).
+  // The deadline covers DNS, connect, TLS handshake, sending and receiving.
   virtual Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) = 0;
   // Changes whenever a new TCP connection is opened.
   virtual std::uint64_t connection_id() const = 0;

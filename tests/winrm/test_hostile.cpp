@@ -1,0 +1,455 @@
+// Issue 9, "any byte stream is survivable": scripted hostile servers (hostile_server.h)
+// against the real transport and the real `winrm_exporter query` binary. Every case
+// checks the error class, that the call returned within its deadline + 1 s, and that the
+// client's peak RSS grew by less than 64 MiB.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "hostile_server.h"
+#include "winrm/transport.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using winrm::ErrorKind;
+
+namespace {
+
+constexpr long kRssBound = 64L << 20;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "winrm-hostile-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
+// Two unrelated CAs with a server certificate each (localhost, 127.0.0.1).
+struct Certs {
+  TempDir dir;
+  fs::path good, other;
+  Certs() {
+    good = dir.path / "good";
+    other = dir.path / "other";
+    for (const auto& d : {good, other}) {
+      const std::string cmd =
+          std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + d.string();
+      REQUIRE(std::system(cmd.c_str()) == 0);
+    }
+  }
+  hostile::TlsFiles tls(const fs::path& d) const {
+    return {(d / "server.pem").string(), (d / "server.key").string()};
+  }
+};
+
+const Certs& certs() {
+  static Certs instance;
+  return instance;
+}
+
+winrm::EndpointOptions endpoint(int port, bool tls = false) {
+  winrm::EndpointOptions e;
+  e.host = "localhost";
+  e.connect_address = "127.0.0.1";
+  e.port = port;
+  e.scheme = tls ? winrm::Scheme::kHttps : winrm::Scheme::kHttp;
+  if (tls) e.ca_file = (certs().good / "ca.pem").string();
+  return e;
+}
+
+struct Outcome {
+  winrm::Result<winrm::HttpResponse> result;
+  winrm::Clock::duration elapsed{};
+  std::chrono::milliseconds budget{};
+  long rss_growth = 0;
+};
+
+Outcome round_trip(const winrm::EndpointOptions& e, std::chrono::milliseconds budget,
+                   std::string body = "<e/>") {
+  hostile::PeakRss rss;
+  auto conn = winrm::make_http_connection(e, nullptr);
+  winrm::HttpRequest request;
+  request.body = std::move(body);
+  const auto start = winrm::Clock::now();
+  Outcome out{conn->round_trip(request, start + budget)};
+  out.elapsed = winrm::Clock::now() - start;
+  out.budget = budget;
+  out.rss_growth = rss.growth_bytes();
+  return out;
+}
+
+void expect_error(const Outcome& o, ErrorKind kind, std::string_view message_part = {}) {
+  REQUIRE_FALSE(o.result.has_value());
+  INFO("message: " << o.result.error().message);
+  CHECK(winrm::to_string(o.result.error().kind) == winrm::to_string(kind));
+  CHECK(o.result.error().message.find(message_part) != std::string::npos);
+  CHECK(o.elapsed < o.budget + 1s);
+  CHECK(o.rss_growth < kRssBound);
+}
+
+const std::string kOkHead = "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\n";
+
+// Answers every request with `response` and keeps the connection.
+hostile::Script answer(std::string response) {
+  return [response](hostile::Peer& peer) {
+    for (int i = 0; i < 10 && peer.read_request(); ++i) {
+      if (!peer.send(response)) return;
+    }
+  };
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("oversized status lines and headers end in a transport error") {
+  const auto budget = 5000ms;
+  SUBCASE("status line of 1 MiB") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send("HTTP/1.1 200 ") && p.send_repeated('A', 1 << 20) && p.send("\r\n\r\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response headers exceed 65536 bytes");
+  }
+  SUBCASE("10 MiB status line without a newline") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send("HTTP/1.1 200 ") && p.send_repeated('B', 10 << 20);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response headers exceed 65536 bytes");
+  }
+  SUBCASE("status line under curl's line limit but over max_header_bytes") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send("HTTP/1.1 200 ") && p.send_repeated('C', 80 << 10) && p.send("\r\n\r\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response headers exceed 65536 bytes (max_header_bytes)");
+  }
+  SUBCASE("one header line of 1 MiB") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "X-Big: ") && p.send_repeated('D', 1 << 20) && p.send("\r\n\r\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response headers exceed 65536 bytes");
+  }
+  SUBCASE("100,000 small headers") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      if (!p.send(kOkHead)) return;
+      for (int i = 0; i < 100000; ++i) {
+        if (!p.send("X-" + std::to_string(i) + ": v\r\n")) return;
+      }
+      p.send("Content-Length: 0\r\n\r\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "more than 100 header lines (max_header_count)");
+  }
+  SUBCASE("many headers under the count cap but over the byte cap") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      if (!p.send(kOkHead)) return;
+      for (int i = 0; i < 90; ++i) {
+        if (!p.send("X-" + std::to_string(i) + ": " + std::string(1000, 'v') + "\r\n")) return;
+      }
+      p.send("Content-Length: 0\r\n\r\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response headers exceed 65536 bytes");
+  }
+}
+
+TEST_CASE("trickling and silent servers end in a timeout within the deadline") {
+  const auto budget = 1500ms;
+  SUBCASE("headers one byte every 100 ms") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead) && p.trickle("X-Slow: " + std::string(100, 's') + "\r\n\r\n", 100ms);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTimeout,
+                 "reading response headers");
+  }
+  SUBCASE("body one byte every 100 ms") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Content-Length: 100\r\n\r\n") && p.trickle(std::string(100, 'b'), 100ms);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTimeout,
+                 "reading response body");
+  }
+  SUBCASE("status line one byte every 100 ms") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.trickle(kOkHead + "\r\n", 100ms);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTimeout,
+                 "no complete status line");
+  }
+  SUBCASE("accepts TCP and never answers") {
+    hostile::Server s([](hostile::Peer& p) { p.wait_for_close(30s); });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTimeout,
+                 "waiting for response");
+  }
+  SUBCASE("TLS: accepts TCP and never starts the handshake") {
+    hostile::Server s([](hostile::Peer& p) { p.wait_for_close(30s); });
+    expect_error(round_trip(endpoint(s.port(), true), budget), ErrorKind::kTimeout);
+  }
+  SUBCASE("TLS: body one byte every 100 ms") {
+    const auto tls = certs().tls(certs().good);
+    hostile::Server s(
+        [](hostile::Peer& p) {
+          p.read_request();
+          p.send(kOkHead + "Content-Length: 100\r\n\r\n") &&
+              p.trickle(std::string(100, 'b'), 100ms);
+        },
+        &tls);
+    expect_error(round_trip(endpoint(s.port(), true), budget), ErrorKind::kTimeout,
+                 "reading response body");
+  }
+}
+
+TEST_CASE("a trickled TLS handshake does not hold another target's deadline") {
+  // A TCP server that "answers" the ClientHello with a record header announcing 16 KiB
+  // and then one junk byte every 200 ms.
+  hostile::Server trickler([](hostile::Peer& p) {
+    p.trickle(std::string("\x16\x03\x03\x40\x00", 5) + std::string(200, '\x02'), 200ms);
+  });
+  const auto tls = certs().tls(certs().good);
+  hostile::Server healthy(answer(kOkHead + "Content-Length: 5\r\n\r\n<ok/>"), &tls);
+
+  const auto trickle_budget = 3000ms;
+  std::atomic<bool> trickle_done{false};
+  Outcome trickled;
+  std::thread slow([&] {
+    trickled = round_trip(endpoint(trickler.port(), true), trickle_budget);
+    trickle_done = true;
+  });
+  std::this_thread::sleep_for(300ms);  // the slow handshake is under way
+  const auto healthy_budget = 1000ms;
+  auto fast = round_trip(endpoint(healthy.port(), true), healthy_budget);
+  const bool fast_finished_first = !trickle_done.load();
+  slow.join();
+
+  REQUIRE_MESSAGE(fast.result.has_value(), fast.result.error().message);
+  CHECK(fast.result->body == "<ok/>");
+  CHECK(fast_finished_first);
+  expect_error(trickled, ErrorKind::kTimeout, "TLS handshake");
+}
+
+TEST_CASE("a server certificate from an untrusted CA is a TLS error") {
+  const auto tls = certs().tls(certs().other);
+  hostile::Server s(answer(kOkHead + "Content-Length: 5\r\n\r\n<ok/>"), &tls);
+  expect_error(round_trip(endpoint(s.port(), true), 5000ms), ErrorKind::kTls,
+               "certificate verification failed");
+}
+
+TEST_CASE("bodies of any framing are bounded or classified") {
+  const auto budget = 5000ms;
+  SUBCASE("Content-Length larger than the cap is refused before the body") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Content-Length: 1073741824\r\n\r\n") && p.send_repeated('x', 1 << 20);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response exceeds 16777216 bytes (max_response_bytes)");
+  }
+  SUBCASE("Content-Length larger than what is sent, then close") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Content-Length: 100\r\n\r\n<short/>");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport, "cut short");
+  }
+  SUBCASE("chunked with a chunk size that is not hex") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Transfer-Encoding: chunked\r\n\r\nZZZZ\r\nabcd\r\n0\r\n\r\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport);
+  }
+  SUBCASE("chunked with a chunk size of 40 hex digits") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Transfer-Encoding: chunked\r\n\r\n" + std::string(40, 'F') + "\r\nab");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport);
+  }
+  SUBCASE("chunked with a huge chunk that keeps coming") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Transfer-Encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\n") &&
+          p.send_repeated('h', 64 << 20);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "(max_response_bytes)");
+  }
+  SUBCASE("endless chunked body") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      if (!p.send(kOkHead + "Transfer-Encoding: chunked\r\n\r\n")) return;
+      const std::string chunk = "10000\r\n" + std::string(0x10000, 'e') + "\r\n";
+      for (int i = 0; i < 2048; ++i) {  // 128 MiB at most
+        if (!p.send(chunk)) return;
+      }
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "response exceeds 16777216 bytes (max_response_bytes)");
+  }
+  SUBCASE("connection reset in the middle of the body") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "Content-Length: 100000\r\n\r\n" + std::string(5000, 'r'));
+      p.reset();
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport);
+  }
+}
+
+TEST_CASE("what is not HTTP/1.x is a transport error") {
+  const auto budget = 5000ms;
+  SUBCASE("garbage instead of HTTP") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      std::string junk;
+      for (int i = 0; i < 4096; ++i) junk += static_cast<char>((i * 131 + 7) % 256);
+      p.send(junk);
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "not an HTTP/1.x response");
+  }
+  SUBCASE("HTTP/0.9 style: a body without a status line, then close") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"/>\n");
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "not an HTTP/1.x response");
+  }
+  SUBCASE("NUL bytes in the status line") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(std::string("HTTP/1.1 200 O\0K\r\nContent-Length: 5\r\n\r\n<ok/>", 44));
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport);
+  }
+  SUBCASE("connection reset in the middle of the headers") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send(kOkHead + "X-Half: ");
+      p.reset();
+    });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport);
+  }
+  SUBCASE("connection closed without an answer") {
+    hostile::Server s([](hostile::Peer& p) { p.read_request(); });
+    expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
+                 "connection closed without a response");
+  }
+}
+
+TEST_CASE("well-formed oddities: NUL bytes in a body, a short Content-Length") {
+  SUBCASE("a body with NUL bytes arrives intact") {
+    const std::string body("<a>\0\0b</a>", 10);
+    hostile::Server s(answer(kOkHead + "Content-Length: 10\r\n\r\n" + body));
+    auto o = round_trip(endpoint(s.port()), 5000ms);
+    REQUIRE_MESSAGE(o.result.has_value(), o.result.error().message);
+    CHECK(o.result->body == body);
+  }
+  SUBCASE("bytes beyond Content-Length never become the next response") {
+    // First connection: 5 announced bytes, then trailing junk and close. The junk must
+    // not be read as the answer to the next request.
+    int connection = 0;
+    hostile::Server s([&connection](hostile::Peer& p) {
+      if (!p.read_request()) return;
+      if (connection++ == 0) {
+        p.send(kOkHead + "Content-Length: 5\r\n\r\n<ok/>HTTP/1.1 500 Smuggled\r\n\r\n");
+        return;
+      }
+      p.send(kOkHead + "Content-Length: 8\r\n\r\n<second>");
+    });
+    auto conn = winrm::make_http_connection(endpoint(s.port()), nullptr);
+    winrm::HttpRequest request;
+    auto first = conn->round_trip(request, winrm::Clock::now() + 5s);
+    REQUIRE_MESSAGE(first.has_value(), first.error().message);
+    CHECK(first->status == 200);
+    CHECK(first->body == "<ok/>");
+    auto second = conn->round_trip(request, winrm::Clock::now() + 5s);
+    REQUIRE_MESSAGE(second.has_value(), second.error().message);
+    CHECK(second->status == 200);
+    CHECK(second->body == "<second>");
+  }
+}
+
+TEST_CASE("a peer that resets while we write does not raise SIGPIPE") {
+  // SIGPIPE keeps its default action here: if it reached the process, the test would die.
+  for (bool tls : {false, true}) {
+    CAPTURE(tls);
+    const auto files = certs().tls(certs().good);
+    hostile::Server s([](hostile::Peer& p) { p.read_some_then_reset(64 << 10); },
+                      tls ? &files : nullptr);
+    auto o = round_trip(endpoint(s.port(), tls), 5000ms, std::string(32 << 20, 'w'));
+    REQUIRE_FALSE(o.result.has_value());
+    CHECK(o.result.error().kind == ErrorKind::kTransport);
+    CHECK(o.elapsed < 6s);
+  }
+}
+
+TEST_CASE("winrm_exporter query exits with an error, not a signal, against hostile servers") {
+  TempDir dir;
+  const auto password = dir.path / "password";
+  std::ofstream(password) << "secret\n";
+  const auto run_query = [&](int port, const std::string& expected_kind) {
+    const auto out = (dir.path / "query.out").string();
+    const auto err = (dir.path / "query.err").string();
+    const auto start = std::chrono::steady_clock::now();
+    hostile::Child query({WINRM_EXPORTER_BINARY, "query", "--host=localhost",
+                          "--connect-address=127.0.0.1", "--port=" + std::to_string(port),
+                          "--scheme=http", "--user=monitor", "--password-file=" + password.string(),
+                          "--timeout=2s", "SELECT * FROM Win32_OperatingSystem"},
+                         out, err);
+    const auto status = query.wait(3s + 2s);  // 2 s timeout + 1 s, plus start-up slack
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    REQUIRE(status.has_value());
+    INFO("stderr: " << slurp(err));
+    CHECK_FALSE(WIFSIGNALED(*status));
+    REQUIRE(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 1);
+    CHECK(slurp(err).find("error: kind=" + expected_kind) != std::string::npos);
+    CHECK(elapsed < 3s);
+  };
+  SUBCASE("1 MiB status line") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.send("HTTP/1.1 200 ") && p.send_repeated('A', 1 << 20) && p.send("\r\n\r\n");
+    });
+    run_query(s.port(), "transport");
+  }
+  SUBCASE("headers trickled one byte every 100 ms") {
+    hostile::Server s([](hostile::Peer& p) {
+      p.read_request();
+      p.trickle(kOkHead + "X-Slow: " + std::string(100, 's') + "\r\n\r\n", 100ms);
+    });
+    run_query(s.port(), "timeout");
+  }
+}

@@ -503,6 +503,172 @@ CredentialProfile parse_credential(const File& file, const std::string& name, co
   return profile;
 }
 
+// --- WinRM options and limits -----------------------------------------------------
+
+// `winrm:` and `limits:` as written; every field optional, merged per field.
+struct WinrmSpec {
+  std::optional<Located<std::size_t>> max_envelope_size;
+  std::optional<Located<int>> max_elements;
+  std::optional<Located<Duration>> operation_timeout;
+  std::optional<Located<std::string>> locale;
+};
+
+struct LimitsSpec {
+  // nullopt inside: "auto".
+  std::optional<Located<std::optional<std::size_t>>> max_response_bytes;
+  std::optional<Located<std::size_t>> max_poll_bytes;
+  std::optional<Located<int>> max_rows_per_poll, max_properties_per_instance,
+      max_series_per_collector;
+};
+
+constexpr std::size_t kMinEnvelopeSize = 8192;
+constexpr std::size_t kMaxEnvelopeSize = 32 * 1024 * 1024;
+constexpr std::size_t kMinResponseBytes = 4096;
+
+// BCP 47-ish: "en-US", "de-DE", "zh-Hans-CN".
+bool valid_locale(std::string_view text) {
+  std::size_t part_length = 0;
+  std::size_t parts = 0;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    if (i == text.size() || text[i] == '-') {
+      if (part_length == 0 || part_length > 8) return false;
+      if (parts == 0 && part_length < 2) return false;
+      ++parts;
+      part_length = 0;
+      continue;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (!std::isalnum(c) || (parts == 0 && !std::isalpha(c))) return false;
+    ++part_length;
+  }
+  return true;
+}
+
+WinrmSpec parse_winrm_spec(const File& file, const Field& field) {
+  WinrmSpec spec;
+  if (field.value.IsNull()) return spec;
+  MapReader map(file, field.value, field.loc(),
+                {"max_envelope_size", "max_elements", "operation_timeout", "locale"});
+  if (const Field* f = map.get("max_envelope_size")) {
+    auto size = get_size(*f);
+    if (size.value < kMinEnvelopeSize || size.value > kMaxEnvelopeSize) {
+      fail(size.loc, std::to_string(size.value) + " is out of range " +
+                         std::to_string(kMinEnvelopeSize) + "-" + std::to_string(kMaxEnvelopeSize) +
+                         " bytes (Windows default 512000, Windows Server 2008 R2: 153600)");
+    }
+    spec.max_envelope_size = size;
+  }
+  if (const Field* f = map.get("max_elements")) spec.max_elements = get_int(*f, 1, 1000000);
+  if (const Field* f = map.get("operation_timeout")) {
+    auto timeout = get_duration(*f);
+    if (timeout.value < std::chrono::seconds(1)) fail(timeout.loc, "must be at least 1s");
+    if (timeout.value > std::chrono::seconds(60)) {
+      warn(timeout.loc,
+           "above 60s: Windows refuses an OperationTimeout over its MaxTimeoutms "
+           "(default 60000)");
+    }
+    spec.operation_timeout = timeout;
+  }
+  if (const Field* f = map.get("locale")) {
+    auto locale = located_string(*f);
+    if (!valid_locale(locale.value)) {
+      fail(locale.loc, "invalid locale " + quote(locale.value) + " (use e.g. en-US, de-DE)");
+    }
+    spec.locale = locale;
+  }
+  return spec;
+}
+
+Located<std::optional<std::size_t>> get_response_bytes(const Field& field) {
+  const std::string text = get_string(field);
+  if (text == "auto") return {std::nullopt, field.loc()};
+  const auto size = get_size(field);
+  if (size.value < kMinResponseBytes) fail(size.loc, "must be at least 4096 bytes (or auto)");
+  return {size.value, size.loc};
+}
+
+LimitsSpec parse_limits_spec(const File& file, const Field& field) {
+  LimitsSpec spec;
+  if (field.value.IsNull()) return spec;
+  MapReader map(file, field.value, field.loc(),
+                {"max_response_bytes", "max_poll_bytes", "max_rows_per_poll",
+                 "max_properties_per_instance", "max_series_per_collector"});
+  if (const Field* f = map.get("max_response_bytes"))
+    spec.max_response_bytes = get_response_bytes(*f);
+  if (const Field* f = map.get("max_poll_bytes")) {
+    auto size = get_size(*f);
+    if (size.value < kMinResponseBytes) fail(size.loc, "must be at least 4096 bytes");
+    spec.max_poll_bytes = size;
+  }
+  constexpr int kMaxCount = 100'000'000;
+  if (const Field* f = map.get("max_rows_per_poll")) {
+    spec.max_rows_per_poll = get_int(*f, 1, kMaxCount);
+  }
+  if (const Field* f = map.get("max_properties_per_instance")) {
+    spec.max_properties_per_instance = get_int(*f, 1, kMaxCount);
+  }
+  if (const Field* f = map.get("max_series_per_collector")) {
+    spec.max_series_per_collector = get_int(*f, 1, kMaxCount);
+  }
+  return spec;
+}
+
+// The first of the specs (most specific first) that sets a field, else nullptr.
+template <typename Spec, typename Member>
+auto first_of(std::initializer_list<const Spec*> specs, Member member)
+    -> const std::remove_reference_t<decltype(specs.begin()[0]->*member)>* {
+  for (const Spec* spec : specs) {
+    if (spec && spec->*member) return &(spec->*member);
+  }
+  return nullptr;
+}
+
+WinrmOptions resolve_winrm(std::initializer_list<const WinrmSpec*> specs) {
+  WinrmOptions out;
+  if (auto* v = first_of(specs, &WinrmSpec::max_envelope_size)) {
+    out.max_envelope_size = static_cast<std::uint32_t>((*v)->value);
+  }
+  if (auto* v = first_of(specs, &WinrmSpec::max_elements)) {
+    out.max_elements = static_cast<std::uint32_t>((*v)->value);
+  }
+  if (auto* v = first_of(specs, &WinrmSpec::operation_timeout)) out.operation_timeout = (*v)->value;
+  if (auto* v = first_of(specs, &WinrmSpec::locale)) out.locale = (*v)->value;
+  return out;
+}
+
+// Resolves limits and checks that one response fits the poll budget; `where` locates
+// the error when no field of the combination is local.
+PollLimits resolve_limits(std::initializer_list<const LimitsSpec*> specs, const WinrmOptions& winrm,
+                          const Loc& where) {
+  PollLimits out;
+  auto* response_bytes = first_of(specs, &LimitsSpec::max_response_bytes);
+  if (response_bytes) out.max_response_bytes = (*response_bytes)->value.value_or(PollLimits::kAuto);
+  auto* poll_bytes = first_of(specs, &LimitsSpec::max_poll_bytes);
+  if (poll_bytes) out.max_poll_bytes = (*poll_bytes)->value;
+  if (auto* v = first_of(specs, &LimitsSpec::max_rows_per_poll)) {
+    out.max_rows_per_poll = static_cast<std::size_t>((*v)->value);
+  }
+  if (auto* v = first_of(specs, &LimitsSpec::max_properties_per_instance)) {
+    out.max_properties_per_instance = static_cast<std::size_t>((*v)->value);
+  }
+  if (auto* v = first_of(specs, &LimitsSpec::max_series_per_collector)) {
+    out.max_series_per_collector = static_cast<std::size_t>((*v)->value);
+  }
+  const std::size_t one_response = effective_max_response_bytes(out, winrm);
+  if (one_response > out.max_poll_bytes) {
+    const Loc& loc = poll_bytes       ? (*poll_bytes)->loc
+                     : response_bytes ? (*response_bytes)->loc
+                                      : where;
+    fail(loc, "limits.max_poll_bytes " + std::to_string(out.max_poll_bytes) +
+                  " is less than one response (" +
+                  (out.max_response_bytes == PollLimits::kAuto
+                       ? "max_response_bytes auto = 2 x max_envelope_size + 64KiB = "
+                       : "max_response_bytes = ") +
+                  std::to_string(one_response) + ")");
+  }
+  return out;
+}
+
 // --- Targets -----------------------------------------------------------------------
 
 // A target (or an inventory file's defaults) as written: every field optional.
@@ -516,6 +682,8 @@ struct TargetSpec {
   std::optional<Located<bool>> tls_insecure_skip_verify;
   std::optional<Located<std::map<std::string, std::string>>> labels;
   std::optional<CollectorSpec> collectors;
+  WinrmSpec winrm;
+  LimitsSpec limits;
 };
 
 bool valid_target_name(std::string_view name) {
@@ -527,15 +695,15 @@ bool valid_target_name(std::string_view name) {
 
 TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defaults) {
   static const std::vector<std::string_view> kTargetKeys = {
-      "name",     "host",       "connect_address", "port",
-      "scheme",   "credential", "labels",          "collectors",
-      "interval", "timeout",    "tls_ca_file",     "tls_insecure_skip_verify",
-      "spn_host", "spn_service"};
+      "name",     "host",        "connect_address", "port",
+      "scheme",   "credential",  "labels",          "collectors",
+      "interval", "timeout",     "tls_ca_file",     "tls_insecure_skip_verify",
+      "spn_host", "spn_service", "winrm",           "limits"};
   static const std::vector<std::string_view> kDefaultsKeys = {
-      "port",       "scheme",      "credential",
-      "labels",     "collectors",  "interval",
-      "timeout",    "tls_ca_file", "tls_insecure_skip_verify",
-      "spn_service"};
+      "port",        "scheme",      "credential",
+      "labels",      "collectors",  "interval",
+      "timeout",     "tls_ca_file", "tls_insecure_skip_verify",
+      "spn_service", "winrm",       "limits"};
   MapReader map(file, field.value, field.loc(), is_defaults ? kDefaultsKeys : kTargetKeys);
   TargetSpec spec;
   spec.loc = field.loc();
@@ -570,6 +738,8 @@ TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defau
   }
   if (const Field* f = map.get("spn_host")) spec.spn_host = located_string(*f);
   if (const Field* f = map.get("spn_service")) spec.spn_service = get_spn_service(*f);
+  if (const Field* f = map.get("winrm")) spec.winrm = parse_winrm_spec(file, *f);
+  if (const Field* f = map.get("limits")) spec.limits = parse_limits_spec(file, *f);
   return spec;
 }
 
@@ -578,6 +748,8 @@ struct GlobalSpec {
   std::optional<Located<int>> port;
   std::optional<Located<Duration>> interval, timeout;
   std::optional<Located<std::string>> credential;
+  WinrmSpec winrm;
+  LimitsSpec limits;
 };
 
 template <typename T>
@@ -639,7 +811,7 @@ class Loader {
         file, field->value, field->loc(),
         {"interval", "timeout", "concurrency", "per_target_concurrency", "stale_after_intervals",
          "scheme", "port", "tls_ca_file", "tls_insecure_skip_verify", "max_response_bytes",
-         "collectors", "credential", "labels"});
+         "collectors", "credential", "labels", "winrm", "limits"});
     if (const Field* f = map.get("interval")) global_.interval = get_duration(*f);
     if (const Field* f = map.get("timeout")) global_.timeout = get_duration(*f);
     if (global_.interval) d.interval = global_.interval->value;
@@ -666,11 +838,18 @@ class Loader {
     if (const Field* f = map.get("tls_insecure_skip_verify")) {
       d.tls_insecure_skip_verify = get_bool(*f).value;
     }
+    if (const Field* f = map.get("winrm")) global_.winrm = parse_winrm_spec(file, *f);
+    if (const Field* f = map.get("limits")) global_.limits = parse_limits_spec(file, *f);
+    // The pre-`limits:` key, kept as an alias.
     if (const Field* f = map.get("max_response_bytes")) {
-      const auto size = get_size(*f);
-      if (size.value < 4096) fail(size.loc, "must be at least 4096 bytes");
-      d.max_response_bytes = size.value;
+      if (global_.limits.max_response_bytes) {
+        fail(f->key_loc(), "also set as global.limits.max_response_bytes (at " +
+                               global_.limits.max_response_bytes->loc.where + "); keep one");
+      }
+      global_.limits.max_response_bytes = get_response_bytes(*f);
     }
+    d.winrm = resolve_winrm({&global_.winrm});
+    d.limits = resolve_limits({&global_.limits}, d.winrm, field->loc());
     if (const Field* f = map.get("collectors")) {
       const CollectorSpec spec = get_collector_spec(*f);
       d.collectors = apply_collector_spec(builtin_names_, spec, config_.collectors);
@@ -780,6 +959,8 @@ class Loader {
     if (spec.spn_host) t.spn_host = spec.spn_host->value;
     const auto& spn_service = first_set(spec.spn_service, fd.spn_service);
     if (spn_service) t.spn_service = spn_service->value;
+    t.winrm = resolve_winrm({&spec.winrm, &fd.winrm, &global_.winrm});
+    t.limits = resolve_limits({&spec.limits, &fd.limits, &global_.limits}, t.winrm, spec.loc);
 
     t.collectors = d.collectors;
     for (const auto* collectors_spec : {&fd.collectors, &spec.collectors}) {
@@ -857,6 +1038,11 @@ class Loader {
 };
 
 }  // namespace
+
+std::size_t effective_max_response_bytes(const PollLimits& limits, const WinrmOptions& winrm) {
+  if (limits.max_response_bytes != PollLimits::kAuto) return limits.max_response_bytes;
+  return 2 * std::size_t{winrm.max_envelope_size} + 64 * 1024;
+}
 
 Config load(const std::string& path) { return Loader().load(path); }
 

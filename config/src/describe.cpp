@@ -20,6 +20,23 @@ std::string format_labels(const std::map<std::string, std::string>& labels) {
   return "{" + out + "}";
 }
 
+std::string format_winrm(const WinrmOptions& w) {
+  return "max_envelope_size=" + std::to_string(w.max_envelope_size) +
+         " max_elements=" + std::to_string(w.max_elements) +
+         " operation_timeout=" + format_duration(w.operation_timeout) + " locale=" + w.locale;
+}
+
+std::string format_limits(const PollLimits& l, const WinrmOptions& w) {
+  const std::string response =
+      l.max_response_bytes == PollLimits::kAuto
+          ? "auto(" + std::to_string(effective_max_response_bytes(l, w)) + ")"
+          : std::to_string(l.max_response_bytes);
+  return "max_response_bytes=" + response + " max_poll_bytes=" + std::to_string(l.max_poll_bytes) +
+         " max_rows_per_poll=" + std::to_string(l.max_rows_per_poll) +
+         " max_properties_per_instance=" + std::to_string(l.max_properties_per_instance) +
+         " max_series_per_collector=" + std::to_string(l.max_series_per_collector);
+}
+
 }  // namespace
 
 std::string describe(const Config& config) {
@@ -30,9 +47,11 @@ std::string describe(const Config& config) {
       << " timeout=" << format_duration(d.timeout) << " concurrency=" << d.concurrency
       << " per_target_concurrency=" << d.per_target_concurrency
       << " stale_after_intervals=" << d.stale_after_intervals << " scheme=" << to_string(d.scheme)
-      << " port=" << d.port << " max_response_bytes=" << d.max_response_bytes
+      << " port=" << d.port
       << " tls_ca_file=" << (d.tls_ca_file.empty() ? "(system)" : d.tls_ca_file)
       << " tls_insecure_skip_verify=" << (d.tls_insecure_skip_verify ? "true" : "false") << "\n"
+      << "  winrm: " << format_winrm(d.winrm) << "\n"
+      << "  limits: " << format_limits(d.limits, d.winrm) << "\n"
       << "  default collectors: " << join_names(d.collectors) << "\n";
   if (!d.credential.empty()) out << "  default credential: " << d.credential << "\n";
   if (!d.labels.empty()) out << "  labels: " << format_labels(d.labels) << "\n";
@@ -69,6 +88,11 @@ std::string describe(const Config& config) {
     if (!t.spn_service.empty()) out << " spn_service=" << t.spn_service;
     if (t.tls_insecure_skip_verify) out << " tls_insecure_skip_verify=true";
     out << " [" << t.source << "]\n";
+    // Only where a target differs from the global values, to keep the summary short.
+    if (!(t.winrm == d.winrm)) out << "    winrm: " << format_winrm(t.winrm) << "\n";
+    if (!(t.limits == d.limits) || !(t.winrm == d.winrm)) {
+      out << "    limits: " << format_limits(t.limits, t.winrm) << "\n";
+    }
   }
   return out.str();
 }

@@ -112,7 +112,7 @@ custom_collectors:
   CHECK(c.defaults.scheme == config::Scheme::kHttps);
   CHECK(c.defaults.port == 5986);
   CHECK(c.defaults.tls_insecure_skip_verify);
-  CHECK(c.defaults.max_response_bytes == 8u << 20);
+  CHECK(c.defaults.limits.max_response_bytes == 8u << 20);
   CHECK(c.defaults.collectors == defaults);
 
   REQUIRE(c.credentials.size() == 4);
@@ -424,7 +424,7 @@ TEST_CASE("errors name file, line and field") {
       {"global:\n  concurrency: 0\n", "2: global.concurrency: 0 is out of range 1-100000"},
       {"global:\n  scheme:\n", "2: global.scheme: missing value"},
       {"global:\n  timeout: 10s\n  max_response_bytes: 100\n",
-       "3: global.max_response_bytes: must be at least 4096 bytes"},
+       "3: global.max_response_bytes: must be at least 4096 bytes (or auto)"},
       {"- just\n- a list\n", "1: (top level): expected a mapping, got a list"},
       {"", "1: (top level): the config file is empty"},
       {"targets:\n  - name: a\n    labels: {a: [1]\n", "4: yaml: end of map flow not found"},
@@ -476,4 +476,127 @@ targets:
   CHECK(text.find("labels={site=\"x\"}") != std::string::npos);
   CHECK(text.find("pw-value-xyz") == std::string::npos);
   CHECK_NOTHROW(config::validate_only(path));
+}
+
+TEST_CASE("winrm options and limits: built-in defaults, global, inventory defaults, target") {
+  TempDir dir;
+  ::setenv("WINRM_CONFIG_TEST_PW", "pw", 1);
+  dir.write("inv/legacy.yml", R"(defaults:
+  winrm: {max_envelope_size: 153600, operation_timeout: 15s}
+  limits: {max_rows_per_poll: 5000}
+targets:
+  - name: w2008
+  - name: w2008-de
+    winrm: {locale: de-DE, max_elements: 500}
+    limits: {max_response_bytes: 1MiB}
+)");
+  const std::string path = dir.write("exporter.yml", R"(global:
+  credential: mon
+  winrm:
+    max_elements: 8000
+  limits:
+    max_poll_bytes: 32MiB
+    max_series_per_collector: 50000
+    max_properties_per_instance: 2000
+credentials:
+  mon: {auth: basic, username: u, password_env: WINRM_CONFIG_TEST_PW}
+targets:
+  - name: plain
+inventory_files: inv/*.yml
+)");
+  const config::Config c = config::load(path);
+  // Global: built-in defaults except what global sets.
+  CHECK(c.defaults.winrm.max_envelope_size == 512000);
+  CHECK(c.defaults.winrm.max_elements == 8000);
+  CHECK(c.defaults.winrm.operation_timeout == 20s);
+  CHECK(c.defaults.winrm.locale == "en-US");
+  CHECK(c.defaults.limits.max_response_bytes == config::PollLimits::kAuto);
+  CHECK(c.defaults.limits.max_poll_bytes == 32u << 20);
+  CHECK(c.defaults.limits.max_rows_per_poll == 100000);
+  CHECK(c.defaults.limits.max_series_per_collector == 50000);
+
+  const auto& plain = find_target(c, "plain");
+  CHECK(plain.winrm == c.defaults.winrm);
+  CHECK(plain.limits == c.defaults.limits);
+  // auto = 2 x MaxEnvelopeSize (UTF-16) + 64 KiB for encryption framing.
+  CHECK(config::effective_max_response_bytes(plain.limits, plain.winrm) == 2 * 512000 + 65536);
+
+  const auto& legacy = find_target(c, "w2008");
+  CHECK(legacy.winrm.max_envelope_size == 153600);
+  CHECK(legacy.winrm.max_elements == 8000);  // from global, field by field
+  CHECK(legacy.winrm.operation_timeout == 15s);
+  CHECK(legacy.limits.max_rows_per_poll == 5000);
+  CHECK(legacy.limits.max_poll_bytes == 32u << 20);
+  CHECK(legacy.limits.max_properties_per_instance == 2000);
+  CHECK(config::effective_max_response_bytes(legacy.limits, legacy.winrm) == 2 * 153600 + 65536);
+
+  const auto& german = find_target(c, "w2008-de");
+  CHECK(german.winrm.locale == "de-DE");
+  CHECK(german.winrm.max_elements == 500);
+  CHECK(german.winrm.max_envelope_size == 153600);
+  CHECK(german.limits.max_response_bytes == 1u << 20);
+  CHECK(config::effective_max_response_bytes(german.limits, german.winrm) == 1u << 20);
+
+  const std::string text = config::describe(c);
+  CHECK(text.find("winrm: max_envelope_size=512000 max_elements=8000 operation_timeout=20s "
+                  "locale=en-US") != std::string::npos);
+  CHECK(text.find("max_response_bytes=auto(1089536) max_poll_bytes=33554432") != std::string::npos);
+  CHECK(text.find("locale=de-DE") != std::string::npos);
+  CHECK(text.find("max_response_bytes=1048576") != std::string::npos);
+}
+
+TEST_CASE("global.max_response_bytes stays an alias of global.limits.max_response_bytes") {
+  TempDir dir;
+  const std::string path = dir.write("c.yml", "global:\n  max_response_bytes: 2MiB\n");
+  CHECK(config::load(path).defaults.limits.max_response_bytes == 2u << 20);
+  const std::string auto_path = dir.write("a.yml", "global:\n  max_response_bytes: auto\n");
+  CHECK(config::load(auto_path).defaults.limits.max_response_bytes == config::PollLimits::kAuto);
+  const std::string both = dir.write(
+      "b.yml", "global:\n  limits: {max_response_bytes: 1MiB}\n  max_response_bytes: 2MiB\n");
+  CHECK(load_error(both) == both +
+                                ":3: global.max_response_bytes: also set as "
+                                "global.limits.max_response_bytes (at " +
+                                both + ":2); keep one");
+}
+
+TEST_CASE("winrm and limits errors name file, line and field") {
+  TempDir dir;
+  ::setenv("WINRM_CONFIG_TEST_PW", "pw", 1);
+  const std::string header = R"(credentials:
+  mon: {auth: basic, username: u, password_env: WINRM_CONFIG_TEST_PW}
+)";                                                                                    // lines 1-2
+  const std::string target = header + "targets:\n  - name: a\n    credential: mon\n";  // 1-5
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {header + "global:\n  winrm:\n    max_envelope_sise: 1000\n",
+       "5: global.winrm.max_envelope_sise: unknown key (did you mean 'max_envelope_size'?)"},
+      {header + "global:\n  limits:\n    max_row_per_poll: 10\n",
+       "5: global.limits.max_row_per_poll: unknown key (did you mean 'max_rows_per_poll'?)"},
+      {header + "global:\n  winrm:\n    max_envelope_size: 4096\n",
+       "5: global.winrm.max_envelope_size: 4096 is out of range 8192-33554432 bytes (Windows "
+       "default 512000, Windows Server 2008 R2: 153600)"},
+      {target + "    winrm: {max_elements: 0}\n",
+       "6: targets[0].winrm.max_elements: 0 is out of range 1-1000000"},
+      {target + "    winrm: {operation_timeout: 500ms}\n",
+       "6: targets[0].winrm.operation_timeout: must be at least 1s"},
+      {target + "    winrm: {locale: 'en US'}\n",
+       "6: targets[0].winrm.locale: invalid locale 'en US' (use e.g. en-US, de-DE)"},
+      {target + "    winrm: 512000\n", "6: targets[0].winrm: expected a mapping, got a scalar"},
+      {target + "    limits: {max_response_bytes: lots}\n",
+       "6: targets[0].limits.max_response_bytes: invalid size 'lots' (use e.g. 16MiB, 512KiB, "
+       "4096)"},
+      {target + "    limits: {max_poll_bytes: 1MiB}\n",
+       "6: targets[0].limits.max_poll_bytes: limits.max_poll_bytes 1048576 is less than one "
+       "response (max_response_bytes auto = 2 x max_envelope_size + 64KiB = 1089536)"},
+      {target + "    limits: {max_series_per_collector: -1}\n",
+       "6: targets[0].limits.max_series_per_collector: -1 is out of range 1-100000000"},
+  };
+  for (const auto& [text, expected] : cases) {
+    CAPTURE(text);
+    const std::string path = dir.write("c.yml", text);
+    CHECK(load_error(path) == path + ":" + expected);
+  }
 }

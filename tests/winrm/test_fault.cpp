@@ -184,6 +184,10 @@ TEST_CASE("classify: WSManFault code first, then subcode") {
   CHECK(classify(2150859173, "") == FaultClass::kQuotaExceeded);
   CHECK(classify(0, "QuotaLimit") == FaultClass::kQuotaExceeded);
   CHECK(classify(2150858779, "") == FaultClass::kContextExpired);
+  CHECK(classify(2150858815, "") == FaultClass::kQuotaExceeded);         // 0x8033803F
+  CHECK(classify(2150859240, "") == FaultClass::kQuotaExceeded);         // 0x803381E8 plugin
+  CHECK(classify(2150858884, "") == FaultClass::kContextExpired);        // 0x80338084
+  CHECK(classify(2150858823, "") == FaultClass::kEnvelopeSizeTooLarge);  // 0x80338047
   CHECK(classify(2150858824, "") == FaultClass::kMaxEnvelopeExceeded);
   CHECK(classify(2150858825, "") == FaultClass::kMaxEnvelopeExceeded);
   CHECK(classify(0, "EncodingLimit",
@@ -213,6 +217,7 @@ TEST_CASE("labels") {
   CHECK(winrm::to_string(FaultClass::kQuotaExceeded) == "quota_exceeded");
   CHECK(winrm::to_string(FaultClass::kContextExpired) == "context_expired");
   CHECK(winrm::to_string(FaultClass::kMaxEnvelopeExceeded) == "max_envelope_exceeded");
+  CHECK(winrm::to_string(FaultClass::kEnvelopeSizeTooLarge) == "envelope_size_too_large");
   CHECK(winrm::to_string(FaultClass::kOther) == "other");
 }
 
@@ -247,4 +252,23 @@ TEST_CASE("describe() is one bounded line") {
   body.resize(body.size() - 3);
   CHECK(body.size() % 2 == 0);
   CHECK(body.substr(body.size() - 2) == "\xC3\xA4");
+}
+
+TEST_CASE("remedy: quota and envelope faults say what to change, others nothing") {
+  auto remedy = [](std::uint64_t code) {
+    Fault fault;
+    fault.wsman_code = code;
+    return std::string(winrm::remedy(fault));
+  };
+  CHECK(remedy(2150859174).find("MaxConcurrentOperationsPerUser") != std::string::npos);
+  CHECK(remedy(2150859173).find("MaxShellsPerUser") != std::string::npos);
+  CHECK(remedy(2150858824).find("winrm.max_envelope_size") != std::string::npos);
+  CHECK(remedy(2150858823).find("lower winrm.max_envelope_size") != std::string::npos);
+  CHECK(remedy(2150858778).empty());
+  auto page = winrm::parse_enumeration_response(
+      read_fixture("faults/txw_quota_max_concurrent_operations.xml"));
+  REQUIRE_FALSE(page.has_value());
+  CHECK(page.error().describe().find("(raise the quota on the host: winrm set "
+                                     "winrm/config/Service @{MaxConcurrentOperationsPerUser=") !=
+        std::string::npos);
 }

@@ -2,6 +2,7 @@
 // answers with captured Windows bodies (tests/fixtures) and records every request.
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -40,7 +41,9 @@ struct Seen {
   std::string message_id;
   std::string context;
   std::string max_elements;
+  std::string max_envelope_size;
   double operation_timeout_s = 0;
+  std::string body;  // the whole request
 };
 
 struct Reply {
@@ -48,7 +51,20 @@ struct Reply {
   std::string body;
   bool rewrite_relates_to = true;
   std::chrono::milliseconds delay{0};
+  bool close = false;  // answer with Connection: close
 };
+
+// Replaces the first element <tag>...</tag> (header elements occur once) without a regex:
+// pages here are up to a megabyte.
+void replace_element(std::string& body, const std::string& tag, const std::string& value) {
+  const std::string open = "<" + tag + ">";
+  const std::string close = "</" + tag + ">";
+  const auto begin = body.find(open);
+  if (begin == std::string::npos) return;
+  const auto end = body.find(close, begin);
+  if (end == std::string::npos) return;
+  body.replace(begin + open.size(), end - begin - open.size(), value);
+}
 
 // Windows-shaped fault for codes the fixtures do not cover.
 std::string fault_body(const std::string& subcode, std::uint64_t code) {
@@ -72,6 +88,8 @@ class FakeWinrm {
       seen.message_id = capture(req.body, "<a:MessageID>([^<]*)</a:MessageID>");
       seen.context = capture(req.body, "<n:EnumerationContext>([^<]*)</n:EnumerationContext>");
       seen.max_elements = capture(req.body, "MaxElements>(\\d+)<");
+      seen.max_envelope_size = capture(req.body, "MaxEnvelopeSize[^>]*>(\\d+)<");
+      seen.body = req.body;
       seen.operation_timeout_s =
           std::stod("0" + capture(req.body, "<w:OperationTimeout>PT([0-9.]+)S<"));
       int index;
@@ -84,11 +102,9 @@ class FakeWinrm {
       for (auto waited = 0ms; waited < reply.delay && !stopping_; waited += 20ms) {
         std::this_thread::sleep_for(20ms);
       }
-      if (reply.rewrite_relates_to) {
-        reply.body = std::regex_replace(reply.body, std::regex("<a:RelatesTo>[^<]*</a:RelatesTo>"),
-                                        "<a:RelatesTo>" + seen.message_id + "</a:RelatesTo>");
-      }
+      if (reply.rewrite_relates_to) replace_element(reply.body, "a:RelatesTo", seen.message_id);
       res.status = reply.status;
+      if (reply.close) res.set_header("Connection", "close");
       if (!reply.body.empty()) res.set_content(reply.body, "application/soap+xml;charset=UTF-8");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
@@ -333,27 +349,31 @@ TEST_CASE("RelatesTo must match the MessageID unless verification is off") {
   CHECK(relaxed->size() == 1);
 }
 
-TEST_CASE("the deadline ends a slow enumeration and releases its context") {
+TEST_CASE("the deadline ends a slow enumeration; no Release past the deadline") {
   ServicePages pages;
   FakeWinrm fake([&](const Seen& s, int) -> Reply {
     Reply r = pages.next(s);
     if (s.action == "Pull") r.delay = 5000ms;
     return r;
   });
+  auto counters = std::make_shared<winrm::TransportCounters>();
+  winrm::Session session(fake.options(), winrm::make_no_auth(), counters);
   const auto start = winrm::Clock::now();
-  auto rows = run(fake, fake.options(), 1000ms);
+  auto rows = session.enumerate("root/cimv2", "SELECT * FROM Win32_Service", start + 1000ms);
   const auto elapsed = winrm::Clock::now() - start;
   REQUIRE_FALSE(rows.has_value());
   CHECK(rows.error().kind == winrm::ErrorKind::kTimeout);
-  CHECK(elapsed < 4s);  // sanity bound: the server would take 5 s
+  CHECK(elapsed < 2s);  // the deadline + 1 s; the server would take 5 s
   auto seen = fake.seen();
   std::string actions;
   for (const auto& s : seen) actions += s.action + " ";
   CAPTURE(actions);
-  REQUIRE(seen.size() == 3);
+  // The timed-out Pull dropped the connection and the poll has no time left: a Release
+  // would need a new connection after the deadline, so none is sent.
+  REQUIRE(seen.size() == 2);
   CHECK(seen[0].operation_timeout_s < 1.0);
-  CHECK(seen[2].action == "Release");
-  CHECK(seen[2].context == seen[1].context);
+  CHECK(seen[1].action == "Pull");
+  CHECK(counters->connections_opened.load() == 1);
 }
 
 TEST_CASE("basic auth over plain http is refused before sending") {
@@ -364,4 +384,284 @@ TEST_CASE("basic auth over plain http is refused before sending") {
   REQUIRE_FALSE(rows.has_value());
   CHECK(rows.error().kind == winrm::ErrorKind::kAuth);
   CHECK(fake.seen().empty());
+}
+
+namespace {
+
+// Peak resident set size of this process so far, in KiB (Linux ru_maxrss).
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// A host that never stops: Enumerate answers with the one-row first page, every Pull with
+// the 75 KB, 50-service page p001 under a fresh context, until `stop_after` bytes were
+// sent (then the last page). Counts what it sent.
+struct EndlessPages {
+  std::string first = read_fixture(kServicePages[0]);
+  std::string middle = read_fixture(kServicePages[1]);
+  std::string last = read_fixture(kServicePages[3]);
+  std::size_t stop_after = std::size_t{1} << 30;
+  std::chrono::milliseconds release_delay{0};
+  std::size_t bytes_sent = 0;
+  std::string last_context;
+
+  Reply next(const Seen& s, int index) {
+    if (s.action == "Release") return {200, "", true, release_delay};
+    if (s.action == "Enumerate") {
+      last_context = "uuid:6854B090-BBDB-486B-B750-5BF34D000933";
+      bytes_sent += first.size();
+      return {200, first};
+    }
+    if (bytes_sent > stop_after) return {200, last};
+    Reply reply{200, middle};
+    last_context = "uuid:endless-" + std::to_string(index);
+    replace_element(reply.body, "n:EnumerationContext", last_context);
+    bytes_sent += reply.body.size();
+    return reply;
+  }
+};
+
+std::string actions_of(const std::vector<Seen>& seen) {
+  std::string out;
+  for (const auto& s : seen) out += s.action + " ";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("endless pages stop at limits.max_poll_bytes with a Release; memory stays bounded") {
+  EndlessPages pages;  // would send 1 GiB
+  std::mutex mutex;
+  FakeWinrm fake([&](const Seen& s, int i) {
+    std::lock_guard lock(mutex);
+    return pages.next(s, i);
+  });
+  const long rss_before = peak_rss_kib();
+  auto options = fake.options();
+  REQUIRE(options.limits.max_poll_bytes == 64u << 20);  // the default
+  auto rows = run(fake, options, 120s);                 // generous: ~900 pages on loopback
+  const long rss_growth_mib = (peak_rss_kib() - rss_before) / 1024;
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kTransport);
+  CAPTURE(rows.error().message);
+  CHECK(rows.error().message.find("limits.max_poll_bytes = 67108864") != std::string::npos);
+  auto seen = fake.seen();
+  REQUIRE(seen.size() > 2);
+  CHECK(seen.back().action == "Release");
+  {
+    std::lock_guard lock(mutex);
+    CHECK(seen.back().context == pages.last_context);  // the newest context
+    CHECK(pages.bytes_sent < (64u << 20) + 2 * pages.middle.size());
+  }
+  MESSAGE("peak RSS growth " << rss_growth_mib << " MiB; " << rows.error().message);
+  CHECK(rss_growth_mib < 128);
+}
+
+TEST_CASE("limits.max_rows_per_poll ends the poll with a Release bounded by 500 ms") {
+  EndlessPages pages;
+  pages.release_delay = 3000ms;  // a host that does not answer the Release
+  std::mutex mutex;
+  FakeWinrm fake([&](const Seen& s, int i) {
+    std::lock_guard lock(mutex);
+    return pages.next(s, i);
+  });
+  auto options = fake.options();
+  options.limits.max_rows_per_poll = 1000;
+  const auto start = winrm::Clock::now();
+  auto rows = run(fake, options, 10s);
+  const auto elapsed = winrm::Clock::now() - start;
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kParse);
+  CAPTURE(rows.error().message);
+  CHECK(rows.error().message.find("limits.max_rows_per_poll = 1000") != std::string::npos);
+  auto seen = fake.seen();
+  CAPTURE(actions_of(seen));
+  REQUIRE(seen.size() > 2);
+  CHECK(seen.size() < 30);  // 1000 rows are ~20 pages of 50
+  CHECK(seen.back().action == "Release");
+  CHECK(seen.back().context == seen[seen.size() - 2].context);  // the page that failed
+  CHECK(elapsed < 1500ms);  // Release's own budget (500 ms) + 1 s, not the host's 3 s
+}
+
+TEST_CASE("limits.max_properties_per_instance is passed to the parser and named") {
+  ServicePages pages;
+  FakeWinrm fake([&](const Seen& s, int) { return pages.next(s); });
+  auto options = fake.options();
+  options.limits.max_properties_per_instance = 5;
+  auto rows = run(fake, options);
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kParse);
+  CAPTURE(rows.error().message);
+  CHECK(rows.error().message.find("limits.max_properties_per_instance = 5") != std::string::npos);
+  // The first answer did not parse, so there is no context to release.
+  REQUIRE(fake.seen().size() == 1);
+}
+
+TEST_CASE("a bad later page is followed by a Release, unless the connection is gone") {
+  for (bool close : {false, true}) {
+    CAPTURE(close);
+    ServicePages pages;
+    FakeWinrm fake([&](const Seen& s, int) -> Reply {
+      if (s.action == "Pull") return {200, "<s:Envelope><s:Body", true, 0ms, close};
+      return pages.next(s);
+    });
+    auto counters = std::make_shared<winrm::TransportCounters>();
+    winrm::Session session(fake.options(), winrm::make_no_auth(), counters);
+    auto rows =
+        session.enumerate("root/cimv2", "SELECT * FROM Win32_Service", winrm::Clock::now() + 5s);
+    REQUIRE_FALSE(rows.has_value());
+    CHECK(rows.error().kind == winrm::ErrorKind::kParse);
+    auto seen = fake.seen();
+    CAPTURE(actions_of(seen));
+    if (close) {
+      // Never reconnect just to send a Release.
+      REQUIRE(seen.size() == 2);
+      CHECK(counters->connections_opened.load() == 1);
+    } else {
+      REQUIRE(seen.size() == 3);
+      CHECK(seen[2].action == "Release");
+      CHECK(seen[2].context == "uuid:6854B090-BBDB-486B-B750-5BF34D000933");
+    }
+  }
+}
+
+TEST_CASE("a quota fault is kQuotaExceeded, says how to raise the quota, and is not retried") {
+  FakeWinrm fake([&](const Seen&, int) {
+    return Reply{500, read_fixture("faults/txw_quota_max_concurrent_operations.xml")};
+  });
+  auto rows = run(fake, fake.options());
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kWsmanFault);
+  REQUIRE(rows.error().fault.has_value());
+  CHECK(winrm::classify(*rows.error().fault) == winrm::FaultClass::kQuotaExceeded);
+  const std::string described = rows.error().describe();
+  CAPTURE(described);
+  CHECK(described.find("quota_exceeded") != std::string::npos);
+  CHECK(described.find("winrm set winrm/config/Service @{MaxConcurrentOperationsPerUser=") !=
+        std::string::npos);
+  CHECK(fake.seen().size() == 1);  // back-off is the scheduler's job
+}
+
+TEST_CASE("2150858823 (MaxEnvelopeSize too large) retries with half the size") {
+  std::size_t server_limit = 153600;  // MaxEnvelopeSizekb 150, Windows Server 2008 R2
+  FakeWinrm fake([&](const Seen& s, int) -> Reply {
+    if (std::stoul("0" + s.max_envelope_size) > server_limit) {
+      return {500, fault_body("w:EncodingLimit", 2150858823ULL)};
+    }
+    return {200, read_fixture("enum/txw2012_os_star_single.xml")};
+  });
+  SUBCASE("until the host accepts it") {
+    auto rows = run(fake, fake.options());
+    REQUIRE_MESSAGE(rows.has_value(), rows.error().describe());
+    CHECK(rows->size() == 1);
+    auto seen = fake.seen();
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[0].max_envelope_size == "512000");
+    CHECK(seen[1].max_envelope_size == "256000");
+    CHECK(seen[2].max_envelope_size == "128000");
+  }
+  SUBCASE("a bounded number of times, never below 8192") {
+    server_limit = 0;
+    auto rows = run(fake, fake.options());
+    REQUIRE_FALSE(rows.has_value());
+    REQUIRE(rows.error().fault.has_value());
+    CHECK(winrm::classify(*rows.error().fault) == winrm::FaultClass::kEnvelopeSizeTooLarge);
+    CHECK(rows.error().describe().find("lower winrm.max_envelope_size") != std::string::npos);
+    auto seen = fake.seen();
+    CHECK(seen.size() == 5);  // 512000 and four halvings
+    CHECK(seen.back().max_envelope_size == "32000");
+    auto small = fake.options();
+    small.max_envelope_size = 12000;
+    auto once = run(fake, small);
+    REQUIRE_FALSE(once.has_value());
+    auto all = fake.seen();
+    CHECK(all.size() == seen.size() + 2);
+    CHECK(all.back().max_envelope_size == "8192");
+  }
+}
+
+TEST_CASE("0x80338084 (enumeration invalid after a failed Pull) restarts the enumeration once") {
+  ServicePages pages;
+  int invalid = 0;
+  FakeWinrm fake([&](const Seen& s, int) -> Reply {
+    if (s.action == "Pull" && invalid > 0) {
+      --invalid;
+      return {500, fault_body("w:InternalError", 0x80338084ULL)};
+    }
+    return pages.next(s);
+  });
+  SUBCASE("once: succeeds") {
+    invalid = 1;
+    auto rows = run(fake, fake.options());
+    REQUIRE_MESSAGE(rows.has_value(), rows.error().describe());
+    CHECK(rows->size() == service_row_count());
+    auto seen = fake.seen();
+    REQUIRE(seen.size() == 6);
+    CHECK(seen[2].action == "Enumerate");
+  }
+  SUBCASE("twice: fails as context_expired without a Release") {
+    invalid = 2;
+    auto rows = run(fake, fake.options());
+    REQUIRE_FALSE(rows.has_value());
+    REQUIRE(rows.error().fault.has_value());
+    CHECK(rows.error().fault->wsman_code == 2150858884ULL);
+    CHECK(winrm::classify(*rows.error().fault) == winrm::FaultClass::kContextExpired);
+    for (const auto& s : fake.seen()) CHECK(s.action != "Release");
+  }
+}
+
+TEST_CASE("per-target WinRM options reach the wire") {
+  ServicePages pages;
+  FakeWinrm fake([&](const Seen& s, int) { return pages.next(s); });
+  auto options = fake.options();
+  options.max_envelope_size = 153600;
+  options.max_elements = 500;
+  options.operation_timeout = 7s;
+  options.locale = "de-DE";
+  auto rows = run(fake, options, 20s);
+  REQUIRE_MESSAGE(rows.has_value(), rows.error().describe());
+  auto seen = fake.seen();
+  REQUIRE(seen.size() == 4);
+  for (const auto& s : seen) {
+    CAPTURE(s.body);
+    CHECK(s.body.find("<w:MaxEnvelopeSize s:mustUnderstand=\"true\">153600</w:MaxEnvelopeSize>") !=
+          std::string::npos);
+    CHECK(s.body.find("<w:OperationTimeout>PT7.000S</w:OperationTimeout>") != std::string::npos);
+    CHECK(s.body.find("<w:Locale xml:lang=\"de-DE\"") != std::string::npos);
+  }
+  CHECK(seen[0].body.find("<w:MaxElements>500</w:MaxElements>") != std::string::npos);
+  CHECK(seen[1].body.find("<n:MaxElements>500</n:MaxElements>") != std::string::npos);
+}
+
+TEST_CASE("the response cap follows MaxEnvelopeSize unless set explicitly") {
+  winrm::SessionOptions options;
+  CHECK(winrm::effective_max_response_bytes(options) == 2 * 512000 + 64 * 1024);
+  options.max_envelope_size = 153600;
+  CHECK(winrm::effective_max_response_bytes(options) == 2 * 153600 + 64 * 1024);
+  options.limits.max_response_bytes = 4u << 20;
+  CHECK(winrm::effective_max_response_bytes(options) == 4u << 20);
+  options.endpoint.max_response_bytes = 1u << 20;  // the transport's ceiling still holds
+  CHECK(winrm::effective_max_response_bytes(options) == 1u << 20);
+
+  // A 75 KB page against MaxEnvelopeSize 8192: cap 2 x 8192 + 64 KiB = 81920 bytes.
+  const std::string big = read_fixture(kServicePages[1]);
+  REQUIRE(big.size() < 81920);
+  std::string bigger = big;
+  const auto items = bigger.find("<n:Items>") + 9;
+  bigger.insert(items, std::string(10000, ' '));
+  REQUIRE(bigger.size() > 81920);
+  FakeWinrm fake([&](const Seen&, int) { return Reply{200, bigger}; });
+  auto small = fake.options();
+  small.max_envelope_size = 8192;
+  winrm::Session session(small, winrm::make_no_auth(), nullptr);
+  CHECK(session.options().endpoint.max_response_bytes == 81920);
+  auto rows =
+      session.enumerate("root/cimv2", "SELECT * FROM Win32_Service", winrm::Clock::now() + 5s);
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kTransport);
+  CAPTURE(rows.error().message);
+  CHECK(rows.error().message.find("81920") != std::string::npos);
+  CHECK(rows.error().message.find("limits.max_response_bytes") != std::string::npos);
 }

@@ -41,6 +41,8 @@ std::string_view to_string(FaultClass fault_class) {
       return "context_expired";
     case FaultClass::kMaxEnvelopeExceeded:
       return "max_envelope_exceeded";
+    case FaultClass::kEnvelopeSizeTooLarge:
+      return "envelope_size_too_large";
     case FaultClass::kOther:
       return "other";
   }
@@ -62,14 +64,27 @@ std::optional<FaultClass> classify_code(std::uint64_t code) {
     case 2150858793:  // 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
     case 2150858780:  // 0x8033801C enumeration pull timed out, context still valid
       return FaultClass::kTimedOut;
-    case 2150859174:  // 0x803381A6 concurrent operations per user
-    case 2150859173:  // 0x803381A5 concurrent shells per user
+    case 2150858815:  // 0x8033803F ERROR_WSMAN_QUOTA_LIMIT
+    case 2150859173:  // 0x803381A5 ERROR_WSMAN_QUOTA_MAX_SHELLS
+    case 2150859174:  // 0x803381A6 ERROR_WSMAN_QUOTA_MAX_OPERATIONS
+    case 2150859175:  // 0x803381A7 ERROR_WSMAN_QUOTA_USER
+    case 2150859176:  // 0x803381A8 ERROR_WSMAN_QUOTA_SYSTEM
+    case 2150859179:  // 0x803381AB ERROR_WSMAN_QUOTA_MAX_SHELLUSERS
+    case 2150859236:  // 0x803381E4..E9: plugin ("PPQ") quotas
+    case 2150859237:
+    case 2150859238:
+    case 2150859239:
+    case 2150859240:
+    case 2150859241:
       return FaultClass::kQuotaExceeded;
     case 2150858779:  // 0x8033801B ERROR_WSMAN_INVALID_CONTEXT
+    case 2150858884:  // 0x80338084 ERROR_WSMAN_ENUMERATION_INVALID: "previous Pull failed"
       return FaultClass::kContextExpired;
     case 2150858824:  // 0x80338048 response exceeds the request's MaxEnvelopeSize
     case 2150858825:  // 0x80338049 response exceeds the service's envelope limit
       return FaultClass::kMaxEnvelopeExceeded;
+    case 2150858823:  // 0x80338047 ERROR_WSMAN_MAX_ENVELOPE_SIZE: requested size too large
+      return FaultClass::kEnvelopeSizeTooLarge;
     default:
       return std::nullopt;
   }
@@ -88,6 +103,38 @@ bool ends_with_ci(std::string_view text, std::string_view suffix) {
 }
 
 }  // namespace
+
+std::string_view remedy(const Fault& fault) {
+  switch (fault.wsman_code) {
+    case 2150859173:
+      return "raise the quota on the host: winrm set winrm/config/winrs "
+             "@{MaxShellsPerUser=\"30\"}";
+    case 2150859176:
+      return "raise the quota on the host: winrm set winrm/config/Service "
+             "@{MaxConcurrentOperations=\"4294967295\"}";
+    case 2150859239:
+    case 2150859240:
+      return "raise the WMI plugin quota on the host: winrm set "
+             "\"winrm/config/Plugin/WMI Provider/Quotas\" "
+             "@{MaxConcurrentOperationsPerUser=\"1500\"}, or lower per_target_concurrency";
+    default:
+      break;
+  }
+  switch (classify(fault)) {
+    case FaultClass::kQuotaExceeded:
+      // 15 on Windows Server 2008 R2, 1500 from 2012 on.
+      return "raise the quota on the host: winrm set winrm/config/Service "
+             "@{MaxConcurrentOperationsPerUser=\"1500\"}, or lower per_target_concurrency";
+    case FaultClass::kMaxEnvelopeExceeded:
+      return "raise winrm.max_envelope_size (the host's limit: winrm set winrm/config "
+             "@{MaxEnvelopeSizekb=\"500\"}) or lower winrm.max_elements";
+    case FaultClass::kEnvelopeSizeTooLarge:
+      return "lower winrm.max_envelope_size to the host's MaxEnvelopeSizekb x 1024 "
+             "(150 KiB = 153600 on Windows Server 2008 R2)";
+    default:
+      return {};
+  }
+}
 
 FaultClass classify(const Fault& fault) {
   if (auto by_code = classify_code(fault.wsman_code)) return *by_code;
@@ -170,6 +217,11 @@ std::string Error::describe() const {
     if (!text.empty()) {
       out += ": ";
       out += sanitize_for_log(text);
+    }
+    if (auto hint = remedy(*fault); !hint.empty()) {
+      out += " (";
+      out += hint;
+      out += ")";
     }
     if (http_status != 0) out += " [HTTP " + std::to_string(http_status) + "]";
     return out;

@@ -12,6 +12,7 @@ using std::chrono::milliseconds;
 
 constexpr int kMaxPages = 100000;
 constexpr int kMaxEnvelopeHalvings = 8;
+constexpr int kMaxEnvelopeSizeRetries = 4;
 constexpr milliseconds kReleaseBudget{500};
 constexpr milliseconds kMinOperationTimeout{100};
 
@@ -29,12 +30,12 @@ Error fault_error(Fault fault, int status) {
 }
 
 // Maps a non-200 answer to an error. 500 (and 400) carry SOAP faults on Windows.
-Error status_error(const HttpResponse& response) {
+Error status_error(const HttpResponse& response, std::string_view content_type) {
   if (response.status == 401) {
     return Error{ErrorKind::kAuth, "HTTP 401: credentials rejected", 401, std::nullopt};
   }
   if ((response.status == 500 || response.status == 400) && !response.body.empty()) {
-    if (auto fault = parse_fault(response.body))
+    if (auto fault = parse_fault(response.body, content_type))
       return fault_error(std::move(*fault), response.status);
   }
   return Error{ErrorKind::kHttp,
@@ -48,26 +49,91 @@ bool is_fault(const Error& error, FaultClass fault_class) {
          classify(*error.fault) == fault_class;
 }
 
+std::string with_count(std::size_t value, std::string_view unit) {
+  return std::to_string(value) + " " + std::string(unit);
+}
+
+// Heap memory of a string beyond its SSO buffer, with malloc's per-block overhead.
+std::size_t string_heap(const std::string& text) {
+  constexpr std::size_t kSsoCapacity = 15;
+  constexpr std::size_t kMallocOverhead = 16;
+  return text.capacity() > kSsoCapacity ? text.capacity() + 1 + kMallocOverhead : 0;
+}
+
+// Estimated memory a parsed row holds, so that max_poll_bytes bounds what a poll keeps,
+// not only what it received.
+std::size_t row_heap_bytes(const Row& row) {
+  std::size_t bytes = string_heap(row.class_name()) +
+                      row.properties().capacity() * sizeof(Property) + sizeof(void*) * 2;
+  for (const auto& property : row.properties()) {
+    bytes += string_heap(property.name) + property.values.capacity() * sizeof(std::string) +
+             sizeof(void*) * 2;
+    for (const auto& value : property.values) bytes += string_heap(value);
+  }
+  return bytes;
+}
+
 }  // namespace
+
+std::size_t effective_max_response_bytes(const SessionOptions& options) {
+  std::size_t limit = options.limits.max_response_bytes;
+  if (limit == 0) limit = 2 * std::size_t{options.max_envelope_size} + kResponseBytesHeadroom;
+  return std::min(limit, options.endpoint.max_response_bytes);
+}
 
 Session::Session(SessionOptions options, std::shared_ptr<Auth> auth,
                  std::shared_ptr<TransportCounters> counters)
     : options_(std::move(options)), auth_(std::move(auth)), counters_(std::move(counters)) {
   if (!counters_) counters_ = std::make_shared<TransportCounters>();
+  const std::size_t cap = effective_max_response_bytes(options_);
+  response_cap_from_limits_ =
+      cap < options_.endpoint.max_response_bytes || cap == options_.limits.max_response_bytes;
+  options_.endpoint.max_response_bytes = cap;
   connection_ = make_http_connection(options_.endpoint, counters_);
 }
 
 Session::~Session() = default;
 
 Result<EnumerationPage> Session::exchange(const std::string& body, const std::string& message_id,
-                                          Deadline deadline) {
+                                          Deadline deadline, PollBudget& budget) {
   if (Clock::now() >= deadline) return make_error(ErrorKind::kTimeout, "deadline exceeded");
   auto response = auth_->send(*connection_, body, deadline);
-  if (!response) return std::unexpected(std::move(response.error()));
-  if (response->status != 200) return std::unexpected(status_error(*response));
-  auto page = parse_enumeration_response(response->body);
+  if (!response) {
+    Error& error = response.error();
+    // The transport says "response exceeds N bytes"; say which setting N came from.
+    if (error.kind == ErrorKind::kTransport && response_cap_from_limits_ &&
+        error.message.starts_with("response exceeds")) {
+      error.message += options_.limits.max_response_bytes == 0
+                           ? " (limits.max_response_bytes: auto = 2 x winrm.max_envelope_size "
+                             "+ 64 KiB; raise it or set it explicitly)"
+                           : " (limits.max_response_bytes)";
+    }
+    return std::unexpected(std::move(error));
+  }
+  budget.bytes += response->body.size();
+  const std::string content_type = response->header("Content-Type").value_or("");
+  if (response->status != 200) return std::unexpected(status_error(*response, content_type));
+  const SessionLimits& limits = options_.limits;
+  ParseLimits parse_limits;
+  parse_limits.max_rows =
+      limits.max_rows_per_poll - std::min(budget.rows, limits.max_rows_per_poll);
+  parse_limits.max_properties_per_instance = limits.max_properties_per_instance;
+  parse_limits.max_values_per_property = limits.max_values_per_property;
+  auto page = parse_enumeration_response(response->body, content_type, parse_limits);
   if (!page) {
-    page.error().http_status = response->status;
+    Error& error = page.error();
+    error.http_status = response->status;
+    if (error.kind == ErrorKind::kParse) {
+      // The parser words its bounds its own way; add the config key an operator can raise.
+      if (error.message.find("(max_properties_per_instance)") != std::string::npos) {
+        error.message += " (limits.max_properties_per_instance = " +
+                         std::to_string(limits.max_properties_per_instance) + ")";
+      } else if (error.message.find("(max_rows)") != std::string::npos) {
+        error.message +=
+            " (limits.max_rows_per_poll = " + std::to_string(limits.max_rows_per_poll) +
+            " per poll, " + with_count(budget.rows, "rows before this page)");
+      }
+    }
     return page;
   }
   if (options_.verify_relates_to && page->relates_to != message_id) {
@@ -78,12 +144,23 @@ Result<EnumerationPage> Session::exchange(const std::string& body, const std::st
   return page;
 }
 
-void Session::release(const RequestOptions& request, const std::string& context) {
+void Session::release(const RequestOptions& request, const std::string& context,
+                      Deadline deadline) {
+  // A Release on a new connection would cost a TCP (+TLS, +Kerberos) handshake for a
+  // context the server garbage-collects anyway; and it must not outlive the poll.
+  const Deadline release_deadline = std::min(deadline, Clock::now() + kReleaseBudget);
+  if (context.empty() || !connection_->is_connected() || Clock::now() >= release_deadline) {
+    spdlog::debug("winrm: release on {} skipped (connection closed or no time left)",
+                  options_.endpoint.host);
+    return;
+  }
   RequestOptions release_options = request;
   release_options.message_id = new_message_id();
-  release_options.operation_timeout = kReleaseBudget;
-  auto response = auth_->send(*connection_, build_release(release_options, context),
-                              Clock::now() + kReleaseBudget);
+  release_options.operation_timeout = std::chrono::duration_cast<milliseconds>(
+      std::max(kMinOperationTimeout,
+               std::chrono::duration_cast<milliseconds>(release_deadline - Clock::now())));
+  auto response =
+      auth_->send(*connection_, build_release(release_options, context), release_deadline);
   if (!response) {
     spdlog::debug("winrm: release on {} failed: {}", options_.endpoint.host,
                   response.error().describe());
@@ -99,6 +176,7 @@ Result<std::vector<Row>> Session::enumerate(std::string_view wmi_namespace, std:
 
 Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
                                                  std::string_view wql, Deadline deadline) {
+  const SessionLimits& limits = options_.limits;
   RequestOptions request;
   request.endpoint_url = options_.endpoint.url();
   request.wmi_namespace = std::string(wmi_namespace);
@@ -106,8 +184,10 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
   request.max_elements = std::max<std::uint32_t>(1, options_.max_elements);
   request.locale = options_.locale;
 
+  PollBudget budget;
   int restarts_left = 1;
   int halvings_left = kMaxEnvelopeHalvings;
+  int envelope_retries_left = kMaxEnvelopeSizeRetries;
   // A page over MaxEnvelopeSize is a fault, not a truncation: ask for fewer items.
   auto shrink_page = [&](const Error& error) {
     if (!is_fault(error, FaultClass::kMaxEnvelopeExceeded) || halvings_left == 0 ||
@@ -118,37 +198,87 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
     request.max_elements /= 2;
     return true;
   };
+  // The host refuses the MaxEnvelopeSize we asked for (over its MaxEnvelopeSizekb):
+  // ask for half, down to kMinMaxEnvelopeSize.
+  auto shrink_envelope = [&](const Error& error) {
+    if (!is_fault(error, FaultClass::kEnvelopeSizeTooLarge) || envelope_retries_left == 0 ||
+        request.max_envelope_size <= kMinMaxEnvelopeSize) {
+      return false;
+    }
+    --envelope_retries_left;
+    request.max_envelope_size = std::max(kMinMaxEnvelopeSize, request.max_envelope_size / 2);
+    spdlog::debug("winrm: {} refused MaxEnvelopeSize, retrying with {}", options_.endpoint.host,
+                  request.max_envelope_size);
+    return true;
+  };
+  // Byte and row budgets, checked after a page is parsed so that its newest context can
+  // be released.
+  auto over_budget = [&](std::size_t pages, const std::vector<Row>& rows) -> std::optional<Error> {
+    if (budget.bytes > limits.max_poll_bytes ||
+        budget.row_heap + rows.capacity() * sizeof(Row) > limits.max_poll_bytes) {
+      return Error{
+          ErrorKind::kTransport,
+          "poll exceeded limits.max_poll_bytes = " + std::to_string(limits.max_poll_bytes) +
+              " after " + with_count(pages, "pages, ") + with_count(budget.rows, "rows (") +
+              with_count(budget.bytes, "response bytes, ") +
+              with_count(budget.row_heap + rows.capacity() * sizeof(Row), "bytes of rows held)"),
+          0, std::nullopt};
+    }
+    if (budget.rows > limits.max_rows_per_poll) {
+      return Error{
+          ErrorKind::kParse,
+          "poll exceeded limits.max_rows_per_poll = " + std::to_string(limits.max_rows_per_poll) +
+              " rows after " + with_count(pages, "pages"),
+          0, std::nullopt};
+    }
+    return std::nullopt;
+  };
+
+  // Rows are moved, never copied.
+  auto take_rows = [&](EnumerationPage& page, std::vector<Row>& rows) {
+    budget.rows += page.rows.size();
+    for (auto& row : page.rows) {
+      budget.row_heap += row_heap_bytes(row);
+      rows.push_back(std::move(row));
+    }
+  };
 
   for (;;) {
     std::vector<Row> rows;
+    budget.rows = 0;
+    budget.row_heap = 0;
     request.message_id = new_message_id();
     request.operation_timeout = operation_timeout_for(options_.operation_timeout, deadline);
-    auto page = exchange(build_enumerate(request, wql), request.message_id, deadline);
+    auto page = exchange(build_enumerate(request, wql), request.message_id, deadline, budget);
     if (!page) {
-      if (shrink_page(page.error())) continue;
+      if (shrink_page(page.error()) || shrink_envelope(page.error())) continue;
       return std::unexpected(std::move(page.error()));
     }
     std::string context = page->context;
     bool done = page->done();
-    std::move(page->rows.begin(), page->rows.end(), std::back_inserter(rows));
+    take_rows(*page, rows);
+    if (auto error = over_budget(1, rows)) {
+      if (!done) release(request, context, deadline);
+      return std::unexpected(std::move(*error));
+    }
 
     int pulls = 0;
     int timeouts_left = options_.pull_timeout_retries;
     bool restart = false;
     while (!done) {
       if (++pulls > kMaxPages) {
-        release(request, context);
+        release(request, context, deadline);
         return make_error(ErrorKind::kParse,
                           "enumeration exceeded " + std::to_string(kMaxPages) + " pages");
       }
       if (Clock::now() >= deadline) {
-        release(request, context);
+        release(request, context, deadline);
         return make_error(ErrorKind::kTimeout,
                           "deadline exceeded after " + std::to_string(rows.size()) + " rows");
       }
       request.message_id = new_message_id();
       request.operation_timeout = operation_timeout_for(options_.operation_timeout, deadline);
-      page = exchange(build_pull(request, context), request.message_id, deadline);
+      page = exchange(build_pull(request, context), request.message_id, deadline, budget);
       if (!page) {
         Error& error = page.error();
         if (is_fault(error, FaultClass::kTimedOut) && timeouts_left > 0) {
@@ -161,16 +291,25 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
           break;
         }
         if (shrink_page(error)) continue;
-        if (!is_fault(error, FaultClass::kContextExpired)) release(request, context);
+        if (shrink_envelope(error)) {
+          release(request, context, deadline);
+          restart = true;
+          break;
+        }
+        if (!is_fault(error, FaultClass::kContextExpired)) release(request, context, deadline);
         return std::unexpected(std::move(error));
       }
       timeouts_left = options_.pull_timeout_retries;
       if (!page->context.empty()) context = page->context;
       done = page->done();
-      std::move(page->rows.begin(), page->rows.end(), std::back_inserter(rows));
+      take_rows(*page, rows);
+      if (auto error = over_budget(static_cast<std::size_t>(pulls) + 1, rows)) {
+        if (!done) release(request, context, deadline);
+        return std::unexpected(std::move(*error));
+      }
     }
     if (restart) {
-      spdlog::debug("winrm: enumeration context expired on {}, restarting", options_.endpoint.host);
+      spdlog::debug("winrm: enumeration context invalid on {}, restarting", options_.endpoint.host);
       continue;
     }
     return rows;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -41,6 +43,31 @@ struct CredentialProfile {
 
 enum class Scheme { kHttp, kHttps };
 
+// WS-Management request options (key `winrm:` in global, inventory defaults, targets),
+// for hosts whose WinRM quotas differ (Windows Server 2008 R2: MaxEnvelopeSizekb 150).
+struct WinrmOptions {
+  std::uint32_t max_envelope_size = 512000;              // w:MaxEnvelopeSize, bytes
+  std::uint32_t max_elements = 32000;                    // items per page (server MaxBatchItems)
+  Duration operation_timeout{std::chrono::seconds(20)};  // clamped below the poll timeout
+  std::string locale = "en-US";                          // w:Locale of fault texts
+  bool operator==(const WinrmOptions&) const = default;
+};
+
+// Per-poll bounds (key `limits:`); a poll that hits one fails with an error naming it.
+struct PollLimits {
+  static constexpr std::size_t kAuto = 0;
+  // One response; kAuto = 2 x max_envelope_size + 64 KiB (see effective_max_response_bytes).
+  std::size_t max_response_bytes = kAuto;
+  std::size_t max_poll_bytes = 64 * 1024 * 1024;  // all responses of one poll
+  std::size_t max_rows_per_poll = 100000;
+  std::size_t max_properties_per_instance = 10000;
+  std::size_t max_series_per_collector = 200000;  // enforced by the daemon per poll
+  bool operator==(const PollLimits&) const = default;
+};
+
+// max_response_bytes with kAuto resolved against the envelope size.
+std::size_t effective_max_response_bytes(const PollLimits& limits, const WinrmOptions& winrm);
+
 struct Defaults {
   Duration interval{std::chrono::seconds(30)};
   Duration timeout{std::chrono::seconds(20)};  // per collector poll, < interval
@@ -52,8 +79,9 @@ struct Defaults {
   std::string tls_ca_file;  // system store when empty
   bool tls_insecure_skip_verify = false;
   std::vector<std::string> collectors;  // resolved after load(): built-in default set +/- global
-  std::size_t max_response_bytes = 16 * 1024 * 1024;
-  std::string credential;                     // default profile for targets that name none
+  WinrmOptions winrm;                   // global.winrm
+  PollLimits limits;                    // global.limits (global.max_response_bytes is an alias)
+  std::string credential;               // default profile for targets that name none
   std::map<std::string, std::string> labels;  // extra labels on every target (target's win)
 };
 
@@ -72,6 +100,8 @@ struct Target {
   bool tls_insecure_skip_verify = false;
   std::string spn_host;     // Kerberos SPN host override; host when empty
   std::string spn_service;  // overrides the profile's when set
+  WinrmOptions winrm;       // resolved per field: target > inventory defaults > global
+  PollLimits limits;        // resolved the same way
   std::string source;       // "file:line" where it was defined, for messages
 };
 

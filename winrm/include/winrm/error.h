@@ -38,16 +38,23 @@ struct Fault {
 // What a caller should do about a fault; derived from wsman_code and subcode.
 enum class FaultClass {
   kAccessDenied,
-  kInvalidClass,         // CannotProcessFilter: bad WQL or unknown class
-  kInvalidResourceUri,   // unknown WMI namespace
-  kTimedOut,             // w:TimedOut / n:TimedOut: retry the Pull with its context
-  kQuotaExceeded,        // MaxConcurrentOperationsPerUser / shells quota: back off
-  kContextExpired,       // n:InvalidEnumerationContext: restart the enumeration once
-  kMaxEnvelopeExceeded,  // response larger than MaxEnvelopeSize: fewer MaxElements
+  kInvalidClass,          // CannotProcessFilter: bad WQL or unknown class
+  kInvalidResourceUri,    // unknown WMI namespace
+  kTimedOut,              // w:TimedOut / n:TimedOut: retry the Pull with its context
+  kQuotaExceeded,         // MaxConcurrentOperationsPerUser / shells quota: back off
+  kContextExpired,        // n:InvalidEnumerationContext, or invalid after a failed Pull:
+                          // restart the enumeration once
+  kMaxEnvelopeExceeded,   // response larger than MaxEnvelopeSize: fewer MaxElements
+  kEnvelopeSizeTooLarge,  // 2150858823: the MaxEnvelopeSize we asked for is over the
+                          // server's MaxEnvelopeSizekb: ask again with a smaller one
   kOther,
 };
 FaultClass classify(const Fault& fault);
 std::string_view to_string(FaultClass fault_class);
+
+// What an operator can do about a fault ("winrm set winrm/config/Service @{...}"), or
+// empty. Part of describe(); never contains anything the server sent.
+std::string_view remedy(const Fault& fault);
 
 struct Error {
   ErrorKind kind = ErrorKind::kTransport;

@@ -1,9 +1,12 @@
 // Row semantics and the date/time/number conversions.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "winrm/row.h"
 
@@ -160,4 +163,75 @@ TEST_CASE("durations and intervals") {
   CHECK(row.unix_time("cim") == 1362797852.0);
   CHECK(row.unix_time("xsd") == 1362797852.0);
   CHECK_FALSE(row.unix_time("bad").has_value());
+}
+
+TEST_CASE("many properties: index, case-insensitive find, arrays and nil after growth") {
+  Row row("Win32_Wide");
+  constexpr int kCount = 5000;
+  for (int i = 0; i < kCount; ++i) row.add("Prop" + std::to_string(i), std::to_string(i));
+  REQUIRE(row.properties().size() == kCount);
+  for (int i = 0; i < kCount; i += 7) {
+    CAPTURE(i);
+    const Property* property = row.find("PROP" + std::to_string(i));
+    REQUIRE(property != nullptr);
+    CHECK(property->name == "Prop" + std::to_string(i));
+    CHECK(property->values == std::vector<std::string>{std::to_string(i)});
+  }
+  CHECK(row.find("Prop5000") == nullptr);
+  CHECK(row.find("") == nullptr);
+  // A repeat long after the first occurrence still becomes an array, in place.
+  row.add("prop17", "again");
+  CHECK(row.properties().size() == kCount);
+  CHECK(row.find("Prop17")->values == std::vector<std::string>{"17", "again"});
+  // add_null on an existing property keeps its values; a new one is nil.
+  row.add_null("PROP18");
+  CHECK(row.find("Prop18")->values == std::vector<std::string>{"18"});
+  row.add_null("Nothing");
+  CHECK(row.find("nothing")->is_null);
+  row.add("NOTHING", "now");
+  CHECK_FALSE(row.find("Nothing")->is_null);
+  CHECK(row.find("Nothing")->values == std::vector<std::string>{"now"});
+  // Names that differ only in non-letters do not merge, whatever the hash does.
+  row.add("A@", "1");
+  row.add("a`", "2");
+  CHECK(row.string("A@") == "1");
+  CHECK(row.string("a`") == "2");
+  // Copies keep a working index.
+  Row copy = row;
+  CHECK(copy.find("prop4999")->values.front() == "4999");
+  CHECK(&copy.find("prop4999")->values != &row.find("prop4999")->values);
+}
+
+TEST_CASE("add returns the property the value went to") {
+  Row row;
+  const Property& first = row.add("IPAddress", "10.0.0.1");
+  CHECK(first.values.size() == 1);
+  const Property& second = row.add("ipaddress", "10.0.0.2");
+  CHECK(second.name == "IPAddress");
+  CHECK(second.values.size() == 2);
+}
+
+namespace {
+double seconds_to_fill(int count) {
+  double best = 1e9;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto start = std::chrono::steady_clock::now();
+    Row row;
+    for (int i = 0; i < count; ++i) row.add("Property_" + std::to_string(i), "v");
+    std::size_t found = 0;
+    for (int i = 0; i < count; ++i) found += row.find("PROPERTY_" + std::to_string(i)) != nullptr;
+    REQUIRE(found == static_cast<std::size_t>(count));
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+}  // namespace
+
+TEST_CASE("300,000 adds and finds take linear time") {
+  const double small = seconds_to_fill(75000);
+  const double large = seconds_to_fill(300000);
+  MESSAGE("75,000: " << small << " s; 300,000: " << large << " s");
+  // Quadratic (a scan per add) would be ~16x for 4x the names; linear ~4x.
+  CHECK(large < 16 * small);
 }

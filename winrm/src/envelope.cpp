@@ -3,12 +3,17 @@
 #include <openssl/rand.h>
 #include <tinyxml2.h>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 
+#include "winrm/charset.h"
 #include "xml_ns.h"
 
 namespace winrm {
@@ -185,18 +190,148 @@ namespace {
 
 using tinyxml2::XMLDocument;
 using tinyxml2::XMLElement;
+using xml::NamespaceStack;
 using xml::Scope;
 
 std::unexpected<Error> parse_error(std::string message) {
   return make_error(ErrorKind::kParse, std::move(message));
 }
 
-// Parses `body` into `doc` and returns the Envelope element, or a kParse error.
-Result<const XMLElement*> parse_envelope(XMLDocument& doc, std::string_view body) {
+// "instance has more than 10000 properties (max_properties_per_instance)"
+std::unexpected<Error> limit_error(std::string_view subject, std::size_t limit,
+                                   std::string_view what_and_limit_name) {
+  std::string message(subject);
+  message += " more than " + std::to_string(limit) + " ";
+  message += what_and_limit_name;
+  return parse_error(std::move(message));
+}
+
+// A bounded rendering of a name from the response for an error message (already UTF-8).
+std::string quoted_name(std::string_view name) {
+  constexpr std::size_t kMax = 80;
+  std::string out = "\"";
+  if (name.size() > kMax) {
+    std::size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+    out.append(name.substr(0, cut));
+    out += "...";
+  } else {
+    out.append(name);
+  }
+  out += '"';
+  return out;
+}
+
+// Characters that end a run of name bytes inside a start tag.
+constexpr auto kTagStops = [] {
+  std::array<bool, 256> stops{};
+  for (unsigned char c : {'"', '\'', '=', '<', '>'}) stops[c] = true;
+  return stops;
+}();
+
+// tinyxml2 checks every declaration (<?...?>) against all earlier top-level nodes; WinRM
+// sends at most the one XML declaration.
+constexpr std::size_t kMaxProcessingInstructions = 16;
+// "&#x10FFFF;" is 10 bytes; tinyxml2 searches a whole text node for the ';' of each "&#".
+constexpr std::size_t kMaxCharacterReference = 16;
+
+// Refuses markup on which tinyxml2 would spend super-linear time, in one pass: start tags with
+// more than `max_attributes` attributes (tinyxml2 compares each new attribute with all earlier
+// ones, so 10^5 of them cost 10^10 comparisons), many processing instructions, and "&#" without
+// a nearby ';'. Attributes are counted as '=' outside quoted values (an upper bound): memchr
+// from tag to tag and over quoted values, a table look-up per name byte.
+std::optional<std::string> check_markup(std::string_view text, std::size_t max_attributes) {
+  for (std::size_t ref = text.find("&#"); ref != std::string_view::npos;
+       ref = text.find("&#", ref + 2)) {
+    if (text.substr(ref, kMaxCharacterReference).find(';') == std::string_view::npos) {
+      return "malformed character reference at byte " + std::to_string(ref);
+    }
+  }
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  const auto skip_past = [&](const char* from, std::string_view terminator) -> const char* {
+    std::string_view rest(from, static_cast<std::size_t>(end - from));
+    std::size_t found = rest.find(terminator);
+    return found == std::string_view::npos ? nullptr : from + found + terminator.size();
+  };
+  std::size_t processing_instructions = 0;
+  while (p != nullptr && p < end) {
+    p = static_cast<const char*>(std::memchr(p, '<', static_cast<std::size_t>(end - p)));
+    if (p == nullptr || ++p == end) break;
+    // Markup whose content may hold '<' or quotes is skipped as tinyxml2 skips it.
+    const std::string_view rest(p, static_cast<std::size_t>(end - p));
+    if (*p == '!') {
+      p = rest.starts_with("!--")        ? skip_past(p + 3, "-->")
+          : rest.starts_with("![CDATA[") ? skip_past(p + 8, "]]>")
+                                         : skip_past(p, ">");
+      continue;
+    }
+    if (*p == '?') {
+      if (++processing_instructions > kMaxProcessingInstructions) {
+        return "more than " + std::to_string(kMaxProcessingInstructions) +
+               " processing instructions";
+      }
+      p = skip_past(p, "?>");
+      continue;
+    }
+    if (*p == '/') {
+      p = skip_past(p, ">");
+      continue;
+    }
+    std::size_t equals = 0;
+    while (true) {
+      while (p < end && !kTagStops[static_cast<unsigned char>(*p)]) ++p;
+      if (p == end) return std::nullopt;
+      const char c = *p;
+      if (c == '=') {
+        if (++equals > max_attributes) {
+          return "element has more than " + std::to_string(max_attributes) +
+                 " attributes (max_attributes_per_element)";
+        }
+        ++p;
+      } else if (c == '"' || c == '\'') {
+        p = static_cast<const char*>(std::memchr(p + 1, c, static_cast<std::size_t>(end - p - 1)));
+        if (p == nullptr) return std::nullopt;  // unterminated: tinyxml2 rejects it
+        ++p;
+      } else {
+        break;  // '>' ends the tag; '<' is an error tinyxml2 reports
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+struct ParseContext {
+  NamespaceStack namespaces;
+  // tinyxml2 turns character references (&#xD800;) into bytes that need not be valid
+  // UTF-8; the body itself was validated while decoding, so values are only re-checked when
+  // the body has character references at all.
+  bool has_character_references = false;
+};
+
+// Decodes `body` and parses it into `doc`, or a kParse error.
+Result<const XMLElement*> parse_document(XMLDocument& doc, std::string_view body,
+                                         std::string_view content_type, std::size_t max_attributes,
+                                         ParseContext& context) {
   if (body.empty()) return parse_error("empty response body");
-  // tinyxml2 also enforces a maximum element depth (TINYXML2_MAX_ELEMENT_DEPTH), which
-  // bounds the recursion below against pathological nesting.
-  if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS) {
+  std::string storage;  // only used when the body is not already valid UTF-8
+  auto decoded = decode_to_utf8(body, content_type, storage);
+  if (!decoded) return std::unexpected(decoded.error());
+  std::string_view text = *decoded;
+  if (xml::trim(text).empty()) return parse_error("empty response body");
+  // tinyxml2 reads a C string: it would stop at a NUL and mis-report what follows.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    return parse_error("NUL character at byte " + std::to_string(nul) +
+                       " of the decoded response (is the charset right?)");
+  }
+  if (auto refused = check_markup(text, max_attributes)) return parse_error(std::move(*refused));
+  context.has_character_references = text.find("&#") != std::string_view::npos;
+  const tinyxml2::XMLError status = doc.Parse(text.data(), text.size());
+  if (status == tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED) {
+    return parse_error("XML elements nested deeper than " +
+                       std::to_string(TINYXML2_MAX_ELEMENT_DEPTH) + " levels");
+  }
+  if (status != tinyxml2::XML_SUCCESS) {
     std::string message = "malformed XML: ";
     message += doc.ErrorName();
     message += " at line " + std::to_string(doc.ErrorLineNum());
@@ -204,10 +339,6 @@ Result<const XMLElement*> parse_envelope(XMLDocument& doc, std::string_view body
   }
   const XMLElement* root = doc.RootElement();
   if (root == nullptr) return parse_error("no root element");
-  Scope scope(root, nullptr);
-  if (!scope.is(xml::kNsSoap, "Envelope")) {
-    return parse_error("root element is not a SOAP 1.2 Envelope");
-  }
   return root;
 }
 
@@ -230,11 +361,12 @@ struct MessageCandidate {
 };
 
 // Finds the deepest non-empty f:WSManFault/f:Message (or f:ProviderFault) text: the
-// provider's own words ("The specified class does not exist...") sit innermost.
+// provider's own words ("The specified class does not exist...") sit innermost. Recursion
+// depth is bounded by tinyxml2's element depth limit.
 void collect_fault_messages(const Scope& scope, int depth, MessageCandidate& best) {
   for (const XMLElement* child = scope.element()->FirstChildElement(); child != nullptr;
        child = child->NextSiblingElement()) {
-    Scope child_scope(child, &scope);
+    Scope child_scope(scope.stack(), child);
     auto name = child_scope.element_name();
     if (name.ns != xml::kNsWsmanFault) continue;
     if (name.local == "ExtendedError") continue;  // embedded __ExtendedStatus, not a message
@@ -247,23 +379,24 @@ void collect_fault_messages(const Scope& scope, int depth, MessageCandidate& bes
 }
 
 Fault parse_fault_element(const Scope& fault_scope) {
+  NamespaceStack& ns = fault_scope.stack();
   Fault fault;
   std::string reason;
   MessageCandidate wsman_message;
   std::string wmi_error_message;
   for (const XMLElement* part = fault_scope.element()->FirstChildElement(); part != nullptr;
        part = part->NextSiblingElement()) {
-    Scope part_scope(part, &fault_scope);
+    Scope part_scope(ns, part);
     if (part_scope.is(xml::kNsSoap, "Code")) {
       for (const XMLElement* c = part->FirstChildElement(); c != nullptr;
            c = c->NextSiblingElement()) {
-        Scope c_scope(c, &part_scope);
+        Scope c_scope(ns, c);
         if (c_scope.is(xml::kNsSoap, "Value")) {
           fault.code = xml::collapse_whitespace(xml::direct_text(c));
         } else if (c_scope.is(xml::kNsSoap, "Subcode")) {
           for (const XMLElement* v = c->FirstChildElement(); v != nullptr;
                v = v->NextSiblingElement()) {
-            Scope v_scope(v, &c_scope);
+            Scope v_scope(ns, v);
             if (v_scope.is(xml::kNsSoap, "Value")) {
               std::string qname = xml::collapse_whitespace(xml::direct_text(v));
               fault.subcode = std::string(xml::split_qname(qname).second);
@@ -274,13 +407,13 @@ Fault parse_fault_element(const Scope& fault_scope) {
     } else if (part_scope.is(xml::kNsSoap, "Reason")) {
       for (const XMLElement* t = part->FirstChildElement(); t != nullptr && reason.empty();
            t = t->NextSiblingElement()) {
-        Scope t_scope(t, &part_scope);
+        Scope t_scope(ns, t);
         if (t_scope.is(xml::kNsSoap, "Text")) reason = xml::collapse_whitespace(xml::all_text(t));
       }
     } else if (part_scope.is(xml::kNsSoap, "Detail")) {
       for (const XMLElement* d = part->FirstChildElement(); d != nullptr;
            d = d->NextSiblingElement()) {
-        Scope d_scope(d, &part_scope);
+        Scope d_scope(ns, d);
         auto name = d_scope.element_name();
         if (d_scope.is(xml::kNsWsman, "FaultDetail")) {
           fault.fault_detail = xml::collapse_whitespace(xml::all_text(d));
@@ -316,19 +449,25 @@ Fault parse_fault_element(const Scope& fault_scope) {
   } else {
     fault.message = std::move(reason);
   }
+  // Character references can smuggle invalid UTF-8 into fault texts, which reach logs.
+  for (std::string* text :
+       {&fault.code, &fault.subcode, &fault.machine, &fault.message, &fault.fault_detail}) {
+    sanitize_utf8_in_place(*text);
+  }
   return fault;
 }
 
-// Finds s:Body and its first element child (with scopes kept alive by the caller).
+// The first child of `parent` with this expanded name.
 const XMLElement* find_child(const Scope& parent, std::string_view ns, std::string_view local) {
   for (const XMLElement* child = parent.element()->FirstChildElement(); child != nullptr;
        child = child->NextSiblingElement()) {
-    if (Scope(child, &parent).is(ns, local)) return child;
+    if (Scope(parent.stack(), child).is(ns, local)) return child;
   }
   return nullptr;
 }
 
 // Text content of an embedded object or EPR: non-empty text pieces joined by a space.
+// Recursion depth is bounded by tinyxml2's element depth limit.
 void append_object_text(const XMLElement* element, std::string& out) {
   for (const auto* node = element->FirstChild(); node != nullptr; node = node->NextSibling()) {
     if (const auto* text = node->ToText()) {
@@ -348,31 +487,52 @@ bool is_true(const char* value) {
   return v == "true" || v == "1";
 }
 
-Row parse_item(const Scope& item) {
+Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
+                       const ParseLimits& limits, std::size_t expected_properties) {
+  Scope item(context.namespaces, item_element);
   const bool fragment = item.is(xml::kNsWsman, "XmlFragment");
   Row row(fragment ? std::string() : std::string(item.element_name().local));
-  for (const XMLElement* prop = item.element()->FirstChildElement(); prop != nullptr;
+  row.reserve(std::min(expected_properties, limits.max_properties_per_instance));
+  for (const XMLElement* prop = item_element->FirstChildElement(); prop != nullptr;
        prop = prop->NextSiblingElement()) {
-    Scope prop_scope(prop, &item);
-    std::string_view name = prop_scope.element_name().local;
-    if (is_true(prop_scope.attribute(xml::kNsXsi, "nil"))) {
+    // Property names are matched by local name; only attributes need namespace resolution.
+    std::string_view name = xml::split_qname(prop->Name()).second;
+    bool nil = false;
+    if (prop->FirstAttribute() != nullptr) {
+      Scope prop_scope(context.namespaces, prop);
+      nil = is_true(prop_scope.attribute(xml::kNsXsi, "nil"));
+    }
+    const Property* added = nullptr;
+    if (nil) {
       row.add_null(name);
-      continue;
-    }
-    const XMLElement* inner = prop->FirstChildElement();
-    if (inner == nullptr) {
-      row.add(name, xml::direct_text(prop));  // empty element = empty string, not null
-      continue;
-    }
-    auto inner_local = xml::split_qname(inner->Name()).second;
-    if (inner_local == "Datetime") {
-      row.add(name, std::string(xml::trim(xml::all_text(inner))), Property::Type::kDatetime);
-    } else if (inner_local == "Interval") {
-      row.add(name, std::string(xml::trim(xml::all_text(inner))), Property::Type::kInterval);
     } else {
-      std::string text;
-      append_object_text(prop, text);
-      row.add(name, std::move(text), Property::Type::kObject);
+      std::string value;
+      Property::Type type = Property::Type::kPlain;
+      const XMLElement* inner = prop->FirstChildElement();
+      if (inner == nullptr) {
+        value = xml::direct_text(prop);  // empty element = empty string, not null
+      } else {
+        auto inner_local = xml::split_qname(inner->Name()).second;
+        if (inner_local == "Datetime" || inner_local == "Interval") {
+          type = inner_local == "Datetime" ? Property::Type::kDatetime : Property::Type::kInterval;
+          value = xml::all_text(inner);
+          std::string_view trimmed = xml::trim(value);
+          if (trimmed.size() != value.size()) value = std::string(trimmed);
+        } else {
+          type = Property::Type::kObject;
+          append_object_text(prop, value);
+        }
+      }
+      if (context.has_character_references) sanitize_utf8_in_place(value);
+      added = &row.add(name, std::move(value), type);
+    }
+    if (row.properties().size() > limits.max_properties_per_instance) {
+      return limit_error("instance has", limits.max_properties_per_instance,
+                         "properties (max_properties_per_instance)");
+    }
+    if (added != nullptr && added->values.size() > limits.max_values_per_property) {
+      return limit_error("property " + quoted_name(added->name) + " has",
+                         limits.max_values_per_property, "values (max_values_per_property)");
     }
   }
   return row;
@@ -380,28 +540,40 @@ Row parse_item(const Scope& item) {
 
 }  // namespace
 
-Result<Fault> parse_fault(std::string_view body) {
+Result<Fault> parse_fault(std::string_view body, std::string_view content_type) {
   XMLDocument doc(true, tinyxml2::PRESERVE_WHITESPACE);
-  auto root = parse_envelope(doc, body);
+  ParseContext context;
+  auto root =
+      parse_document(doc, body, content_type, ParseLimits{}.max_attributes_per_element, context);
   if (!root) return std::unexpected(root.error());
-  Scope envelope(*root, nullptr);
+  Scope envelope(context.namespaces, *root);
+  if (!envelope.is(xml::kNsSoap, "Envelope")) {
+    return parse_error("root element is not a SOAP 1.2 Envelope");
+  }
   const XMLElement* body_element = find_child(envelope, xml::kNsSoap, "Body");
   if (body_element == nullptr) return parse_error("SOAP envelope without Body");
-  Scope body_scope(body_element, &envelope);
+  Scope body_scope(context.namespaces, body_element);
   const XMLElement* fault = find_child(body_scope, xml::kNsSoap, "Fault");
   if (fault == nullptr) return parse_error("SOAP body is not a fault");
-  return parse_fault_element(Scope(fault, &body_scope));
+  Scope fault_scope(context.namespaces, fault);
+  return parse_fault_element(fault_scope);
 }
 
-Result<EnumerationPage> parse_enumeration_response(std::string_view body) {
+Result<EnumerationPage> parse_enumeration_response(std::string_view body,
+                                                   std::string_view content_type,
+                                                   const ParseLimits& limits) {
   XMLDocument doc(true, tinyxml2::PRESERVE_WHITESPACE);
-  auto root = parse_envelope(doc, body);
+  ParseContext context;
+  auto root = parse_document(doc, body, content_type, limits.max_attributes_per_element, context);
   if (!root) return std::unexpected(root.error());
-  Scope envelope(*root, nullptr);
+  Scope envelope(context.namespaces, *root);
+  if (!envelope.is(xml::kNsSoap, "Envelope")) {
+    return parse_error("root element is not a SOAP 1.2 Envelope");
+  }
 
   EnumerationPage page;
   if (const XMLElement* header = find_child(envelope, xml::kNsSoap, "Header")) {
-    Scope header_scope(header, &envelope);
+    Scope header_scope(context.namespaces, header);
     if (const XMLElement* relates = find_child(header_scope, xml::kNsAddressing, "RelatesTo")) {
       page.relates_to = std::string(xml::trim(xml::direct_text(relates)));
     }
@@ -409,10 +581,10 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body) {
 
   const XMLElement* body_element = find_child(envelope, xml::kNsSoap, "Body");
   if (body_element == nullptr) return parse_error("SOAP envelope without Body");
-  Scope body_scope(body_element, &envelope);
+  Scope body_scope(context.namespaces, body_element);
   const XMLElement* response = body_element->FirstChildElement();
   if (response == nullptr) return parse_error("empty SOAP Body");
-  Scope response_scope(response, &body_scope);
+  Scope response_scope(context.namespaces, response);
 
   if (response_scope.is(xml::kNsSoap, "Fault")) {
     Fault fault = parse_fault_element(response_scope);
@@ -422,29 +594,43 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body) {
   if (!response_scope.is(xml::kNsEnumeration, "EnumerateResponse") &&
       !response_scope.is(xml::kNsEnumeration, "PullResponse")) {
     std::string message = "unexpected SOAP body element ";
-    message += xml::collapse_whitespace(std::string(response_scope.element_name().local));
-    if (message.size() > 200) message.resize(200);
+    message += quoted_name(xml::collapse_whitespace(response_scope.element_name().local));
     return parse_error(std::move(message));
   }
 
   for (const XMLElement* child = response->FirstChildElement(); child != nullptr;
        child = child->NextSiblingElement()) {
-    Scope child_scope(child, &response_scope);
+    Scope child_scope(context.namespaces, child);
     auto name = child_scope.element_name();
     // Windows puts Items/EndOfSequence in w: for EnumerateResponse and n: for
     // PullResponse; accept either namespace for both.
     const bool known_ns = name.ns == xml::kNsEnumeration || name.ns == xml::kNsWsman;
     if (name.ns == xml::kNsEnumeration && name.local == "EnumerationContext") {
       page.context = std::string(xml::trim(xml::direct_text(child)));
+      sanitize_utf8_in_place(page.context);
     } else if (known_ns && name.local == "EndOfSequence") {
       page.end_of_sequence = true;
     } else if (known_ns && name.local == "Items") {
+      std::size_t items = 0;
+      for (const XMLElement* item = child->FirstChildElement();
+           item != nullptr && items <= limits.max_rows; item = item->NextSiblingElement()) {
+        ++items;
+      }
+      if (page.rows.size() + items > limits.max_rows) {
+        return limit_error("response has", limits.max_rows, "rows (max_rows)");
+      }
+      page.rows.reserve(page.rows.size() + items);
+      std::size_t expected_properties = 0;  // rows of one page are usually one class
       for (const XMLElement* item = child->FirstChildElement(); item != nullptr;
            item = item->NextSiblingElement()) {
-        page.rows.push_back(parse_item(Scope(item, &child_scope)));
+        auto row = parse_item(context, item, limits, expected_properties);
+        if (!row) return std::unexpected(std::move(row.error()));
+        expected_properties = row->properties().size();
+        page.rows.push_back(std::move(*row));
       }
     }
   }
+  sanitize_utf8_in_place(page.relates_to);
   return page;
 }
 

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <random>
 #include <string>
 #include <system_error>
 
@@ -12,7 +14,7 @@ namespace {
 
 char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool iequals(std::string_view a, std::string_view b) {
+inline bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
@@ -105,37 +107,132 @@ double fraction_value(std::string_view frac) {
 
 }  // namespace
 
-void Row::add(std::string_view name, std::string value, Property::Type type) {
-  for (auto& property : properties_) {
-    if (iequals(property.name, name)) {
-      // A nil element followed by values would be malformed; the values win.
-      property.is_null = false;
-      property.values.push_back(std::move(value));
-      return;
+namespace {
+
+// Rows up to this size are searched linearly; larger ones get the hash index.
+constexpr std::size_t kIndexThreshold = 8;
+
+// Seeded per process so that crafted property names cannot be chosen to collide.
+std::uint64_t hash_seed() {
+  static const std::uint64_t seed = [] {
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) ^ device() ^ 0x9E3779B97F4A7C15ULL;
+  }();
+  return seed;
+}
+
+// Case-insensitive hash, eight bytes at a time. OR-ing 0x20 into every byte maps 'A'-'Z' to
+// 'a'-'z' (and merges a few other pairs, which only costs a collision), so names equal under
+// iequals always hash alike.
+std::uint64_t lower_hash(std::string_view name, std::uint64_t seed) {
+  constexpr std::uint64_t kCaseBits = 0x2020202020202020ULL;
+  constexpr std::uint64_t kMultiplier = 0x9FB21C651E98DF25ULL;
+  std::uint64_t h = seed ^ name.size();
+  std::size_t i = 0;
+  for (; i + 8 <= name.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data() + i, 8);
+    h = (h ^ (word | kCaseBits)) * kMultiplier;
+    h ^= h >> 29;
+  }
+  if (i < name.size()) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, name.data() + i, name.size() - i);
+    h = (h ^ (word | kCaseBits)) * kMultiplier;
+  }
+  h ^= h >> 32;
+  h *= kMultiplier;
+  h ^= h >> 29;
+  return h;
+}
+
+}  // namespace
+
+std::size_t Row::position_of(std::string_view name) const {
+  if (index_.empty()) {
+    for (std::size_t i = 0; i < properties_.size(); ++i) {
+      if (iequals(properties_[i].name, name)) return i;
+    }
+    return kNotFound;
+  }
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t slot = lower_hash(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
+    const std::uint32_t entry = index_[slot];
+    if (entry == 0) return kNotFound;
+    if (iequals(properties_[entry - 1].name, name)) return entry - 1;
+  }
+}
+
+std::size_t Row::find_or_append(std::string_view name, bool& appended) {
+  appended = false;
+  const std::size_t count = properties_.size();
+  std::size_t free_slot = kNotFound;
+  if (index_.empty()) {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (iequals(properties_[i].name, name)) return i;
+    }
+  } else {
+    const std::size_t mask = index_.size() - 1;
+    for (std::size_t slot = lower_hash(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
+      const std::uint32_t entry = index_[slot];
+      if (entry == 0) {
+        free_slot = slot;
+        break;
+      }
+      if (iequals(properties_[entry - 1].name, name)) return entry - 1;
     }
   }
-  Property property;
-  property.name = std::string(name);
-  property.type = type;
+  properties_.emplace_back().name = std::string(name);
+  appended = true;
+  // Index once the row outgrows a linear scan, keeping the table at most half full.
+  if (count + 1 > kIndexThreshold) {
+    if ((count + 1) * 2 <= index_.size()) {
+      index_[free_slot] = static_cast<std::uint32_t>(count + 1);
+    } else {
+      std::size_t capacity = 32;
+      while (capacity < (count + 1) * 4) capacity *= 2;
+      index_.assign(capacity, 0);
+      const std::uint64_t seed = hash_seed();
+      for (std::size_t i = 0; i <= count; ++i) {
+        std::size_t slot = lower_hash(properties_[i].name, seed) & (capacity - 1);
+        while (index_[slot] != 0) slot = (slot + 1) & (capacity - 1);
+        index_[slot] = static_cast<std::uint32_t>(i + 1);
+      }
+    }
+  }
+  return count;
+}
+
+const Property& Row::add(std::string_view name, std::string value, Property::Type type) {
+  // Array elements arrive as adjacent repeats: try the last property before the index.
+  std::size_t position;
+  bool is_new = false;
+  if (!properties_.empty() && iequals(properties_.back().name, name)) {
+    position = properties_.size() - 1;
+  } else {
+    position = find_or_append(name, is_new);
+  }
+  Property& property = properties_[position];
+  if (is_new) {
+    property.type = type;
+  } else {
+    // A nil element followed by values would be malformed; the values win.
+    property.is_null = false;
+  }
   property.values.push_back(std::move(value));
-  properties_.push_back(std::move(property));
+  return property;
 }
 
 void Row::add_null(std::string_view name) {
-  for (const auto& property : properties_) {
-    if (iequals(property.name, name)) return;  // keep whatever was already recorded
-  }
-  Property property;
-  property.name = std::string(name);
-  property.is_null = true;
-  properties_.push_back(std::move(property));
+  bool appended = false;
+  std::size_t position = find_or_append(name, appended);
+  // A new property is nil; an existing one keeps whatever was already recorded.
+  if (appended) properties_[position].is_null = true;
 }
 
 const Property* Row::find(std::string_view name) const {
-  for (const auto& property : properties_) {
-    if (iequals(property.name, name)) return &property;
-  }
-  return nullptr;
+  std::size_t position = position_of(name);
+  return position == kNotFound ? nullptr : &properties_[position];
 }
 
 std::optional<std::string> Row::string(std::string_view name) const {

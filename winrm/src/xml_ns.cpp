@@ -10,40 +10,84 @@ std::pair<std::string_view, std::string_view> split_qname(std::string_view qname
   return {qname.substr(0, colon), qname.substr(colon + 1)};
 }
 
-Scope::Scope(const tinyxml2::XMLElement* element, const Scope* parent)
-    : element_(element), parent_(parent) {
-  for (const auto* attr = element->FirstAttribute(); attr != nullptr; attr = attr->Next()) {
-    std::string_view name = attr->Name();
-    if (name == "xmlns") {
-      bindings_.emplace_back(std::string_view{}, attr->Value());
-    } else if (name.starts_with("xmlns:")) {
-      bindings_.emplace_back(name.substr(6), attr->Value());
+std::uint32_t NamespaceStack::slot_of(std::string_view prefix) const {
+  if (slot_index_.empty()) {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].prefix == prefix) return static_cast<std::uint32_t>(i);
+    }
+    return kNone;
+  }
+  auto it = slot_index_.find(prefix);
+  return it == slot_index_.end() ? kNone : it->second;
+}
+
+std::uint32_t NamespaceStack::add_slot(std::string_view prefix) {
+  constexpr std::size_t kLinearSlots = 16;
+  auto slot = static_cast<std::uint32_t>(slots_.size());
+  slots_.push_back({prefix, kNone});
+  if (slots_.size() > kLinearSlots) {
+    if (slot_index_.empty()) {
+      for (std::size_t i = 0; i < slots_.size(); ++i) {
+        slot_index_.emplace(slots_[i].prefix, static_cast<std::uint32_t>(i));
+      }
+    } else {
+      slot_index_.emplace(prefix, slot);
     }
   }
-  auto [prefix, local] = split_qname(element->Name());
-  element_name_.local = local;
-  if (auto uri = resolve(prefix)) {
-    element_name_.ns = *uri;
-  } else {
-    element_name_.bound = false;
+  return slot;
+}
+
+std::size_t NamespaceStack::push(const tinyxml2::XMLElement* element) {
+  const std::size_t mark = bindings_.size();
+  for (const auto* attr = element->FirstAttribute(); attr != nullptr; attr = attr->Next()) {
+    std::string_view name = attr->Name();
+    if (!name.starts_with("xmlns")) continue;
+    std::string_view prefix;
+    if (name.size() > 5) {
+      if (name[5] != ':') continue;  // e.g. "xmlnsfoo": an ordinary attribute
+      prefix = name.substr(6);
+    }
+    std::uint32_t slot = slot_of(prefix);
+    if (slot == kNone) slot = add_slot(prefix);
+    // A later declaration of the same prefix on one element (illegal) wins, as before.
+    bindings_.push_back({slot, slots_[slot].top, attr->Value()});
+    slots_[slot].top = static_cast<std::uint32_t>(bindings_.size() - 1);
+  }
+  return mark;
+}
+
+void NamespaceStack::pop(std::size_t mark) {
+  while (bindings_.size() > mark) {
+    const Binding& binding = bindings_.back();
+    slots_[binding.prefix_slot].top = binding.shadowed;
+    bindings_.pop_back();
   }
 }
 
-std::optional<std::string_view> Scope::resolve(std::string_view prefix) const {
+std::optional<std::string_view> NamespaceStack::resolve(std::string_view prefix) const {
   if (prefix == "xml") return kNsXml;
-  for (const Scope* scope = this; scope != nullptr; scope = scope->parent_) {
-    // Last declaration on an element wins if a prefix is (illegally) declared twice.
-    for (auto it = scope->bindings_.rbegin(); it != scope->bindings_.rend(); ++it) {
-      if (it->first == prefix) return it->second;
-    }
-  }
+  std::uint32_t slot = slot_of(prefix);
+  if (slot != kNone && slots_[slot].top != kNone) return bindings_[slots_[slot].top].uri;
   // No default namespace declared: unprefixed names are in no namespace.
   if (prefix.empty()) return std::string_view{};
   return std::nullopt;
 }
 
-const char* Scope::attribute(std::string_view ns, std::string_view local) const {
-  for (const auto* attr = element_->FirstAttribute(); attr != nullptr; attr = attr->Next()) {
+QName NamespaceStack::name_of(const tinyxml2::XMLElement* element) const {
+  auto [prefix, local] = split_qname(element->Name());
+  QName name;
+  name.local = local;
+  if (auto uri = resolve(prefix)) {
+    name.ns = *uri;
+  } else {
+    name.bound = false;
+  }
+  return name;
+}
+
+const char* NamespaceStack::attribute(const tinyxml2::XMLElement* element, std::string_view ns,
+                                      std::string_view local) const {
+  for (const auto* attr = element->FirstAttribute(); attr != nullptr; attr = attr->Next()) {
     auto [prefix, name] = split_qname(attr->Name());
     if (name != local || prefix == "xmlns") continue;
     if (prefix.empty()) {
@@ -57,8 +101,14 @@ const char* Scope::attribute(std::string_view ns, std::string_view local) const 
 }
 
 std::string direct_text(const tinyxml2::XMLElement* element) {
+  const tinyxml2::XMLNode* node = element->FirstChild();
+  // The common case, one text child, is copied once without appends.
+  if (node != nullptr && node->NextSibling() == nullptr) {
+    const auto* text = node->ToText();
+    return text != nullptr ? std::string(text->Value()) : std::string();
+  }
   std::string out;
-  for (const auto* node = element->FirstChild(); node != nullptr; node = node->NextSibling()) {
+  for (; node != nullptr; node = node->NextSibling()) {
     if (const auto* text = node->ToText()) out += text->Value();
   }
   return out;

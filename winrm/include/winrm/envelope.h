@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -49,11 +50,32 @@ struct EnumerationPage {
   bool done() const { return end_of_sequence || context.empty(); }
 };
 
+// Bounds on what one response may make the parser build, so a hostile or broken host
+// costs bounded memory and time per poll. Exceeding one is a kParse error naming it, e.g.
+// "instance has more than 10000 properties (max_properties_per_instance)". Independently,
+// elements nested deeper than 100 levels (tinyxml2's TINYXML2_MAX_ELEMENT_DEPTH) are a
+// kParse error, and the body size is the caller's cap (Transport).
+struct ParseLimits {
+  std::size_t max_rows = 100000;  // instances in one page (Session sums its pages against it)
+  std::size_t max_properties_per_instance = 10000;  // distinct properties of one instance
+  std::size_t max_values_per_property = 100000;     // elements of one array property
+  // Attributes on one element. WMI sends at most a handful; the bound exists because
+  // tinyxml2 checks each new attribute against all earlier ones of its element (quadratic),
+  // so it also caps the parse cost per byte.
+  std::size_t max_attributes_per_element = 64;
+};
+
 // Parses an EnumerateResponse/PullResponse. A body that is a SOAP fault yields a
 // kWsmanFault error carrying the parsed Fault; malformed XML yields kParse.
-Result<EnumerationPage> parse_enumeration_response(std::string_view body);
+// `content_type` is the response's Content-Type header: its charset (UTF-8, UTF-16LE/BE,
+// see charset.h) decides the decoding; empty means UTF-8 unless a byte order mark says
+// otherwise. Values are valid UTF-8 (invalid sequences become U+FFFD). Time and memory are
+// linear in the body size.
+Result<EnumerationPage> parse_enumeration_response(std::string_view body,
+                                                   std::string_view content_type = {},
+                                                   const ParseLimits& limits = {});
 
 // Parses a SOAP fault envelope (nullopt-equivalent: kParse error when body is not a fault).
-Result<Fault> parse_fault(std::string_view body);
+Result<Fault> parse_fault(std::string_view body, std::string_view content_type = {});
 
 }  // namespace winrm

@@ -2,6 +2,7 @@
 // chose (SELECT * -> p:<Class> elements; projections -> w:XmlFragment).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,11 +34,15 @@ class Row {
   const std::string& class_name() const { return class_name_; }
   const std::vector<Property>& properties() const { return properties_; }
 
-  // Appends a value; a property seen twice becomes an array.
-  void add(std::string_view name, std::string value, Property::Type type = Property::Type::kPlain);
+  // Appends a value; a property seen twice becomes an array. Returns the property the value
+  // went to. Amortised O(1): repeats (arrays) are adjacent, and rows with many properties
+  // keep a case-insensitive hash index.
+  const Property& add(std::string_view name, std::string value,
+                      Property::Type type = Property::Type::kPlain);
   void add_null(std::string_view name);
+  void reserve(std::size_t properties) { properties_.reserve(properties); }
 
-  // WMI property names are case-insensitive.
+  // WMI property names are case-insensitive. O(1) on average.
   const Property* find(std::string_view name) const;
 
   // Typed accessors: nullopt when the property is missing, nil, or not convertible.
@@ -52,8 +57,16 @@ class Row {
   std::optional<double> seconds(std::string_view name) const;
 
  private:
+  static constexpr std::size_t kNotFound = static_cast<std::size_t>(-1);
+  std::size_t position_of(std::string_view name) const;
+  // Position of `name`, appending an empty property (and indexing it) when absent.
+  std::size_t find_or_append(std::string_view name, bool& appended);
+
   std::string class_name_;
   std::vector<Property> properties_;
+  // Open-addressing table of property positions + 1 (0 = empty slot), keyed by the lower-case
+  // name; empty while the row is small enough for a linear scan.
+  std::vector<std::uint32_t> index_;
 };
 
 // Helpers exposed for reuse and tests.

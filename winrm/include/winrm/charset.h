@@ -1,0 +1,40 @@
+// Response charsets. WinRM answers in UTF-8, or in UTF-16 when the client asks for it or on
+// some locales; the Content-Type charset (or a byte order mark) says which. Everything past
+// this point is UTF-8, and values reaching metrics are valid UTF-8.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "winrm/error.h"
+
+namespace winrm {
+
+// Decodes an HTTP body to UTF-8 by the charset parameter of `content_type`
+// ("application/soap+xml;charset=UTF-16"; case-insensitive, value may be quoted) and by a byte
+// order mark, which wins over the parameter. Accepted: utf-8 (also "utf8", "us-ascii"),
+// utf-16 (BOM, else the "<" of the document decides, else little-endian as Windows sends),
+// utf-16le, utf-16be. No charset and no BOM means UTF-8 (the XML default). A UTF-8/16 BOM is
+// removed. Invalid UTF-8, lone or reversed surrogates and an odd trailing byte become U+FFFD.
+// An unknown charset is a kParse error naming it.
+Result<std::string> decode_to_utf8(std::string_view body, std::string_view content_type);
+
+// Same, without a copy when the body is already valid UTF-8: the result views either `body`
+// or `storage` (which it overwrites), so both must outlive it.
+Result<std::string_view> decode_to_utf8(std::string_view body, std::string_view content_type,
+                                        std::string& storage);
+
+// The charset parameter of a Content-Type, lower-cased and unquoted; empty when absent.
+std::string charset_of(std::string_view content_type);
+
+// True when `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+
+// Replaces each maximal invalid subsequence with U+FFFD (the WHATWG / Unicode "best
+// practice" substitution), so the result is always valid UTF-8.
+std::string sanitize_utf8(std::string_view text);
+
+// In place: leaves valid text untouched (no allocation), otherwise replaces it sanitized.
+void sanitize_utf8_in_place(std::string& text);
+
+}  // namespace winrm

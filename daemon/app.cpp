@@ -29,7 +29,8 @@ void SessionPool::release(std::unique_ptr<winrm::Session> session) {
   idle_.push_back(std::move(session));
 }
 
-winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target) {
+winrm::EndpointOptions endpoint_for(const config::Config& /*config*/,
+                                    const config::Target& target) {
   winrm::EndpointOptions endpoint;
   endpoint.host = target.host.empty() ? target.name : target.host;
   endpoint.connect_address = target.connect_address;
@@ -38,8 +39,26 @@ winrm::EndpointOptions endpoint_for(const config::Config& config, const config::
       target.scheme == config::Scheme::kHttp ? winrm::Scheme::kHttp : winrm::Scheme::kHttps;
   endpoint.ca_file = target.tls_ca_file;
   endpoint.insecure_skip_verify = target.tls_insecure_skip_verify;
-  endpoint.max_response_bytes = config.defaults.max_response_bytes;
+  // The session lowers this ceiling to target.limits (auto: from MaxEnvelopeSize); it only
+  // has to make room for an explicit setting above the transport's default.
+  endpoint.max_response_bytes =
+      std::max(endpoint.max_response_bytes, target.limits.max_response_bytes);
   return endpoint;
+}
+
+winrm::SessionOptions session_options_for(const config::Config& config,
+                                          const config::Target& target) {
+  winrm::SessionOptions options;
+  options.endpoint = endpoint_for(config, target);
+  options.max_envelope_size = target.winrm.max_envelope_size;
+  options.max_elements = target.winrm.max_elements;
+  options.operation_timeout = target.winrm.operation_timeout;
+  options.locale = target.winrm.locale;
+  options.limits.max_response_bytes = target.limits.max_response_bytes;  // 0 = auto in both
+  options.limits.max_poll_bytes = target.limits.max_poll_bytes;
+  options.limits.max_rows_per_poll = target.limits.max_rows_per_poll;
+  options.limits.max_properties_per_instance = target.limits.max_properties_per_instance;
+  return options;
 }
 
 int worker_count(int flag_value, const config::Defaults& defaults) {
@@ -52,12 +71,20 @@ int worker_count(int flag_value, const config::Defaults& defaults) {
 namespace {
 
 std::string fingerprint_of(const config::Config& config, const config::Target& target) {
-  const auto& endpoint = endpoint_for(config, target);
+  const auto options = session_options_for(config, target);
+  const auto& endpoint = options.endpoint;
   std::string out = endpoint.host + '\n' + endpoint.connect_address + '\n' +
                     std::to_string(endpoint.port) + '\n' +
                     (endpoint.scheme == winrm::Scheme::kHttps ? "https" : "http") + '\n' +
                     endpoint.ca_file + '\n' + (endpoint.insecure_skip_verify ? "1" : "0") + '\n' +
                     std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n';
+  // WinRM options and limits live in the pooled sessions: a change rebuilds them.
+  out += std::to_string(options.max_envelope_size) + '\n' + std::to_string(options.max_elements) +
+         '\n' + std::to_string(options.operation_timeout.count()) + '\n' + options.locale + '\n' +
+         std::to_string(options.limits.max_response_bytes) + '\n' +
+         std::to_string(options.limits.max_poll_bytes) + '\n' +
+         std::to_string(options.limits.max_rows_per_poll) + '\n' +
+         std::to_string(options.limits.max_properties_per_instance) + '\n';
   if (auto it = config.credentials.find(target.credential); it != config.credentials.end()) {
     // In memory only, compared for equality and never printed.
     const auto& profile = it->second;
@@ -141,8 +168,7 @@ void App::apply(std::shared_ptr<const config::Config> config) {
         } else {
           runtime->auth_error = maker.error().message;
         }
-        winrm::SessionOptions options;
-        options.endpoint = endpoint_for(*config, target);
+        winrm::SessionOptions options = session_options_for(*config, target);
         runtime->pool =
             std::make_shared<SessionPool>(options, runtime->make_auth, telemetry_.transport());
         if (options.endpoint.insecure_skip_verify) {

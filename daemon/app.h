@@ -43,6 +43,10 @@ class SessionPool {
 
 // Endpoint of a configured target (shared with the query command).
 winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target);
+// Session options of a configured target: endpoint, its `winrm:` options and `limits:`
+// (all but max_series_per_collector, which App::poll applies). Shared with the query command.
+winrm::SessionOptions session_options_for(const config::Config& config,
+                                          const config::Target& target);
 
 // Scheduler worker count: the flag value when set, else the most polls that can run at
 // once (concurrency x per_target_concurrency) capped at kMaxSchedulerWorkers: a poll

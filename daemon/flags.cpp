@@ -127,6 +127,9 @@ std::expected<Flags, std::string> parse_query(const std::vector<std::string>& ar
     q.timeout_seconds = seconds;
     return {};
   };
+  table.valued["max-envelope-size"] = set_int("max-envelope-size", q.max_envelope_size);
+  table.valued["max-elements"] = set_int("max-elements", q.max_elements);
+  table.valued["locale"] = set_string(q.locale);
   table.booleans["insecure-skip-verify"] = &q.insecure_skip_verify;
   table.booleans["verify-relates-to"] = &q.verify_relates_to;
   table.booleans["help"] = &flags.query_help;
@@ -149,6 +152,10 @@ std::expected<Flags, std::string> parse_query(const std::vector<std::string>& ar
     return std::unexpected("query: --host needs --user and --password-file");
   }
   if (q.port == 0 && by_host) q.port = q.scheme == "https" ? 5986 : 5985;
+  if (q.max_envelope_size != 0 && q.max_envelope_size < 8192) {
+    return std::unexpected("--max-envelope-size: at least 8192 bytes");
+  }
+  if (q.max_elements < 0) return std::unexpected("--max-elements: must be positive");
   return flags;
 }
 
@@ -268,6 +275,11 @@ Flags:
   --no-verify-relates-to     Accept responses whose RelatesTo does not match the request
                              (servers replaying captured responses).
   --timeout=DURATION         Overall deadline, e.g. 30s (default: 30s).
+  --max-envelope-size=BYTES  w:MaxEnvelopeSize (default: the target's winrm.max_envelope_size,
+                             else 512000; Windows Server 2008 R2 hosts accept 153600).
+  --max-elements=N           Items per page (default: the target's, else 32000).
+  --locale=LANG              w:Locale of fault texts, e.g. de-DE (default: the target's, else
+                             en-US).
   --log.level=LEVEL          debug, info, warn or error (default: warn).
   --help                     Print this help and exit.
 )";

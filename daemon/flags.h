@@ -40,6 +40,10 @@ struct QueryFlags {
   bool verify_relates_to = true;  // off only for replayed captures
   double timeout_seconds = 30;
   std::string log_level = "warn";
+  // WS-Man request options; 0 / empty: the target's `winrm:` settings, else the defaults.
+  int max_envelope_size = 0;
+  int max_elements = 0;
+  std::string locale;
   std::string wql;
 };
 

@@ -61,7 +61,7 @@ int run_query(const QueryFlags& flags, std::ostream& out, std::ostream& err) {
       return 1;
     }
     auth = *made;
-    options.endpoint = endpoint_for(config, *target);
+    options = session_options_for(config, *target);
   } else {
     std::ifstream file(flags.password_file);
     std::string password;
@@ -82,6 +82,11 @@ int run_query(const QueryFlags& flags, std::ostream& out, std::ostream& err) {
     options.endpoint.ca_file = flags.ca_file;
     options.endpoint.insecure_skip_verify = flags.insecure_skip_verify;
   }
+  if (flags.max_envelope_size > 0) {
+    options.max_envelope_size = static_cast<std::uint32_t>(flags.max_envelope_size);
+  }
+  if (flags.max_elements > 0) options.max_elements = static_cast<std::uint32_t>(flags.max_elements);
+  if (!flags.locale.empty()) options.locale = flags.locale;
   options.verify_relates_to = flags.verify_relates_to;
   if (options.endpoint.insecure_skip_verify) {
     err << "warning: TLS certificate verification is disabled\n";

@@ -23,4 +23,13 @@ TEST_CASE("config/examples/exporter.yml loads") {
   }
   CHECK(from_inventory);
   CHECK_FALSE(config::describe(c).empty());
+  // The example spells out the defaults, and a 2008 R2 target overrides one field.
+  CHECK(c.defaults.winrm == config::WinrmOptions{});
+  CHECK(c.defaults.limits == config::PollLimits{});
+  for (const auto& target : c.targets) {
+    if (target.name != "legacy-2008r2") continue;
+    CHECK(target.winrm.max_envelope_size == 153600);
+    CHECK(target.winrm.max_elements == 32000);
+    CHECK(target.limits.max_rows_per_poll == 20000);
+  }
 }

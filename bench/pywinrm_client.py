@@ -86,6 +86,9 @@ class Host:
         self.protocol.transport.build_session()
         # The sim picks the virtual host from the Host header; the socket goes to loopback.
         self.protocol.transport.session.headers["Host"] = name
+        # requests asks for gzip; Windows' WinRM listener never compresses, but winrm-sim (httplib
+        # built with zlib) would, so ask for what Windows sends, as the exporter and floor do.
+        self.protocol.transport.session.headers["Accept-Encoding"] = "identity"
 
     def poll(self, wql):
         rows = []

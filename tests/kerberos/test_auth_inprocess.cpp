@@ -207,3 +207,90 @@ TEST_CASE("wrap/unwrap round trip through the framing on an established context 
   CHECK(parts->message.data.size() == 4);
   CHECK(body.find("<x/>") == std::string::npos);
 }
+
+namespace {
+
+// The loopback server with a tampering hop in front: after authentication it can swap the
+// encrypted answer for a plaintext one (what an attacker on an HTTP path could inject), or
+// rewrite the OriginalContent type in the multipart header (not covered by the GSS wrap).
+class TamperingConnection : public winrm::Connection {
+ public:
+  explicit TamperingConnection(krbtest::LoopbackConnection& inner) : inner_(inner) {}
+  winrm::Result<winrm::HttpResponse> round_trip(const winrm::HttpRequest& request,
+                                                winrm::Deadline deadline) override {
+    auto response = inner_.round_trip(request, deadline);
+    if (!response || request.body.empty()) return response;  // the handshake legs
+    if (!plaintext_body.empty()) {
+      response->status = plaintext_status;
+      response->body = plaintext_body;
+      response->headers = {{"Content-Type", "application/soap+xml;charset=UTF-8"}};
+    }
+    if (!original_type.empty()) {
+      const std::string from = "type=application/soap+xml;charset=UTF-8;";
+      auto at = response->body.find(from);
+      REQUIRE(at != std::string::npos);
+      response->body.replace(at, from.size(), "type=" + original_type + ";");
+    }
+    return response;
+  }
+  std::uint64_t connection_id() const override { return inner_.connection_id(); }
+  std::optional<std::string> tls_server_end_point() const override {
+    return inner_.tls_server_end_point();
+  }
+  const winrm::EndpointOptions& endpoint() const override { return inner_.endpoint(); }
+  void close() override { inner_.close(); }
+  bool is_connected() const override { return inner_.is_connected(); }
+
+  int plaintext_status = 200;
+  std::string plaintext_body;
+  std::string original_type;
+
+ private:
+  krbtest::LoopbackConnection& inner_;
+};
+
+const std::string kPlainFault =
+    R"(<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault>)"
+    R"(<s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text xml:lang="en-US">)"
+    R"(injected</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>)";
+
+}  // namespace
+
+TEST_CASE("HTTP encrypted session: a plaintext answer is rejected, never acted on") {
+  auto server = acceptor(sim::CbtMode::kNone, std::nullopt);
+  krbtest::LoopbackConnection loopback(server, krbtest::endpoint("win01.sim.test", Scheme::kHttp));
+  TamperingConnection conn(loopback);
+  auto auth = negotiate(nullptr);
+  REQUIRE_OK(auth->send(conn, kSoap, krbtest::soon()));
+  const auto connection_before = loopback.connection_id();
+  for (int status : {500, 200}) {
+    CAPTURE(status);
+    conn.plaintext_status = status;
+    conn.plaintext_body = status == 500 ? kPlainFault : "<reply>" + kSoap + "</reply>";
+    auto response = auth->send(conn, kSoap, krbtest::soon());
+    REQUIRE_FALSE(response.has_value());
+    CHECK(response.error().kind == winrm::ErrorKind::kAuth);
+    CHECK(response.error().message.find("plaintext response on an encrypted session") !=
+          std::string::npos);
+    CHECK(response.error().http_status == status);
+    CHECK_FALSE(loopback.is_connected());  // the connection is not trusted further
+  }
+  // Untampered again: a fresh connection and handshake, encrypted both ways.
+  conn.plaintext_body.clear();
+  auto response = auth->send(conn, kSoap, krbtest::soon());
+  REQUIRE_OK(response);
+  CHECK(response->body == "<reply>" + kSoap + "</reply>");
+  CHECK(loopback.connection_id() != connection_before);
+  CHECK(loopback.plaintext_bodies == 0);
+}
+
+TEST_CASE("HTTP encrypted session: the inner OriginalContent type becomes the Content-Type") {
+  auto server = acceptor(sim::CbtMode::kNone, std::nullopt);
+  krbtest::LoopbackConnection loopback(server, krbtest::endpoint("win01.sim.test", Scheme::kHttp));
+  TamperingConnection conn(loopback);
+  conn.original_type = "application/soap+xml;charset=UTF-16";
+  auto response = negotiate(nullptr)->send(conn, kSoap, krbtest::soon());
+  REQUIRE_OK(response);
+  CHECK(response->header("Content-Type") == "application/soap+xml;charset=UTF-16");
+  CHECK(response->body == "<reply>" + kSoap + "</reply>");
+}

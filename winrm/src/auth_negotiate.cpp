@@ -103,7 +103,7 @@ class NegotiateAuth final : public Auth {
         stats_->reauth_on_401++;
         continue;
       }
-      return decode(std::move(*response));
+      return decode(conn, std::move(*response), encrypt);
     }
     return make_auth_error(AuthErrorClass::kServerRejected, "401 after re-authentication", 401);
   }
@@ -115,9 +115,25 @@ class NegotiateAuth final : public Auth {
     last_response_.reset();
   }
 
-  Result<HttpResponse> decode(HttpResponse response) {
+  // Unwraps an encrypted answer; its inner type (OriginalContent: type=...;charset=...)
+  // becomes the Content-Type, so the parser decodes UTF-16 bodies.
+  Result<HttpResponse> decode(Connection& conn, HttpResponse response, bool encrypted_session) {
     const auto content_type = response.header("Content-Type");
-    if (!content_type || !gss::is_encrypted_content_type(*content_type)) return response;
+    if (!content_type || !gss::is_encrypted_content_type(*content_type)) {
+      // Only the wrapped body is authenticated: a plain one (a SOAP fault included) may
+      // come from anyone on the path, so it is never acted on. A bodiless status (an
+      // empty 500 with Connection: close) carries nothing to act on.
+      if (encrypted_session && !response.body.empty()) {
+        reset();
+        conn.close();
+        return make_auth_error(AuthErrorClass::kOther,
+                               "plaintext response on an encrypted session (HTTP " +
+                                   std::to_string(response.status) + ", " +
+                                   content_type.value_or("no Content-Type") + ")",
+                               response.status);
+      }
+      return response;
+    }
     auto parts = gss::parse_encrypted(response.body);
     if (!parts) return std::unexpected(parts.error());
     auto plain = gss::decrypt_body(ctx_.get(), ntlm_, response.body);

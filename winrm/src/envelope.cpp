@@ -3,6 +3,10 @@
 #include <openssl/rand.h>
 #include <tinyxml2.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -229,6 +233,30 @@ constexpr auto kTagStops = [] {
   return stops;
 }();
 
+// First byte in [p, end) that is one of kTagStops, or end. Names in tags are short, so the
+// SSE2 path (16 bytes per step, baseline on x86-64) mostly answers in one step.
+const char* next_tag_stop(const char* p, const char* const end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i apostrophe = _mm_set1_epi8('\'');
+  const __m128i equals = _mm_set1_epi8('=');
+  const __m128i less = _mm_set1_epi8('<');
+  const __m128i greater = _mm_set1_epi8('>');
+  while (end - p >= 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i hits = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(block, quote), _mm_cmpeq_epi8(block, apostrophe)),
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(block, equals), _mm_cmpeq_epi8(block, less)),
+                     _mm_cmpeq_epi8(block, greater)));
+    const int mask = _mm_movemask_epi8(hits);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p < end && !kTagStops[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
+
 // tinyxml2 checks every declaration (<?...?>) against all earlier top-level nodes; WinRM
 // sends at most the one XML declaration.
 constexpr std::size_t kMaxProcessingInstructions = 16;
@@ -274,13 +302,11 @@ std::optional<std::string> check_markup(std::string_view text, std::size_t max_a
       p = skip_past(p, "?>");
       continue;
     }
-    if (*p == '/') {
-      p = skip_past(p, ">");
-      continue;
-    }
+    // An end tag holds no quotes or attributes: the search for the next '<' passes over it.
+    if (*p == '/') continue;
     std::size_t equals = 0;
     while (true) {
-      while (p < end && !kTagStops[static_cast<unsigned char>(*p)]) ++p;
+      p = next_tag_stop(p, end);
       if (p == end) return std::nullopt;
       const char c = *p;
       if (c == '=') {

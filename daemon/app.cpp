@@ -95,6 +95,31 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
   return out;
 }
 
+// Host-level failures back the whole target off; a fault about one query does not.
+PollOutcome outcome_of(const winrm::Error& error) {
+  switch (error.kind) {
+    case winrm::ErrorKind::kTransport:
+    case winrm::ErrorKind::kTls:
+    case winrm::ErrorKind::kAuth:  // also spares the account a lockout
+    case winrm::ErrorKind::kHttp:
+    case winrm::ErrorKind::kTimeout:
+      return PollOutcome::kUnreachable;
+    case winrm::ErrorKind::kWsmanFault:
+      if (!error.fault) return PollOutcome::kFailed;
+      switch (winrm::classify(*error.fault)) {
+        case winrm::FaultClass::kQuotaExceeded:
+          return PollOutcome::kQuota;
+        case winrm::FaultClass::kTimedOut:  // the host is too busy to answer in time
+          return PollOutcome::kUnreachable;
+        default:
+          return PollOutcome::kFailed;
+      }
+    case winrm::ErrorKind::kParse:
+      return PollOutcome::kFailed;
+  }
+  return PollOutcome::kFailed;
+}
+
 std::string error_kind_label(const winrm::Error& error) {
   if (error.kind == winrm::ErrorKind::kWsmanFault && error.fault) {
     return std::string(winrm::to_string(winrm::classify(*error.fault)));
@@ -111,10 +136,11 @@ App::App(std::string config_path, int workers, std::string version, std::string 
       shard_(shard),
       telemetry_(std::move(version), std::move(revision)),
       scheduler_(
-          SchedulerOptions{worker_count(workers, config::Defaults{}), 64},
-          [this](const JobSpec& job, Clock::time_point deadline) { poll(job, deadline); },
+          SchedulerOptions{worker_count(workers, config::Defaults{}), 64, BackoffPolicy{}, nullptr},
+          [this](const JobSpec& job, Clock::time_point deadline) { return poll(job, deadline); },
           [this](double lag) { telemetry_.observe_lag(lag); }) {
-  telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); });
+  telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); },
+                                 [this] { return scheduler_.backoffs(); });
 }
 
 App::~App() { stop(); }
@@ -216,68 +242,80 @@ std::shared_ptr<const config::Config> App::config() const {
 void App::start() { scheduler_.start(); }
 void App::stop() { scheduler_.stop(); }
 
-void App::poll(const JobSpec& job, Clock::time_point deadline) {
+PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   auto runtime = this->runtime(job.target);
-  if (!runtime) return;  // removed by a reload
+  if (!runtime) return PollOutcome::kOk;  // removed by a reload
   auto started = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
-  auto fail = [&](const std::string& kind, const std::string& message) {
+  auto fail = [&](std::string_view kind, const std::string& message, PollOutcome outcome) {
     double duration = elapsed();
-    cache_.record_failure(job.target, job.collector, kind, message, duration);
+    cache_.record_failure(job.target, job.collector, std::string(kind), message, duration);
     bool first_failure;
     {
       std::lock_guard lock(runtime->failing_mutex);
-      first_failure = !runtime->failing[job.collector];
-      runtime->failing[job.collector] = true;
+      bool& failing = runtime->failing[job.collector];
+      first_failure = !failing;
+      failing = true;
     }
     // Log a failure once when it starts, then at debug level until it recovers.
     auto level = first_failure ? spdlog::level::warn : spdlog::level::debug;
     spdlog::log(level, "poll failed target={} collector={} kind={} duration={:.3f}s error={}",
                 job.target, job.collector, kind, duration, message);
+    return outcome;
   };
 
   auto collector_it = runtime->config->collectors.find(job.collector);
   if (collector_it == runtime->config->collectors.end() || !collector_it->second) {
-    fail("config", "unknown collector");
-    return;
+    return fail("config", "unknown collector", PollOutcome::kFailed);
   }
-  if (!runtime->make_auth) {
-    fail("auth", runtime->auth_error);
-    return;
-  }
+  if (!runtime->make_auth) return fail("auth", runtime->auth_error, PollOutcome::kFailed);
   const auto& collector = *collector_it->second;
   auto session = runtime->pool->acquire();
   std::vector<std::vector<winrm::Row>> rows;
+  rows.reserve(collector.queries().size());
   for (const auto& query : collector.queries()) {
     auto result = session->enumerate(query.wmi_namespace, query.wql, deadline);
     if (!result) {
+      const winrm::Error& error = result.error();
       // A session whose connection failed is dropped; the next poll connects afresh.
-      if (result.error().kind == winrm::ErrorKind::kWsmanFault) {
+      if (error.kind == winrm::ErrorKind::kWsmanFault) {
         runtime->pool->release(std::move(session));
       }
-      runtime->auth_stats->count_error(result.error());
-      fail(error_kind_label(result.error()), result.error().describe());
-      return;
+      runtime->auth_stats->count_error(error);
+      return fail(error_kind_label(error), error.describe(), outcome_of(error));
     }
     rows.push_back(std::move(*result));
   }
   runtime->pool->release(std::move(session));
   auto families = collector.transform(rows);
-  if (!families) {
-    fail("collector", families.error());
-    return;
+  if (!families) return fail("collector", families.error(), PollOutcome::kFailed);
+  // Parsing and transforming are part of the poll: a result later than the deadline is
+  // a timeout, as a late response would be.
+  if (Clock::now() > deadline) {
+    return fail("timeout", "collector transform ended after the poll deadline",
+                PollOutcome::kFailed);
+  }
+  std::size_t series = 0;
+  for (const auto& family : *families) series += family.samples.size();
+  if (std::size_t limit = runtime->target.limits.max_series_per_collector; series > limit) {
+    return fail("series_limit",
+                std::to_string(series) + " series exceed limits.max_series_per_collector (" +
+                    std::to_string(limit) + ")",
+                PollOutcome::kFailed);
   }
   double duration = elapsed();
   cache_.record_success(job.target, job.collector, std::move(*families), duration);
   {
     std::lock_guard lock(runtime->failing_mutex);
-    if (runtime->failing[job.collector]) {
+    auto it = runtime->failing.find(job.collector);
+    if (it != runtime->failing.end() && it->second) {
       spdlog::info("poll recovered target={} collector={}", job.target, job.collector);
+      it->second = false;
     }
-    runtime->failing[job.collector] = false;
   }
   spdlog::debug("poll ok target={} collector={} duration={:.3f}s", job.target, job.collector,
                 duration);
+  return PollOutcome::kOk;
 }
 
 std::string App::render_metrics() const {

@@ -91,7 +91,7 @@ class App {
   };
 
   void apply(std::shared_ptr<const config::Config> config);
-  void poll(const JobSpec& job, Clock::time_point deadline);
+  PollOutcome poll(const JobSpec& job, Clock::time_point deadline);
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
   // Kerberos profile metrics and per-target handshake / auth error counters.
   void render_auth_metrics(std::string& out) const;

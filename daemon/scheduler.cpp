@@ -1,6 +1,16 @@
 #include "scheduler.h"
 
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <stdexcept>
 
 namespace exporter {
 
@@ -23,6 +33,10 @@ std::uint64_t fnv1a(std::string_view data, std::uint64_t hash = 1469598103934665
   return hash;
 }
 
+constexpr Clock::time_point kNever = Clock::time_point::max();
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
 }  // namespace
 
 std::chrono::milliseconds splay_offset(std::string_view target, std::string_view collector,
@@ -35,16 +49,36 @@ std::chrono::milliseconds splay_offset(std::string_view target, std::string_view
 }
 
 Scheduler::Scheduler(SchedulerOptions options, PollFunction poll, LagObserver lag)
-    : options_(options), poll_(std::move(poll)), lag_(std::move(lag)) {
+    : options_(std::move(options)), poll_(std::move(poll)), lag_(std::move(lag)) {
   options_.workers = std::max(1, options_.workers);
   options_.concurrency = std::max(1, options_.concurrency);
+  random_ = options_.random;
+  if (!random_) {
+    random_ = [engine = std::mt19937_64(std::random_device{}())]() mutable {
+      return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+    };
+  }
+  // steady_clock is CLOCK_MONOTONIC on Linux, so its time points arm the timer as they are.
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) throw std::runtime_error(std::string("timerfd_create: ") + strerror(errno));
 }
 
-Scheduler::~Scheduler() { stop(); }
+Scheduler::~Scheduler() {
+  stop();
+  close(timer_fd_);
+}
 
 Scheduler::TargetState& Scheduler::target_state(const std::string& name) { return targets_[name]; }
 
 void Scheduler::push_heap(const JobPtr& job) { heap_.push(HeapEntry{job->due, seq_++, job}); }
+
+void Scheduler::clean_heap_top_locked() {
+  while (!heap_.empty()) {
+    const HeapEntry& top = heap_.top();
+    if (!top.job->removed && top.due == top.job->due && !top.job->busy) return;
+    heap_.pop();  // superseded entry
+  }
+}
 
 void Scheduler::set_jobs(std::vector<JobSpec> jobs,
                          const std::unordered_map<std::string, int>& per_target_concurrency) {
@@ -56,45 +90,57 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
     std::string key = job_key(spec.target, spec.collector);
     if (next.contains(key)) continue;
     if (auto it = jobs_.find(key); it != jobs_.end()) {
-      it->second->spec = std::move(spec);  // keeps its due time and any running poll
+      // Keeps its due time; a running poll finishes with the spec it started with.
+      it->second->spec = std::make_shared<const JobSpec>(std::move(spec));
       next.emplace(std::move(key), it->second);
       jobs_.erase(it);
       continue;
     }
     auto job = std::make_shared<Job>();
     job->due = now + splay_offset(spec.target, spec.collector, spec.interval);
-    job->spec = std::move(spec);
+    job->spec = std::make_shared<const JobSpec>(std::move(spec));
     push_heap(job);
     next.emplace(std::move(key), std::move(job));
   }
   for (auto& [key, job] : jobs_) job->removed = true;  // heap/queue entries skip it
   jobs_ = std::move(next);
 
-  for (auto& [name, cap] : per_target_concurrency) target_state(name).cap = std::max(1, cap);
+  for (auto& [name, cap] : per_target_concurrency) {
+    TargetState& state = target_state(name);
+    state.configured_cap = std::max(1, cap);
+    state.cap = state.quota ? 1 : state.configured_cap;
+  }
   for (auto it = targets_.begin(); it != targets_.end();) {
     bool unused = !per_target_concurrency.contains(it->first) && it->second.running == 0;
     it = unused ? targets_.erase(it) : std::next(it);
   }
-  wake_.notify_all();
+  attend_locked(now);
 }
 
 void Scheduler::set_concurrency(int concurrency) {
   std::lock_guard lock(mutex_);
   options_.concurrency = std::max(1, concurrency);
-  wake_.notify_all();
 }
 
 void Scheduler::set_workers(int workers) {
   std::lock_guard lock(mutex_);
   options_.workers = std::max(1, workers);
-  if (started_) spawn_workers_locked();
-  wake_.notify_all();  // surplus workers notice and exit
+  if (!started_) return;
+  spawn_workers_locked();
+  // Not a hot path: idle workers re-check, and the surplus exit.
+  if (live_workers_ > options_.workers) {
+    for (Worker* worker : idle_) wake_locked(*worker);
+    idle_.clear();
+    if (leader_) wake_locked(*leader_);
+  }
 }
 
 void Scheduler::spawn_workers_locked() {
   while (live_workers_ < options_.workers) {
     ++live_workers_;
-    workers_.emplace_back([this] { worker_loop(); });
+    worker_states_.push_back(std::make_unique<Worker>());
+    Worker* worker = worker_states_.back().get();
+    threads_.emplace_back([this, worker] { worker_loop(*worker); });
   }
 }
 
@@ -103,22 +149,40 @@ void Scheduler::start() {
   if (started_) return;
   started_ = true;
   stopping_ = false;
+  stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (stop_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
+  backstop_ = std::thread([this] { backstop_loop(); });
   spawn_workers_locked();
 }
 
 void Scheduler::stop() {
-  std::vector<std::thread> workers;
+  std::vector<std::thread> threads;
+  std::thread backstop;
   {
     std::lock_guard lock(mutex_);
+    if (!started_) return;
     stopping_ = true;
     started_ = false;
-    workers = std::move(workers_);
-    workers_.clear();
+    threads = std::move(threads_);
+    threads_.clear();
+    backstop = std::move(backstop_);
+    for (auto& worker : worker_states_) wake_locked(*worker);
+    std::uint64_t one = 1;
+    if (write(stop_fd_, &one, sizeof one) != sizeof one) {
+      spdlog::error("scheduler: cannot signal the backstop timer thread: {}", strerror(errno));
+    }
   }
-  wake_.notify_all();
-  for (auto& worker : workers) worker.join();
+  // Polls still running end by their deadlines; no new poll starts.
+  for (auto& thread : threads) thread.join();
+  backstop.join();
   std::lock_guard lock(mutex_);
+  close(stop_fd_);
+  stop_fd_ = -1;
   live_workers_ = 0;
+  leader_ = nullptr;
+  idle_.clear();
+  worker_states_.clear();
+  arm_backstop_locked(kNever);
 }
 
 Scheduler::Stats Scheduler::stats() const {
@@ -130,12 +194,95 @@ Scheduler::Stats Scheduler::stats() const {
   stats.parked = global_waiting_.size() + ready_.size();
   for (auto& [name, state] : targets_) stats.parked += state.waiting.size();
   stats.polls_started = polls_started_;
+  stats.polls_skipped = polls_skipped_;
+  stats.wakeups = wakeups_;
   stats.workers = static_cast<std::size_t>(options_.workers);
   return stats;
 }
 
+std::vector<Scheduler::Backoff> Scheduler::backoffs() const {
+  std::lock_guard lock(mutex_);
+  auto now = Clock::now();
+  std::vector<Backoff> out;
+  for (const auto& [name, state] : targets_) {
+    bool quota_held = state.quota && now < state.quota_until;
+    if (state.backoff == Clock::duration::zero() && !quota_held) continue;
+    out.push_back(Backoff{name, seconds(state.backoff), quota_held});
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.target < b.target; });
+  return out;
+}
+
+void Scheduler::wake_locked(Worker& worker) {
+  worker.signaled = true;
+  worker.cv.notify_one();
+}
+
+void Scheduler::arm_backstop_locked(Clock::time_point when) {
+  if (when == backstop_at_) return;
+  backstop_at_ = when;
+  itimerspec spec{};  // all zero: disarm
+  if (when != kNever) {
+    auto since_epoch =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch());
+    spec.it_value.tv_sec = static_cast<time_t>(since_epoch.count() / 1000000000);
+    spec.it_value.tv_nsec = static_cast<long>(since_epoch.count() % 1000000000);
+    if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+  }
+  timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void Scheduler::backstop_loop() {
+  pollfd fds[2] = {{timer_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("scheduler: backstop timer poll failed: {}", strerror(errno));
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    std::uint64_t expirations = 0;
+    // EAGAIN when re-armed meanwhile: attend_locked below re-checks anyway.
+    (void)!read(timer_fd_, &expirations, sizeof expirations);
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    ++wakeups_;
+    auto now = Clock::now();
+    if (backstop_at_ <= now) backstop_at_ = kNever;  // one-shot timer: it has fired
+    attend_locked(now);
+  }
+}
+
+void Scheduler::attend_locked(Clock::time_point now) {
+  clean_heap_top_locked();
+  bool due_now = !ready_.empty() || (!heap_.empty() && heap_.top().due <= now);
+  if (leader_) {
+    bool earlier = !heap_.empty() && heap_.top().due < leader_until_;
+    if ((due_now || earlier) && !leader_->signaled) wake_locked(*leader_);
+    return;
+  }
+  if (idle_.empty()) {
+    // Everybody polls: the first worker to finish leads; nobody to hand work to.
+    arm_backstop_locked(kNever);
+    return;
+  }
+  if (due_now) {
+    Worker* follower = idle_.back();
+    idle_.pop_back();
+    leader_ = follower;
+    leader_until_ = kNever;
+    arm_backstop_locked(kNever);
+    wake_locked(*follower);
+    return;
+  }
+  // Nothing due yet: the vacant lead is taken by whichever comes first, a worker that
+  // finishes its poll or the timer at the next due time.
+  arm_backstop_locked(heap_.empty() ? kNever : heap_.top().due);
+}
+
 bool Scheduler::admit(const JobPtr& job) {
-  TargetState& state = target_state(job->spec.target);
+  TargetState& state = target_state(job->spec->target);
   if (state.running > 0 && state.running >= state.cap) {
     state.waiting.push_back(job);
     return false;
@@ -159,21 +306,114 @@ bool Scheduler::admit(const JobPtr& job) {
   return false;
 }
 
-void Scheduler::finish(const JobPtr& job, Clock::time_point started) {
+// Moves job's due time to its first phase tick at or after the target's back-off end and
+// requeues it. False (nothing done) when the target is not backing off at that time.
+bool Scheduler::defer_for_backoff_locked(const JobPtr& job, TargetState& state,
+                                         Clock::time_point now) {
+  if (now >= state.backoff_until || job->due >= state.backoff_until) return false;
+  auto interval = std::max<Clock::duration>(job->spec->interval, std::chrono::milliseconds(1));
+  auto ticks = (state.backoff_until - job->due + interval - Clock::duration(1)) / interval;
+  job->due += interval * ticks;
+  polls_skipped_ += static_cast<std::uint64_t>(ticks);
+  job->busy = false;
+  if (!job->removed) push_heap(job);
+  return true;
+}
+
+Scheduler::JobPtr Scheduler::take_runnable_locked(Clock::time_point now) {
+  if (!ready_.empty()) {
+    JobPtr job = std::move(ready_.front());
+    ready_.pop_front();
+    return job;
+  }
+  for (;;) {
+    clean_heap_top_locked();
+    if (heap_.empty() || heap_.top().due > now) return nullptr;
+    JobPtr job = heap_.top().job;
+    heap_.pop();
+    TargetState& state = target_state(job->spec->target);
+    if (defer_for_backoff_locked(job, state, now)) continue;
+    if (state.quota && now >= state.quota_until) {
+      state.quota = false;
+      state.cap = state.configured_cap;
+      spdlog::info("target quota hold ended target={} per_target_concurrency={}", job->spec->target,
+                   state.cap);
+    }
+    job->busy = true;
+    if (admit(job)) return job;  // else parked until a slot frees up
+  }
+}
+
+void Scheduler::record_outcome_locked(TargetState& state, const JobSpec& spec, PollOutcome outcome,
+                                      Clock::time_point now) {
+  if (outcome == PollOutcome::kOk || outcome == PollOutcome::kFailed) {
+    // The host answered: it is reachable.
+    if (state.backoff != Clock::duration::zero()) {
+      spdlog::info("target back-off ended target={} after_failures={}", spec.target,
+                   state.failures);
+    }
+    state.failures = 0;
+    state.backoff = Clock::duration::zero();
+    state.backoff_until = {};
+    return;
+  }
+  bool quota = outcome == PollOutcome::kQuota;
+  state.failures = quota ? std::max(state.failures + 1, 2) : state.failures + 1;
+  if (quota) {
+    if (!state.quota) {
+      spdlog::warn(
+          "target per_target_concurrency lowered to 1 for {:.0f}s after a WinRM quota fault "
+          "target={}",
+          seconds(options_.backoff.quota_hold), spec.target);
+    }
+    state.quota = true;
+    state.quota_until = now + options_.backoff.quota_hold;
+    state.cap = 1;
+  }
+  if (state.failures < 2) return;  // a single failure is retried at the normal interval
+  const BackoffPolicy& policy = options_.backoff;
+  Clock::duration interval = std::max(spec.interval, std::chrono::milliseconds(1));
+  Clock::duration cap = std::max(
+      interval,
+      std::min<Clock::duration>(interval * std::max(1, policy.max_intervals), policy.max_delay));
+  Clock::duration delay = interval;
+  for (int i = 1; i < state.failures && delay < cap; ++i) delay *= 2;
+  delay = std::min(delay, cap);
+  double jitter = std::clamp(policy.jitter, 0.0, 1.0) * random_();
+  delay = std::chrono::duration_cast<Clock::duration>(delay * (1.0 - jitter));
+  if (state.backoff == Clock::duration::zero()) {
+    spdlog::warn("target back-off started target={} reason={} failures={} delay={:.1f}s",
+                 spec.target, quota ? "quota" : "unreachable", state.failures, seconds(delay));
+  }
+  state.backoff = std::max(delay, Clock::duration(1));
+  state.backoff_until = std::max(state.backoff_until, now + delay);
+}
+
+void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome outcome) {
   --running_;
   job->busy = false;
+  auto now = Clock::now();
+  TargetState& state = target_state(job->spec->target);
+  record_outcome_locked(state, *job->spec, outcome, now);
   if (!job->removed) {
-    auto interval = std::max(job->spec.interval, std::chrono::milliseconds(1));
+    auto interval = std::max(job->spec->interval, std::chrono::milliseconds(1));
     auto next = job->due + interval;
     // Keep the phase; skip ticks missed by a slow poll rather than firing a burst.
     if (next <= started) next += interval * ((started - next) / interval + 1);
     job->due = next;
-    push_heap(job);
+    if (!defer_for_backoff_locked(job, state, now)) push_heap(job);
   }
 
-  TargetState& state = target_state(job->spec.target);
   --state.running;
-  if (global_waiting_.empty()) {
+  if (now < state.backoff_until) {
+    // Backing off: this target's parked jobs wait for the end of it, not for a slot.
+    for (auto& waiting : state.waiting) {
+      if (defer_for_backoff_locked(waiting, state, now)) continue;
+      waiting->busy = false;
+      if (!waiting->removed) push_heap(waiting);
+    }
+    state.waiting.clear();
+  } else if (global_waiting_.empty()) {
     // Nobody else waits: hand the freed per-target slot to this target's next job.
     while (!state.waiting.empty() && state.running < state.cap) {
       JobPtr waiting = std::move(state.waiting.front());
@@ -200,7 +440,8 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started) {
       waiting->busy = false;
       continue;
     }
-    TargetState& other = target_state(waiting->spec.target);
+    TargetState& other = target_state(waiting->spec->target);
+    if (defer_for_backoff_locked(waiting, other, now)) continue;
     if (other.running == 0) {
       ++targets_in_flight_;
       other.running = 1;
@@ -212,50 +453,65 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started) {
     }
     ready_.push_back(std::move(waiting));
   }
-  if (!ready_.empty()) wake_.notify_all();
 }
 
-void Scheduler::worker_loop() {
+void Scheduler::worker_loop(Worker& self) {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (live_workers_ > options_.workers) {  // the pool was shrunk
       --live_workers_;
+      if (leader_ == &self) {
+        leader_ = nullptr;
+        attend_locked(Clock::now());
+      }
       return;
     }
-    JobPtr job;
-    if (!ready_.empty()) {
-      job = std::move(ready_.front());
-      ready_.pop_front();
-    } else if (!heap_.empty()) {
-      const HeapEntry& top = heap_.top();
-      if (top.job->removed || top.due != top.job->due || top.job->busy) {
-        heap_.pop();  // superseded entry
+    auto now = Clock::now();
+    JobPtr job = take_runnable_locked(now);
+    if (!job) {
+      if (leader_ == nullptr) {
+        leader_ = &self;
+        arm_backstop_locked(kNever);
+      } else if (leader_ != &self) {
+        attend_locked(now);  // e.g. this worker's finish queued a job before the leader's wait
+        self.signaled = false;
+        idle_.push_back(&self);
+        self.cv.wait(lock, [&] { return self.signaled || stopping_; });
+        ++wakeups_;
+        if (!self.signaled) std::erase(idle_, &self);  // stop: nobody took us off the list
         continue;
       }
-      if (top.due > Clock::now()) {
-        wake_.wait_until(lock, top.due);
-        continue;
+      // The leader sleeps until the heap top is due, or until told of earlier work.
+      clean_heap_top_locked();
+      leader_until_ = heap_.empty() ? kNever : heap_.top().due;
+      self.signaled = false;
+      auto woken = [&] { return self.signaled || stopping_; };
+      if (leader_until_ == kNever) {
+        self.cv.wait(lock, woken);
+      } else {
+        self.cv.wait_until(lock, leader_until_, woken);
       }
-      job = top.job;
-      heap_.pop();
-      job->busy = true;
-      if (!admit(job)) continue;  // parked; this worker moves on
-    } else {
-      wake_.wait(lock);
+      ++wakeups_;
       continue;
     }
+    if (leader_ == &self) {
+      leader_ = nullptr;
+      leader_until_ = kNever;
+    }
+    attend_locked(now);  // more work due, or the next due time: at most one wake-up
 
     ++running_;
     ++polls_started_;
     auto started = Clock::now();
-    JobSpec spec = job->spec;
     double lag = std::chrono::duration<double>(started - job->due).count();
+    std::shared_ptr<const JobSpec> spec = job->spec;  // set_jobs may replace it meanwhile
     lock.unlock();
     if (lag_) lag_(std::max(0.0, lag));
-    poll_(spec, started + spec.timeout);
+    PollOutcome outcome = poll_(*spec, started + spec->timeout);
     lock.lock();
-    finish(job, started);
+    finish(job, started, outcome);
   }
+  if (leader_ == &self) leader_ = nullptr;
 }
 
 }  // namespace exporter

@@ -2,6 +2,18 @@
 // fixed worker pool. No thread per target. Admission enforces a global cap on targets
 // in flight and a per-target cap on parallel polls; a job that cannot start is parked
 // (never blocks a worker) and released when a slot frees up.
+//
+// Wake-ups (leader/followers): one idle worker, the leader, sleeps until the heap top is
+// due and then runs that poll itself; the other idle workers sleep on their own condition
+// variable and are woken one at a time (notify_one), only when work is runnable now.
+// While the leader runs its poll, leadership stays vacant: the first worker to come back
+// leads again, and a kernel timer (timerfd, re-armed without waking anyone) hands the lead
+// to an idle follower if the next poll comes due before that. In steady state (polls
+// shorter than the gap between due times) each poll costs one wake-up: the leader's timer.
+//
+// Back-off: a target whose polls fail as unreachable, or hit a WinRM quota fault, has its
+// polls skipped for a capped, jittered, exponentially growing time (see BackoffPolicy), so
+// an outage of many hosts cannot hold the global slots that healthy hosts need.
 #pragma once
 
 #include <chrono>
@@ -29,17 +41,37 @@ struct JobSpec {
   std::chrono::milliseconds timeout{20000};
 };
 
-struct TargetLimits {
-  int per_target_concurrency = 2;
+// What a poll tells the scheduler about its target.
+enum class PollOutcome {
+  kOk,           // success: ends any back-off of the target
+  kFailed,       // failed for a reason of this collector (bad WQL, parse, series limit)
+  kUnreachable,  // the host failed (transport, TLS, timeout, auth, HTTP): back off
+  kQuota,        // WinRM quota fault: back off and poll the target one query at a time
+};
+
+// Back-off of a target after n consecutive kUnreachable/kQuota polls (n >= 2; a single
+// failure is retried at the normal interval, a quota fault counts as at least 2):
+//   delay = min(interval x 2^(n-1), cap) x (1 - jitter x u),  u uniform in [0, 1)
+//   cap   = max(interval, min(max_intervals x interval, max_delay))
+// The target's polls that come due within the delay are skipped (counted); each job keeps
+// its phase (its next tick at or after the end). A kOk poll ends the back-off.
+// After a quota fault the per-target cap is 1 for quota_hold, then the configured cap.
+struct BackoffPolicy {
+  std::chrono::milliseconds max_delay{10 * 60 * 1000};
+  int max_intervals = 16;
+  double jitter = 0.25;
+  std::chrono::milliseconds quota_hold{10 * 60 * 1000};
 };
 
 struct SchedulerOptions {
   int workers = 4;       // poll threads; set_workers() resizes a running pool
   int concurrency = 64;  // targets with at least one poll running
+  BackoffPolicy backoff;
+  std::function<double()> random;  // uniform in [0, 1) for jitter; null: a seeded PRNG
 };
 
 // Runs one poll; must return by deadline (give or take) and must not throw.
-using PollFunction = std::function<void(const JobSpec& job, Clock::time_point deadline)>;
+using PollFunction = std::function<PollOutcome(const JobSpec& job, Clock::time_point deadline)>;
 // Called with the lag (start - due) of every started poll.
 using LagObserver = std::function<void(double lag_seconds)>;
 
@@ -64,7 +96,8 @@ class Scheduler {
   void set_workers(int workers);
 
   void start();
-  void stop();  // waits for running polls to finish
+  // Waits for running polls, which end by their deadlines; starts no new ones.
+  void stop();
 
   struct Stats {
     std::size_t jobs = 0;
@@ -72,13 +105,23 @@ class Scheduler {
     std::size_t targets_in_flight = 0;
     std::size_t parked = 0;
     std::uint64_t polls_started = 0;
-    std::size_t workers = 0;  // configured pool size
+    std::uint64_t polls_skipped = 0;  // due ticks skipped by back-off
+    std::uint64_t wakeups = 0;        // worker returns from a wait (timer or notify)
+    std::size_t workers = 0;          // configured pool size
   };
   Stats stats() const;
 
+  struct Backoff {
+    std::string target;
+    double seconds = 0;  // current back-off delay
+    bool quota = false;  // started by a quota fault (per-target cap lowered to 1)
+  };
+  // Targets in back-off now, and targets whose cap is lowered after a quota fault.
+  std::vector<Backoff> backoffs() const;
+
  private:
   struct Job {
-    JobSpec spec;
+    std::shared_ptr<const JobSpec> spec;  // replaced, not changed, by set_jobs (polls hold it)
     Clock::time_point due;
     bool removed = false;
     bool busy = false;  // queued as parked/ready or running: never run twice at once
@@ -94,24 +137,47 @@ class Scheduler {
   };
   struct TargetState {
     int running = 0;
-    int cap = 1;
+    int cap = 1;                 // in effect now
+    int configured_cap = 1;      // from set_jobs; cap returns to it after a quota hold
     std::deque<JobPtr> waiting;  // due, blocked on this target's cap
+    int failures = 0;            // consecutive kUnreachable/kQuota polls
+    Clock::duration backoff{};   // current delay; zero: not in back-off
+    Clock::time_point backoff_until{};
+    bool quota = false;
+    Clock::time_point quota_until{};  // cap is 1 until then
+  };
+  struct Worker {
+    std::condition_variable cv;
+    bool signaled = false;  // set by the waker (under mutex_) before notify_one
   };
 
-  void worker_loop();
+  void worker_loop(Worker& self);
   void spawn_workers_locked();
+  // Under lock: a job that may start now (from ready_ or the due heap top), else null.
+  // Parks due jobs that cannot start and skips the ticks of targets in back-off.
+  JobPtr take_runnable_locked(Clock::time_point now);
+  // Under lock: after the work queues changed, makes sure someone attends to them with at
+  // most one wake-up: the leader, else an idle follower, else the backstop timer.
+  void attend_locked(Clock::time_point now);
+  void wake_locked(Worker& worker);
+  void arm_backstop_locked(Clock::time_point when);
+  void backstop_loop();
   // Under lock: decides whether job may start now; parks it otherwise.
   bool admit(const JobPtr& job);
-  void finish(const JobPtr& job, Clock::time_point started);
+  void finish(const JobPtr& job, Clock::time_point started, PollOutcome outcome);
+  void record_outcome_locked(TargetState& state, const JobSpec& spec, PollOutcome outcome,
+                             Clock::time_point now);
   void push_heap(const JobPtr& job);
+  // Pops superseded entries; the heap top is then live (or the heap is empty).
+  void clean_heap_top_locked();
   TargetState& target_state(const std::string& name);
+  bool defer_for_backoff_locked(const JobPtr& job, TargetState& state, Clock::time_point now);
 
   SchedulerOptions options_;
   PollFunction poll_;
   LagObserver lag_;
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
   std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<>> heap_;
   std::uint64_t seq_ = 0;
   std::unordered_map<std::string, JobPtr> jobs_;  // key: target + '\0' + collector
@@ -121,10 +187,26 @@ class Scheduler {
   std::size_t targets_in_flight_ = 0;
   std::size_t running_ = 0;
   std::uint64_t polls_started_ = 0;
+  std::uint64_t polls_skipped_ = 0;
+  std::uint64_t wakeups_ = 0;
   bool stopping_ = false;
   bool started_ = false;
-  int live_workers_ = 0;  // threads in worker_loop; exited ones stay in workers_ to be joined
-  std::vector<std::thread> workers_;
+
+  // Leader/followers. leader_ sleeps until leader_until_ (max: no timed wait).
+  Worker* leader_ = nullptr;
+  Clock::time_point leader_until_ = Clock::time_point::max();
+  std::vector<Worker*> idle_;  // followers, most recently idle last (woken first)
+  int live_workers_ = 0;       // threads in worker_loop; exited ones stay in threads_
+  std::vector<std::unique_ptr<Worker>> worker_states_;
+  std::vector<std::thread> threads_;
+
+  // Backstop: a timerfd armed while leadership is vacant and followers are idle.
+  int timer_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd that ends backstop_loop
+  Clock::time_point backstop_at_ = Clock::time_point::max();
+  std::thread backstop_;
+
+  std::function<double()> random_;
 };
 
 }  // namespace exporter

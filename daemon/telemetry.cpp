@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 
@@ -105,6 +106,39 @@ void Telemetry::render(std::string& out) const {
           "Due polls waiting for a global or per-target concurrency slot.",
           static_cast<double>(stats.parked));
     counter("winrm_exporter_scheduler_polls_started_total", "Polls started.", stats.polls_started);
+    counter("winrm_exporter_scheduler_polls_skipped_total",
+            "Due polls skipped because their target was backing off after failures.",
+            stats.polls_skipped);
+    counter("winrm_exporter_scheduler_wakeups_total",
+            "Scheduler thread wake-ups (timer or hand-off); about one per poll when idle.",
+            stats.wakeups);
+  }
+  if (scheduler_backoffs_) {
+    // Only targets in back-off or quota hold: zeros for 10,000 healthy targets are noise.
+    auto backoffs = scheduler_backoffs_();
+    bool any_backoff =
+        std::any_of(backoffs.begin(), backoffs.end(), [](const auto& b) { return b.seconds > 0; });
+    if (any_backoff) {
+      FamilyWriter family(out, "winrm_exporter_target_backoff_seconds",
+                          "Current back-off delay of targets whose polls are skipped after "
+                          "consecutive unreachable or quota failures.",
+                          MetricType::kGauge);
+      for (const auto& backoff : backoffs) {
+        if (backoff.seconds > 0) {
+          family.sample(render_label_pairs({{"target", backoff.target}}), backoff.seconds);
+        }
+      }
+    }
+    bool any_quota =
+        std::any_of(backoffs.begin(), backoffs.end(), [](const auto& b) { return b.quota; });
+    if (any_quota) {
+      FamilyWriter family(out, "winrm_exporter_target_quota_limited",
+                          "1 for targets polled one query at a time after a WinRM quota fault.",
+                          MetricType::kGauge);
+      for (const auto& backoff : backoffs) {
+        if (backoff.quota) family.sample(render_label_pairs({{"target", backoff.target}}), 1);
+      }
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "scheduler.h"
 #include "winrm/transport.h"
@@ -22,8 +23,10 @@ class Telemetry {
 
   void observe_lag(double seconds) { lag_->Observe(seconds); }
   void record_reload(bool success);
-  void set_scheduler_stats(std::function<Scheduler::Stats()> stats) {
+  void set_scheduler_stats(std::function<Scheduler::Stats()> stats,
+                           std::function<std::vector<Scheduler::Backoff>()> backoffs = nullptr) {
     scheduler_stats_ = std::move(stats);
+    scheduler_backoffs_ = std::move(backoffs);
   }
   const std::shared_ptr<winrm::TransportCounters>& transport() const { return transport_; }
 
@@ -39,6 +42,7 @@ class Telemetry {
   std::shared_ptr<winrm::TransportCounters> transport_ =
       std::make_shared<winrm::TransportCounters>();
   std::function<Scheduler::Stats()> scheduler_stats_;
+  std::function<std::vector<Scheduler::Backoff>()> scheduler_backoffs_;
 };
 
 }  // namespace exporter

@@ -441,8 +441,8 @@ class HttpConnection final : public Connection {
     }
     if (x.body_overflow || code == CURLE_FILESIZE_EXCEEDED) {
       return Error{ErrorKind::kTransport,
-                   "response exceeds " + std::to_string(options_.max_response_bytes) +
-                       " bytes (max_response_bytes)",
+                   // Exactly this form: Session appends which setting N came from.
+                   "response exceeds " + std::to_string(options_.max_response_bytes) + " bytes",
                    status, std::nullopt};
     }
     // The timer may fire a little early or the peer may give up at the same moment: a

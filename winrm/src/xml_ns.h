@@ -66,10 +66,15 @@ class NamespaceStack {
   std::uint32_t slot_of(std::string_view prefix) const;  // kNone when never declared
   std::uint32_t add_slot(std::string_view prefix);
 
+  // Seeded per process: std::hash's fixed seed would let a response pick colliding prefixes.
+  struct SeededHash {
+    std::size_t operator()(std::string_view text) const;
+  };
+
   std::vector<Binding> bindings_;
   std::vector<PrefixSlot> slots_;  // one per distinct prefix ever declared
   // Searched linearly while small (Windows uses a handful of prefixes), hashed beyond.
-  std::unordered_map<std::string_view, std::uint32_t> slot_index_;
+  std::unordered_map<std::string_view, std::uint32_t, SeededHash> slot_index_;
 };
 
 // One element's scope: pushes its declarations on construction, pops them on destruction.

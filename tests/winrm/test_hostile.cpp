@@ -238,7 +238,7 @@ TEST_CASE("a trickled TLS handshake does not hold another target's deadline") {
   const auto tls = certs().tls(certs().good);
   hostile::Server healthy(answer(kOkHead + "Content-Length: 5\r\n\r\n<ok/>"), &tls);
 
-  const auto trickle_budget = 3000ms;
+  const auto trickle_budget = 5000ms;
   std::atomic<bool> trickle_done{false};
   Outcome trickled;
   std::thread slow([&] {
@@ -246,7 +246,7 @@ TEST_CASE("a trickled TLS handshake does not hold another target's deadline") {
     trickle_done = true;
   });
   std::this_thread::sleep_for(300ms);  // the slow handshake is under way
-  const auto healthy_budget = 1000ms;
+  const auto healthy_budget = 2000ms;
   auto fast = round_trip(endpoint(healthy.port(), true), healthy_budget);
   const bool fast_finished_first = !trickle_done.load();
   slow.join();

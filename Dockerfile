@@ -11,7 +11,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
       libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
-      prometheus-cpp-dev doctest-dev \
+      prometheus-cpp-dev doctest-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,7 +28,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgssapi-krb5-2 libcpp-httplib0.11 libprometheus-cpp-core1.0 libtinyxml2-9 \
-      libyaml-cpp0.7 libspdlog1.10 libfmt9 libbrotli1 zlib1g libssl3 ca-certificates \
+      libyaml-cpp0.7 libspdlog1.10 libfmt9 libbrotli1 zlib1g libssl3 libcurl4 ca-certificates \
       gss-ntlmssp \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /etc/winrm-exporter

@@ -124,13 +124,10 @@ class HttpConnection final : public Connection {
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
     const auto start = Clock::now();
-    if (start >= deadline) {
-      connected_ = false;
-      return make_error(ErrorKind::kTimeout, "deadline exceeded before sending");
-    }
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
+    // CURLOPT_TIMEOUT_MS 0 would mean "no limit".
     if (remaining.count() < 1) {
-      return make_error(ErrorKind::kTimeout, "deadline exceeded before sending");
+      return make_error(ErrorKind::kTimeout, "deadline exceeded before sending " + where());
     }
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
     curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,

@@ -6,7 +6,8 @@ BUILD_PACKAGES := cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g
   libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libcurl4-openssl-dev
 TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus \
-  python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd
+  python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd \
+  clang-16 libclang-rt-16-dev
 
 .PHONY: all build deps test-deps test demo clean format
 
@@ -26,10 +27,11 @@ build: deps
 	$(CONFIGURE)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The RelWithDebInfo suite, then the ASan+UBSan suite (build-asan), the TSan run of the
+# threaded tests (build-tsan) and a short run of each libFuzzer target (build-fuzz, clang):
+# see scripts/test-all.sh. One stage alone: `scripts/test-all.sh asan`.
 test: test-deps
-	$(CONFIGURE)
-	cmake --build $(BUILD_DIR) -j $(JOBS)
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j 2
+	BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) scripts/test-all.sh
 
 demo: build
 	scripts/demo.sh $(BUILD_DIR)
@@ -38,7 +40,7 @@ format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz
 
 # Not part of the quick start: a .deb, a container build without a Docker engine, and the
 # scale benchmark (see packaging/, bench/README.md).

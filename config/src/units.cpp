@@ -87,7 +87,7 @@ std::string format_duration(Duration duration) {
   if (ms == 0) return "0s";
   std::string out;
   if (ms < 0) {
-    out = "-";
+    out.push_back('-');  // not `out = "-"`: GCC 12 -Wrestrict false positive (PR105329)
     ms = -ms;
   }
   const std::pair<long long, const char*> units[] = {

@@ -358,7 +358,18 @@ void Scheduler::record_outcome_locked(TargetState& state, const JobSpec& spec, P
     return;
   }
   bool quota = outcome == PollOutcome::kQuota;
-  state.failures = quota ? std::max(state.failures + 1, 2) : state.failures + 1;
+  Clock::duration interval = std::max(spec.interval, std::chrono::milliseconds(1));
+  // The collectors of a target fail together: count at most one failure per interval, so
+  // one bad round of 7 collectors is one failure, not 7.
+  bool escalate = state.failures == 0 || now - state.last_failure_counted >= interval;
+  if (escalate) {
+    ++state.failures;
+    state.last_failure_counted = now;
+  }
+  if (quota && state.failures < 2) {
+    state.failures = 2;  // a quota fault backs off at once
+    escalate = true;
+  }
   if (quota) {
     if (!state.quota) {
       spdlog::warn(
@@ -370,9 +381,10 @@ void Scheduler::record_outcome_locked(TargetState& state, const JobSpec& spec, P
     state.quota_until = now + options_.backoff.quota_hold;
     state.cap = 1;
   }
-  if (state.failures < 2) return;  // a single failure is retried at the normal interval
+  // A single failure is retried at the normal interval; polls that were already running
+  // when the back-off started do not extend it.
+  if (state.failures < 2 || !escalate) return;
   const BackoffPolicy& policy = options_.backoff;
-  Clock::duration interval = std::max(spec.interval, std::chrono::milliseconds(1));
   Clock::duration cap = std::max(
       interval,
       std::min<Clock::duration>(interval * std::max(1, policy.max_intervals), policy.max_delay));

@@ -49,8 +49,9 @@ enum class PollOutcome {
   kQuota,        // WinRM quota fault: back off and poll the target one query at a time
 };
 
-// Back-off of a target after n consecutive kUnreachable/kQuota polls (n >= 2; a single
-// failure is retried at the normal interval, a quota fault counts as at least 2):
+// Back-off of a target after n consecutive kUnreachable/kQuota polls, counting at most one
+// per interval (its collectors fail together), n >= 2 (a single failure is retried at the
+// normal interval; a quota fault counts as at least 2):
 //   delay = min(interval x 2^(n-1), cap) x (1 - jitter x u),  u uniform in [0, 1)
 //   cap   = max(interval, min(max_intervals x interval, max_delay))
 // The target's polls that come due within the delay are skipped (counted); each job keeps
@@ -140,8 +141,9 @@ class Scheduler {
     int cap = 1;                 // in effect now
     int configured_cap = 1;      // from set_jobs; cap returns to it after a quota hold
     std::deque<JobPtr> waiting;  // due, blocked on this target's cap
-    int failures = 0;            // consecutive kUnreachable/kQuota polls
-    Clock::duration backoff{};   // current delay; zero: not in back-off
+    int failures = 0;            // consecutive kUnreachable/kQuota polls, at most one per interval
+    Clock::time_point last_failure_counted{};
+    Clock::duration backoff{};  // current delay; zero: not in back-off
     Clock::time_point backoff_until{};
     bool quota = false;
     Clock::time_point quota_until{};  // cap is 1 until then

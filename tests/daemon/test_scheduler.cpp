@@ -428,3 +428,23 @@ TEST_CASE("wake-ups: one per poll in steady state, not one per worker") {
   REQUIRE(polls >= 100);
   CHECK(static_cast<double>(wakeups) <= 1.5 * static_cast<double>(polls));
 }
+
+TEST_CASE("back-off: collectors of a host failing in the same round count as one failure") {
+  Recorder recorder;
+  recorder.outcome_for["x"] = PollOutcome::kUnreachable;
+  Scheduler scheduler(options_with(4, 10), [&](const JobSpec& job, Clock::time_point d) {
+    return recorder.poll(job, d);
+  });
+  std::vector<JobSpec> jobs;
+  for (int c = 0; c < 7; ++c) jobs.push_back({"x", "c" + std::to_string(c), 1000ms, 100ms});
+  scheduler.set_jobs(jobs, {{"x", 2}});
+  auto started = Clock::now();
+  scheduler.start();
+  REQUIRE(wait_for([&] { return recorder.count("x/") >= 7; }, 3000ms));
+  std::this_thread::sleep_for(20ms);                   // the last of the round has finished
+  bool first_round = Clock::now() - started < 1000ms;  // else a slow machine: do not judge
+  if (first_round) CHECK(scheduler.backoffs().empty());
+  // The second round's failure starts the back-off.
+  CHECK(wait_for([&] { return !scheduler.backoffs().empty(); }, 3000ms));
+  scheduler.stop();
+}

@@ -47,9 +47,9 @@ stage_default() {
 # measured), and -O1 is what the sanitizer documentation recommends. Asserts stay on.
 SANITIZER_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1")
 
-# Reports go to files (log_path) as well, so that a finding in a child process (the
-# exporter or winrm-sim started by an e2e test) fails the stage even when the test does
-# not look at that child's exit status.
+# Reports go to files (log_path), which the stage prints: a finding in a child process
+# (the exporter or winrm-sim started by an e2e test) then fails the stage even when the
+# test does not look at that child's exit status.
 reports_ok() {  # dir
   local files
   files=$(find "$1" -type f 2>/dev/null)

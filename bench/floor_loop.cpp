@@ -81,11 +81,12 @@ Options parse_args(int argc, char** argv) {
   return o;
 }
 
-double cpu_seconds() {
+// User and system CPU seconds of the whole process.
+std::pair<double, double> cpu_times() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  return {seconds(usage.ru_utime), seconds(usage.ru_stime)};
 }
 
 void append_escaped(std::string& out, std::string_view text) {
@@ -304,14 +305,14 @@ int main(int argc, char** argv) {
   const auto window_end = window_start + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(options.window));
   bool measuring = false;
-  double cpu_start = 0;
+  std::pair<double, double> cpu_start{};
   long long queries = 0, errors = 0, rows = 0, pages = 0, issued = 0;
   for (size_t next = 0;; next = (next + 1) % hosts.size(), ++issued) {
     auto now = Clock::now();
     if (options.count > 0) {
       if (!measuring && issued >= static_cast<long long>(hosts.size())) {
         measuring = true;
-        cpu_start = cpu_seconds();
+        cpu_start = cpu_times();
       }
       if (queries + errors >= options.count) break;
     } else if (options.rate > 0) {
@@ -325,7 +326,7 @@ int main(int argc, char** argv) {
     }
     if (options.count == 0 && !measuring && now >= window_start) {
       measuring = true;
-      cpu_start = cpu_seconds();
+      cpu_start = cpu_times();
     }
     if (options.count == 0 && now >= window_end) break;
     Outcome outcome = poll(hosts[next], options.wql, rng);
@@ -338,12 +339,15 @@ int main(int argc, char** argv) {
     rows += static_cast<long long>(outcome.rows);
     pages += outcome.pages;
   }
-  double cpu = measuring ? cpu_seconds() - cpu_start : 0;
+  auto [user_end, system_end] = cpu_times();
+  double user = measuring ? user_end - cpu_start.first : 0;
+  double system = measuring ? system_end - cpu_start.second : 0;
   double window = std::chrono::duration<double>(Clock::now() - window_start).count();
   std::printf(
       "{\"client\": \"floor\", \"queries\": %lld, \"errors\": %lld, \"cpu_seconds\": %.6f, "
-      "\"window_seconds\": %.3f, \"rows_per_query\": %.2f, \"pages_per_query\": %.2f}\n",
-      queries, errors, cpu, options.count > 0 ? 0.0 : window,
+      "\"user_seconds\": %.6f, \"system_seconds\": %.6f, \"window_seconds\": %.3f, "
+      "\"rows_per_query\": %.2f, \"pages_per_query\": %.2f}\n",
+      queries, errors, user + system, user, system, options.count > 0 ? 0.0 : window,
       queries ? double(rows) / double(queries) : 0.0,
       queries ? double(pages) / double(queries) : 0.0);
   for (Host& host : hosts) {

@@ -101,9 +101,10 @@ class Host:
         raise ValueError("more than 1000 pages")
 
 
-def cpu_seconds():
+def cpu_times():
+    """(user, system) CPU seconds of the whole process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def main():
@@ -130,14 +131,14 @@ def main():
 
     start = time.monotonic()
     window_start, window_end = start + args.warmup, start + args.warmup + args.window
-    measuring, cpu_start = False, 0.0
+    measuring, cpu_start = False, (0.0, 0.0)
     queries = errors = rows = pages = issued = 0
     last_error = ""
     while True:
         now = time.monotonic()
         if args.count > 0:
             if not measuring and issued >= len(hosts):
-                measuring, cpu_start = True, cpu_seconds()
+                measuring, cpu_start = True, cpu_times()
             if queries + errors >= args.count:
                 break
         elif args.rate > 0:
@@ -147,7 +148,7 @@ def main():
                 now = time.monotonic()
         if args.count == 0:
             if not measuring and now >= window_start:
-                measuring, cpu_start = True, cpu_seconds()
+                measuring, cpu_start = True, cpu_times()
             if now >= window_end:
                 break
         host = hosts[issued % len(hosts)]
@@ -163,9 +164,10 @@ def main():
             queries += 1
             rows += len(result)
             pages += n_pages
-    cpu = cpu_seconds() - cpu_start if measuring else 0.0
+    user, system = (end - begin if measuring else 0.0 for end, begin in zip(cpu_times(), cpu_start))
     print(json.dumps({"client": "pywinrm", "queries": queries, "errors": errors,
-                      "cpu_seconds": round(cpu, 6), "window_seconds": args.window,
+                      "cpu_seconds": round(user + system, 6), "user_seconds": round(user, 6),
+                      "system_seconds": round(system, 6), "window_seconds": args.window,
                       "rows_per_query": round(rows / queries, 2) if queries else 0,
                       "pages_per_query": round(pages / queries, 2) if queries else 0,
                       "last_error": last_error[:200]}), flush=True)

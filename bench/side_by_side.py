@@ -80,9 +80,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(utime, stime) seconds of all threads of pid."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
@@ -195,9 +196,9 @@ def run_exporter(args, query, sim_port, tmp):
         time.sleep(args.warmup)
         # Scrape outside the CPU window: serializing /metrics is not polling work.
         first = scrape(base + "/metrics")
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, t0 = cpu_times(proc.pid), time.monotonic()
         time.sleep(args.window)
-        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        cpu1, t1 = cpu_times(proc.pid), time.monotonic()
         last = scrape(base + "/metrics")
     finally:
         stop(proc)
@@ -209,7 +210,8 @@ def run_exporter(args, query, sim_port, tmp):
     errors = delta("winrm_exporter_winrm_transport_errors_total")
     requests = delta("winrm_exporter_winrm_requests_total")
     result = {"client": "exporter", "queries": int(polls), "errors": int(errors),
-              "cpu_seconds": round(cpu1 - cpu0, 3), "window_seconds": round(t1 - t0, 3),
+              "cpu_seconds": round(sum(cpu1) - sum(cpu0), 3), "user_seconds": round(cpu1[0] - cpu0[0], 3),
+              "system_seconds": round(cpu1[1] - cpu0[1], 3), "window_seconds": round(t1 - t0, 3),
               "pages_per_query": round(requests / polls, 2) if polls else 0}
     if polls <= 0 or errors > 0:
         return None, f"{polls:.0f} polls, {errors:.0f} errors (log {log.name}): {json.dumps(result)}"

@@ -1,6 +1,7 @@
 #include "cache.h"
 
 #include <functional>
+#include <utility>
 
 namespace exporter {
 
@@ -57,12 +58,17 @@ void Cache::record_success(const std::string& target, const std::string& collect
   snapshot->last_success_steady = std::chrono::steady_clock::now();
   snapshot->duration_seconds = duration_seconds;
   SnapshotPtr published = std::move(snapshot);
-  update(target, collector, [&](CollectorView& view) { view.snapshot = published; });
+  // The replaced snapshot (possibly the last reference to many series) is freed after the
+  // entry's lock is released, so that scrapes do not wait for it.
+  SnapshotPtr replaced;
+  update(target, collector,
+         [&](CollectorView& view) { replaced = std::exchange(view.snapshot, published); });
 }
 
 void Cache::record_failure(const std::string& target, const std::string& collector,
                            const std::string& error_kind, const std::string& message,
                            double duration_seconds) {
+  SnapshotPtr replaced;  // freed outside the lock, as in record_success
   update(target, collector, [&](CollectorView& view) {
     auto snapshot = std::make_shared<CollectorSnapshot>();
     if (view.snapshot) {
@@ -74,7 +80,7 @@ void Cache::record_failure(const std::string& target, const std::string& collect
     snapshot->duration_seconds = duration_seconds;
     snapshot->error_kind = error_kind;
     snapshot->error_message = message;
-    view.snapshot = std::move(snapshot);
+    replaced = std::exchange(view.snapshot, std::move(snapshot));
     ++view.errors.by_kind[error_kind];
   });
 }

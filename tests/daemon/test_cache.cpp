@@ -84,3 +84,21 @@ TEST_CASE("a never-successful collector is not fresh") {
       Cache::fresh(*view.info, *view.collectors[0].snapshot, std::chrono::steady_clock::now()));
   CHECK(view.collectors[0].snapshot->families == nullptr);
 }
+
+TEST_CASE("a replaced snapshot is freed once no reader holds it") {
+  Cache cache;
+  cache.set_targets({target("a")});
+  cache.record_success("a", "os", one_family(1), 0.1);
+  std::weak_ptr<const CollectorSnapshot> first = cache.view("a").collectors[0].snapshot;
+  auto reader = cache.view("a").collectors[0].snapshot;  // a scrape in progress
+  cache.record_success("a", "os", one_family(2), 0.1);
+  CHECK_FALSE(first.expired());  // the reader's copy stays valid
+  CHECK(reader->families->at(0).samples.at(0).value == 1);
+  reader.reset();
+  CHECK(first.expired());
+  cache.record_failure("a", "os", "timeout", "deadline exceeded", 1.0);
+  std::weak_ptr<const CollectorSnapshot> second = cache.view("a").collectors[0].snapshot;
+  cache.record_failure("a", "os", "timeout", "deadline exceeded", 1.0);
+  CHECK(second.expired());
+  CHECK(cache.view("a").collectors[0].snapshot->families->at(0).samples.at(0).value == 2);
+}

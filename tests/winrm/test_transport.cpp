@@ -15,9 +15,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "winrm/auth.h"
 #include "winrm/transport.h"
@@ -503,4 +505,49 @@ TEST_CASE("a deadline already passed fails at once with kTimeout") {
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().kind == winrm::ErrorKind::kTimeout);
   CHECK(s.requests.load() == 0);
+}
+
+namespace {
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+TEST_CASE("TLS connections share one parsed CA bundle instead of one copy each") {
+  // The system bundle (~140 CAs) plus the test CA: parsed per connection it costs about
+  // 1 MB each; shared, a connection costs its TLS state only.
+  const fs::path bundle = certs().good.parent_path() / "bundle.pem";
+  {
+    std::ofstream out(bundle, std::ios::binary);
+    std::ifstream system_bundle("/etc/ssl/certs/ca-certificates.crt", std::ios::binary);
+    REQUIRE(system_bundle.good());
+    out << system_bundle.rdbuf();
+    std::ifstream test_ca(certs().good / "ca.pem", std::ios::binary);
+    out << test_ca.rdbuf();
+  }
+  constexpr int kConnections = 200;
+  TestServer s(true);
+  s.server().new_task_queue = [] { return new httplib::ThreadPool(kConnections + 8); };
+  serve_ok(s);
+  s.start();
+  auto endpoint = https_endpoint(s.port(), certs().good);
+  endpoint.ca_file = bundle.string();
+  std::vector<std::unique_ptr<winrm::Connection>> connections;
+  auto warm = winrm::make_http_connection(endpoint, nullptr);  // first parse, TLS init
+  REQUIRE(warm->round_trip(soap(), in(10s)).has_value());
+  const std::size_t before = resident_bytes();
+  for (int i = 0; i < kConnections; ++i) {
+    connections.push_back(winrm::make_http_connection(endpoint, nullptr));
+    auto r = connections.back()->round_trip(soap(), in(10s));
+    if (!r) FAIL("connection " << i << ": " << r.error().message);
+    CHECK(connections.back()->is_connected());
+  }
+  const double growth_mib = static_cast<double>(resident_bytes() - before) / (1 << 20);
+  MESSAGE("RSS growth for " << kConnections << " live TLS connections (client and server side): "
+                            << growth_mib << " MiB");
+  CHECK(growth_mib < 64.0);
+  CHECK(s.requests.load() == kConnections + 1);
 }

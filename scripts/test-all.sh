@@ -40,7 +40,9 @@ stage_default() {
     (cd "$build_dir" && ctest --output-on-failure --timeout 300 -j 2)
 }
 
-# ASan+UBSan: the whole suite. ASan's leak checker stays on; UBSan aborts on a finding
+# ASan+UBSan: the whole suite. No strict_string_checks: it flags strndup() on buffers that
+# are legitimately not NUL-terminated (gss-ntlmssp does that with GSS name buffers).
+# ASan's leak checker stays on; UBSan aborts on a finding
 # (-fno-sanitize-recover=all in CMakeLists.txt) and prints the stack.
 # Sanitizer builds use -O1 -g1 (line tables): with ASan+UBSan a heavy translation unit
 # takes 17 s of CPU at -O1 -g1 against 37 s at RelWithDebInfo's -O2 -g (daemon/app.cpp,
@@ -68,7 +70,7 @@ stage_asan() {
   local reports=$src/build-asan/sanitizer-reports rc=0
   rm -rf "$reports" && mkdir -p "$reports"
   (cd build-asan &&
-    ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:log_path=$reports/asan \
+    ASAN_OPTIONS=detect_leaks=1:log_path=$reports/asan \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan \
     LSAN_OPTIONS=suppressions=$src/tests/lsan.supp:print_suppressions=0 \
       ctest --output-on-failure --timeout 300 -j 2) || rc=1

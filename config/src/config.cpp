@@ -166,7 +166,9 @@ class MapReader {
       fail(where, std::string("expected a mapping, got ") + kind(node));
     }
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // A copy: yaml-cpp's operator-> returns a proxy that dies with the full expression,
+      // so a reference to it->first dangles (ASan: stack-use-after-scope).
+      const YAML::Node key = it->first;
       const Loc key_loc{file.where(key.Mark()), path_};
       if (!key.IsScalar()) fail(key_loc, "keys must be plain strings");
       const std::string name = key.Scalar();

@@ -1,11 +1,11 @@
 // Response charsets: Content-Type parsing, BOM sniffing, UTF-16 decoding and UTF-8 repair.
 // Expected UTF-16 bytes come from glibc's iconv, an implementation independent of ours.
 #include <doctest/doctest.h>
-#include <iconv.h>
 
 #include <string>
 #include <string_view>
 
+#include "iconv_util.h"
 #include "winrm/charset.h"
 
 using winrm::charset_of;
@@ -16,23 +16,6 @@ using winrm::sanitize_utf8;
 namespace {
 
 const std::string kFffd = "\xEF\xBF\xBD";
-
-// Transcodes valid UTF-8 with iconv(3); `to` is e.g. "UTF-16LE".
-std::string iconv_from_utf8(std::string_view text, const char* to) {
-  iconv_t cd = iconv_open(to, "UTF-8");
-  REQUIRE(cd != reinterpret_cast<iconv_t>(-1));
-  std::string out(text.size() * 4 + 4, '\0');
-  char* in_ptr = const_cast<char*>(text.data());
-  std::size_t in_left = text.size();
-  char* out_ptr = out.data();
-  std::size_t out_left = out.size();
-  const std::size_t rc = iconv(cd, &in_ptr, &in_left, &out_ptr, &out_left);
-  iconv_close(cd);
-  REQUIRE(rc != static_cast<std::size_t>(-1));
-  REQUIRE(in_left == 0);
-  out.resize(out.size() - out_left);
-  return out;
-}
 
 std::string decoded(std::string_view body, std::string_view content_type) {
   auto result = decode_to_utf8(body, content_type);

@@ -1,7 +1,6 @@
 // Bounded, linear, charset-correct response parsing: every ParseLimits bound with its error
 // text, linear time on a 300,000-property instance, UTF-16 fixtures, and hostile XML shapes.
 #include <doctest/doctest.h>
-#include <iconv.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "iconv_util.h"
 #include "test_envelope_fixtures.h"
 #include "winrm/charset.h"
 #include "winrm/envelope.h"
@@ -80,21 +80,6 @@ void check_same_rows(const EnumerationPage& expected, const EnumerationPage& act
       CHECK(ap.values == ep.values);
     }
   }
-}
-
-std::string iconv_from_utf8(std::string_view text, const char* to) {
-  iconv_t cd = iconv_open(to, "UTF-8");
-  REQUIRE(cd != reinterpret_cast<iconv_t>(-1));
-  std::string out(text.size() * 4 + 4, '\0');
-  char* in_ptr = const_cast<char*>(text.data());
-  std::size_t in_left = text.size();
-  char* out_ptr = out.data();
-  std::size_t out_left = out.size();
-  const std::size_t rc = iconv(cd, &in_ptr, &in_left, &out_ptr, &out_left);
-  iconv_close(cd);
-  REQUIRE(rc != static_cast<std::size_t>(-1));
-  out.resize(out.size() - out_left);
-  return out;
 }
 
 double seconds_to_parse(const std::string& body, const ParseLimits& limits,

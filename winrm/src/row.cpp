@@ -3,10 +3,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <random>
 #include <string>
 #include <system_error>
+
+#include "seeded_hash.h"
 
 namespace winrm {
 
@@ -112,39 +112,8 @@ namespace {
 // Rows up to this size are searched linearly; larger ones get the hash index.
 constexpr std::size_t kIndexThreshold = 8;
 
-// Seeded per process so that crafted property names cannot be chosen to collide.
-std::uint64_t hash_seed() {
-  static const std::uint64_t seed = [] {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device() ^ 0x9E3779B97F4A7C15ULL;
-  }();
-  return seed;
-}
-
-// Case-insensitive hash, eight bytes at a time. OR-ing 0x20 into every byte maps 'A'-'Z' to
-// 'a'-'z' (and merges a few other pairs, which only costs a collision), so names equal under
-// iequals always hash alike.
-std::uint64_t lower_hash(std::string_view name, std::uint64_t seed) {
-  constexpr std::uint64_t kCaseBits = 0x2020202020202020ULL;
-  constexpr std::uint64_t kMultiplier = 0x9FB21C651E98DF25ULL;
-  std::uint64_t h = seed ^ name.size();
-  std::size_t i = 0;
-  for (; i + 8 <= name.size(); i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, name.data() + i, 8);
-    h = (h ^ (word | kCaseBits)) * kMultiplier;
-    h ^= h >> 29;
-  }
-  if (i < name.size()) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, name.data() + i, name.size() - i);
-    h = (h ^ (word | kCaseBits)) * kMultiplier;
-  }
-  h ^= h >> 32;
-  h *= kMultiplier;
-  h ^= h >> 29;
-  return h;
-}
+// Property names come from the host: a seeded hash keeps them from being chosen to collide.
+std::uint64_t lower_hash(std::string_view name) { return detail::seeded_hash(name, true); }
 
 }  // namespace
 
@@ -156,7 +125,7 @@ std::size_t Row::position_of(std::string_view name) const {
     return kNotFound;
   }
   const std::size_t mask = index_.size() - 1;
-  for (std::size_t slot = lower_hash(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
+  for (std::size_t slot = lower_hash(name) & mask;; slot = (slot + 1) & mask) {
     const std::uint32_t entry = index_[slot];
     if (entry == 0) return kNotFound;
     if (iequals(properties_[entry - 1].name, name)) return entry - 1;
@@ -173,7 +142,7 @@ std::size_t Row::find_or_append(std::string_view name, bool& appended) {
     }
   } else {
     const std::size_t mask = index_.size() - 1;
-    for (std::size_t slot = lower_hash(name, hash_seed()) & mask;; slot = (slot + 1) & mask) {
+    for (std::size_t slot = lower_hash(name) & mask;; slot = (slot + 1) & mask) {
       const std::uint32_t entry = index_[slot];
       if (entry == 0) {
         free_slot = slot;
@@ -192,9 +161,8 @@ std::size_t Row::find_or_append(std::string_view name, bool& appended) {
       std::size_t capacity = 32;
       while (capacity < (count + 1) * 4) capacity *= 2;
       index_.assign(capacity, 0);
-      const std::uint64_t seed = hash_seed();
       for (std::size_t i = 0; i <= count; ++i) {
-        std::size_t slot = lower_hash(properties_[i].name, seed) & (capacity - 1);
+        std::size_t slot = lower_hash(properties_[i].name) & (capacity - 1);
         while (index_[slot] != 0) slot = (slot + 1) & (capacity - 1);
         index_[slot] = static_cast<std::uint32_t>(i + 1);
       }

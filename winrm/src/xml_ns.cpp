@@ -1,7 +1,6 @@
 #include "xml_ns.h"
 
-#include <cstring>
-#include <random>
+#include "seeded_hash.h"
 
 namespace winrm::xml {
 
@@ -12,28 +11,7 @@ std::pair<std::string_view, std::string_view> split_qname(std::string_view qname
 }
 
 std::size_t NamespaceStack::SeededHash::operator()(std::string_view text) const {
-  static const std::uint64_t seed = [] {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
-  }();
-  constexpr std::uint64_t kMultiplier = 0x9FB21C651E98DF25ULL;
-  std::uint64_t h = seed ^ text.size();
-  std::size_t i = 0;
-  for (; i + 8 <= text.size(); i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, text.data() + i, 8);
-    h = (h ^ word) * kMultiplier;
-    h ^= h >> 29;
-  }
-  if (i < text.size()) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, text.data() + i, text.size() - i);
-    h = (h ^ word) * kMultiplier;
-  }
-  h ^= h >> 32;
-  h *= kMultiplier;
-  h ^= h >> 29;
-  return static_cast<std::size_t>(h);
+  return static_cast<std::size_t>(detail::seeded_hash(text, false));
 }
 
 std::uint32_t NamespaceStack::slot_of(std::string_view prefix) const {

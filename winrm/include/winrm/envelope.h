@@ -29,12 +29,11 @@ struct RequestOptions {
 
 // "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/*"
 std::string resource_uri_for(std::string_view wmi_namespace);
-std::string new_message_id();
+std::string new_message_id();  // "uuid:" + random upper-case UUID v4
 
 // Appends text escaped as XML character data or attribute value (&, <, >, ", ');
 // C0 controls XML 1.0 cannot carry (other than tab, LF, CR) are dropped.
-void append_xml_escaped(std::string& out,
-                        std::string_view text);  // "uuid:" + random upper-case UUID v4
+void append_xml_escaped(std::string& out, std::string_view text);
 
 std::string build_enumerate(const RequestOptions& options, std::string_view wql);
 std::string build_pull(const RequestOptions& options, std::string_view context);

@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "winrm/envelope.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -87,27 +89,6 @@ std::pair<double, double> cpu_times() {
   getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
   return {seconds(usage.ru_utime), seconds(usage.ru_stime)};
-}
-
-void append_escaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
 }
 
 std::string message_id(std::mt19937_64& rng) {
@@ -228,7 +209,7 @@ Outcome poll(Host& host, const std::string& wql, std::mt19937_64& rng) {
   std::string filter =
       "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements>"
       "<w:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/WQL\">";
-  append_escaped(filter, wql);
+  winrm::append_xml_escaped(filter, wql);
   filter += "</w:Filter></n:Enumerate>";
   std::string request = envelope(host.to, "Enumerate", message_id(rng), filter);
   for (int pages = 1; pages <= 1000; ++pages) {
@@ -248,7 +229,7 @@ Outcome poll(Host& host, const std::string& wql, std::mt19937_64& rng) {
       return outcome;
     }
     std::string pull = "<n:Pull><n:EnumerationContext>";
-    append_escaped(pull, page.context);
+    winrm::append_xml_escaped(pull, page.context);
     pull += "</n:EnumerationContext><n:MaxElements>32000</n:MaxElements></n:Pull>";
     request = envelope(host.to, "Pull", message_id(rng), pull);
   }

@@ -163,15 +163,16 @@ def stop(proc, sig=signal.SIGTERM):
         pass
 
 
-def wait_ports_file(proc, path, timeout=30):
+def wait_ports_file(proc, path, kind="https", timeout=30):
+    """Port of winrm-sim's `kind` listener from its --ports-file (also used by side_by_side.py)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit(f"winrm-sim exited with {proc.returncode}")
         if os.path.exists(path):
             for line in open(path):
-                kind, _, port = line.strip().partition(" ")
-                if kind == "https":
+                scheme, _, port = line.strip().partition(" ")
+                if scheme == kind:
                     return int(port)
         time.sleep(0.1)
     sys.exit("winrm-sim wrote no ports file")

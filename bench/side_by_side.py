@@ -18,13 +18,14 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from scale import free_port, stop, wait_ports_file  # bench/scale.py, beside this script
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,19 +52,6 @@ SERVICES_PER_HOST = 95  # with page_size 50 and OptimizeEnumeration: 1 + 50 + 44
 children = []  # every process we start, stopped by PID on exit
 
 
-def stop(proc):
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-    except ProcessLookupError:
-        pass
-
-
 def start(cmd, **kwargs):
     proc = subprocess.Popen(cmd, **kwargs)
     children.append(proc)
@@ -72,12 +60,6 @@ def start(cmd, **kwargs):
 
 def on_signal(signum, _frame):
     raise SystemExit(128 + signum)  # runs the finally blocks, which stop the children
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_times(pid):
@@ -306,20 +288,6 @@ def callgrind_exporter(args, query, sim_port, tmp):
             "instructions": callgrind_ir(os.path.join(tmp, dumps[0]))}, None
 
 
-def wait_ports_file(proc, path, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"winrm-sim exited with {proc.returncode}")
-        if os.path.exists(path):
-            for line in open(path):
-                kind, _, port = line.strip().partition(" ")
-                if kind == "http":
-                    return int(port)
-        time.sleep(0.1)
-    sys.exit("winrm-sim wrote no ports file")
-
-
 def fmt_ms(seconds_per_query):
     return "n/a" if seconds_per_query is None else f"{seconds_per_query * 1000:.3f} ms"
 
@@ -407,7 +375,7 @@ def main():
         sim_log = open(os.path.join(tmp, "sim.log"), "w")
         sim = start(["taskset", "-c", args.sim_cpu, args.sim_bin, "--config", write_sim_config(tmp, args),
                      "--ports-file", ports, "--log-level", "warn"], stdout=sim_log, stderr=subprocess.STDOUT)
-        sim_port = wait_ports_file(sim, ports)
+        sim_port = wait_ports_file(sim, ports, kind="http")
         print(f"winrm-sim on 127.0.0.1:{sim_port} (cpu {args.sim_cpu}), {args.hosts} hosts, clients on cpu "
               f"{args.client_cpu}, {rate:g} queries/s, warm-up {args.warmup:g} s, window {args.window:g} s, "
               f"{args.rounds} round(s); exporter {args.exporter_bin}", flush=True)

@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 
 BUILD_PACKAGES := cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
   libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libcrypt-dev
 TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus \
   python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd \
   clang-16 libclang-rt-16-dev

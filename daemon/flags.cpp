@@ -181,6 +181,8 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   table.valued["log.format"] = set_one_of("log.format", s.log_format, {"logfmt", "json"});
   table.valued["scheduler.workers"] = set_int("scheduler.workers", s.scheduler_workers);
   table.valued["web.max-requests"] = set_int("web.max-requests", s.web_max_requests);
+  table.valued["web.config.file"] = set_string(s.web_config_file);
+  table.booleans["web.enable-lifecycle"] = &s.web_enable_lifecycle;
   table.valued["shard"] = set_int("shard", s.shard);
   table.valued["total-shards"] = set_int("total-shards", s.total_shards);
   table.booleans["config.check"] = &s.config_check;
@@ -233,6 +235,11 @@ Flags:
   --config.check              Validate the configuration, print a summary, exit 0 (valid) or 1.
   --web.listen-address=ADDR   Address to listen on, [HOST]:PORT; repeatable (default: :9725).
   --web.max-requests=N        HTTP worker threads serving scrapes at once (default: 8).
+  --web.config.file=FILE      TLS, client certificates, basic auth and response headers for
+                              the listener, in the Prometheus exporter-toolkit format (see
+                              SECURITY.md). Default: plain HTTP, no authentication.
+  --web.enable-lifecycle      Accept POST/PUT /-/reload (default: off, 403). SIGHUP always
+                              reloads.
   --scheduler.workers=N       Poll worker threads, 0..256. A poll holds its worker while it
                               waits on the network, so 0 (the default) follows the
                               configuration: concurrency x per_target_concurrency (the most
@@ -248,7 +255,8 @@ Flags:
   --help                      Print this help and exit.
 
 Endpoints: / (landing page), /metrics, /probe?target=NAME, /sd (Prometheus http_sd),
-/-/healthy, /-/ready, POST /-/reload. SIGHUP also reloads the configuration.
+/-/healthy, /-/ready, POST /-/reload (with --web.enable-lifecycle). SIGHUP reloads the
+configuration and the web configuration. With basic_auth_users every endpoint needs them.
 )";
 }
 

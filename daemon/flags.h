@@ -20,6 +20,10 @@ struct ServeFlags {
   // 0 = follow the configuration (worker_count() in app.h); else 1..kMaxSchedulerWorkers.
   int scheduler_workers = 0;
   int web_max_requests = 8;  // HTTP worker threads
+  // Exporter-toolkit web configuration (TLS, basic auth, headers); empty: plain HTTP, no auth.
+  std::string web_config_file;
+  // POST/PUT /-/reload; off by default, as in Prometheus (SIGHUP always reloads).
+  bool web_enable_lifecycle = false;
   // This instance polls the targets whose Prometheus hashmod(name, total_shards) is shard.
   int shard = 0;
   int total_shards = 1;

@@ -94,7 +94,12 @@ int serve(const ServeFlags& flags) {
     return result;
   };
   handlers.version = kVersion;
-  WebServer web(handlers, flags.web_max_requests);
+  WebServer web(handlers,
+                WebOptions{flags.web_max_requests, flags.web_enable_lifecycle, flags.web_config_file});
+  if (auto configured = web.configure(); !configured) {
+    spdlog::error("cannot load web configuration: {}", configured.error());
+    return 1;
+  }
   if (auto bound = web.bind(addresses); !bound) {
     spdlog::error("{}", bound.error());
     return 1;
@@ -120,6 +125,10 @@ int serve(const ServeFlags& flags) {
       sd_notify("RELOADING=1\nMONOTONIC_USEC=" +
                 std::to_string(static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000));
       (void)reload();
+      if (auto web_reloaded = web.reload_config(); !web_reloaded) {
+        spdlog::error("web configuration reload failed, keeping the running one: {}",
+                      web_reloaded.error());
+      }
       sd_notify("READY=1");
     } else if (signal == SIGTERM || signal == SIGINT) {
       spdlog::info("shutting down signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -172,8 +181,17 @@ int main(int argc, char** argv) {
   setup_logging(serve_flags.log_level,
                 serve_flags.log_format == "json" ? LogFormat::kJson : LogFormat::kLogfmt);
   if (serve_flags.config_check) {
-    return check_config(serve_flags.config_file,
-                        Shard{serve_flags.shard, serve_flags.total_shards});
+    int status =
+        check_config(serve_flags.config_file, Shard{serve_flags.shard, serve_flags.total_shards});
+    if (!serve_flags.web_config_file.empty()) {
+      WebServer web({}, WebOptions{1, false, serve_flags.web_config_file});
+      if (auto checked = web.configure(); !checked) {
+        std::cerr << "web configuration invalid: " << checked.error() << "\n";
+        return 1;
+      }
+      std::cout << "web configuration OK: " << serve_flags.web_config_file << "\n";
+    }
+    return status;
   }
   return serve(serve_flags);
 }

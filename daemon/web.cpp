@@ -1,13 +1,30 @@
 #include "web.h"
 
 #include <httplib.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
 
+#include "web_auth.h"
+#include "web_config.h"
+#include "web_tls.h"
+
 namespace exporter {
+
+// The web configuration in force and the gates built from it; replaced whole on reload.
+struct WebState {
+  WebConfig config;
+  BasicAuthenticator auth;
+  RateLimiter limiter;
+
+  explicit WebState(WebConfig loaded)
+      : config(std::move(loaded)),
+        auth(config.basic_auth_users),
+        limiter(config.rate_limit_interval, config.rate_limit_burst) {}
+};
 
 namespace {
 
@@ -42,23 +59,29 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
-// Serves body (gzip-compressed when the client accepts it) through a content
-// provider, so cpp-httplib does not compress it a second time.
-void send_exposition(const httplib::Request& req, httplib::Response& res, std::string body) {
-  auto payload = std::make_shared<std::string>();
-  if (accepts_gzip(req.get_header_value("Accept-Encoding"))) {
-    *payload = gzip_compress(body);
-    res.set_header("Content-Encoding", "gzip");
+WebReply exposition(const WebRequest& request, std::string body) {
+  WebReply reply;
+  reply.content_type = kExpositionType;
+  reply.headers.emplace_back("Vary", "Accept-Encoding");
+  if (accepts_gzip(request.accept_encoding)) {
+    reply.body = gzip_compress(body);
+    reply.headers.emplace_back("Content-Encoding", "gzip");
   } else {
-    *payload = std::move(body);
+    reply.body = std::move(body);
   }
-  res.set_header("Vary", "Accept-Encoding");
-  res.set_content_provider(
-      payload->size(), kExpositionType,
-      [payload](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-        sink.write(payload->data() + offset, std::min(length, payload->size() - offset));
-        return true;
-      });
+  return reply;
+}
+
+WebReply text(int status, std::string body) {
+  WebReply reply;
+  reply.status = status;
+  reply.body = std::move(body);
+  return reply;
+}
+
+int client_hello(SSL* ssl, int*, void* provider) {
+  static_cast<TlsContextProvider*>(provider)->apply_current(ssl);
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 }  // namespace
@@ -97,90 +120,122 @@ bool accepts_gzip(const std::string& accept_encoding) {
   return false;
 }
 
-WebServer::WebServer(WebHandlers handlers, int max_requests)
-    : handlers_(std::move(handlers)), max_requests_(std::max(1, max_requests)) {}
+WebServer::WebServer(WebHandlers handlers, WebOptions options)
+    : handlers_(std::move(handlers)),
+      options_(std::move(options)),
+      state_(std::make_shared<WebState>(WebConfig{})) {
+  options_.max_requests = std::max(1, options_.max_requests);
+}
 
 WebServer::~WebServer() { stop(); }
 
-void WebServer::install_routes(httplib::Server& server) {
-  int threads = max_requests_;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_keep_alive_max_count(100);
-  server.set_read_timeout(10, 0);
-  server.set_write_timeout(30, 0);
-  server.set_payload_max_length(1024);
-  // Only GET/HEAD (and POST for /-/reload), never a request body.
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    bool reload = req.path == "/-/reload";
-    bool method_ok = reload ? (req.method == "POST" || req.method == "PUT")
-                            : (req.method == "GET" || req.method == "HEAD");
-    if (!method_ok) {
-      res.status = 405;
-      res.set_header("Allow", reload ? "POST, PUT" : "GET, HEAD");
-      res.set_content("method not allowed\n", "text/plain");
-      return httplib::Server::HandlerResponse::Handled;
+std::expected<void, std::string> WebServer::configure() {
+  if (options_.config_file.empty()) return {};
+  try {
+    auto state = std::make_shared<WebState>(load_web_config(options_.config_file));
+    if (state->config.tls) {
+      auto provider = TlsContextProvider::create(*state->config.tls);
+      if (!provider) {
+        return std::unexpected(options_.config_file + ": tls_server_config: " + provider.error());
+      }
+      tls_ = std::move(*provider);
     }
-    bool has_body = !req.body.empty() ||
-                    req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
-                    req.has_header("Transfer-Encoding");
-    if (has_body) {
-      res.status = 413;
-      res.set_content("request bodies are not accepted\n", "text/plain");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
+    std::lock_guard lock(state_mutex_);
+    state_ = std::move(state);
+  } catch (const WebConfigError& error) {
+    return std::unexpected(error.what());
+  }
+  return {};
+}
 
-  server.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-    send_exposition(req, res, handlers_.metrics());
-  });
-  server.Get("/probe", [this](const httplib::Request& req, httplib::Response& res) {
-    std::string target = req.get_param_value("target");
-    if (target.empty()) {
-      res.status = 400;
-      res.set_content("missing target parameter\n", "text/plain");
-      return;
+std::expected<void, std::string> WebServer::reload_config() {
+  if (options_.config_file.empty()) return {};
+  try {
+    auto state = std::make_shared<WebState>(load_web_config(options_.config_file));
+    if (state->config.tls.has_value() != (tls_ != nullptr)) {
+      return std::unexpected(options_.config_file +
+                             ": tls_server_config added or removed: restart the exporter to "
+                             "switch between HTTP and HTTPS");
     }
-    auto body = handlers_.probe(target);
-    if (!body) {
-      res.status = 404;
-      res.set_content(body.error() + "\n", "text/plain");
-      return;
+    if (tls_) {
+      auto updated = tls_->update(*state->config.tls);
+      if (!updated) {
+        return std::unexpected(options_.config_file + ": tls_server_config: " + updated.error());
+      }
     }
-    send_exposition(req, res, std::move(*body));
-  });
-  server.Get("/sd", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(handlers_.sd(), "application/json");
-  });
-  server.Get("/-/healthy", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("Healthy.\n", "text/plain");
-  });
-  server.Get("/-/ready", [this](const httplib::Request&, httplib::Response& res) {
-    if (handlers_.ready()) {
-      res.set_content("Ready.\n", "text/plain");
-    } else {
-      res.status = 503;
-      res.set_content("Not ready: configuration not loaded yet.\n", "text/plain");
+    std::lock_guard lock(state_mutex_);
+    state_ = std::move(state);
+  } catch (const WebConfigError& error) {
+    return std::unexpected(error.what());
+  }
+  return {};
+}
+
+std::shared_ptr<WebState> WebServer::state() const {
+  std::lock_guard lock(state_mutex_);
+  return state_;
+}
+
+WebReply WebServer::handle(const WebRequest& request) {
+  auto state = this->state();
+  WebReply reply;
+  if (!state->limiter.allow()) {
+    reply = text(429, "Too Many Requests\n");
+  } else if (state->auth.enabled() && !state->auth.check(request.authorization)) {
+    reply = text(401, "Unauthorized\n");
+    reply.headers.emplace_back("WWW-Authenticate", "Basic realm=\"winrm_exporter\"");
+  } else {
+    reply = route(request);
+  }
+  for (const auto& header : state->config.headers) reply.headers.push_back(header);
+  return reply;
+}
+
+WebReply WebServer::route(const WebRequest& request) {
+  const std::string& path = request.path;
+  bool reload = path == "/-/reload";
+  bool method_ok = reload ? (request.method == "POST" || request.method == "PUT")
+                          : (request.method == "GET" || request.method == "HEAD");
+  if (!method_ok) {
+    WebReply reply = text(405, "method not allowed\n");
+    reply.headers.emplace_back("Allow", reload ? "POST, PUT" : "GET, HEAD");
+    return reply;
+  }
+  if (request.has_body) return text(413, "request bodies are not accepted\n");
+  if (path == "/metrics") return exposition(request, handlers_.metrics());
+  if (path == "/probe") {
+    if (!request.target || request.target->empty()) return text(400, "missing target parameter\n");
+    auto body = handlers_.probe(*request.target);
+    if (!body) return text(404, body.error() + "\n");
+    return exposition(request, std::move(*body));
+  }
+  if (path == "/sd") {
+    WebReply reply = text(200, handlers_.sd());
+    reply.content_type = "application/json";
+    return reply;
+  }
+  if (path == "/-/healthy") {
+    if (!handlers_.healthy || handlers_.healthy()) return text(200, "Healthy.\n");
+    return text(503, "Unhealthy: the poll scheduler has stopped making progress.\n");
+  }
+  if (path == "/-/ready") {
+    if (handlers_.ready()) return text(200, "Ready.\n");
+    return text(503, "Not ready: configuration not loaded yet.\n");
+  }
+  if (reload) {
+    // As Prometheus: the endpoint exists but is refused unless --web.enable-lifecycle.
+    if (!options_.enable_lifecycle) {
+      return text(403, "Lifecycle API is not enabled (--web.enable-lifecycle).\n");
     }
-  });
-  auto reload = [this](const httplib::Request&, httplib::Response& res) {
     auto result = handlers_.reload();
-    if (result) {
-      res.set_content("Reloaded.\n", "text/plain");
-    } else {
-      res.status = 500;
-      res.set_content("failed to reload config: " + result.error() + "\n", "text/plain");
-    }
-  };
-  server.Post("/-/reload", reload);
-  server.Put("/-/reload", reload);
-  server.Get("/", [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path != "/") {
-      res.status = 404;
-      res.set_content("not found\n", "text/plain");
-      return;
-    }
-    res.set_content(
+    if (!result) return text(500, "failed to reload config: " + result.error() + "\n");
+    auto web = reload_config();
+    if (!web) return text(500, "failed to reload web config: " + web.error() + "\n");
+    return text(200, "Reloaded.\n");
+  }
+  if (path == "/") {
+    WebReply reply = text(
+        200,
         "<!DOCTYPE html>\n<html><head><title>WinRM Exporter</title></head><body>\n"
         "<h1>WinRM Exporter</h1>\n<p>Version " +
             html_escape(handlers_.version) +
@@ -190,14 +245,68 @@ void WebServer::install_routes(httplib::Server& server) {
             "<li><a href=\"sd\">Service discovery</a> (Prometheus <code>http_sd</code>: the "
             "targets of this instance)</li>\n"
             "<li><a href=\"-/healthy\">Health</a>, <a href=\"-/ready\">Readiness</a></li>\n"
-            "</ul>\n</body></html>\n",
-        "text/html; charset=utf-8");
+            "</ul>\n</body></html>\n");
+    reply.content_type = "text/html; charset=utf-8";
+    return reply;
+  }
+  return text(404, "not found\n");
+}
+
+void WebServer::install_routes(httplib::Server& server) {
+  int threads = options_.max_requests;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_keep_alive_max_count(100);
+  server.set_read_timeout(10, 0);
+  server.set_write_timeout(30, 0);
+  server.set_payload_max_length(1024);
+  // Every request goes through handle(): the gates apply to every path, even unknown ones.
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    WebRequest request;
+    request.method = req.method;
+    request.path = req.path;
+    if (req.has_param("target")) request.target = req.get_param_value("target");
+    request.authorization = req.get_header_value("Authorization");
+    request.accept_encoding = req.get_header_value("Accept-Encoding");
+    request.has_body = !req.body.empty() ||
+                       req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
+                       req.has_header("Transfer-Encoding");
+    WebReply reply = handle(request);
+    res.status = reply.status;
+    bool encoded = false;
+    for (const auto& [name, value] : reply.headers) {
+      res.set_header(name, value);
+      encoded |= name == "Content-Encoding";
+    }
+    if (!encoded) {
+      res.set_content(std::move(reply.body), reply.content_type);
+    } else {
+      // A content provider, so that cpp-httplib does not compress it a second time.
+      auto payload = std::make_shared<std::string>(std::move(reply.body));
+      res.set_content_provider(
+          payload->size(), reply.content_type,
+          [payload](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+            sink.write(payload->data() + offset, std::min(length, payload->size() - offset));
+            return true;
+          });
+    }
+    return httplib::Server::HandlerResponse::Handled;
   });
 }
 
 std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress>& addresses) {
   for (const auto& address : addresses) {
-    auto server = std::make_unique<httplib::Server>();
+    std::unique_ptr<httplib::Server> server;
+    if (tls_) {
+      // cpp-httplib owns one SSL_CTX; each handshake switches to the provider's current
+      // one in the client-hello callback (certificate reloads, versions, client auth).
+      auto provider = tls_;
+      server = std::make_unique<httplib::SSLServer>([provider](SSL_CTX& ctx) {
+        SSL_CTX_set_client_hello_cb(&ctx, client_hello, provider.get());
+        return true;
+      });
+    } else {
+      server = std::make_unique<httplib::Server>();
+    }
     install_routes(*server);
     int port = address.port;
     if (port == 0) {

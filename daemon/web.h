@@ -1,12 +1,15 @@
-// HTTP endpoints on cpp-httplib: /, /metrics, /probe, /sd, /-/healthy, /-/ready, /-/reload.
+// HTTP endpoints: /, /metrics, /probe, /sd, /-/healthy, /-/ready, /-/reload, behind the
+// --web.config.file gates (TLS, client certificates, basic auth, rate limit).
 #pragma once
 
 #include <expected>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "flags.h"
@@ -17,6 +20,9 @@ class Server;
 
 namespace exporter {
 
+class TlsContextProvider;
+struct WebState;
+
 struct WebHandlers {
   std::function<std::string()> metrics;
   // Error: the text of the 404 (unknown target, or owned by another shard).
@@ -24,9 +30,34 @@ struct WebHandlers {
   // Prometheus http_sd JSON.
   std::function<std::string()> sd;
   std::function<bool()> ready;
+  // False: /-/healthy answers 503 (the scheduler is stuck). Null: always healthy.
+  std::function<bool()> healthy;
   // Error text goes into the 500 body.
   std::function<std::expected<void, std::string>()> reload;
   std::string version;
+};
+
+struct WebOptions {
+  int max_requests = 8;           // requests served at once
+  bool enable_lifecycle = false;  // POST/PUT /-/reload
+  std::string config_file;        // --web.config.file; empty: plain HTTP, no auth
+};
+
+// One request as the router sees it, whatever server library read it.
+struct WebRequest {
+  std::string method;
+  std::string path;
+  std::optional<std::string> target;  // the decoded `target` query parameter
+  std::string authorization;          // Authorization header value
+  std::string accept_encoding;
+  bool has_body = false;
+};
+
+struct WebReply {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
 };
 
 // gzip (RFC 1952) of data.
@@ -36,8 +67,15 @@ bool accepts_gzip(const std::string& accept_encoding);
 
 class WebServer {
  public:
-  WebServer(WebHandlers handlers, int max_requests);
+  WebServer(WebHandlers handlers, WebOptions options);
   ~WebServer();
+
+  // Reads --web.config.file and loads its TLS files. Error: "FILE:LINE: field: problem"
+  // or the TLS file and OpenSSL's reason.
+  std::expected<void, std::string> configure();
+  // Re-reads the web configuration (SIGHUP, /-/reload). Error: the previous one stays in
+  // force. Turning TLS on or off needs a restart.
+  std::expected<void, std::string> reload_config();
 
   // Binds every address (port 0 picks a free one). Error names the address.
   std::expected<void, std::string> bind(const std::vector<ListenAddress>& addresses);
@@ -45,11 +83,20 @@ class WebServer {
   void start();
   void stop();
 
+  // Routing and the auth/rate gates, without I/O (the server adapters call it; tests too).
+  WebReply handle(const WebRequest& request);
+  bool tls_enabled() const { return tls_ != nullptr; }
+
  private:
   void install_routes(httplib::Server& server);
+  std::shared_ptr<WebState> state() const;
+  WebReply route(const WebRequest& request);
 
   WebHandlers handlers_;
-  int max_requests_;
+  WebOptions options_;
+  mutable std::mutex state_mutex_;
+  std::shared_ptr<WebState> state_;
+  std::shared_ptr<TlsContextProvider> tls_;
   std::vector<std::unique_ptr<httplib::Server>> servers_;
   std::vector<std::thread> threads_;
   std::vector<int> ports_;

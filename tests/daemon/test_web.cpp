@@ -1,0 +1,189 @@
+// The listener's router and gates without sockets: basic auth on every path, the lifecycle
+// flag, configured headers, rate limit, web-config reloads. (Sockets, TLS and curl:
+// tests/e2e/test_web_security.cpp.)
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "web.h"
+
+using namespace exporter;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kHashUU = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+constexpr const char* kBobUU = "Basic Ym9iOlUqVQ==";     // bob:U*U
+constexpr const char* kBobWrong = "Basic Ym9iOlUqVSo=";  // bob:U*U*
+
+struct TempFile {
+  fs::path dir;
+  fs::path path;
+  TempFile() {
+    std::string pattern = (fs::temp_directory_path() / "winrm_web_XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    dir = pattern;
+    path = dir / "web.yml";
+  }
+  ~TempFile() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+  void write(const std::string& text) const { std::ofstream(path, std::ios::trunc) << text; }
+};
+
+struct Counters {
+  int reloads = 0;
+};
+
+WebHandlers handlers(Counters& counters) {
+  WebHandlers h;
+  h.metrics = [] { return std::string("up 1\n"); };
+  h.probe = [](const std::string& target) -> std::expected<std::string, std::string> {
+    if (target == "known") return std::string("x 1\n");
+    return std::unexpected(std::string("unknown target"));
+  };
+  h.sd = [] { return std::string("[]"); };
+  h.ready = [] { return true; };
+  h.reload = [&counters]() -> std::expected<void, std::string> {
+    ++counters.reloads;
+    return {};
+  };
+  h.version = "test";
+  return h;
+}
+
+WebRequest get(const std::string& path, const std::string& authorization = "") {
+  WebRequest request;
+  request.method = "GET";
+  request.path = path;
+  request.authorization = authorization;
+  return request;
+}
+
+WebRequest post(const std::string& path, const std::string& authorization = "") {
+  WebRequest request = get(path, authorization);
+  request.method = "POST";
+  return request;
+}
+
+std::string header(const WebReply& reply, const std::string& name) {
+  for (const auto& [key, value] : reply.headers) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("without a web config: open endpoints, /-/reload only with --web.enable-lifecycle") {
+  Counters counters;
+  WebServer off(handlers(counters), WebOptions{});
+  REQUIRE(off.configure());
+  CHECK_FALSE(off.tls_enabled());
+  CHECK(off.handle(get("/metrics")).status == 200);
+  CHECK(off.handle(get("/sd")).body == "[]");
+  CHECK(off.handle(get("/probe")).status == 400);
+  WebRequest probe = get("/probe");
+  probe.target = "known";
+  CHECK(off.handle(probe).status == 200);
+  probe.target = "other";
+  CHECK(off.handle(probe).status == 404);
+  CHECK(off.handle(post("/-/reload")).status == 403);
+  CHECK(off.handle(get("/-/reload")).status == 405);
+  CHECK(off.handle(post("/metrics")).status == 405);
+  CHECK(counters.reloads == 0);
+
+  WebServer on(handlers(counters), WebOptions{8, true, ""});
+  REQUIRE(on.configure());
+  CHECK(on.handle(post("/-/reload")).status == 200);
+  WebRequest put = post("/-/reload");
+  put.method = "PUT";
+  CHECK(on.handle(put).status == 200);
+  CHECK(counters.reloads == 2);
+  WebRequest with_body = post("/-/reload");
+  with_body.has_body = true;
+  CHECK(on.handle(with_body).status == 413);
+}
+
+TEST_CASE("basic_auth_users guard every path, /sd and health included; headers on every reply") {
+  TempFile file;
+  file.write(std::string("basic_auth_users:\n  bob: ") + kHashUU +
+             "\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+  Counters counters;
+  WebServer web(handlers(counters), WebOptions{8, true, file.path.string()});
+  REQUIRE(web.configure());
+  for (std::string path : {"/metrics", "/probe", "/sd", "/-/healthy", "/-/ready", "/", "/nope"}) {
+    WebReply denied = web.handle(get(path));
+    CHECK_MESSAGE(denied.status == 401, path);
+    CHECK(header(denied, "WWW-Authenticate").starts_with("Basic"));
+    CHECK(header(denied, "X-Content-Type-Options") == "nosniff");
+    CHECK_MESSAGE(web.handle(get(path, kBobWrong)).status == 401, path);
+  }
+  CHECK(web.handle(post("/-/reload")).status == 401);
+  CHECK(counters.reloads == 0);
+  WebReply ok = web.handle(get("/metrics", kBobUU));
+  CHECK(ok.status == 200);
+  CHECK(ok.body == "up 1\n");
+  CHECK(header(ok, "X-Content-Type-Options") == "nosniff");
+  CHECK(web.handle(get("/sd", kBobUU)).status == 200);
+  CHECK(web.handle(get("/nope", kBobUU)).status == 404);
+  CHECK(web.handle(post("/-/reload", kBobUU)).status == 200);
+  CHECK(counters.reloads == 1);
+}
+
+TEST_CASE("web config reload: new users apply, a bad file keeps the running config") {
+  TempFile file;
+  file.write("basic_auth_users:\n  alice: " + std::string(kHashUU) + "\n");
+  Counters counters;
+  WebServer web(handlers(counters), WebOptions{8, false, file.path.string()});
+  REQUIRE(web.configure());
+  CHECK(web.handle(get("/metrics", kBobUU)).status == 401);  // bob is not configured yet
+
+  file.write("basic_auth_users:\n  bob: " + std::string(kHashUU) + "\n");
+  REQUIRE(web.reload_config());
+  CHECK(web.handle(get("/metrics", kBobUU)).status == 200);
+
+  file.write("basic_auth_users:\n  bob: plain-text-password\n");
+  auto failed = web.reload_config();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().find(file.path.string() + ":2:") == 0);
+  CHECK(failed.error().find("plain-text-password") == std::string::npos);
+  CHECK(web.handle(get("/metrics", kBobUU)).status == 200);  // still in force
+
+  // HTTP <-> HTTPS needs a restart; the previous config stays.
+  std::ofstream(file.dir / "c.pem") << "x";
+  file.write("tls_server_config:\n  cert_file: c.pem\n  key_file: c.pem\n");
+  failed = web.reload_config();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().find("restart") != std::string::npos);
+  CHECK(web.handle(get("/metrics", kBobUU)).status == 200);
+
+  // Start-up with a broken file is an error naming it.
+  file.write("basic_auth_users: [x]\n");
+  WebServer broken(handlers(counters), WebOptions{8, false, file.path.string()});
+  auto configured = broken.configure();
+  REQUIRE_FALSE(configured);
+  CHECK(configured.error().starts_with(file.path.string() + ":1: basic_auth_users"));
+
+  // A TLS section whose files do not load names the file.
+  file.write("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n");
+  WebServer no_cert(handlers(counters), WebOptions{8, false, file.path.string()});
+  configured = no_cert.configure();
+  REQUIRE_FALSE(configured);
+  CHECK(configured.error().find((file.dir / "missing.pem").string()) != std::string::npos);
+}
+
+TEST_CASE("rate_limit: requests beyond the burst get 429") {
+  TempFile file;
+  file.write("rate_limit:\n  interval: 1h\n  burst: 2\n");
+  Counters counters;
+  WebServer web(handlers(counters), WebOptions{8, false, file.path.string()});
+  REQUIRE(web.configure());
+  CHECK(web.handle(get("/metrics")).status == 200);
+  CHECK(web.handle(get("/metrics")).status == 200);
+  CHECK(web.handle(get("/metrics")).status == 429);
+}

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 namespace exporter {
 
@@ -258,7 +259,7 @@ SslCtxPtr TlsContextProvider::current() {
     return context_;
   }
   spdlog::info("web: TLS certificate files changed, reloaded cert_file={}", settings_.cert_file);
-  context_ = std::move(*rebuilt);
+  previous_ = std::exchange(context_, std::move(*rebuilt));
   files_ = std::move(files);
   failed_files_.clear();
   ++rebuilds_;
@@ -271,7 +272,7 @@ std::expected<void, std::string> TlsContextProvider::update(TlsServerSettings se
   if (!context) return std::unexpected(context.error());
   std::lock_guard lock(mutex_);
   settings_ = std::move(settings);
-  context_ = std::move(*context);
+  previous_ = std::exchange(context_, std::move(*context));
   files_ = std::move(files);
   failed_files_.clear();
   ++rebuilds_;

@@ -58,6 +58,9 @@ class TlsContextProvider {
   mutable std::mutex mutex_;
   TlsServerSettings settings_;
   SslCtxPtr context_;
+  // The context replaced last, kept alive so that a caller which took current()'s raw
+  // pointer just before a rebuild can still SSL_new() from it (net::TlsContextProvider).
+  SslCtxPtr previous_;
   std::vector<FileId> files_;         // what context_ was built from
   std::vector<FileId> failed_files_;  // a rebuild from these failed (logged once)
   std::chrono::steady_clock::time_point next_check_;

@@ -94,4 +94,7 @@ TEST_CASE("error classes round-trip through Error") {
   CHECK(error.message == "clock_skew: detail");
   CHECK(winrm::auth_error_class(error) == winrm::AuthErrorClass::kClockSkew);
   CHECK_FALSE(winrm::auth_error_class(winrm::make_error(winrm::ErrorKind::kAuth, "x").error()));
+  // The class is a typed field: text that merely looks like one is not parsed.
+  CHECK_FALSE(
+      winrm::auth_error_class(winrm::make_error(winrm::ErrorKind::kAuth, "clock_skew: x").error()));
 }

@@ -96,11 +96,14 @@ Outcome round_trip(const winrm::EndpointOptions& e, std::chrono::milliseconds bu
   return out;
 }
 
-void expect_error(const Outcome& o, ErrorKind kind, std::string_view message_part = {}) {
+// `limit`: the typed bound the error must carry (kNone: it must carry none).
+void expect_error(const Outcome& o, ErrorKind kind, std::string_view message_part = {},
+                  winrm::Limit limit = winrm::Limit::kNone) {
   REQUIRE_FALSE(o.result.has_value());
   INFO("message: " << o.result.error().message);
   CHECK(winrm::to_string(o.result.error().kind) == winrm::to_string(kind));
   CHECK(o.result.error().message.find(message_part) != std::string::npos);
+  CHECK(winrm::to_string(o.result.error().limit) == winrm::to_string(limit));
   CHECK(o.elapsed < o.budget + 1s);
   CHECK(o.rss_growth < kRssBound);
 }
@@ -133,7 +136,7 @@ TEST_CASE("oversized status lines and headers end in a transport error") {
       p.send("HTTP/1.1 200 ") && p.send_repeated('A', 1 << 20) && p.send("\r\n\r\n");
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response headers exceed 65536 bytes");
+                 "response headers exceed 65536 bytes", winrm::Limit::kHeaderBytes);
   }
   SUBCASE("10 MiB status line without a newline") {
     hostile::Server s([](hostile::Peer& p) {
@@ -141,7 +144,7 @@ TEST_CASE("oversized status lines and headers end in a transport error") {
       p.send("HTTP/1.1 200 ") && p.send_repeated('B', 10 << 20);
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response headers exceed 65536 bytes");
+                 "response headers exceed 65536 bytes", winrm::Limit::kHeaderBytes);
   }
   SUBCASE("status line under curl's line limit but over max_header_bytes") {
     hostile::Server s([](hostile::Peer& p) {
@@ -149,7 +152,8 @@ TEST_CASE("oversized status lines and headers end in a transport error") {
       p.send("HTTP/1.1 200 ") && p.send_repeated('C', 80 << 10) && p.send("\r\n\r\n");
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response headers exceed 65536 bytes (max_header_bytes)");
+                 "response headers exceed 65536 bytes (max_header_bytes)",
+                 winrm::Limit::kHeaderBytes);
   }
   SUBCASE("one header line of 1 MiB") {
     hostile::Server s([](hostile::Peer& p) {
@@ -157,7 +161,7 @@ TEST_CASE("oversized status lines and headers end in a transport error") {
       p.send(kOkHead + "X-Big: ") && p.send_repeated('D', 1 << 20) && p.send("\r\n\r\n");
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response headers exceed 65536 bytes");
+                 "response headers exceed 65536 bytes", winrm::Limit::kHeaderBytes);
   }
   SUBCASE("100,000 small headers") {
     hostile::Server s([](hostile::Peer& p) {
@@ -169,7 +173,7 @@ TEST_CASE("oversized status lines and headers end in a transport error") {
       p.send("Content-Length: 0\r\n\r\n");
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "more than 100 header lines (max_header_count)");
+                 "more than 100 header lines (max_header_count)", winrm::Limit::kHeaderCount);
   }
   SUBCASE("many headers under the count cap but over the byte cap") {
     hostile::Server s([](hostile::Peer& p) {
@@ -181,7 +185,7 @@ TEST_CASE("oversized status lines and headers end in a transport error") {
       p.send("Content-Length: 0\r\n\r\n");
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response headers exceed 65536 bytes");
+                 "response headers exceed 65536 bytes", winrm::Limit::kHeaderBytes);
   }
 }
 
@@ -234,6 +238,55 @@ TEST_CASE("trickling and silent servers end in a timeout within the deadline") {
   }
 }
 
+TEST_CASE("cancel (shutdown) ends a transfer in progress, and refuses the next one") {
+  const auto budget = 30000ms;
+  const auto tls_config = certs().tls(certs().good);
+  struct Case {
+    const char* name;
+    bool tls;
+    hostile::Script script;
+    const hostile::TlsFiles* server_tls;
+  };
+  const Case cases[] = {
+      {"never answers", false, [](hostile::Peer& p) { p.wait_for_close(30s); }, nullptr},
+      {"body one byte every 100 ms", false,
+       [](hostile::Peer& p) {
+         p.read_request();
+         p.send(kOkHead + "Content-Length: 1000\r\n\r\n") &&
+             p.trickle(std::string(1000, 'b'), 100ms);
+       },
+       nullptr},
+      {"TLS: never starts the handshake", true, [](hostile::Peer& p) { p.wait_for_close(30s); },
+       nullptr},
+      {"TLS: never answers the request", true,
+       [](hostile::Peer& p) {
+         p.read_request();
+         p.wait_for_close(30s);
+       },
+       &tls_config},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    hostile::Server s(c.script, c.server_tls);
+    auto e = endpoint(s.port(), c.tls);
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    e.cancel = cancel;
+    std::thread signal([&] {
+      std::this_thread::sleep_for(300ms);  // the request is under way
+      cancel->store(true);
+    });
+    auto o = round_trip(e, budget);
+    signal.join();
+    expect_error(o, ErrorKind::kTimeout, "cancelled (shutting down)");
+    CHECK(o.result.error().cancelled);
+    CHECK(o.elapsed < 5s);  // correctness bound: about a second, against a 30 s deadline
+    // With the flag set, nothing more is sent.
+    auto refused = round_trip(e, budget);
+    expect_error(refused, ErrorKind::kTimeout, "cancelled (shutting down)");
+    CHECK(refused.result.error().cancelled);
+  }
+}
+
 TEST_CASE("a trickled TLS handshake does not hold another target's deadline") {
   // A TCP server that "answers" the ClientHello with a record header announcing 16 KiB
   // and then one junk byte every 200 ms.
@@ -277,7 +330,7 @@ TEST_CASE("bodies of any framing are bounded or classified") {
       p.send(kOkHead + "Content-Length: 1073741824\r\n\r\n") && p.send_repeated('x', 1 << 20);
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response exceeds 16777216 bytes");
+                 "response exceeds 16777216 bytes", winrm::Limit::kResponseBytes);
   }
   SUBCASE("Content-Length larger than what is sent, then close") {
     hostile::Server s([](hostile::Peer& p) {
@@ -308,7 +361,8 @@ TEST_CASE("bodies of any framing are bounded or classified") {
     });
     auto e = endpoint(s.port());
     e.max_response_bytes = 1 << 20;
-    expect_error(round_trip(e, budget), ErrorKind::kTransport, "response exceeds 1048576 bytes");
+    expect_error(round_trip(e, budget), ErrorKind::kTransport, "response exceeds 1048576 bytes",
+                 winrm::Limit::kResponseBytes);
   }
   SUBCASE("endless chunked body") {
     hostile::Server s([](hostile::Peer& p) {
@@ -320,7 +374,7 @@ TEST_CASE("bodies of any framing are bounded or classified") {
       }
     });
     expect_error(round_trip(endpoint(s.port()), budget), ErrorKind::kTransport,
-                 "response exceeds 16777216 bytes");
+                 "response exceeds 16777216 bytes", winrm::Limit::kResponseBytes);
   }
   SUBCASE("connection reset in the middle of the body") {
     hostile::Server s([](hostile::Peer& p) {

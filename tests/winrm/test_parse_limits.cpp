@@ -100,6 +100,33 @@ double seconds_to_parse(const std::string& body, const ParseLimits& limits,
 
 }  // namespace
 
+TEST_CASE("every bound is a typed Limit on the error, not only text") {
+  auto limit_of = [](std::string_view body, const ParseLimits& limits = {}) {
+    auto page = winrm::parse_enumeration_response(body, {}, limits);
+    REQUIRE_FALSE(page.has_value());
+    CHECK(page.error().kind == ErrorKind::kParse);
+    return page.error().limit;
+  };
+  ParseLimits limits;
+  limits.max_rows = 1;
+  CHECK(limit_of(envelope_with({"<p:A>1</p:A>", "<p:A>2</p:A>"}), limits) == winrm::Limit::kRows);
+  limits = {};
+  limits.max_properties_per_instance = 1;
+  CHECK(limit_of(envelope_with({"<p:A>1</p:A><p:B>2</p:B>"}), limits) == winrm::Limit::kProperties);
+  limits = {};
+  limits.max_values_per_property = 1;
+  CHECK(limit_of(envelope_with({"<p:A>1</p:A><p:A>2</p:A>"}), limits) == winrm::Limit::kValues);
+  limits = {};
+  limits.max_attributes_per_element = 1;
+  CHECK(limit_of(envelope_with({"<p:A x='1' y='2'>1</p:A>"}), limits) == winrm::Limit::kAttributes);
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += "<p:D>";
+  CHECK(limit_of(envelope_with({deep})) == winrm::Limit::kDepth);
+  // Malformed input is not a limit.
+  CHECK(limit_of(envelope_with({"<p:A>1</p:B>"})) == winrm::Limit::kNone);
+  CHECK(winrm::to_string(winrm::Limit::kProperties) == "max_properties_per_instance");
+}
+
 TEST_CASE("default limits are the documented ones") {
   ParseLimits limits;
   CHECK(limits.max_rows == 100000);

@@ -468,6 +468,7 @@ TEST_CASE("endless pages stop at limits.max_poll_bytes with a Release; memory st
   CHECK(rows.error().kind == winrm::ErrorKind::kTransport);
   CAPTURE(rows.error().message);
   CHECK(rows.error().message.find("limits.max_poll_bytes = 67108864") != std::string::npos);
+  CHECK(rows.error().limit == winrm::Limit::kPollBytes);
   auto seen = fake.seen();
   REQUIRE(seen.size() > 2);
   CHECK(seen.back().action == "Release");
@@ -499,6 +500,7 @@ TEST_CASE("limits.max_rows_per_poll ends the poll with a Release bounded by 500 
   CHECK(rows.error().kind == winrm::ErrorKind::kParse);
   CAPTURE(rows.error().message);
   CHECK(rows.error().message.find("limits.max_rows_per_poll = 1000") != std::string::npos);
+  CHECK(rows.error().limit == winrm::Limit::kRows);
   auto seen = fake.seen();
   CAPTURE(actions_of(seen));
   REQUIRE(seen.size() > 2);
@@ -518,6 +520,7 @@ TEST_CASE("limits.max_properties_per_instance is passed to the parser and named"
   CHECK(rows.error().kind == winrm::ErrorKind::kParse);
   CAPTURE(rows.error().message);
   CHECK(rows.error().message.find("limits.max_properties_per_instance = 5") != std::string::npos);
+  CHECK(rows.error().limit == winrm::Limit::kProperties);
   // The first answer did not parse, so there is no context to release.
   REQUIRE(fake.seen().size() == 1);
 }
@@ -719,4 +722,77 @@ TEST_CASE("UTF-16 pages and faults are decoded by the charset in Content-Type") 
   REQUIRE_MESSAGE(all.has_value(), all.error().describe());
   CHECK(all->size() == service_row_count());
   CHECK((*all)[0].string("Name") == "AeLookupSvc");
+}
+
+namespace {
+// Sends without credentials and raises the cancel flag once the first answer is in: a
+// SIGTERM that arrives between two pages, while the connection is idle.
+class CancelAfterFirstAnswer final : public winrm::Auth {
+ public:
+  explicit CancelAfterFirstAnswer(std::shared_ptr<std::atomic<bool>> cancel)
+      : cancel_(std::move(cancel)) {}
+  winrm::Result<winrm::HttpResponse> send(winrm::Connection& conn, const std::string& body,
+                                          winrm::Deadline deadline) override {
+    auto response = inner_->send(conn, body, deadline);
+    cancel_->store(true);
+    return response;
+  }
+  std::string name() const override { return "none"; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancel_;
+  std::shared_ptr<winrm::Auth> inner_ = winrm::make_no_auth();
+};
+}  // namespace
+
+TEST_CASE("cancel (shutdown) between pages: a Release on the idle connection, then the error") {
+  ServicePages pages;
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  FakeWinrm fake([&](const Seen& s, int) { return pages.next(s); });
+  auto options = fake.options();
+  options.endpoint.cancel = cancel;
+  winrm::Session session(options, std::make_shared<CancelAfterFirstAnswer>(cancel), nullptr);
+  const auto start = winrm::Clock::now();
+  auto rows =
+      session.enumerate("root/cimv2", "SELECT * FROM Win32_Service", winrm::Clock::now() + 60s);
+  const auto elapsed = winrm::Clock::now() - start;
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kTimeout);
+  CHECK(rows.error().cancelled);
+  CAPTURE(rows.error().message);
+  CHECK(rows.error().message.find("cancelled (shutting down) after") != std::string::npos);
+  auto seen = fake.seen();
+  CAPTURE(actions_of(seen));
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].action == "Release");  // went out although the flag was up
+  CHECK(seen[1].context == "uuid:6854B090-BBDB-486B-B750-5BF34D000933");
+  CHECK(elapsed < 10s);  // correctness bound against the 60 s deadline
+}
+
+TEST_CASE("cancel (shutdown) during a slow answer ends the request, without a Release") {
+  ServicePages pages;
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  FakeWinrm fake([&](const Seen& s, int) {
+    Reply reply = pages.next(s);
+    if (s.action == "Pull") {
+      cancel->store(true);    // SIGTERM while the host takes its time over the Pull
+      reply.delay = 30000ms;  // the fake stops waiting when it is destroyed
+    }
+    return reply;
+  });
+  auto options = fake.options();
+  options.endpoint.cancel = cancel;
+  const auto start = winrm::Clock::now();
+  auto rows = run(fake, options, 60s);
+  const auto elapsed = winrm::Clock::now() - start;
+  REQUIRE_FALSE(rows.has_value());
+  CHECK(rows.error().kind == winrm::ErrorKind::kTimeout);
+  CHECK(rows.error().cancelled);
+  CAPTURE(rows.error().message);
+  auto seen = fake.seen();
+  CAPTURE(actions_of(seen));
+  // The cut connection is not reopened for a Release.
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].action == "Pull");
+  CHECK(elapsed < 10s);  // libcurl looks at the flag about once a second; deadline 60 s
 }

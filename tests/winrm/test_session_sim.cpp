@@ -240,6 +240,7 @@ TEST_CASE("transport failures: trickle deadline, size cap, close mid-body, malfo
     REQUIRE_FALSE(rows.has_value());
     CHECK(rows.error().kind == winrm::ErrorKind::kTransport);
     CHECK(rows.error().message == "response exceeds 1048576 bytes");
+    CHECK(rows.error().limit == winrm::Limit::kResponseBytes);
   }
   SUBCASE("connection closed mid-body") {
     auto rows = query("closemid.sim.test", "SELECT * FROM Win32_OperatingSystem");

@@ -202,12 +202,15 @@ std::unexpected<Error> parse_error(std::string message) {
 }
 
 // "instance has more than 10000 properties (max_properties_per_instance)"
-std::unexpected<Error> limit_error(std::string_view subject, std::size_t limit,
-                                   std::string_view what_and_limit_name) {
+std::unexpected<Error> limit_error(Limit which, std::string_view subject, std::size_t limit,
+                                   std::string_view what) {
   std::string message(subject);
   message += " more than " + std::to_string(limit) + " ";
-  message += what_and_limit_name;
-  return parse_error(std::move(message));
+  message += what;
+  message += " (";
+  message += to_string(which);
+  message += ')';
+  return make_limit_error(ErrorKind::kParse, which, std::move(message));
 }
 
 // A bounded rendering of a name from the response for an error message (already UTF-8).
@@ -268,11 +271,16 @@ constexpr std::size_t kMaxCharacterReference = 16;
 // ones, so 10^5 of them cost 10^10 comparisons), many processing instructions, and "&#" without
 // a nearby ';'. Attributes are counted as '=' outside quoted values (an upper bound): memchr
 // from tag to tag and over quoted values, a table look-up per name byte.
-std::optional<std::string> check_markup(std::string_view text, std::size_t max_attributes) {
+struct MarkupRefusal {
+  std::string message;
+  Limit limit = Limit::kNone;
+};
+
+std::optional<MarkupRefusal> check_markup(std::string_view text, std::size_t max_attributes) {
   for (std::size_t ref = text.find("&#"); ref != std::string_view::npos;
        ref = text.find("&#", ref + 2)) {
     if (text.substr(ref, kMaxCharacterReference).find(';') == std::string_view::npos) {
-      return "malformed character reference at byte " + std::to_string(ref);
+      return MarkupRefusal{"malformed character reference at byte " + std::to_string(ref)};
     }
   }
   const char* p = text.data();
@@ -296,8 +304,8 @@ std::optional<std::string> check_markup(std::string_view text, std::size_t max_a
     }
     if (*p == '?') {
       if (++processing_instructions > kMaxProcessingInstructions) {
-        return "more than " + std::to_string(kMaxProcessingInstructions) +
-               " processing instructions";
+        return MarkupRefusal{"more than " + std::to_string(kMaxProcessingInstructions) +
+                             " processing instructions"};
       }
       p = skip_past(p, "?>");
       continue;
@@ -311,8 +319,9 @@ std::optional<std::string> check_markup(std::string_view text, std::size_t max_a
       const char c = *p;
       if (c == '=') {
         if (++equals > max_attributes) {
-          return "element has more than " + std::to_string(max_attributes) +
-                 " attributes (max_attributes_per_element)";
+          return MarkupRefusal{"element has more than " + std::to_string(max_attributes) +
+                                   " attributes (max_attributes_per_element)",
+                               Limit::kAttributes};
         }
         ++p;
       } else if (c == '"' || c == '\'') {
@@ -350,12 +359,15 @@ Result<const XMLElement*> parse_document(XMLDocument& doc, std::string_view body
     return parse_error("NUL character at byte " + std::to_string(nul) +
                        " of the decoded response (is the charset right?)");
   }
-  if (auto refused = check_markup(text, max_attributes)) return parse_error(std::move(*refused));
+  if (auto refused = check_markup(text, max_attributes)) {
+    return make_limit_error(ErrorKind::kParse, refused->limit, std::move(refused->message));
+  }
   context.has_character_references = text.find("&#") != std::string_view::npos;
   const tinyxml2::XMLError status = doc.Parse(text.data(), text.size());
   if (status == tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED) {
-    return parse_error("XML elements nested deeper than " +
-                       std::to_string(TINYXML2_MAX_ELEMENT_DEPTH) + " levels");
+    return make_limit_error(ErrorKind::kParse, Limit::kDepth,
+                            "XML elements nested deeper than " +
+                                std::to_string(TINYXML2_MAX_ELEMENT_DEPTH) + " levels");
   }
   if (status != tinyxml2::XML_SUCCESS) {
     std::string message = "malformed XML: ";
@@ -553,12 +565,12 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
       added = &row.add(name, std::move(value), type);
     }
     if (row.properties().size() > limits.max_properties_per_instance) {
-      return limit_error("instance has", limits.max_properties_per_instance,
-                         "properties (max_properties_per_instance)");
+      return limit_error(Limit::kProperties, "instance has", limits.max_properties_per_instance,
+                         "properties");
     }
     if (added != nullptr && added->values.size() > limits.max_values_per_property) {
-      return limit_error("property " + quoted_name(added->name) + " has",
-                         limits.max_values_per_property, "values (max_values_per_property)");
+      return limit_error(Limit::kValues, "property " + quoted_name(added->name) + " has",
+                         limits.max_values_per_property, "values");
     }
   }
   return row;
@@ -643,7 +655,7 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body,
         ++items;
       }
       if (page.rows.size() + items > limits.max_rows) {
-        return limit_error("response has", limits.max_rows, "rows (max_rows)");
+        return limit_error(Limit::kRows, "response has", limits.max_rows, "rows");
       }
       page.rows.reserve(page.rows.size() + items);
       std::size_t expected_properties = 0;  // rows of one page are usually one class

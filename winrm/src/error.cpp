@@ -25,6 +25,36 @@ std::string_view to_string(ErrorKind kind) {
   return "unknown";
 }
 
+std::string_view to_string(Limit limit) {
+  switch (limit) {
+    case Limit::kNone:
+      return "";
+    case Limit::kResponseBytes:
+      return "max_response_bytes";
+    case Limit::kHeaderBytes:
+      return "max_header_bytes";
+    case Limit::kHeaderLine:
+      return "max_header_line";
+    case Limit::kHeaderCount:
+      return "max_header_count";
+    case Limit::kPollBytes:
+      return "max_poll_bytes";
+    case Limit::kRows:
+      return "max_rows";
+    case Limit::kProperties:
+      return "max_properties_per_instance";
+    case Limit::kValues:
+      return "max_values_per_property";
+    case Limit::kAttributes:
+      return "max_attributes_per_element";
+    case Limit::kDepth:
+      return "max_element_depth";
+    case Limit::kPages:
+      return "max_pages";
+  }
+  return "";
+}
+
 std::string_view to_string(FaultClass fault_class) {
   switch (fault_class) {
     case FaultClass::kAccessDenied:

@@ -194,20 +194,16 @@ std::string_view to_string(AuthErrorClass error_class) {
 
 std::optional<AuthErrorClass> auth_error_class(const Error& error) {
   if (error.kind != ErrorKind::kAuth) return std::nullopt;
-  for (int i = 0; i < kAuthErrorClassCount; ++i) {
-    const auto name = kClassNames[i];
-    if (error.message.starts_with(name) && error.message.size() > name.size() &&
-        error.message[name.size()] == ':') {
-      return static_cast<AuthErrorClass>(i);
-    }
-  }
-  return std::nullopt;
+  return error.auth_class;
 }
 
 std::unexpected<Error> make_auth_error(AuthErrorClass error_class, std::string_view detail,
                                        int http_status) {
-  return make_error(ErrorKind::kAuth,
-                    std::string(to_string(error_class)) + ": " + std::string(detail), http_status);
+  auto error =
+      make_error(ErrorKind::kAuth, std::string(to_string(error_class)) + ": " + std::string(detail),
+                 http_status);
+  error.error().auth_class = error_class;
+  return error;
 }
 
 namespace gss {

@@ -101,8 +101,7 @@ Result<EnumerationPage> Session::exchange(const std::string& body, const std::st
   if (!response) {
     Error& error = response.error();
     // The transport says "response exceeds N bytes"; say which setting N came from.
-    if (error.kind == ErrorKind::kTransport && response_cap_from_limits_ &&
-        error.message.starts_with("response exceeds")) {
+    if (error.limit == Limit::kResponseBytes && response_cap_from_limits_) {
       error.message += options_.limits.max_response_bytes == 0
                            ? " (limits.max_response_bytes: auto = 2 x winrm.max_envelope_size "
                              "+ 64 KiB; raise it or set it explicitly)"
@@ -123,16 +122,13 @@ Result<EnumerationPage> Session::exchange(const std::string& body, const std::st
   if (!page) {
     Error& error = page.error();
     error.http_status = response->status;
-    if (error.kind == ErrorKind::kParse) {
-      // The parser words its bounds its own way; add the config key an operator can raise.
-      if (error.message.find("(max_properties_per_instance)") != std::string::npos) {
-        error.message += " (limits.max_properties_per_instance = " +
-                         std::to_string(limits.max_properties_per_instance) + ")";
-      } else if (error.message.find("(max_rows)") != std::string::npos) {
-        error.message +=
-            " (limits.max_rows_per_poll = " + std::to_string(limits.max_rows_per_poll) +
-            " per poll, " + with_count(budget.rows, "rows before this page)");
-      }
+    // The parser names its own bound; add the config key an operator can raise.
+    if (error.limit == Limit::kProperties) {
+      error.message += " (limits.max_properties_per_instance = " +
+                       std::to_string(limits.max_properties_per_instance) + ")";
+    } else if (error.limit == Limit::kRows) {
+      error.message += " (limits.max_rows_per_poll = " + std::to_string(limits.max_rows_per_poll) +
+                       " per poll, " + with_count(budget.rows, "rows before this page)");
     }
     return page;
   }
@@ -159,8 +155,11 @@ void Session::release(const RequestOptions& request, const std::string& context,
   release_options.operation_timeout = std::chrono::duration_cast<milliseconds>(
       std::max(kMinOperationTimeout,
                std::chrono::duration_cast<milliseconds>(release_deadline - Clock::now())));
+  // At shutdown too: the connection is idle and the Release is short.
+  connection_->set_cancellable(false);
   auto response =
       auth_->send(*connection_, build_release(release_options, context), release_deadline);
+  connection_->set_cancellable(true);
   if (!response) {
     spdlog::debug("winrm: release on {} failed: {}", options_.endpoint.host,
                   response.error().describe());
@@ -222,14 +221,14 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
               " after " + with_count(pages, "pages, ") + with_count(budget.rows, "rows (") +
               with_count(budget.bytes, "response bytes, ") +
               with_count(budget.row_heap + rows.capacity() * sizeof(Row), "bytes of rows held)"),
-          0, std::nullopt};
+          0, std::nullopt, Limit::kPollBytes};
     }
     if (budget.rows > limits.max_rows_per_poll) {
       return Error{
           ErrorKind::kParse,
           "poll exceeded limits.max_rows_per_poll = " + std::to_string(limits.max_rows_per_poll) +
               " rows after " + with_count(pages, "pages"),
-          0, std::nullopt};
+          0, std::nullopt, Limit::kRows};
     }
     return std::nullopt;
   };
@@ -268,13 +267,21 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
     while (!done) {
       if (++pulls > kMaxPages) {
         release(request, context, deadline);
-        return make_error(ErrorKind::kParse,
-                          "enumeration exceeded " + std::to_string(kMaxPages) + " pages");
+        return make_limit_error(ErrorKind::kParse, Limit::kPages,
+                                "enumeration exceeded " + std::to_string(kMaxPages) + " pages");
       }
       if (Clock::now() >= deadline) {
         release(request, context, deadline);
         return make_error(ErrorKind::kTimeout,
                           "deadline exceeded after " + std::to_string(rows.size()) + " rows");
+      }
+      if (const auto& cancel = options_.endpoint.cancel;
+          cancel && cancel->load(std::memory_order_relaxed)) {
+        release(request, context, deadline);
+        Error error{ErrorKind::kTimeout,
+                    "cancelled (shutting down) after " + std::to_string(rows.size()) + " rows"};
+        error.cancelled = true;
+        return std::unexpected(std::move(error));
       }
       request.message_id = new_message_id();
       request.operation_timeout = operation_timeout_for(options_.operation_timeout, deadline);

@@ -171,6 +171,11 @@ class HttpConnection final : public Connection {
     if (remaining.count() < 1) {
       return make_error(ErrorKind::kTimeout, "deadline exceeded before sending " + where());
     }
+    if (cancel_requested()) {
+      auto error = make_error(ErrorKind::kTimeout, "cancelled (shutting down) " + where());
+      error.error().cancelled = true;
+      return error;
+    }
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
     curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(std::min(remaining, options_.connect_timeout).count()));
@@ -224,6 +229,8 @@ class HttpConnection final : public Connection {
     recreate_handle();
   }
 
+  void set_cancellable(bool cancellable) override { cancellable_ = cancellable; }
+
   bool is_connected() const override {
     if (!connected_) return false;
     curl_socket_t socket = CURL_SOCKET_BAD;
@@ -245,8 +252,22 @@ class HttpConnection final : public Connection {
     bool header_overflow = false;
     bool header_count_overflow = false;
     bool body_overflow = false;
+    bool cancelled = false;      // the progress callback aborted the transfer
     std::size_t body_bytes = 0;  // received, also past the cap
   };
+
+  bool cancel_requested() const {
+    return cancellable_ && options_.cancel && options_.cancel->load(std::memory_order_relaxed);
+  }
+
+  // libcurl calls this about once a second while a transfer waits, more often while data
+  // moves; non-zero aborts with CURLE_ABORTED_BY_CALLBACK.
+  static int on_progress(void* self_ptr, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    auto* self = static_cast<HttpConnection*>(self_ptr);
+    if (!self->cancel_requested()) return 0;
+    self->exchange_.cancelled = true;
+    return 1;
+  }
 
   const std::string& connect_address() const {
     return options_.connect_address.empty() ? options_.host : options_.connect_address;
@@ -314,6 +335,11 @@ class HttpConnection final : public Connection {
     curl_easy_setopt(curl_, CURLOPT_WRITEDATA, this);
     curl_easy_setopt(curl_, CURLOPT_PREREQFUNCTION, &HttpConnection::on_request_start);
     curl_easy_setopt(curl_, CURLOPT_PREREQDATA, this);
+    if (options_.cancel) {  // only then: the callback costs a call per loop of libcurl's
+      curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, &HttpConnection::on_progress);
+      curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, this);
+      curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
+    }
   }
 
   // Builds the request's header list in reused buffers: no allocation once the
@@ -481,25 +507,30 @@ class HttpConnection final : public Connection {
       return Error{ErrorKind::kTransport,
                    "response headers exceed " + std::to_string(options_.max_header_bytes) +
                        " bytes (max_header_bytes) " + where(),
-                   status, std::nullopt};
+                   status, std::nullopt, Limit::kHeaderBytes};
     }
     if (code == CURLE_OUT_OF_MEMORY && !x.head_done) {
       return Error{ErrorKind::kTransport,
                    "a response header line exceeds " + std::to_string(kCurlMaxHeaderLine) +
                        " bytes " + where(),
-                   0, std::nullopt};
+                   0, std::nullopt, Limit::kHeaderLine};
     }
     if (x.header_count_overflow) {
       return Error{ErrorKind::kTransport,
                    "response has more than " + std::to_string(options_.max_header_count) +
                        " header lines (max_header_count) " + where(),
-                   0, std::nullopt};
+                   0, std::nullopt, Limit::kHeaderCount};
+    }
+    if (code == CURLE_ABORTED_BY_CALLBACK && x.cancelled) {
+      Error error{ErrorKind::kTimeout,
+                  "cancelled (shutting down) during " + phase() + " " + where(), status};
+      error.cancelled = true;
+      return error;
     }
     if (x.body_overflow || code == CURLE_FILESIZE_EXCEEDED) {
       return Error{ErrorKind::kTransport,
-                   // Exactly this form: Session appends which setting N came from.
                    "response exceeds " + std::to_string(options_.max_response_bytes) + " bytes",
-                   status, std::nullopt};
+                   status, std::nullopt, Limit::kResponseBytes};
     }
     // The timer may fire a little early or the peer may give up at the same moment: a
     // failure that close to the deadline is the deadline, and is never retried.
@@ -550,6 +581,7 @@ class HttpConnection final : public Connection {
   std::atomic<std::uint64_t> connection_id_{0};
   bool ever_connected_ = false;
   bool connected_ = false;
+  bool cancellable_ = true;  // see Connection::set_cancellable
   std::string server_cert_der_;
 };
 

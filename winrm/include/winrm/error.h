@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace winrm {
 
@@ -56,11 +57,53 @@ std::string_view to_string(FaultClass fault_class);
 // empty. Part of describe(); never contains anything the server sent.
 std::string_view remedy(const Fault& fault);
 
+// Which bound of the client a poll ran into, so callers name the config key without
+// reading message text.
+enum class Limit {
+  kNone,
+  kResponseBytes,  // one HTTP response body (EndpointOptions / limits.max_response_bytes)
+  kHeaderBytes,    // response head bytes (max_header_bytes)
+  kHeaderLine,     // one response header line over libcurl's CURL_MAX_HTTP_HEADER
+  kHeaderCount,    // response header lines (max_header_count)
+  kPollBytes,      // bytes received + rows held by one poll (limits.max_poll_bytes)
+  kRows,           // instances of one page (ParseLimits::max_rows) or poll (max_rows_per_poll)
+  kProperties,     // properties of one instance (max_properties_per_instance)
+  kValues,         // elements of one array property (max_values_per_property)
+  kAttributes,     // attributes of one XML element (max_attributes_per_element)
+  kDepth,          // XML element nesting (TINYXML2_MAX_ELEMENT_DEPTH)
+  kPages,          // pages of one enumeration
+};
+std::string_view to_string(Limit limit);  // "max_rows", ...; "" for kNone
+
+// Why an authentication failed (ErrorKind::kAuth), for metrics and troubleshooting.
+enum class AuthErrorClass {
+  kNoCredentials,       // no keytab/password/cache, or no usable ticket in it
+  kKdcUnreachable,      // KDC down or not configured for the realm
+  kClockSkew,           // clocks differ by more than clockskew
+  kPrincipalUnknown,    // client or service principal (SPN) not in the KDC database
+  kCredentialsInvalid,  // wrong keytab/password: preauthentication failed
+  kServerRejected,      // the server refused our token, or mutual auth failed
+  kOther,
+};
+inline constexpr int kAuthErrorClassCount = 7;
+
 struct Error {
+  Error() = default;
+  Error(ErrorKind kind_, std::string message_, int http_status_ = 0,
+        std::optional<Fault> fault_ = std::nullopt, Limit limit_ = Limit::kNone)
+      : kind(kind_),
+        message(std::move(message_)),
+        http_status(http_status_),
+        fault(std::move(fault_)),
+        limit(limit_) {}
+
   ErrorKind kind = ErrorKind::kTransport;
-  std::string message;         // never contains credentials or Authorization headers
-  int http_status = 0;         // 0 when no HTTP response was read
-  std::optional<Fault> fault;  // set for kWsmanFault
+  std::string message;                       // never contains credentials or Authorization headers
+  int http_status = 0;                       // 0 when no HTTP response was read
+  std::optional<Fault> fault;                // set for kWsmanFault
+  Limit limit = Limit::kNone;                // set when a bound of ours ended the poll
+  bool cancelled = false;                    // kTimeout because the process is shutting down
+  std::optional<AuthErrorClass> auth_class;  // set by the Kerberos/NTLM layer (kAuth)
 
   // "wsman_fault (2150858778 CannotProcessFilter): The specified class does not exist."
   std::string describe() const;
@@ -71,6 +114,11 @@ using Result = std::expected<T, Error>;
 
 inline std::unexpected<Error> make_error(ErrorKind kind, std::string message, int http_status = 0) {
   return std::unexpected(Error{kind, std::move(message), http_status, std::nullopt});
+}
+
+inline std::unexpected<Error> make_limit_error(ErrorKind kind, Limit limit, std::string message,
+                                               int http_status = 0) {
+  return std::unexpected(Error{kind, std::move(message), http_status, std::nullopt, limit});
 }
 
 }  // namespace winrm

@@ -24,20 +24,9 @@
 
 namespace winrm {
 
-// Why an authentication failed, for metrics and troubleshooting.
-enum class AuthErrorClass {
-  kNoCredentials,       // no keytab/password/cache, or no usable ticket in it
-  kKdcUnreachable,      // KDC down or not configured for the realm
-  kClockSkew,           // clocks differ by more than clockskew
-  kPrincipalUnknown,    // client or service principal (SPN) not in the KDC database
-  kCredentialsInvalid,  // wrong keytab/password: preauthentication failed
-  kServerRejected,      // the server refused our token, or mutual auth failed
-  kOther,
-};
-inline constexpr int kAuthErrorClassCount = 7;
 std::string_view to_string(AuthErrorClass error_class);
-// Errors of this layer are ErrorKind::kAuth with message "<class>: <detail>"; this
-// recovers the class (nullopt for other errors).
+// Errors of this layer are ErrorKind::kAuth with Error::auth_class set and message
+// "<class>: <detail>"; this returns the class (nullopt for other errors).
 std::optional<AuthErrorClass> auth_error_class(const Error& error);
 std::unexpected<Error> make_auth_error(AuthErrorClass error_class, std::string_view detail,
                                        int http_status = 0);

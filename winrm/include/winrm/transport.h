@@ -37,6 +37,10 @@ struct EndpointOptions {
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_header_count = 100;
   std::chrono::milliseconds connect_timeout{5000};
+  // Shutdown: once true, no request starts and one in progress ends within about a second
+  // (libcurl's progress callback) with a kTimeout error whose `cancelled` is set. Not
+  // part of the endpoint's identity; shared by every connection of the process.
+  std::shared_ptr<const std::atomic<bool>> cancel;
 
   std::string url() const;  // "https://host:5986/wsman"
 };
@@ -94,6 +98,9 @@ class Connection {
   // True while a connection from an earlier round trip is open and reusable. Lets a
   // caller skip best-effort requests (WS-Man Release) that would otherwise reconnect.
   virtual bool is_connected() const = 0;
+  // false: EndpointOptions::cancel is ignored until set back to true, so a short Release
+  // can still go out on a connection that is idle at shutdown.
+  virtual void set_cancellable(bool cancellable) { (void)cancellable; }
 };
 
 std::unique_ptr<Connection> make_http_connection(EndpointOptions options,

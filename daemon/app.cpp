@@ -12,23 +12,6 @@
 
 namespace exporter {
 
-std::unique_ptr<winrm::Session> SessionPool::acquire() {
-  {
-    std::lock_guard lock(mutex_);
-    if (!idle_.empty()) {
-      auto session = std::move(idle_.back());
-      idle_.pop_back();
-      return session;
-    }
-  }
-  return std::make_unique<winrm::Session>(options_, make_auth_(), counters_);
-}
-
-void SessionPool::release(std::unique_ptr<winrm::Session> session) {
-  std::lock_guard lock(mutex_);
-  idle_.push_back(std::move(session));
-}
-
 winrm::EndpointOptions endpoint_for(const config::Config& /*config*/,
                                     const config::Target& target) {
   winrm::EndpointOptions endpoint;
@@ -93,38 +76,6 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
            profile.realm + '\n' + spn_service_for(profile, target) + '\n' + target.spn_host + '\n';
   }
   return out;
-}
-
-// Host-level failures back the whole target off; a fault about one query does not.
-PollOutcome outcome_of(const winrm::Error& error) {
-  switch (error.kind) {
-    case winrm::ErrorKind::kTransport:
-    case winrm::ErrorKind::kTls:
-    case winrm::ErrorKind::kAuth:  // also spares the account a lockout
-    case winrm::ErrorKind::kHttp:
-    case winrm::ErrorKind::kTimeout:
-      return PollOutcome::kUnreachable;
-    case winrm::ErrorKind::kWsmanFault:
-      if (!error.fault) return PollOutcome::kFailed;
-      switch (winrm::classify(*error.fault)) {
-        case winrm::FaultClass::kQuotaExceeded:
-          return PollOutcome::kQuota;
-        case winrm::FaultClass::kTimedOut:  // the host is too busy to answer in time
-          return PollOutcome::kUnreachable;
-        default:
-          return PollOutcome::kFailed;
-      }
-    case winrm::ErrorKind::kParse:
-      return PollOutcome::kFailed;
-  }
-  return PollOutcome::kFailed;
-}
-
-std::string error_kind_label(const winrm::Error& error) {
-  if (error.kind == winrm::ErrorKind::kWsmanFault && error.fault) {
-    return std::string(winrm::to_string(winrm::classify(*error.fault)));
-  }
-  return std::string(winrm::to_string(error.kind));
 }
 
 }  // namespace
@@ -195,8 +146,9 @@ void App::apply(std::shared_ptr<const config::Config> config) {
           runtime->auth_error = maker.error().message;
         }
         winrm::SessionOptions options = session_options_for(*config, target);
-        runtime->pool =
-            std::make_shared<SessionPool>(options, runtime->make_auth, telemetry_.transport());
+        options.endpoint.cancel = poller_.cancel_flag();
+        runtime->pool = std::make_shared<SessionPool>(
+            winrm_session_factory(options, runtime->make_auth, telemetry_.transport()));
         if (options.endpoint.insecure_skip_verify) {
           spdlog::warn("target={} TLS certificate verification is disabled", target.name);
         }
@@ -239,8 +191,15 @@ std::shared_ptr<const config::Config> App::config() const {
   return config_;
 }
 
-void App::start() { scheduler_.start(); }
-void App::stop() { scheduler_.stop(); }
+void App::start() {
+  poller_.resume();
+  scheduler_.start();
+}
+
+void App::stop() {
+  poller_.cancel();  // polls in flight end within about a second, not at their deadlines
+  scheduler_.stop();
+}
 
 PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   auto runtime = this->runtime(job.target);
@@ -269,42 +228,19 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
     return fail("config", "unknown collector", PollOutcome::kFailed);
   }
   if (!runtime->make_auth) return fail("auth", runtime->auth_error, PollOutcome::kFailed);
-  const auto& collector = *collector_it->second;
-  auto session = runtime->pool->acquire();
-  std::vector<std::vector<winrm::Row>> rows;
-  rows.reserve(collector.queries().size());
-  for (const auto& query : collector.queries()) {
-    auto result = session->enumerate(query.wmi_namespace, query.wql, deadline);
-    if (!result) {
-      const winrm::Error& error = result.error();
-      // A session whose connection failed is dropped; the next poll connects afresh.
-      if (error.kind == winrm::ErrorKind::kWsmanFault) {
-        runtime->pool->release(std::move(session));
-      }
-      runtime->auth_stats->count_error(error);
-      return fail(error_kind_label(error), error.describe(), outcome_of(error));
+  auto result = poller_.poll(*runtime->pool, *collector_it->second,
+                             runtime->target.limits.max_series_per_collector, deadline);
+  if (!result) {
+    PollFailure& failure = result.error();
+    if (failure.cancelled) {  // shutting down: not the host's failure, nothing to record
+      spdlog::debug("poll cancelled target={} collector={}", job.target, job.collector);
+      return PollOutcome::kFailed;
     }
-    rows.push_back(std::move(*result));
-  }
-  runtime->pool->release(std::move(session));
-  auto families = collector.transform(rows);
-  if (!families) return fail("collector", families.error(), PollOutcome::kFailed);
-  // Parsing and transforming are part of the poll: a result later than the deadline is
-  // a timeout, as a late response would be.
-  if (Clock::now() > deadline) {
-    return fail("timeout", "collector transform ended after the poll deadline",
-                PollOutcome::kFailed);
-  }
-  std::size_t series = 0;
-  for (const auto& family : *families) series += family.samples.size();
-  if (std::size_t limit = runtime->target.limits.max_series_per_collector; series > limit) {
-    return fail("series_limit",
-                std::to_string(series) + " series exceed limits.max_series_per_collector (" +
-                    std::to_string(limit) + ")",
-                PollOutcome::kFailed);
+    if (failure.error) runtime->auth_stats->count_error(*failure.error);
+    return fail(failure.kind, failure.message, failure.outcome);
   }
   double duration = elapsed();
-  cache_.record_success(job.target, job.collector, std::move(*families), duration);
+  cache_.record_success(job.target, job.collector, std::move(*result), duration);
   {
     std::lock_guard lock(runtime->failing_mutex);
     auto it = runtime->failing.find(job.collector);

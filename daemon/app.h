@@ -15,31 +15,13 @@
 #include "cache.h"
 #include "config/config.h"
 #include "flags.h"
+#include "poller.h"
 #include "scheduler.h"
 #include "shard.h"
 #include "telemetry.h"
 #include "winrm/session.h"
 
 namespace exporter {
-
-// Sessions of one target, one per parallel slot, created lazily and kept alive.
-class SessionPool {
- public:
-  SessionPool(winrm::SessionOptions options, AuthMaker make_auth,
-              std::shared_ptr<winrm::TransportCounters> counters)
-      : options_(std::move(options)),
-        make_auth_(std::move(make_auth)),
-        counters_(std::move(counters)) {}
-  std::unique_ptr<winrm::Session> acquire();
-  void release(std::unique_ptr<winrm::Session> session);
-
- private:
-  winrm::SessionOptions options_;
-  AuthMaker make_auth_;  // one Auth per Session (Negotiate binds it to the connection)
-  std::shared_ptr<winrm::TransportCounters> counters_;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<winrm::Session>> idle_;
-};
 
 // Endpoint of a configured target (shared with the query command).
 winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target);
@@ -104,6 +86,7 @@ class App {
   Telemetry telemetry_;
   AuthFactory auth_factory_;
   Cache cache_;
+  Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
   std::atomic<bool> ready_{false};
 

@@ -103,8 +103,8 @@ no_aslr_prefix() {
 # TSan: only the tests whose code is multi-threaded by design. The reload test is one
 # case of the exporter end-to-end test; its exporter binary is TSan-built too, and an
 # exporter that reports a race exits non-zero (exitcode=66), which fails the test.
-TSAN_TESTS='^(daemon_test_scheduler|daemon_test_cache|daemon_test_session_pool|daemon_test_reload.*)$'
-TSAN_TARGETS=(daemon_test_scheduler daemon_test_cache e2e_test_exporter_sim winrm_exporter winrm-sim)
+TSAN_TESTS='^(daemon_test_scheduler|daemon_test_cache|daemon_test_poller|daemon_test_session_pool|daemon_test_reload.*)$'
+TSAN_TARGETS=(daemon_test_scheduler daemon_test_cache daemon_test_poller e2e_test_exporter_sim winrm_exporter winrm-sim)
 stage_tsan() {
   configure build-tsan "${SANITIZER_FLAGS[@]}" -DWINRM_EXPORTER_SANITIZE=thread ||
     return 1

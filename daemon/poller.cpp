@@ -1,0 +1,140 @@
+#include "poller.h"
+
+namespace exporter {
+
+namespace {
+
+class WinrmQuerySession final : public QuerySession {
+ public:
+  WinrmQuerySession(const winrm::SessionOptions& options, std::shared_ptr<winrm::Auth> auth,
+                    std::shared_ptr<winrm::TransportCounters> counters)
+      : session_(options, std::move(auth), std::move(counters)) {}
+  winrm::Result<std::vector<winrm::Row>> enumerate(std::string_view wmi_namespace,
+                                                   std::string_view wql,
+                                                   winrm::Deadline deadline) override {
+    return session_.enumerate(wmi_namespace, wql, deadline);
+  }
+
+ private:
+  winrm::Session session_;
+};
+
+PollFailure failure(std::string kind, std::string message) {
+  return PollFailure{std::move(kind), std::move(message), PollOutcome::kFailed, std::nullopt,
+                     false};
+}
+
+PollFailure cancelled_failure(std::string message) {
+  return PollFailure{"timeout", std::move(message), PollOutcome::kFailed, std::nullopt, true};
+}
+
+}  // namespace
+
+SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker make_auth,
+                                     std::shared_ptr<winrm::TransportCounters> counters) {
+  return [options = std::move(options), make_auth = std::move(make_auth),
+          counters = std::move(counters)]() -> std::unique_ptr<QuerySession> {
+    return std::make_unique<WinrmQuerySession>(options, make_auth(), counters);
+  };
+}
+
+std::unique_ptr<QuerySession> SessionPool::acquire() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      auto session = std::move(idle_.back());
+      idle_.pop_back();
+      return session;
+    }
+  }
+  created_++;
+  return make_session_();  // outside the lock: a session's set-up may take a while
+}
+
+void SessionPool::release(std::unique_ptr<QuerySession> session) {
+  std::lock_guard lock(mutex_);
+  idle_.push_back(std::move(session));
+}
+
+std::size_t SessionPool::idle() const {
+  std::lock_guard lock(mutex_);
+  return idle_.size();
+}
+
+PollResult Poller::poll(SessionPool& pool, const collectors::Collector& collector,
+                        std::size_t max_series, winrm::Deadline deadline) const {
+  if (cancelled()) return std::unexpected(cancelled_failure("cancelled (shutting down)"));
+  auto session = pool.acquire();
+  std::vector<std::vector<winrm::Row>> rows;
+  rows.reserve(collector.queries().size());
+  for (const auto& query : collector.queries()) {
+    if (cancelled()) {
+      pool.release(std::move(session));
+      return std::unexpected(cancelled_failure("cancelled (shutting down)"));
+    }
+    auto result = session->enumerate(query.wmi_namespace, query.wql, deadline);
+    if (!result) {
+      winrm::Error& error = result.error();
+      if (error.kind == winrm::ErrorKind::kWsmanFault) pool.release(std::move(session));
+      if (error.cancelled) return std::unexpected(cancelled_failure(error.describe()));
+      std::string kind = error_kind_label(error);
+      std::string message = error.describe();
+      const PollOutcome outcome = outcome_of(error);
+      return std::unexpected(
+          PollFailure{std::move(kind), std::move(message), outcome, std::move(error), false});
+    }
+    rows.push_back(std::move(*result));
+  }
+  pool.release(std::move(session));
+  auto families = collector.transform(rows);
+  if (!families) {
+    return std::unexpected(failure("collector", std::move(families.error())));
+  }
+  // Parsing and transforming are part of the poll: a result later than the deadline is a
+  // timeout, as a late response would be.
+  if (winrm::Clock::now() > deadline) {
+    return std::unexpected(failure("timeout", "collector transform ended after the poll deadline"));
+  }
+  std::size_t series = 0;
+  for (const auto& family : *families) series += family.samples.size();
+  if (series > max_series) {
+    return std::unexpected(
+        failure("series_limit", std::to_string(series) +
+                                    " series exceed limits.max_series_per_collector (" +
+                                    std::to_string(max_series) + ")"));
+  }
+  return std::move(*families);
+}
+
+PollOutcome outcome_of(const winrm::Error& error) {
+  switch (error.kind) {
+    case winrm::ErrorKind::kTransport:
+    case winrm::ErrorKind::kTls:
+    case winrm::ErrorKind::kAuth:  // also spares the account a lockout
+    case winrm::ErrorKind::kHttp:
+    case winrm::ErrorKind::kTimeout:
+      return PollOutcome::kUnreachable;
+    case winrm::ErrorKind::kWsmanFault:
+      if (!error.fault) return PollOutcome::kFailed;
+      switch (winrm::classify(*error.fault)) {
+        case winrm::FaultClass::kQuotaExceeded:
+          return PollOutcome::kQuota;
+        case winrm::FaultClass::kTimedOut:  // the host is too busy to answer in time
+          return PollOutcome::kUnreachable;
+        default:
+          return PollOutcome::kFailed;
+      }
+    case winrm::ErrorKind::kParse:
+      return PollOutcome::kFailed;
+  }
+  return PollOutcome::kFailed;
+}
+
+std::string error_kind_label(const winrm::Error& error) {
+  if (error.kind == winrm::ErrorKind::kWsmanFault && error.fault) {
+    return std::string(winrm::to_string(winrm::classify(*error.fault)));
+  }
+  return std::string(winrm::to_string(error.kind));
+}
+
+}  // namespace exporter

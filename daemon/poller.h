@@ -1,0 +1,92 @@
+// One poll of one collector on one target: a session from the target's pool, every query of
+// the collector, the transform into metric families and the per-poll bounds. The App records
+// the outcome (cache, logs, back-off). Sessions come through a factory, so unit tests drive a
+// Poller with fake sessions and no network (tests/daemon/test_poller.cpp).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth_factory.h"
+#include "collectors/collector.h"
+#include "scheduler.h"
+#include "winrm/session.h"
+
+namespace exporter {
+
+// What a poll needs of a WinRM session: winrm::Session in production.
+class QuerySession {
+ public:
+  virtual ~QuerySession() = default;
+  virtual winrm::Result<std::vector<winrm::Row>> enumerate(std::string_view wmi_namespace,
+                                                           std::string_view wql,
+                                                           winrm::Deadline deadline) = 0;
+};
+
+using SessionFactory = std::function<std::unique_ptr<QuerySession>()>;
+
+// Real sessions: one Auth per session (Negotiate binds it to the connection).
+SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker make_auth,
+                                     std::shared_ptr<winrm::TransportCounters> counters);
+
+// Sessions of one target, one per parallel slot, created lazily and kept alive while idle.
+class SessionPool {
+ public:
+  explicit SessionPool(SessionFactory make_session) : make_session_(std::move(make_session)) {}
+  std::unique_ptr<QuerySession> acquire();
+  void release(std::unique_ptr<QuerySession> session);
+  std::size_t idle() const;
+  std::size_t created() const { return created_.load(); }
+
+ private:
+  SessionFactory make_session_;
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<QuerySession>> idle_;
+  std::atomic<std::size_t> created_{0};
+};
+
+struct PollFailure {
+  std::string kind;  // error class label: "timeout", "access_denied", "series_limit", ...
+  std::string message;
+  PollOutcome outcome = PollOutcome::kFailed;
+  std::optional<winrm::Error> error;  // set when a query failed
+  bool cancelled = false;             // ended by cancel(): shutdown, not the host's fault
+};
+
+using PollResult = std::expected<collectors::Families, PollFailure>;
+
+class Poller {
+ public:
+  // The flag every session's transport checks (winrm::EndpointOptions::cancel).
+  std::shared_ptr<const std::atomic<bool>> cancel_flag() const { return cancel_; }
+  // Shutdown: polls in flight end within about a second (a Release still goes out on idle
+  // connections), polls that start fail at once. resume() undoes it.
+  void cancel() { cancel_->store(true); }
+  void resume() { cancel_->store(false); }
+  bool cancelled() const { return cancel_->load(std::memory_order_relaxed); }
+
+  // Runs the collector's queries on one session of `pool` and transforms the rows. A
+  // session whose query failed is dropped (the next poll connects afresh), except after a
+  // WS-Man fault, which leaves the connection usable. Fails when the deadline passed
+  // during the transform, or with more than max_series samples.
+  PollResult poll(SessionPool& pool, const collectors::Collector& collector, std::size_t max_series,
+                  winrm::Deadline deadline) const;
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+// Host-level failures back the whole target off; a fault about one query does not.
+PollOutcome outcome_of(const winrm::Error& error);
+// The error class label of a failed query: the fault class for WS-Man faults, else the kind.
+std::string error_kind_label(const winrm::Error& error);
+
+}  // namespace exporter

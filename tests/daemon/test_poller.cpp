@@ -1,0 +1,323 @@
+// The Poller with fake sessions (no network): session reuse per pool, discard after a failed
+// query, the per-poll bounds, cancellation, and many threads polling many targets at once
+// (also run under TSan, scripts/test-all.sh).
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "poller.h"
+
+using namespace exporter;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Reply = winrm::Result<std::vector<winrm::Row>>;
+
+std::vector<winrm::Row> rows_named(const std::string& name, int count) {
+  std::vector<winrm::Row> rows;
+  for (int i = 0; i < count; ++i) {
+    winrm::Row row;
+    row.add("Name", name);
+    row.add("Index", std::to_string(i));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+// Answers each enumerate() from a script shared by all sessions of one fake host (empty
+// script: one row named after the host). Fails the test if two threads use it at once.
+struct FakeHost {
+  explicit FakeHost(std::string name_) : name(std::move(name_)) {}
+  std::string name;
+  std::mutex mutex;
+  std::deque<std::function<Reply(const std::string& wql)>> script;
+  std::atomic<int> calls{0};
+  std::atomic<bool> overlap{false};
+
+  Reply next(const std::string& wql) {
+    calls++;
+    std::function<Reply(const std::string&)> step;
+    {
+      std::lock_guard lock(mutex);
+      if (!script.empty()) {
+        step = std::move(script.front());
+        script.pop_front();
+      }
+    }
+    if (step) return step(wql);
+    return rows_named(name, 1);
+  }
+};
+
+class FakeSession final : public QuerySession {
+ public:
+  explicit FakeSession(FakeHost& host) : host_(host) {}
+  Reply enumerate(std::string_view, std::string_view wql, winrm::Deadline) override {
+    if (busy_.exchange(true)) host_.overlap = true;
+    std::this_thread::yield();  // widen the window in which a second user would show
+    auto reply = host_.next(std::string(wql));
+    busy_ = false;
+    return reply;
+  }
+
+ private:
+  FakeHost& host_;
+  std::atomic<bool> busy_{false};
+};
+
+SessionFactory factory_for(FakeHost& host) {
+  return [&host] { return std::make_unique<FakeSession>(host); };
+}
+
+// One gauge sample per row of every query, labelled with the row's Name.
+class FakeCollector final : public collectors::Collector {
+ public:
+  explicit FakeCollector(int queries = 1) {
+    for (int i = 0; i < queries; ++i) queries_.push_back({"root/cimv2", "Q" + std::to_string(i)});
+  }
+  const std::string& name() const override { return name_; }
+  const std::vector<collectors::Query>& queries() const override { return queries_; }
+  std::expected<collectors::Families, std::string> transform(
+      const std::vector<std::vector<winrm::Row>>& rows) const override {
+    if (fail_transform) return std::unexpected(std::string("bad data"));
+    collectors::MetricFamily family{"fake_rows", "Rows.", collectors::MetricType::kGauge, {}};
+    for (const auto& query_rows : rows) {
+      for (const auto& row : query_rows) {
+        family.samples.push_back({{{"name", row.string("Name").value_or("")}}, 1});
+      }
+    }
+    return collectors::Families{std::move(family)};
+  }
+  bool fail_transform = false;
+
+ private:
+  std::string name_ = "fake";
+  std::vector<collectors::Query> queries_;
+};
+
+winrm::Deadline in_10s() { return winrm::Clock::now() + 10s; }
+
+Reply error_reply(winrm::ErrorKind kind, std::string message) {
+  return std::unexpected(winrm::Error{kind, std::move(message)});
+}
+
+}  // namespace
+
+TEST_CASE("a pool reuses its sessions across polls; pools do not share sessions") {
+  FakeHost a("a");
+  FakeHost b("b");
+  SessionPool pool_a(factory_for(a));
+  SessionPool pool_b(factory_for(b));
+  Poller poller;
+  FakeCollector collector(2);
+  for (int i = 0; i < 5; ++i) {
+    auto result = poller.poll(pool_a, collector, 100, in_10s());
+    REQUIRE(result.has_value());
+    REQUIRE(result->size() == 1);
+    REQUIRE(result->front().samples.size() == 2);  // one row from each query
+    CHECK(result->front().samples[0].labels[0].second == "a");
+  }
+  auto result = poller.poll(pool_b, collector, 100, in_10s());
+  REQUIRE(result.has_value());
+  CHECK(result->front().samples[0].labels[0].second == "b");
+  CHECK(pool_a.created() == 1);
+  CHECK(pool_a.idle() == 1);
+  CHECK(pool_b.created() == 1);
+  CHECK(a.calls == 10);
+  CHECK(b.calls == 2);
+}
+
+TEST_CASE("a failed query drops its session; a WS-Man fault keeps it") {
+  FakeHost host("h");
+  SessionPool pool(factory_for(host));
+  Poller poller;
+  FakeCollector collector(2);
+
+  SUBCASE("transport error: dropped, host backs off") {
+    host.script.push_back([](const std::string&) {
+      return error_reply(winrm::ErrorKind::kTransport, "connection reset");
+    });
+    auto result = poller.poll(pool, collector, 100, in_10s());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == "transport");
+    CHECK(result.error().outcome == PollOutcome::kUnreachable);
+    CHECK_FALSE(result.error().cancelled);
+    REQUIRE(result.error().error.has_value());
+    CHECK(result.error().message.find("connection reset") != std::string::npos);
+    CHECK(host.calls == 1);  // the second query is not sent
+    CHECK(pool.idle() == 0);
+    REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+    CHECK(pool.created() == 2);  // connected afresh
+  }
+  SUBCASE("quota fault: kept, quota outcome") {
+    host.script.push_back([](const std::string&) -> Reply {
+      winrm::Fault fault;
+      fault.wsman_code = 2150859174;  // ERROR_WSMAN_QUOTA_MAX_OPERATIONS
+      return std::unexpected(
+          winrm::Error{winrm::ErrorKind::kWsmanFault, "quota", 500, std::move(fault)});
+    });
+    auto result = poller.poll(pool, collector, 100, in_10s());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == "quota_exceeded");
+    CHECK(result.error().outcome == PollOutcome::kQuota);
+    CHECK(pool.idle() == 1);
+    REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+    CHECK(pool.created() == 1);
+  }
+  SUBCASE("a limit of the session: parse failure of this collector, the limit kept") {
+    host.script.push_back([](const std::string&) {
+      return Reply(winrm::make_limit_error(winrm::ErrorKind::kParse, winrm::Limit::kRows,
+                                           "poll exceeded limits.max_rows_per_poll"));
+    });
+    auto result = poller.poll(pool, collector, 100, in_10s());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == "parse");
+    CHECK(result.error().outcome == PollOutcome::kFailed);
+    REQUIRE(result.error().error.has_value());
+    CHECK(result.error().error->limit == winrm::Limit::kRows);
+  }
+  SUBCASE("timeout: unreachable") {
+    host.script.push_back(
+        [](const std::string&) { return error_reply(winrm::ErrorKind::kTimeout, "deadline"); });
+    auto result = poller.poll(pool, collector, 100, in_10s());
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().kind == "timeout");
+    CHECK(result.error().outcome == PollOutcome::kUnreachable);
+    CHECK(pool.idle() == 0);
+  }
+}
+
+TEST_CASE("per-poll bounds: series limit, a transform past the deadline, bad data") {
+  FakeHost host("h");
+  SessionPool pool(factory_for(host));
+  Poller poller;
+  FakeCollector collector;
+  host.script.push_back([](const std::string&) { return Reply(rows_named("x", 50)); });
+  auto over = poller.poll(pool, collector, 49, in_10s());
+  REQUIRE_FALSE(over.has_value());
+  CHECK(over.error().kind == "series_limit");
+  CHECK(over.error().message == "50 series exceed limits.max_series_per_collector (49)");
+  CHECK(over.error().outcome == PollOutcome::kFailed);
+  CHECK(pool.idle() == 1);  // the host answered fine: its session stays
+
+  host.script.push_back([](const std::string&) { return Reply(rows_named("x", 50)); });
+  auto exact = poller.poll(pool, collector, 50, in_10s());
+  REQUIRE(exact.has_value());
+  CHECK(exact->front().samples.size() == 50);
+
+  // The fake session ignores deadlines; the poller checks the deadline after the transform.
+  auto late = poller.poll(pool, collector, 50, winrm::Clock::now() - 1s);
+  REQUIRE_FALSE(late.has_value());
+  CHECK(late.error().kind == "timeout");
+  CHECK(late.error().message == "collector transform ended after the poll deadline");
+
+  collector.fail_transform = true;
+  auto bad = poller.poll(pool, collector, 50, in_10s());
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().kind == "collector");
+  CHECK(bad.error().message == "bad data");
+  CHECK(pool.created() == 1);
+}
+
+TEST_CASE("cancel: no poll starts, a poll stops between queries, resume undoes it") {
+  FakeHost host("h");
+  SessionPool pool(factory_for(host));
+  Poller poller;
+  FakeCollector collector(3);
+  CHECK_FALSE(poller.cancelled());
+  CHECK_FALSE(poller.cancel_flag()->load());
+
+  poller.cancel();
+  CHECK(poller.cancel_flag()->load());  // what every transport of the process watches
+  auto refused = poller.poll(pool, collector, 100, in_10s());
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().cancelled);
+  CHECK(pool.created() == 0);
+  CHECK(host.calls == 0);
+
+  poller.resume();
+  host.script.push_back([&](const std::string&) {
+    poller.cancel();  // SIGTERM while the first query runs
+    return Reply(rows_named("h", 1));
+  });
+  auto stopped = poller.poll(pool, collector, 100, in_10s());
+  REQUIRE_FALSE(stopped.has_value());
+  CHECK(stopped.error().cancelled);
+  CHECK(host.calls == 1);
+  CHECK(pool.idle() == 1);  // the session's connection is idle and usable
+
+  // The transport's cancellation error (winrm::Error::cancelled) is a cancelled poll too.
+  poller.resume();
+  host.script.push_back([](const std::string&) -> Reply {
+    winrm::Error error{winrm::ErrorKind::kTimeout, "cancelled (shutting down)"};
+    error.cancelled = true;
+    return std::unexpected(std::move(error));
+  });
+  auto aborted = poller.poll(pool, collector, 100, in_10s());
+  REQUIRE_FALSE(aborted.has_value());
+  CHECK(aborted.error().cancelled);
+  CHECK(pool.idle() == 0);  // its connection was cut mid-request: dropped
+  REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+}
+
+TEST_CASE("8 threads polling 4 targets: no session used twice at once, results not mixed") {
+  constexpr int kThreads = 8;
+  constexpr int kTargets = 4;
+  constexpr int kPollsPerThread = 300;
+  std::vector<std::unique_ptr<FakeHost>> hosts;
+  std::vector<std::unique_ptr<SessionPool>> pools;
+  for (int t = 0; t < kTargets; ++t) {
+    hosts.push_back(std::make_unique<FakeHost>("target" + std::to_string(t)));
+    pools.push_back(std::make_unique<SessionPool>(factory_for(*hosts.back())));
+  }
+  // Every 7th query of target 0 fails, so sessions are also dropped and re-created.
+  std::atomic<int> target0_queries{0};
+  Poller poller;
+  FakeCollector collector(2);
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> mixed{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      for (int n = 0; n < kPollsPerThread; ++n) {
+        const int t = (i + n) % kTargets;
+        if (t == 0 && target0_queries++ % 7 == 6) {
+          std::lock_guard lock(hosts[0]->mutex);
+          hosts[0]->script.push_back([](const std::string&) {
+            return error_reply(winrm::ErrorKind::kTransport, "reset");
+          });
+        }
+        auto result = poller.poll(*pools[t], collector, 100, in_10s());
+        if (!result) {
+          failed++;
+          continue;
+        }
+        ok++;
+        for (const auto& sample : result->front().samples) {
+          if (sample.labels[0].second != hosts[t]->name) mixed++;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(ok + failed == kThreads * kPollsPerThread);
+  CHECK(failed > 0);
+  CHECK(mixed == 0);
+  for (int t = 0; t < kTargets; ++t) {
+    CAPTURE(t);
+    CHECK_FALSE(hosts[t]->overlap.load());
+    CHECK(pools[t]->created() >= 1);
+    CHECK(pools[t]->idle() ==
+          (t == 0 ? pools[t]->created() - static_cast<std::size_t>(failed) : pools[t]->created()));
+    CHECK(pools[t]->idle() <= static_cast<std::size_t>(kThreads));  // one per parallel slot
+  }
+}

@@ -80,6 +80,7 @@ struct HostModel {
   std::string cpu_name;
   int cpu_mhz;
   std::string manufacturer, model_name;
+  double clock_offset_s = 0;  // host clock minus true time (Win32_UTCTime, LocalDateTime)
 };
 
 namespace {
@@ -536,6 +537,11 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   m.boot_unix =
       std::floor(now / week) * week - std::floor(r.uniform(3600, 40 * 86400)) + r.uniform(0, 1);
   m.install_unix = std::floor(m.boot_unix - r.uniform(30 * 86400, 900 * 86400));
+  {
+    // Own generator: drawing from r here would change every later field of the model.
+    Rng clock_rng(m.seed ^ 0xc10cull);
+    m.clock_offset_s = clock_rng.uniform(-2.0, 2.0);
+  }
   m.avail_frac = r.uniform(0.15, 0.7);
   for (int i = 0; i < m.cpus; ++i) {
     m.core_busy.push_back(r.uniform(0.03, 0.55));
@@ -854,7 +860,8 @@ void gen_os(const HostModel& m, double now, std::vector<Instance>& out) {
       .num("FreeVirtualMemory", free_kb + page_free_kb)
       .set("InstallDate", Value::datetime(xs_datetime(m.install_unix, false)))
       .set("LastBootUpTime", Value::datetime(xs_datetime(m.boot_unix)))
-      .set("LocalDateTime", Value::datetime(xs_datetime(std::floor(now * 1000) / 1000, false)))
+      .set("LocalDateTime",
+           Value::datetime(xs_datetime(std::floor((now + m.clock_offset_s) * 1000) / 1000, false)))
       .str("Locale", "0409")
       .str("Manufacturer", "Microsoft Corporation")
       .num("MaxNumberOfProcesses", 4294967295u)
@@ -1055,6 +1062,85 @@ void gen_perf_processor(const HostModel& m, double now, std::vector<Instance>& o
                     &avg.c2, &avg.c3})
     *v /= n;
   emit("_Total", avg);
+}
+
+// "Processor Information" (Server 2008 R2+): instances "<socket>,<core>", one
+// "<socket>,_Total" per socket and "_Total", as windows_exporter's cpu collector sees them.
+void gen_perf_procinfo(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_Counters_ProcessorInformation"), out);
+  const auto clock = perf_clock(m, now);
+  const double t = clock.t;
+  const double elapsed = t * 1e7;
+  // Utility/performance bases tick at 100 ns like the time counters; 32-bit on Windows.
+  const auto wrap32 = [](double v) { return u64(v) & 0xffffffffull; };
+  auto emit = [&](const std::string& name, const CoreTimes& c, double parked) {
+    b.begin()
+        .num("AverageIdleTime", u64(c.idle / 1e4))
+        .num("AverageIdleTime_Base", u64(c.interrupts))
+        .num("C1TransitionsPersec", u64(c.interrupts * 0.9))
+        .num("C2TransitionsPersec", u64(c.interrupts * 0.2))
+        .num("C3TransitionsPersec", 0)
+        .num("ClockInterruptsPersec", u64(t * 64))
+        .num("DPCRate", 1)
+        .num("DPCsQueuedPersec", u64(c.dpcs))
+        .num("IdleBreakEventsPersec", u64(c.interrupts * 1.1))
+        .num("InterruptsPersec", u64(c.interrupts))
+        .str("Name", name)
+        .num("ParkingStatus", u64(parked))
+        .num("PercentC1Time", u64(c.c1))
+        .num("PercentC2Time", u64(c.c2))
+        .num("PercentC3Time", u64(c.c3))
+        .num("PercentDPCTime", u64(c.dpc))
+        .num("PercentIdleTime", u64(c.idle))
+        .num("PercentInterruptTime", u64(c.interrupt))
+        .num("PercentofMaximumFrequency", 100)
+        .num("PercentPerformanceLimit", 0)
+        .num("PercentPriorityTime", u64(c.busy * 0.9))
+        .num("PercentPrivilegedTime", u64(c.priv))
+        .num("PercentPrivilegedUtility", wrap32(c.priv * 1.05))
+        .num("PercentPrivilegedUtility_Base", wrap32(elapsed / 1e2))
+        .num("PercentProcessorPerformance", wrap32(elapsed * 1.05 / 1e2))
+        .num("PercentProcessorPerformance_Base", wrap32(elapsed / 1e4))
+        .num("PercentProcessorTime", u64(c.idle))
+        .num("PercentProcessorUtility", wrap32(c.busy * 1.05))
+        .num("PercentProcessorUtility_Base", wrap32(elapsed / 1e2))
+        .num("PercentUserTime", u64(c.user))
+        .num("PerformanceLimitFlags", 0)
+        .num("ProcessorFrequency", static_cast<std::uint64_t>(m.cpu_mhz))
+        .num("ProcessorStateFlags", 0);
+    perf_common(b, clock);
+  };
+  const std::size_t per_socket = m.core_busy.size() / static_cast<std::size_t>(m.sockets);
+  CoreTimes total{};
+  for (int s = 0; s < m.sockets; ++s) {
+    CoreTimes socket{};
+    for (std::size_t c = 0; c < per_socket; ++c) {
+      const std::size_t i = static_cast<std::size_t>(s) * per_socket + c;
+      const CoreTimes ct = core_times(m, i, t);
+      emit(std::to_string(s) + "," + std::to_string(c), ct, 0);
+      for (auto [sum, v] : {std::pair{&socket.busy, ct.busy}, {&socket.user, ct.user},
+                            {&socket.priv, ct.priv}, {&socket.interrupt, ct.interrupt},
+                            {&socket.dpc, ct.dpc}, {&socket.idle, ct.idle}, {&socket.c1, ct.c1},
+                            {&socket.c2, ct.c2}, {&socket.c3, ct.c3},
+                            {&socket.interrupts, ct.interrupts}, {&socket.dpcs, ct.dpcs}})
+        *sum += v;
+    }
+    for (auto [sum, v] : {std::pair{&total.busy, socket.busy}, {&total.user, socket.user},
+                          {&total.priv, socket.priv}, {&total.interrupt, socket.interrupt},
+                          {&total.dpc, socket.dpc}, {&total.idle, socket.idle},
+                          {&total.c1, socket.c1}, {&total.c2, socket.c2}, {&total.c3, socket.c3},
+                          {&total.interrupts, socket.interrupts}, {&total.dpcs, socket.dpcs}})
+      *sum += v;
+    CoreTimes avg = socket;
+    for (double* v : {&avg.busy, &avg.user, &avg.priv, &avg.interrupt, &avg.dpc, &avg.idle,
+                      &avg.c1, &avg.c2, &avg.c3})
+      *v /= static_cast<double>(per_socket);
+    emit(std::to_string(s) + ",_Total", avg, 0);
+  }
+  for (double* v : {&total.busy, &total.user, &total.priv, &total.interrupt, &total.dpc,
+                    &total.idle, &total.c1, &total.c2, &total.c3})
+    *v /= static_cast<double>(m.core_busy.size());
+  emit("_Total", total, 0);
 }
 
 void gen_perf_memory(const HostModel& m, double now, std::vector<Instance>& out) {
@@ -1600,6 +1686,163 @@ void gen_tcpv6(const HostModel& m, double now, std::vector<Instance>& out) {
   gen_tcp(m, now, out, true);
 }
 
+void gen_udp(const HostModel& m, double now, std::vector<Instance>& out, bool v6) {
+  Builder b(cls(v6 ? "Win32_PerfRawData_Tcpip_UDPv6" : "Win32_PerfRawData_Tcpip_UDPv4"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t, ph = m.core_phase[0] + (v6 ? 2 : 3);
+  const double scale = v6 ? 0.1 : 1.0;
+  const double recv = wave_integral(t, 120 * scale, 0.5, 300, ph);
+  const double sent = wave_integral(t, 110 * scale, 0.5, 300, ph);
+  const double no_port = wave_integral(t, 0.5 * scale, 0.8, 600, ph);
+  b.begin()
+      .num("DatagramsNoPortPersec", u64(no_port))
+      .num("DatagramsPersec", u64(recv) + u64(sent))
+      .num("DatagramsReceivedErrors", u64(recv * 1e-5))
+      .num("DatagramsReceivedPersec", u64(recv))
+      .num("DatagramsSentPersec", u64(sent));
+  perf_common(b, c);
+}
+void gen_udpv4(const HostModel& m, double now, std::vector<Instance>& out) {
+  gen_udp(m, now, out, false);
+}
+void gen_udpv6(const HostModel& m, double now, std::vector<Instance>& out) {
+  gen_udp(m, now, out, true);
+}
+
+// File system cache (one instance, no Name). Hit-percent counters are
+// PERF_SAMPLE_FRACTION: hits / _Base attempts, both cumulative.
+void gen_perf_cache(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_PerfOS_Cache"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t, ph = m.core_phase[0];
+  const auto rate = [&](double base) { return u64(wave_integral(t, base, 0.4, 420, ph)); };
+  const std::uint64_t copy_reads = rate(300), data_maps = rate(150), pin_reads = rate(40),
+                      mdl_reads = rate(25), fast_reads = rate(200);
+  b.begin()
+      .num("AsyncCopyReadsPersec", copy_reads / 4)
+      .num("AsyncDataMapsPersec", data_maps / 5)
+      .num("AsyncFastReadsPersec", fast_reads / 6)
+      .num("AsyncMDLReadsPersec", mdl_reads / 2)
+      .num("AsyncPinReadsPersec", pin_reads / 8)
+      .num("CopyReadHitsPercent", copy_reads * 97 / 100)
+      .num("CopyReadHitsPercent_Base", copy_reads)
+      .num("CopyReadsPersec", copy_reads)
+      .num("DataFlushesPersec", rate(3))
+      .num("DataFlushPagesPersec", rate(12))
+      .num("DataMapHitsPercent", data_maps * 99 / 100)
+      .num("DataMapHitsPercent_Base", data_maps)
+      .num("DataMapPinsPersec", rate(30))
+      .num("DataMapPinsPersec_Base", rate(30))
+      .num("DataMapsPersec", data_maps)
+      .num("DirtyPages", u64(std::max(0.0, gauge(t, 900, 0.6, 180, ph))))
+      .num("DirtyPageThreshold", m.mem_bytes / 4096 / 8)
+      .num("FastReadNotPossiblesPersec", rate(0.2))
+      .num("FastReadResourceMissesPersec", rate(0.1))
+      .num("FastReadsPersec", fast_reads)
+      .num("LazyWriteFlushesPersec", rate(2))
+      .num("LazyWritePagesPersec", rate(8))
+      .num("MDLReadHitsPercent", mdl_reads * 90 / 100)
+      .num("MDLReadHitsPercent_Base", mdl_reads)
+      .num("MDLReadsPersec", mdl_reads)
+      .num("PinReadHitsPercent", pin_reads * 99 / 100)
+      .num("PinReadHitsPercent_Base", pin_reads)
+      .num("PinReadsPersec", pin_reads)
+      .num("ReadAheadsPersec", rate(15))
+      .num("SyncCopyReadsPersec", copy_reads - copy_reads / 4)
+      .num("SyncDataMapsPersec", data_maps - data_maps / 5)
+      .num("SyncFastReadsPersec", fast_reads - fast_reads / 6)
+      .num("SyncMDLReadsPersec", mdl_reads - mdl_reads / 2)
+      .num("SyncPinReadsPersec", pin_reads - pin_reads / 8);
+  perf_common(b, c);
+}
+
+// Win32_NetworkAdapter: the host's NICs (NetConnectionID = the "Ethernet" friendly name,
+// NetConnectionStatus 2 = Connected) plus the WAN miniports Windows always lists, which
+// have no connection ID and no MAC.
+void gen_netadapter(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_NetworkAdapter"), out);
+  static constexpr const char* kMiniports[] = {"WAN Miniport (L2TP)", "WAN Miniport (SSTP)"};
+  int index = 0;
+  for (const char* miniport : kMiniports) {
+    b.begin()
+        .str("Caption", "[0000000" + std::to_string(index) + "] " + miniport)
+        .num("ConfigManagerErrorCode", 0)
+        .boolean("ConfigManagerUserConfig", false)
+        .str("CreationClassName", "Win32_NetworkAdapter")
+        .str("Description", miniport)
+        .str("DeviceID", std::to_string(index))
+        .num("Index", static_cast<std::uint64_t>(index))
+        .boolean("Installed", true)
+        .num("InterfaceIndex", static_cast<std::uint64_t>(index + 2))
+        .str("Manufacturer", "Microsoft")
+        .num("MaxNumberControlled", 0)
+        .str("Name", miniport)
+        .boolean("PhysicalAdapter", false)
+        .str("ProductName", miniport)
+        .str("SystemCreationClassName", "Win32_ComputerSystem")
+        .str("SystemName", m.cs_name);
+    ++index;
+  }
+  // The second NIC of a multi-NIC host has its cable unplugged from the first day.
+  for (std::size_t i = 0; i < m.nics.size(); ++i) {
+    const auto& n = m.nics[i];
+    const bool connected = i != 1;
+    b.begin()
+        .str("AdapterType", "Ethernet 802.3")
+        .num("AdapterTypeId", 0)
+        .num("Availability", 3)
+        .str("Caption", "[000000" + std::to_string(n.index) + "] " + n.description)
+        .num("ConfigManagerErrorCode", 0)
+        .boolean("ConfigManagerUserConfig", false)
+        .str("CreationClassName", "Win32_NetworkAdapter")
+        .str("Description", n.description)
+        .str("DeviceID", std::to_string(n.index))
+        .str("GUID", n.guid)
+        .num("Index", static_cast<std::uint64_t>(n.index))
+        .boolean("Installed", true)
+        .num("InterfaceIndex", static_cast<std::uint64_t>(n.interface_index))
+        .str("MACAddress", n.mac)
+        .str("Manufacturer", n.description.starts_with("Intel") ? "Intel Corporation"
+                                                                : "Microsoft")
+        .num("MaxNumberControlled", 0)
+        .str("Name", n.description)
+        .str("NetConnectionID", i == 0 ? "Ethernet" : "Ethernet " + std::to_string(i + 1))
+        .num("NetConnectionStatus", connected ? 2 : 7)
+        .boolean("NetEnabled", connected)
+        .boolean("PhysicalAdapter", true)
+        .str("PNPDeviceID", "PCI\\VEN_15AD&DEV_07B0&SUBSYS_07B015AD&REV_01\\FF56" +
+                                std::to_string(n.index))
+        .boolean("PowerManagementSupported", false)
+        .str("ProductName", n.description)
+        .str("ServiceName", n.service_name)
+        // Speed is the link speed in bit/s; Windows reports 2^63-1 with no link.
+        .num("Speed", connected ? n.bandwidth_bps : 9223372036854775807ull)
+        .str("SystemCreationClassName", "Win32_ComputerSystem")
+        .str("SystemName", m.cs_name)
+        .set("TimeOfLastReset", Value::datetime(xs_datetime(m.boot_unix, false)));
+  }
+  (void)now;
+}
+
+// Win32_UTCTime: the host's clock broken into fields (no sub-second part, as on Windows).
+void gen_utctime(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_UTCTime"), out);
+  const std::time_t secs = static_cast<std::time_t>(now + m.clock_offset_s);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  b.begin()
+      .num("Day", static_cast<std::uint64_t>(tm.tm_mday))
+      .num("DayOfWeek", static_cast<std::uint64_t>(tm.tm_wday))
+      .num("Hour", static_cast<std::uint64_t>(tm.tm_hour))
+      .num("Milliseconds", 0)
+      .num("Minute", static_cast<std::uint64_t>(tm.tm_min))
+      .num("Month", static_cast<std::uint64_t>(tm.tm_mon + 1))
+      .num("Quarter", static_cast<std::uint64_t>(tm.tm_mon / 3 + 1))
+      .num("Second", static_cast<std::uint64_t>(tm.tm_sec))
+      .num("WeekInMonth", static_cast<std::uint64_t>((tm.tm_mday - 1) / 7 + 1))
+      .num("Year", static_cast<std::uint64_t>(tm.tm_year + 1900));
+}
+
 // Property lists, names exactly as Windows spells them.
 const std::vector<std::string> kPerfCommon = {
     "Caption", "Description",      "Frequency_Object",   "Frequency_PerfTime", "Frequency_Sys100NS",
@@ -1837,6 +2080,40 @@ std::vector<ClassDef> build_classes() {
                   "PercentC3Time", "PercentDPCTime", "PercentIdleTime", "PercentInterruptTime",
                   "PercentPrivilegedTime", "PercentProcessorTime", "PercentUserTime"}),
        gen_perf_processor},
+      {"Win32_PerfRawData_Counters_ProcessorInformation",
+       with_perf({"AverageIdleTime",
+                  "AverageIdleTime_Base",
+                  "C1TransitionsPersec",
+                  "C2TransitionsPersec",
+                  "C3TransitionsPersec",
+                  "ClockInterruptsPersec",
+                  "DPCRate",
+                  "DPCsQueuedPersec",
+                  "IdleBreakEventsPersec",
+                  "InterruptsPersec",
+                  "ParkingStatus",
+                  "PercentC1Time",
+                  "PercentC2Time",
+                  "PercentC3Time",
+                  "PercentDPCTime",
+                  "PercentIdleTime",
+                  "PercentInterruptTime",
+                  "PercentofMaximumFrequency",
+                  "PercentPerformanceLimit",
+                  "PercentPriorityTime",
+                  "PercentPrivilegedTime",
+                  "PercentPrivilegedUtility",
+                  "PercentPrivilegedUtility_Base",
+                  "PercentProcessorPerformance",
+                  "PercentProcessorPerformance_Base",
+                  "PercentProcessorTime",
+                  "PercentProcessorUtility",
+                  "PercentProcessorUtility_Base",
+                  "PercentUserTime",
+                  "PerformanceLimitFlags",
+                  "ProcessorFrequency",
+                  "ProcessorStateFlags"}),
+       gen_perf_procinfo},
       {"Win32_PerfRawData_PerfOS_Memory",
        with_perf({"AvailableBytes",
                   "AvailableKBytes",
@@ -2118,6 +2395,79 @@ std::vector<ClassDef> build_classes() {
                   "ConnectionsPassive", "ConnectionsReset", "SegmentsPersec",
                   "SegmentsReceivedPersec", "SegmentsRetransmittedPersec", "SegmentsSentPersec"}),
        gen_tcpv6},
+      {"Win32_PerfRawData_Tcpip_UDPv4",
+       with_perf({"DatagramsNoPortPersec", "DatagramsPersec", "DatagramsReceivedErrors",
+                  "DatagramsReceivedPersec", "DatagramsSentPersec"}),
+       gen_udpv4},
+      {"Win32_PerfRawData_Tcpip_UDPv6",
+       with_perf({"DatagramsNoPortPersec", "DatagramsPersec", "DatagramsReceivedErrors",
+                  "DatagramsReceivedPersec", "DatagramsSentPersec"}),
+       gen_udpv6},
+      {"Win32_PerfRawData_PerfOS_Cache",
+       with_perf({"AsyncCopyReadsPersec",         "AsyncDataMapsPersec",
+                  "AsyncFastReadsPersec",         "AsyncMDLReadsPersec",
+                  "AsyncPinReadsPersec",          "CopyReadHitsPercent",
+                  "CopyReadHitsPercent_Base",     "CopyReadsPersec",
+                  "DataFlushesPersec",            "DataFlushPagesPersec",
+                  "DataMapHitsPercent",           "DataMapHitsPercent_Base",
+                  "DataMapPinsPersec",            "DataMapPinsPersec_Base",
+                  "DataMapsPersec",               "DirtyPages",
+                  "DirtyPageThreshold",           "FastReadNotPossiblesPersec",
+                  "FastReadResourceMissesPersec", "FastReadsPersec",
+                  "LazyWriteFlushesPersec",       "LazyWritePagesPersec",
+                  "MDLReadHitsPercent",           "MDLReadHitsPercent_Base",
+                  "MDLReadsPersec",               "PinReadHitsPercent",
+                  "PinReadHitsPercent_Base",      "PinReadsPersec",
+                  "ReadAheadsPersec",             "SyncCopyReadsPersec",
+                  "SyncDataMapsPersec",           "SyncFastReadsPersec",
+                  "SyncMDLReadsPersec",           "SyncPinReadsPersec"}),
+       gen_perf_cache},
+      {"Win32_NetworkAdapter",
+       {"AdapterType",
+        "AdapterTypeId",
+        "AutoSense",
+        "Availability",
+        "Caption",
+        "ConfigManagerErrorCode",
+        "ConfigManagerUserConfig",
+        "CreationClassName",
+        "Description",
+        "DeviceID",
+        "ErrorCleared",
+        "ErrorDescription",
+        "GUID",
+        "Index",
+        "InstallDate",
+        "Installed",
+        "InterfaceIndex",
+        "LastErrorCode",
+        "MACAddress",
+        "Manufacturer",
+        "MaxNumberControlled",
+        "MaxSpeed",
+        "Name",
+        "NetConnectionID",
+        "NetConnectionStatus",
+        "NetEnabled",
+        "NetworkAddresses",
+        "PermanentAddress",
+        "PhysicalAdapter",
+        "PNPDeviceID",
+        "PowerManagementCapabilities",
+        "PowerManagementSupported",
+        "ProductName",
+        "ServiceName",
+        "Speed",
+        "Status",
+        "StatusInfo",
+        "SystemCreationClassName",
+        "SystemName",
+        "TimeOfLastReset"},
+       gen_netadapter},
+      {"Win32_UTCTime",
+       {"Day", "DayOfWeek", "Hour", "Milliseconds", "Minute", "Month", "Quarter", "Second",
+        "WeekInMonth", "Year"},
+       gen_utctime},
   };
   std::vector<ClassDef> out;
   for (auto& s : specs) {

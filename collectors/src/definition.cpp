@@ -36,6 +36,10 @@ struct LabelSpec {
   std::string split_separator;  // empty: no split
   std::size_t split_index = 0;
   std::vector<Transform> transforms;
+  // Final value -> label value (e.g. DriveType "3" -> "fixed"); unmapped values keep
+  // map_default when set, else stay as they are.
+  std::vector<std::pair<std::string, std::string>> map;
+  std::optional<std::string> map_default;
 };
 
 struct EnumSpec {
@@ -43,6 +47,9 @@ struct EnumSpec {
   std::string label;
   std::vector<std::string> values;
   bool lowercase = false;
+  // Raw property value -> state label (e.g. NetConnectionStatus "2" -> "up"); empty =
+  // the (lowercased) value is the state. Unmapped values set no state.
+  std::vector<std::pair<std::string, std::string>> map;
 };
 
 struct SkipRule {
@@ -66,6 +73,8 @@ struct MetricSpec {
   std::vector<LabelSpec> labels;
   Labels const_labels;
   std::optional<EnumSpec> enum_spec;
+  std::vector<SkipRule> skip;  // rows this metric ignores (the query's other metrics keep them)
+  std::vector<std::string> name_sets;  // `compat:`; empty = every name set
 };
 
 struct QuerySpec {
@@ -73,6 +82,14 @@ struct QuerySpec {
   std::vector<SkipRule> skip;
   std::vector<MetricSpec> metrics;
 };
+
+// windows_exporter's own gauges with a counter-style name: built-ins copy the type so
+// that metadata matches windows_exporter (promtool lints it; tests allow exactly these).
+bool windows_exporter_gauge_total(std::string_view name) {
+  return name == "windows_memory_pool_nonpaged_allocs_total" ||
+         name == "windows_cache_copy_read_hits_total" ||
+         name == "windows_udp_datagram_received_total";
+}
 
 // Thrown only inside the parser and turned into an error value at its boundary.
 struct DefinitionError : std::runtime_error {
@@ -138,10 +155,11 @@ class DefinedCollector final : public Collector {
       std::vector<std::size_t> absent(spec.metrics.size(), 0);
       std::size_t used_rows = 0;
       for (const winrm::Row& row : rows[q]) {
-        if (skipped(spec, row)) continue;
+        if (skipped(spec.skip, row)) continue;
         ++used_rows;
         for (std::size_t m = 0; m < spec.metrics.size(); ++m) {
           const MetricSpec& metric = spec.metrics[m];
+          if (skipped(metric.skip, row)) continue;
           if (!emit(metric, row, families[metric.family], seen[metric.family])) ++absent[m];
         }
       }
@@ -158,8 +176,8 @@ class DefinedCollector final : public Collector {
   }
 
  private:
-  static bool skipped(const QuerySpec& spec, const winrm::Row& row) {
-    for (const SkipRule& rule : spec.skip) {
+  static bool skipped(const std::vector<SkipRule>& rules, const winrm::Row& row) {
+    for (const SkipRule& rule : rules) {
       const auto value = row.string(rule.property);
       if (!value) continue;
       for (const std::string& candidate : rule.equals) {
@@ -218,6 +236,15 @@ class DefinedCollector final : public Collector {
         case Transform::kUtcOffset:
           value = utc_offset_label(value);
           break;
+      }
+    }
+    if (!spec.map.empty()) {
+      const auto mapped = std::find_if(spec.map.begin(), spec.map.end(),
+                                       [&](const auto& entry) { return entry.first == value; });
+      if (mapped != spec.map.end()) {
+        value = mapped->second;
+      } else if (spec.map_default) {
+        value = *spec.map_default;
       }
     }
     return sanitize_utf8(value);
@@ -291,7 +318,12 @@ class DefinedCollector final : public Collector {
       if (row.find(spec.property) == nullptr) return false;
       const auto current = row.string(spec.property);
       if (!current) return true;
-      const std::string state = spec.lowercase ? lowercase(*current) : *current;
+      std::string state = spec.lowercase ? lowercase(*current) : *current;
+      if (!spec.map.empty()) {
+        const auto mapped = std::find_if(spec.map.begin(), spec.map.end(),
+                                         [&](const auto& entry) { return entry.first == state; });
+        state = mapped == spec.map.end() ? std::string() : mapped->second;
+      }
       for (const std::string& candidate : spec.values) {
         Labels with_state = labels;
         with_state.emplace_back(spec.label, candidate);
@@ -467,20 +499,7 @@ class Parser {
     QuerySpec spec;
     spec.selected = select_list(query.wql, where);
 
-    if (const YAML::Node skip = node["skip"]) {
-      if (!skip.IsSequence()) fail(where, "field 'skip': must be a list");
-      for (const auto& rule_node : skip) {
-        if (!rule_node.IsMap()) fail(where, "field 'skip': entries must be mappings");
-        check_keys(rule_node, {"property", "equals"}, where + ", skip");
-        if (!rule_node["property"] || !rule_node["equals"]) {
-          fail(where, "field 'skip': entries need 'property' and 'equals'");
-        }
-        SkipRule rule{scalar(rule_node["property"], where, "skip.property"),
-                      string_list(rule_node["equals"], where, "skip.equals")};
-        require_selected(spec, rule.property, where, "skip.property");
-        spec.skip.push_back(std::move(rule));
-      }
-    }
+    if (const YAML::Node skip = node["skip"]) spec.skip = parse_skip(skip, spec, where);
 
     const YAML::Node metrics = node["metrics"];
     if (!metrics || !metrics.IsSequence() || metrics.size() == 0) {
@@ -505,7 +524,8 @@ class Parser {
       return spec;
     }
     if (!node.IsMap()) fail(label_where, "must be a property name or a mapping");
-    check_keys(node, {"property", "hook", "transform", "trim_prefix", "split"}, label_where);
+    check_keys(node, {"property", "hook", "transform", "trim_prefix", "split", "map", "default"},
+               label_where);
     if (node["property"].IsDefined() == node["hook"].IsDefined()) {
       fail(label_where, "needs exactly one of 'property' or 'hook'");
     }
@@ -557,7 +577,36 @@ class Parser {
         }
       }
     }
+    if (const YAML::Node map = node["map"]) {
+      if (!map.IsMap() || map.size() == 0) fail(label_where, "field 'map': must be a mapping");
+      for (const auto& entry : map) {
+        const std::string from = scalar(entry.first, label_where, "map");
+        spec.map.emplace_back(from, scalar(entry.second, label_where, "map." + from));
+      }
+    }
+    if (node["default"]) {
+      if (!node["map"]) fail(label_where, "field 'default': only valid with 'map'");
+      spec.map_default = scalar(node["default"], label_where, "default");
+    }
     return spec;
+  }
+
+  std::vector<SkipRule> parse_skip(const YAML::Node& skip, const QuerySpec& query,
+                                   const std::string& where) {
+    if (!skip.IsSequence()) fail(where, "field 'skip': must be a list");
+    std::vector<SkipRule> rules;
+    for (const auto& rule_node : skip) {
+      if (!rule_node.IsMap()) fail(where, "field 'skip': entries must be mappings");
+      check_keys(rule_node, {"property", "equals"}, where + ", skip");
+      if (!rule_node["property"] || !rule_node["equals"]) {
+        fail(where, "field 'skip': entries need 'property' and 'equals'");
+      }
+      SkipRule rule{scalar(rule_node["property"], where, "skip.property"),
+                    string_list(rule_node["equals"], where, "skip.equals")};
+      require_selected(query, rule.property, where, "skip.property");
+      rules.push_back(std::move(rule));
+    }
+    return rules;
   }
 
   MetricSpec parse_metric(const YAML::Node& node, const QuerySpec& query, std::string where) {
@@ -568,7 +617,7 @@ class Parser {
     where = where_ + ", metric '" + metric.name + "'";
     check_keys(node,
                {"name", "type", "help", "value", "value_type", "scale", "divide_by", "hook", "info",
-                "labels", "const_labels", "enum"},
+                "labels", "const_labels", "enum", "skip", "compat"},
                where);
     if (!valid_metric_name(metric.name)) {
       fail(where, "field 'name': not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
@@ -589,7 +638,8 @@ class Parser {
     if (type == MetricType::kCounter && !ends_total) {
       fail(where, "field 'name': counter names must end in _total");
     }
-    if (type != MetricType::kCounter && ends_total) {
+    if (type != MetricType::kCounter && ends_total &&
+        !(options_.builtin && windows_exporter_gauge_total(metric.name))) {
       fail(where, "field 'name': only counters may end in _total");
     }
     std::string help;
@@ -678,7 +728,7 @@ class Parser {
     if (const YAML::Node enum_node = node["enum"]) {
       const std::string enum_where = where + ", enum";
       if (!enum_node.IsMap()) fail(where, "field 'enum': must be a mapping");
-      check_keys(enum_node, {"property", "label", "values", "lowercase"}, enum_where);
+      check_keys(enum_node, {"property", "label", "values", "lowercase", "map"}, enum_where);
       if (!enum_node["property"] || !enum_node["label"] || !enum_node["values"]) {
         fail(where, "field 'enum': needs 'property', 'label' and 'values'");
       }
@@ -693,11 +743,32 @@ class Parser {
       if (unique.size() != spec.values.size()) fail(enum_where, "field 'values': duplicates");
       if (enum_node["lowercase"])
         spec.lowercase = boolean(enum_node["lowercase"], enum_where, "lowercase");
+      if (const YAML::Node map = enum_node["map"]) {
+        if (!map.IsMap() || map.size() == 0) fail(enum_where, "field 'map': must be a mapping");
+        for (const auto& entry : map) {
+          std::string raw = scalar(entry.first, enum_where, "map");
+          if (spec.lowercase) raw = lowercase(raw);
+          const std::string state = scalar(entry.second, enum_where, "map." + raw);
+          if (!unique.contains(state)) {
+            fail(enum_where, "field 'map': '" + state + "' is not one of 'values'");
+          }
+          spec.map.emplace_back(std::move(raw), state);
+        }
+      }
       if (type != MetricType::kGauge) fail(where, "field 'type': enum metrics are gauges");
       metric.enum_spec = std::move(spec);
     }
     if (metric.info && type != MetricType::kGauge)
       fail(where, "field 'type': info metrics are gauges");
+    if (const YAML::Node skip = node["skip"]) metric.skip = parse_skip(skip, query, where);
+    if (const YAML::Node compat = node["compat"]) {
+      metric.name_sets = string_list(compat, where, "compat");
+      for (const std::string& set : metric.name_sets) {
+        if (!known_name_set(set)) {
+          fail(where, "field 'compat': unknown name set '" + set + "' (v030, pre030)");
+        }
+      }
+    }
 
     metric.family = family_index(metric.name, type, help, label_names, where);
     return metric;
@@ -732,6 +803,47 @@ class Parser {
 };
 
 }  // namespace
+
+bool known_name_set(std::string_view name) {
+  return name == kNameSetV030 || name == kNameSetPre030;
+}
+
+CollectorPtr select_name_sets(const CollectorPtr& collector,
+                              const std::vector<std::string>& sets) {
+  const auto* defined = dynamic_cast<const DefinedCollector*>(collector.get());
+  if (defined == nullptr) return collector;
+  const auto wanted = [&](const MetricSpec& metric) {
+    if (metric.name_sets.empty()) return true;
+    return std::any_of(metric.name_sets.begin(), metric.name_sets.end(), [&](const auto& set) {
+      return std::find(sets.begin(), sets.end(), set) != sets.end();
+    });
+  };
+  bool all_kept = true;
+  for (const QuerySpec& spec : defined->specs_) {
+    for (const MetricSpec& metric : spec.metrics) all_kept &= wanted(metric);
+  }
+  if (all_kept) return collector;
+
+  auto selected = std::make_shared<DefinedCollector>();
+  selected->name_ = defined->name_;
+  std::vector<std::size_t> family_map(defined->family_templates_.size(), SIZE_MAX);
+  for (std::size_t q = 0; q < defined->specs_.size(); ++q) {
+    QuerySpec spec = defined->specs_[q];
+    std::erase_if(spec.metrics, [&](const MetricSpec& metric) { return !wanted(metric); });
+    if (spec.metrics.empty()) continue;  // no WQL for a query nothing reads
+    for (MetricSpec& metric : spec.metrics) {
+      std::size_t& mapped = family_map[metric.family];
+      if (mapped == SIZE_MAX) {
+        mapped = selected->family_templates_.size();
+        selected->family_templates_.push_back(defined->family_templates_[metric.family]);
+      }
+      metric.family = mapped;
+    }
+    selected->queries_.push_back(defined->queries_[q]);
+    selected->specs_.push_back(std::move(spec));
+  }
+  return selected;
+}
 
 std::expected<CollectorPtr, std::string> parse_collector_definition(
     const YAML::Node& node, const DefinitionOptions& options) {

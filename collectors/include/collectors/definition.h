@@ -8,6 +8,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "collectors/collector.h"
 
@@ -26,5 +27,17 @@ std::expected<CollectorPtr, std::string> parse_collector_definition(
 // Same, from YAML text (yaml-cpp syntax errors are reported with line and column).
 std::expected<CollectorPtr, std::string> parse_collector_definition_text(
     std::string_view yaml, const DefinitionOptions& options = {});
+
+// windows_exporter name sets a metric entry can be tagged with (`compat:` in YAML):
+// "v030" = names of windows_exporter 0.30 and later, "pre030" = the names dashboards
+// written for 0.29 and earlier query. Untagged entries belong to both.
+inline constexpr std::string_view kNameSetV030 = "v030";
+inline constexpr std::string_view kNameSetPre030 = "pre030";
+bool known_name_set(std::string_view name);
+
+// The collector restricted to the metric entries of the given name sets (queries left
+// with no metric are dropped). Collectors without tagged entries, and collectors not
+// made by this parser, are returned unchanged.
+CollectorPtr select_name_sets(const CollectorPtr& collector, const std::vector<std::string>& sets);
 
 }  // namespace collectors

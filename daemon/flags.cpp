@@ -183,6 +183,9 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   table.valued["web.max-requests"] = set_int("web.max-requests", s.web_max_requests);
   table.valued["web.config.file"] = set_string(s.web_config_file);
   table.booleans["web.enable-lifecycle"] = &s.web_enable_lifecycle;
+  table.valued["web.max-connections"] = set_int("web.max-connections", s.web_max_connections);
+  table.valued["web.max-connections-per-client"] =
+      set_int("web.max-connections-per-client", s.web_max_connections_per_client);
   table.valued["shard"] = set_int("shard", s.shard);
   table.valued["total-shards"] = set_int("total-shards", s.total_shards);
   table.booleans["config.check"] = &s.config_check;
@@ -197,6 +200,14 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   }
   if (s.web_max_requests < 1 || s.web_max_requests > 1024) {
     return std::unexpected("--web.max-requests: expected 1..1024");
+  }
+  if (s.web_max_connections < 1 || s.web_max_connections > 65536) {
+    return std::unexpected("--web.max-connections: expected 1..65536");
+  }
+  if (s.web_max_connections_per_client < 0 ||
+      s.web_max_connections_per_client > s.web_max_connections) {
+    return std::unexpected("--web.max-connections-per-client: expected 0 (no cap) .. " +
+                           std::to_string(s.web_max_connections) + " (--web.max-connections)");
   }
   if (s.total_shards < 1) return std::unexpected("--total-shards: expected at least 1");
   if (s.shard < 0 || s.shard >= s.total_shards) {
@@ -235,6 +246,11 @@ Flags:
   --config.check              Validate the configuration, print a summary, exit 0 (valid) or 1.
   --web.listen-address=ADDR   Address to listen on, [HOST]:PORT; repeatable (default: :9725).
   --web.max-requests=N        HTTP worker threads serving scrapes at once (default: 8).
+  --web.max-connections=N     Open connections to the listener (default: 1024). A request
+                              must arrive whole within 10 s of its first byte, or 408.
+  --web.max-connections-per-client=N
+                              Open connections from one client address (default: 256;
+                              0: no cap); beyond it new connections are closed.
   --web.config.file=FILE      TLS, client certificates, basic auth and response headers for
                               the listener, in the Prometheus exporter-toolkit format (see
                               SECURITY.md). Default: plain HTTP, no authentication.

@@ -24,6 +24,9 @@ struct ServeFlags {
   std::string web_config_file;
   // POST/PUT /-/reload; off by default, as in Prometheus (SIGHUP always reloads).
   bool web_enable_lifecycle = false;
+  // Open connections to the listener in all / from one client address.
+  int web_max_connections = 1024;
+  int web_max_connections_per_client = 256;
   // This instance polls the targets whose Prometheus hashmod(name, total_shards) is shard.
   int shard = 0;
   int total_shards = 1;

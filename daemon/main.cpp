@@ -94,8 +94,10 @@ int serve(const ServeFlags& flags) {
     return result;
   };
   handlers.version = kVersion;
-  WebServer web(handlers,
-                WebOptions{flags.web_max_requests, flags.web_enable_lifecycle, flags.web_config_file});
+  WebOptions web_options{flags.web_max_requests, flags.web_enable_lifecycle, flags.web_config_file};
+  web_options.max_connections = flags.web_max_connections;
+  web_options.max_connections_per_client = flags.web_max_connections_per_client;
+  WebServer web(handlers, web_options);
   if (auto configured = web.configure(); !configured) {
     spdlog::error("cannot load web configuration: {}", configured.error());
     return 1;

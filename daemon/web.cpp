@@ -1,13 +1,12 @@
 #include "web.h"
 
-#include <httplib.h>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
 
+#include "net/server.h"
 #include "web_auth.h"
 #include "web_config.h"
 #include "web_tls.h"
@@ -77,11 +76,6 @@ WebReply text(int status, std::string body) {
   reply.status = status;
   reply.body = std::move(body);
   return reply;
-}
-
-int client_hello(SSL* ssl, int*, void* provider) {
-  static_cast<TlsContextProvider*>(provider)->apply_current(ssl);
-  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 }  // namespace
@@ -252,85 +246,65 @@ WebReply WebServer::route(const WebRequest& request) {
   return text(404, "not found\n");
 }
 
-void WebServer::install_routes(httplib::Server& server) {
-  int threads = options_.max_requests;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_keep_alive_max_count(100);
-  server.set_read_timeout(10, 0);
-  server.set_write_timeout(30, 0);
-  server.set_payload_max_length(1024);
-  // Every request goes through handle(): the gates apply to every path, even unknown ones.
-  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    WebRequest request;
-    request.method = req.method;
-    request.path = req.path;
-    if (req.has_param("target")) request.target = req.get_param_value("target");
-    request.authorization = req.get_header_value("Authorization");
-    request.accept_encoding = req.get_header_value("Accept-Encoding");
-    request.has_body = !req.body.empty() ||
-                       req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
-                       req.has_header("Transfer-Encoding");
-    WebReply reply = handle(request);
-    res.status = reply.status;
-    bool encoded = false;
-    for (const auto& [name, value] : reply.headers) {
-      res.set_header(name, value);
-      encoded |= name == "Content-Encoding";
-    }
-    if (!encoded) {
-      res.set_content(std::move(reply.body), reply.content_type);
-    } else {
-      // A content provider, so that cpp-httplib does not compress it a second time.
-      auto payload = std::make_shared<std::string>(std::move(reply.body));
-      res.set_content_provider(
-          payload->size(), reply.content_type,
-          [payload](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-            sink.write(payload->data() + offset, std::min(length, payload->size() - offset));
-            return true;
-          });
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  });
-}
-
 std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress>& addresses) {
-  for (const auto& address : addresses) {
-    std::unique_ptr<httplib::Server> server;
-    if (tls_) {
-      // cpp-httplib owns one SSL_CTX; each handshake switches to the provider's current
-      // one in the client-hello callback (certificate reloads, versions, client auth).
-      auto provider = tls_;
-      server = std::make_unique<httplib::SSLServer>([provider](SSL_CTX& ctx) {
-        SSL_CTX_set_client_hello_cb(&ctx, client_hello, provider.get());
-        return true;
+  net::ServerOptions server_options;
+  server_options.loop_threads = 1;
+  // Rendering /metrics and bcrypt checks are CPU work: handlers run on workers, the loop
+  // only moves bytes, so clients that send slowly hold a connection, never a thread.
+  server_options.worker_threads = options_.max_requests;
+  net::ServerLimits& limits = server_options.limits;
+  limits.max_connections = static_cast<std::size_t>(options_.max_connections);
+  limits.max_connections_per_client = static_cast<std::size_t>(options_.max_connections_per_client);
+  limits.max_head_bytes = 16 * 1024;
+  limits.max_header_count = 64;
+  limits.max_body_bytes = 1024;  // no endpoint takes a body (413 above any)
+  limits.request_timeout = options_.request_timeout;
+  limits.idle_timeout = options_.idle_timeout;
+  limits.write_timeout = std::chrono::seconds(30);
+  limits.max_queued_requests = 256;
+  server_options.stop_grace = std::chrono::seconds(2);
+  server_ = std::make_unique<net::Server>(
+      server_options, [this](net::Request request, net::Responder responder) {
+        WebRequest web;
+        web.method = std::move(request.method);
+        web.path = std::move(request.path);
+        web.target = request.query_param("target");
+        web.authorization = request.header_value("Authorization");
+        web.accept_encoding = request.header_value("Accept-Encoding");
+        std::string length = request.header_value("Content-Length");
+        web.has_body = !request.body.empty() || (!length.empty() && length != "0") ||
+                       request.header("Transfer-Encoding").has_value();
+        WebReply reply = handle(web);
+        net::Response response;
+        response.status = reply.status;
+        response.add_header("Content-Type", std::move(reply.content_type));
+        for (auto& [name, value] : reply.headers) response.add_header(name, std::move(value));
+        response.body = std::move(reply.body);
+        responder.send(std::move(response));
       });
-    } else {
-      server = std::make_unique<httplib::Server>();
+  net::TlsContextProvider tls;
+  if (tls_) {
+    // Asked per connection: certificate files replaced on disk take effect without a
+    // reload (TlsContextProvider checks them at most once a second).
+    tls = [provider = tls_]() { return provider->current().get(); };
+  }
+  for (const auto& address : addresses) {
+    auto port = server_->listen(address.host, address.port, tls);
+    if (!port) {
+      return std::unexpected("cannot listen on " + address.host + ":" +
+                             std::to_string(address.port) + ": " + port.error());
     }
-    install_routes(*server);
-    int port = address.port;
-    if (port == 0) {
-      port = server->bind_to_any_port(address.host);
-      if (port <= 0) return std::unexpected("cannot listen on " + address.host + ":0");
-    } else if (!server->bind_to_port(address.host, port)) {
-      return std::unexpected("cannot listen on " + address.host + ":" + std::to_string(port));
-    }
-    ports_.push_back(port);
-    servers_.push_back(std::move(server));
+    ports_.push_back(*port);
   }
   return {};
 }
 
 void WebServer::start() {
-  for (auto& server : servers_) {
-    threads_.emplace_back([raw = server.get()] { raw->listen_after_bind(); });
-  }
+  if (server_) server_->start();
 }
 
 void WebServer::stop() {
-  for (auto& server : servers_) server->stop();
-  for (auto& thread : threads_) thread.join();
-  threads_.clear();
+  if (server_) server_->stop();
 }
 
 }  // namespace exporter

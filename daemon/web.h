@@ -1,22 +1,24 @@
-// HTTP endpoints: /, /metrics, /probe, /sd, /-/healthy, /-/ready, /-/reload, behind the
+// HTTP endpoints on net::Server (net/server.h): /, /metrics, /probe, /sd, /-/healthy, /-/ready,
+// /-/reload, behind the
 // --web.config.file gates (TLS, client certificates, basic auth, rate limit).
 #pragma once
 
+#include <chrono>
 #include <expected>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "flags.h"
 
-namespace httplib {
+namespace net {
 class Server;
-}
+struct Request;
+}  // namespace net
 
 namespace exporter {
 
@@ -38,9 +40,15 @@ struct WebHandlers {
 };
 
 struct WebOptions {
-  int max_requests = 8;           // requests served at once
+  int max_requests = 8;           // requests served at once (worker threads)
   bool enable_lifecycle = false;  // POST/PUT /-/reload
   std::string config_file;        // --web.config.file; empty: plain HTTP, no auth
+  // Open connections in all and from one client address (beyond: refused and closed).
+  int max_connections = 1024;
+  int max_connections_per_client = 256;
+  // A request's first byte to its last (TLS: accept to handshake end); beyond: 408, closed.
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds idle_timeout{120000};  // keep-alive without a request
 };
 
 // One request as the router sees it, whatever server library read it.
@@ -77,7 +85,8 @@ class WebServer {
   // force. Turning TLS on or off needs a restart.
   std::expected<void, std::string> reload_config();
 
-  // Binds every address (port 0 picks a free one). Error names the address.
+  // Binds every address (port 0 picks a free one). Error names the address. After
+  // configure(): with tls_server_config every address speaks TLS.
   std::expected<void, std::string> bind(const std::vector<ListenAddress>& addresses);
   std::vector<int> ports() const { return ports_; }
   void start();
@@ -88,7 +97,6 @@ class WebServer {
   bool tls_enabled() const { return tls_ != nullptr; }
 
  private:
-  void install_routes(httplib::Server& server);
   std::shared_ptr<WebState> state() const;
   WebReply route(const WebRequest& request);
 
@@ -97,8 +105,7 @@ class WebServer {
   mutable std::mutex state_mutex_;
   std::shared_ptr<WebState> state_;
   std::shared_ptr<TlsContextProvider> tls_;
-  std::vector<std::unique_ptr<httplib::Server>> servers_;
-  std::vector<std::thread> threads_;
+  std::unique_ptr<net::Server> server_;  // event loop (net/): slow clients hold no thread
   std::vector<int> ports_;
 };
 

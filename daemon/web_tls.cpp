@@ -19,8 +19,6 @@ namespace {
 struct ContextPolicy {
   bool verify_chain = false;
   std::vector<std::string> allowed_sans;
-  std::string cipher_list;  // for apply_current
-  std::string groups_list;
 };
 
 void free_policy(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
@@ -167,11 +165,9 @@ std::expected<SslCtxPtr, std::string> build_server_context(const TlsServerSettin
     if (SSL_CTX_set_cipher_list(raw, list->c_str()) != 1) {
       return std::unexpected("cipher_suites: " + openssl_errors());
     }
-    policy->cipher_list = *list;
   }
   if (!settings.curve_preferences.empty()) {
-    policy->groups_list = groups_list(settings.curve_preferences);
-    if (SSL_CTX_set1_groups_list(raw, policy->groups_list.c_str()) != 1) {
+    if (SSL_CTX_set1_groups_list(raw, groups_list(settings.curve_preferences).c_str()) != 1) {
       return std::unexpected("curve_preferences: " + openssl_errors());
     }
   }
@@ -282,29 +278,6 @@ std::expected<void, std::string> TlsContextProvider::update(TlsServerSettings se
 int TlsContextProvider::rebuilds() const {
   std::lock_guard lock(mutex_);
   return rebuilds_;
-}
-
-void TlsContextProvider::apply_current(ssl_st* ssl) {
-  SslCtxPtr context = current();
-  SSL_CTX* ctx = context.get();
-  if (SSL_get_SSL_CTX(ssl) == ctx) return;
-  // The SSL keeps its own reference to ctx from here on.
-  SSL_set_SSL_CTX(ssl, ctx);
-  SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), nullptr);
-  SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
-  SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
-  SSL_clear_options(ssl, SSL_get_options(ssl));
-  SSL_set_options(ssl, SSL_CTX_get_options(ctx));
-  const auto* policy = static_cast<const ContextPolicy*>(SSL_CTX_get_ex_data(ctx, policy_index()));
-  if (policy != nullptr && !policy->cipher_list.empty()) {
-    SSL_set_cipher_list(ssl, policy->cipher_list.c_str());
-  }
-  if (policy != nullptr && !policy->groups_list.empty()) {
-    SSL_set1_groups_list(ssl, policy->groups_list.c_str());
-  }
-  if (STACK_OF(X509_NAME)* names = SSL_CTX_get_client_CA_list(ctx)) {
-    SSL_set_client_CA_list(ssl, SSL_dup_CA_list(names));
-  }
 }
 
 }  // namespace exporter

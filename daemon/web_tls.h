@@ -14,7 +14,6 @@
 #include "web_config.h"
 
 struct ssl_ctx_st;
-struct ssl_st;
 
 namespace exporter {
 
@@ -37,11 +36,6 @@ class TlsContextProvider {
   std::expected<void, std::string> update(TlsServerSettings settings);
   // Contexts built after the first one.
   int rebuilds() const;
-
-  // Switches a connection's SSL to the current context (cert, key, verify mode, versions,
-  // ciphers). For servers that own one fixed SSL_CTX (cpp-httplib): call from its
-  // client-hello callback, before the handshake uses any of them.
-  void apply_current(ssl_st* ssl);
 
  private:
   struct FileId {

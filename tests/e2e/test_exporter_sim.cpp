@@ -177,6 +177,8 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     CHECK(get(exporter.port, "/nothing").status == 404);
     CHECK(http("POST", exporter.port, "/metrics").status == 405);
     CHECK(http("GET", exporter.port, "/-/reload").status == 405);
+    // Without --web.enable-lifecycle, as in Prometheus.
+    CHECK(http("POST", exporter.port, "/-/reload").status == 403);
     httplib::Client client("127.0.0.1", exporter.port);
     auto with_body = client.Post("/-/reload", "x=1", "text/plain");
     REQUIRE(with_body);
@@ -193,7 +195,7 @@ TEST_CASE("reload: SIGHUP with a broken config keeps serving; a good one swaps t
   auto hosts = numbered_hosts(3);
   std::string good = exporter_yaml(dir, sim.https_port, hosts);
   write_file(dir / "exporter.yml", good);
-  Exporter exporter(dir, dir / "exporter.yml");
+  Exporter exporter(dir, dir / "exporter.yml", {"--web.enable-lifecycle"});
   REQUIRE(wait_until([&] { return all_collectors_ok(exporter.metrics(), hosts, {"cpu"}); }, 20s));
 
   write_file(dir / "exporter.yml", good + "bogus_top_level_key: 1\n");

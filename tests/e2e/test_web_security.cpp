@@ -4,6 +4,10 @@
 // clients that must not blind /metrics.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
 
 #include "e2e_util.h"
 
@@ -296,5 +300,97 @@ TEST_CASE("Prometheus scrapes /metrics over TLS with basic auth and a client cer
   CHECK(get(prometheus_port, "/api/v1/query?query=up%7Bjob%3D%22wrong_password%22%7D")
             .body.find("\"0\"]") != std::string::npos);
   CHECK(prometheus->stop() == 0);
+  CHECK(exporter.process->stop() == 0);
+}
+
+namespace {
+
+// A TCP connection to 127.0.0.1:port from source address `from` (any 127/8 address works on
+// Linux loopback), so that tests can be several clients for the per-client cap.
+int connect_from(const std::string& from, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in source{};
+  source.sin_family = AF_INET;
+  inet_pton(AF_INET, from.c_str(), &source.sin_addr);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source) == 0);
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_port = htons(static_cast<std::uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &server.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&server), sizeof server) == 0);
+  return fd;
+}
+
+// Whether the server has answered or closed this connection (readable now).
+bool answered_or_closed(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+TEST_CASE("slow clients: 100 connections trickling header bytes do not blind /metrics") {
+  TempDir dir;
+  write_file(dir / "exporter.yml", "targets: []\n");
+  Exporter exporter(dir, dir / "exporter.yml", {"--web.max-connections-per-client=20"});
+
+  // 100 slowloris clients from 10 addresses (10 each, under the per-client cap of 20).
+  std::vector<int> slow;
+  for (int i = 0; i < 100; ++i) {
+    int fd = connect_from("127.0.0." + std::to_string(2 + i / 10), exporter.port);
+    const std::string start = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    REQUIRE(::send(fd, start.data(), start.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(start.size()));
+    slow.push_back(fd);
+  }
+  // One more header byte every 2 s on each, until the server closes them (bounded).
+  std::atomic<bool> done{false};
+  std::thread trickler([&] {
+    for (int round = 0; round < 30 && !done; ++round) {
+      for (int fd : slow) (void)::send(fd, "X", 1, MSG_NOSIGNAL);
+      for (int i = 0; i < 20 && !done; ++i) std::this_thread::sleep_for(100ms);
+    }
+  });
+
+  // Scrapes complete while all 100 are connected (each with the helper's 10 s limit; the
+  // cpp-httplib listener with 8 threads timed out here).
+  for (int i = 0; i < 5; ++i) {
+    HttpResult scrape = get(exporter.port, "/metrics");
+    CHECK(scrape.status == 200);
+    CHECK(scrape.body.find("winrm_exporter_build_info") != std::string::npos);
+  }
+  int closed_early = 0;
+  for (int fd : slow) closed_early += answered_or_closed(fd) ? 1 : 0;
+  CHECK(closed_early == 0);  // they really held their connections during the scrapes
+
+  // The total request deadline (10 s from the first byte) ends each of them, trickle or not.
+  bool all_closed = wait_until(
+      [&] {
+        return std::all_of(slow.begin(), slow.end(), [](int fd) { return answered_or_closed(fd); });
+      },
+      30s);
+  CHECK(all_closed);
+  char buffer[64] = {};
+  ssize_t n = ::recv(slow.front(), buffer, sizeof buffer - 1, 0);
+  CHECK(std::string(buffer, n > 0 ? static_cast<std::size_t>(n) : 0).starts_with("HTTP/1.1 408"));
+  done = true;
+  trickler.join();
+  for (int fd : slow) ::close(fd);
+
+  // The per-client cap: the 21st..30th connection from one address are refused, while
+  // another address still scrapes.
+  std::vector<int> greedy;
+  for (int i = 0; i < 30; ++i) greedy.push_back(connect_from("127.0.0.50", exporter.port));
+  int refused = 0;
+  wait_until(
+      [&] {
+        refused = static_cast<int>(std::count_if(greedy.begin(), greedy.end(), answered_or_closed));
+        return refused >= 10;
+      },
+      5s);
+  CHECK(refused == 10);
+  CHECK(get(exporter.port, "/metrics").status == 200);
+  for (int fd : greedy) ::close(fd);
   CHECK(exporter.process->stop() == 0);
 }

@@ -115,3 +115,26 @@ TEST_CASE("--scheduler.workers: the accepted range is the one --help states") {
   CHECK(usage_text().find("Poll worker threads, 0..256") != std::string::npos);
   CHECK(usage_text().find("2..32") == std::string::npos);
 }
+
+TEST_CASE("listener flags: web config, lifecycle off by default, connection caps") {
+  auto flags = parse_flags({});
+  REQUIRE(flags);
+  CHECK(flags->serve.web_config_file.empty());
+  CHECK_FALSE(flags->serve.web_enable_lifecycle);  // as in Prometheus
+  CHECK(flags->serve.web_max_connections == 1024);
+  CHECK(flags->serve.web_max_connections_per_client == 256);
+
+  flags = parse_flags({"--web.config.file=/etc/web.yml", "--web.enable-lifecycle",
+                       "--web.max-connections=50", "--web.max-connections-per-client", "0"});
+  REQUIRE(flags);
+  CHECK(flags->serve.web_config_file == "/etc/web.yml");
+  CHECK(flags->serve.web_enable_lifecycle);
+  CHECK(flags->serve.web_max_connections == 50);
+  CHECK(flags->serve.web_max_connections_per_client == 0);
+
+  auto bad = parse_flags({"--web.max-connections=10", "--web.max-connections-per-client=11"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().find("--web.max-connections-per-client") != std::string::npos);
+  CHECK_FALSE(parse_flags({"--web.max-connections=0"}));
+  CHECK_FALSE(parse_flags({"--web.enable-lifecycle=yes"}));
+}

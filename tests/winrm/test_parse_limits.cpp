@@ -473,3 +473,40 @@ TEST_CASE("a 100 MB text node is one correct value") {
   CHECK(values[0][12345] == '&');
   CHECK(values[0].find_first_not_of('x') == 12345);
 }
+
+TEST_CASE("stored_bytes: the parser's estimate of the rows' memory matches a walk over them") {
+  // The walk Session did per poll before the parser summed it (see EnumerationPage).
+  auto string_heap = [](const std::string& text) -> std::size_t {
+    return text.capacity() > 15 ? text.capacity() + 1 + 16 : 0;
+  };
+  auto walk = [&](const std::vector<Row>& rows) {
+    std::size_t bytes = 0;
+    for (const auto& row : rows) {
+      bytes += string_heap(row.class_name()) + row.properties().capacity() * sizeof(Property);
+      for (const auto& property : row.properties()) {
+        bytes += string_heap(property.name) + property.values.capacity() * sizeof(std::string);
+        for (const auto& value : property.values) bytes += string_heap(value);
+      }
+    }
+    return bytes;
+  };
+  for (const char* fixture :
+       {"enum/txw2008_service_star_p001.xml", "enum/txw2012_os_star_single.xml"}) {
+    CAPTURE(fixture);
+    auto page = winrm::parse_enumeration_response(read_fixture(fixture));
+    REQUIRE(page.has_value());
+    const std::size_t walked = walk(page->rows);
+    CAPTURE(walked);
+    CAPTURE(page->stored_bytes);
+    CHECK(walked > 0);
+    // Same order of magnitude: the estimate adds block overheads and the name index.
+    CHECK(page->stored_bytes >= walked);
+    CHECK(page->stored_bytes <= 2 * walked);
+  }
+  // Arrays: every element is counted.
+  std::string array;
+  for (int i = 0; i < 100; ++i) array += "<p:A>a value longer than sixteen bytes</p:A>";
+  auto page = winrm::parse_enumeration_response(envelope_with({array}));
+  REQUIRE(page.has_value());
+  CHECK(page->stored_bytes >= 100 * (sizeof(std::string) + 37));
+}

@@ -519,14 +519,24 @@ void append_object_text(const XMLElement* element, std::string& out) {
   }
 }
 
+// Heap a std::string of this capacity holds beyond its inline (SSO) buffer, plus malloc's
+// per-block overhead; and that overhead alone, for a vector's block.
+constexpr std::size_t kMallocOverhead = 16;
+std::size_t string_heap(std::size_t capacity) {
+  constexpr std::size_t kSsoCapacity = 15;
+  return capacity > kSsoCapacity ? capacity + 1 + kMallocOverhead : 0;
+}
+
 bool is_true(const char* value) {
   if (value == nullptr) return false;
   std::string_view v = xml::trim(value);
   return v == "true" || v == "1";
 }
 
+// `stored` grows by the estimated heap memory of the row (see EnumerationPage::stored_bytes).
 Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
-                       const ParseLimits& limits, std::size_t expected_properties) {
+                       const ParseLimits& limits, std::size_t expected_properties,
+                       std::size_t& stored) {
   Scope item(context.namespaces, item_element);
   const bool fragment = item.is(xml::kNsWsman, "XmlFragment");
   Row row(fragment ? std::string() : std::string(item.element_name().local));
@@ -541,6 +551,7 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
       nil = is_true(prop_scope.attribute(xml::kNsXsi, "nil"));
     }
     const Property* added = nullptr;
+    const std::size_t properties_before = row.properties().size();
     if (nil) {
       row.add_null(name);
     } else {
@@ -562,7 +573,11 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
         }
       }
       if (context.has_character_references) sanitize_utf8_in_place(value);
+      stored += sizeof(std::string) + string_heap(value.capacity());  // its slot in `values`
       added = &row.add(name, std::move(value), type);
+    }
+    if (row.properties().size() != properties_before) {  // a new property: its name, its values
+      stored += string_heap(name.size()) + kMallocOverhead;
     }
     if (row.properties().size() > limits.max_properties_per_instance) {
       return limit_error(Limit::kProperties, "instance has", limits.max_properties_per_instance,
@@ -573,6 +588,10 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
                          limits.max_values_per_property, "values");
     }
   }
+  // The property vector and the row's name index (about two 4-byte slots per property).
+  stored += string_heap(row.class_name().capacity()) +
+            row.properties().capacity() * sizeof(Property) + kMallocOverhead +
+            row.properties().size() * 2 * sizeof(std::uint32_t);
   return row;
 }
 
@@ -661,7 +680,7 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body,
       std::size_t expected_properties = 0;  // rows of one page are usually one class
       for (const XMLElement* item = child->FirstChildElement(); item != nullptr;
            item = item->NextSiblingElement()) {
-        auto row = parse_item(context, item, limits, expected_properties);
+        auto row = parse_item(context, item, limits, expected_properties, page.stored_bytes);
         if (!row) return std::unexpected(std::move(row.error()));
         expected_properties = row->properties().size();
         page.rows.push_back(std::move(*row));

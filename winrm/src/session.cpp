@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace winrm {
 namespace {
@@ -51,26 +52,6 @@ bool is_fault(const Error& error, FaultClass fault_class) {
 
 std::string with_count(std::size_t value, std::string_view unit) {
   return std::to_string(value) + " " + std::string(unit);
-}
-
-// Heap memory of a string beyond its SSO buffer, with malloc's per-block overhead.
-std::size_t string_heap(const std::string& text) {
-  constexpr std::size_t kSsoCapacity = 15;
-  constexpr std::size_t kMallocOverhead = 16;
-  return text.capacity() > kSsoCapacity ? text.capacity() + 1 + kMallocOverhead : 0;
-}
-
-// Estimated memory a parsed row holds, so that max_poll_bytes bounds what a poll keeps,
-// not only what it received.
-std::size_t row_heap_bytes(const Row& row) {
-  std::size_t bytes = string_heap(row.class_name()) +
-                      row.properties().capacity() * sizeof(Property) + sizeof(void*) * 2;
-  for (const auto& property : row.properties()) {
-    bytes += string_heap(property.name) + property.values.capacity() * sizeof(std::string) +
-             sizeof(void*) * 2;
-    for (const auto& value : property.values) bytes += string_heap(value);
-  }
-  return bytes;
 }
 
 }  // namespace
@@ -233,13 +214,12 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
     return std::nullopt;
   };
 
-  // Rows are moved, never copied.
+  // Rows are moved, never copied; the parser already summed their memory.
   auto take_rows = [&](EnumerationPage& page, std::vector<Row>& rows) {
     budget.rows += page.rows.size();
-    for (auto& row : page.rows) {
-      budget.row_heap += row_heap_bytes(row);
-      rows.push_back(std::move(row));
-    }
+    budget.row_heap += page.stored_bytes;
+    rows.insert(rows.end(), std::make_move_iterator(page.rows.begin()),
+                std::make_move_iterator(page.rows.end()));
   };
 
   for (;;) {

@@ -5,6 +5,13 @@
 
 namespace exporter {
 
+std::string Cache::metrics_prefix(const TargetInfo& info) {
+  collectors::Labels labels;
+  labels.emplace_back("target", info.name);
+  labels.insert(labels.end(), info.labels.begin(), info.labels.end());
+  return render_label_pairs(labels);
+}
+
 void Cache::set_targets(const std::vector<TargetInfo>& targets) {
   std::vector<std::shared_ptr<Entry>> ordered;
   std::unordered_map<std::string, std::shared_ptr<Entry>> by_name;
@@ -13,6 +20,7 @@ void Cache::set_targets(const std::vector<TargetInfo>& targets) {
     if (by_name.contains(info.name)) continue;
     auto entry = std::make_shared<Entry>();
     entry->info = std::make_shared<const TargetInfo>(info);
+    entry->prefix = metrics_prefix(info);
     std::shared_ptr<Entry> old;
     if (auto it = by_name_.find(info.name); it != by_name_.end()) old = it->second;
     for (const auto& collector : info.collectors) {
@@ -22,6 +30,14 @@ void Cache::set_targets(const std::vector<TargetInfo>& targets) {
         for (const auto& previous : old->collectors) {
           if (previous.collector == collector) view = previous;
         }
+      }
+      if (view.snapshot && view.snapshot->families &&
+          view.snapshot->families->prefix != entry->prefix) {
+        // Changed labels: the kept series move to the new label set.
+        auto relabelled = std::make_shared<CollectorSnapshot>(*view.snapshot);
+        relabelled->families = std::make_shared<const RenderedFamilies>(
+            with_prefix(*view.snapshot->families, entry->prefix));
+        view.snapshot = std::move(relabelled);
       }
       entry->collectors.push_back(std::move(view));
     }
@@ -38,9 +54,8 @@ std::shared_ptr<Cache::Entry> Cache::find(const std::string& target) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
-void Cache::update(const std::string& target, const std::string& collector,
+void Cache::update(const std::shared_ptr<Entry>& entry, const std::string& collector,
                    const std::function<void(CollectorView&)>& change) {
-  auto entry = find(target);
   if (!entry) return;  // removed by a reload while polling
   std::lock_guard lock(entry->mutex);
   for (auto& view : entry->collectors) {
@@ -50,8 +65,12 @@ void Cache::update(const std::string& target, const std::string& collector,
 
 void Cache::record_success(const std::string& target, const std::string& collector,
                            collectors::Families families, double duration_seconds) {
+  auto entry = find(target);
+  if (!entry) return;  // removed by a reload while polling
   auto snapshot = std::make_shared<CollectorSnapshot>();
-  snapshot->families = std::make_shared<const collectors::Families>(std::move(families));
+  // Rendered before any lock is taken: scrapes then only copy this text.
+  snapshot->families =
+      std::make_shared<const RenderedFamilies>(render_families(entry->prefix, families));
   snapshot->success = true;
   snapshot->last_success_unix =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -61,7 +80,7 @@ void Cache::record_success(const std::string& target, const std::string& collect
   // The replaced snapshot (possibly the last reference to many series) is freed after the
   // entry's lock is released, so that scrapes do not wait for it.
   SnapshotPtr replaced;
-  update(target, collector,
+  update(entry, collector,
          [&](CollectorView& view) { replaced = std::exchange(view.snapshot, published); });
 }
 
@@ -69,7 +88,7 @@ void Cache::record_failure(const std::string& target, const std::string& collect
                            const std::string& error_kind, const std::string& message,
                            double duration_seconds) {
   SnapshotPtr replaced;  // freed outside the lock, as in record_success
-  update(target, collector, [&](CollectorView& view) {
+  update(find(target), collector, [&](CollectorView& view) {
     auto snapshot = std::make_shared<CollectorSnapshot>();
     if (view.snapshot) {
       snapshot->families = view.snapshot->families;  // shared, not copied

@@ -148,18 +148,6 @@ std::string_view type_name(collectors::MetricType type) {
 
 namespace {
 
-void append_header(std::string& out, const collectors::MetricFamily& family) {
-  out += "# HELP ";
-  out += family.name;
-  out += ' ';
-  append_help(out, family.help);
-  out += "\n# TYPE ";
-  out += family.name;
-  out += ' ';
-  out += type_name(family.type);
-  out += '\n';
-}
-
 void append_sample(std::string& out, std::string_view name, std::string_view prefix,
                    const collectors::Labels& labels, double value) {
   out += name;
@@ -184,18 +172,94 @@ void append_sample(std::string& out, std::string_view name, std::string_view pre
 
 }  // namespace
 
-void write_families(std::string& out, const std::vector<FamilySource>& sources) {
+RenderedFamilies render_families(std::string_view label_prefix,
+                                 const collectors::Families& families) {
+  RenderedFamilies rendered;
+  rendered.prefix = label_prefix;
+  rendered.families.reserve(families.size());
+  for (const auto& family : families) {
+    RenderedFamily& out = rendered.families.emplace_back();
+    out.name = family.name;
+    out.help = family.help;
+    out.type = family.type;
+    out.samples = family.samples.size();
+    out.lines.reserve(family.samples.size() * (family.name.size() + label_prefix.size() + 48));
+    for (const auto& sample : family.samples) {
+      append_sample(out.lines, family.name, label_prefix, sample.labels, sample.value);
+    }
+    out.lines.shrink_to_fit();  // kept for a whole interval: no slack per poll
+    rendered.samples += out.samples;
+    rendered.bytes += out.lines.size();
+  }
+  return rendered;
+}
+
+RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view label_prefix) {
+  RenderedFamilies out;
+  out.prefix = label_prefix;
+  out.samples = rendered.samples;
+  out.families.reserve(rendered.families.size());
+  const std::string_view old_prefix = rendered.prefix;
+  for (const auto& family : rendered.families) {
+    RenderedFamily& copy = out.families.emplace_back();
+    copy.name = family.name;
+    copy.help = family.help;
+    copy.type = family.type;
+    copy.samples = family.samples;
+    std::string_view lines = family.lines;
+    // Every line is `name{old_prefix,labels} value`, `name{old_prefix} value`,
+    // `name{labels} value` or `name value` (append_sample): swap the prefix in place.
+    while (!lines.empty()) {
+      std::size_t end = lines.find('\n');
+      std::string_view line =
+          lines.substr(0, end == std::string_view::npos ? lines.size() : end + 1);
+      lines.remove_prefix(line.size());
+      std::string_view rest = line.substr(family.name.size());
+      bool has_labels;
+      if (old_prefix.empty()) {
+        has_labels = rest.starts_with('{');
+        if (has_labels) rest.remove_prefix(1);
+      } else {
+        rest.remove_prefix(1 + old_prefix.size());  // `{` + old prefix
+        has_labels = rest.starts_with(',');
+        rest.remove_prefix(1);  // `,` before the labels or `}` before the value
+      }
+      // rest: `labels} value\n` when has_labels, else ` value\n`.
+      copy.lines += family.name;
+      if (label_prefix.empty() && !has_labels) {
+        copy.lines += rest;
+        continue;
+      }
+      copy.lines += '{';
+      copy.lines += label_prefix;
+      if (has_labels) {
+        if (!label_prefix.empty()) copy.lines += ',';
+      } else {
+        copy.lines += '}';
+      }
+      copy.lines += rest;
+    }
+    out.bytes += copy.lines.size();
+  }
+  return out;
+}
+
+void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>& sources) {
   struct Group {
-    const collectors::MetricFamily* first = nullptr;
-    std::vector<std::pair<std::string_view, const collectors::MetricFamily*>> members;
+    const RenderedFamily* first = nullptr;
+    std::size_t samples = 0;
+    std::vector<const RenderedFamily*> members;
   };
   std::unordered_map<std::string_view, Group> groups;
-  for (const auto& source : sources) {
-    if (!source.families) continue;
-    for (const auto& family : *source.families) {
+  std::size_t bytes = 0;
+  for (const auto* source : sources) {
+    if (!source) continue;
+    bytes += source->bytes;
+    for (const auto& family : source->families) {
       Group& group = groups[family.name];
       if (!group.first) group.first = &family;
-      group.members.emplace_back(source.label_prefix, &family);
+      group.samples += family.samples;
+      group.members.push_back(&family);
     }
   }
   std::vector<std::string_view> names;
@@ -203,18 +267,33 @@ void write_families(std::string& out, const std::vector<FamilySource>& sources) 
   for (const auto& [name, group] : groups) names.push_back(name);
   std::sort(names.begin(), names.end());
 
+  out.reserve(out.size() + bytes + names.size() * 256);
   for (std::string_view name : names) {
     const Group& group = groups[name];
-    std::size_t samples = 0;
-    for (const auto& member : group.members) samples += member.second->samples.size();
-    if (samples == 0) continue;  // a family with no samples is noise
-    append_header(out, *group.first);
-    for (const auto& [prefix, family] : group.members) {
-      for (const auto& sample : family->samples) {
-        append_sample(out, name, prefix, sample.labels, sample.value);
-      }
-    }
+    if (group.samples == 0) continue;  // a family with no samples is noise
+    const RenderedFamily& first = *group.first;
+    out += "# HELP ";
+    out += first.name;
+    out += ' ';
+    append_help(out, first.help);
+    out += "\n# TYPE ";
+    out += first.name;
+    out += ' ';
+    out += type_name(first.type);
+    out += '\n';
+    for (const auto* member : group.members) out += member->lines;
   }
+}
+
+void write_families(std::string& out, const std::vector<FamilySource>& sources) {
+  std::vector<RenderedFamilies> rendered;
+  rendered.reserve(sources.size());
+  for (const auto& source : sources) {
+    if (source.families) rendered.push_back(render_families(source.label_prefix, *source.families));
+  }
+  std::vector<const RenderedFamilies*> pointers;
+  for (const auto& source : rendered) pointers.push_back(&source);
+  write_rendered(out, pointers);
 }
 
 FamilyWriter::FamilyWriter(std::string& out, std::string_view name, std::string_view help,

@@ -23,14 +23,41 @@ void append_value(std::string& out, double value);
 std::string render_label_pairs(const collectors::Labels& labels);
 std::string_view type_name(collectors::MetricType type);
 
+// One family of one poll, rendered once when the poll published it: its sample lines
+// (`name{prefix,labels} value\n`), so that scrapes only copy text.
+struct RenderedFamily {
+  std::string name;
+  std::string help;
+  collectors::MetricType type = collectors::MetricType::kUntyped;
+  std::size_t samples = 0;
+  std::string lines;
+};
+
+// The families of one poll with the label prefix their lines carry.
+struct RenderedFamilies {
+  std::string prefix;  // e.g. `target="a",dc="x"`, may be empty
+  std::vector<RenderedFamily> families;
+  std::size_t samples = 0;  // over all families
+  std::size_t bytes = 0;    // of all lines
+};
+
+RenderedFamilies render_families(std::string_view label_prefix,
+                                 const collectors::Families& families);
+// The same samples with another label prefix (e.g. /probe's, without `target`).
+RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view label_prefix);
+
+// Writes the families of all sources, one HELP/TYPE group per family name (HELP/TYPE of
+// the first source that has it), names in sorted order, samples in source order; a name
+// with no samples at all is left out.
+void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>& sources);
+
 // One source of families with a pre-rendered label prefix (e.g. `target="a",dc="x"`).
 struct FamilySource {
   std::string_view label_prefix;
   const collectors::Families* families = nullptr;
 };
 
-// Writes all families of all sources, one HELP/TYPE group per family name, names in
-// sorted order, samples in source order.
+// write_rendered of the sources rendered now (tests and one-off pages).
 void write_families(std::string& out, const std::vector<FamilySource>& sources);
 
 // Small helper for self metrics rendered by hand.

@@ -8,13 +8,9 @@ namespace {
 
 using collectors::MetricType;
 
-// Label prefix per target: `target="x",k="v"` (with_target) or `k="v"`.
-std::string target_prefix(const TargetInfo& info, bool with_target) {
-  collectors::Labels labels;
-  if (with_target) labels.emplace_back("target", info.name);
-  labels.insert(labels.end(), info.labels.begin(), info.labels.end());
-  return render_label_pairs(labels);
-}
+// /probe's label prefix: the configured labels without `target` (/metrics':
+// Cache::metrics_prefix).
+std::string probe_prefix(const TargetInfo& info) { return render_label_pairs(info.labels); }
 
 std::string join(std::string_view prefix, std::string_view more) {
   if (prefix.empty()) return std::string(more);
@@ -91,36 +87,31 @@ void write_self_series(std::string& out, const std::vector<Cache::TargetView>& t
 
 std::string render(const std::vector<Cache::TargetView>& targets, bool with_target,
                    const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
-  std::vector<std::string> prefixes;
   std::vector<std::string> self_labels;
-  prefixes.reserve(targets.size());
   self_labels.reserve(targets.size());
-  std::size_t series_estimate = 0;
+  // /probe re-labels its one target's text; /metrics uses the cached text as it is.
+  std::vector<RenderedFamilies> relabelled;
+  std::vector<const RenderedFamilies*> sources;
+  std::size_t bytes = 0;
   for (const auto& target : targets) {
-    prefixes.push_back(target_prefix(*target.info, with_target));
     self_labels.push_back(with_target ? render_label_pairs({{"target", target.info->name}})
                                       : std::string());
     for (const auto& view : target.collectors) {
-      if (view.snapshot && view.snapshot->families) {
-        for (const auto& family : *view.snapshot->families)
-          series_estimate += family.samples.size();
+      if (!view.snapshot || !Cache::fresh(*target.info, *view.snapshot, now)) continue;
+      bytes += view.snapshot->families->bytes;
+      if (with_target) {
+        sources.push_back(view.snapshot->families.get());
+      } else {
+        relabelled.push_back(with_prefix(*view.snapshot->families, probe_prefix(*target.info)));
       }
     }
   }
+  for (const auto& source : relabelled) sources.push_back(&source);
   std::string out;
-  out.reserve(4096 + series_estimate * 96);
+  out.reserve(4096 + targets.size() * 1024 + bytes + bytes / 16);
   if (extra) extra(out);
   write_self_series(out, targets, self_labels, now);
-
-  std::vector<FamilySource> sources;
-  for (std::size_t i = 0; i < targets.size(); ++i) {
-    for (const auto& view : targets[i].collectors) {
-      if (view.snapshot && Cache::fresh(*targets[i].info, *view.snapshot, now)) {
-        sources.push_back(FamilySource{prefixes[i], view.snapshot->families.get()});
-      }
-    }
-  }
-  write_families(out, sources);
+  write_rendered(out, sources);
   return out;
 }
 

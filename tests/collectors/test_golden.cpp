@@ -563,7 +563,9 @@ TEST_CASE("a golden file is the collector part of a real /probe body") {
   info->collectors = {"cpu"};
   const auto now = std::chrono::steady_clock::now();
   auto snapshot = std::make_shared<exporter::CollectorSnapshot>();
-  snapshot->families = std::make_shared<const collectors::Families>(std::move(*families));
+  // As the cache holds it: /metrics text with the target label, re-labelled for /probe.
+  snapshot->families = std::make_shared<const exporter::RenderedFamilies>(
+      exporter::render_families(exporter::Cache::metrics_prefix(*info), *families));
   snapshot->success = true;
   snapshot->last_success_unix = 1700000000;
   snapshot->last_success_steady = now;

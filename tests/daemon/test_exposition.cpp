@@ -151,3 +151,53 @@ TEST_CASE("metrics and probe pages from the cache pass promtool") {
   CHECK(probe.find("windows_cpu_time_total{site=\"east\",core=\"0,0\",mode=\"idle\"} 5.5\n") !=
         std::string::npos);
 }
+
+TEST_CASE("with_prefix: re-labelled text equals text rendered with the new prefix") {
+  collectors::Families families = cpu_families(3);
+  collectors::MetricFamily no_labels;
+  no_labels.name = "windows_os_processes";
+  no_labels.help = "Processes";
+  no_labels.samples.push_back({{}, 12});
+  families.push_back(no_labels);
+  collectors::MetricFamily escaped;
+  escaped.name = "windows_service_info";
+  escaped.help = "Service";
+  escaped.samples.push_back({{{"display_name", "a \"quoted\"\\ name,{x}"}}, 1});
+  families.push_back(escaped);
+  const std::vector<std::string> prefixes = {"", "target=\"h1\"", "target=\"h1\",site=\"east\"",
+                                             "site=\"a}b,c\""};
+  for (const auto& from : prefixes) {
+    for (const auto& to : prefixes) {
+      CAPTURE(from);
+      CAPTURE(to);
+      auto expected = render_families(to, families);
+      auto relabelled = with_prefix(render_families(from, families), to);
+      REQUIRE(relabelled.families.size() == expected.families.size());
+      for (std::size_t i = 0; i < expected.families.size(); ++i) {
+        CHECK(relabelled.families[i].lines == expected.families[i].lines);
+        CHECK(relabelled.families[i].samples == expected.families[i].samples);
+      }
+      CHECK(relabelled.bytes == expected.bytes);
+      CHECK(relabelled.prefix == to);
+    }
+  }
+}
+
+TEST_CASE("write_rendered: HELP/TYPE from the first source, empty families left out") {
+  collectors::Families empty_first(1);
+  empty_first[0].name = "windows_cpu_time_total";
+  empty_first[0].help = "first help";
+  empty_first[0].type = collectors::MetricType::kCounter;
+  auto a = render_families("target=\"a\"", empty_first);
+  auto b = render_families("target=\"b\"", cpu_families(2));
+  collectors::Families only_empty(1);
+  only_empty[0].name = "windows_nothing";
+  auto c = render_families("target=\"c\"", only_empty);
+  std::string out;
+  write_rendered(out, {&a, &b, &c});
+  CHECK(out.find("# HELP windows_cpu_time_total first help\n") != std::string::npos);
+  CHECK(out.find("windows_nothing") == std::string::npos);
+  std::string legacy;
+  write_families(legacy, {{"target=\"a\"", &empty_first}, {"target=\"b\"", nullptr}});
+  CHECK(legacy.empty());  // one family with no samples only
+}

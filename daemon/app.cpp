@@ -255,14 +255,17 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
 }
 
 std::string App::render_metrics() const {
-  return render_metrics_page(
-      cache_.view_all(),
-      [this](std::string& out) {
-        telemetry_.render(out);
-        render_shard_metrics(out);
-        render_auth_metrics(out);
-      },
-      std::chrono::steady_clock::now());
+  auto page = metrics_flight_.get([this] {
+    return render_metrics_page(
+        cache_.view_all(),
+        [this](std::string& out) {
+          telemetry_.render(out);
+          render_shard_metrics(out);
+          render_auth_metrics(out);
+        },
+        std::chrono::steady_clock::now());
+  });
+  return *page;
 }
 
 void App::render_auth_metrics(std::string& out) const {

@@ -86,6 +86,8 @@ class App {
   Telemetry telemetry_;
   AuthFactory auth_factory_;
   Cache cache_;
+  // Concurrent /metrics scrapes share one render of the page.
+  mutable SingleFlight<std::string> metrics_flight_;
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
   std::atomic<bool> ready_{false};

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Scale benchmark: one exporter polling N virtual hosts served by winrm-sim.
 
-Starts winrm-sim (HTTPS, Basic) and the exporter with a generated config of N
-targets (h00001.sim.test ..., all connecting to 127.0.0.1, interval 60s,
-timeout 20s), waits for a warm-up, then samples for a fixed window:
-  polls completed per second   (delta of polls_started_total minus the change in polls_running)
-  scheduler lag                (winrm_exporter_scheduler_lag_seconds histogram: mean, ~p50/p99)
-  exporter RSS, CPU %, open fds, threads (from /proc)   and winrm-sim CPU %
-  /metrics scrape duration     (median of 5 scrapes, plain and gzip) and size
-Prints one row per sample and a summary with medians. Not part of `make test`.
+Starts winrm-sim (HTTPS, Basic) and the exporter with a generated config of N targets
+(h00001.sim.test ..., all connecting to 127.0.0.1, interval 60s, timeout 20s, default
+collectors), the simulator pinned to --sim-cpu and the exporter to --exporter-cpu (taskset;
+'' leaves one unpinned), waits for a warm-up, then measures for a window:
+  exporter CPU (utime+stime from /proc/<pid>/stat), RSS, threads, open fds; winrm-sim CPU
+  polls completed vs expected  (targets x collectors x window / interval)
+  scheduler lag p99            (winrm_exporter_scheduler_lag_seconds histogram, bucket bound)
+  TLS handshakes and connections per hour (winrm_exporter_winrm_* counters) vs hosts
+  /probe latency p50/p99       (a background client probing random targets during the window)
+  /metrics: --parallel-scrapes concurrent scrapes, wall per scrape and exporter CPU per round
+Prints one row per sample and one summary block. --smoke: a short run for ctest that checks
+the exporter served every host on /metrics and exited cleanly (no timing checks).
 See bench/README.md.
 """
 import argparse
@@ -18,10 +22,12 @@ import re
 import resource
 import signal
 import socket
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -51,10 +57,15 @@ def get(url, gzip_ok=False, timeout=60):
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
 
 
-def parse_metrics(text):
-    """{(name, labels string): value} for every sample line."""
+SELF_RE = re.compile(r"^winrm_exporter_[^\n]*", re.M)
+
+
+def parse_metrics(text, self_only=False):
+    """{(name, labels string): value} for every sample line (self_only: the exporter's own
+    winrm_exporter_* series, found by a regex scan instead of splitting 100+ MB in Python)."""
     out = {}
-    for line in text.splitlines():
+    lines = (m.group(0) for m in SELF_RE.finditer(text)) if self_only else text.splitlines()
+    for line in lines:
         if not line or line[0] == "#":
             continue
         m = SAMPLE_RE.match(line)
@@ -150,6 +161,12 @@ targets:
     return path
 
 
+def pinned(cpus, cmd):
+    """cmd under `taskset -c cpus` (unpinned when cpus is empty). Pinning the simulator and the
+    exporter to separate cores keeps one from starving the other (bench/README.md)."""
+    return ["taskset", "-c", cpus] + cmd if cpus else cmd
+
+
 def stop(proc, sig=signal.SIGTERM):
     if proc is None or proc.poll() is not None:
         return
@@ -178,30 +195,100 @@ def wait_ports_file(proc, path, kind="https", timeout=30):
     sys.exit("winrm-sim wrote no ports file")
 
 
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Prober(threading.Thread):
+    """Probes random targets at a fixed rate and records each /probe's wall time."""
+
+    def __init__(self, base, targets, rate):
+        super().__init__(daemon=True)
+        self.base, self.targets, self.period = base, targets, 1.0 / rate
+        self.times, self.errors = [], 0
+        self.done = threading.Event()
+
+    def run(self):
+        rng = random.Random(1)
+        while not self.done.wait(self.period):
+            name = f"h{rng.randint(1, self.targets):05d}.sim.test"
+            try:
+                t, _, _ = get(f"{self.base}/probe?target={name}", timeout=30)
+                self.times.append(t)
+            except OSError:
+                self.errors += 1
+
+
+def scrape_round(base, ex, parallel, gzip_ok):
+    """parallel concurrent /metrics scrapes: (wall times, exporter CPU seconds, bytes, body)."""
+    results = [None] * parallel
+
+    def one(i):
+        results[i] = get(base + "/metrics", gzip_ok=gzip_ok, timeout=300)
+    cpu0 = ex.cpu_seconds()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu = ex.cpu_seconds() - cpu0
+    return [r[0] for r in results], cpu, results[0][1], results[0][2]
+
+
+def cpus_exist(spec):
+    """Whether every CPU of a taskset list such as '0', '1-3' or '0,2' is available to us."""
+    wanted = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        wanted.update(range(int(lo), int(hi or lo) + 1))
+    return wanted <= os.sched_getaffinity(0)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     src = os.path.dirname(here)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--targets", type=int, default=10000)
     ap.add_argument("--build-dir", default=os.path.join(src, "build"))
+    ap.add_argument("--exporter-bin", default=None, help="default: BUILD_DIR/daemon/winrm_exporter")
+    ap.add_argument("--sim-bin", default=None, help="default: BUILD_DIR/sim/winrm-sim")
     ap.add_argument("--interval", default="60s")
     ap.add_argument("--timeout", default="20s")
     ap.add_argument("--concurrency", type=int, default=64, help="global targets in flight")
-    ap.add_argument("--warmup", type=float, default=70, help="seconds after ready before measuring")
-    ap.add_argument("--window", type=float, default=120, help="measurement window in seconds")
-    ap.add_argument("--sample", type=float, default=10, help="seconds between samples")
+    ap.add_argument("--warmup", type=float, default=90, help="seconds after ready before measuring")
+    ap.add_argument("--window", type=float, default=300, help="measurement window in seconds")
+    ap.add_argument("--sample", type=float, default=30, help="seconds between samples (each scrapes /metrics)")
     ap.add_argument("--sim-threads", type=int, default=1024, help="winrm-sim worker threads")
-    ap.add_argument("--sim-keep-alive", default="5s", help="winrm-sim keep_alive_timeout")
+    ap.add_argument("--sim-keep-alive", default="120s", help="winrm-sim keep_alive_timeout (Windows: 120 s)")
+    ap.add_argument("--sim-cpu", default="0", help="taskset CPU list for winrm-sim ('' = unpinned)")
+    ap.add_argument("--exporter-cpu", default="1", help="taskset CPU list for the exporter ('' = unpinned)")
+    ap.add_argument("--probe-rate", type=float, default=10, help="/probe requests per second during the window")
+    ap.add_argument("--parallel-scrapes", type=int, default=4, help="concurrent /metrics scrapes per round")
     ap.add_argument("--scheduler-workers", type=int, default=0,
                     help="exporter --scheduler.workers (0 = its default)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="ctest run: 40 hosts, 10 s interval, 15 s warm-up, 20 s window; checks that every "
+                         "host was served on /metrics and that the exporter exited cleanly")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args()
+    if args.smoke:
+        args.targets, args.interval, args.timeout = 40, "10s", "8s"
+        args.warmup, args.window, args.sample = 15, 20, 10
+        args.sim_threads, args.probe_rate, args.parallel_scrapes = 64, 5, 2
 
-    exporter_bin = os.path.join(args.build_dir, "daemon", "winrm_exporter")
-    sim_bin = os.path.join(args.build_dir, "sim", "winrm-sim")
+    exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
+    sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")
     for b in (exporter_bin, sim_bin):
         if not os.access(b, os.X_OK):
             sys.exit(f"{b} not built (cmake --build {args.build_dir} --target winrm_exporter winrm-sim)")
+    for name in ("sim_cpu", "exporter_cpu"):
+        spec = getattr(args, name)
+        if spec and not cpus_exist(spec):
+            print(f"note: CPU {spec} not available, --{name.replace('_', '-')} left unpinned", flush=True)
+            setattr(args, name, "")
 
     # One keep-alive connection per target on both sides: raise the fd limit the children inherit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -210,14 +297,17 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="winrm-bench-")
     sim = exporter = None
+    # SIGTERM (e.g. ctest's timeout) stops the children through the finally block below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         subprocess.run(["sh", os.path.join(src, "tests", "scripts", "gen-certs.sh"),
-                        os.path.join(tmp, "certs")], check=True, timeout=60)
+                        os.path.join(tmp, "certs")], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sim_log = open(os.path.join(tmp, "sim.log"), "w")
-        sim = subprocess.Popen([sim_bin, "--config", write_sim_config(tmp, args.sim_threads, args.sim_keep_alive),
-                                "--ports-file",
-                                os.path.join(tmp, "sim.ports"), "--log-level", "warn"],
-                               stdout=sim_log, stderr=subprocess.STDOUT)
+        sim = subprocess.Popen(pinned(args.sim_cpu, [
+            sim_bin, "--config", write_sim_config(tmp, args.sim_threads, args.sim_keep_alive),
+            "--ports-file", os.path.join(tmp, "sim.ports"), "--log-level", "warn"]),
+            stdout=sim_log, stderr=subprocess.STDOUT)
         sim_port = wait_ports_file(sim, os.path.join(tmp, "sim.ports"))
         config = write_exporter_config(tmp, args.targets, sim_port, args.interval, args.timeout,
                                        args.concurrency)
@@ -225,10 +315,10 @@ def main():
         base = f"http://127.0.0.1:{web_port}"
         exp_log = open(os.path.join(tmp, "exporter.log"), "w")
         t_start = time.monotonic()
-        exporter = subprocess.Popen([exporter_bin, f"--config.file={config}",
-                                     f"--web.listen-address=127.0.0.1:{web_port}",
-                                     f"--scheduler.workers={args.scheduler_workers}",
-                                     "--log.level=warn"], stdout=exp_log, stderr=subprocess.STDOUT)
+        exporter = subprocess.Popen(pinned(args.exporter_cpu, [
+            exporter_bin, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{web_port}",
+            f"--scheduler.workers={args.scheduler_workers}", "--log.level=warn"]),
+            stdout=exp_log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
             if exporter.poll() is not None:
@@ -241,16 +331,20 @@ def main():
                     sys.exit("exporter not ready within 120s")
                 time.sleep(0.2)
         print(f"N={args.targets}: exporter ready after {time.monotonic() - t_start:.1f}s; "
-              f"warm-up {args.warmup:.0f}s, window {args.window:.0f}s (temp dir {tmp})", flush=True)
+              f"warm-up {args.warmup:.0f}s, window {args.window:.0f}s, sim CPU {args.sim_cpu or '-'}, "
+              f"exporter CPU {args.exporter_cpu or '-'} (temp dir {tmp})", flush=True)
         time.sleep(args.warmup)
 
         ex, sm = Proc(exporter.pid), Proc(sim.pid)
         rows = []
+        _, _, text = get(base + "/metrics", timeout=300)
+        first = parse_metrics(text, self_only=True)
+        del text
         prev_t, prev_cpu, prev_sim = time.monotonic(), ex.cpu_seconds(), sm.cpu_seconds()
-        _, _, text = get(base + "/metrics")
-        first = parse_metrics(text)
-        first_t = prev_t
+        first_t, first_cpu, first_sim = prev_t, prev_cpu, prev_sim
         end = first_t + args.window
+        prober = Prober(base, args.targets, args.probe_rate)
+        prober.start()
         print(f"{'t(s)':>6} {'RSS MiB':>8} {'CPU %':>6} {'sim CPU%':>8} {'fds':>6} {'thr':>4} "
               f"{'polls/s':>8} {'lag mean':>9} {'running':>7} {'waiting':>7} {'up':>6}")
         last = first
@@ -258,8 +352,9 @@ def main():
             time.sleep(min(args.sample, max(0.0, end - time.monotonic())))
             now = time.monotonic()
             cpu, sim_cpu = ex.cpu_seconds(), sm.cpu_seconds()
-            _, _, text = get(base + "/metrics")
-            cur = parse_metrics(text)
+            _, _, text = get(base + "/metrics", timeout=300)
+            cur = parse_metrics(text, self_only=True)
+            del text
             dt = now - prev_t
             started = total(cur, "winrm_exporter_scheduler_polls_started_total") - \
                 total(last, "winrm_exporter_scheduler_polls_started_total")
@@ -279,14 +374,17 @@ def main():
                   f"{row['fds']:6d} {row['threads']:4d} {row['polls']:8.1f} {row['lag']:9.4f} "
                   f"{row['running']:7.0f} {row['waiting']:7.0f} {row['up']:6.0f}", flush=True)
             prev_t, prev_cpu, prev_sim, last = now, cpu, sim_cpu, cur
+        prober.done.set()
+        prober.join()
         if not rows:
             sys.exit("no samples taken")
 
         window = prev_t - first_t
-        started = total(last, "winrm_exporter_scheduler_polls_started_total") - \
-            total(first, "winrm_exporter_scheduler_polls_started_total")
-        completed = started - (total(last, "winrm_exporter_scheduler_polls_running") -
-                               total(first, "winrm_exporter_scheduler_polls_running"))
+        cores = (prev_cpu - first_cpu) / window
+        sim_cores = (prev_sim - first_sim) / window
+        delta = lambda name: total(last, name) - total(first, name)  # noqa: E731
+        completed = delta("winrm_exporter_scheduler_polls_started_total") - \
+            delta("winrm_exporter_scheduler_polls_running")
         lag_sum1, lag_n1, b1 = histogram(last, "winrm_exporter_scheduler_lag_seconds")
         lag_sum0, lag_n0, b0 = histogram(first, "winrm_exporter_scheduler_lag_seconds")
         lag_buckets = {le: b1[le] - b0.get(le, 0) for le in b1}
@@ -294,37 +392,73 @@ def main():
         collectors = {re.search(r'collector="([^"]*)"', l).group(1)
                       for (n, l) in last if n == "winrm_exporter_collector_success" and "collector=" in l}
         success = [v for (n, _), v in last.items() if n == "winrm_exporter_collector_success"]
-        expected_rate = args.targets * max(len(collectors), 1) / parse_seconds(args.interval)
+        expected = args.targets * max(len(collectors), 1) * window / parse_seconds(args.interval)
+        per_hour = 3600 / window
+        handshakes = delta("winrm_exporter_winrm_tls_handshakes_total")
+        connections = delta("winrm_exporter_winrm_connections_opened_total")
+        reconnects = delta("winrm_exporter_winrm_reconnects_total")
+        auth_handshakes = delta("winrm_exporter_auth_handshakes_total")
 
-        scrapes, scrapes_gz = [], []
-        size = size_gz = series = 0
-        for _ in range(5):
-            t, size, text = get(base + "/metrics")
-            scrapes.append(t)
-            series = sum(1 for line in text.splitlines() if line and line[0] != "#")
-        for _ in range(5):
-            t, size_gz, _ = get(base + "/metrics", gzip_ok=True)
-            scrapes_gz.append(t)
+        rounds = {}
+        for gzip_ok in (False, True):
+            walls, cpus = [], []
+            for _ in range(3):
+                wall, cpu, size, body = scrape_round(base, ex, args.parallel_scrapes, gzip_ok)
+                walls += wall
+                cpus.append(cpu)
+                if not gzip_ok:
+                    page = body
+                body = None
+            rounds[gzip_ok] = (walls, cpus, size)
+        series = sum(1 for line in page.splitlines() if line and line[0] != "#")
+        served = {m.group(1) for m in re.finditer(r'^windows_\w+\{target="([^"]+)"', page, re.M)}
+        up = total(parse_metrics(page, self_only=True), "winrm_exporter_target_up")
+        page = None
 
         med = lambda key: statistics.median(r[key] for r in rows)  # noqa: E731
         print()
         print(f"summary N={args.targets} targets x {len(collectors)} collectors, interval {args.interval}, "
-              f"window {window:.0f}s")
-        print(f"  polls completed/s          {completed / window:10.1f}   (expected steady state "
-              f"{expected_rate:.1f}/s)")
+              f"window {window:.0f}s after {args.warmup:.0f}s warm-up; sim CPU {args.sim_cpu or 'unpinned'}, "
+              f"exporter CPU {args.exporter_cpu or 'unpinned'}, sim keep-alive {args.sim_keep_alive}")
+        print(f"  polls completed            {completed:10.0f}   expected {expected:.0f} "
+              f"({100 * completed / expected if expected else 0:.1f}%)")
         print(f"  collector_success=1        {sum(1 for v in success if v == 1):10d} / {len(success)}")
-        print(f"  targets up                 {total(last, 'winrm_exporter_target_up'):10.0f} / {args.targets}")
-        print(f"  scheduler lag mean         {((lag_sum1 - lag_sum0) / lag_n if lag_n else float('nan')):10.4f} s"
-              f"   p50 <= {quantile_from_buckets(lag_buckets, lag_n, 0.5)} s, "
-              f"p99 <= {quantile_from_buckets(lag_buckets, lag_n, 0.99)} s ({lag_n:.0f} polls)")
-        print(f"  exporter RSS median        {med('rss'):10.1f} MiB (max {max(r['rss'] for r in rows):.1f})")
-        print(f"  exporter CPU median        {med('cpu'):10.1f} % of one core")
-        print(f"  winrm-sim CPU median       {med('sim_cpu'):10.1f} %")
-        print(f"  open fds median            {med('fds'):10.0f}   threads {med('threads'):.0f}")
-        print(f"  /metrics scrape median     {statistics.median(scrapes) * 1000:10.1f} ms plain, "
-              f"{statistics.median(scrapes_gz) * 1000:.1f} ms gzip")
-        print(f"  /metrics size              {size / 2**20:10.2f} MiB plain, {size_gz / 2**20:.2f} MiB gzip, "
-              f"{series} series")
+        print(f"  targets up                 {up:10.0f} / {args.targets}   served on /metrics "
+              f"{len(served)} / {args.targets}")
+        print(f"  scheduler lag p99          <= {quantile_from_buckets(lag_buckets, lag_n, 0.99)} s   p50 <= "
+              f"{quantile_from_buckets(lag_buckets, lag_n, 0.5)} s, mean "
+              f"{((lag_sum1 - lag_sum0) / lag_n if lag_n else float('nan')):.4f} s ({lag_n:.0f} polls)")
+        print(f"  exporter CPU               {cores:10.3f} cores (window average, incl. the sample scrapes "
+              f"every {args.sample:.0f}s and probes); winrm-sim {sim_cores:.3f} cores")
+        print(f"  exporter RSS               {med('rss'):10.1f} MiB median, max {max(r['rss'] for r in rows):.1f}")
+        print(f"  threads, open fds          {med('threads'):10.0f}   fds {med('fds'):.0f} (median)")
+        print(f"  TLS handshakes per hour    {handshakes * per_hour:10.0f}   ({handshakes:.0f} in the window; "
+              f"hosts {args.targets}); connections opened/h {connections * per_hour:.0f}, reconnects/h "
+              f"{reconnects * per_hour:.0f}")
+        print(f"  authentications per hour   {auth_handshakes * per_hour:10.0f}   (Negotiate handshakes; "
+              f"Basic sends credentials with every request, no handshake)")
+        print(f"  /probe wall                {1000 * percentile(prober.times, 0.99):10.2f} ms p99, "
+              f"p50 {1000 * percentile(prober.times, 0.5):.2f} ms ({len(prober.times)} probes at "
+              f"{args.probe_rate:g}/s, {prober.errors} errors)")
+        for gzip_ok, label in ((False, "plain"), (True, "gzip ")):
+            walls, cpus, size = rounds[gzip_ok]
+            print(f"  /metrics {label} x{args.parallel_scrapes:<2}        {1000 * statistics.median(walls):10.1f} ms "
+                  f"wall median, max {1000 * max(walls):.1f} ms; exporter CPU {statistics.median(cpus):.3f} s per "
+                  f"round of {args.parallel_scrapes} (median of 3); {size / 2**20:.2f} MiB")
+        print(f"  /metrics series            {series:10d}   ({series / args.targets:.0f} per host)")
+        if args.smoke:
+            stop(exporter)
+            problems = []
+            if exporter.returncode != 0:
+                problems.append(f"exporter exit status {exporter.returncode} after SIGTERM")
+            if len(served) != args.targets:
+                problems.append(f"/metrics served {len(served)} of {args.targets} hosts")
+            if not rows or completed <= 0:
+                problems.append("no polls completed in the window")
+            if problems:
+                print("smoke FAILED: " + "; ".join(problems))
+                return 1
+            print("smoke ok: every host served on /metrics, exporter exited 0")
         return 0
     finally:
         stop(exporter)

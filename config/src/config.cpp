@@ -684,9 +684,27 @@ struct TargetSpec {
   std::optional<Located<bool>> tls_insecure_skip_verify;
   std::optional<Located<std::map<std::string, std::string>>> labels;
   std::optional<CollectorSpec> collectors;
+  std::optional<Located<std::vector<std::string>>> compat;
   WinrmSpec winrm;
   LimitsSpec limits;
 };
+
+// `compat: [v030, pre030]`: windows_exporter name sets, at least one, each once.
+Located<std::vector<std::string>> get_compat(const Field& field) {
+  Located<std::vector<std::string>> sets{{}, field.loc()};
+  for (const Field& item : get_list(field)) {
+    std::string name = get_string(item);
+    if (!collectors::known_name_set(name)) {
+      fail(item.loc(), "unknown name set " + quote(name) + " (v030, pre030)");
+    }
+    if (std::find(sets.value.begin(), sets.value.end(), name) != sets.value.end()) {
+      fail(item.loc(), "name set " + quote(name) + " listed twice");
+    }
+    sets.value.push_back(std::move(name));
+  }
+  if (sets.value.empty()) fail(field.loc(), "compat needs at least one name set (v030, pre030)");
+  return sets;
+}
 
 bool valid_target_name(std::string_view name) {
   return std::none_of(name.begin(), name.end(), [](char c) {
@@ -700,12 +718,14 @@ TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defau
       "name",     "host",        "connect_address", "port",
       "scheme",   "credential",  "labels",          "collectors",
       "interval", "timeout",     "tls_ca_file",     "tls_insecure_skip_verify",
-      "spn_host", "spn_service", "winrm",           "limits"};
+      "spn_host", "spn_service", "winrm",           "limits",
+      "compat"};
   static const std::vector<std::string_view> kDefaultsKeys = {
       "port",        "scheme",      "credential",
       "labels",      "collectors",  "interval",
       "timeout",     "tls_ca_file", "tls_insecure_skip_verify",
-      "spn_service", "winrm",       "limits"};
+      "spn_service", "winrm",       "limits",
+      "compat"};
   MapReader map(file, field.value, field.loc(), is_defaults ? kDefaultsKeys : kTargetKeys);
   TargetSpec spec;
   spec.loc = field.loc();
@@ -732,6 +752,7 @@ TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defau
   if (const Field* f = map.get("credential")) spec.credential = located_string(*f);
   if (const Field* f = map.get("labels")) spec.labels = get_labels(*f);
   if (const Field* f = map.get("collectors")) spec.collectors = get_collector_spec(*f);
+  if (const Field* f = map.get("compat")) spec.compat = get_compat(*f);
   if (const Field* f = map.get("interval")) spec.interval = get_duration(*f);
   if (const Field* f = map.get("timeout")) spec.timeout = get_duration(*f);
   if (const Field* f = map.get("tls_ca_file")) spec.tls_ca_file = get_path(*f);
@@ -813,7 +834,7 @@ class Loader {
         file, field->value, field->loc(),
         {"interval", "timeout", "concurrency", "per_target_concurrency", "stale_after_intervals",
          "scheme", "port", "tls_ca_file", "tls_insecure_skip_verify", "max_response_bytes",
-         "collectors", "credential", "labels", "winrm", "limits"});
+         "collectors", "credential", "labels", "winrm", "limits", "compat"});
     if (const Field* f = map.get("interval")) global_.interval = get_duration(*f);
     if (const Field* f = map.get("timeout")) global_.timeout = get_duration(*f);
     if (global_.interval) d.interval = global_.interval->value;
@@ -862,6 +883,21 @@ class Loader {
       d.credential = global_.credential->value;
     }
     if (const Field* f = map.get("labels")) d.labels = get_labels(*f).value;
+    if (const Field* f = map.get("compat")) d.compat = get_compat(*f).value;
+  }
+
+  // The collectors restricted to one combination of name sets, built once per combination.
+  std::shared_ptr<const std::map<std::string, collectors::CollectorPtr>> compat_collectors(
+      const std::vector<std::string>& sets) {
+    auto& cached = compat_collectors_[sets];
+    if (!cached) {
+      auto selected = std::make_shared<std::map<std::string, collectors::CollectorPtr>>();
+      for (const auto& [name, collector] : config_.collectors) {
+        selected->emplace(name, collectors::select_name_sets(collector, sets));
+      }
+      cached = std::move(selected);
+    }
+    return cached;
   }
 
   static int default_port(Scheme scheme) { return scheme == Scheme::kHttps ? 5986 : 5985; }
@@ -964,6 +1000,10 @@ class Loader {
     t.winrm = resolve_winrm({&spec.winrm, &fd.winrm, &global_.winrm});
     t.limits = resolve_limits({&spec.limits, &fd.limits, &global_.limits}, t.winrm, spec.loc);
 
+    const auto& compat = first_set(spec.compat, fd.compat);
+    t.compat = compat ? compat->value : d.compat;
+    t.compat_collectors = compat_collectors(t.compat);
+
     t.collectors = d.collectors;
     for (const auto* collectors_spec : {&fd.collectors, &spec.collectors}) {
       if (*collectors_spec) {
@@ -1036,6 +1076,9 @@ class Loader {
   std::vector<std::string> builtin_names_;
   std::map<std::string, std::string> custom_sources_;
   std::map<std::string, std::string> target_sources_;
+  std::map<std::vector<std::string>,
+           std::shared_ptr<const std::map<std::string, collectors::CollectorPtr>>>
+      compat_collectors_;
   std::set<std::string> basic_http_warned_;
 };
 

@@ -79,6 +79,8 @@ struct Defaults {
   std::string tls_ca_file;  // system store when empty
   bool tls_insecure_skip_verify = false;
   std::vector<std::string> collectors;  // resolved after load(): built-in default set +/- global
+  // windows_exporter name sets emitted (collectors::kNameSetV030 / kNameSetPre030).
+  std::vector<std::string> compat = {"v030"};
   WinrmOptions winrm;                   // global.winrm
   PollLimits limits;                    // global.limits (global.max_response_bytes is an alias)
   std::string credential;               // default profile for targets that name none
@@ -94,6 +96,10 @@ struct Target {
   std::string credential;                     // profile name
   std::map<std::string, std::string> labels;  // extra labels on every series
   std::vector<std::string> collectors;        // resolved list (defaults + enable/disable)
+  std::vector<std::string> compat;            // resolved name sets: target > defaults > global
+  // Config::collectors restricted to `compat` (shared by targets with the same sets); the
+  // daemon polls these.
+  std::shared_ptr<const std::map<std::string, collectors::CollectorPtr>> compat_collectors;
   Duration interval{0};                       // resolved
   Duration timeout{0};                        // resolved
   std::string tls_ca_file;

@@ -175,7 +175,14 @@ WebReply WebServer::handle(const WebRequest& request) {
   WebReply reply;
   if (!state->limiter.allow()) {
     reply = text(429, "Too Many Requests\n");
-  } else if (state->auth.enabled() && !state->auth.check(request.authorization)) {
+  } else if (auto verdict = state->auth.enabled() ? state->auth.verify(request.authorization)
+                                                  : BasicAuthenticator::Result::kOk;
+             verdict == BasicAuthenticator::Result::kBusy) {
+    // Uncached credentials while bcrypt is already running at its limit (a password
+    // guesser, typically): refused without spending a worker on bcrypt.
+    reply = text(429, "Too Many Requests: authentication busy, retry\n");
+    reply.headers.emplace_back("Retry-After", "1");
+  } else if (verdict == BasicAuthenticator::Result::kDenied) {
     reply = text(401, "Unauthorized\n");
     reply.headers.emplace_back("WWW-Authenticate", "Basic realm=\"winrm_exporter\"");
   } else {

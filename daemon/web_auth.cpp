@@ -89,8 +89,9 @@ bool decode_basic_authorization(std::string_view header, std::string& user, std:
   return ok;
 }
 
-BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users)
-    : users_(std::move(users)) {
+BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users,
+                                       int max_bcrypt_at_once)
+    : users_(std::move(users)), max_bcrypt_at_once_(max_bcrypt_at_once) {
   if (RAND_bytes(cache_secret_.data(), static_cast<int>(cache_secret_.size())) != 1) {
     throw std::runtime_error("RAND_bytes failed");  // start-up/reload only
   }
@@ -120,10 +121,10 @@ BasicAuthenticator::Digest BasicAuthenticator::cache_key(std::string_view user,
   return digest;
 }
 
-bool BasicAuthenticator::check(std::string_view authorization) const {
+BasicAuthenticator::Result BasicAuthenticator::verify(std::string_view authorization) const {
   std::string user;
   std::string password;
-  if (!decode_basic_authorization(authorization, user, password)) return false;
+  if (!decode_basic_authorization(authorization, user, password)) return Result::kDenied;
   auto it = users_.find(user);
   const std::string& hash = it == users_.end() ? std::string(kDummyHash) : it->second;
   Digest key = cache_key(user, password, hash);
@@ -135,11 +136,20 @@ bool BasicAuthenticator::check(std::string_view authorization) const {
       cached |= CRYPTO_memcmp(entry.data(), key.data(), key.size()) == 0;
     }
   }
-  bool ok = cached;
+  Result result = cached ? Result::kOk : Result::kDenied;
+  bool admitted = false;
   if (!cached) {
-    bool match = bcrypt_matches(password, hash);
-    ok = match && it != users_.end();
     std::lock_guard lock(mutex_);
+    admitted = bcrypt_running_ < max_bcrypt_at_once_;
+    if (admitted) ++bcrypt_running_;
+    if (!admitted) result = Result::kBusy;
+  }
+  if (admitted) {
+    bool match = bcrypt_matches(password, hash);
+    bool ok = match && it != users_.end();
+    result = ok ? Result::kOk : Result::kDenied;
+    std::lock_guard lock(mutex_);
+    --bcrypt_running_;
     ++bcrypt_runs_;
     if (ok && valid_key) {
       if (cache_.size() >= kCacheEntries) cache_.erase(cache_.begin());
@@ -147,7 +157,7 @@ bool BasicAuthenticator::check(std::string_view authorization) const {
     }
   }
   OPENSSL_cleanse(password.data(), password.size());
-  return ok;
+  return result;
 }
 
 int BasicAuthenticator::bcrypt_runs() const {

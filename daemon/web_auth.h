@@ -18,12 +18,17 @@ namespace exporter {
 // credential, not per scrape. Thread-safe.
 class BasicAuthenticator {
  public:
-  explicit BasicAuthenticator(std::map<std::string, std::string> users);
+  // max_bcrypt_at_once: uncached checks computing at the same time; more are refused at
+  // once (kBusy), so that wrong passwords cannot occupy every worker thread with bcrypt
+  // while cached (already verified) credentials keep being served.
+  explicit BasicAuthenticator(std::map<std::string, std::string> users, int max_bcrypt_at_once = 2);
   ~BasicAuthenticator();
 
   bool enabled() const { return !users_.empty(); }
-  // True when the header value carries a configured user and its password.
-  bool check(std::string_view authorization) const;
+  enum class Result { kOk, kDenied, kBusy };
+  // kOk when the header value carries a configured user and its password.
+  Result verify(std::string_view authorization) const;
+  bool check(std::string_view authorization) const { return verify(authorization) == Result::kOk; }
   // bcrypt computations done so far (cache misses); for tests.
   int bcrypt_runs() const;
 
@@ -36,6 +41,8 @@ class BasicAuthenticator {
   mutable std::mutex mutex_;
   mutable std::vector<Digest> cache_;  // successes only, bounded
   mutable int bcrypt_runs_ = 0;
+  int max_bcrypt_at_once_;
+  mutable int bcrypt_running_ = 0;
 };
 
 // "user:password" from a Basic Authorization header value; false when malformed.

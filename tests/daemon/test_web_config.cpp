@@ -130,6 +130,20 @@ TEST_CASE("basic auth: bcrypt via crypt_r against published vectors, cached afte
   CHECK_FALSE(none.enabled());
 }
 
+TEST_CASE("basic auth: uncached checks beyond the bcrypt limit are refused as busy") {
+  BasicAuthenticator none_at_once({{"bob", kHashUU}}, 0);
+  CHECK(none_at_once.verify(basic("Ym9iOlUqVQ==")) == BasicAuthenticator::Result::kBusy);
+  CHECK(none_at_once.verify(basic("ZXZlOlUqVQ==")) == BasicAuthenticator::Result::kBusy);
+  CHECK(none_at_once.bcrypt_runs() == 0);
+  // Malformed headers need no bcrypt: denied, not busy.
+  CHECK(none_at_once.verify("Bearer x") == BasicAuthenticator::Result::kDenied);
+
+  BasicAuthenticator one_at_once({{"bob", kHashUU}}, 1);
+  CHECK(one_at_once.verify(basic("Ym9iOlUqVQ==")) == BasicAuthenticator::Result::kOk);
+  CHECK(one_at_once.verify(basic("Ym9iOlUqVSo=")) == BasicAuthenticator::Result::kDenied);
+  CHECK(one_at_once.bcrypt_runs() == 2);  // the slot is given back after each run
+}
+
 TEST_CASE("basic auth header decoding") {
   std::string user;
   std::string password;

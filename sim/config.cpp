@@ -66,6 +66,44 @@ ListenerConfig parse_listener(const YAML::Node& node, const std::string& where, 
   return l;
 }
 
+LatencyProfile parse_profile(const YAML::Node& node, const std::string& where, LatencyProfile p) {
+  check_keys(node, where, {"median", "p99"});
+  if (node["median"]) p.median = parse_duration(scalar<std::string>(node["median"], where));
+  if (node["p99"]) p.p99 = parse_duration(scalar<std::string>(node["p99"], where));
+  if (p.p99 < p.median) fail(where, "p99 must be >= median");
+  return p;
+}
+
+// `latency:` turns the model on; every key has a Windows-like default.
+LatencyConfig parse_latency(const YAML::Node& node) {
+  LatencyConfig l;
+  l.enabled = true;
+  if (node.IsNull()) return l;
+  check_keys(node, "latency", {"enabled", "seed", "default", "perf", "slow", "stall"});
+  if (node["enabled"]) l.enabled = scalar<bool>(node["enabled"], "latency.enabled");
+  if (node["seed"]) l.seed = scalar<std::uint64_t>(node["seed"], "latency.seed");
+  if (node["default"]) l.fallback = parse_profile(node["default"], "latency.default", l.fallback);
+  if (node["perf"]) l.perf = parse_profile(node["perf"], "latency.perf", l.perf);
+  if (node["slow"]) l.slow = parse_profile(node["slow"], "latency.slow", l.slow);
+  if (const auto& st = node["stall"]; st) {
+    if (st.IsScalar()) {
+      l.stall = scalar<bool>(st, "latency.stall");
+    } else {
+      check_keys(st, "latency.stall", {"every", "duration", "delay"});
+      if (st["every"])
+        l.stall_every = parse_duration(scalar<std::string>(st["every"], "latency.stall.every"));
+      if (st["duration"])
+        l.stall_duration =
+            parse_duration(scalar<std::string>(st["duration"], "latency.stall.duration"));
+      if (st["delay"])
+        l.stall_delay = parse_duration(scalar<std::string>(st["delay"], "latency.stall.delay"));
+      if (l.stall_every.count() <= 0 || l.stall_duration > l.stall_every)
+        fail("latency.stall", "need every > 0 and duration <= every");
+    }
+  }
+  return l;
+}
+
 HostConfig parse_host(const YAML::Node& node, const std::string& where) {
   check_keys(node, where,
              {"name", "cpus", "disks", "nics", "services", "processes", "delay",
@@ -164,8 +202,9 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   check_keys(root, "top level",
-             {"https", "http", "keep_alive_timeout", "page_size", "threads", "enumeration_timeout",
-              "users", "hosts", "replay", "negotiate"});
+             {"https", "http", "keep_alive_timeout", "page_size", "threads", "loop_threads",
+              "max_connections", "enumeration_timeout", "users", "hosts", "replay", "negotiate",
+              "latency"});
   SimConfig c;
   if (root["https"]) c.https = parse_listener(root["https"], "https", true, base_dir);
   if (root["http"]) c.http = parse_listener(root["http"], "http", false, base_dir);
@@ -180,6 +219,11 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
   if (c.page_size < 1) fail("page_size", "must be >= 1");
   if (root["threads"]) c.threads = scalar<int>(root["threads"], "threads");
   if (c.threads < 1 || c.threads > 1024) fail("threads", "out of range");
+  if (root["loop_threads"]) c.loop_threads = scalar<int>(root["loop_threads"], "loop_threads");
+  if (c.loop_threads < 1 || c.loop_threads > 64) fail("loop_threads", "out of range");
+  if (root["max_connections"])
+    c.max_connections = scalar<int>(root["max_connections"], "max_connections");
+  if (c.max_connections < 1) fail("max_connections", "must be >= 1");
   if (root["users"]) {
     if (!root["users"].IsSequence()) fail("users", "expected a list");
     for (const auto& u : root["users"]) {
@@ -233,6 +277,7 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
       }
     }
   }
+  if (root["latency"]) c.latency = parse_latency(root["latency"]);
   return c;
 }
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-namespace sim {
+#include "latency.h"
 
-using Millis = std::chrono::milliseconds;
+namespace sim {
 
 struct ListenerConfig {
   bool enabled = false;
@@ -56,15 +56,17 @@ struct NegotiateConfig {
 struct SimConfig {
   ListenerConfig https;
   ListenerConfig http;
-  Millis keep_alive_timeout{5000};
+  Millis keep_alive_timeout{120000};  // HTTP.sys' idle connection timeout
   int page_size = 50;
-  int threads =
-      64;  // per listener; an idle keep-alive connection holds one until keep_alive_timeout
+  int threads = 2;       // handler workers (XML rendering, GSS); connections do not hold them
+  int loop_threads = 1;  // event loops (sockets, TLS, timers)
+  int max_connections = 32768;
   Millis enumeration_timeout{240000};
   std::vector<UserConfig> users;
   std::vector<HostConfig> hosts;
   std::vector<std::string> replay;  // absolute paths
   NegotiateConfig negotiate;
+  LatencyConfig latency;  // off unless `latency:` is given
 };
 
 // The fault names accepted by `hosts[].fault`.

@@ -1,7 +1,6 @@
 #include "server.h"
 
 #include <arpa/inet.h>
-#include <httplib.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <tinyxml2.h>
@@ -185,6 +184,7 @@ SimServer::SimServer(SimConfig config) : config_(std::move(config)), inventory_(
   }
   for (const auto& f : config_.replay) replay_bodies_.push_back(read_file(f));
   next_gc_ = std::chrono::steady_clock::now();
+  if (config_.latency.enabled) latency_ = std::make_unique<LatencyModel>(config_.latency);
 }
 
 SimServer::~SimServer() = default;
@@ -194,13 +194,16 @@ VirtualHost& SimServer::virtual_host(const std::string& host) {
   return it == hosts_.end() ? default_host_ : *it->second;
 }
 
-NegotiateAcceptor* SimServer::negotiate_for(const httplib::Request& req) const {
-  return req.ssl != nullptr ? negotiate_tls_.get() : negotiate_plain_.get();
+NegotiateAcceptor* SimServer::negotiate_for(const net::Request& req) const {
+  return req.tls ? negotiate_tls_.get() : negotiate_plain_.get();
 }
 
 // The TCP connection a request came on: security contexts are bound to it.
-static std::string connection_key(const httplib::Request& req) {
-  return req.remote_addr + ":" + std::to_string(req.remote_port);
+static std::string connection_key(std::uint64_t connection_id) {
+  return std::to_string(connection_id);
+}
+static std::string connection_key(const net::Request& req) {
+  return connection_key(req.connection_id);
 }
 
 std::vector<std::pair<std::string, int>> SimServer::bind() {
@@ -223,88 +226,79 @@ std::vector<std::pair<std::string, int>> SimServer::bind() {
     if (config_.http.enabled)
       negotiate_plain_ = std::make_unique<NegotiateAcceptor>(settings, std::nullopt);
   }
-  auto setup = [&](httplib::Server& svr) {
-    const int threads = config_.threads;
-    svr.new_task_queue = [threads] {
-      return new httplib::ThreadPool(static_cast<std::size_t>(threads));
-    };
-    auto ka_ms = config_.keep_alive_timeout.count();
-    svr.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>((ka_ms + 999) / 1000)));
-    svr.set_keep_alive_max_count(1000000);  // Windows keeps a connection for any number of requests
-    svr.set_payload_max_length(4 * 1024 * 1024);
-    svr.set_tcp_nodelay(true);  // headers and body go out in separate writes
-    svr.set_read_timeout(30, 0);
-    svr.Post("/wsman",
-             [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
-  };
-  auto listen_on = [&](httplib::Server& svr, const ListenerConfig& l, const char* scheme) {
-    int port = l.port;
-    if (port == 0) {
-      port = svr.bind_to_any_port(l.address);
-      if (port <= 0)
-        throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address);
-    } else if (!svr.bind_to_port(l.address, port)) {
-      throw std::runtime_error(std::string("cannot bind ") + scheme + " on " + l.address + ":" +
-                               std::to_string(port));
-    }
-    bound_.emplace_back(scheme, port);
-    spdlog::info("winrm-sim {} listening on {}:{}", scheme, l.address, port);
+  net::ServerOptions options;
+  options.loop_threads = config_.loop_threads;
+  // Handlers render XML and run GSS calls: real CPU work, off the loop.
+  options.worker_threads = config_.threads;
+  options.limits.max_connections = config_.max_connections;
+  options.limits.idle_timeout = config_.keep_alive_timeout;
+  options.limits.request_timeout = std::chrono::seconds(30);
+  // Negotiate tokens (Kerberos tickets with a PAC) make large Authorization headers.
+  options.limits.max_head_bytes = 64 * 1024;
+  options.limits.max_body_bytes = 4 * 1024 * 1024;
+  options.limits.max_queued_requests = 1 << 20;  // at most one per connection anyway
+  options.stop_grace = std::chrono::milliseconds(500);
+  server_ = std::make_unique<net::Server>(options, [this](net::Request req, net::Responder res) {
+    handle(std::move(req), std::move(res));
+  });
+  // Connection-bound Negotiate contexts end with their connection.
+  server_->on_close([this](std::uint64_t id) {
+    if (negotiate_tls_) negotiate_tls_->drop(connection_key(id));
+    if (negotiate_plain_) negotiate_plain_->drop(connection_key(id));
+  });
+  auto listen_on = [&](const ListenerConfig& l, const char* scheme, net::TlsContextProvider tls) {
+    auto port = server_->listen(l.address, l.port, std::move(tls));
+    if (!port) throw std::runtime_error(std::string("cannot bind ") + scheme + ": " + port.error());
+    bound_.emplace_back(scheme, *port);
+    spdlog::info("winrm-sim {} listening on {}:{}", scheme, l.address, *port);
   };
   if (config_.https.enabled) {
-    auto svr =
-        std::make_unique<httplib::SSLServer>(config_.https.cert.c_str(), config_.https.key.c_str());
-    if (!svr->is_valid())
+    tls_ctx_ = {SSL_CTX_new(TLS_server_method()), SSL_CTX_free};
+    if (!tls_ctx_ ||
+        SSL_CTX_use_certificate_chain_file(tls_ctx_.get(), config_.https.cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls_ctx_.get(), config_.https.key.c_str(), SSL_FILETYPE_PEM) !=
+            1 ||
+        SSL_CTX_check_private_key(tls_ctx_.get()) != 1)
       throw std::runtime_error("cannot load TLS certificate/key " + config_.https.cert);
-    setup(*svr);
-    listen_on(*svr, config_.https, "https");
-    servers_.push_back(std::move(svr));
+    SSL_CTX_set_min_proto_version(tls_ctx_.get(), TLS1_2_VERSION);
+    listen_on(config_.https, "https", [ctx = tls_ctx_.get()] { return ctx; });
   }
-  if (config_.http.enabled) {
-    auto svr = std::make_unique<httplib::Server>();
-    setup(*svr);
-    listen_on(*svr, config_.http, "http");
-    servers_.push_back(std::move(svr));
-  }
+  if (config_.http.enabled) listen_on(config_.http, "http", {});
+  const auto& limits = server_->limits();
+  if (limits.max_connections < static_cast<std::size_t>(config_.max_connections))
+    spdlog::warn("winrm-sim: max_connections lowered to {} by the open-file limit",
+                 limits.max_connections);
   return bound_;
 }
 
 void SimServer::run() {
-  std::vector<std::thread> threads;
-  for (auto& s : servers_) {
-    auto* svr = s.get();
-    threads.emplace_back([svr] { svr->listen_after_bind(); });
-  }
-  for (auto& t : threads) t.join();
+  server_->start();
+  server_->wait();
 }
 
 void SimServer::stop() {
-  {
-    std::lock_guard lock(stop_mutex_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  for (auto& s : servers_) s->stop();
+  stopping_ = true;
+  if (server_) server_->stop();
 }
 
-bool SimServer::sleep_for(std::chrono::milliseconds d) {
-  std::unique_lock lock(stop_mutex_);
-  return !stop_cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+net::ServerStats SimServer::stats() const {
+  return server_ ? server_->stats() : net::ServerStats{};
 }
 
-AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Response& res,
+AuthResult SimServer::authenticate(const net::Request& req, net::Response& res,
                                    const VirtualHost& vh) {
   const auto& schemes = vh.config.auth;
   const bool basic_enabled = std::find(schemes.begin(), schemes.end(), "basic") != schemes.end();
   auto reject = [&] {
     res.status = 401;
-    res.set_header("WWW-Authenticate", "Negotiate");
-    res.set_header("WWW-Authenticate", "Kerberos");
-    if (basic_enabled) res.set_header("WWW-Authenticate", "Basic realm=\"WSMAN\"");
+    res.add_header("WWW-Authenticate", "Negotiate");
+    res.add_header("WWW-Authenticate", "Kerberos");
+    if (basic_enabled) res.add_header("WWW-Authenticate", "Basic realm=\"WSMAN\"");
     res.body.clear();
     return AuthResult::kRejected;
   };
   if (vh.config.always_401) return reject();
-  const std::string auth = req.get_header_value("Authorization");
+  const std::string auth = req.header_value("Authorization");
   if (basic_enabled && auth.size() > 6 && lower(auth.substr(0, 6)) == "basic ") {
     auto decoded = base64_decode(trim(auth.substr(6)));
     if (!decoded) return reject();
@@ -331,12 +325,12 @@ AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Respons
       if (result.kind == Kind::kAccepted) {
         // The mutual-auth token rides on the (200) answer.
         if (!result.www_authenticate.empty())
-          res.set_header("WWW-Authenticate", result.www_authenticate);
+          res.add_header("WWW-Authenticate", result.www_authenticate);
         return AuthResult::kOk;
       }
       if (result.kind == Kind::kContinue) {
         res.status = 401;
-        res.set_header("WWW-Authenticate", result.www_authenticate);
+        res.add_header("WWW-Authenticate", result.www_authenticate);
         return AuthResult::kRejected;
       }
       spdlog::info("negotiate rejected: {}", result.reason);
@@ -347,11 +341,11 @@ AuthResult SimServer::authenticate(const httplib::Request& req, httplib::Respons
   return reject();
 }
 
-bool SimServer::decode_request_body(const httplib::Request& req, std::string& body) {
+bool SimServer::decode_request_body(const net::Request& req, std::string& body) {
   if (auto* acceptor = negotiate_for(req)) {
     // Decrypts multipart/encrypted; refuses plaintext SOAP on HTTP (AllowUnencrypted=false).
-    auto decoded = acceptor->decode_request(connection_key(req),
-                                            req.get_header_value("Content-Type"), req.body);
+    auto decoded =
+        acceptor->decode_request(connection_key(req), req.header_value("Content-Type"), req.body);
     if (decoded.status != 0) {
       spdlog::info("request body refused: {}", decoded.reason);
       return false;
@@ -359,117 +353,103 @@ bool SimServer::decode_request_body(const httplib::Request& req, std::string& bo
     body = std::move(decoded.soap);
     return true;
   }
-  if (lower(req.get_header_value("Content-Type")).starts_with("multipart/encrypted")) return false;
+  if (lower(req.header_value("Content-Type")).starts_with("multipart/encrypted")) return false;
   body = req.body;
   return true;
 }
 
-void SimServer::send_response(const httplib::Request& req, httplib::Response& res, Reply reply,
-                              const VirtualHost& vh) {
+void SimServer::send_response(const net::Request& req, net::Responder& responder, Reply reply,
+                              const VirtualHost& vh, Clock::time_point when) {
+  net::Response res;
   res.status = reply.status;
   std::string content_type = kSoapContentType;
   if (auto* acceptor = negotiate_for(req);
       acceptor != nullptr &&
-      lower(req.get_header_value("Content-Type")).starts_with("multipart/encrypted")) {
+      lower(req.header_value("Content-Type")).starts_with("multipart/encrypted")) {
     // Encrypted requests get encrypted answers (the fault modes below then apply to them).
     auto [type, body] = acceptor->encode_response(connection_key(req), std::move(reply.body), true);
     content_type = std::move(type);
     reply.body = std::move(body);
   }
+  res.add_header("Content-Type", content_type);
   const auto& hc = vh.config;
   if (hc.close_mid_body && !reply.body.empty()) {
-    auto body = std::make_shared<std::string>(std::move(reply.body));
-    const std::size_t half = body->size() / 2;
-    res.set_content_provider(
-        body->size(), content_type,
-        [body, half](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-          if (offset >= half) return false;  // drop the connection mid-body
-          sink.write(body->data() + offset, std::min(length, half - offset));
-          return true;
-        });
-    return;
-  }
-  if (hc.trickle_bytes_per_second > 0 && !reply.body.empty()) {
-    auto body = std::make_shared<std::string>(std::move(reply.body));
+    // Headers and half the body, then the connection drops.
+    res.close_after_body_bytes = reply.body.size() / 2;
+  } else if (hc.trickle_bytes_per_second > 0 && !reply.body.empty()) {
     const std::size_t chunk = std::max<std::size_t>(1, hc.trickle_bytes_per_second / 10);
-    const auto interval = std::chrono::milliseconds(
+    res.pace_bytes = chunk;
+    res.pace_interval = std::chrono::milliseconds(
         std::max<long long>(1, static_cast<long long>(chunk * 1000 / hc.trickle_bytes_per_second)));
-    res.set_content_provider(body->size(), content_type,
-                             [this, body, chunk, interval](std::size_t offset, std::size_t length,
-                                                           httplib::DataSink& sink) {
-                               if (!sleep_for(interval)) return false;
-                               std::size_t n = std::min({chunk, length, body->size() - offset});
-                               return sink.write(body->data() + offset, n);
-                             });
-    return;
   }
-  res.set_content(reply.body, content_type);
+  res.body = std::move(reply.body);
+  responder.send_at(when, std::move(res));
 }
 
-void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
-  const std::string host = host_from_header(req.get_header_value("Host"));
+void SimServer::handle(net::Request req, net::Responder responder) {
+  const auto arrival = Clock::now();
+  net::Response res;
+  auto answer = [&] { responder.send(std::move(res)); };
+  const std::string host = host_from_header(req.header_value("Host"));
   // Like HTTP.sys with SNI bindings: a TLS client must name in SNI the host it asks
   // for in Host. No SNI, or an IP literal (RFC 6066 forbids it, some clients send it
   // anyway), selects nothing, so only a DNS name is checked.
-  if (req.ssl != nullptr) {
-    const char* sni = SSL_get_servername(req.ssl, TLSEXT_NAMETYPE_host_name);
-    if (sni != nullptr && !is_ip_literal(sni) && host_from_header(sni) != host) {
+  if (req.tls) {
+    const std::string& sni = req.sni;
+    if (!sni.empty() && !is_ip_literal(sni.c_str()) && host_from_header(sni) != host) {
       spdlog::debug("SNI {} does not match Host {}: 421", sni, host);
       res.status = 421;
-      return;
+      return answer();
     }
   }
   VirtualHost& vh = virtual_host(host);
   if (authenticate(req, res, vh) != AuthResult::kOk) {
     spdlog::debug("{}: 401", host);
-    return;
+    return answer();
   }
   std::string body;
   if (!decode_request_body(req, body)) {
     res.status = 500;
-    return;
+    return answer();
   }
   const auto& hc = vh.config;
   if (body.empty()) {  // e.g. the empty POST clients use to run an auth handshake
     res.status = 200;
-    return;
+    return answer();
   }
   if (hc.malformed_xml) {
-    send_response(req, res, {200, malformed_body()}, vh);
+    send_response(req, responder, {200, malformed_body()}, vh, arrival);
     return;
   }
   if (hc.oversized_bytes > 0) {
+    // Generated as it is sent: a huge body is never held in memory.
     const std::size_t size = hc.oversized_bytes;
     static const std::string kHead =
         "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><!--";
     static const std::string kTail = "--></s:Body></s:Envelope>";
     res.status = 200;
-    res.set_content_provider(
-        size, kSoapContentType,
-        [size](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-          static const std::string kFill(65536, ' ');
-          std::string out;
-          std::size_t end = std::min(size, offset + std::min<std::size_t>(length, 65536));
-          for (std::size_t i = offset; i < end; ++i) {
-            if (i < kHead.size())
-              out += kHead[i];
-            else if (i >= size - std::min(size, kTail.size()))
-              out += kTail[i - (size - kTail.size())];
-            else
-              out += ' ';
-          }
-          return sink.write(out.data(), out.size());
-        });
-    return;
+    res.add_header("Content-Type", kSoapContentType);
+    res.generated_length = size;
+    res.body_generator = [size](std::size_t offset, char* out, std::size_t n) {
+      for (std::size_t i = offset; i < offset + n; ++i) {
+        if (i < kHead.size())
+          *out++ = kHead[i];
+        else if (i >= size - std::min(size, kTail.size()))
+          *out++ = kTail[i - (size - kTail.size())];
+        else
+          *out++ = ' ';
+      }
+    };
+    return answer();
   }
 
   tinyxml2::XMLDocument doc;
   SoapRequest soap;
   if (doc.Parse(body.data(), body.size()) != tinyxml2::XML_SUCCESS ||
       doc.RootElement() == nullptr || local_name(doc.RootElement()->Name()) != "Envelope") {
-    send_response(req, res,
+    send_response(req, responder,
                   {500, render::fault(render::FaultKind::kSchemaValidation, "", host, "", "en-US")},
-                  vh);
+                  vh, arrival);
     return;
   }
   const auto* header = child(doc.RootElement(), "Header");
@@ -512,28 +492,32 @@ void SimServer::handle(const httplib::Request& req, httplib::Response& res) {
   if (soap.max_elements == 0) soap.max_elements = 1;
 
   if (soap.bad_timeout) {
-    send_response(req, res,
+    send_response(req, responder,
                   {500, render::fault(render::FaultKind::kInvalidHeader, soap.message_id, host,
                                       soap.timeout_text, soap.lang)},
-                  vh);
+                  vh, arrival);
     return;
   }
-  if (hc.delay.count() > 0) {
+  auto delay = hc.delay;
+  if (latency_) {
+    const auto elapsed = std::chrono::duration_cast<Millis>(arrival - started_);
+    delay += latency_->next(host, request_class(soap), elapsed);
+  }
+  if (delay.count() > 0) {
     const auto op_timeout = soap.operation_timeout.value_or(std::chrono::milliseconds(60000));
-    if (hc.delay >= op_timeout) {
+    if (delay >= op_timeout) {
       // Like Windows: the operation gives up after OperationTimeout.
-      if (!sleep_for(op_timeout)) return;
       send_response(
-          req, res,
+          req, responder,
           {500, render::fault(render::FaultKind::kTimedOut, soap.message_id, host, "", soap.lang)},
-          vh);
+          vh, arrival + op_timeout);
       return;
     }
-    if (!sleep_for(hc.delay)) return;
   }
   Reply reply = dispatch(soap, host, vh);
   spdlog::debug("{}: {} -> {}", host, soap.action, reply.status);
-  send_response(req, res, std::move(reply), vh);
+  // The answer waits on a loop timer, not on this worker.
+  send_response(req, responder, std::move(reply), vh, arrival + delay);
 }
 
 SimServer::Reply SimServer::dispatch(const SoapRequest& soap, const std::string& host,
@@ -581,6 +565,25 @@ void SimServer::expire_enumerations() {
   if (now < next_gc_) return;
   next_gc_ = now + std::chrono::seconds(5);
   std::erase_if(enumerations_, [&](const auto& kv) { return kv.second->expires < now; });
+}
+
+std::string SimServer::request_class(const SoapRequest& soap) {
+  if (soap.action == kActionEnumerate) {
+    if (!soap.has_filter) {
+      const auto slash = soap.resource_uri.rfind('/');
+      return slash == std::string::npos ? std::string() : soap.resource_uri.substr(slash + 1);
+    }
+    auto query = wql::parse(soap.filter);
+    return query ? query->class_name : std::string();
+  }
+  if (soap.action == kActionPull) {
+    std::string key = soap.context;
+    if (key.starts_with("uuid:")) key = key.substr(5);
+    std::lock_guard lock(enum_mutex_);
+    auto it = enumerations_.find(key);
+    return it == enumerations_.end() ? std::string() : it->second->wmi_class;
+  }
+  return {};
 }
 
 SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string& host,
@@ -632,6 +635,7 @@ SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string
 
   auto e = std::make_shared<Enumeration>();
   e->host = host;
+  e->wmi_class = cls->name;
   {
     auto instances = inventory_.instances(host, *cls, now_unix_seconds());
     for (const auto& inst : instances) {

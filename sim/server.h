@@ -14,13 +14,11 @@
 
 #include "config.h"
 #include "inventory.h"
+#include "latency.h"
 #include "negotiate.h"
+#include "net/server.h"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
+struct ssl_ctx_st;
 
 namespace sim {
 
@@ -43,16 +41,19 @@ class SimServer {
   std::vector<std::pair<std::string, int>> bind();
   // Serves until stop(); blocks.
   void run();
-  // Thread-safe; wakes sleeping fault-mode handlers too.
+  // Thread-safe.
   void stop();
   bool stopping() const { return stopping_.load(); }
+  net::ServerStats stats() const;
 
-  // Handles one HTTP request (public for in-process tests).
-  void handle(const httplib::Request& req, httplib::Response& res);
+  // Handles one HTTP request (public for in-process tests); runs on a worker thread and
+  // answers through `responder`, at once or at a time (delays are loop timers).
+  void handle(net::Request req, net::Responder responder);
 
  private:
   struct Enumeration {
     std::string host;
+    std::string wmi_class;           // for the latency of its Pulls
     std::vector<std::string> items;  // rendered instances, in order
     std::size_t next = 0;
     int pulls = 0;
@@ -63,17 +64,18 @@ class SimServer {
     int status = 200;
     std::string body;
   };
+  using Clock = net::Clock;
   struct SoapRequest;
 
   VirtualHost& virtual_host(const std::string& host);
   // The one place credentials are checked (the Negotiate work hooks in here).
-  AuthResult authenticate(const httplib::Request& req, httplib::Response& res,
-                          const VirtualHost& vh);
+  AuthResult authenticate(const net::Request& req, net::Response& res, const VirtualHost& vh);
   // The one place request bodies are decoded (message encryption hooks in here).
-  bool decode_request_body(const httplib::Request& req, std::string& body);
-  // The one place responses are written: content type, encryption, trickle/close modes.
-  void send_response(const httplib::Request& req, httplib::Response& res, Reply reply,
-                     const VirtualHost& vh);
+  bool decode_request_body(const net::Request& req, std::string& body);
+  // The one place SOAP responses are written: content type, encryption, trickle/close
+  // modes; sent at `when` (the simulated latency).
+  void send_response(const net::Request& req, net::Responder& responder, Reply reply,
+                     const VirtualHost& vh, Clock::time_point when);
 
   Reply dispatch(const SoapRequest& soap, const std::string& host, VirtualHost& vh);
   Reply enumerate(const SoapRequest& soap, const std::string& host, VirtualHost& vh);
@@ -84,15 +86,17 @@ class SimServer {
   bool take_page(Enumeration& e, std::size_t max_items, std::size_t budget, std::string& items,
                  std::size_t& count);
   void expire_enumerations();
-  // Sleeps up to `d`; false when the server is stopping.
-  bool sleep_for(std::chrono::milliseconds d);
+  // The WMI class a request is about (its latency class): the Enumerate's query class,
+  // or the class of the enumeration a Pull continues; empty when unknown.
+  std::string request_class(const SoapRequest& soap);
 
   SimConfig config_;
   Inventory inventory_;
   std::vector<std::string> replay_bodies_;
   std::unordered_map<std::string, std::unique_ptr<VirtualHost>> hosts_;
   VirtualHost default_host_;
-  std::vector<std::unique_ptr<httplib::Server>> servers_;
+  std::unique_ptr<net::Server> server_;
+  std::unique_ptr<ssl_ctx_st, void (*)(ssl_ctx_st*)> tls_ctx_{nullptr, nullptr};
   std::vector<std::pair<std::string, int>> bound_;
 
   std::mutex enum_mutex_;
@@ -104,11 +108,12 @@ class SimServer {
 
   // Negotiate acceptors per listener (null when `negotiate:` is not configured).
   std::unique_ptr<NegotiateAcceptor> negotiate_tls_, negotiate_plain_;
-  NegotiateAcceptor* negotiate_for(const httplib::Request& req) const;
+  NegotiateAcceptor* negotiate_for(const net::Request& req) const;
+
+  std::unique_ptr<LatencyModel> latency_;  // null: answers as fast as they are computed
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   std::atomic<bool> stopping_{false};
-  std::mutex stop_mutex_;
-  std::condition_variable stop_cv_;
 };
 
 }  // namespace sim

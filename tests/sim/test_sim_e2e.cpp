@@ -522,3 +522,33 @@ replay: [p000.xml, p001.xml, p002.xml]
     CHECK(r2->body == bodies[2]);
   }
 }
+
+TEST_CASE("winrm-sim latency: a stalled perf class answers TimedOut at OperationTimeout") {
+  Fixture fx;
+  // Always stalled (duration = every) with a 30 s stall: past a 1 s OperationTimeout.
+  simtest::SimProcess sim(
+      fx.dir.path(),
+      R"(https: {address: 127.0.0.1, port: 0, cert: "{dir}/server.pem", key: "{dir}/server.key"}
+users: [{username: monitor, password: s3cret}]
+latency:
+  default: {median: 5ms, p99: 20ms}
+  perf: {median: 5ms, p99: 20ms}
+  slow: {median: 5ms, p99: 20ms}
+  stall: {every: 1s, duration: 1s, delay: 30s}
+)",
+      "latency");
+  Client client(sim.port("https"), fx.ca());
+  auto short_timeout = [](std::string body) {
+    const std::string from = "PT60.000S";
+    body.replace(body.find(from), from.size(), "PT1.000S");
+    return body;
+  };
+  Page perf =
+      client.send("win01.sim.test",
+                  short_timeout(enumerate_xml("SELECT * FROM Win32_PerfRawData_PerfOS_Memory")));
+  CHECK(perf.status == 500);
+  CHECK(perf.body.find("2150858793") != std::string::npos);  // w:TimedOut
+  // Other classes do not stall.
+  auto rows = client.query("win01.sim.test", "SELECT Caption FROM Win32_OperatingSystem");
+  CHECK(rows.size() == 1);
+}

@@ -1843,6 +1843,40 @@ void gen_utctime(const HostModel& m, double now, std::vector<Instance>& out) {
       .num("Year", static_cast<std::uint64_t>(tm.tm_year + 1900));
 }
 
+// A default SQL Server instance (perf classes MSSQLSERVER_*; a named instance would be
+// MSSQLxxx_...). Every simulated host runs one, so the example collector has data.
+void gen_mssql_general(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_MSSQLSERVER_SQLServerGeneralStatistics"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t, ph = m.core_phase[0] + 5;
+  b.begin()
+      .num("ConnectionResetPersec", u64(wave_integral(t, 4, 0.5, 600, ph)))
+      .num("LoginsPersec", u64(wave_integral(t, 2, 0.5, 600, ph)))
+      .num("LogoutsPersec", u64(wave_integral(t, 2, 0.5, 600, ph)) - 1)
+      .num("Processesblocked", u64(std::max(0.0, gauge(t, 0.4, 1.5, 300, ph))))
+      .num("UserConnections", u64(std::max(1.0, gauge(t, 35, 0.4, 900, ph))));
+  perf_common(b, c);
+}
+
+void gen_mssql_bufman(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_MSSQLSERVER_SQLServerBufferManager"), out);
+  const auto c = perf_clock(m, now);
+  const double t = c.t, ph = m.core_phase[0] + 6;
+  const std::uint64_t target = m.mem_bytes / 2 / 8192;
+  b.begin()
+      // PERF_LARGE_RAW_FRACTION: hits and lookups of the recent window, not cumulative.
+      .num("Buffercachehitratio", 997)
+      .num("Buffercachehitratio_Base", 1000)
+      .num("CheckpointpagesPersec", u64(wave_integral(t, 30, 0.8, 600, ph)))
+      .num("Databasepages", target * 9 / 10)
+      .num("LazywritesPersec", u64(wave_integral(t, 2, 0.8, 600, ph)))
+      .num("Pagelifeexpectancy", u64(std::min(t, 3000.0 + gauge(t, 0, 600, 1800, ph))))
+      .num("PagereadsPersec", u64(wave_integral(t, 80, 0.6, 600, ph)))
+      .num("PagewritesPersec", u64(wave_integral(t, 40, 0.6, 600, ph)))
+      .num("Targetpages", target);
+  perf_common(b, c);
+}
+
 // Property lists, names exactly as Windows spells them.
 const std::vector<std::string> kPerfCommon = {
     "Caption", "Description",      "Frequency_Object",   "Frequency_PerfTime", "Frequency_Sys100NS",
@@ -2464,6 +2498,15 @@ std::vector<ClassDef> build_classes() {
         "SystemName",
         "TimeOfLastReset"},
        gen_netadapter},
+      {"Win32_PerfRawData_MSSQLSERVER_SQLServerGeneralStatistics",
+       with_perf({"ConnectionResetPersec", "LoginsPersec", "LogoutsPersec", "Processesblocked",
+                  "UserConnections"}),
+       gen_mssql_general},
+      {"Win32_PerfRawData_MSSQLSERVER_SQLServerBufferManager",
+       with_perf({"Buffercachehitratio", "Buffercachehitratio_Base", "CheckpointpagesPersec",
+                  "Databasepages", "LazywritesPersec", "Pagelifeexpectancy", "PagereadsPersec",
+                  "PagewritesPersec", "Targetpages"}),
+       gen_mssql_bufman},
       {"Win32_UTCTime",
        {"Day", "DayOfWeek", "Hour", "Milliseconds", "Minute", "Month", "Quarter", "Second",
         "WeekInMonth", "Year"},

@@ -204,6 +204,8 @@ def main():
         connection = SniConnection(args.host, port, context)
         for collector in args.collectors.split(","):
             path = os.path.join(SOURCE_DIR, "collectors", "builtin", f"{collector}.yml")
+            if not os.path.exists(path):  # a worked example (collectors/examples/)
+                path = os.path.join(SOURCE_DIR, "collectors", "examples", f"{collector}.yml")
             with open(path) as f:
                 definition = yaml.safe_load(f)
             for name in os.listdir(args.out):

@@ -277,7 +277,8 @@ def main():
     if args.smoke:
         args.targets, args.interval, args.timeout = 40, "10s", "8s"
         args.warmup, args.window, args.sample = 15, 20, 10
-        args.sim_threads, args.probe_rate, args.parallel_scrapes = 64, 5, 2
+        # Threads for 2 connections per host: the sim serves each open connection on one thread.
+        args.sim_threads, args.probe_rate, args.parallel_scrapes = 256, 5, 2
 
     exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
     sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")
@@ -447,6 +448,14 @@ def main():
                   f"round of {args.parallel_scrapes} (median of 3); {size / 2**20:.2f} MiB")
         print(f"  /metrics series            {series:10d}   ({series / args.targets:.0f} per host)")
         if args.smoke:
+            # On a loaded CI machine a host's first polls can time out: give every host a bounded
+            # time to show up on /metrics before calling it missing.
+            retry_until = time.monotonic() + 90
+            while len(served) != args.targets and time.monotonic() < retry_until:
+                time.sleep(5)
+                _, _, page = get(base + "/metrics", timeout=120)
+                served = {m.group(1) for m in re.finditer(r'^windows_\w+\{target="([^"]+)"', page, re.M)}
+                page = None
             stop(exporter)
             problems = []
             if exporter.returncode != 0:

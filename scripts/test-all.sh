@@ -3,7 +3,7 @@
 # script fails when any stage fails (later stages still run, so one report shows all).
 #   default  RelWithDebInfo build of every target + the whole ctest suite   ($BUILD_DIR)
 #   asan     ASan+UBSan build of every target + the ctest suite              (build-asan)
-#   tsan     TSan build of the scheduler, cache, session pool and reload tests (build-tsan)
+#   tsan     TSan build of the scheduler, cache, session pool, reload and net server tests (build-tsan)
 #   fuzz     clang-16 libFuzzer targets, a short run each from fuzz/corpus    (build-fuzz)
 # Usage: scripts/test-all.sh [STAGE...]          (default: all four, in this order)
 # Env:   BUILD_DIR (default build), JOBS (default nproc), FUZZ_SECONDS (default 20 per target)
@@ -103,8 +103,9 @@ no_aslr_prefix() {
 # TSan: only the tests whose code is multi-threaded by design. The reload test is one
 # case of the exporter end-to-end test; its exporter binary is TSan-built too, and an
 # exporter that reports a race exits non-zero (exitcode=66), which fails the test.
-TSAN_TESTS='^(daemon_test_scheduler|daemon_test_cache|daemon_test_poller|daemon_test_session_pool|daemon_test_reload.*)$'
-TSAN_TARGETS=(daemon_test_scheduler daemon_test_cache daemon_test_poller e2e_test_exporter_sim winrm_exporter winrm-sim)
+# net_test_*: the HTTP server's loops, workers and Responders completed from other threads.
+TSAN_TESTS='^(daemon_test_scheduler|daemon_test_cache|daemon_test_poller|daemon_test_session_pool|daemon_test_reload.*|net_test_parser|net_test_server)$'
+TSAN_TARGETS=(daemon_test_scheduler daemon_test_cache daemon_test_poller e2e_test_exporter_sim winrm_exporter winrm-sim net_test_parser net_test_server)
 stage_tsan() {
   configure build-tsan "${SANITIZER_FLAGS[@]}" -DWINRM_EXPORTER_SANITIZE=thread ||
     return 1

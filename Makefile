@@ -7,6 +7,7 @@ BUILD_PACKAGES := cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g
   libcurl4-openssl-dev libcrypt-dev
 TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus \
   python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd \
+  python3-yaml python3-kubernetes \
   clang-16 libclang-rt-16-dev
 
 .PHONY: all build deps test-deps test demo clean format
@@ -33,7 +34,11 @@ build: deps
 test: test-deps
 	BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) scripts/test-all.sh
 
-demo: build
+# Builds only what the demo runs (the exporter and winrm-sim, not the test suite).
+demo: deps
+	@scripts/ensure-packages.sh curl
+	$(CONFIGURE)
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target winrm_exporter winrm-sim
 	scripts/demo.sh $(BUILD_DIR)
 
 format:

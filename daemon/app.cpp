@@ -69,26 +69,36 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
          std::to_string(options.limits.max_rows_per_poll) + '\n' +
          std::to_string(options.limits.max_properties_per_instance) + '\n';
   if (auto it = config.credentials.find(target.credential); it != config.credentials.end()) {
-    // In memory only, compared for equality and never printed.
+    // The password is compared apart (password_of): no per-target copy of it.
     const auto& profile = it->second;
     out += std::to_string(static_cast<int>(profile.method)) + '\n' + profile.username + '\n' +
-           profile.password.reveal() + '\n' + profile.keytab + '\n' + profile.ccache + '\n' +
-           profile.realm + '\n' + spn_service_for(profile, target) + '\n' + target.spn_host + '\n';
+           profile.keytab + '\n' + profile.ccache + '\n' + profile.realm + '\n' +
+           spn_service_for(profile, target) + '\n' + target.spn_host + '\n';
   }
   return out;
+}
+
+// The profile's password, shared (a reference, not a copy of its bytes).
+config::Secret password_of(const config::Config& config, const config::Target& target) {
+  auto it = config.credentials.find(target.credential);
+  return it == config.credentials.end() ? config::Secret() : it->second.password;
 }
 
 }  // namespace
 
 App::App(std::string config_path, int workers, std::string version, std::string revision,
-         Shard shard)
+         Shard shard, ThreadSpawner spawn_thread)
     : config_path_(std::move(config_path)),
       workers_flag_(workers),
       shard_(shard),
       telemetry_(std::move(version), std::move(revision)),
       scheduler_(
-          SchedulerOptions{worker_count(workers, config::Defaults{}), 64, BackoffPolicy{}, nullptr},
-          [this](const JobSpec& job, Clock::time_point deadline) { return poll(job, deadline); },
+          SchedulerOptions{worker_count(workers, config::Defaults{}), 64, BackoffPolicy{}, nullptr,
+                           std::move(spawn_thread)},
+          [this](const JobSpec& job, Clock::time_point deadline) {
+            if (polls_begun_.fetch_add(1) >= stall_after_.load()) return stall_if_asked();
+            return poll(job, deadline);
+          },
           [this](double lag) { telemetry_.observe_lag(lag); }) {
   telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); },
                                  [this] { return scheduler_.backoffs(); });
@@ -108,18 +118,31 @@ std::expected<void, std::string> App::load() {
     telemetry_.record_reload(false);
     return std::unexpected(config_path_ + ": " + error.what());
   }
-  apply(std::move(loaded));
+  if (auto applied = apply(std::move(loaded)); !applied) {
+    telemetry_.record_reload(false);
+    return applied;
+  }
   telemetry_.record_reload(true);
   ready_ = true;
   return {};
 }
 
-void App::apply(std::shared_ptr<const config::Config> config) {
+PollOutcome App::stall_if_asked() {
+  std::unique_lock lock(stall_mutex_);
+  stall_cv_.wait(lock, [this] { return stall_released_; });
+  return PollOutcome::kOk;
+}
+
+std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config> config) {
+  // Everything is prepared first; the one step that can fail (starting worker threads)
+  // runs before anything running is replaced, and undoes itself when it fails.
   std::unordered_map<std::string, std::shared_ptr<Runtime>> runtimes;
   std::vector<TargetInfo> infos;
   std::vector<JobSpec> jobs;
   std::unordered_map<std::string, int> caps;
   const auto& defaults = config->defaults;
+  std::vector<std::string> insecure;  // rebuilt targets that skip TLS verification
+  auto auth_before = auth_factory_.save();
   {
     std::lock_guard lock(mutex_);
     for (const auto& target : config->targets) {
@@ -128,8 +151,10 @@ void App::apply(std::shared_ptr<const config::Config> config) {
       runtime->target = target;
       runtime->config = config;
       runtime->fingerprint = fingerprint_of(*config, target);
+      runtime->password = password_of(*config, target);
       auto old = runtimes_.find(target.name);
-      if (old != runtimes_.end() && old->second->fingerprint == runtime->fingerprint) {
+      if (old != runtimes_.end() && old->second->fingerprint == runtime->fingerprint &&
+          old->second->password == runtime->password) {
         runtime->make_auth = old->second->make_auth;  // keep live sessions of unchanged targets
         runtime->auth_error = old->second->auth_error;
         runtime->auth_stats = old->second->auth_stats;
@@ -149,9 +174,7 @@ void App::apply(std::shared_ptr<const config::Config> config) {
         options.endpoint.cancel = poller_.cancel_flag();
         runtime->pool = std::make_shared<SessionPool>(
             winrm_session_factory(options, runtime->make_auth, telemetry_.transport()));
-        if (options.endpoint.insecure_skip_verify) {
-          spdlog::warn("target={} TLS certificate verification is disabled", target.name);
-        }
+        if (options.endpoint.insecure_skip_verify) insecure.push_back(target.name);
       }
       TargetInfo info;
       info.name = target.name;
@@ -166,18 +189,28 @@ void App::apply(std::shared_ptr<const config::Config> config) {
       caps[target.name] = defaults.per_target_concurrency;
       runtimes[target.name] = std::move(runtime);
     }
+  }
+  if (auto grown = scheduler_.set_workers(worker_count(workers_flag_, defaults)); !grown) {
+    auth_factory_.restore(std::move(auth_before));
+    return std::unexpected(grown.error());
+  }
+  for (const auto& name : insecure) {
+    spdlog::warn("target={} TLS certificate verification is disabled", name);
+  }
+  {
+    std::lock_guard lock(mutex_);
     runtimes_ = std::move(runtimes);
     config_ = config;
   }
   auth_factory_.retain(config->credentials);
   cache_.set_targets(infos);
   scheduler_.set_concurrency(defaults.concurrency);
-  scheduler_.set_workers(worker_count(workers_flag_, defaults));
   scheduler_.set_jobs(std::move(jobs), caps);
   auto stats = scheduler_.stats();
   spdlog::info("configuration loaded file={} targets={} owned={} shard={}/{} jobs={} workers={}",
                config->path, config->targets.size(), infos.size(), shard_.index, shard_.total,
                stats.jobs, stats.workers);
+  return {};
 }
 
 std::shared_ptr<App::Runtime> App::runtime(const std::string& target) const {
@@ -191,12 +224,17 @@ std::shared_ptr<const config::Config> App::config() const {
   return config_;
 }
 
-void App::start() {
+std::expected<void, std::string> App::start() {
   poller_.resume();
-  scheduler_.start();
+  return scheduler_.start();
 }
 
 void App::stop() {
+  {
+    std::lock_guard lock(stall_mutex_);
+    stall_released_ = true;
+  }
+  stall_cv_.notify_all();
   poller_.cancel();  // polls in flight end within about a second, not at their deadlines
   scheduler_.stop();
 }
@@ -223,11 +261,8 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
     return outcome;
   };
 
-  // The target's collectors restricted to its compat name sets.
-  const auto& polled = runtime->target.compat_collectors ? *runtime->target.compat_collectors
-                                                         : runtime->config->collectors;
-  auto collector_it = polled.find(job.collector);
-  if (collector_it == polled.end() || !collector_it->second) {
+  auto collector_it = runtime->config->collectors.find(job.collector);
+  if (collector_it == runtime->config->collectors.end() || !collector_it->second) {
     return fail("config", "unknown collector", PollOutcome::kFailed);
   }
   if (!runtime->make_auth) return fail("auth", runtime->auth_error, PollOutcome::kFailed);

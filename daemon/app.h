@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <expected>
 #include <memory>
 #include <mutex>
@@ -39,16 +41,26 @@ int worker_count(int flag_value, const config::Defaults& defaults);
 class App {
  public:
   // shard: the targets this instance owns; the others are neither polled nor served.
+  // spawn_thread: null, or a test's thread starter (see ThreadSpawner).
   App(std::string config_path, int workers, std::string version, std::string revision,
-      Shard shard = {});
+      Shard shard = {}, ThreadSpawner spawn_thread = nullptr);
   ~App();
 
-  // Loads and applies the configuration. Error text is ConfigError's "FILE:LINE: ...".
+  // Loads and applies the configuration. Error text is ConfigError's "FILE:LINE: ...", or
+  // why a step of applying it failed; either way the running configuration stays in
+  // force unchanged (targets, sessions, jobs, workers, credential managers).
   std::expected<void, std::string> load();
-  void start();
+  // Error when the scheduler's threads cannot be started.
+  std::expected<void, std::string> start();
   void stop();
 
   bool ready() const { return ready_.load(); }
+  // The scheduler makes progress (see Scheduler::progressing): the systemd watchdog and
+  // /-/healthy follow it.
+  bool healthy() const { return scheduler_.progressing(); }
+  // Test hook (WINRM_EXPORTER_TEST_STALL_AFTER_POLLS): after this many polls every poll
+  // blocks until stop(), stalling the scheduler as a hung poll would.
+  void stall_polls_after(std::uint64_t polls) { stall_after_ = polls; }
   const Cache& cache() const { return cache_; }
   const Telemetry& telemetry() const { return telemetry_; }
   std::shared_ptr<const config::Config> config() const;
@@ -64,6 +76,7 @@ class App {
     config::Target target;
     std::shared_ptr<const config::Config> config;
     std::string fingerprint;  // endpoint + credentials: sessions are reused while equal
+    config::Secret password;  // with fingerprint; shared with the config, never copied
     AuthMaker make_auth;      // null when auth could not be built
     std::string auth_error;   // set when auth could not be built
     std::shared_ptr<TargetAuthStats> auth_stats = std::make_shared<TargetAuthStats>();
@@ -72,7 +85,8 @@ class App {
     std::unordered_map<std::string, bool> failing;  // collector -> last poll failed (log once)
   };
 
-  void apply(std::shared_ptr<const config::Config> config);
+  std::expected<void, std::string> apply(std::shared_ptr<const config::Config> config);
+  PollOutcome stall_if_asked();
   PollOutcome poll(const JobSpec& job, Clock::time_point deadline);
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
   // Kerberos profile metrics and per-target handshake / auth error counters.
@@ -91,6 +105,12 @@ class App {
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
   std::atomic<bool> ready_{false};
+
+  std::atomic<std::uint64_t> stall_after_{UINT64_MAX};
+  std::atomic<std::uint64_t> polls_begun_{0};
+  std::mutex stall_mutex_;
+  std::condition_variable stall_cv_;
+  bool stall_released_ = false;
 
   mutable std::mutex mutex_;
   std::shared_ptr<const config::Config> config_;

@@ -15,12 +15,11 @@ winrm::NegotiateMech mech_of(config::AuthMethod method) {
                                              : winrm::NegotiateMech::kKerberos;
 }
 
-// Everything the CredentialManager is built from. In memory only, compared for
-// equality and never printed.
+// Everything the CredentialManager is built from but the password (compared apart, so
+// that it is not copied).
 std::string credential_fingerprint(const config::CredentialProfile& profile) {
   return std::to_string(static_cast<int>(profile.method)) + '\n' + profile.username + '\n' +
-         profile.password.reveal() + '\n' + profile.keytab + '\n' + profile.ccache + '\n' +
-         profile.realm + '\n';
+         profile.keytab + '\n' + profile.ccache + '\n' + profile.realm + '\n';
 }
 
 winrm::NegotiateOptions negotiate_options(const config::CredentialProfile& profile,
@@ -66,20 +65,45 @@ std::shared_ptr<winrm::CredentialManager> AuthFactory::manager_for(
   std::string fingerprint = credential_fingerprint(profile);
   std::lock_guard lock(mutex_);
   auto& entry = managers_[profile.name];
-  if (!entry.manager || entry.fingerprint != fingerprint) {
+  if (!entry.manager || entry.fingerprint != fingerprint || !(entry.password == profile.password)) {
     // A changed profile starts afresh; sessions built on the old manager keep it alive
     // until they are replaced.
     entry.manager = std::make_shared<winrm::CredentialManager>(credential_options(profile));
     entry.fingerprint = std::move(fingerprint);
+    entry.password = profile.password;
   }
   return entry.manager;
+}
+
+winrm::Result<std::shared_ptr<winrm::Auth>> AuthFactory::basic_for(
+    const config::CredentialProfile& profile, const config::Target& target) {
+  const bool allow_http = target.scheme == config::Scheme::kHttp;
+  std::lock_guard lock(mutex_);
+  auto& entry = basics_[profile.name + '\n' + (allow_http ? '1' : '0')];
+  if (!entry.auth || entry.username != profile.username || !(entry.password == profile.password)) {
+    auto auth = make_auth(profile, target);
+    if (!auth) return auth;
+    entry = BasicEntry{profile.username, profile.password, std::move(*auth)};
+  }
+  return entry.auth;
+}
+
+std::shared_ptr<AuthFactory::State> AuthFactory::save() const {
+  std::lock_guard lock(mutex_);
+  return std::make_shared<State>(State{managers_, basics_});
+}
+
+void AuthFactory::restore(std::shared_ptr<State> state) {
+  std::lock_guard lock(mutex_);
+  managers_ = std::move(state->managers);
+  basics_ = std::move(state->basics);
 }
 
 winrm::Result<AuthMaker> AuthFactory::make(const config::CredentialProfile& profile,
                                            const config::Target& target,
                                            std::shared_ptr<winrm::NegotiateStats> stats) {
   if (!is_negotiate(profile.method)) {
-    auto auth = make_auth(profile, target);
+    auto auth = basic_for(profile, target);
     if (!auth) return std::unexpected(auth.error());
     return AuthMaker([shared = *auth] { return shared; });
   }
@@ -99,6 +123,11 @@ void AuthFactory::retain(const std::map<std::string, config::CredentialProfile>&
     auto profile = profiles.find(it->first);
     bool keep = profile != profiles.end() && is_negotiate(profile->second.method);
     it = keep ? std::next(it) : managers_.erase(it);
+  }
+  for (auto it = basics_.begin(); it != basics_.end();) {
+    auto profile = profiles.find(it->first.substr(0, it->first.find('\n')));
+    bool keep = profile != profiles.end() && profile->second.method == config::AuthMethod::kBasic;
+    it = keep ? std::next(it) : basics_.erase(it);
   }
 }
 

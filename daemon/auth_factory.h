@@ -43,6 +43,11 @@ class AuthFactory {
   // After a reload: drops managers of profiles that no longer exist.
   void retain(const std::map<std::string, config::CredentialProfile>& profiles);
 
+  // The shared managers and Basic Auths: a reload that fails after make() restores them.
+  struct State;
+  std::shared_ptr<State> save() const;
+  void restore(std::shared_ptr<State> state);
+
   // The profile's current manager (null when none): for tests.
   std::shared_ptr<winrm::CredentialManager> manager(const std::string& profile) const;
 
@@ -51,13 +56,29 @@ class AuthFactory {
 
  private:
   struct Entry {
-    std::string fingerprint;  // credential settings (in memory only, never printed)
+    std::string fingerprint;  // credential settings but the password
+    config::Secret password;  // shared with the config, not a copy
     std::shared_ptr<winrm::CredentialManager> manager;
   };
+  // One Basic Auth (it holds the encoded password) per profile and plain-HTTP permission,
+  // shared by the profile's targets instead of one copy per target.
+  struct BasicEntry {
+    std::string username;
+    config::Secret password;
+    std::shared_ptr<winrm::Auth> auth;
+  };
   std::shared_ptr<winrm::CredentialManager> manager_for(const config::CredentialProfile& profile);
+  winrm::Result<std::shared_ptr<winrm::Auth>> basic_for(const config::CredentialProfile& profile,
+                                                        const config::Target& target);
 
   mutable std::mutex mutex_;
-  std::map<std::string, Entry> managers_;  // by profile name
+  std::map<std::string, Entry> managers_;     // by profile name
+  std::map<std::string, BasicEntry> basics_;  // by profile name + '\n' + allow_http
+};
+
+struct AuthFactory::State {
+  std::map<std::string, Entry> managers;
+  std::map<std::string, BasicEntry> basics;
 };
 
 // A single Auth for one-off use (the query command): a private CredentialManager for

@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -67,6 +69,11 @@ int serve(const ServeFlags& flags) {
   spdlog::info("starting winrm_exporter version={} revision={}", kVersion, kRevision);
   App app(flags.config_file, flags.scheduler_workers, kVersion, kRevision,
           Shard{flags.shard, flags.total_shards});
+  // Test hook: stalls the scheduler so that tests can see the watchdog stop.
+  if (const char* stall = std::getenv("WINRM_EXPORTER_TEST_STALL_AFTER_POLLS"); stall && *stall) {
+    app.stall_polls_after(std::strtoull(stall, nullptr, 10));
+    spdlog::warn("test hook: every poll after the first {} blocks until shutdown", stall);
+  }
   if (auto loaded = app.load(); !loaded) {
     spdlog::error("cannot load configuration: {}", loaded.error());
     return 1;
@@ -87,6 +94,7 @@ int serve(const ServeFlags& flags) {
   handlers.probe = [&app](const std::string& target) { return app.render_probe(target); };
   handlers.sd = [&app] { return app.render_sd(); };
   handlers.ready = [&app] { return app.ready(); };
+  handlers.healthy = [&app] { return app.healthy(); };
   handlers.reload = [&reload] {
     sd_notify("RELOADING=1");
     auto result = reload();
@@ -106,7 +114,10 @@ int serve(const ServeFlags& flags) {
     spdlog::error("{}", bound.error());
     return 1;
   }
-  app.start();
+  if (auto started = app.start(); !started) {
+    spdlog::error("{}", started.error());
+    return 1;
+  }
   web.start();
   for (std::size_t i = 0; i < addresses.size(); ++i) {
     spdlog::info("listening address={}:{}", addresses[i].host, web.ports()[i]);
@@ -119,6 +130,7 @@ int serve(const ServeFlags& flags) {
   wait = std::clamp(wait, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
   timespec timeout{static_cast<time_t>(wait.count() / 1000),
                    static_cast<long>((wait.count() % 1000) * 1000000)};
+  bool was_healthy = true;
   for (;;) {
     int signal = sigtimedwait(&signals, nullptr, &timeout);
     if (signal == SIGHUP) {
@@ -136,7 +148,18 @@ int serve(const ServeFlags& flags) {
       spdlog::info("shutting down signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
       break;
     }
-    if (watchdog) sd_notify("WATCHDOG=1");
+    // Only while polls make progress: a stuck scheduler lets systemd restart the service.
+    bool healthy = app.healthy();
+    if (healthy != was_healthy) {
+      if (healthy) {
+        spdlog::info("scheduler making progress again");
+      } else {
+        spdlog::error("scheduler stalled: no poll started while polls are overdue{}",
+                      watchdog ? "; watchdog pings stopped" : "");
+      }
+      was_healthy = healthy;
+    }
+    if (watchdog && healthy) sd_notify("WATCHDOG=1");
   }
   sd_notify("STOPPING=1");
   web.stop();
@@ -148,6 +171,13 @@ int serve(const ServeFlags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Process memory holds passwords: no core dumps, no ptrace or /proc/PID/mem by other
+  // processes of the same user (the unit also sets LimitCORE=0).
+  if (prctl(PR_SET_DUMPABLE, 0) != 0) {
+    std::cerr << "winrm_exporter: prctl(PR_SET_DUMPABLE, 0) failed: " << std::strerror(errno)
+              << "\n";
+    return 1;
+  }
   // glibc gives each thread that contends an arena of its own (up to 8 x cores). With
   // ~128 poll workers, snapshots allocated in one arena and freed from another leave
   // every arena holding free pages: RSS grew ~5 MiB/s for a whole 75 s run at N=200 (interval

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <system_error>
 
 namespace exporter {
 
@@ -86,6 +87,11 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
   auto now = Clock::now();
   std::unordered_map<std::string, JobPtr> next;
   next.reserve(jobs.size());
+  std::size_t new_jobs = 0;
+  for (const auto& spec : jobs)
+    new_jobs += jobs_.contains(job_key(spec.target, spec.collector)) ? 0 : 1;
+  auto first_round = std::chrono::milliseconds(static_cast<std::int64_t>(new_jobs) * 1000 /
+                                               kFirstRoundPollsPerSecond);
   for (auto& spec : jobs) {
     std::string key = job_key(spec.target, spec.collector);
     if (next.contains(key)) continue;
@@ -97,13 +103,20 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
       continue;
     }
     auto job = std::make_shared<Job>();
-    job->due = now + splay_offset(spec.target, spec.collector, spec.interval);
+    job->regular_due = now + splay_offset(spec.target, spec.collector, spec.interval);
+    job->due =
+        now + splay_offset(spec.target, spec.collector, std::min(spec.interval, first_round));
+    job->first_round = true;
     job->spec = std::make_shared<const JobSpec>(std::move(spec));
     push_heap(job);
     next.emplace(std::move(key), std::move(job));
   }
   for (auto& [key, job] : jobs_) job->removed = true;  // heap/queue entries skip it
   jobs_ = std::move(next);
+  max_timeout_ = Clock::duration::zero();
+  for (const auto& [key, job] : jobs_) {
+    max_timeout_ = std::max<Clock::duration>(max_timeout_, job->spec->timeout);
+  }
 
   for (auto& [name, cap] : per_target_concurrency) {
     TargetState& state = target_state(name);
@@ -122,37 +135,69 @@ void Scheduler::set_concurrency(int concurrency) {
   options_.concurrency = std::max(1, concurrency);
 }
 
-void Scheduler::set_workers(int workers) {
+std::expected<void, std::string> Scheduler::set_workers(int workers) {
   std::lock_guard lock(mutex_);
+  int previous = options_.workers;
   options_.workers = std::max(1, workers);
-  if (!started_) return;
-  spawn_workers_locked();
+  if (!started_) return {};
+  auto spawned = spawn_workers_locked();
+  if (!spawned) options_.workers = previous;  // the extra threads that did start exit below
   // Not a hot path: idle workers re-check, and the surplus exit.
   if (live_workers_ > options_.workers) {
     for (Worker* worker : idle_) wake_locked(*worker);
     idle_.clear();
     if (leader_) wake_locked(*leader_);
   }
+  return spawned;
 }
 
-void Scheduler::spawn_workers_locked() {
+std::thread Scheduler::spawn(std::function<void()> body) {
+  if (options_.spawn_thread) return options_.spawn_thread(std::move(body));
+  return std::thread(std::move(body));
+}
+
+std::expected<void, std::string> Scheduler::spawn_workers_locked() {
   while (live_workers_ < options_.workers) {
+    auto state = std::make_unique<Worker>();
+    Worker* worker = state.get();
+    try {
+      threads_.push_back(spawn([this, worker] { worker_loop(*worker); }));
+    } catch (const std::system_error& error) {
+      return std::unexpected("cannot start a scheduler worker thread (" +
+                             std::to_string(live_workers_) + " running, " +
+                             std::to_string(options_.workers) + " wanted): " + error.what());
+    }
+    // The thread blocks on mutex_ (held here) before it touches its state.
+    worker_states_.push_back(std::move(state));
     ++live_workers_;
-    worker_states_.push_back(std::make_unique<Worker>());
-    Worker* worker = worker_states_.back().get();
-    threads_.emplace_back([this, worker] { worker_loop(*worker); });
   }
+  return {};
 }
 
-void Scheduler::start() {
-  std::lock_guard lock(mutex_);
-  if (started_) return;
-  started_ = true;
-  stopping_ = false;
-  stop_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (stop_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
-  backstop_ = std::thread([this] { backstop_loop(); });
-  spawn_workers_locked();
+std::expected<void, std::string> Scheduler::start() {
+  std::expected<void, std::string> started;
+  {
+    std::lock_guard lock(mutex_);
+    if (started_) return {};
+    started_ = true;
+    stopping_ = false;
+    last_start_ = Clock::now();
+    stop_fd_ = eventfd(0, EFD_CLOEXEC);
+    if (stop_fd_ < 0) {
+      started_ = false;
+      return std::unexpected(std::string("scheduler: eventfd: ") + strerror(errno));
+    }
+    try {
+      backstop_ = spawn([this] { backstop_loop(); });
+      started = spawn_workers_locked();
+    } catch (const std::system_error& error) {
+      started =
+          std::unexpected(std::string("cannot start the scheduler timer thread: ") + error.what());
+    }
+    if (started) return {};
+  }
+  stop();  // joins what did start
+  return started;
 }
 
 void Scheduler::stop() {
@@ -174,7 +219,7 @@ void Scheduler::stop() {
   }
   // Polls still running end by their deadlines; no new poll starts.
   for (auto& thread : threads) thread.join();
-  backstop.join();
+  if (backstop.joinable()) backstop.join();
   std::lock_guard lock(mutex_);
   close(stop_fd_);
   stop_fd_ = -1;
@@ -198,6 +243,24 @@ Scheduler::Stats Scheduler::stats() const {
   stats.wakeups = wakeups_;
   stats.workers = static_cast<std::size_t>(options_.workers);
   return stats;
+}
+
+bool Scheduler::progressing() const {
+  std::lock_guard lock(mutex_);
+  if (!started_) return true;
+  auto now = Clock::now();
+  auto grace = max_timeout_ + kProgressSlack;
+  if (now - last_start_ < grace) return true;
+  // Nothing started for a while: fine only if no job has been due that long (queued or
+  // parked) and no poll has overrun its deadline by the slack (a hung poll).
+  for (const auto& [key, job] : jobs_) {
+    if (job->running) {
+      if (now - job->started >= job->spec->timeout + kProgressSlack) return false;
+    } else if (now - job->due >= grace) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::vector<Scheduler::Backoff> Scheduler::backoffs() const {
@@ -404,12 +467,21 @@ void Scheduler::record_outcome_locked(TargetState& state, const JobSpec& spec, P
 void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome outcome) {
   --running_;
   job->busy = false;
+  job->running = false;
   auto now = Clock::now();
   TargetState& state = target_state(job->spec->target);
   record_outcome_locked(state, *job->spec, outcome, now);
   if (!job->removed) {
-    auto interval = std::max(job->spec->interval, std::chrono::milliseconds(1));
+    Clock::duration interval = std::max(job->spec->interval, std::chrono::milliseconds(1));
     auto next = job->due + interval;
+    if (job->first_round) {
+      // From the compressed first round to the job's regular (fully splayed) phase.
+      job->first_round = false;
+      next = job->regular_due;
+      auto earliest = started + interval / 2;
+      if (next < earliest)
+        next += interval * ((earliest - next + interval - Clock::duration(1)) / interval);
+    }
     // Keep the phase; skip ticks missed by a slow poll rather than firing a burst.
     if (next <= started) next += interval * ((started - next) / interval + 1);
     job->due = next;
@@ -515,6 +587,9 @@ void Scheduler::worker_loop(Worker& self) {
     ++running_;
     ++polls_started_;
     auto started = Clock::now();
+    last_start_ = started;
+    job->running = true;
+    job->started = started;
     double lag = std::chrono::duration<double>(started - job->due).count();
     std::shared_ptr<const JobSpec> spec = job->spec;  // set_jobs may replace it meanwhile
     lock.unlock();

@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <expected>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -64,11 +65,16 @@ struct BackoffPolicy {
   std::chrono::milliseconds quota_hold{10 * 60 * 1000};
 };
 
+// Starts a thread running body; throws std::system_error when it cannot (as std::thread
+// does). Null: std::thread. Tests inject failures through it.
+using ThreadSpawner = std::function<std::thread(std::function<void()> body)>;
+
 struct SchedulerOptions {
   int workers = 4;       // poll threads; set_workers() resizes a running pool
   int concurrency = 64;  // targets with at least one poll running
   BackoffPolicy backoff;
   std::function<double()> random;  // uniform in [0, 1) for jitter; null: a seeded PRNG
+  ThreadSpawner spawn_thread = nullptr;
 };
 
 // Runs one poll; must return by deadline (give or take) and must not throw.
@@ -88,15 +94,20 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Replaces the job set. Jobs whose (target, collector) already exist keep their
-  // schedule (and a running poll finishes); new jobs start at now + splay offset.
+  // schedule (and a running poll finishes). New jobs poll first within
+  // min(interval, new jobs / kFirstRoundPollsPerSecond) of now (a small fleet shows data
+  // at once), then move to their regular phase, now + splay offset, never sooner than
+  // half an interval after that first poll.
   // per_target_concurrency: target name -> cap (missing = 1).
   void set_jobs(std::vector<JobSpec> jobs,
                 const std::unordered_map<std::string, int>& per_target_concurrency);
   void set_concurrency(int concurrency);
-  // Grows the pool at once; surplus workers exit when they are next idle.
-  void set_workers(int workers);
+  // Grows the pool at once; surplus workers exit when they are next idle. When a thread
+  // cannot be started the pool keeps its previous size and the error says why.
+  std::expected<void, std::string> set_workers(int workers);
 
-  void start();
+  // Error (nothing left running) when a thread cannot be started.
+  std::expected<void, std::string> start();
   // Waits for running polls, which end by their deadlines; starts no new ones.
   void stop();
 
@@ -120,12 +131,26 @@ class Scheduler {
   // Targets in back-off now, and targets whose cap is lowered after a quota fault.
   std::vector<Backoff> backoffs() const;
 
+  // False when the scheduler is stuck: no poll has started for the longest job timeout +
+  // kProgressSlack while a job has been due for at least that long, or a running poll is
+  // kProgressSlack past its deadline. True while polls start, while nothing is overdue
+  // (idle by design, e.g. between rounds or in back-off), and when not started.
+  // Drives the systemd watchdog and /-/healthy.
+  bool progressing() const;
+  static constexpr Clock::duration kProgressSlack = std::chrono::seconds(5);
+  // The first round of new jobs starts at this rate at most (see set_jobs).
+  static constexpr int kFirstRoundPollsPerSecond = 200;
+
  private:
   struct Job {
     std::shared_ptr<const JobSpec> spec;  // replaced, not changed, by set_jobs (polls hold it)
     Clock::time_point due;
     bool removed = false;
-    bool busy = false;  // queued as parked/ready or running: never run twice at once
+    bool busy = false;         // queued as parked/ready or running: never run twice at once
+    bool first_round = false;  // its next poll is its first: then to regular_due's phase
+    Clock::time_point regular_due{};
+    bool running = false;         // a worker polls it now, since started
+    Clock::time_point started{};  // for progressing(): a poll stuck past its deadline
   };
   using JobPtr = std::shared_ptr<Job>;
   struct HeapEntry {
@@ -154,7 +179,9 @@ class Scheduler {
   };
 
   void worker_loop(Worker& self);
-  void spawn_workers_locked();
+  // Error when a thread cannot be started; the workers started so far keep running.
+  std::expected<void, std::string> spawn_workers_locked();
+  std::thread spawn(std::function<void()> body);
   // Under lock: a job that may start now (from ready_ or the due heap top), else null.
   // Parks due jobs that cannot start and skips the ticks of targets in back-off.
   JobPtr take_runnable_locked(Clock::time_point now);
@@ -191,6 +218,8 @@ class Scheduler {
   std::uint64_t polls_started_ = 0;
   std::uint64_t polls_skipped_ = 0;
   std::uint64_t wakeups_ = 0;
+  Clock::time_point last_start_{};  // last poll start (or start())
+  Clock::duration max_timeout_{};   // longest job timeout, for progressing()
   bool stopping_ = false;
   bool started_ = false;
 

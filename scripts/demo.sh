@@ -1,12 +1,14 @@
 #!/bin/sh
 # `make demo`: starts winrm-sim with a few virtual Windows hosts (one slow, one failing)
 # and winrm_exporter against them, prints the URLs, and stops both on Ctrl-C.
-# Usage: scripts/demo.sh BUILD_DIR   (env: DEMO_PORT, default 9725)
+# Usage: scripts/demo.sh BUILD_DIR   (env: DEMO_PORT, default 9725; DEMO_DIR, default .demo)
+# Prints "data for 5/5 hosts after N s" once /metrics has every host's collectors (the
+# first round of polls is not splayed over the interval for a fleet this small).
 set -eu
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 case $build in /*) ;; *) build=$root/$build ;; esac
-demo=$root/.demo
+demo=${DEMO_DIR:-$root/.demo}
 port=${DEMO_PORT:-9725}
 sim_bin=$build/sim/winrm-sim
 exporter_bin=$build/daemon/winrm_exporter
@@ -33,7 +35,7 @@ hosts:
   - {name: win01.sim.test, cpus: 4}
   - {name: win02.sim.test, cpus: 8}
   - {name: win03.sim.test}
-  - {name: slow01.sim.test, delay: 1s}
+  - {name: slow01.sim.test, delay: 300ms}
   - {name: broken01.sim.test, fault: access_denied}
 YAML
 
@@ -64,6 +66,7 @@ cat > "$demo/exporter.yml" <<YAML
 global:
   interval: 10s
   timeout: 5s
+  per_target_concurrency: 4
   scheme: https
   port: $sim_port
   tls_ca_file: $demo/ca.pem
@@ -83,8 +86,24 @@ YAML
 
 "$exporter_bin" --config.file="$demo/exporter.yml" --web.listen-address="127.0.0.1:$port" &
 exporter_pid=$!
-sleep 1
-kill -0 "$exporter_pid" 2>/dev/null || { echo "winrm_exporter exited" >&2; exit 1; }
+
+# Bounded wait (30 s) until every collector of every host has a result (broken01's are
+# failures): each configured collector has a _success series, each polled one a _duration.
+hosts=5
+start=$(date +%s)
+i=0
+while :; do
+  kill -0 "$exporter_pid" 2>/dev/null || { echo "winrm_exporter exited" >&2; exit 1; }
+  page=$(curl -s "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
+  configured=$(printf '%s\n' "$page" | grep -c '^winrm_exporter_collector_success{' || true)
+  polled=$(printf '%s\n' "$page" | grep -c '^winrm_exporter_collector_duration_seconds{' || true)
+  [ "$configured" -gt 0 ] && [ "$polled" -ge "$configured" ] && break
+  i=$((i + 1))
+  [ $i -gt 300 ] && { echo "not every collector polled within 30 s ($polled/$configured)" >&2; break; }
+  sleep 0.1
+done
+[ "$configured" -gt 0 ] && [ "$polled" -ge "$configured" ] &&
+  echo "data for $hosts/$hosts hosts after $(( $(date +%s) - start )) s ($polled collector results)"
 
 cat <<TEXT
 

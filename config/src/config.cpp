@@ -261,8 +261,29 @@ Located<std::string> get_spn_service(const Field& field) {
 }
 
 // A path-valued field, made absolute relative to the declaring file.
+// Path fields may use ${CREDENTIALS_DIRECTORY}: where systemd's LoadCredential= puts the
+// service's secrets (readable by the service user only). No other variable is expanded.
+std::string expand_credentials_directory(const Field& field, std::string path) {
+  static constexpr std::string_view kVariable = "${CREDENTIALS_DIRECTORY}";
+  for (std::size_t at = path.find("${"); at != std::string::npos; at = path.find("${", at)) {
+    if (path.compare(at, kVariable.size(), kVariable) != 0) {
+      fail(field.loc(), "only ${CREDENTIALS_DIRECTORY} is expanded in paths, got " + quote(path));
+    }
+    const char* directory = std::getenv("CREDENTIALS_DIRECTORY");
+    if (directory == nullptr || *directory == '\0') {
+      fail(field.loc(),
+           "${CREDENTIALS_DIRECTORY} is not set: systemd sets it for a service with "
+           "LoadCredential= (to check the file by hand, set it to a directory holding the "
+           "credential files under their credential names)");
+    }
+    path.replace(at, kVariable.size(), directory);
+    at += std::strlen(directory);
+  }
+  return path;
+}
+
 Located<std::string> get_path(const Field& field) {
-  return {field.file->resolve(get_string(field)), field.loc()};
+  return {field.file->resolve(expand_credentials_directory(field, get_string(field))), field.loc()};
 }
 
 // Sequence items with their locations; a missing or null value is an empty list.

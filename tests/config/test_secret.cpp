@@ -107,3 +107,55 @@ TEST_CASE("secret values stay out of errors, logs and describe()") {
   CHECK(logs.find("basic auth over http") != std::string::npos);
   CHECK(logs.find(kMarker) == std::string::npos);
 }
+
+TEST_CASE("Secret: copies share one buffer; wipe() overwrites a string's whole capacity") {
+  config::Secret secret{std::string(kMarker)};
+  config::Secret copy = secret;
+  CHECK(secret.use_count() == 2);
+  CHECK(&copy.reveal() == &secret.reveal());  // the same bytes, not a copy
+  CHECK(copy == secret);
+  CHECK(config::Secret(std::string(kMarker)) == secret);  // equal content, other buffer
+  CHECK_FALSE(config::Secret(std::string("other")) == secret);
+
+  std::string text = std::string(kMarker) + std::string(kMarker);  // heap-allocated
+  text.resize(4);  // bytes past size() still hold the rest of the password
+  config::wipe(text);
+  CHECK(text.empty());
+  const char* bytes = text.data();
+  bool all_zero = true;
+  for (std::size_t i = 0; i < text.capacity(); ++i) all_zero = all_zero && bytes[i] == '\0';
+  CHECK(all_zero);
+}
+
+TEST_CASE(
+    "password_file and keytab may live in ${CREDENTIALS_DIRECTORY} (systemd LoadCredential=)") {
+  TempDir dir;
+  // As systemd's LoadCredential=winrm-exporter:/etc/winrm-exporter/credentials names them.
+  dir.write("creds/winrm-exporter_monitor.pass", std::string(kMarker) + "\n");
+  dir.write("creds/winrm-exporter_client.keytab", "not a real keytab");
+  const std::string path = dir.write("config.yml", R"(credentials:
+  basic: {auth: basic, username: u, password_file: "${CREDENTIALS_DIRECTORY}/winrm-exporter_monitor.pass"}
+  kerb: {auth: kerberos, username: w@EXAMPLE.COM, keytab: "${CREDENTIALS_DIRECTORY}/winrm-exporter_client.keytab"}
+targets:
+  - {name: a, credential: basic}
+  - {name: b, credential: kerb}
+)");
+  ::setenv("CREDENTIALS_DIRECTORY", (dir.path() + "/creds").c_str(), 1);
+  const config::Config c = config::load(path);
+  CHECK(c.credentials.at("basic").password.reveal() == kMarker);
+  CHECK(c.credentials.at("kerb").keytab == dir.path() + "/creds/winrm-exporter_client.keytab");
+
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  const std::string unset = load_error(path);
+  CHECK(unset.find("${CREDENTIALS_DIRECTORY} is not set") != std::string::npos);
+  CHECK(unset.find("config.yml:2") != std::string::npos);
+
+  // Any other variable is an error, not a literal path.
+  ::setenv("CREDENTIALS_DIRECTORY", (dir.path() + "/creds").c_str(), 1);
+  const std::string other = dir.write("other.yml", R"(credentials:
+  basic: {auth: basic, username: u, password_file: "${HOME}/monitor.pass"}
+targets: [{name: a, credential: basic}]
+)");
+  CHECK(load_error(other).find("only ${CREDENTIALS_DIRECTORY} is expanded") != std::string::npos);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+}

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "scheduler.h"
 
@@ -134,11 +135,14 @@ TEST_CASE("ordering: with one worker, jobs start in due order (splay order)") {
     return recorder.poll(job, d);
   });
   std::vector<JobSpec> jobs;
-  std::vector<std::pair<std::chrono::milliseconds, std::string>> expected;
+  // The first round of 8 new jobs is splayed over 8 / kFirstRoundPollsPerSecond (40 ms),
+  // not the interval; equal offsets start in set_jobs order.
+  const auto window = std::chrono::milliseconds(8 * 1000 / Scheduler::kFirstRoundPollsPerSecond);
+  std::vector<std::tuple<std::chrono::milliseconds, int, std::string>> expected;
   for (int t = 0; t < 8; ++t) {
     std::string target = "host" + std::to_string(t);
     jobs.push_back({target, "os", 2000ms, 100ms});
-    expected.emplace_back(splay_offset(target, "os", 2000ms), target + "/os");
+    expected.emplace_back(splay_offset(target, "os", window), t, target + "/os");
   }
   std::sort(expected.begin(), expected.end());
   std::unordered_map<std::string, int> caps;
@@ -149,7 +153,7 @@ TEST_CASE("ordering: with one worker, jobs start in due order (splay order)") {
   scheduler.stop();
   std::vector<std::string> first_round(recorder.started.begin(), recorder.started.begin() + 8);
   std::vector<std::string> expected_names;
-  for (auto& [offset, name] : expected) expected_names.push_back(name);
+  for (auto& [offset, index, name] : expected) expected_names.push_back(name);
   CHECK(first_round == expected_names);
 }
 

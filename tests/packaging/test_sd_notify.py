@@ -7,9 +7,14 @@ NotifyAccess=main), starts winrm-sim (HTTPS, Basic) and the exporter with
 NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID set, and checks:
   1. READY=1 arrives, and right after it /metrics is served (the listener is
      bound before READY=1) and /-/ready answers 200;
-  2. WATCHDOG=1 keeps arriving (at least 3);
+  2. WATCHDOG=1 keeps arriving for longer than the stall grace (longest timeout + 5 s),
+     also while no poll is due, and /-/healthy answers 200;
   3. SIGHUP gives RELOADING=1 and then READY=1;
   4. SIGTERM gives STOPPING=1 and exit status 0.
+Then a second exporter whose polls hang after the first few (the test hook
+WINRM_EXPORTER_TEST_STALL_AFTER_POLLS, as a poll stuck past its deadline would):
+  5. WATCHDOG=1 arrives at first, then stops, and /-/healthy answers 503;
+  6. SIGTERM still gives STOPPING=1 and exit status 0.
 Every wait is bounded; both processes are stopped by PID on every path.
 """
 import argparse
@@ -133,16 +138,16 @@ users:
     raise Failure("winrm-sim wrote no https port within 15s")
 
 
-def write_exporter_config(tmp, sim_port):
+def write_exporter_config(tmp, sim_port, interval="5s", timeout="3s"):
     password_file = os.path.join(tmp, "password")
     with open(password_file, "w") as f:
         f.write("s3cret\n")
     os.chmod(password_file, 0o600)
-    path = os.path.join(tmp, "exporter.yml")
+    path = os.path.join(tmp, f"exporter-{interval}.yml")
     with open(path, "w") as f:
         f.write(f"""global:
-  interval: 5s
-  timeout: 3s
+  interval: {interval}
+  timeout: {timeout}
   scheme: https
   port: {sim_port}
   tls_ca_file: {tmp}/certs/ca.pem
@@ -198,12 +203,18 @@ def run(args):
                 raise Failure(f"/-/ready answered {status} after READY=1")
             print("/metrics and /-/ready served after READY=1")
 
-            times = []
-            for _ in range(3):
-                listener.wait_for("WATCHDOG", "1", exporter, timeout=2 * WATCHDOG_USEC / 1e6 + 5)
+            # Longer than the stall grace (timeout 3 s + 5 s): an idle heap between rounds
+            # must not stop the pings.
+            times = [time.monotonic()]
+            while times[-1] - times[0] < 11:
+                listener.wait_for("WATCHDOG", "1", exporter, timeout=WATCHDOG_USEC / 1e6 + 2)
                 times.append(time.monotonic())
-            gaps = [round(b - a, 2) for a, b in zip(times, times[1:])]
-            print(f"3 x WATCHDOG=1 received (gaps {gaps}s, WATCHDOG_USEC={WATCHDOG_USEC})")
+            gaps = [round(b - a, 2) for a, b in zip(times[1:], times[2:])]
+            print(f"{len(times) - 1} x WATCHDOG=1 in 11s (largest gap {max(gaps)}s, "
+                  f"WATCHDOG_USEC={WATCHDOG_USEC})")
+            status, body = http_get(base + "/-/healthy")
+            if status != 200:
+                raise Failure(f"/-/healthy answered {status} while polls run: {body}")
 
             os.kill(exporter.pid, signal.SIGHUP)
             reloading = listener.wait_for("RELOADING", "1", exporter)
@@ -223,9 +234,66 @@ def run(args):
             if code != 0:
                 raise Failure(f"exporter exited with {code} after SIGTERM")
             print("SIGTERM: STOPPING=1, exit 0")
+            exporter = None
+            stalled_run(args, tmp, sim_port)
         finally:
             stop(exporter)
             stop(sim, signal.SIGTERM)
+
+
+def stalled_run(args, tmp, sim_port):
+    """A scheduler whose polls hang: the pings must stop and /-/healthy turn 503."""
+    config = write_exporter_config(tmp, sim_port, interval="2s", timeout="1s")
+    notify_path = os.path.join(tmp, "notify-stalled")
+    listener = NotifyListener(notify_path)
+    web_port = free_port()
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC=str(WATCHDOG_USEC),
+               WINRM_EXPORTER_TEST_STALL_AFTER_POLLS="4")
+    exporter = subprocess.Popen(
+        ["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"', args.exporter,
+         f"--config.file={config}", f"--web.listen-address=127.0.0.1:{web_port}"],
+        env=env)
+    base = f"http://127.0.0.1:{web_port}"
+    try:
+        listener.wait_for("READY", "1", exporter)
+        listener.wait_for("WATCHDOG", "1", exporter, timeout=WATCHDOG_USEC / 1e6 + 2)
+        print("stalled run: READY=1 and a first WATCHDOG=1")
+        # Grace: timeout 1 s + 5 s after the last poll start; bounded at 30 s.
+        status = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, _ = http_get(base + "/-/healthy")
+            if status == 503:
+                break
+            if status != 200:
+                raise Failure(f"/-/healthy answered {status}")
+            time.sleep(0.2)
+        if status != 503:
+            raise Failure("/-/healthy still 200 30s after the polls hung")
+        unhealthy_at = time.monotonic()
+        print(f"stalled run: /-/healthy 503 after {unhealthy_at - listener.log[0][0]:.1f}s")
+        # Pings already in flight may arrive for one period; none after that.
+        quiet_from = unhealthy_at + WATCHDOG_USEC / 1e6
+        while time.monotonic() < quiet_from + 3 * WATCHDOG_USEC / 1e6:
+            got = listener.receive(0.2)
+            if got and got[1].get("WATCHDOG") == "1" and time.monotonic() > quiet_from:
+                raise Failure("WATCHDOG=1 still sent while the scheduler is stalled")
+        status, _ = http_get(base + "/-/healthy")
+        if status != 503:
+            raise Failure(f"/-/healthy answered {status} again while stalled")
+        print(f"stalled run: no WATCHDOG=1 for {3 * WATCHDOG_USEC / 1e6:.0f}s, "
+              "/-/healthy still 503")
+        os.kill(exporter.pid, signal.SIGTERM)
+        listener.wait_for("STOPPING", "1", exporter)
+        try:
+            code = exporter.wait(timeout=STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise Failure("stalled exporter did not exit within 20s of SIGTERM")
+        if code != 0:
+            raise Failure(f"stalled exporter exited with {code} after SIGTERM")
+        print("stalled run: SIGTERM: STOPPING=1, exit 0")
+    finally:
+        stop(exporter)
 
 
 def main():

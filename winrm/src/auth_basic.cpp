@@ -1,5 +1,6 @@
 // Basic and no-op authentication. The Authorization header is built once and never
 // logged or put into error text.
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "http_auth_util.h"
@@ -41,6 +42,8 @@ class HeaderAuth final : public Auth {
  public:
   HeaderAuth(std::string name, std::string authorization, bool allow_http)
       : name_(std::move(name)), authorization_(std::move(authorization)), allow_http_(allow_http) {}
+  // The header holds the password, merely encoded: not left in freed memory.
+  ~HeaderAuth() override { OPENSSL_cleanse(authorization_.data(), authorization_.size()); }
 
   Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
                             Deadline deadline) override {

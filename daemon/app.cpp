@@ -261,8 +261,11 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
     return outcome;
   };
 
-  auto collector_it = runtime->config->collectors.find(job.collector);
-  if (collector_it == runtime->config->collectors.end() || !collector_it->second) {
+  // The target's collectors restricted to its compat name sets.
+  const auto& polled = runtime->target.compat_collectors ? *runtime->target.compat_collectors
+                                                         : runtime->config->collectors;
+  auto collector_it = polled.find(job.collector);
+  if (collector_it == polled.end() || !collector_it->second) {
     return fail("config", "unknown collector", PollOutcome::kFailed);
   }
   if (!runtime->make_auth) return fail("auth", runtime->auth_error, PollOutcome::kFailed);

@@ -121,17 +121,18 @@ class Proc:
         return 0
 
 
-def write_sim_config(tmp, threads, keep_alive):
-    # httplib holds a sim worker thread per open connection until keep_alive_timeout:
-    # the sim needs many threads and a short keep-alive, or it becomes the bottleneck.
+def write_sim_config(tmp, threads, keep_alive, latency=False):
+    # The sim's event loop holds every connection; `threads` are its handler workers only.
+    # `latency:` turns on its Windows-like latency model (sim/README.md) with its defaults.
     path = os.path.join(tmp, "sim.yml")
     with open(path, "w") as f:
         f.write(f"""https: {{address: 127.0.0.1, port: 0, cert: {tmp}/certs/server.pem, key: {tmp}/certs/server.key}}
 keep_alive_timeout: {keep_alive}
 threads: {threads}
+max_connections: 40000
 users:
   - {{username: monitor, password: s3cret}}
-""")
+""" + ("latency: {seed: 1}\n" if latency else ""))
     return path
 
 
@@ -261,7 +262,10 @@ def main():
     ap.add_argument("--warmup", type=float, default=90, help="seconds after ready before measuring")
     ap.add_argument("--window", type=float, default=300, help="measurement window in seconds")
     ap.add_argument("--sample", type=float, default=30, help="seconds between samples (each scrapes /metrics)")
-    ap.add_argument("--sim-threads", type=int, default=1024, help="winrm-sim worker threads")
+    ap.add_argument("--sim-threads", type=int, default=2,
+                    help="winrm-sim handler worker threads (its event loop holds the connections)")
+    ap.add_argument("--sim-latency", action="store_true",
+                    help="turn on winrm-sim's Windows-like latency model (median 150 ms, p99 1 s, perf stall)")
     ap.add_argument("--sim-keep-alive", default="120s", help="winrm-sim keep_alive_timeout (Windows: 120 s)")
     ap.add_argument("--sim-cpu", default="0", help="taskset CPU list for winrm-sim ('' = unpinned)")
     ap.add_argument("--exporter-cpu", default="1", help="taskset CPU list for the exporter ('' = unpinned)")
@@ -277,8 +281,7 @@ def main():
     if args.smoke:
         args.targets, args.interval, args.timeout = 40, "10s", "8s"
         args.warmup, args.window, args.sample = 15, 20, 10
-        # Threads for 2 connections per host: the sim serves each open connection on one thread.
-        args.sim_threads, args.probe_rate, args.parallel_scrapes = 256, 5, 2
+        args.probe_rate, args.parallel_scrapes = 5, 2
 
     exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
     sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")
@@ -306,7 +309,7 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sim_log = open(os.path.join(tmp, "sim.log"), "w")
         sim = subprocess.Popen(pinned(args.sim_cpu, [
-            sim_bin, "--config", write_sim_config(tmp, args.sim_threads, args.sim_keep_alive),
+            sim_bin, "--config", write_sim_config(tmp, args.sim_threads, args.sim_keep_alive, args.sim_latency),
             "--ports-file", os.path.join(tmp, "sim.ports"), "--log-level", "warn"]),
             stdout=sim_log, stderr=subprocess.STDOUT)
         sim_port = wait_ports_file(sim, os.path.join(tmp, "sim.ports"))

@@ -117,8 +117,8 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(src, "build"))
     ap.add_argument("--exporter-bin", default=None)
     ap.add_argument("--sim-bin", default=None)
-    ap.add_argument("--sim-threads", type=int, default=1024)
-    ap.add_argument("--sim-keep-alive", default="5s")
+    ap.add_argument("--sim-threads", type=int, default=2, help="winrm-sim handler worker threads")
+    ap.add_argument("--sim-keep-alive", default="120s", help="winrm-sim keep_alive_timeout (Windows: 120 s)")
     ap.add_argument("--sim-cpu", default="0", help="taskset CPU list for winrm-sim ('' = unpinned)")
     ap.add_argument("--exporter-cpu", default="1", help="taskset CPU list for the exporter ('' = unpinned)")
     ap.add_argument("--flat-tolerance", type=float, default=0.10,

@@ -359,8 +359,8 @@ bool SimServer::decode_request_body(const net::Request& req, std::string& body) 
 }
 
 void SimServer::send_response(const net::Request& req, net::Responder& responder, Reply reply,
-                              const VirtualHost& vh, Clock::time_point when) {
-  net::Response res;
+                              const VirtualHost& vh, Clock::time_point when,
+                              net::Response res) {
   res.status = reply.status;
   std::string content_type = kSoapContentType;
   if (auto* acceptor = negotiate_for(req);
@@ -418,7 +418,7 @@ void SimServer::handle(net::Request req, net::Responder responder) {
     return answer();
   }
   if (hc.malformed_xml) {
-    send_response(req, responder, {200, malformed_body()}, vh, arrival);
+    send_response(req, responder, {200, malformed_body()}, vh, arrival, std::move(res));
     return;
   }
   if (hc.oversized_bytes > 0) {
@@ -449,7 +449,7 @@ void SimServer::handle(net::Request req, net::Responder responder) {
       doc.RootElement() == nullptr || local_name(doc.RootElement()->Name()) != "Envelope") {
     send_response(req, responder,
                   {500, render::fault(render::FaultKind::kSchemaValidation, "", host, "", "en-US")},
-                  vh, arrival);
+                  vh, arrival, std::move(res));
     return;
   }
   const auto* header = child(doc.RootElement(), "Header");
@@ -495,7 +495,7 @@ void SimServer::handle(net::Request req, net::Responder responder) {
     send_response(req, responder,
                   {500, render::fault(render::FaultKind::kInvalidHeader, soap.message_id, host,
                                       soap.timeout_text, soap.lang)},
-                  vh, arrival);
+                  vh, arrival, std::move(res));
     return;
   }
   auto delay = hc.delay;
@@ -510,14 +510,14 @@ void SimServer::handle(net::Request req, net::Responder responder) {
       send_response(
           req, responder,
           {500, render::fault(render::FaultKind::kTimedOut, soap.message_id, host, "", soap.lang)},
-          vh, arrival + op_timeout);
+          vh, arrival + op_timeout, std::move(res));
       return;
     }
   }
   Reply reply = dispatch(soap, host, vh);
   spdlog::debug("{}: {} -> {}", host, soap.action, reply.status);
   // The answer waits on a loop timer, not on this worker.
-  send_response(req, responder, std::move(reply), vh, arrival + delay);
+  send_response(req, responder, std::move(reply), vh, arrival + delay, std::move(res));
 }
 
 SimServer::Reply SimServer::dispatch(const SoapRequest& soap, const std::string& host,

@@ -73,9 +73,10 @@ class SimServer {
   // The one place request bodies are decoded (message encryption hooks in here).
   bool decode_request_body(const net::Request& req, std::string& body);
   // The one place SOAP responses are written: content type, encryption, trickle/close
-  // modes; sent at `when` (the simulated latency).
+  // modes; sent at `when` (the simulated latency). `res` carries what authentication
+  // already put on the answer (the Negotiate mutual-auth token).
   void send_response(const net::Request& req, net::Responder& responder, Reply reply,
-                     const VirtualHost& vh, Clock::time_point when);
+                     const VirtualHost& vh, Clock::time_point when, net::Response res);
 
   Reply dispatch(const SoapRequest& soap, const std::string& host, VirtualHost& vh);
   Reply enumerate(const SoapRequest& soap, const std::string& host, VirtualHost& vh);

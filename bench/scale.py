@@ -121,29 +121,35 @@ class Proc:
         return 0
 
 
-def write_sim_config(tmp, threads, keep_alive, latency=False):
+def sim_config_head(tmp, threads, keep_alive, latency=False):
+    """winrm-sim's config up to (not including) a `hosts:` list; shared with soak.py."""
     # The sim's event loop holds every connection; `threads` are its handler workers only.
     # `latency:` turns on its Windows-like latency model (sim/README.md) with its defaults.
-    path = os.path.join(tmp, "sim.yml")
-    with open(path, "w") as f:
-        f.write(f"""https: {{address: 127.0.0.1, port: 0, cert: {tmp}/certs/server.pem, key: {tmp}/certs/server.key}}
+    return f"""https: {{address: 127.0.0.1, port: 0, cert: {tmp}/certs/server.pem, key: {tmp}/certs/server.key}}
 keep_alive_timeout: {keep_alive}
 threads: {threads}
 max_connections: 40000
 users:
   - {{username: monitor, password: s3cret}}
-""" + ("latency: {seed: 1}\n" if latency else ""))
+""" + ("latency: {seed: 1}\n" if latency else "")
+
+
+def write_sim_config(tmp, threads, keep_alive, latency=False):
+    path = os.path.join(tmp, "sim.yml")
+    with open(path, "w") as f:
+        f.write(sim_config_head(tmp, threads, keep_alive, latency))
     return path
 
 
-def write_exporter_config(tmp, n, sim_port, interval, timeout, concurrency):
+def exporter_config_head(tmp, sim_port, interval, timeout, concurrency):
+    """The exporter's config up to `targets:` (Basic auth against the sim, its CA); writes the
+    password file once. Shared with soak.py."""
     password_file = os.path.join(tmp, "password")
-    with open(password_file, "w") as f:
-        f.write("s3cret\n")
-    os.chmod(password_file, 0o600)
-    path = os.path.join(tmp, "exporter.yml")
-    with open(path, "w") as f:
-        f.write(f"""global:
+    if not os.path.exists(password_file):
+        with open(password_file, "w") as f:
+            f.write("s3cret\n")
+        os.chmod(password_file, 0o600)
+    return f"""global:
   interval: {interval}
   timeout: {timeout}
   concurrency: {concurrency}
@@ -156,7 +162,13 @@ credentials:
     username: monitor
     password_file: {password_file}
 targets:
-""")
+"""
+
+
+def write_exporter_config(tmp, n, sim_port, interval, timeout, concurrency):
+    path = os.path.join(tmp, "exporter.yml")
+    with open(path, "w") as f:
+        f.write(exporter_config_head(tmp, sim_port, interval, timeout, concurrency))
         for i in range(1, n + 1):
             f.write(f"  - {{name: h{i:05d}.sim.test, connect_address: 127.0.0.1, credential: sim}}\n")
     return path

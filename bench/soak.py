@@ -32,7 +32,7 @@ import tempfile
 import time
 
 from scale import (Proc, free_port, get, parse_metrics, stop, total, wait_ports_file,  # bench/scale.py
-                   histogram, quantile_from_buckets, pinned)
+                   histogram, quantile_from_buckets, pinned, sim_config_head, exporter_config_head)
 
 PHASES = ["healthy", "timeout", "reset", "401", "quota", "malformed", "stall"]
 FAULT_HOSTS = {
@@ -52,13 +52,7 @@ def fault_host(kind):
 def write_sim_config(tmp, threads, keep_alive):
     path = os.path.join(tmp, "sim.yml")
     with open(path, "w") as f:
-        f.write(f"""https: {{address: 127.0.0.1, port: 0, cert: {tmp}/certs/server.pem, key: {tmp}/certs/server.key}}
-keep_alive_timeout: {keep_alive}
-threads: {threads}
-users:
-  - {{username: monitor, password: s3cret}}
-hosts:
-""")
+        f.write(sim_config_head(tmp, threads, keep_alive) + "hosts:\n")
         for kind, setting in FAULT_HOSTS.items():
             f.write(f"  - {{name: {fault_host(kind)}, {setting}}}\n")
     return path
@@ -72,25 +66,7 @@ def phase_of(index, faulty, step):
 
 
 def write_exporter_config(path, tmp, n, faulty, step, sim_port, interval, timeout, concurrency):
-    password_file = os.path.join(tmp, "password")
-    if not os.path.exists(password_file):
-        with open(password_file, "w") as f:
-            f.write("s3cret\n")
-        os.chmod(password_file, 0o600)
-    body = [f"""global:
-  interval: {interval}
-  timeout: {timeout}
-  concurrency: {concurrency}
-  scheme: https
-  port: {sim_port}
-  tls_ca_file: {tmp}/certs/ca.pem
-credentials:
-  sim:
-    auth: basic
-    username: monitor
-    password_file: {password_file}
-targets:
-"""]
+    body = [exporter_config_head(tmp, sim_port, interval, timeout, concurrency)]
     for i in range(n):
         name = f"h{i + 1:05d}.sim.test"
         phase = phase_of(i, faulty, step)

@@ -34,18 +34,6 @@ std::string escape(const std::string& text, bool quote) {
   return out;
 }
 
-const char* type_name(collectors::MetricType type) {
-  switch (type) {
-    case collectors::MetricType::kCounter:
-      return "counter";
-    case collectors::MetricType::kGauge:
-      return "gauge";
-    case collectors::MetricType::kUntyped:
-      return "untyped";
-  }
-  return "untyped";
-}
-
 std::filesystem::path golden_dir() {
   return std::filesystem::path(WINRM_SOURCE_DIR) / "tests" / "collectors" / "golden";
 }
@@ -69,7 +57,7 @@ std::string render(const collectors::Families& families) {
   for (const auto* family : sorted) {
     if (family->samples.empty()) continue;  // like a registry: no samples, no HELP/TYPE
     out += "# HELP " + family->name + " " + escape(family->help, false) + "\n";
-    out += "# TYPE " + family->name + " " + type_name(family->type) + "\n";
+    out += "# TYPE " + family->name + " " + std::string(exporter::type_name(family->type)) + "\n";
     std::vector<std::string> lines;
     for (const auto& sample : family->samples) {
       auto labels = sample.labels;

@@ -18,6 +18,7 @@
 
 #include "collectors/definition.h"
 #include "collectors/registry.h"
+#include "exposition.h"
 #include "prom_text.h"
 
 namespace {
@@ -26,18 +27,6 @@ const std::filesystem::path kReferenceDir =
     std::filesystem::path(WINRM_SOURCE_DIR) / "tests" / "collectors" / "reference";
 const std::filesystem::path kGoldenDir =
     std::filesystem::path(WINRM_SOURCE_DIR) / "tests" / "collectors" / "golden";
-
-std::string type_name(collectors::MetricType type) {
-  switch (type) {
-    case collectors::MetricType::kCounter:
-      return "counter";
-    case collectors::MetricType::kGauge:
-      return "gauge";
-    case collectors::MetricType::kUntyped:
-      return "untyped";
-  }
-  return "?";
-}
 
 std::string join(const std::set<std::string>& names) {
   std::string out;
@@ -168,7 +157,7 @@ std::map<std::string, OurFamily> our_families(const std::string& name_set) {
     for (const auto& family : *empty) {
       auto labels = golden_labels.find(family.name);
       CHECK_MESSAGE(labels != golden_labels.end(), family.name << " is in no golden file");
-      families[family.name] = {type_name(family.type),
+      families[family.name] = {std::string(exporter::type_name(family.type)),
                                labels == golden_labels.end() ? std::set<std::string>{}
                                                              : labels->second,
                                collector_name};

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import zlib
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -52,6 +53,61 @@ def get(url, gzip_ok=False, timeout=60):
         encoding = resp.headers.get("Content-Encoding", "")
     body = gzip.decompress(raw) if encoding == "gzip" else raw
     return elapsed, len(raw), body.decode("utf-8", "replace")
+
+
+class PageStats:
+    """Line statistics of a /metrics page fed in decompressed chunks (a 10,000-host page is
+    ~1.5 GB of text: never held whole in Python)."""
+
+    TARGET_RE = re.compile(rb'^windows_\w+\{target="([^"]+)"', re.M)
+
+    def __init__(self, keep_self=True, count=False):
+        self.keep_self, self.count = keep_self, count
+        self.carry = b""
+        self.self_lines = []
+        self.series = 0
+        self.targets = set()
+
+    def feed(self, data, final=False):
+        data = self.carry + data
+        cut = len(data) if final else data.rfind(b"\n") + 1
+        self.carry, data = data[cut:], data[:cut]
+        if self.keep_self:
+            self.self_lines += re.findall(rb"^winrm_exporter_[^\n]*", data, re.M)
+        if self.count:
+            self.series += data.count(b"\n") - data.count(b"\n#") - (1 if data.startswith(b"#") else 0)
+            self.targets.update(self.TARGET_RE.findall(data))
+
+    def self_metrics(self):
+        return parse_metrics("\n".join(l.decode("utf-8", "replace") for l in self.self_lines))
+
+
+def scrape(url, gzip_ok=False, timeout=300, stats=None):
+    """Streams one scrape: (wall seconds, bytes on the wire); stats (PageStats) sees the text."""
+    req = urllib.request.Request(url)
+    if gzip_ok:
+        req.add_header("Accept-Encoding", "gzip")
+    start = time.monotonic()
+    size = 0
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        inflate = zlib.decompressobj(16 + 15) if resp.headers.get("Content-Encoding") == "gzip" else None
+        while True:
+            chunk = resp.read(1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if stats is not None:
+                stats.feed(inflate.decompress(chunk) if inflate else chunk)
+        if stats is not None:
+            stats.feed(inflate.flush() if inflate else b"", final=True)
+    return time.monotonic() - start, size
+
+
+def self_metrics(base):
+    """The exporter's own winrm_exporter_* series from a gzip /metrics scrape."""
+    stats = PageStats()
+    scrape(base + "/metrics", gzip_ok=True, stats=stats)
+    return stats.self_metrics()
 
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
@@ -236,11 +292,11 @@ class Prober(threading.Thread):
 
 
 def scrape_round(base, ex, parallel, gzip_ok):
-    """parallel concurrent /metrics scrapes: (wall times, exporter CPU seconds, bytes, body)."""
+    """parallel concurrent /metrics scrapes: (wall times, exporter CPU seconds, bytes)."""
     results = [None] * parallel
 
     def one(i):
-        results[i] = get(base + "/metrics", gzip_ok=gzip_ok, timeout=300)
+        results[i] = scrape(base + "/metrics", gzip_ok=gzip_ok, timeout=300)
     cpu0 = ex.cpu_seconds()
     threads = [threading.Thread(target=one, args=(i,)) for i in range(parallel)]
     for t in threads:
@@ -248,7 +304,7 @@ def scrape_round(base, ex, parallel, gzip_ok):
     for t in threads:
         t.join()
     cpu = ex.cpu_seconds() - cpu0
-    return [r[0] for r in results], cpu, results[0][1], results[0][2]
+    return [r[0] for r in results], cpu, results[0][1]
 
 
 def cpus_exist(spec):
@@ -353,9 +409,7 @@ def main():
 
         ex, sm = Proc(exporter.pid), Proc(sim.pid)
         rows = []
-        _, _, text = get(base + "/metrics", timeout=300)
-        first = parse_metrics(text, self_only=True)
-        del text
+        first = self_metrics(base)
         prev_t, prev_cpu, prev_sim = time.monotonic(), ex.cpu_seconds(), sm.cpu_seconds()
         first_t, first_cpu, first_sim = prev_t, prev_cpu, prev_sim
         end = first_t + args.window
@@ -368,9 +422,7 @@ def main():
             time.sleep(min(args.sample, max(0.0, end - time.monotonic())))
             now = time.monotonic()
             cpu, sim_cpu = ex.cpu_seconds(), sm.cpu_seconds()
-            _, _, text = get(base + "/metrics", timeout=300)
-            cur = parse_metrics(text, self_only=True)
-            del text
+            cur = self_metrics(base)
             dt = now - prev_t
             started = total(cur, "winrm_exporter_scheduler_polls_started_total") - \
                 total(last, "winrm_exporter_scheduler_polls_started_total")
@@ -419,16 +471,14 @@ def main():
         for gzip_ok in (False, True):
             walls, cpus = [], []
             for _ in range(3):
-                wall, cpu, size, body = scrape_round(base, ex, args.parallel_scrapes, gzip_ok)
+                wall, cpu, size = scrape_round(base, ex, args.parallel_scrapes, gzip_ok)
                 walls += wall
                 cpus.append(cpu)
-                if not gzip_ok:
-                    page = body
-                body = None
             rounds[gzip_ok] = (walls, cpus, size)
-        series = sum(1 for line in page.splitlines() if line and line[0] != "#")
-        served = {m.group(1) for m in re.finditer(r'^windows_\w+\{target="([^"]+)"', page, re.M)}
-        up = total(parse_metrics(page, self_only=True), "winrm_exporter_target_up")
+        page = PageStats(count=True)
+        scrape(base + "/metrics", gzip_ok=True, stats=page)
+        series, served = page.series, page.targets
+        up = total(page.self_metrics(), "winrm_exporter_target_up")
         page = None
 
         med = lambda key: statistics.median(r[key] for r in rows)  # noqa: E731
@@ -468,8 +518,9 @@ def main():
             retry_until = time.monotonic() + 90
             while len(served) != args.targets and time.monotonic() < retry_until:
                 time.sleep(5)
-                _, _, page = get(base + "/metrics", timeout=120)
-                served = {m.group(1) for m in re.finditer(r'^windows_\w+\{target="([^"]+)"', page, re.M)}
+                page = PageStats(keep_self=False, count=True)
+                scrape(base + "/metrics", gzip_ok=True, timeout=120, stats=page)
+                served = page.targets
                 page = None
             stop(exporter)
             problems = []

@@ -37,8 +37,12 @@ configure() {  # dir, cmake args...
   [ -f "$dir/CMakeCache.txt" ] || cmake -S . -B "$dir" "$@"
 }
 
+# -g1 (line tables, enough for backtraces) instead of RelWithDebInfo's -g: a third less
+# compile CPU (daemon/app.cpp 16.0 s -> 10.7 s, a test file 6.2 s -> 3.8 s, measured with
+# /usr/bin/time), and compilation is most of this stage on a fresh 2-core machine.
+DEFAULT_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG")
 stage_default() {
-  configure "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+  configure "$build_dir" "${DEFAULT_FLAGS[@]}" &&
     cmake --build "$build_dir" -j "$jobs" &&
     (cd "$build_dir" && ctest --output-on-failure --timeout 300 -j 2)
 }

@@ -542,6 +542,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     Rng clock_rng(m.seed ^ 0xc10cull);
     m.clock_offset_s = clock_rng.uniform(-2.0, 2.0);
   }
+  if (ov && ov->clock_offset_s) m.clock_offset_s = *ov->clock_offset_s;
   m.avail_frac = r.uniform(0.15, 0.7);
   for (int i = 0; i < m.cpus; ++i) {
     m.core_busy.push_back(r.uniform(0.03, 0.55));
@@ -1843,6 +1844,43 @@ void gen_utctime(const HostModel& m, double now, std::vector<Instance>& out) {
       .num("Year", static_cast<std::uint64_t>(tm.tm_year + 1900));
 }
 
+// --- issue-12 collectors (time, clock, eventlog, files) -----------------------------------
+// Win32_TimeZone of a host set to UTC (Win32_OperatingSystem.CurrentTimeZone is 0 too).
+void gen_timezone(const HostModel&, double, std::vector<Instance>& out) {
+  Builder b(cls("Win32_TimeZone"), out);
+  b.begin()
+      .set("Bias", Value::snum(0))
+      .str("Caption", "(UTC) Coordinated Universal Time")
+      .set("DaylightBias", Value::snum(0))
+      .str("DaylightName", "Coordinated Universal Time")
+      .str("Description", "(UTC) Coordinated Universal Time")
+      .str("SettingID", "")
+      .set("StandardBias", Value::snum(0))
+      .str("StandardName", "Coordinated Universal Time");
+}
+
+// The "Windows Time Service" perf object (Server 2016+). Offsets and delays are microseconds;
+// the NTP server counters only grow on hosts that serve time (here: every third host).
+void gen_w32time(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_MicrosoftWindowsW32TimePerf_WindowsTimeService"), out);
+  const auto c = perf_clock(m, now);
+  const double ph = m.core_phase[0] + 11;
+  const bool serves_time = m.seed % 3 == 0;
+  b.begin()
+      .str("Caption", "")
+      .str("Description", "")
+      .str("Name", "")
+      .num("ClockFrequencyAdjustment", u64(gauge(c.t, 156250, 40, 900, ph)))
+      .num("ClockFrequencyAdjustmentPPB", u64(gauge(c.t, 300, 200, 900, ph)))
+      .num("ComputedTimeOffset", u64(gauge(c.t, 800, 600, 1200, ph)))
+      .num("NTPClientTimeSourceCount", 1)
+      .num("NTPRoundtripDelay", u64(gauge(c.t, 2500, 1500, 600, ph)))
+      .num("NTPServerIncomingRequests", serves_time ? u64(wave_integral(c.t, 0.5, 0.5, 600, ph)) : 0)
+      .num("NTPServerOutgoingResponses", serves_time ? u64(wave_integral(c.t, 0.5, 0.5, 600, ph)) : 0);
+  perf_common(b, c);
+}
+// --- end issue-12 collectors --------------------------------------------------------------
+
 // A default SQL Server instance (perf classes MSSQLSERVER_*; a named instance would be
 // MSSQLxxx_...). Every simulated host runs one, so the example collector has data.
 void gen_mssql_general(const HostModel& m, double now, std::vector<Instance>& out) {
@@ -1876,6 +1914,136 @@ void gen_mssql_bufman(const HostModel& m, double now, std::vector<Instance>& out
       .num("Targetpages", target);
   perf_common(b, c);
 }
+
+// ---- collectors/examples classes (IIS app pools, scheduled tasks, hotfixes) ----
+// No Windows capture of these classes is at hand: property names and value shapes follow
+// Microsoft's class documentation (perf counter types, MSFT_ScheduledTask's State
+// enumeration, QuickFixEngineering's en-US InstalledOn string).
+
+// IIS "APP_POOL_WAS" perf object: one instance per application pool plus _Total.
+// CurrentApplicationPoolState: 1 Uninitialized .. 3 Running .. 5 Disabled .. 7 Delete
+// Pending; the uptime counters are PERF_ELAPSED_TIME (start instant as a FILETIME in units
+// of Frequency_Object).
+void gen_iis_app_pools(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_PerfRawData_APPPOOLCountersProvider_APPPOOLWAS"), out);
+  const auto c = perf_clock(m, now);
+  Rng rng(m.seed ^ 0x11540001ull);
+  struct Pool {
+    std::string name;
+    std::uint64_t state, workers, max_workers, recycles, failures;
+    double started;
+  };
+  std::vector<Pool> pools;
+  for (const char* name : {"DefaultAppPool", ".NET v4.5", ".NET v4.5 Classic", "ContosoWeb"}) {
+    Pool p{name, 3, 1, 1, 0, 0, m.boot_unix + 60};
+    p.recycles = static_cast<std::uint64_t>(c.t / 1740);  // default periodic recycle, 29 h
+    p.started = m.boot_unix + 60 + static_cast<double>(p.recycles) * 1740;
+    if (p.name == "ContosoWeb") {
+      p.max_workers = 2;
+      p.workers = 1 + u64(std::max(0.0, gauge(c.t, 0.5, 1, 900, m.core_phase[0])));
+      p.failures = static_cast<std::uint64_t>(rng.range(0, 3));
+    }
+    // About a third of the hosts keep the Classic pool stopped, as admins often do.
+    if (p.name == ".NET v4.5 Classic" && rng.chance(0.35)) {
+      p.state = 5;
+      p.workers = 0;
+    }
+    pools.push_back(std::move(p));
+  }
+  Pool total{"_Total", 0, 0, 0, 0, 0, m.boot_unix + 60};
+  for (const auto& p : pools) {
+    total.workers += p.workers;
+    total.max_workers += p.max_workers;
+    total.recycles += p.recycles;
+    total.failures += p.failures;
+  }
+  pools.push_back(total);
+  for (const auto& p : pools) {
+    b.begin()
+        .str("Name", p.name)
+        .num("CurrentApplicationPoolState", p.state)
+        .num("CurrentApplicationPoolUptime", p.state == 3 ? filetime(p.started) : 0)
+        .num("CurrentWorkerProcesses", p.workers)
+        .num("MaximumWorkerProcesses", p.max_workers)
+        .num("RecentWorkerProcessFailures", 0)
+        .num("TimeSinceLastWorkerProcessFailure", p.failures ? filetime(p.started) : 0)
+        .num("TotalApplicationPoolRecycles", p.recycles)
+        .num("TotalApplicationPoolUptime", filetime(m.boot_unix + 60))
+        .num("TotalWorkerProcessesCreated", p.recycles + p.failures + (p.state == 3 ? 1u : 0u))
+        .num("TotalWorkerProcessFailures", p.failures)
+        .num("TotalWorkerProcessPingFailures", 0)
+        .num("TotalWorkerProcessShutdownFailures", 0)
+        .num("TotalWorkerProcessStartupFailures", 0);
+    perf_common(b, c);
+    b.num("Frequency_Object", 10000000);
+  }
+}
+
+// MSFT_ScheduledTask (root/Microsoft/Windows/TaskScheduler). State: 0 Unknown,
+// 1 Disabled, 2 Queued, 3 Ready, 4 Running. The embedded-instance properties (Actions,
+// Principal, Settings, Triggers) are not simulated.
+void gen_scheduled_tasks(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("MSFT_ScheduledTask"), out);
+  Rng rng(m.seed ^ 0x7A5C0001ull);
+  struct Task {
+    const char* path;
+    const char* name;
+    const char* author;
+    std::uint64_t state;
+  };
+  // A nightly job that runs for the first ten minutes of every hour, so state changes.
+  const bool backup_running = std::fmod(now, 3600.0) < 600.0;
+  const std::vector<Task> tasks = {
+      {"\\", "Contoso Cleanup", "CONTOSO\\svc-ops", rng.chance(0.3) ? 1u : 3u},
+      {"\\Backup\\", "Nightly SQL backup", "CONTOSO\\svc-backup", backup_running ? 4u : 3u},
+      {"\\Microsoft\\Windows\\Defrag\\", "ScheduledDefrag",
+       "$(@%systemroot%\\system32\\defragsvc.dll,-801)", 3},
+      {"\\Microsoft\\Windows\\Maintenance\\", "WinSAT", "Microsoft Corporation", 1},
+      {"\\Microsoft\\Windows\\Server Manager\\", "ServerManager", "Microsoft Corporation", 3},
+      {"\\Microsoft\\Windows\\Time Synchronization\\", "SynchronizeTime",
+       "$(@%SystemRoot%\\system32\\w32time.dll,-202)", 3},
+      {"\\Microsoft\\Windows\\UpdateOrchestrator\\", "Schedule Scan", "Microsoft Corporation", 3},
+  };
+  for (const auto& t : tasks) {
+    b.begin()
+        .str("Author", t.author)
+        .str("TaskName", t.name)
+        .str("TaskPath", t.path)
+        .str("URI", std::string(t.path) + t.name)
+        .num("State", t.state);
+  }
+}
+
+// Win32_QuickFixEngineering: InstalledOn is a string in the en-US short date form
+// (M/D/YYYY); InstallDate stays NULL on every Windows since Vista. Each host's newest
+// update is 3 to 75 days old, so the hotfix-age example spans both sides of a threshold.
+void gen_hotfixes(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_QuickFixEngineering"), out);
+  Rng rng(m.seed ^ 0x40F10001ull);
+  const long today = static_cast<long>(now / 86400);
+  long day = today - rng.range(3, 75);
+  const int count = rng.range(4, 8);
+  unsigned kb = 5030000u + static_cast<unsigned>(rng.range(0, 9000));
+  for (int i = 0; i < count; ++i) {
+    const std::time_t secs = static_cast<std::time_t>(day) * 86400;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    const std::string id = "KB" + std::to_string(kb);
+    b.begin()
+        .str("Caption", "https://support.microsoft.com/help/" + std::to_string(kb))
+        .str("CSName", m.cs_name)
+        .str("Description", i % 3 == 0 ? "Update" : "Security Update")
+        .str("FixComments", "")
+        .str("HotFixID", id)
+        .str("InstalledBy", "NT AUTHORITY\\SYSTEM")
+        .str("InstalledOn", std::to_string(tm.tm_mon + 1) + "/" + std::to_string(tm.tm_mday) +
+                                "/" + std::to_string(tm.tm_year + 1900))
+        .str("ServicePackInEffect", "");
+    day -= rng.range(20, 40);  // roughly monthly
+    kb -= static_cast<unsigned>(rng.range(1000, 5000));
+  }
+}
+// ---- end of collectors/examples classes ----
 
 // Property lists, names exactly as Windows spells them.
 const std::vector<std::string> kPerfCommon = {
@@ -2507,10 +2675,38 @@ std::vector<ClassDef> build_classes() {
                   "Databasepages", "LazywritesPersec", "Pagelifeexpectancy", "PagereadsPersec",
                   "PagewritesPersec", "Targetpages"}),
        gen_mssql_bufman},
+      // collectors/examples classes (IIS app pools, scheduled tasks, hotfixes).
+      {"Win32_PerfRawData_APPPOOLCountersProvider_APPPOOLWAS",
+       with_perf({"CurrentApplicationPoolState", "CurrentApplicationPoolUptime",
+                  "CurrentWorkerProcesses", "MaximumWorkerProcesses",
+                  "RecentWorkerProcessFailures", "TimeSinceLastWorkerProcessFailure",
+                  "TotalApplicationPoolRecycles", "TotalApplicationPoolUptime",
+                  "TotalWorkerProcessesCreated", "TotalWorkerProcessFailures",
+                  "TotalWorkerProcessPingFailures", "TotalWorkerProcessShutdownFailures",
+                  "TotalWorkerProcessStartupFailures"}),
+       gen_iis_app_pools},
+      {"MSFT_ScheduledTask",
+       {"Author", "Date", "Description", "Documentation", "SecurityDescriptor", "Source", "State",
+        "TaskName", "TaskPath", "URI", "Version"},
+       gen_scheduled_tasks},
+      {"Win32_QuickFixEngineering",
+       {"Caption", "CSName", "Description", "FixComments", "HotFixID", "InstallDate",
+        "InstalledBy", "InstalledOn", "Name", "ServicePackInEffect", "Status"},
+       gen_hotfixes},
       {"Win32_UTCTime",
        {"Day", "DayOfWeek", "Hour", "Milliseconds", "Minute", "Month", "Quarter", "Second",
         "WeekInMonth", "Year"},
        gen_utctime},
+      // issue-12 collectors (time, clock, eventlog, files).
+      {"Win32_TimeZone",
+       {"Bias", "Caption", "DaylightBias", "DaylightName", "Description", "SettingID",
+        "StandardBias", "StandardName"},
+       gen_timezone},
+      {"Win32_PerfRawData_MicrosoftWindowsW32TimePerf_WindowsTimeService",
+       with_perf({"ClockFrequencyAdjustment", "ClockFrequencyAdjustmentPPB", "ComputedTimeOffset",
+                  "NTPClientTimeSourceCount", "NTPRoundtripDelay", "NTPServerIncomingRequests",
+                  "NTPServerOutgoingResponses"}),
+       gen_w32time},
   };
   std::vector<ClassDef> out;
   for (auto& s : specs) {
@@ -2524,6 +2720,7 @@ std::vector<ClassDef> build_classes() {
       d.lower_index[lower(d.properties[i])] = static_cast<int>(i);
     }
     d.generate = s.gen;
+    if (d.name == "MSFT_ScheduledTask") d.wmi_namespace = "root/Microsoft/Windows/TaskScheduler";
     out.push_back(std::move(d));
   }
   return out;
@@ -2552,13 +2749,20 @@ int ClassDef::exact(std::string_view n) const {
   return it == exact_index.end() ? -1 : it->second;
 }
 
-bool known_namespace(std::string_view ns) { return ns == "root/cimv2" || ns == "root/wmi"; }
+bool known_namespace(std::string_view ns) {
+  return ns == "root/cimv2" || ns == "root/wmi" || ns == "root/microsoft/windows/taskscheduler";
+}
 
 const ClassDef* find_class(std::string_view name) {
   for (const auto& d : classes()) {
     if (d.name.size() == name.size() && lower(d.name) == lower(name)) return &d;
   }
   return nullptr;
+}
+
+const ClassDef* find_class(std::string_view ns_lower, std::string_view name) {
+  const ClassDef* d = find_class(name);
+  return d != nullptr && lower(d->wmi_namespace) == ns_lower ? d : nullptr;
 }
 
 std::vector<std::string> class_names() {

@@ -27,6 +27,7 @@ using ClassGenerator = void (*)(const HostModel&, double now_unix, std::vector<I
 
 struct ClassDef {
   std::string name;
+  std::string wmi_namespace = "root/cimv2";  // as Windows spells it in resource URIs
   std::vector<std::string> properties;  // case-insensitively sorted = Windows render order
   std::unordered_map<std::string, int> exact_index;
   std::unordered_map<std::string, int> lower_index;
@@ -36,11 +37,14 @@ struct ClassDef {
   int exact(std::string_view name) const;  // generator use; -1 when absent
 };
 
-// Namespaces the sim knows: "root/cimv2" (all classes) and "root/wmi" (none).
+// Namespaces the sim knows: "root/cimv2" (most classes), "root/wmi" (none) and
+// "root/microsoft/windows/taskscheduler" (MSFT_ScheduledTask).
 bool known_namespace(std::string_view ns_lower);
 
-// Case-insensitive lookup in root/cimv2; nullptr when the class does not exist.
+// Case-insensitive lookup in any namespace; nullptr when the class does not exist.
 const ClassDef* find_class(std::string_view name);
+// The same, restricted to one namespace (lower-case), as an Enumerate resolves it.
+const ClassDef* find_class(std::string_view ns_lower, std::string_view name);
 std::vector<std::string> class_names();
 
 class Inventory {

@@ -244,7 +244,9 @@ void append_instance(std::string& out, const ClassDef& cls, const Instance& inst
   out += cls.name;
   out += " xmlns:xsi=\"";
   out += kXsi;
-  out += "\" xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/";
+  out += "\" xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wmi/";
+  out += cls.wmi_namespace;
+  out += '/';
   out += cls.name;
   out += "\" xmlns:cim=\"";
   out += kCim;

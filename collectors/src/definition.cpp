@@ -26,7 +26,7 @@ using internal::LabelHook;
 using internal::ValueHook;
 
 enum class ValueType { kNumber, kDatetime, kBoolean };
-enum class Transform { kLowercase, kUppercase, kSanitize, kTrim, kUtcOffset };
+enum class Transform { kLowercase, kUppercase, kSanitize, kTrim, kUtcOffset, kForwardSlashes };
 
 struct LabelSpec {
   std::string label;
@@ -235,6 +235,9 @@ class DefinedCollector final : public Collector {
           break;
         case Transform::kUtcOffset:
           value = utc_offset_label(value);
+          break;
+        case Transform::kForwardSlashes:
+          std::replace(value.begin(), value.end(), '\\', '/');
           break;
       }
     }
@@ -571,9 +574,12 @@ class Parser {
           spec.transforms.push_back(Transform::kTrim);
         } else if (name == "utc_offset") {
           spec.transforms.push_back(Transform::kUtcOffset);
+        } else if (name == "forward_slashes") {
+          spec.transforms.push_back(Transform::kForwardSlashes);
         } else {
           fail(label_where, "field 'transform': unknown transform '" + name +
-                                "' (known: lowercase, uppercase, sanitize, trim, utc_offset)");
+                                "' (known: lowercase, uppercase, sanitize, trim, utc_offset, "
+                                "forward_slashes)");
         }
       }
     }

@@ -451,6 +451,18 @@ TEST_CASE("pagefile_free_mib hook: allocated minus used, never negative") {
                   .has_value());
 }
 
+TEST_CASE("forward_slashes label transform: task paths as windows_exporter spells them") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT URI FROM MSFT_ScheduledTask\n"
+      "    metrics:\n"
+      "      - {name: i, type: gauge, help: h, info: true,\n"
+      "         labels: {task: {property: URI, transform: [forward_slashes]}}}\n");
+  const auto families =
+      run(collector, {make_row({{"URI", "\\Microsoft\\Windows\\Defrag\\ScheduledDefrag"}})});
+  CHECK(families.at(0).samples.at(0).labels ==
+        collectors::Labels{{"task", "/Microsoft/Windows/Defrag/ScheduledDefrag"}});
+}
+
 TEST_CASE("names helpers") {
   CHECK(collectors::valid_metric_name("windows_cpu_time_total"));
   CHECK(collectors::valid_metric_name("a:b"));

@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -91,4 +93,68 @@ TEST_CASE("mssql example: values from the SQL Server perf classes") {
         doctest::Approx(*rows[1].at(0).number("Buffercachehitratio") /
                         *rows[1].at(0).number("Buffercachehitratio_Base")));
   CHECK(ratio->samples[0].value <= 1.0);
+}
+
+namespace {
+
+// The example's transform over its recorded sim responses.
+collectors::Families run_example(const std::string& name) {
+  auto parsed = collectors::parse_collector_definition_text(
+      collectors_test::read_file(kExamples / (name + ".yml")));
+  REQUIRE_MESSAGE(parsed.has_value(), parsed.error());
+  const auto manifest = collectors_test::load_sim_manifest();
+  std::vector<std::vector<winrm::Row>> rows;
+  for (std::size_t i = 0; i < (*parsed)->queries().size(); ++i) {
+    const std::string prefix = name + "_" + std::to_string(i);
+    const auto it = std::find_if(manifest.begin(), manifest.end(),
+                                 [&](const auto& recording) { return recording.prefix == prefix; });
+    REQUIRE(it != manifest.end());
+    rows.push_back(collectors_test::load_fixture_rows(collectors_test::sim_page_files(*it), "sim"));
+  }
+  auto families = (*parsed)->transform(rows);
+  REQUIRE_MESSAGE(families.has_value(), families.error());
+  return *families;
+}
+
+std::string label_of(const collectors::Labels& labels, const std::string& name) {
+  const auto it = std::find_if(labels.begin(), labels.end(),
+                               [&](const auto& label) { return label.first == name; });
+  return it == labels.end() ? std::string("<absent>") : it->second;
+}
+
+}  // namespace
+
+TEST_CASE("iis_app_pools example: one state per pool, _Total left out") {
+  const auto families = run_example("iis_app_pools");
+  const auto* state =
+      collectors_test::find_family(families, "windows_iis_current_application_pool_state");
+  REQUIRE(state != nullptr);
+  std::map<std::string, double> current;  // pool -> sum of its one-hot series
+  std::map<std::string, int> series;
+  for (const auto& sample : state->samples) {
+    const std::string pool = label_of(sample.labels, "app");
+    current[pool] += sample.value;
+    ++series[pool];
+  }
+  CHECK(current.count("_Total") == 0);
+  CHECK(current.count("DefaultAppPool") == 1);
+  for (const auto& [pool, sum] : current) {
+    CAPTURE(pool);
+    CHECK(sum == 1);           // exactly one state is current
+    CHECK(series[pool] == 7);  // WAS's seven states
+  }
+}
+
+TEST_CASE("scheduled_task example: windows_exporter's task paths and state names") {
+  const auto families = run_example("scheduled_task");
+  const auto* state = collectors_test::find_family(families, "windows_scheduled_task_state");
+  REQUIRE(state != nullptr);
+  REQUIRE(!state->samples.empty());
+  for (const auto& sample : state->samples) {
+    const std::string task = label_of(sample.labels, "task");
+    CAPTURE(task);
+    CHECK(task.starts_with("/"));
+    CHECK(task.find('\\') == std::string::npos);
+    CHECK_FALSE(task.starts_with("/Microsoft/"));  // the WHERE keeps them out
+  }
 }

@@ -181,3 +181,22 @@ TEST_CASE("inventory is deterministic per host and every class generates") {
   CHECK(sim::host_seed("a") != sim::host_seed("b"));
   CHECK(sim::host_seed("Win01") == sim::host_seed("win01"));
 }
+
+TEST_CASE("classes outside root/cimv2 resolve only in their own namespace") {
+  const sim::ClassDef* task = sim::find_class("root/microsoft/windows/taskscheduler",
+                                              "msft_scheduledtask");
+  REQUIRE(task != nullptr);
+  CHECK(task->wmi_namespace == "root/Microsoft/Windows/TaskScheduler");
+  CHECK(sim::find_class("root/cimv2", "MSFT_ScheduledTask") == nullptr);
+  CHECK(sim::find_class("root/microsoft/windows/taskscheduler", "Win32_Service") == nullptr);
+  CHECK(sim::find_class("root/cimv2", "Win32_QuickFixEngineering") != nullptr);
+  CHECK(sim::known_namespace("root/microsoft/windows/taskscheduler"));
+  // SELECT * items carry the class's own namespace in xmlns:p.
+  sim::Inventory inventory({});
+  const auto instances = inventory.instances("h", *task, sim::now_unix_seconds());
+  REQUIRE(!instances.empty());
+  std::string item;
+  sim::render::append_instance(item, *task, instances.front());
+  CHECK(item.find("wmi/root/Microsoft/Windows/TaskScheduler/MSFT_ScheduledTask\"") !=
+        std::string::npos);
+}

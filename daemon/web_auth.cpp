@@ -9,6 +9,9 @@
 #include <cstring>
 #include <memory>
 
+#include "common/base64.h"
+#include "common/strings.h"
+
 namespace exporter {
 
 namespace {
@@ -17,42 +20,6 @@ constexpr std::size_t kCacheEntries = 64;
 // Checked when the user does not exist, so that a reply's timing does not tell whether a
 // user name is configured (cost 10, the htpasswd/exporter-toolkit default).
 constexpr const char* kDummyHash = "$2y$10$abcdefghijklmnopqrstuu.TCtz8MQSJ87q9Ywbyz5SrHHpQWCc0y";
-
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Strict RFC 4648 base64 with padding.
-bool base64_decode(std::string_view in, std::string& out) {
-  if (in.size() % 4 != 0) return false;
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int padding = 0;
-    for (int j = 0; j < 4; ++j) {
-      char c = in[i + static_cast<std::size_t>(j)];
-      bool last_group = i + 4 == in.size();
-      if (c == '=' && last_group && j >= 2) {
-        v[j] = 0;
-        ++padding;
-        continue;
-      }
-      if (padding > 0) return false;  // data after '='
-      v[j] = base64_value(c);
-      if (v[j] < 0) return false;
-    }
-    unsigned bits = static_cast<unsigned>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
-    out += static_cast<char>(bits >> 16 & 0xff);
-    if (padding < 2) out += static_cast<char>(bits >> 8 & 0xff);
-    if (padding < 1) out += static_cast<char>(bits & 0xff);
-  }
-  return true;
-}
 
 // crypt_r with its 32 KiB state on the heap; the result compared in constant time.
 bool bcrypt_matches(const std::string& password, const std::string& hash) {
@@ -71,14 +38,13 @@ bool bcrypt_matches(const std::string& password, const std::string& hash) {
 bool decode_basic_authorization(std::string_view header, std::string& user, std::string& password) {
   constexpr std::string_view kScheme = "basic ";
   if (header.size() <= kScheme.size()) return false;
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return false;
-  }
+  if (!common::istarts_with(header, kScheme)) return false;
   std::string_view encoded = header.substr(kScheme.size());
   while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
   while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
-  std::string decoded;
-  if (!base64_decode(encoded, decoded)) return false;
+  auto decoded_or = common::base64_decode(encoded);
+  if (!decoded_or) return false;
+  std::string& decoded = *decoded_or;
   auto colon = decoded.find(':');
   bool ok = colon != std::string::npos;
   if (ok) {

@@ -6,7 +6,7 @@
 namespace net {
 namespace {
 
-char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+using common::trim_ows;
 
 // RFC 9110 tchar.
 bool is_token_char(unsigned char c) {
@@ -29,15 +29,9 @@ bool is_field_value(std::string_view s) {
   });
 }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
-  c = lower_ascii(c);
+  c = common::ascii_lower(c);
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;
 }
@@ -63,13 +57,6 @@ std::string percent_decode(std::string_view s) {
 constexpr std::size_t kMaxChunkLine = 1024;
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  return true;
-}
 
 std::optional<std::string_view> Request::header(std::string_view name) const {
   for (const auto& h : headers)

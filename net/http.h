@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/strings.h"
+
 struct x509_st;  // OpenSSL's X509, kept out of this header so the parser has no OpenSSL use
 
 namespace net {
@@ -20,7 +22,7 @@ struct Header {
 };
 
 // ASCII case-insensitive equality (HTTP header names, tokens).
-bool iequals(std::string_view a, std::string_view b);
+using common::iequals;
 
 struct Request {
   std::string method;

@@ -15,6 +15,9 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/base64.h"
+#include "common/strings.h"
+
 namespace sim {
 
 namespace {
@@ -206,7 +209,7 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
     }
   }
   auto token = scheme.empty() ? std::nullopt
-                              : winrm::gss::base64_decode(authorization.substr(scheme.size() + 1));
+                              : common::base64_decode(common::trim(authorization.substr(scheme.size() + 1)));
   if (!token || token->empty()) {
     counters_.rejected++;
     result.reason = "no Negotiate token";
@@ -246,7 +249,7 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
   OM_uint32 ignored = 0;
   gss_release_buffer(&ignored, &output);
   if (!out_token.empty())
-    result.www_authenticate = scheme + " " + winrm::gss::base64_encode(out_token);
+    result.www_authenticate = scheme + " " + common::base64_encode(out_token);
   if (GSS_ERROR(major)) {
     if (client != GSS_C_NO_NAME) gss_release_name(&ignored, &client);
     conn->ctx.reset();

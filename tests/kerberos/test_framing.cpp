@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/base64.h"
 #include "winrm/negotiate.h"
 
 namespace {
@@ -81,11 +82,11 @@ TEST_CASE("content type and base64 helpers") {
   CHECK_FALSE(winrm::gss::is_encrypted_content_type("application/soap+xml;charset=UTF-8"));
   for (std::string s : {std::string(""), std::string("a"), std::string("ab"), std::string("abc"),
                         std::string("\0\xff\x10\x80", 4)}) {
-    auto decoded = winrm::gss::base64_decode(winrm::gss::base64_encode(s));
+    auto decoded = common::base64_decode(common::base64_encode(s));
     REQUIRE(decoded.has_value());
     CHECK(*decoded == s);
   }
-  CHECK_FALSE(winrm::gss::base64_decode("abc").has_value());
+  CHECK_FALSE(common::base64_decode("abc").has_value());
 }
 
 TEST_CASE("error classes round-trip through Error") {

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/base64.h"
 #include "http_auth_util.h"
 #include "winrm/auth.h"
 
@@ -28,15 +29,6 @@ Error unauthorized_error(const HttpResponse& response, std::string_view scheme) 
 }
 
 namespace {
-
-std::string base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(data.data()),
-                                  static_cast<int>(data.size()));
-  out.resize(len);
-  return out;
-}
 
 class HeaderAuth final : public Auth {
  public:
@@ -71,7 +63,8 @@ class HeaderAuth final : public Auth {
 
 std::shared_ptr<Auth> make_basic_auth(std::string username, std::string password, bool allow_http) {
   std::string credentials = username + ":" + password;
-  auto auth = std::make_shared<HeaderAuth>("basic", "Basic " + base64(credentials), allow_http);
+  auto auth = std::make_shared<HeaderAuth>("basic", "Basic " + common::base64_encode(credentials),
+                                           allow_http);
   OPENSSL_cleanse(credentials.data(), credentials.size());
   OPENSSL_cleanse(password.data(), password.size());
   return auth;

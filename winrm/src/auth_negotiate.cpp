@@ -3,6 +3,8 @@
 // encryption on HTTP and channel binding on HTTPS.
 #include <strings.h>
 
+#include "common/base64.h"
+#include "common/strings.h"
 #include "winrm/negotiate.h"
 
 namespace winrm {
@@ -37,7 +39,8 @@ std::optional<Challenge> find_challenge(const HttpResponse& response) {
       if (value.size() > scheme.size() + 1 &&
           strncasecmp(value.data(), scheme.data(), scheme.size()) == 0 &&
           value[scheme.size()] == ' ') {
-        auto token = gss::base64_decode(std::string_view(value).substr(scheme.size() + 1));
+        auto token =
+            common::base64_decode(common::trim(std::string_view(value).substr(scheme.size() + 1)));
         if (token && !token->empty()) return Challenge{std::string(scheme), std::move(*token)};
       }
     }
@@ -251,7 +254,7 @@ class NegotiateAuth final : public Auth {
       request.body = body;
       request.headers.emplace_back(
           "Authorization",
-          "Negotiate " + gss::base64_encode(std::string_view(
+          "Negotiate " + common::base64_encode(std::string_view(
                              static_cast<const char*>(output.buffer.value), output.buffer.length)));
       auto response = conn.round_trip(request, deadline);
       if (!response) return fail(std::unexpected(response.error()));

@@ -3,117 +3,17 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/strings.h"
+
 namespace winrm {
 
 namespace {
 
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+using common::append_utf8;
+constexpr std::string_view kReplacement = common::kUtf8Replacement;
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string_view trim_ows(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-// Length of the well-formed UTF-8 sequence at text[pos], or 0 when it is invalid; on 0,
-// `invalid_length` is the maximal subpart to replace by one U+FFFD (at least 1).
-std::size_t sequence_length(std::string_view text, std::size_t pos, std::size_t& invalid_length) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(pos);
-  std::size_t length;
-  unsigned char low = 0x80, high = 0xBF;  // allowed range of the second byte
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;   // overlong
-    if (lead == 0xED) high = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;   // overlong
-    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-  } else {
-    invalid_length = 1;
-    return 0;
-  }
-  for (std::size_t i = 1; i < length; ++i) {
-    if (pos + i >= text.size()) {
-      invalid_length = i;
-      return 0;
-    }
-    const unsigned char c = byte(pos + i);
-    const bool ok = i == 1 ? (c >= low && c <= high) : (c >= 0x80 && c <= 0xBF);
-    if (!ok) {
-      invalid_length = i;
-      return 0;
-    }
-  }
-  return length;
-}
-
-// Index of the first byte that is not ASCII, scanning eight bytes at a time.
-std::size_t ascii_prefix(std::string_view text, std::size_t pos) {
-  while (pos + 8 <= text.size()) {
-    std::uint64_t word;
-    std::memcpy(&word, text.data() + pos, 8);
-    if ((word & 0x8080808080808080ULL) != 0) break;
-    pos += 8;
-  }
-  while (pos < text.size() && static_cast<unsigned char>(text[pos]) < 0x80) ++pos;
-  return pos;
-}
-
-// Offset of the first invalid sequence, or npos.
-std::size_t first_invalid(std::string_view text) {
-  std::size_t pos = 0;
-  while (true) {
-    pos = ascii_prefix(text, pos);
-    if (pos >= text.size()) return std::string_view::npos;
-    std::size_t invalid_length = 0;
-    std::size_t length = sequence_length(text, pos, invalid_length);
-    if (length == 0) return pos;
-    pos += length;
-  }
-}
-
-void append_sanitized(std::string& out, std::string_view text, std::size_t pos) {
-  while (pos < text.size()) {
-    std::size_t ascii_end = ascii_prefix(text, pos);
-    out.append(text.data() + pos, ascii_end - pos);
-    pos = ascii_end;
-    if (pos >= text.size()) break;
-    std::size_t invalid_length = 0;
-    std::size_t length = sequence_length(text, pos, invalid_length);
-    if (length == 0) {
-      out += kReplacement;
-      pos += invalid_length;
-    } else {
-      out.append(text.data() + pos, length);
-      pos += length;
-    }
-  }
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+using common::ascii_lower;
+using common::trim_ows;
 
 std::string utf16_to_utf8(std::string_view body, bool big_endian) {
   std::string out;
@@ -206,28 +106,6 @@ std::string charset_of(std::string_view content_type) {
   return {};
 }
 
-bool is_valid_utf8(std::string_view text) { return first_invalid(text) == std::string_view::npos; }
-
-std::string sanitize_utf8(std::string_view text) {
-  std::size_t bad = first_invalid(text);
-  if (bad == std::string_view::npos) return std::string(text);
-  std::string out;
-  out.reserve(text.size() + 16);
-  out.append(text.data(), bad);
-  append_sanitized(out, text, bad);
-  return out;
-}
-
-void sanitize_utf8_in_place(std::string& text) {
-  std::size_t bad = first_invalid(text);
-  if (bad == std::string_view::npos) return;
-  std::string out;
-  out.reserve(text.size() + 16);
-  out.append(text.data(), bad);
-  append_sanitized(out, text, bad);
-  text = std::move(out);
-}
-
 Result<std::string_view> decode_to_utf8(std::string_view body, std::string_view content_type,
                                         std::string& storage) {
   const std::string name = charset_of(content_type);
@@ -264,12 +142,8 @@ Result<std::string_view> decode_to_utf8(std::string_view body, std::string_view 
     storage = utf16_to_utf8(body, charset == Charset::kUtf16Be);
     return std::string_view(storage);
   }
-  std::size_t bad = first_invalid(body);
-  if (bad == std::string_view::npos) return body;
-  storage.clear();
-  storage.reserve(body.size() + 16);
-  storage.append(body.data(), bad);
-  append_sanitized(storage, body, bad);
+  if (common::is_valid_utf8(body)) return body;
+  storage = common::sanitize_utf8(body);
   return std::string_view(storage);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "common/strings.h"
 #include "winrm/negotiate.h"
 
 namespace winrm::gss {
@@ -16,23 +17,7 @@ std::unexpected<Error> parse_error(std::string_view what) {
   return make_error(ErrorKind::kParse, "multipart/encrypted: " + std::string(what));
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool iequals_prefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) !=
-        std::tolower(static_cast<unsigned char>(prefix[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
+using common::trim;
 
 // Matches "--" [spaces] "Encrypted Boundary" at pos (Exchange inserts a space); returns
 // the position after it or npos.
@@ -74,7 +59,7 @@ std::string encrypted_content_type(std::string_view protocol) {
 }
 
 bool is_encrypted_content_type(std::string_view content_type) {
-  return iequals_prefix(trim(content_type), "multipart/encrypted");
+  return common::istarts_with(trim(content_type), "multipart/encrypted");
 }
 
 std::string frame_encrypted(std::string_view protocol, std::size_t length,
@@ -108,9 +93,9 @@ Result<EncryptedParts> parse_encrypted(std::string_view body) {
     auto line = read_line(body, pos);
     if (!line) return parse_error("truncated first part");
     auto text = trim(*line);
-    if (iequals_prefix(text, "Content-Type:")) {
+    if (common::istarts_with(text, "Content-Type:")) {
       parts.protocol = std::string(trim(text.substr(13)));
-    } else if (iequals_prefix(text, "OriginalContent:")) {
+    } else if (common::istarts_with(text, "OriginalContent:")) {
       auto value = trim(text.substr(16));
       const auto at = value.find("Length=");
       if (at == std::string_view::npos) return parse_error("OriginalContent without Length=");
@@ -124,7 +109,7 @@ Result<EncryptedParts> parse_encrypted(std::string_view body) {
       if (used == 0) return parse_error("bad Length=");
       parts.length = n;
       have_length = true;
-      if (iequals_prefix(value, "type=")) {
+      if (common::istarts_with(value, "type=")) {
         auto type = value.substr(5, at - 5);
         while (!type.empty() && type.back() == ';') type.remove_suffix(1);
         parts.original_type = std::string(type);
@@ -138,7 +123,7 @@ Result<EncryptedParts> parse_encrypted(std::string_view body) {
   }
   pos += 2;
   auto content_type = read_line(body, pos);
-  if (!content_type || !iequals_prefix(trim(*content_type), "Content-Type:")) {
+  if (!content_type || !common::istarts_with(trim(*content_type), "Content-Type:")) {
     return parse_error("missing octet-stream part header");
   }
   // Closing boundary: search from the end (the ciphertext may contain anything).
@@ -267,30 +252,6 @@ ChannelBindings::ChannelBindings(std::string application_data)
   bindings_.initiator_addrtype = GSS_C_AF_UNSPEC;
   bindings_.acceptor_addrtype = GSS_C_AF_UNSPEC;
   bindings_.application_data = {data_.size(), data_.data()};
-}
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(n);
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  text = trim(text);
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(3 * (text.size() / 4) + 1, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t padding = 0;
-  if (!text.empty() && text.back() == '=') ++padding;
-  if (text.size() > 1 && text[text.size() - 2] == '=') ++padding;
-  out.resize(static_cast<std::size_t>(n) - padding);
-  return out;
 }
 
 }  // namespace winrm::gss

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
 #include "winrm/error.h"
 
 namespace winrm {
@@ -27,14 +28,9 @@ Result<std::string_view> decode_to_utf8(std::string_view body, std::string_view 
 // The charset parameter of a Content-Type, lower-cased and unquoted; empty when absent.
 std::string charset_of(std::string_view content_type);
 
-// True when `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
-bool is_valid_utf8(std::string_view text);
-
-// Replaces each maximal invalid subsequence with U+FFFD (the WHATWG / Unicode "best
-// practice" substitution), so the result is always valid UTF-8.
-std::string sanitize_utf8(std::string_view text);
-
-// In place: leaves valid text untouched (no allocation), otherwise replaces it sanitized.
-void sanitize_utf8_in_place(std::string& text);
+// UTF-8 validation and repair live in common/ (shared with the daemon and the collectors).
+using common::is_valid_utf8;
+using common::sanitize_utf8;
+using common::sanitize_utf8_in_place;
 
 }  // namespace winrm

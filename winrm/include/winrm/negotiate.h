@@ -148,8 +148,6 @@ class ChannelBindings {
   gss_channel_bindings_struct bindings_{};
 };
 
-std::string base64_encode(std::string_view bytes);
-std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace gss
 

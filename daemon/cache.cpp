@@ -35,8 +35,7 @@ void Cache::set_targets(const std::vector<TargetInfo>& targets) {
           view.snapshot->families->prefix != entry->prefix) {
         // Changed labels: the kept series move to the new label set.
         auto relabelled = std::make_shared<CollectorSnapshot>(*view.snapshot);
-        relabelled->families = std::make_shared<const RenderedFamilies>(
-            with_prefix(*view.snapshot->families, entry->prefix));
+        relabelled->families = keep(with_prefix(*view.snapshot->families, entry->prefix));
         view.snapshot = std::move(relabelled);
       }
       entry->collectors.push_back(std::move(view));
@@ -46,6 +45,11 @@ void Cache::set_targets(const std::vector<TargetInfo>& targets) {
   }
   ordered_ = std::move(ordered);
   by_name_ = std::move(by_name);
+}
+
+std::shared_ptr<const RenderedFamilies> Cache::keep(RenderedFamilies rendered) const {
+  if (compression_level_ > 0) compress_families(rendered, compression_level_);
+  return std::make_shared<const RenderedFamilies>(std::move(rendered));
 }
 
 std::shared_ptr<Cache::Entry> Cache::find(const std::string& target) const {
@@ -69,8 +73,7 @@ void Cache::record_success(const std::string& target, const std::string& collect
   if (!entry) return;  // removed by a reload while polling
   auto snapshot = std::make_shared<CollectorSnapshot>();
   // Rendered before any lock is taken: scrapes then only copy this text.
-  snapshot->families =
-      std::make_shared<const RenderedFamilies>(render_families(entry->prefix, families));
+  snapshot->families = keep(render_families(entry->prefix, families));
   snapshot->success = true;
   snapshot->last_success_unix =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -1,7 +1,8 @@
 // Per-target cache of immutable collector snapshots. Polls publish a new snapshot
-// (shared_ptr<const ...>) holding their families already rendered as exposition text
-// (rendered once per poll, in the polling thread); scrapes copy only shared_ptrs under a
-// short lock and then the text, and never wait on a poll.
+// (shared_ptr<const ...>) holding their families already rendered as exposition text and
+// compressed into deflate segments (once per poll, in the polling thread); scrapes copy only
+// shared_ptrs under a short lock and then the segments (gzip) or their text, and never wait
+// on a poll.
 #pragma once
 
 #include <array>
@@ -52,6 +53,12 @@ class Cache {
  public:
   using SnapshotPtr = std::shared_ptr<const CollectorSnapshot>;
 
+  // zlib level (1-9) of the kept text, 0: keep it as text. Compressed, a poll's text is ~10x
+  // smaller and gzip scrapes copy it without compressing (docs/sizing.md).
+  static constexpr int kDefaultCompressionLevel = 1;
+  explicit Cache(int compression_level = kDefaultCompressionLevel)
+      : compression_level_(compression_level) {}
+
   struct CollectorView {
     std::string collector;
     SnapshotPtr snapshot;  // null until the first poll finished
@@ -97,6 +104,10 @@ class Cache {
   void update(const std::shared_ptr<Entry>& entry, const std::string& collector,
               const std::function<void(CollectorView&)>& change);
 
+  // Renders (and compresses) one poll's families for the entry's prefix.
+  std::shared_ptr<const RenderedFamilies> keep(RenderedFamilies rendered) const;
+
+  const int compression_level_;
   mutable std::shared_mutex mutex_;
   std::vector<std::shared_ptr<Entry>> ordered_;  // configuration order
   std::unordered_map<std::string, std::shared_ptr<Entry>> by_name_;

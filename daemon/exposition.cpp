@@ -1,9 +1,13 @@
 #include "exposition.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <new>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 
@@ -188,8 +192,10 @@ RenderedFamilies render_families(std::string_view label_prefix,
       append_sample(out.lines, family.name, label_prefix, sample.labels, sample.value);
     }
     out.lines.shrink_to_fit();  // kept for a whole interval: no slack per poll
+    out.line_bytes = out.lines.size();
     rendered.samples += out.samples;
     rendered.bytes += out.lines.size();
+    rendered.stored_bytes += out.lines.size();
   }
   return rendered;
 }
@@ -206,7 +212,9 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
     copy.help = family.help;
     copy.type = family.type;
     copy.samples = family.samples;
-    std::string_view lines = family.lines;
+    std::string text;
+    if (!family.deflated.empty()) append_lines(text, family);
+    std::string_view lines = family.deflated.empty() ? std::string_view(family.lines) : text;
     // Every line is `name{old_prefix,labels} value`, `name{old_prefix} value`,
     // `name{labels} value` or `name value` (append_sample): swap the prefix in place.
     while (!lines.empty()) {
@@ -239,49 +247,209 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
       }
       copy.lines += rest;
     }
+    copy.line_bytes = copy.lines.size();
     out.bytes += copy.lines.size();
+    out.stored_bytes += copy.lines.size();
   }
   return out;
 }
 
-void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>& sources) {
-  struct Group {
-    const RenderedFamily* first = nullptr;
-    std::size_t samples = 0;
-    std::vector<const RenderedFamily*> members;
-  };
+namespace {
+
+// Raw deflate (no zlib/gzip wrapper): the segments are spliced into gzip bodies.
+constexpr int kRawDeflate = -15;
+
+// In place: zlib's state points back at its z_stream, which therefore must not move.
+void init_deflater(z_stream& stream, int level) {
+  stream = z_stream{};
+  if (deflateInit2(&stream, std::clamp(level, 1, 9), Z_DEFLATED, kRawDeflate, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::bad_alloc();  // the only failure with valid arguments
+  }
+}
+
+// Appends to out the text compressed from scratch (no reference to earlier data) and ended
+// by a sync flush (byte-aligned, not final), so that it may be followed by any segment.
+void append_segment_of(z_stream& stream, std::string& out, std::string_view text) {
+  deflateReset(&stream);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = static_cast<uInt>(text.size());
+  std::size_t at = out.size();
+  while (true) {
+    std::size_t room = deflateBound(&stream, stream.avail_in) + 64;
+    out.resize(at + room);
+    stream.next_out = reinterpret_cast<Bytef*>(out.data() + at);
+    stream.avail_out = static_cast<uInt>(room);
+    int status = deflate(&stream, Z_SYNC_FLUSH);
+    at += room - stream.avail_out;
+    if (status != Z_OK && status != Z_BUF_ERROR) {
+      throw std::logic_error("deflate failed: " + std::to_string(status));
+    }
+    if (stream.avail_out != 0 && stream.avail_in == 0) break;  // all in, all flushed
+  }
+  out.resize(at);
+}
+
+struct Group {
+  const RenderedFamily* first = nullptr;
+  std::size_t samples = 0;
+  std::vector<const RenderedFamily*> members;
+};
+
+struct Grouped {
   std::unordered_map<std::string_view, Group> groups;
+  std::vector<std::string_view> names;  // sorted
   std::size_t bytes = 0;
+};
+
+Grouped group_families(const std::vector<const RenderedFamilies*>& sources) {
+  Grouped grouped;
   for (const auto* source : sources) {
     if (!source) continue;
-    bytes += source->bytes;
+    grouped.bytes += source->bytes;
     for (const auto& family : source->families) {
-      Group& group = groups[family.name];
+      Group& group = grouped.groups[family.name];
       if (!group.first) group.first = &family;
       group.samples += family.samples;
       group.members.push_back(&family);
     }
   }
-  std::vector<std::string_view> names;
-  names.reserve(groups.size());
-  for (const auto& [name, group] : groups) names.push_back(name);
-  std::sort(names.begin(), names.end());
+  grouped.names.reserve(grouped.groups.size());
+  for (const auto& [name, group] : grouped.groups) grouped.names.push_back(name);
+  std::sort(grouped.names.begin(), grouped.names.end());
+  return grouped;
+}
 
-  out.reserve(out.size() + bytes + names.size() * 256);
-  for (std::string_view name : names) {
-    const Group& group = groups[name];
+void append_header(std::string& out, const RenderedFamily& first) {
+  out += "# HELP ";
+  out += first.name;
+  out += ' ';
+  append_help(out, first.help);
+  out += "\n# TYPE ";
+  out += first.name;
+  out += ' ';
+  out += type_name(first.type);
+  out += '\n';
+}
+
+}  // namespace
+
+void compress_families(RenderedFamilies& rendered, int level) {
+  z_stream stream;
+  init_deflater(stream, level);
+  rendered.stored_bytes = 0;
+  try {
+    for (auto& family : rendered.families) {
+      if (family.deflated.empty()) {
+        family.line_bytes = family.lines.size();
+        family.crc = static_cast<std::uint32_t>(
+            crc32_z(0, reinterpret_cast<const Bytef*>(family.lines.data()), family.lines.size()));
+        std::string segment;
+        append_segment_of(stream, segment, family.lines);
+        segment.shrink_to_fit();  // kept for a whole interval
+        family.deflated = std::move(segment);
+        family.lines = std::string();
+      }
+      rendered.stored_bytes += family.deflated.size();
+    }
+  } catch (...) {
+    deflateEnd(&stream);
+    throw;
+  }
+  deflateEnd(&stream);
+}
+
+void append_lines(std::string& out, const RenderedFamily& family) {
+  if (family.deflated.empty()) {
+    out += family.lines;
+    return;
+  }
+  z_stream stream{};
+  if (inflateInit2(&stream, kRawDeflate) != Z_OK) throw std::bad_alloc();
+  std::size_t at = out.size();
+  out.resize(at + family.line_bytes);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(family.deflated.data()));
+  stream.avail_in = static_cast<uInt>(family.deflated.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data() + at);
+  stream.avail_out = static_cast<uInt>(family.line_bytes);
+  int status = inflate(&stream, Z_SYNC_FLUSH);
+  std::size_t produced = stream.total_out;
+  inflateEnd(&stream);
+  // Our own segment of exactly line_bytes: anything else is a bug, not input to tolerate.
+  if ((status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END) ||
+      produced != family.line_bytes) {
+    out.resize(at);
+    throw std::logic_error("corrupt cached deflate segment for " + family.name);
+  }
+}
+
+struct GzipWriter::Stream {
+  z_stream z{};
+};
+
+GzipWriter::GzipWriter(int level, std::size_t reserve)
+    : stream_(std::make_unique<Stream>()), crc_(static_cast<std::uint32_t>(crc32(0, nullptr, 0))) {
+  init_deflater(stream_->z, level);
+  out_.reserve(reserve + 64);
+  // RFC 1952 header: deflate, no flags, no mtime, no extra flags, OS unknown.
+  static constexpr char kHeader[] = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, '\xff'};
+  out_.append(kHeader, sizeof kHeader);
+}
+
+GzipWriter::~GzipWriter() { deflateEnd(&stream_->z); }
+
+void GzipWriter::flush_pending() {
+  if (pending_.empty()) return;
+  crc_ = static_cast<std::uint32_t>(
+      crc32_z(crc_, reinterpret_cast<const Bytef*>(pending_.data()), pending_.size()));
+  length_ += pending_.size();
+  append_segment_of(stream_->z, out_, pending_);
+  pending_.clear();
+}
+
+void GzipWriter::append_segment(std::string_view deflated, std::uint32_t crc, std::size_t length) {
+  flush_pending();
+  out_.append(deflated);
+  crc_ = static_cast<std::uint32_t>(crc32_combine(crc_, crc, static_cast<z_off_t>(length)));
+  length_ += length;
+}
+
+void GzipWriter::append_family(const RenderedFamily& family) {
+  if (family.deflated.empty()) {
+    pending_ += family.lines;
+  } else {
+    append_segment(family.deflated, family.crc, family.line_bytes);
+  }
+}
+
+std::string GzipWriter::finish() {
+  flush_pending();
+  out_ += '\x03';  // an empty final block (fixed Huffman): ends the deflate stream
+  out_ += '\x00';
+  for (std::uint32_t word : {crc_, static_cast<std::uint32_t>(length_)}) {  // little-endian
+    for (int shift = 0; shift < 32; shift += 8) out_ += static_cast<char>((word >> shift) & 0xFF);
+  }
+  return std::move(out_);
+}
+
+void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>& sources) {
+  Grouped grouped = group_families(sources);
+  out.reserve(out.size() + grouped.bytes + grouped.names.size() * 256);
+  for (std::string_view name : grouped.names) {
+    const Group& group = grouped.groups[name];
     if (group.samples == 0) continue;  // a family with no samples is noise
-    const RenderedFamily& first = *group.first;
-    out += "# HELP ";
-    out += first.name;
-    out += ' ';
-    append_help(out, first.help);
-    out += "\n# TYPE ";
-    out += first.name;
-    out += ' ';
-    out += type_name(first.type);
-    out += '\n';
-    for (const auto* member : group.members) out += member->lines;
+    append_header(out, *group.first);
+    for (const auto* member : group.members) append_lines(out, *member);
+  }
+}
+
+void write_rendered(GzipWriter& out, const std::vector<const RenderedFamilies*>& sources) {
+  Grouped grouped = group_families(sources);
+  for (std::string_view name : grouped.names) {
+    const Group& group = grouped.groups[name];
+    if (group.samples == 0) continue;
+    append_header(out.text(), *group.first);
+    for (const auto* member : group.members) out.append_family(*member);
   }
 }
 

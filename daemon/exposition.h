@@ -3,6 +3,8 @@
 // HELP/TYPE group, label values escaped and made valid UTF-8.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,21 +26,30 @@ std::string render_label_pairs(const collectors::Labels& labels);
 std::string_view type_name(collectors::MetricType type);
 
 // One family of one poll, rendered once when the poll published it: its sample lines
-// (`name{prefix,labels} value\n`), so that scrapes only copy text.
+// (`name{prefix,labels} value\n`), so that scrapes only copy text. Kept either as text
+// (`lines`) or compressed (`deflated`, see compress_families), never both.
 struct RenderedFamily {
   std::string name;
   std::string help;
   collectors::MetricType type = collectors::MetricType::kUntyped;
   std::size_t samples = 0;
   std::string lines;
+  // A raw deflate segment of the lines that ends in a full flush (byte-aligned, no final
+  // block, no reference to earlier data): segments of many families and polls concatenate
+  // into one valid deflate stream, which GzipWriter wraps as a gzip body without
+  // recompressing. Empty while the family is kept as text.
+  std::string deflated;
+  std::uint32_t crc = 0;       // crc32 of the lines (set with deflated)
+  std::size_t line_bytes = 0;  // size of the lines, whichever way they are kept
 };
 
 // The families of one poll with the label prefix their lines carry.
 struct RenderedFamilies {
   std::string prefix;  // e.g. `target="a",dc="x"`, may be empty
   std::vector<RenderedFamily> families;
-  std::size_t samples = 0;  // over all families
-  std::size_t bytes = 0;    // of all lines
+  std::size_t samples = 0;       // over all families
+  std::size_t bytes = 0;         // of all lines (as text)
+  std::size_t stored_bytes = 0;  // as kept: text or deflate segments
 };
 
 RenderedFamilies render_families(std::string_view label_prefix,
@@ -46,10 +57,43 @@ RenderedFamilies render_families(std::string_view label_prefix,
 // The same samples with another label prefix (e.g. /probe's, without `target`).
 RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view label_prefix);
 
+// Replaces each family's text by its deflate segment (zlib level 1-9): a poll's text
+// shrinks ~10x, and gzip scrapes copy the segments instead of compressing the page.
+void compress_families(RenderedFamilies& rendered, int level);
+// A family's lines as text (inflated when kept compressed).
+void append_lines(std::string& out, const RenderedFamily& family);
+
+// Builds one gzip member (RFC 1952) from text it compresses itself and from deflate segments
+// compressed earlier (RenderedFamily::deflated): the segments are copied, their crc32s
+// combined. Text between segments is compressed when the next segment or finish() comes.
+class GzipWriter {
+ public:
+  explicit GzipWriter(int level = 1, std::size_t reserve = 0);
+  ~GzipWriter();
+  GzipWriter(const GzipWriter&) = delete;
+  GzipWriter& operator=(const GzipWriter&) = delete;
+
+  std::string& text() { return pending_; }  // append text here
+  void append_segment(std::string_view deflated, std::uint32_t crc, std::size_t length);
+  void append_family(const RenderedFamily& family);  // its segment, or its text
+  std::string finish();
+
+ private:
+  void flush_pending();
+  struct Stream;
+  std::unique_ptr<Stream> stream_;
+  std::string out_;
+  std::string pending_;
+  std::uint32_t crc_;
+  std::uint64_t length_ = 0;
+};
+
 // Writes the families of all sources, one HELP/TYPE group per family name (HELP/TYPE of
 // the first source that has it), names in sorted order, samples in source order; a name
 // with no samples at all is left out.
 void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>& sources);
+// The same page into a gzip body: compressed segments are copied, not recompressed.
+void write_rendered(GzipWriter& out, const std::vector<const RenderedFamilies*>& sources);
 
 // One source of families with a pre-rendered label prefix (e.g. `target="a",dc="x"`).
 struct FamilySource {

@@ -85,33 +85,47 @@ void write_self_series(std::string& out, const std::vector<Cache::TargetView>& t
                 });
 }
 
-std::string render(const std::vector<Cache::TargetView>& targets, bool with_target,
-                   const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
+// The parts of a page: the head (extra and self series, text) and the cached families.
+struct PageParts {
+  std::string head;
+  std::vector<RenderedFamilies> relabelled;  // /probe's copies without `target`
+  std::vector<const RenderedFamilies*> sources;
+  std::size_t bytes = 0;  // of the families' text
+};
+
+PageParts collect(const std::vector<Cache::TargetView>& targets, bool with_target,
+                  const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
+  PageParts parts;
   std::vector<std::string> self_labels;
   self_labels.reserve(targets.size());
-  // /probe re-labels its one target's text; /metrics uses the cached text as it is.
-  std::vector<RenderedFamilies> relabelled;
-  std::vector<const RenderedFamilies*> sources;
-  std::size_t bytes = 0;
   for (const auto& target : targets) {
     self_labels.push_back(with_target ? render_label_pairs({{"target", target.info->name}})
                                       : std::string());
     for (const auto& view : target.collectors) {
       if (!view.snapshot || !Cache::fresh(*target.info, *view.snapshot, now)) continue;
-      bytes += view.snapshot->families->bytes;
+      parts.bytes += view.snapshot->families->bytes;
       if (with_target) {
-        sources.push_back(view.snapshot->families.get());
+        parts.sources.push_back(view.snapshot->families.get());
       } else {
-        relabelled.push_back(with_prefix(*view.snapshot->families, probe_prefix(*target.info)));
+        // /probe re-labels its one target's text; /metrics uses the cached text as it is.
+        parts.relabelled.push_back(
+            with_prefix(*view.snapshot->families, probe_prefix(*target.info)));
       }
     }
   }
-  for (const auto& source : relabelled) sources.push_back(&source);
-  std::string out;
-  out.reserve(4096 + targets.size() * 1024 + bytes + bytes / 16);
-  if (extra) extra(out);
-  write_self_series(out, targets, self_labels, now);
-  write_rendered(out, sources);
+  for (const auto& source : parts.relabelled) parts.sources.push_back(&source);
+  parts.head.reserve(4096 + targets.size() * 1024);
+  if (extra) extra(parts.head);
+  write_self_series(parts.head, targets, self_labels, now);
+  return parts;
+}
+
+std::string render(const std::vector<Cache::TargetView>& targets, bool with_target,
+                   const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
+  PageParts parts = collect(targets, with_target, extra, now);
+  std::string out = std::move(parts.head);
+  out.reserve(out.size() + parts.bytes + parts.bytes / 16);
+  write_rendered(out, parts.sources);
   return out;
 }
 
@@ -121,6 +135,18 @@ std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
                                 const ExtraRenderer& extra,
                                 std::chrono::steady_clock::time_point now) {
   return render(targets, true, extra, now);
+}
+
+std::string render_metrics_page_gzip(const std::vector<Cache::TargetView>& targets,
+                                     const ExtraRenderer& extra,
+                                     std::chrono::steady_clock::time_point now) {
+  PageParts parts = collect(targets, true, extra, now);
+  std::size_t stored = 0;
+  for (const auto* source : parts.sources) stored += source->stored_bytes;
+  GzipWriter out(1, stored + parts.head.size() / 4);
+  out.text() = std::move(parts.head);
+  write_rendered(out, parts.sources);
+  return out.finish();
 }
 
 std::string render_probe_page(const Cache::TargetView& target,

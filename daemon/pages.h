@@ -20,6 +20,12 @@ std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
                                 const ExtraRenderer& extra,
                                 std::chrono::steady_clock::time_point now);
 
+// The same page as a gzip body, built from the cached deflate segments without
+// decompressing or recompressing them (only the head and HELP/TYPE lines are compressed).
+std::string render_metrics_page_gzip(const std::vector<Cache::TargetView>& targets,
+                                     const ExtraRenderer& extra,
+                                     std::chrono::steady_clock::time_point now);
+
 // /probe: one target's self series and fresh families without the `target` label
 // (configured labels stay).
 std::string render_probe_page(const Cache::TargetView& target,

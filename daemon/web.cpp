@@ -203,7 +203,17 @@ WebReply WebServer::route(const WebRequest& request) {
     return reply;
   }
   if (request.has_body) return text(413, "request bodies are not accepted\n");
-  if (path == "/metrics") return exposition(request, handlers_.metrics());
+  if (path == "/metrics") {
+    if (handlers_.metrics_gzip && accepts_gzip(request.accept_encoding)) {
+      WebReply reply;  // the cached segments spliced, nothing compressed per scrape
+      reply.content_type = kExpositionType;
+      reply.headers.emplace_back("Vary", "Accept-Encoding");
+      reply.headers.emplace_back("Content-Encoding", "gzip");
+      reply.body = handlers_.metrics_gzip();
+      return reply;
+    }
+    return exposition(request, handlers_.metrics());
+  }
   if (path == "/probe") {
     if (!request.target || request.target->empty()) return text(400, "missing target parameter\n");
     auto body = handlers_.probe(*request.target);

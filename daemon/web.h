@@ -27,6 +27,8 @@ struct WebState;
 
 struct WebHandlers {
   std::function<std::string()> metrics;
+  // /metrics already gzip-compressed, for clients that accept gzip (null: gzip of metrics()).
+  std::function<std::string()> metrics_gzip;
   // Error: the text of the 404 (unknown target, or owned by another shard).
   std::function<std::expected<std::string, std::string>(const std::string& target)> probe;
   // Prometheus http_sd JSON.

@@ -20,6 +20,13 @@ collectors::Families one_family(double value) {
   return {family};
 }
 
+// A cached family's lines as text (kept compressed by default).
+std::string text_of(const RenderedFamily& family) {
+  std::string out;
+  append_lines(out, family);
+  return out;
+}
+
 TargetInfo target(const std::string& name) {
   TargetInfo info;
   info.name = name;
@@ -44,7 +51,7 @@ TEST_CASE("snapshots: success, failure keeps data, staleness drops it") {
   auto snapshot = view.collectors[0].snapshot;
   REQUIRE(snapshot);
   CHECK(snapshot->success);
-  CHECK(snapshot->families->families.at(0).lines == "windows_os_time{target=\"a\"} 42\n");
+  CHECK(text_of(snapshot->families->families.at(0)) == "windows_os_time{target=\"a\"} 42\n");
   auto now = std::chrono::steady_clock::now();
   CHECK(Cache::fresh(*view.info, *snapshot, now));
   CHECK(Cache::fresh(*view.info, *snapshot, now + 29s));
@@ -98,14 +105,14 @@ TEST_CASE("a replaced snapshot is freed once no reader holds it") {
   auto reader = cache.view("a").collectors[0].snapshot;  // a scrape in progress
   cache.record_success("a", "os", one_family(2), 0.1);
   CHECK_FALSE(first.expired());  // the reader's copy stays valid
-  CHECK(reader->families->families.at(0).lines == "windows_os_time{target=\"a\"} 1\n");
+  CHECK(text_of(reader->families->families.at(0)) == "windows_os_time{target=\"a\"} 1\n");
   reader.reset();
   CHECK(first.expired());
   cache.record_failure("a", "os", "timeout", "deadline exceeded", 1.0);
   std::weak_ptr<const CollectorSnapshot> second = cache.view("a").collectors[0].snapshot;
   cache.record_failure("a", "os", "timeout", "deadline exceeded", 1.0);
   CHECK(second.expired());
-  CHECK(cache.view("a").collectors[0].snapshot->families->families.at(0).lines ==
+  CHECK(text_of(cache.view("a").collectors[0].snapshot->families->families.at(0)) ==
         "windows_os_time{target=\"a\"} 2\n");
 }
 
@@ -161,7 +168,7 @@ TEST_CASE("changed target labels re-label the kept text; /probe drops the target
   relabelled.labels = {{"site", "east"}};
   cache.set_targets({relabelled});
   auto view = cache.view("a");
-  CHECK(view.collectors[0].snapshot->families->families.at(0).lines ==
+  CHECK(text_of(view.collectors[0].snapshot->families->families.at(0)) ==
         "windows_os_time{target=\"a\",site=\"east\"} 5\n");
   auto now = std::chrono::steady_clock::now();
   std::string probe = render_probe_page(view, now);

@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "cache.h"
 #include "exposition.h"
@@ -200,4 +202,155 @@ TEST_CASE("write_rendered: HELP/TYPE from the first source, empty families left 
   std::string legacy;
   write_families(legacy, {{"target=\"a\"", &empty_first}, {"target=\"b\"", nullptr}});
   CHECK(legacy.empty());  // one family with no samples only
+}
+
+namespace {
+
+// gunzip with zlib, which also checks the trailer's CRC-32 and length (Z_DATA_ERROR else).
+std::string gunzip(const std::string& body) {
+  z_stream stream{};
+  REQUIRE(inflateInit2(&stream, 16 + 15) == Z_OK);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+  stream.avail_in = static_cast<uInt>(body.size());
+  std::string out;
+  int status = Z_OK;
+  while (status == Z_OK) {
+    char buffer[16384];
+    stream.next_out = reinterpret_cast<Bytef*>(buffer);
+    stream.avail_out = sizeof buffer;
+    status = inflate(&stream, Z_NO_FLUSH);
+    out.append(buffer, sizeof buffer - stream.avail_out);
+  }
+  CHECK(status == Z_STREAM_END);
+  CHECK(stream.avail_in == 0);  // one gzip member, nothing after it
+  inflateEnd(&stream);
+  return out;
+}
+
+// cpu_families plus a large service-like family (many blocks), an escaped one and an empty one.
+collectors::Families mixed_families(double base) {
+  collectors::Families families = cpu_families(base);
+  collectors::MetricFamily state;
+  state.name = "windows_service_state";
+  state.help = "The state of the service";
+  state.type = MetricType::kGauge;
+  for (int service = 0; service < 400; ++service) {
+    for (const char* s : {"running", "stopped", "paused", "unknown"}) {
+      state.samples.push_back(
+          {{{"name", "svc" + std::to_string(service)}, {"state", s}}, s[0] == 'r' ? base : 0});
+    }
+  }
+  families.push_back(state);
+  collectors::MetricFamily escaped;
+  escaped.name = "windows_service_info";
+  escaped.help = "Service \\ info\nsecond line";
+  escaped.samples.push_back({{{"display_name", "a \"quoted\"\\ name,{x}\xff"}}, 1});
+  families.push_back(escaped);
+  collectors::MetricFamily empty;
+  empty.name = "windows_empty";
+  families.push_back(empty);
+  return families;
+}
+
+}  // namespace
+
+TEST_CASE("compressed families: text round-trips, gzip page of segments equals the text page") {
+  auto a_text = render_families("target=\"a\"", mixed_families(1));
+  auto b_text = render_families("target=\"b\",site=\"x\"", mixed_families(2));
+  auto c_text = render_families("target=\"c\"", cpu_families(3));
+  auto a = a_text;
+  auto b = b_text;
+  compress_families(a, 1);
+  compress_families(b, 9);
+  for (std::size_t i = 0; i < a.families.size(); ++i) {
+    CAPTURE(a.families[i].name);
+    CHECK(a.families[i].lines.empty());
+    CHECK_FALSE(a.families[i].deflated.empty());
+    CHECK(a.families[i].line_bytes == a_text.families[i].lines.size());
+    std::string text = "kept ";
+    append_lines(text, a.families[i]);
+    CHECK(text == "kept " + a_text.families[i].lines);
+  }
+  CHECK(a.bytes == a_text.bytes);
+  CHECK(a.stored_bytes * 5 < a.bytes);  // the repetitive text compresses well
+  CHECK(a_text.stored_bytes == a_text.bytes);
+
+  // The text page is the same whether its sources are kept compressed or not.
+  std::string expected;
+  write_rendered(expected, {&a_text, &b_text, &c_text});
+  std::string from_compressed;
+  write_rendered(from_compressed, {&a, &b, &c_text});
+  CHECK(from_compressed == expected);
+
+  // gzip: compressed sources spliced, a text source and the head compressed on the fly.
+  GzipWriter gzip;
+  gzip.text() = "# head\nup 1\n";
+  write_rendered(gzip, {&a, &b, &c_text});
+  std::string body = gzip.finish();
+  CHECK(gunzip(body) == "# head\nup 1\n" + expected);
+  auto check = promtool_check_metrics(expected);
+  CHECK_MESSAGE(check.status == 0, check.output);
+
+  // Nothing at all: still a valid, empty gzip body.
+  GzipWriter empty;
+  CHECK(gunzip(empty.finish()).empty());
+}
+
+TEST_CASE("with_prefix of compressed families equals with_prefix of their text") {
+  auto text = render_families("target=\"h1\"", mixed_families(4));
+  auto compressed = text;
+  compress_families(compressed, 1);
+  auto expected = with_prefix(text, "site=\"east\"");
+  auto relabelled = with_prefix(compressed, "site=\"east\"");
+  REQUIRE(relabelled.families.size() == expected.families.size());
+  for (std::size_t i = 0; i < expected.families.size(); ++i) {
+    CHECK(relabelled.families[i].lines == expected.families[i].lines);
+  }
+}
+
+TEST_CASE("gzip /metrics page from the cache decompresses to the text page") {
+  Cache cache;  // default: compressed
+  Cache plain(0);
+  TargetInfo a{"win01.sim.test", {{"site", "east"}}, std::chrono::seconds(10), 3, {"cpu", "svc"}};
+  TargetInfo b{"win02.sim.test", {}, std::chrono::seconds(10), 3, {"cpu"}};
+  collectors::Families services = mixed_families(6);
+  services.erase(services.begin(), services.begin() + cpu_families(6).size());
+  for (Cache* c : {&cache, &plain}) {
+    c->set_targets({a, b});
+    c->record_success("win01.sim.test", "cpu", cpu_families(5), 0.25);
+    c->record_success("win01.sim.test", "svc", services, 0.5);
+    c->record_failure("win02.sim.test", "cpu", "timeout", "slow", 3);
+  }
+  auto now = std::chrono::steady_clock::now();
+  auto extra = [](std::string& out) { out += "# TYPE winrm_exporter_build_info gauge\n"; };
+  std::string text = render_metrics_page(cache.view_all(), extra, now);
+  // The stored form changes nothing on the page (but the two caches' poll timestamps).
+  auto without_timestamps = [](const std::string& page) {
+    std::string out;
+    std::istringstream lines(page);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.starts_with("winrm_exporter_collector_last_success_timestamp_seconds{")) {
+        out += line + "\n";
+      }
+    }
+    return out;
+  };
+  CHECK(without_timestamps(text) ==
+        without_timestamps(render_metrics_page(plain.view_all(), extra, now)));
+  CHECK(gunzip(render_metrics_page_gzip(cache.view_all(), extra, now)) == text);
+  CHECK(gunzip(render_metrics_page_gzip(plain.view_all(), extra, now)) ==
+        render_metrics_page(plain.view_all(), extra, now));
+  auto check = promtool_check_metrics(text);
+  CHECK_MESSAGE(check.status == 0, check.output);
+  CHECK(count(text, "# TYPE windows_service_state") == 1);
+  // Re-labelling a kept, compressed snapshot (labels changed on reload).
+  a.labels = {{"site", "west"}};
+  cache.set_targets({a, b});
+  std::string relabelled = render_metrics_page(cache.view_all(), extra, now);
+  CHECK(relabelled.find("windows_service_state{target=\"win01.sim.test\",site=\"west\",name="
+                        "\"svc0\",state=\"running\"} 6\n") != std::string::npos);
+  CHECK(gunzip(render_metrics_page_gzip(cache.view_all(), extra, now)) == relabelled);
+  std::string probe = render_probe_page(cache.view("win01.sim.test"), now);
+  CHECK(probe.find("windows_service_state{site=\"west\",name=\"svc0\",state=\"running\"} 6\n") !=
+        std::string::npos);
 }

@@ -1,38 +1,39 @@
 # syntax=docker/dockerfile:1
-# Two stages on Debian 12: build with the distribution's -dev packages, run with
-# only their runtime libraries as a numeric non-root user.
+# Two stages on Debian 12. The builder installs the Makefile's build packages (one list for
+# `make deps`, CI and this file), builds the exporter with Debian's hardening flags and
+# packs it with packaging/build-deb.sh; the runtime stage installs that .deb with apt, so
+# its libraries are the ones the package's Depends (dpkg-shlibdeps) names. Runs as a
+# numeric non-root user and needs no writable path: run it with a read-only root.
 #   docker build -t winrm_exporter .
-#   docker run -p 9725:9725 -v ./config.yml:/etc/winrm-exporter/config.yml:ro winrm_exporter
-# Without a Docker engine: packaging/docker-build-check.sh (buildah).
+#   docker run --read-only --cap-drop=ALL -p 9725:9725 \
+#     -v ./config.yml:/etc/winrm-exporter/config.yml:ro winrm_exporter
+# Without a Docker engine: `make container` (buildah, packaging/build-container.sh).
 
 FROM debian:bookworm-slim AS builder
-# Keep in sync with BUILD_PACKAGES in the Makefile.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
-      libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev \
-      prometheus-cpp-dev doctest-dev libcurl4-openssl-dev \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY Makefile ./
+COPY scripts/ensure-packages.sh scripts/
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends make \
+ && make deps deb-deps \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 # .git is not in the build context: pass the revision for build_info, e.g.
 #   --build-arg REVISION=$(git rev-parse --short HEAD)
 ARG REVISION=unknown
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DWINRM_EXPORTER_REVISION="$REVISION" \
- && cmake --build /build -j"$(nproc)" --target winrm_exporter winrm-sim \
- && strip --strip-unneeded /build/daemon/winrm_exporter /build/sim/winrm-sim
+# Debian's package build flags (fortify, stack protector, relro, bindnow): see the script.
+RUN packaging/configure-hardened.sh . /build -DWINRM_EXPORTER_REVISION="$REVISION" \
+ && cmake --build /build -j"$(nproc)" --target winrm_exporter \
+ && packaging/build-deb.sh /build /out
 
 FROM debian:bookworm-slim
-# gss-ntlmssp is the GSSAPI mechanism for NTLM; ca-certificates for HTTPS targets
-# whose certificates chain to a public CA.
+COPY --from=builder /out/ /tmp/deb/
+# gss-ntlmssp (the GSSAPI mechanism for NTLM) is only Recommended by the package; curl is
+# for exec probes when the listener wants basic auth (packaging/kubernetes/).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgssapi-krb5-2 libcpp-httplib0.11 libprometheus-cpp-core1.0 libtinyxml2-9 \
-      libyaml-cpp0.7 libspdlog1.10 libfmt9 libbrotli1 zlib1g libssl3 libcurl4 ca-certificates \
-      gss-ntlmssp \
- && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /etc/winrm-exporter
-COPY --from=builder /build/daemon/winrm_exporter /usr/bin/winrm_exporter
+      /tmp/deb/winrm-exporter_*.deb gss-ntlmssp curl \
+ && rm -rf /var/lib/apt/lists/* /tmp/deb
 # A per-process memory credential cache lets the root filesystem be read-only;
 # mount krb5.conf at /etc/krb5.conf and point KRB5_CLIENT_KTNAME at the keytab.
 ENV KRB5CCNAME=MEMORY:winrm-exporter

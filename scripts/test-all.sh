@@ -1,7 +1,8 @@
 #!/bin/bash
 # Everything `make test` runs, stage by stage; each stage prints one summary line and the
 # script fails when any stage fails (later stages still run, so one report shows all).
-#   default  RelWithDebInfo build of every target + the whole ctest suite   ($BUILD_DIR)
+#   default  RelWithDebInfo build of every target + the ctest suite but label slow ($BUILD_DIR;
+#            the slow tests download from the Debian mirror: `make test-slow`, .ci/run)
 #   asan     ASan+UBSan build of every target + the ctest suite              (build-asan)
 #   tsan     TSan build of the scheduler, cache, session pool, reload and net server tests (build-tsan)
 #   fuzz     clang-16 libFuzzer targets, a short run each from fuzz/corpus    (build-fuzz)
@@ -44,7 +45,7 @@ DEFAULT_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBIN
 stage_default() {
   configure "$build_dir" "${DEFAULT_FLAGS[@]}" &&
     cmake --build "$build_dir" -j "$jobs" &&
-    (cd "$build_dir" && ctest --output-on-failure --timeout 300 -j 2)
+    (cd "$build_dir" && ctest --output-on-failure --timeout 300 -j 2 -LE '^slow$')
 }
 
 # ASan+UBSan: the whole suite but the scale bench's smoke run (label bench: a 2-minute

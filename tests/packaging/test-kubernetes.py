@@ -5,18 +5,23 @@
    python3-kubernetes (unknown fields at any depth, wrong types, missing required
    fields are errors). A broken copy must be rejected (negative control).
 2. Wiring: StatefulSet replicas == TOTAL_SHARDS, SHARD comes from the pod ordinal label,
-   the args use both, volumes name the ConfigMaps and the Secret defined here, probes hit
-   /-/healthy and /-/ready, the root filesystem is read-only and no capability is kept.
+   the args use both, volumes name the ConfigMaps and the Secret defined here, the listener
+   wants basic auth (--web.config.file from the Secret), the probes are exec probes running
+   curl with the Secret's probe credentials against /-/ready and /-/healthy, the root
+   filesystem is read-only and no capability is kept.
 3. Behaviour: the pod is "run" for every ordinal: ConfigMap and Secret files are written
    where the volumes mount them (under a temp root), env and $(VAR) args are resolved as
    the kubelet does, and the exporter runs with exactly those args (listen address aside):
    --config.check passes, and the replicas' /sd lists split the configured targets into
    disjoint sets whose union is the inventory, each on the shard Prometheus' hashmod picks;
-   the probe paths answer 200.
+   the probes' own commands (curl, paths mapped to the temp root, port to the test's) exit 0,
+   while the same request without the credentials file or with a wrong password fails, and
+   an unauthenticated /sd answers 401 (so the probes pass because they authenticate).
 4. prometheus-scrape.yml passes promtool check config and lists one /sd URL per replica.
 Every process is stopped by PID; every wait is bounded.
 """
 import argparse
+import base64
 import copy
 import hashlib
 import json
@@ -107,9 +112,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(url, timeout=5.0):
+def http_get(url, timeout=5.0, auth=None):
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, ""
@@ -143,10 +152,13 @@ def check_wiring(by_kind):
             (volume.get("secret") or {}).get("secretName")
         if ref not in names:
             raise Failure(f"volume {volume['name']} refers to {ref}, not defined here")
-    probes = (container["readinessProbe"]["httpGet"]["path"],
-              container["livenessProbe"]["httpGet"]["path"])
-    if probes != ("/-/ready", "/-/healthy"):
-        raise Failure(f"probe paths {probes}")
+    if not any(a.startswith("--web.config.file=") for a in container["args"]):
+        raise Failure("the listener has no --web.config.file (basic auth)")
+    for kind, path in (("readinessProbe", "/-/ready"), ("livenessProbe", "/-/healthy")):
+        command = container[kind].get("exec", {}).get("command", [])
+        if not command or command[0] != "curl" or "--config" not in command or "--fail" not in command \
+                or not command[-1].endswith(":9725" + path):
+            raise Failure(f"{kind} is not a curl exec probe of {path} with a credentials file: {command}")
     security = container["securityContext"]
     if not security.get("readOnlyRootFilesystem") or security.get("capabilities") != {"drop": ["ALL"]} \
             or security.get("allowPrivilegeEscalation") is not False:
@@ -197,6 +209,40 @@ def resolve_args(container, ordinal, root, mounts, port):
     return args, env
 
 
+def probe_command(container, kind, root, mounts, port):
+    """The probe's exec command as the kubelet would run it, paths under root, on port."""
+    command = []
+    for word in container[kind]["exec"]["command"]:
+        for mount in mounts:
+            if word.startswith(mount + "/"):
+                word = root + word
+        command.append(word.replace("127.0.0.1:9725", f"127.0.0.1:{port}"))
+    return command
+
+
+def run_probes(container, ordinal, root, mounts, port, base):
+    for kind in ("readinessProbe", "livenessProbe"):
+        command = probe_command(container, kind, root, mounts, port)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=15)
+        if result.returncode != 0:
+            raise Failure(f"shard {ordinal}: {kind} {command} exited {result.returncode}: {result.stderr}")
+        # Negative controls: without the file, and with a wrong password, the probe fails.
+        at = command.index("--config")
+        bare = command[:at] + command[at + 2:]
+        if subprocess.run(bare, capture_output=True, timeout=15).returncode == 0:
+            raise Failure(f"shard {ordinal}: {kind} passes without credentials: auth is off")
+        wrong = os.path.join(root, "wrong.curlrc")
+        with open(wrong, "w") as f:
+            f.write('user = "probe:not-the-password"\n')
+        if subprocess.run(command[:at + 1] + [wrong] + command[at + 2:], capture_output=True,
+                          timeout=15).returncode == 0:
+            raise Failure(f"shard {ordinal}: {kind} passes with a wrong password")
+    code, _ = http_get(base + "/sd")
+    if code != 401:
+        raise Failure(f"shard {ordinal}: /sd without credentials answered {code}, not 401")
+    print(f"shard {ordinal}: exec probes pass with the Secret's credentials, fail without")
+
+
 def run(args):
     src = os.path.join(args.source, "packaging", "kubernetes")
     with open(os.path.join(src, "winrm-exporter.yaml")) as f:
@@ -207,7 +253,7 @@ def run(args):
     print(f"schema: {len(docs)} documents valid ({', '.join(d['kind'] for d in docs)})")
     broken = copy.deepcopy(docs)
     sts_copy = next(d for d in broken if d["kind"] == "StatefulSet")
-    sts_copy["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGett"] = {}
+    sts_copy["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["execc"] = {}
     sts_copy["spec"]["replicas"] = "2"
     del sts_copy["spec"]["selector"]
     if len(schema_errors(broken)) < 3:
@@ -220,6 +266,13 @@ def run(args):
     sts, container, total = check_wiring(by_kind)
     print(f"wiring: {total} replicas = TOTAL_SHARDS, SHARD from the pod ordinal")
 
+    secret = by_kind["Secret"][0]["stringData"]
+    match = re.search(r'^user = "([^:"]+):([^"]+)"$', secret["probe.curlrc"], re.M)
+    if not match:
+        raise Failure("probe.curlrc has no user = \"NAME:PASSWORD\" line")
+    probe_auth = (match.group(1), match.group(2))
+    if probe_auth[0] not in yaml.safe_load(secret["web-config.yml"])["basic_auth_users"]:
+        raise Failure(f"the probe user {probe_auth[0]} is not in web-config.yml")
     config_text = by_kind["ConfigMap"][0]["data"]["config.yml"]
     inventory = [t["name"] for t in yaml.safe_load(config_text)["targets"]]
     procs = []
@@ -244,17 +297,14 @@ def run(args):
                 for _ in range(100):  # 10 s
                     if proc.poll() is not None:
                         raise Failure(f"shard {ordinal} exited with {proc.returncode}")
-                    status, body = http_get(base + "/sd")
+                    status, body = http_get(base + "/sd", auth=probe_auth)
                     if status == 200:
                         break
                     time.sleep(0.1)
                 if status != 200:
                     raise Failure(f"shard {ordinal}: /sd answered {status}")
                 targets = [t for group in json.loads(body) for t in group["targets"]]
-                for path in ("/-/ready", "/-/healthy"):
-                    code, _ = http_get(base + path)
-                    if code != 200:
-                        raise Failure(f"shard {ordinal}: {path} answered {code}")
+                run_probes(container, ordinal, root, mounts, port, base)
                 seen[ordinal] = targets
                 print(f"shard {ordinal}: {argv[2:4]} /sd lists {len(targets)}: {sorted(targets)}")
             all_listed = [t for targets in seen.values() for t in targets]

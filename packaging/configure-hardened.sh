@@ -1,0 +1,13 @@
+#!/bin/sh
+# Configures a CMake build with the flags a Debian package build uses (dpkg-buildflags with
+# hardening=+all: _FORTIFY_SOURCE, stack protector, format security, relro, bindnow, PIE),
+# for the .deb and the container (`make deb`, the Dockerfile). Needs dpkg-dev.
+# Usage: packaging/configure-hardened.sh SOURCE_DIR BUILD_DIR [cmake args...]
+set -eu
+src=$1
+build=$2
+shift 2
+export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+CXXFLAGS="$(dpkg-buildflags --get CXXFLAGS) $(dpkg-buildflags --get CPPFLAGS)" \
+LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" \
+  exec cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"

@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -161,7 +162,12 @@ std::expected<void, std::string> Scheduler::spawn_workers_locked() {
     auto state = std::make_unique<Worker>();
     Worker* worker = state.get();
     try {
-      threads_.push_back(spawn([this, worker] { worker_loop(*worker); }));
+      threads_.push_back(spawn([this, worker] {
+        // Named so that tools (top -H, perf, bench/scale.py) tell polling CPU from serving
+        // CPU; threads it starts (libcurl's resolver) inherit the name.
+        pthread_setname_np(pthread_self(), kWorkerThreadName);
+        worker_loop(*worker);
+      }));
     } catch (const std::system_error& error) {
       return std::unexpected("cannot start a scheduler worker thread (" +
                              std::to_string(live_workers_) + " running, " +

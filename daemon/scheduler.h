@@ -140,6 +140,8 @@ class Scheduler {
   static constexpr Clock::duration kProgressSlack = std::chrono::seconds(5);
   // The first round of new jobs starts at this rate at most (see set_jobs).
   static constexpr int kFirstRoundPollsPerSecond = 200;
+  // Thread name (comm) of the poll workers.
+  static constexpr const char* kWorkerThreadName = "poll-worker";
 
  private:
   struct Job {

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -451,4 +452,25 @@ TEST_CASE("back-off: collectors of a host failing in the same round count as one
   // The second round's failure starts the back-off.
   CHECK(wait_for([&] { return !scheduler.backoffs().empty(); }, 3000ms));
   scheduler.stop();
+}
+
+TEST_CASE("poll workers are named, so that polling CPU can be told from serving CPU") {
+  std::mutex mutex;
+  std::set<std::string> names;
+  Scheduler scheduler(options_with(3, 10), [&](const JobSpec&, Clock::time_point) {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    std::lock_guard lock(mutex);
+    names.insert(name);
+    return PollOutcome::kOk;
+  });
+  scheduler.set_jobs({{"host1", "os", 2000ms, 100ms}, {"host2", "os", 2000ms, 100ms}},
+                     {{"host1", 1}, {"host2", 1}});
+  REQUIRE(scheduler.start());
+  REQUIRE(wait_for([&] {
+    std::lock_guard lock(mutex);
+    return !names.empty();
+  }));
+  scheduler.stop();
+  CHECK(names == std::set<std::string>{Scheduler::kWorkerThreadName});
 }

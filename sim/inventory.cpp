@@ -542,7 +542,6 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     Rng clock_rng(m.seed ^ 0xc10cull);
     m.clock_offset_s = clock_rng.uniform(-2.0, 2.0);
   }
-  if (ov && ov->clock_offset_s) m.clock_offset_s = *ov->clock_offset_s;
   m.avail_frac = r.uniform(0.15, 0.7);
   for (int i = 0; i < m.cpus; ++i) {
     m.core_busy.push_back(r.uniform(0.03, 0.55));

@@ -77,10 +77,11 @@ slow-test-deps:
 	@scripts/ensure-packages.sh $(SLOW_TEST_PACKAGES)
 
 # The .deb in a fresh Debian 12 root and the container image (ctest -L slow, root, network
-# to the Debian mirror); after `make test`, in the same build dir.
+# to the Debian mirror); after `make test`, in the same build dir. Both at once: most of
+# their time is downloads, so they overlap well on 2 cores.
 test-slow: build slow-test-deps
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target winrm_exporter winrm-sim
-	cd $(BUILD_DIR) && ctest --output-on-failure -L '^slow$$'
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 -L '^slow$$'
 
 bench: build
 	bench/scale.sh --build-dir $(BUILD_DIR) -n $${N:-1000}

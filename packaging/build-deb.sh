@@ -84,9 +84,6 @@ cp "$here/debian/control" "$here/debian/changelog" "$stage/debian/"
 (cd "$stage" &&
   dpkg-shlibdeps -Tdebian/substvars -e root/usr/bin/winrm_exporter 2> debian/shlibdeps.err ||
     { cat debian/shlibdeps.err >&2; exit 1; }
-  # ${misc:Depends}: what debhelper would add; nothing here (init-system-helpers, which
-  # the maintainer scripts use, is Essential).
-  echo 'misc:Depends=' >> debian/substvars
   dpkg-gencontrol -pwinrm-exporter -Proot -Tdebian/substvars -fdebian/files)
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z |
   xargs -0 md5sum > DEBIAN/md5sums)

@@ -45,11 +45,22 @@ dpkg-deb -x "$deb" "$tmp/root"
 bin=$tmp/root/usr/bin/winrm_exporter
 needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 [ -n "$needed" ] || fail "readelf found no NEEDED entries"
+# One ldd and one dpkg -S for all libraries: each dpkg -S reads the whole file database
+# (over a second apiece on a busy machine). Both the ldd path and its target are asked,
+# since usrmerge puts the same file under /lib and /usr/lib.
+ldd_out=$(ldd "$bin")
+paths=()
+for lib in $needed; do
+  path=$(awk -v l="$lib" '$1 == l { print $3 }' <<<"$ldd_out")
+  [ -n "$path" ] && [ -e "$path" ] && paths+=("$path" "$(readlink -f "$path")")
+done
+owners=$(dpkg -S "${paths[@]}" 2>/dev/null)
 missing=0
 for lib in $needed; do
-  path=$(ldd "$bin" | awk -v l="$lib" '$1 == l { print $3 }')
+  path=$(awk -v l="$lib" '$1 == l { print $3 }' <<<"$ldd_out")
   [ -n "$path" ] && [ -e "$path" ] || { echo "cannot resolve $lib" >&2; missing=1; continue; }
-  pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null)
+  real=$(readlink -f "$path")
+  pkg=$(awk -F': ' -v p="$path" -v r="$real" '$2 == p || $2 == r { print $1; exit }' <<<"$owners")
   pkg=${pkg%%:*}
   [ -n "$pkg" ] || { echo "no package owns $path" >&2; missing=1; continue; }
   # The package itself or a name it Provides (libspdlog1.10 provides libspdlog1.10-fmt9).

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <cmath>
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -49,7 +51,7 @@ T scalar(const YAML::Node& node, const std::string& where) {
 ListenerConfig parse_listener(const YAML::Node& node, const std::string& where, bool tls,
                               const std::string& base_dir) {
   if (tls) {
-    check_keys(node, where, {"address", "port", "cert", "key"});
+    check_keys(node, where, {"address", "port", "cert", "key", "client_ca"});
   } else {
     check_keys(node, where, {"address", "port"});
   }
@@ -62,6 +64,8 @@ ListenerConfig parse_listener(const YAML::Node& node, const std::string& where, 
     if (!node["cert"] || !node["key"]) fail(where, "cert and key are required");
     l.cert = resolve(base_dir, scalar<std::string>(node["cert"], where + ".cert"));
     l.key = resolve(base_dir, scalar<std::string>(node["key"], where + ".key"));
+    if (node["client_ca"])
+      l.client_ca = resolve(base_dir, scalar<std::string>(node["client_ca"], where + ".client_ca"));
   }
   return l;
 }
@@ -108,7 +112,8 @@ HostConfig parse_host(const YAML::Node& node, const std::string& where) {
   check_keys(node, where,
              {"name", "cpus", "disks", "nics", "services", "processes", "delay",
               "trickle_bytes_per_second", "close_mid_body", "fault", "pull_timeouts",
-              "expire_context_once", "malformed_xml", "oversized_bytes", "always_401", "auth"});
+              "expire_context_once", "malformed_xml", "oversized_bytes", "always_401", "auth",
+              "clock_offset"});
   HostConfig h;
   if (!node["name"]) fail(where, "name is required");
   h.name = lower(scalar<std::string>(node["name"], where + ".name"));
@@ -124,6 +129,14 @@ HostConfig parse_host(const YAML::Node& node, const std::string& where) {
   opt_int("services", h.services, 1, 2000);
   opt_int("processes", h.processes, 2, 5000);
   if (node["delay"]) h.delay = parse_duration(scalar<std::string>(node["delay"], where + ".delay"));
+  // Seconds the host clock is ahead of true time (negative: behind); the default is a seeded
+  // draw in [-2, 2] s per host.
+  if (node["clock_offset"]) {
+    const double offset = scalar<double>(node["clock_offset"], where + ".clock_offset");
+    if (!std::isfinite(offset) || std::abs(offset) > 86400 * 365.0)
+      fail(where + ".clock_offset", "must be a number of seconds within a year");
+    h.clock_offset_s = offset;
+  }
   if (node["trickle_bytes_per_second"])
     h.trickle_bytes_per_second = scalar<std::uint64_t>(node["trickle_bytes_per_second"],
                                                        where + ".trickle_bytes_per_second");
@@ -150,7 +163,8 @@ HostConfig parse_host(const YAML::Node& node, const std::string& where) {
     h.auth.clear();
     for (const auto& a : node["auth"]) {
       auto scheme = lower(scalar<std::string>(a, where + ".auth"));
-      if (scheme != "basic" && scheme != "negotiate" && scheme != "kerberos")
+      if (scheme != "basic" && scheme != "negotiate" && scheme != "kerberos" &&
+          scheme != "certificate")
         fail(where + ".auth", "unknown scheme '" + scheme + "'");
       h.auth.push_back(scheme);
     }
@@ -204,7 +218,7 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
   check_keys(root, "top level",
              {"https", "http", "keep_alive_timeout", "page_size", "threads", "loop_threads",
               "max_connections", "enumeration_timeout", "users", "hosts", "replay", "negotiate",
-              "latency"});
+              "latency", "client_certificates"});
   SimConfig c;
   if (root["https"]) c.https = parse_listener(root["https"], "https", true, base_dir);
   if (root["http"]) c.http = parse_listener(root["http"], "http", false, base_dir);
@@ -231,6 +245,19 @@ SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir
       if (!u["username"] || !u["password"]) fail("users[]", "username and password are required");
       c.users.push_back({scalar<std::string>(u["username"], "users[].username"),
                          scalar<std::string>(u["password"], "users[].password")});
+    }
+  }
+  if (root["client_certificates"]) {
+    const auto& list = root["client_certificates"];
+    if (!list.IsSequence()) fail("client_certificates", "expected a list");
+    if (c.https.client_ca.empty()) fail("client_certificates", "needs https.client_ca");
+    for (const auto& m : list) {
+      check_keys(m, "client_certificates[]", {"subject", "user"});
+      if (!m["subject"] || !m["user"])
+        fail("client_certificates[]", "subject and user are required");
+      c.client_certificates.push_back(
+          {scalar<std::string>(m["subject"], "client_certificates[].subject"),
+           scalar<std::string>(m["user"], "client_certificates[].user")});
     }
   }
   if (root["hosts"]) {

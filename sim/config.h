@@ -16,6 +16,17 @@ struct ListenerConfig {
   int port = 0;
   std::string cert;  // https only
   std::string key;   // https only
+  // https only: CA bundle client certificates are verified against (certificate auth);
+  // empty: no client certificate is asked for.
+  std::string client_ca;
+};
+
+// WinRM certificate mapping (WSMan:\localhost\ClientCertificate): a verified client
+// certificate whose UPN (subjectAltName otherName 1.3.6.1.4.1.311.20.2.3), or else
+// subject CN, equals `subject` authenticates as `user`.
+struct CertificateMapping {
+  std::string subject;
+  std::string user;
 };
 
 struct UserConfig {
@@ -31,6 +42,7 @@ struct HostConfig {
   std::optional<int> nics;
   std::optional<int> services;
   std::optional<int> processes;
+  std::optional<double> clock_offset_s;  // host clock minus true time; default: seeded
   Millis delay{0};
   std::uint64_t trickle_bytes_per_second = 0;
   bool close_mid_body = false;
@@ -40,7 +52,7 @@ struct HostConfig {
   bool malformed_xml = false;
   std::uint64_t oversized_bytes = 0;
   bool always_401 = false;
-  std::vector<std::string> auth{"basic", "negotiate"};  // lower-cased scheme names
+  std::vector<std::string> auth{"basic", "negotiate", "certificate"};  // lower-cased names
 };
 
 // Negotiate (Kerberos with a service keytab, NTLM with the `users:` accounts).
@@ -63,6 +75,7 @@ struct SimConfig {
   int max_connections = 32768;
   Millis enumeration_timeout{240000};
   std::vector<UserConfig> users;
+  std::vector<CertificateMapping> client_certificates;  // needs https.client_ca
   std::vector<HostConfig> hosts;
   std::vector<std::string> replay;  // absolute paths
   NegotiateConfig negotiate;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 #include <tinyxml2.h>
 
@@ -198,6 +199,51 @@ NegotiateAcceptor* SimServer::negotiate_for(const net::Request& req) const {
   return req.tls ? negotiate_tls_.get() : negotiate_plain_.get();
 }
 
+// The Authorization value of WS-Management certificate authentication.
+constexpr std::string_view kCertificateAuthProfile =
+    "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual";
+
+// The certificate's UPN (subjectAltName otherName szOID_NT_PRINCIPAL_NAME), Windows'
+// preferred mapping key; empty when it has none.
+static std::string certificate_upn(X509* cert) {
+  std::string upn;
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return upn;
+  ASN1_OBJECT* upn_oid = OBJ_txt2obj("1.3.6.1.4.1.311.20.2.3", 1);
+  for (int i = 0; i < sk_GENERAL_NAME_num(names) && upn.empty(); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_OTHERNAME || OBJ_cmp(name->d.otherName->type_id, upn_oid) != 0) continue;
+    const ASN1_TYPE* value = name->d.otherName->value;
+    if (value->type == V_ASN1_UTF8STRING) {
+      const ASN1_UTF8STRING* text = value->value.utf8string;
+      upn.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                 ASN1_STRING_length(text));
+    }
+  }
+  ASN1_OBJECT_free(upn_oid);
+  GENERAL_NAMES_free(names);
+  return upn;
+}
+
+static std::string certificate_cn(X509* cert) {
+  char cn[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) < 0)
+    return {};
+  return cn;
+}
+
+std::optional<std::string> SimServer::mapped_user(X509* cert) const {
+  const std::string upn = lower(certificate_upn(cert));
+  const std::string cn = lower(certificate_cn(cert));
+  for (const auto& mapping : config_.client_certificates) {
+    const std::string subject = lower(mapping.subject);
+    if ((!upn.empty() && subject == upn) || (upn.empty() && !cn.empty() && subject == cn))
+      return mapping.user;
+  }
+  return std::nullopt;
+}
+
 // The TCP connection a request came on: security contexts are bound to it.
 static std::string connection_key(std::uint64_t connection_id) {
   return std::to_string(connection_id);
@@ -261,6 +307,19 @@ std::vector<std::pair<std::string, int>> SimServer::bind() {
         SSL_CTX_check_private_key(tls_ctx_.get()) != 1)
       throw std::runtime_error("cannot load TLS certificate/key " + config_.https.cert);
     SSL_CTX_set_min_proto_version(tls_ctx_.get(), TLS1_2_VERSION);
+    if (!config_.https.client_ca.empty()) {
+      // Ask every client for a certificate but let the handshake go on without a valid
+      // one: like HTTP.sys, the HTTP layer answers 403 (net::Request::peer_certificate is
+      // set only for a certificate that verified against client_ca).
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config_.https.client_ca.c_str());
+      if (names == nullptr || SSL_CTX_load_verify_locations(
+                                  tls_ctx_.get(), config_.https.client_ca.c_str(), nullptr) != 1) {
+        if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
+        throw std::runtime_error("cannot load client CA " + config_.https.client_ca);
+      }
+      SSL_CTX_set_client_CA_list(tls_ctx_.get(), names);
+      SSL_CTX_set_verify(tls_ctx_.get(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    }
     listen_on(config_.https, "https", [ctx = tls_ctx_.get()] { return ctx; });
   }
   if (config_.http.enabled) listen_on(config_.http, "http", {});
@@ -299,6 +358,21 @@ AuthResult SimServer::authenticate(const net::Request& req, net::Response& res,
   };
   if (vh.config.always_401) return reject();
   const std::string auth = req.header_value("Authorization");
+  if (auth == kCertificateAuthProfile) {
+    const bool enabled = std::find(schemes.begin(), schemes.end(), "certificate") != schemes.end();
+    if (!enabled || config_.https.client_ca.empty() || !req.tls) return reject();
+    if (!req.peer_certificate) {  // none sent, or not issued by client_ca (HTTP.sys 403.7/.16)
+      reject();
+      res.status = 403;
+      return AuthResult::kRejected;
+    }
+    if (auto user = mapped_user(req.peer_certificate.get())) {
+      spdlog::debug("client certificate mapped to {}", *user);
+      return AuthResult::kOk;
+    }
+    spdlog::info("client certificate not mapped to a user");
+    return reject();
+  }
   if (basic_enabled && auth.size() > 6 && lower(auth.substr(0, 6)) == "basic ") {
     auto decoded = base64_decode(trim(auth.substr(6)));
     if (!decoded) return reject();
@@ -616,7 +690,7 @@ SimServer::Reply SimServer::enumerate(const SoapRequest& soap, const std::string
   }
   auto query = wql::parse(wql);
   if (!query) return fault(FaultKind::kInvalidQuery, query.error());
-  const ClassDef* cls = ns == "root/cimv2" ? find_class(query->class_name) : nullptr;
+  const ClassDef* cls = find_class(ns, query->class_name);
   if (cls == nullptr) return fault(FaultKind::kInvalidClass, wql);
 
   std::vector<int> props;

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -19,6 +20,7 @@
 #include "net/server.h"
 
 struct ssl_ctx_st;
+struct x509_st;
 
 namespace sim {
 
@@ -70,6 +72,8 @@ class SimServer {
   VirtualHost& virtual_host(const std::string& host);
   // The one place credentials are checked (the Negotiate work hooks in here).
   AuthResult authenticate(const net::Request& req, net::Response& res, const VirtualHost& vh);
+  // The `client_certificates:` user a verified client certificate maps to.
+  std::optional<std::string> mapped_user(x509_st* cert) const;
   // The one place request bodies are decoded (message encryption hooks in here).
   bool decode_request_body(const net::Request& req, std::string& body);
   // The one place SOAP responses are written: content type, encryption, trickle/close

@@ -4,7 +4,9 @@
 // so there is no watchdog thread and no lock shared between targets.
 #include "winrm/transport.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/ssl.h>
@@ -136,6 +138,40 @@ bool is_tls_error(CURLcode code) {
   }
 }
 
+// Masks both addresses to `bits` and compares them.
+bool same_prefix(const unsigned char* a, const unsigned char* b, int bits) {
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    if ((a[i] & mask) != (b[i] & mask)) return false;
+  }
+  return true;
+}
+
+// host (an address) in entry ("addr" or "addr/bits") of the same family.
+bool address_matches(std::string_view host, std::string_view entry) {
+  unsigned char host_bytes[16];
+  unsigned char entry_bytes[16];
+  const std::string host_text(host);
+  const int family = host_text.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  if (inet_pton(family, host_text.c_str(), host_bytes) != 1) return false;
+  const int max_bits = family == AF_INET6 ? 128 : 32;
+  int bits = max_bits;
+  const auto slash = entry.find('/');
+  if (slash != std::string_view::npos) {
+    const auto prefix = entry.substr(slash + 1);
+    const auto [end, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), bits);
+    if (ec != std::errc() || end != prefix.data() + prefix.size() || bits < 0 || bits > max_bits) {
+      return false;
+    }
+    entry = entry.substr(0, slash);
+  }
+  if (entry.size() > 2 && entry.front() == '[' && entry.back() == ']') {
+    entry = entry.substr(1, entry.size() - 2);
+  }
+  return inet_pton(family, std::string(entry).c_str(), entry_bytes) == 1 &&
+         same_prefix(host_bytes, entry_bytes, bits);
+}
+
 class HttpConnection final : public Connection {
  public:
   HttpConnection(EndpointOptions options, std::shared_ptr<TransportCounters> counters)
@@ -152,6 +188,9 @@ class HttpConnection final : public Connection {
       connect_to_.data = connect_to_line_.data();
       connect_to_.next = nullptr;
     }
+    if (!options_.proxy.empty() && !proxy_bypassed(options_.host, options_.no_proxy)) {
+      proxy_ = options_.proxy;
+    }
     if (options_.scheme == Scheme::kHttps && options_.insecure_skip_verify) {
       spdlog::warn("winrm: TLS certificate verification is DISABLED for {}:{} (insecure opt-in)",
                    options_.host, options_.port);
@@ -159,7 +198,10 @@ class HttpConnection final : public Connection {
     create_handle();
   }
 
-  ~HttpConnection() override { curl_easy_cleanup(curl_); }
+  ~HttpConnection() override {
+    curl_easy_cleanup(curl_);
+    OPENSSL_cleanse(options_.proxy_password.data(), options_.proxy_password.size());
+  }
 
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -199,6 +241,10 @@ class HttpConnection final : public Connection {
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
       response.status = static_cast<int>(status);
       connected_ = true;
+      if (status == 407 && !proxy_.empty()) {  // absolute-URI (HTTP) request refused
+        return make_error(ErrorKind::kTransport,
+                          "proxy authentication failed: HTTP 407 from the proxy " + where(), 407);
+      }
       return response;
     }
     connected_ = false;
@@ -275,7 +321,7 @@ class HttpConnection final : public Connection {
 
   std::string where() const {
     return "(" + options_.host + " via " + connect_address() + ":" + std::to_string(options_.port) +
-           ")";
+           (proxy_.empty() ? "" : " through proxy " + proxy_) + ")";
   }
 
   void recreate_handle() {
@@ -293,9 +339,23 @@ class HttpConnection final : public Connection {
     curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error_buffer_);
     curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl_, CURLOPT_FOLLOWLOCATION, 0L);
-    // "" disables proxies, also http_proxy/https_proxy from the environment: WinRM
-    // traffic (credentials, Kerberos) must go where the configuration says.
-    curl_easy_setopt(curl_, CURLOPT_PROXY, "");
+    // Only the configured proxy: "" disables http_proxy/https_proxy from the environment
+    // and NOPROXY "" ignores no_proxy there (the bypass was decided in the constructor):
+    // WinRM traffic (credentials, Kerberos) must go where the configuration says.
+    curl_easy_setopt(curl_, CURLOPT_PROXY, proxy_.c_str());
+    curl_easy_setopt(curl_, CURLOPT_NOPROXY, "");
+    if (!proxy_.empty()) {
+      curl_easy_setopt(curl_, CURLOPT_PROXYTYPE, static_cast<long>(CURLPROXY_HTTP));
+      // HTTPS: a CONNECT tunnel; HTTP: absolute-URI requests through the proxy (no tunnel).
+      curl_easy_setopt(curl_, CURLOPT_HTTPPROXYTUNNEL, options_.scheme == Scheme::kHttps ? 1L : 0L);
+      // The CONNECT answer's head must not reach on_header as if it were the response's.
+      curl_easy_setopt(curl_, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+      if (!options_.proxy_username.empty()) {
+        curl_easy_setopt(curl_, CURLOPT_PROXYAUTH, static_cast<long>(CURLAUTH_BASIC));
+        curl_easy_setopt(curl_, CURLOPT_PROXYUSERNAME, options_.proxy_username.c_str());
+        curl_easy_setopt(curl_, CURLOPT_PROXYPASSWORD, options_.proxy_password.c_str());
+      }
+    }
     curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
     curl_easy_setopt(curl_, CURLOPT_HTTP09_ALLOWED, 0L);
     curl_easy_setopt(curl_, CURLOPT_TCP_NODELAY, 1L);
@@ -306,6 +366,12 @@ class HttpConnection final : public Connection {
     curl_easy_setopt(curl_, CURLOPT_MAXFILESIZE_LARGE,
                      static_cast<curl_off_t>(options_.max_response_bytes));
     if (!connect_to_line_.empty()) curl_easy_setopt(curl_, CURLOPT_CONNECT_TO, &connect_to_);
+    if (options_.scheme == Scheme::kHttps && !options_.client_cert_file.empty()) {
+      curl_easy_setopt(curl_, CURLOPT_SSLCERT, options_.client_cert_file.c_str());
+      curl_easy_setopt(curl_, CURLOPT_SSLCERTTYPE, "PEM");
+      curl_easy_setopt(curl_, CURLOPT_SSLKEY, options_.client_key_file.c_str());
+      curl_easy_setopt(curl_, CURLOPT_SSLKEYTYPE, "PEM");
+    }
     if (options_.scheme == Scheme::kHttps) {
       if (options_.insecure_skip_verify) {
         curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -539,6 +605,24 @@ class HttpConnection final : public Connection {
       return Error{ErrorKind::kTimeout, "deadline exceeded during " + phase() + " " + where(),
                    status, std::nullopt};
     }
+    if (!proxy_.empty()) {
+      long connect_code = 0;
+      curl_easy_getinfo(curl_, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+      if (connect_code >= 300) {  // the proxy answered the CONNECT with an error
+        return Error{
+            ErrorKind::kTransport,
+            "proxy refused the CONNECT tunnel: HTTP " + std::to_string(connect_code) +
+                // tinyproxy answers a failed Basic check with 401, not 407
+                (connect_code == 407 || connect_code == 401 ? " (proxy authentication failed)"
+                                                            : "") +
+                " " + where(),
+            static_cast<int>(connect_code), std::nullopt};
+      }
+      if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_PROXY) {
+        return Error{ErrorKind::kTransport, "proxy unreachable: " + detail + " " + where(), 0,
+                     std::nullopt};
+      }
+    }
     if (is_tls_error(code)) {
       long verify = X509_V_OK;
       curl_easy_getinfo(curl_, CURLINFO_SSL_VERIFYRESULT, &verify);
@@ -583,9 +667,31 @@ class HttpConnection final : public Connection {
   bool connected_ = false;
   bool cancellable_ = true;  // see Connection::set_cancellable
   std::string server_cert_der_;
+  std::string proxy_;  // the proxy URL when one applies to this host, else ""
 };
 
 }  // namespace
+
+bool proxy_bypassed(std::string_view host, std::string_view no_proxy) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  while (!no_proxy.empty()) {
+    const auto end = no_proxy.find_first_of(", \t");
+    std::string_view entry = no_proxy.substr(0, end);
+    no_proxy = end == std::string_view::npos ? std::string_view() : no_proxy.substr(end + 1);
+    if (entry.empty()) continue;
+    if (entry == "*") return true;
+    if (address_matches(host, entry)) return true;
+    if (entry.front() == '.') entry.remove_prefix(1);
+    if (iequals(host, entry)) return true;
+    if (host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
+        iequals(host.substr(host.size() - entry.size()), entry)) {
+      return true;
+    }
+  }
+  return false;
+}
 
 std::string EndpointOptions::url() const {
   const bool ipv6 = host.find(':') != std::string::npos;

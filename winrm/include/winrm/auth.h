@@ -21,7 +21,7 @@ class Auth {
   // the connection's id changing (a reconnect) by re-authenticating.
   virtual Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
                                     Deadline deadline) = 0;
-  // "basic", "kerberos", "ntlm": for metrics and logs.
+  // "basic", "kerberos", "ntlm", "certificate": for metrics and logs.
   virtual std::string name() const = 0;
 };
 
@@ -29,6 +29,15 @@ class Auth {
 // AllowUnencrypted=true, which nobody should set).
 std::shared_ptr<Auth> make_basic_auth(std::string username, std::string password,
                                       bool allow_http = false);
+
+// The Authorization value of WS-Management certificate authentication over HTTPS.
+inline constexpr const char* kWsmanMutualAuthProfile =
+    "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual";
+
+// Client certificate authentication: the certificate and key are the connection's
+// (EndpointOptions::client_cert_file/client_key_file); HTTPS only. 401/403 answers are
+// kAuth errors of class kServerRejected.
+std::shared_ptr<Auth> make_certificate_auth();
 
 // No Authorization header at all (tests, troubleshooting).
 std::shared_ptr<Auth> make_no_auth();

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,20 @@ struct EndpointOptions {
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_header_count = 100;
   std::chrono::milliseconds connect_timeout{5000};
+  // Client certificate (PEM chain) and its unencrypted PEM key, sent in the TLS handshake
+  // (certificate authentication, HTTPS only). Read at each handshake, so a renewed pair
+  // takes effect on the next connection. Only the paths are ever logged.
+  std::string client_cert_file;
+  std::string client_key_file;
+  // Forward proxy, "http://host:port" (empty: direct). HTTPS goes through a CONNECT
+  // tunnel (TLS, SNI, certificate check and channel binding stay end to end with the
+  // host); HTTP is sent as absolute-URI requests. Environment proxies are never used.
+  std::string proxy;
+  std::string proxy_username;  // proxy Basic auth when not empty
+  std::string proxy_password;  // secret: never logged
+  // NO_PROXY syntax (libcurl): comma-separated host names, domain suffixes, IP addresses
+  // or CIDR ranges, or "*"; a matching host is reached directly.
+  std::string no_proxy;
   // Shutdown: once true, no request starts and one in progress ends within about a second
   // (libcurl's progress callback) with a kTimeout error whose `cancelled` is set. Not
   // part of the endpoint's identity; shared by every connection of the process.
@@ -102,6 +117,12 @@ class Connection {
   // can still go out on a connection that is idle at shutdown.
   virtual void set_cancellable(bool cancellable) { (void)cancellable; }
 };
+
+// Whether `host` is reached directly under a NO_PROXY-style list: "*", or an entry equal to
+// the host or a parent domain of it (".example.com" and "example.com" both match
+// "a.example.com"), or, for an IP address host, an equal address or a CIDR range
+// ("10.0.0.0/8", "fd00::/8"). Case-insensitive; entries separated by commas or spaces.
+bool proxy_bypassed(std::string_view host, std::string_view no_proxy);
 
 std::unique_ptr<Connection> make_http_connection(EndpointOptions options,
                                                  std::shared_ptr<TransportCounters> counters);

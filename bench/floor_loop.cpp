@@ -83,12 +83,19 @@ Options parse_args(int argc, char** argv) {
   return o;
 }
 
-// User and system CPU seconds of the whole process.
-std::pair<double, double> cpu_times() {
+// CPU of the whole process. The sum is the scheduler's exact runtime; the user/system split is
+// sampled at the kernel tick (HZ 250 here), so for a loop that sleeps between short queries it
+// can read "user 0.00 s" and says little. Context switches count the process's wake-ups.
+struct CpuSample {
+  double user = 0, system = 0;
+  long voluntary_switches = 0, involuntary_switches = 0;
+};
+
+CpuSample cpu_sample() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return {seconds(usage.ru_utime), seconds(usage.ru_stime)};
+  return {seconds(usage.ru_utime), seconds(usage.ru_stime), usage.ru_nvcsw, usage.ru_nivcsw};
 }
 
 std::string message_id(std::mt19937_64& rng) {
@@ -201,6 +208,7 @@ struct Outcome {
   bool ok = false;
   size_t rows = 0;
   int pages = 0;
+  long connects = 0;  // new connections libcurl opened for this query (0 with keep-alive)
 };
 
 Outcome poll(Host& host, const std::string& wql, std::mt19937_64& rng) {
@@ -218,6 +226,9 @@ Outcome poll(Host& host, const std::string& wql, std::mt19937_64& rng) {
     curl_easy_setopt(host.curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.size()));
     long status = 0;
     if (curl_easy_perform(host.curl) != CURLE_OK) return outcome;
+    long connects = 0;
+    curl_easy_getinfo(host.curl, CURLINFO_NUM_CONNECTS, &connects);
+    outcome.connects += connects;
     curl_easy_getinfo(host.curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) return outcome;
     Page page = parse_page(host.response, rows);
@@ -286,14 +297,14 @@ int main(int argc, char** argv) {
   const auto window_end = window_start + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(options.window));
   bool measuring = false;
-  std::pair<double, double> cpu_start{};
-  long long queries = 0, errors = 0, rows = 0, pages = 0, issued = 0;
+  CpuSample cpu_start{};
+  long long queries = 0, errors = 0, rows = 0, pages = 0, issued = 0, connects = 0;
   for (size_t next = 0;; next = (next + 1) % hosts.size(), ++issued) {
     auto now = Clock::now();
     if (options.count > 0) {
       if (!measuring && issued >= static_cast<long long>(hosts.size())) {
         measuring = true;
-        cpu_start = cpu_times();
+        cpu_start = cpu_sample();
       }
       if (queries + errors >= options.count) break;
     } else if (options.rate > 0) {
@@ -307,11 +318,12 @@ int main(int argc, char** argv) {
     }
     if (options.count == 0 && !measuring && now >= window_start) {
       measuring = true;
-      cpu_start = cpu_times();
+      cpu_start = cpu_sample();
     }
     if (options.count == 0 && now >= window_end) break;
     Outcome outcome = poll(hosts[next], options.wql, rng);
     if (!measuring) continue;
+    connects += outcome.connects;
     if (!outcome.ok) {
       ++errors;
       continue;
@@ -320,17 +332,20 @@ int main(int argc, char** argv) {
     rows += static_cast<long long>(outcome.rows);
     pages += outcome.pages;
   }
-  auto [user_end, system_end] = cpu_times();
-  double user = measuring ? user_end - cpu_start.first : 0;
-  double system = measuring ? system_end - cpu_start.second : 0;
+  CpuSample cpu_end = cpu_sample();
+  double user = measuring ? cpu_end.user - cpu_start.user : 0;
+  double system = measuring ? cpu_end.system - cpu_start.system : 0;
+  long voluntary = measuring ? cpu_end.voluntary_switches - cpu_start.voluntary_switches : 0;
+  long involuntary = measuring ? cpu_end.involuntary_switches - cpu_start.involuntary_switches : 0;
   double window = std::chrono::duration<double>(Clock::now() - window_start).count();
   std::printf(
       "{\"client\": \"floor\", \"queries\": %lld, \"errors\": %lld, \"cpu_seconds\": %.6f, "
       "\"user_seconds\": %.6f, \"system_seconds\": %.6f, \"window_seconds\": %.3f, "
-      "\"rows_per_query\": %.2f, \"pages_per_query\": %.2f}\n",
+      "\"rows_per_query\": %.2f, \"pages_per_query\": %.2f, \"connects\": %lld, "
+      "\"voluntary_switches\": %ld, \"involuntary_switches\": %ld}\n",
       queries, errors, user + system, user, system, options.count > 0 ? 0.0 : window,
       queries ? double(rows) / double(queries) : 0.0,
-      queries ? double(pages) / double(queries) : 0.0);
+      queries ? double(pages) / double(queries) : 0.0, connects, voluntary, involuntary);
   for (Host& host : hosts) {
     curl_slist_free_all(host.headers);
     curl_easy_cleanup(host.curl);

@@ -9,6 +9,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_envelope_fixtures.h"
@@ -209,7 +210,7 @@ TEST_CASE("SELECT * and the all-properties projection give the same values") {
       REQUIRE(other != nullptr);
       CHECK(other->type == property.type);
       CHECK(other->is_null == property.is_null);
-      if (other->values != property.values) differing.insert(property.name);
+      if (other->values != property.values) differing.insert(std::string(property.name));
     }
     // Only counters that moved between the two captures may differ.
     CHECK(differing == volatile_properties);
@@ -632,6 +633,14 @@ TEST_CASE("new_message_id is an upper-case UUID v4 and unique") {
     seen.insert(id);
   }
   CHECK(seen.size() == 1000);
+  // Each thread has its own engine, seeded apart: threads do not repeat each other's IDs.
+  std::vector<std::string> other_thread;
+  std::thread([&] {
+    for (int i = 0; i < 1000; ++i) other_thread.push_back(winrm::new_message_id());
+  }).join();
+  for (const auto& id : other_thread) CHECK(std::regex_match(id, kUuid));
+  seen.insert(other_thread.begin(), other_thread.end());
+  CHECK(seen.size() == 2000);
   // Generated per request when not given.
   winrm::RequestOptions options;
   CHECK(winrm::build_release(options, "uuid:1") != winrm::build_release(options, "uuid:1"));

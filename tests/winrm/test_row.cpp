@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,52 @@ double seconds_to_fill(int count) {
   return best;
 }
 }  // namespace
+
+TEST_CASE("text lives in the row's arena: copies, arrays shared by copies, pages' shared arena") {
+  std::string source = "a value longer than the small-string buffer";
+  Row row("Win32_Thing");
+  row.add("Name", source);
+  row.add("List", "one");
+  row.add("List", "two");
+  source.assign(source.size(), 'x');  // the row holds its own copy, not a view of the argument
+  CHECK(row.text("Name") == "a value longer than the small-string buffer");
+  CHECK(row.class_name() == "Win32_Thing");
+
+  // Two copies share the array's block; appending to each must not show in the other.
+  Row copy = row;
+  row.add("List", "three");
+  copy.add("List", "drei");
+  CHECK(row.find("List")->values == std::vector<std::string>{"one", "two", "three"});
+  CHECK(copy.find("List")->values == std::vector<std::string>{"one", "two", "drei"});
+  copy.add("List", "vier");
+  row.add("List", "four");
+  CHECK(row.find("List")->values == std::vector<std::string>{"one", "two", "three", "four"});
+  CHECK(copy.find("List")->values == std::vector<std::string>{"one", "two", "drei", "vier"});
+
+  // Rows built on one arena (as the parser does for a page) keep it alive after it is dropped.
+  std::vector<Row> rows;
+  {
+    auto arena = std::make_shared<winrm::TextArena>();
+    for (int i = 0; i < 3; ++i) {
+      Row& r = rows.emplace_back(arena, "Win32_Shared");
+      std::string_view name = arena->copy("Index");
+      r.add_stored(name, arena->copy(std::to_string(i) + std::string(40, '.')),
+                   Property::Type::kPlain);
+    }
+  }
+  for (int i = 0; i < 3; ++i) {
+    CHECK(rows[static_cast<std::size_t>(i)].text("index") ==
+          std::to_string(i) + std::string(40, '.'));
+  }
+  // Big values (beyond a chunk) and many of them.
+  Row big;
+  big.add("Blob", std::string(200000, 'b'));
+  for (int i = 0; i < 10000; ++i) big.add("Many", std::to_string(i));
+  CHECK(big.text("Blob")->size() == 200000);
+  CHECK(big.find("Many")->values.size() == 10000);
+  CHECK(big.find("Many")->values[9999] == "9999");
+  CHECK(big.find("Many")->values.front() == "0");
+}
 
 TEST_CASE("300,000 adds and finds take linear time") {
   const double small = seconds_to_fill(75000);

@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -140,13 +142,21 @@ std::string resource_uri_for(std::string_view wmi_namespace) {
 }
 
 std::string new_message_id() {
+  // Message IDs need uniqueness, not secrecy: a per-thread engine seeded once from OpenSSL's
+  // RNG (RAND_bytes on every request showed in the one-row poll's profile: DRBG, locks).
+  thread_local std::mt19937_64 engine = [] {
+    std::uint32_t seed[8];
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(seed), sizeof seed) != 1) {
+      std::random_device device;  // OpenSSL's RNG failing is near-impossible
+      for (auto& word : seed) word = device();
+    }
+    std::seed_seq sequence(std::begin(seed), std::end(seed));
+    return std::mt19937_64(sequence);
+  }();
   unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    // OpenSSL's RNG failing is near-impossible; message IDs only need uniqueness.
-    static std::mutex mutex;
-    static std::mt19937_64 engine{std::random_device{}()};
-    std::lock_guard lock(mutex);
-    for (auto& byte : bytes) byte = static_cast<unsigned char>(engine());
+  for (int half = 0; half < 2; ++half) {
+    const std::uint64_t word = engine();
+    std::memcpy(bytes + 8 * half, &word, sizeof word);
   }
   bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0F) | 0x40);  // version 4
   bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
@@ -519,13 +529,8 @@ void append_object_text(const XMLElement* element, std::string& out) {
   }
 }
 
-// Heap a std::string of this capacity holds beyond its inline (SSO) buffer, plus malloc's
-// per-block overhead; and that overhead alone, for a vector's block.
+// malloc's per-block overhead, for the estimate of EnumerationPage::stored_bytes.
 constexpr std::size_t kMallocOverhead = 16;
-std::size_t string_heap(std::size_t capacity) {
-  constexpr std::size_t kSsoCapacity = 15;
-  return capacity > kSsoCapacity ? capacity + 1 + kMallocOverhead : 0;
-}
 
 bool is_true(const char* value) {
   if (value == nullptr) return false;
@@ -533,51 +538,84 @@ bool is_true(const char* value) {
   return v == "true" || v == "1";
 }
 
-// `stored` grows by the estimated heap memory of the row (see EnumerationPage::stored_bytes).
+// State shared by the rows of one page: their text arena, the previous row's property names
+// (rows of a page are usually one class, so names are stored once per page, not per row) and
+// a scratch string for values that need assembling.
+struct PageBuilder {
+  std::shared_ptr<TextArena> arena = std::make_shared<TextArena>();
+  std::vector<std::string_view> previous_names;
+  std::string scratch;
+  std::size_t row_bytes = 0;  // stored_bytes beyond the arena
+};
+
+// A property's value, stored in the page's arena. The common case, one text child, is copied
+// straight from tinyxml2's buffer.
+std::string_view store_value(const ParseContext& context, const XMLElement* prop, PageBuilder& page,
+                             Property::Type& type) {
+  type = Property::Type::kPlain;
+  std::string& scratch = page.scratch;
+  scratch.clear();
+  const XMLElement* inner = prop->FirstChildElement();
+  if (inner == nullptr) {
+    const tinyxml2::XMLNode* node = prop->FirstChild();
+    if (node == nullptr) return {};  // empty element = empty string, not null
+    if (node->NextSibling() == nullptr && !context.has_character_references) {
+      const auto* text = node->ToText();
+      return text != nullptr ? page.arena->copy(text->Value()) : std::string_view{};
+    }
+    for (; node != nullptr; node = node->NextSibling()) {
+      if (const auto* text = node->ToText()) scratch += text->Value();
+    }
+  } else {
+    auto inner_local = xml::split_qname(inner->Name()).second;
+    if (inner_local == "Datetime" || inner_local == "Interval") {
+      type = inner_local == "Datetime" ? Property::Type::kDatetime : Property::Type::kInterval;
+      scratch = xml::all_text(inner);
+      std::string_view trimmed = xml::trim(scratch);
+      if (trimmed.size() != scratch.size()) scratch = std::string(trimmed);
+    } else {
+      type = Property::Type::kObject;
+      append_object_text(prop, scratch);
+    }
+  }
+  if (context.has_character_references) sanitize_utf8_in_place(scratch);
+  return page.arena->copy(scratch);
+}
+
 Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
-                       const ParseLimits& limits, std::size_t expected_properties,
-                       std::size_t& stored) {
+                       const ParseLimits& limits, PageBuilder& page) {
   Scope item(context.namespaces, item_element);
   const bool fragment = item.is(xml::kNsWsman, "XmlFragment");
-  Row row(fragment ? std::string() : std::string(item.element_name().local));
-  row.reserve(std::min(expected_properties, limits.max_properties_per_instance));
+  Row row(page.arena, fragment ? std::string_view() : item.element_name().local);
+  row.reserve(std::min(page.previous_names.size(), limits.max_properties_per_instance));
   for (const XMLElement* prop = item_element->FirstChildElement(); prop != nullptr;
        prop = prop->NextSiblingElement()) {
     // Property names are matched by local name; only attributes need namespace resolution.
     std::string_view name = xml::split_qname(prop->Name()).second;
+    // The stored copy of the name: the previous row's at this position, this row's last
+    // (array repeats), or a new one.
+    const auto& properties = row.properties();
+    std::string_view stored_name;
+    if (properties.size() < page.previous_names.size() &&
+        page.previous_names[properties.size()] == name) {
+      stored_name = page.previous_names[properties.size()];
+    } else if (!properties.empty() && properties.back().name == name) {
+      stored_name = properties.back().name;
+    } else {
+      stored_name = page.arena->copy(name);
+    }
     bool nil = false;
     if (prop->FirstAttribute() != nullptr) {
       Scope prop_scope(context.namespaces, prop);
       nil = is_true(prop_scope.attribute(xml::kNsXsi, "nil"));
     }
     const Property* added = nullptr;
-    const std::size_t properties_before = row.properties().size();
     if (nil) {
-      row.add_null(name);
+      row.add_null_stored(stored_name);
     } else {
-      std::string value;
-      Property::Type type = Property::Type::kPlain;
-      const XMLElement* inner = prop->FirstChildElement();
-      if (inner == nullptr) {
-        value = xml::direct_text(prop);  // empty element = empty string, not null
-      } else {
-        auto inner_local = xml::split_qname(inner->Name()).second;
-        if (inner_local == "Datetime" || inner_local == "Interval") {
-          type = inner_local == "Datetime" ? Property::Type::kDatetime : Property::Type::kInterval;
-          value = xml::all_text(inner);
-          std::string_view trimmed = xml::trim(value);
-          if (trimmed.size() != value.size()) value = std::string(trimmed);
-        } else {
-          type = Property::Type::kObject;
-          append_object_text(prop, value);
-        }
-      }
-      if (context.has_character_references) sanitize_utf8_in_place(value);
-      stored += sizeof(std::string) + string_heap(value.capacity());  // its slot in `values`
-      added = &row.add(name, std::move(value), type);
-    }
-    if (row.properties().size() != properties_before) {  // a new property: its name, its values
-      stored += string_heap(name.size()) + kMallocOverhead;
+      Property::Type type;
+      std::string_view value = store_value(context, prop, page, type);
+      added = &row.add_stored(stored_name, value, type);
     }
     if (row.properties().size() > limits.max_properties_per_instance) {
       return limit_error(Limit::kProperties, "instance has", limits.max_properties_per_instance,
@@ -588,10 +626,12 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
                          limits.max_values_per_property, "values");
     }
   }
-  // The property vector and the row's name index (about two 4-byte slots per property).
-  stored += string_heap(row.class_name().capacity()) +
-            row.properties().capacity() * sizeof(Property) + kMallocOverhead +
-            row.properties().size() * 2 * sizeof(std::uint32_t);
+  page.previous_names.clear();
+  for (const auto& property : row.properties()) page.previous_names.push_back(property.name);
+  // The property vector and the row's name index (about two 4-byte slots per property); the
+  // text is in the arena, counted once per page.
+  page.row_bytes += row.properties().capacity() * sizeof(Property) + kMallocOverhead +
+                    row.properties().size() * 2 * sizeof(std::uint32_t);
   return row;
 }
 
@@ -629,6 +669,7 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body,
   }
 
   EnumerationPage page;
+  PageBuilder builder;
   if (const XMLElement* header = find_child(envelope, xml::kNsSoap, "Header")) {
     Scope header_scope(context.namespaces, header);
     if (const XMLElement* relates = find_child(header_scope, xml::kNsAddressing, "RelatesTo")) {
@@ -677,17 +718,18 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body,
         return limit_error(Limit::kRows, "response has", limits.max_rows, "rows");
       }
       page.rows.reserve(page.rows.size() + items);
-      std::size_t expected_properties = 0;  // rows of one page are usually one class
       for (const XMLElement* item = child->FirstChildElement(); item != nullptr;
            item = item->NextSiblingElement()) {
-        auto row = parse_item(context, item, limits, expected_properties, page.stored_bytes);
+        auto row = parse_item(context, item, limits, builder);
         if (!row) return std::unexpected(std::move(row.error()));
-        expected_properties = row->properties().size();
         page.rows.push_back(std::move(*row));
       }
     }
   }
   sanitize_utf8_in_place(page.relates_to);
+  page.stored_bytes = builder.row_bytes + page.rows.capacity() * sizeof(Row) +
+                      builder.arena->allocated_bytes() +
+                      builder.arena->chunk_count() * kMallocOverhead;
   return page;
 }
 

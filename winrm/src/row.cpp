@@ -1,8 +1,12 @@
 #include "winrm/row.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 #include <system_error>
 
@@ -115,7 +119,76 @@ constexpr std::size_t kIndexThreshold = 8;
 // Property names come from the host: a seeded hash keeps them from being chosen to collide.
 std::uint64_t lower_hash(std::string_view name) { return detail::seeded_hash(name, true); }
 
+// First chunk of an arena, and the largest a chunk grows to (bigger texts get their own).
+constexpr std::size_t kFirstChunk = 1024;
+constexpr std::size_t kMaxChunk = 64 * 1024;
+
 }  // namespace
+
+void* TextArena::allocate_bytes(std::size_t size, std::size_t alignment) {
+  auto padding = [&] {
+    return static_cast<std::size_t>(-reinterpret_cast<std::uintptr_t>(next_) & (alignment - 1));
+  };
+  if (next_ == nullptr || padding() + size > left_) {
+    std::size_t chunk = std::clamp<std::size_t>(allocated_, kFirstChunk, kMaxChunk);
+    chunk = std::max(chunk, size + alignment);
+    chunks_.push_back(std::make_unique_for_overwrite<char[]>(chunk));
+    next_ = chunks_.back().get();
+    left_ = chunk;
+    allocated_ += chunk;
+  }
+  const std::size_t skip = padding();
+  void* out = next_ + skip;
+  next_ += skip + size;
+  left_ -= skip + size;
+  return out;
+}
+
+std::string_view TextArena::copy(std::string_view text) {
+  if (text.empty()) return {};
+  char* out = allocate<char>(text.size());
+  std::memcpy(out, text.data(), text.size());
+  return {out, text.size()};
+}
+
+void PropertyValues::push_back(std::string_view value, TextArena& arena) {
+  if (size_ == 0) {
+    first_ = value;
+    size_ = 1;
+    return;
+  }
+  // The Block sits in the slot before the items.
+  Block* block = size_ > 1 ? reinterpret_cast<Block*>(items_ - 1) : nullptr;
+  if (block != nullptr && size_ < block->capacity && block->claimed == size_) {
+    std::construct_at(items_ + size_, value);
+  } else {
+    // Grow (or leave a block another copy of the row has appended to) by doubling.
+    const std::uint32_t capacity = std::max<std::uint32_t>(4, 2 * size_);
+    std::string_view* slots = arena.allocate<std::string_view>(1 + std::size_t{capacity});
+    auto* fresh = new (slots) Block{capacity, 0};
+    std::string_view* items = slots + 1;
+    const std::string_view* old = begin();
+    for (std::uint32_t i = 0; i < size_; ++i) std::construct_at(items + i, old[i]);
+    std::construct_at(items + size_, value);
+    items_ = items;
+    block = fresh;
+  }
+  ++size_;
+  block->claimed = size_;
+}
+
+bool PropertyValues::operator==(const PropertyValues& other) const {
+  return std::equal(begin(), end(), other.begin(), other.end());
+}
+
+Row::Row(std::shared_ptr<TextArena> arena, std::string_view class_name)
+    : arena_(arena ? std::move(arena) : std::make_shared<TextArena>()),
+      class_name_(arena_->copy(class_name)) {}
+
+TextArena& Row::arena() {
+  if (!arena_) arena_ = std::make_shared<TextArena>();
+  return *arena_;
+}
 
 std::size_t Row::position_of(std::string_view name) const {
   if (index_.empty()) {
@@ -132,7 +205,7 @@ std::size_t Row::position_of(std::string_view name) const {
   }
 }
 
-std::size_t Row::find_or_append(std::string_view name, bool& appended) {
+std::size_t Row::find_or_append(std::string_view name, bool name_stored, bool& appended) {
   appended = false;
   const std::size_t count = properties_.size();
   std::size_t free_slot = kNotFound;
@@ -151,7 +224,7 @@ std::size_t Row::find_or_append(std::string_view name, bool& appended) {
       if (iequals(properties_[entry - 1].name, name)) return entry - 1;
     }
   }
-  properties_.emplace_back().name = std::string(name);
+  properties_.emplace_back().name = name_stored ? name : arena().copy(name);
   appended = true;
   // Index once the row outgrows a linear scan, keeping the table at most half full.
   if (count + 1 > kIndexThreshold) {
@@ -171,14 +244,15 @@ std::size_t Row::find_or_append(std::string_view name, bool& appended) {
   return count;
 }
 
-const Property& Row::add(std::string_view name, std::string value, Property::Type type) {
+const Property& Row::add_value(std::string_view name, bool name_stored, std::string_view value,
+                               Property::Type type) {
   // Array elements arrive as adjacent repeats: try the last property before the index.
   std::size_t position;
   bool is_new = false;
   if (!properties_.empty() && iequals(properties_.back().name, name)) {
     position = properties_.size() - 1;
   } else {
-    position = find_or_append(name, is_new);
+    position = find_or_append(name, name_stored, is_new);
   }
   Property& property = properties_[position];
   if (is_new) {
@@ -187,14 +261,29 @@ const Property& Row::add(std::string_view name, std::string value, Property::Typ
     // A nil element followed by values would be malformed; the values win.
     property.is_null = false;
   }
-  property.values.push_back(std::move(value));
+  property.values.push_back(value, arena());
   return property;
+}
+
+const Property& Row::add(std::string_view name, std::string_view value, Property::Type type) {
+  return add_value(name, false, arena().copy(value), type);
+}
+
+const Property& Row::add_stored(std::string_view name, std::string_view value,
+                                Property::Type type) {
+  return add_value(name, true, value, type);
 }
 
 void Row::add_null(std::string_view name) {
   bool appended = false;
-  std::size_t position = find_or_append(name, appended);
+  std::size_t position = find_or_append(name, false, appended);
   // A new property is nil; an existing one keeps whatever was already recorded.
+  if (appended) properties_[position].is_null = true;
+}
+
+void Row::add_null_stored(std::string_view name) {
+  bool appended = false;
+  std::size_t position = find_or_append(name, true, appended);
   if (appended) properties_[position].is_null = true;
 }
 
@@ -203,48 +292,53 @@ const Property* Row::find(std::string_view name) const {
   return position == kNotFound ? nullptr : &properties_[position];
 }
 
-std::optional<std::string> Row::string(std::string_view name) const {
+std::optional<std::string_view> Row::text(std::string_view name) const {
   const Property* property = find(name);
   if (property == nullptr || property->is_null || property->values.empty()) return std::nullopt;
   return property->values.front();
 }
 
+std::optional<std::string> Row::string(std::string_view name) const {
+  auto value = text(name);
+  return value ? std::optional<std::string>(std::in_place, *value) : std::nullopt;
+}
+
 std::optional<double> Row::number(std::string_view name) const {
-  auto text = string(name);
-  return text ? parse_double(*text) : std::nullopt;
+  auto value = text(name);
+  return value ? parse_double(*value) : std::nullopt;
 }
 
 std::optional<std::uint64_t> Row::uint64(std::string_view name) const {
-  auto text = string(name);
-  return text ? parse_integer<std::uint64_t>(*text) : std::nullopt;
+  auto value = text(name);
+  return value ? parse_integer<std::uint64_t>(*value) : std::nullopt;
 }
 
 std::optional<std::int64_t> Row::int64(std::string_view name) const {
-  auto text = string(name);
-  return text ? parse_integer<std::int64_t>(*text) : std::nullopt;
+  auto value = text(name);
+  return value ? parse_integer<std::int64_t>(*value) : std::nullopt;
 }
 
 std::optional<bool> Row::boolean(std::string_view name) const {
-  auto text = string(name);
-  if (!text) return std::nullopt;
-  std::string_view value = trim(*text);
-  if (iequals(value, "true") || value == "1") return true;
-  if (iequals(value, "false") || value == "0") return false;
+  auto value = text(name);
+  if (!value) return std::nullopt;
+  std::string_view trimmed = trim(*value);
+  if (iequals(trimmed, "true") || trimmed == "1") return true;
+  if (iequals(trimmed, "false") || trimmed == "0") return false;
   return std::nullopt;
 }
 
 std::optional<double> Row::unix_time(std::string_view name) const {
-  auto text = string(name);
-  if (!text) return std::nullopt;
-  if (auto xs = parse_xs_datetime(*text)) return xs;
-  return parse_cim_datetime(*text);
+  auto value = text(name);
+  if (!value) return std::nullopt;
+  if (auto xs = parse_xs_datetime(*value)) return xs;
+  return parse_cim_datetime(*value);
 }
 
 std::optional<double> Row::seconds(std::string_view name) const {
-  auto text = string(name);
-  if (!text) return std::nullopt;
-  if (auto xs = parse_xs_duration(*text)) return xs;
-  return parse_cim_interval(*text);
+  auto value = text(name);
+  if (!value) return std::nullopt;
+  if (auto xs = parse_xs_duration(*value)) return xs;
+  return parse_cim_interval(*value);
 }
 
 // YYYY-MM-DDTHH:MM:SS[.fff...][Z|(+|-)HH:MM]; no zone = UTC (Windows always sends one).

@@ -45,9 +45,9 @@ struct EnumerationPage {
   std::vector<Row> rows;
   bool end_of_sequence = false;
   std::string relates_to;  // a:RelatesTo, to check against the request MessageID
-  // Estimated heap memory the rows' contents hold (strings beyond their inline buffer,
-  // vectors, malloc block overhead; not the Row objects themselves), summed while parsing so
-  // that Session's limits.max_poll_bytes needs no second walk over every value.
+  // Estimated heap memory the rows hold (the Row objects, their property vectors and name
+  // indexes, the page's TextArena chunks, malloc block overhead), summed while parsing so that
+  // Session's limits.max_poll_bytes needs no second walk over every value.
   std::size_t stored_bytes = 0;
 
   bool done() const { return end_of_sequence || context.empty(); }

@@ -5,10 +5,10 @@ JOBS ?= $(shell nproc)
 # python3: configuring the project needs it (tests/collectors/CMakeLists.txt), even for one target.
 BUILD_PACKAGES := python3 cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
   libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
-  libcurl4-openssl-dev libcrypt-dev
+  libcurl4-openssl-dev libcrypt-dev libldap-dev libsasl2-dev libsasl2-modules-gssapi-mit
 TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus \
   python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd \
-  python3-yaml python3-kubernetes \
+  python3-yaml python3-kubernetes slapd ldap-utils \
   clang-16 libclang-rt-16-dev
 # The .deb (packaging/build-deb.sh): dpkg-shlibdeps/dpkg-gencontrol, the man page, RUNPATH.
 DEB_PACKAGES := dpkg-dev help2man chrpath
@@ -41,11 +41,13 @@ test: test-deps
 	BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) scripts/test-all.sh
 
 # Builds only what the demo runs (the exporter and winrm-sim, not the test suite).
+# `make demo DEMO_INVENTORY=ldap`: the hosts come from a demo slapd (Active Directory
+# inventory, config/CONFIG.md) instead of the static target list.
 demo: deps
-	@scripts/ensure-packages.sh curl
+	@scripts/ensure-packages.sh curl $(if $(filter ldap,$(DEMO_INVENTORY)),slapd ldap-utils openssl)
 	$(CONFIGURE)
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target winrm_exporter winrm-sim
-	scripts/demo.sh $(BUILD_DIR)
+	DEMO_INVENTORY=$(DEMO_INVENTORY) scripts/demo.sh $(BUILD_DIR)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cpp')

@@ -102,6 +102,17 @@ App::App(std::string config_path, int workers, std::string version, std::string 
           [this](double lag) { telemetry_.observe_lag(lag); }) {
   telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); },
                                  [this] { return scheduler_.backoffs(); });
+  inventory_ = std::make_unique<LdapInventoryRunner>(
+      [this](const config::CredentialProfile& profile) {
+        return auth_factory_.manager_for(profile);  // the pollers' ticket cache and refresh
+      },
+      [this] {
+        std::lock_guard lock(load_mutex_);
+        if (!base_config_) return;
+        if (auto applied = apply_with_inventory(base_config_); !applied) {
+          spdlog::error("inventory change not applied: {}", applied.error());
+        }
+      });
 }
 
 App::~App() { stop(); }
@@ -118,10 +129,12 @@ std::expected<void, std::string> App::load() {
     telemetry_.record_reload(false);
     return std::unexpected(config_path_ + ": " + error.what());
   }
-  if (auto applied = apply(std::move(loaded)); !applied) {
+  inventory_->configure(loaded);
+  if (auto applied = apply_with_inventory(loaded); !applied) {
     telemetry_.record_reload(false);
     return applied;
   }
+  base_config_ = std::move(loaded);
   telemetry_.record_reload(true);
   ready_ = true;
   return {};
@@ -213,6 +226,14 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
   return {};
 }
 
+std::expected<void, std::string> App::apply_with_inventory(
+    std::shared_ptr<const config::Config> base) {
+  auto merged = merge_inventory(base, inventory_->hosts());
+  auto applied = apply(std::move(merged.config));
+  if (applied) inventory_->set_merge_stats(merged.stats);
+  return applied;
+}
+
 std::shared_ptr<App::Runtime> App::runtime(const std::string& target) const {
   std::lock_guard lock(mutex_);
   auto it = runtimes_.find(target);
@@ -226,7 +247,8 @@ std::shared_ptr<const config::Config> App::config() const {
 
 std::expected<void, std::string> App::start() {
   poller_.resume();
-  return scheduler_.start();
+  if (auto started = scheduler_.start(); !started) return started;
+  return inventory_->start();
 }
 
 void App::stop() {
@@ -235,6 +257,7 @@ void App::stop() {
     stall_released_ = true;
   }
   stall_cv_.notify_all();
+  if (inventory_) inventory_->stop();  // no inventory change applied while stopping
   poller_.cancel();  // polls in flight end within about a second, not at their deadlines
   scheduler_.stop();
 }
@@ -303,6 +326,7 @@ std::string App::render_metrics() const {
           telemetry_.render(out);
           render_shard_metrics(out);
           render_auth_metrics(out);
+          inventory_->render(out);
         },
         std::chrono::steady_clock::now());
   });

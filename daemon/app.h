@@ -17,6 +17,7 @@
 #include "cache.h"
 #include "config/config.h"
 #include "flags.h"
+#include "inventory_ldap.h"
 #include "poller.h"
 #include "scheduler.h"
 #include "shard.h"
@@ -86,6 +87,8 @@ class App {
   };
 
   std::expected<void, std::string> apply(std::shared_ptr<const config::Config> config);
+  // base + the inventory sources' current lists, applied (reload and inventory changes).
+  std::expected<void, std::string> apply_with_inventory(std::shared_ptr<const config::Config> base);
   PollOutcome stall_if_asked();
   PollOutcome poll(const JobSpec& job, Clock::time_point deadline);
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
@@ -115,6 +118,11 @@ class App {
   mutable std::mutex mutex_;
   std::shared_ptr<const config::Config> config_;
   std::unordered_map<std::string, std::shared_ptr<Runtime>> runtimes_;  // owned targets only
+
+  // The loaded configuration without discovered targets (load_mutex_); config_ is it
+  // merged with the inventory. Last member: its thread stops before the rest is destroyed.
+  std::shared_ptr<const config::Config> base_config_;
+  std::unique_ptr<LdapInventoryRunner> inventory_;
 };
 
 }  // namespace exporter

@@ -48,6 +48,9 @@ class AuthFactory {
   std::shared_ptr<State> save() const;
   void restore(std::shared_ptr<State> state);
 
+  // The profile's shared manager, made when there is none (the LDAP inventory binds with
+  // the same ticket cache and refresh as the polls).
+  std::shared_ptr<winrm::CredentialManager> manager_for(const config::CredentialProfile& profile);
   // The profile's current manager (null when none): for tests.
   std::shared_ptr<winrm::CredentialManager> manager(const std::string& profile) const;
 
@@ -67,7 +70,6 @@ class AuthFactory {
     config::Secret password;
     std::shared_ptr<winrm::Auth> auth;
   };
-  std::shared_ptr<winrm::CredentialManager> manager_for(const config::CredentialProfile& profile);
   winrm::Result<std::shared_ptr<winrm::Auth>> basic_for(const config::CredentialProfile& profile,
                                                         const config::Target& target);
 

@@ -811,7 +811,8 @@ class Loader {
     const Loc root_loc{path + ":1", "(top level)"};
     if (root.IsNull()) fail(root_loc, "the config file is empty");
     MapReader map(file, root, {path + ":1", ""},
-                  {"global", "credentials", "targets", "inventory_files", "custom_collectors"});
+                  {"global", "credentials", "targets", "inventory_files", "custom_collectors",
+                   "inventory_ldap"});
 
     config_.collectors = collectors::builtin_collectors();
     builtin_names_ = collectors::default_collector_names();
@@ -825,7 +826,9 @@ class Loader {
       for (const Field& item : get_list(*f)) add_target(parse_target_spec(file, item, false), {});
     }
     if (const Field* f = map.get("inventory_files")) load_inventory(file, *f);
-    if (config_.targets.empty()) spdlog::warn("config: {}: no targets defined", path);
+    if (const Field* f = map.get("inventory_ldap")) parse_inventory_ldap(file, *f);
+    if (config_.targets.empty() && config_.inventory_ldap.empty())
+      spdlog::warn("config: {}: no targets defined", path);
     return std::move(config_);
   }
 
@@ -1089,6 +1092,114 @@ class Loader {
       for (const Field& item : get_list(*f)) {
         add_target(parse_target_spec(file, item, false), defaults);
       }
+    }
+  }
+
+  // `inventory_ldap:` sources (CONFIG.md "Active Directory inventory").
+  void parse_inventory_ldap(const File& file, const Field& field) {
+    std::set<std::string> names;
+    for (const Field& item : get_list(field)) {
+      MapReader map(file, item.value, item.loc(),
+                    {"name", "urls", "bind", "credential", "bind_dn", "bind_password_file",
+                     "start_tls", "tls_ca_file", "base_dn", "filter", "page_size", "max_hosts",
+                     "refresh_interval", "timeout", "ou_label", "attribute_labels", "defaults"});
+      LdapInventory source;
+      source.source = item.loc().where;
+      const Field* name = map.get("name");
+      if (!name) fail(item.loc(), "missing key 'name'");
+      source.name = get_string(*name);
+      if (!valid_target_name(source.name)) fail(name->loc(), "must not contain spaces");
+      if (!names.insert(source.name).second) fail(name->loc(), "repeated source name");
+      const Field* urls = map.get("urls");
+      if (!urls) fail(item.loc(), "missing key 'urls' (ldap:// or ldaps:// of the DCs)");
+      for (const Field& url : get_list(*urls)) {
+        std::string text = get_string(url);
+        if (!text.starts_with("ldap://") && !text.starts_with("ldaps://")) {
+          fail(url.loc(), "must start with ldap:// or ldaps://, got " + quote(text));
+        }
+        source.urls.push_back(std::move(text));
+      }
+      if (source.urls.empty()) fail(urls->loc(), "needs at least one URL");
+      const Field* base = map.get("base_dn");
+      if (!base) fail(item.loc(), "missing key 'base_dn' (e.g. DC=corp,DC=example,DC=com)");
+      source.base_dn = get_string(*base);
+      if (const Field* f = map.get("filter")) {
+        source.filter = get_string(*f);
+        if (!source.filter.starts_with("(") || !source.filter.ends_with(")")) {
+          fail(f->loc(), "an LDAP filter is enclosed in parentheses");
+        }
+      }
+      if (const Field* f = map.get("start_tls")) source.start_tls = get_bool(*f).value;
+      if (const Field* f = map.get("tls_ca_file")) {
+        source.tls_ca_file = get_path(*f).value;
+        warn_if_missing(get_path(*f), "tls_ca_file");
+      }
+      const bool tls = source.start_tls || std::all_of(source.urls.begin(), source.urls.end(),
+                                                       [](const std::string& url) {
+                                                         return url.starts_with("ldaps://");
+                                                       });
+      std::string bind = "gssapi";
+      if (const Field* f = map.get("bind")) bind = get_string(*f);
+      if (bind == "gssapi") {
+        source.bind = LdapBind::kGssapi;
+        const Field* f = map.get("credential");
+        if (!f) fail(item.loc(), "bind: gssapi needs credential (a kerberos profile)");
+        const auto credential = located_string(*f);
+        check_credential_exists(credential);
+        if (config_.credentials.at(credential.value).method != AuthMethod::kKerberos) {
+          fail(credential.loc, "profile " + quote(credential.value) + " is not auth: kerberos");
+        }
+        source.credential = credential.value;
+        for (const char* simple_only : {"bind_dn", "bind_password_file"}) {
+          if (const Field* g = map.get(simple_only)) fail(g->key_loc(), "only with bind: simple");
+        }
+      } else if (bind == "simple") {
+        source.bind = LdapBind::kSimple;
+        const Field* dn = map.get("bind_dn");
+        const Field* password = map.get("bind_password_file");
+        if (!dn || !password) fail(item.loc(), "bind: simple needs bind_dn and bind_password_file");
+        // The password would cross the network in clear text.
+        if (!tls) fail(map.get("bind")->loc(), "bind: simple needs ldaps:// URLs or start_tls");
+        source.bind_dn = get_string(*dn);
+        const auto path = get_path(*password);
+        source.bind_password_file = path.value;
+        source.bind_password = read_password_file(path);
+        if (const Field* g = map.get("credential")) fail(g->key_loc(), "only with bind: gssapi");
+      } else {
+        fail(map.get("bind")->loc(), "bind must be gssapi or simple, got " + quote(bind));
+      }
+      if (const Field* f = map.get("page_size")) source.page_size = get_int(*f, 1, 100000).value;
+      if (const Field* f = map.get("max_hosts")) {
+        source.max_hosts = static_cast<std::size_t>(get_int(*f, 1, 10000000).value);
+      }
+      if (const Field* f = map.get("refresh_interval")) {
+        source.refresh_interval = get_duration(*f).value;
+      }
+      if (const Field* f = map.get("timeout")) source.timeout = get_duration(*f).value;
+      if (const Field* f = map.get("ou_label")) {
+        source.ou_label = f->value.IsScalar() && f->value.Scalar().empty() ? "" : get_string(*f);
+        if (!source.ou_label.empty() && !valid_label_name(source.ou_label)) {
+          fail(f->loc(), "invalid label name (use [a-zA-Z_][a-zA-Z0-9_]*)");
+        }
+      }
+      if (const Field* f = map.get("attribute_labels")) {
+        source.attribute_labels = get_labels(*f).value;  // label name -> attribute name
+      }
+      std::optional<TargetSpec> defaults;
+      if (const Field* f = map.get("defaults"); f && !f->value.IsNull()) {
+        defaults = parse_target_spec(file, *f, true);
+        if (defaults->credential) check_credential_exists(*defaults->credential);
+      }
+      // The per-host settings are resolved once, as a target named after the source
+      // (taken back out of the static targets), so they follow the same rules.
+      TargetSpec placeholder;
+      placeholder.loc = item.loc();
+      placeholder.name = Located<std::string>{"inventory_ldap:" + source.name, name->loc()};
+      add_target(placeholder, defaults);
+      source.defaults = std::move(config_.targets.back());
+      config_.targets.pop_back();
+      target_sources_.erase(source.defaults.name);
+      config_.inventory_ldap.push_back(std::move(source));
     }
   }
 

@@ -94,6 +94,21 @@ std::string describe(const Config& config) {
       out << "    limits: " << format_limits(t.limits, t.winrm) << "\n";
     }
   }
+  if (!config.inventory_ldap.empty()) {
+    out << "inventory_ldap (" << config.inventory_ldap.size() << "):\n";
+    for (const auto& s : config.inventory_ldap) {
+      out << "  " << s.name << ": urls=" << join_names(s.urls) << " base_dn=" << s.base_dn;
+      if (s.bind == LdapBind::kGssapi) {
+        out << " bind=gssapi credential=" << s.credential;
+      } else {
+        out << " bind=simple bind_dn=" << s.bind_dn << " password=" << s.bind_password.str()
+            << " (from file " << s.bind_password_file << ")";
+      }
+      out << " filter=" << s.filter << " refresh_interval=" << format_duration(s.refresh_interval)
+          << " targets: credential=" << s.defaults.credential
+          << " collectors=" << join_names(s.defaults.collectors) << " [" << s.source << "]\n";
+    }
+  }
   return out.str();
 }
 

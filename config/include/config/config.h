@@ -111,6 +111,41 @@ struct Target {
   std::string source;       // "file:line" where it was defined, for messages
 };
 
+// Active Directory inventory (`inventory_ldap:`, CONFIG.md): computer objects found by an
+// LDAP search become targets; the daemon refreshes the list (daemon/inventory_ldap.h).
+enum class LdapBind { kGssapi, kSimple };
+
+// Enabled computer objects running Windows Server (AD syntax: the OID is
+// LDAP_MATCHING_RULE_BIT_AND).
+inline constexpr std::string_view kDefaultLdapFilter =
+    "(&(objectCategory=computer)(operatingSystem=Windows Server*)"
+    "(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
+
+struct LdapInventory {
+  std::string name;               // the `source` label of its metrics
+  std::vector<std::string> urls;  // ldap:// or ldaps://, tried in order (failover)
+  LdapBind bind = LdapBind::kGssapi;
+  std::string credential;  // gssapi: a kerberos credential profile (its keytab and refresh)
+  std::string bind_dn;     // simple
+  Secret bind_password;    // simple: from bind_password_file
+  std::string bind_password_file;
+  bool start_tls = false;   // ldap:// upgraded with StartTLS
+  std::string tls_ca_file;  // system store when empty
+  std::string base_dn;
+  std::string filter{kDefaultLdapFilter};
+  int page_size = 500;             // RFC 2696 paged results
+  std::size_t max_hosts = 100000;  // a refresh finding more fails (keeps the last list)
+  Duration refresh_interval{std::chrono::minutes(15)};
+  Duration timeout{std::chrono::seconds(30)};  // per LDAP operation
+  std::string ou_label = "ad_ou";              // label for the OU path of the DN; empty: none
+  std::map<std::string, std::string> attribute_labels = {{"ad_os", "operatingSystem"},
+                                                         {"ad_site", "msDS-SiteName"}};
+  // Fully resolved target settings (source defaults > global) for every discovered host;
+  // name and host are set per host.
+  Target defaults;
+  std::string source;  // "file:line"
+};
+
 struct Config {
   std::string path;
   Defaults defaults;
@@ -118,6 +153,7 @@ struct Config {
   std::vector<Target> targets;
   // Built-in plus custom collectors by name; every name a target lists is in here.
   std::map<std::string, collectors::CollectorPtr> collectors;
+  std::vector<LdapInventory> inventory_ldap;  // discovered targets are not in `targets`
 };
 
 // Loads and validates path (plus inventory globs it names). Throws ConfigError.

@@ -1,0 +1,113 @@
+// End to end: winrm_exporter discovers its hosts in a slapd with AD-like computer objects
+// (simple bind over LDAPS) and polls them on winrm-sim; a directory change adds and
+// removes polled hosts; a DC outage keeps the last list. The hosts are *.localhost names,
+// which libcurl resolves to loopback without DNS (RFC 6761), so no connect_address is set.
+#include <doctest/doctest.h>
+
+#include "directory_fixture.h"
+
+using namespace e2e;
+using invtest::Computer;
+
+namespace {
+
+std::string target_up(const std::string& host) {
+  return "winrm_exporter_target_up{target=\"" + host + "\"}";
+}
+
+bool polled_ok(const std::string& metrics, const std::string& host) {
+  return sample_value(metrics, "winrm_exporter_collector_success{target=\"" + host +
+                                   "\",collector=\"os\"}") == 1.0;
+}
+
+}  // namespace
+
+TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outages") {
+  const Computer win01{"WIN01", "win01.localhost",     "Windows Server 2022 Datacenter",
+                       4096,    "ou=Servers,ou=Paris", "Paris"};
+  const Computer win02{"WIN02", "win02.localhost",    "Windows Server 2019 Standard",
+                       4096,    "ou=Servers,ou=Lyon", ""};
+  const Computer win03{"WIN03", "win03.localhost",    "Windows Server 2025 Standard",
+                       4096,    "ou=Servers,ou=Lyon", ""};
+  const Computer disabled{"OLD01", "old01.localhost",    "Windows Server 2012 R2",
+                          4098,    "ou=Servers,ou=Lyon", ""};
+  invtest::Directory directory({win01, win02, disabled}, false);
+
+  TempDir dir;
+  REQUIRE(run_shell(std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir.path.string() +
+                    " win01.localhost win02.localhost win03.localhost old01.localhost "
+                    ">/dev/null 2>&1") == 0);
+  write_file(dir / "monitor.pass", "sim-password\n");
+  write_file(dir / "reader.pw", "readerpw\n");
+  chmod((dir / "reader.pw").c_str(), 0600);
+  chmod((dir / "monitor.pass").c_str(), 0600);
+  Sim sim(dir,
+          "keep_alive_timeout: 30s\nusers:\n  - {username: monitor, password: sim-password}\n"
+          "hosts:\n  - {name: win01.localhost}\n  - {name: win02.localhost}\n"
+          "  - {name: win03.localhost}\n  - {name: old01.localhost}\n");
+  write_file(dir / "exporter.yml",
+             "global:\n  interval: 2s\n  timeout: 1500ms\n  port: " +
+                 std::to_string(sim.https_port) + "\n  tls_ca_file: " + (dir / "ca.pem").string() +
+                 "\n  credential: sim\n"
+                 "credentials:\n  sim: {auth: basic, username: monitor, password_file: " +
+                 (dir / "monitor.pass").string() +
+                 "}\n"
+                 "inventory_ldap:\n"
+                 "  - name: corp\n"
+                 "    urls: [" +
+                 directory.ldaps_url() +
+                 "]\n"
+                 "    bind: simple\n"
+                 "    bind_dn: cn=reader,dc=corp,dc=example\n"
+                 "    bind_password_file: " +
+                 (dir / "reader.pw").string() + "\n    tls_ca_file: " + directory.ca_file() +
+                 "\n    base_dn: dc=corp,dc=example\n"
+                 "    refresh_interval: 2s\n"
+                 "    defaults: {collectors: [os, cpu], labels: {env: lab}}\n");
+  Exporter exporter(dir, dir / "exporter.yml");
+
+  auto first = exporter.metrics_when(
+      [&](const std::string& m) {
+        return polled_ok(m, "win01.localhost") && polled_ok(m, "win02.localhost");
+      },
+      40s);
+  REQUIRE_MESSAGE(first.ok, (first.body.substr(0, 4000) + read_file(exporter.stderr_path)));
+  // Discovered targets carry the directory's labels and the source's defaults.
+  CHECK(first.body.find("windows_os_info{target=\"win01.localhost\",ad_os=\"Windows Server 2022 "
+                        "Datacenter\",ad_ou=\"Paris/Servers\",ad_site=\"Paris\",env=\"lab\"") !=
+        std::string::npos);
+  CHECK(first.body.find("target=\"old01.localhost\"") == std::string::npos);  // disabled
+  CHECK(sample_value(first.body, "winrm_exporter_inventory_up{source=\"corp\"}") == 1);
+  CHECK(sample_value(first.body, "winrm_exporter_inventory_targets{source=\"corp\"}") == 2);
+  auto sd = get(exporter.port, "/sd");
+  CHECK(sd.body.find("win02.localhost") != std::string::npos);
+
+  // The directory changes: win03 joins, win02 leaves.
+  directory.add(win03);
+  directory.remove(win02);
+  auto changed = exporter.metrics_when(
+      [&](const std::string& m) {
+        return polled_ok(m, "win03.localhost") &&
+               m.find(target_up("win02.localhost")) == std::string::npos;
+      },
+      30s);
+  REQUIRE_MESSAGE(changed.ok, changed.body.substr(0, 4000));
+  CHECK(get(exporter.port, "/sd").body.find("win02.localhost") == std::string::npos);
+  CHECK(get(exporter.port, "/probe?target=win02.localhost").status == 404);
+
+  // DC outage: the last list stays polled, the source reports down.
+  directory.stop();
+  auto outage = exporter.metrics_when(
+      [&](const std::string& m) {
+        return sample_value(m, "winrm_exporter_inventory_up{source=\"corp\"}") == 0.0;
+      },
+      30s);
+  REQUIRE_MESSAGE(outage.ok, outage.body.substr(0, 4000));
+  CHECK(sample_value(outage.body, "winrm_exporter_inventory_targets{source=\"corp\"}") == 2);
+  CHECK(sample_value(outage.body,
+                     "winrm_exporter_inventory_refresh_errors_total{source=\"corp\"}") >= 1);
+  CHECK(polled_ok(outage.body, "win01.localhost"));
+  CHECK(polled_ok(outage.body, "win03.localhost"));
+  // The bind password never reaches the log.
+  CHECK(read_file(exporter.stderr_path).find("readerpw") == std::string::npos);
+}

@@ -220,3 +220,52 @@ TEST_CASE("Prometheus discovers targets from two shards' /sd with the README htt
   CHECK(shard0.process->stop() == 0);
   CHECK(shard1.process->stop() == 0);
 }
+
+TEST_CASE("Prometheus scrapes the whole /metrics page gzip-encoded") {
+  REQUIRE(fs::exists(kPrometheus));
+  TempDir dir;
+  write_file(dir / "monitor.pass", "prom-pass\n");
+  Sim sim(dir, "users:\n  - {username: monitor, password: prom-pass}\n");
+  std::vector<std::string> hosts = {"win01.sim.test", "win02.sim.test", "win03.sim.test"};
+  write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, hosts));
+  Exporter exporter(dir, dir / "exporter.yml");
+  // The body Prometheus gets: gzip (it always asks for it), one member spliced from the cached
+  // deflate segments (render_metrics_page_gzip).
+  auto scraped = exporter.metrics_when(
+      [&](const std::string& body) {
+        return count_of(body, "windows_logical_disk_free_bytes{target=") >= hosts.size();
+      },
+      30s);
+  REQUIRE(scraped.ok);
+  auto raw = http("GET", exporter.port, "/metrics", {{"Accept-Encoding", "gzip"}}, false);
+  REQUIRE(raw.status == 200);
+  CHECK(raw.headers.find("Content-Encoding") != raw.headers.end());
+  CHECK(raw.headers.find("Content-Encoding")->second == "gzip");
+  std::string page = gunzip(raw.body);  // empty unless CRC-32 and length check out
+  REQUIRE_FALSE(page.empty());
+  CHECK(count_of(page, "# TYPE windows_logical_disk_free_bytes gauge\n") == 1);
+
+  Prometheus prometheus(dir,
+                        "scrape_configs:\n  - job_name: exporter\n    static_configs:\n"
+                        "      - targets: ['127.0.0.1:" +
+                            std::to_string(exporter.port) + "']\n");
+  std::string disk;
+  std::string up;
+  bool answered = wait_until(
+      [&] {
+        up = prometheus.query("up{job=\"exporter\"}");
+        disk = prometheus.query("count by (target) (windows_logical_disk_free_bytes)");
+        return up.find("\"1\"]") != std::string::npos &&
+               count_of(disk, "\"target\":") == hosts.size();
+      },
+      60s);
+  CHECK_MESSAGE(answered, "up: " << up << "\ndisk: " << disk
+                                 << "\nprometheus: " << read_file(dir / "prometheus.err"));
+  // Every sample of the page parsed: no scrape error, samples as many as the page's series.
+  std::string samples = prometheus.query("scrape_samples_scraped{job=\"exporter\"}");
+  CHECK(samples.find("\"value\":[") != std::string::npos);
+  CHECK(prometheus.query("scrape_series_added{job=\"exporter\"}").find("\"value\":[") !=
+        std::string::npos);
+  CHECK(prometheus.process->stop() == 0);
+  CHECK(exporter.process->stop() == 0);
+}

@@ -26,6 +26,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # so the EXIT trap cleans up on ctest's or timeout's kill too
 step() { echo "== $(date +%T) $*" >&2; }
 t0=$SECONDS
 

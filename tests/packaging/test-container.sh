@@ -44,13 +44,14 @@ cleanup() {
   rm -rf --one-file-system "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # so the EXIT trap cleans up on ctest's or timeout's kill too
 t0=$SECONDS
 
 if [ -n "${CONTAINER_IMAGE:-}" ]; then
   echo "== running the existing $tag"
 else
   echo "== make container (packaging/build-container.sh $tag)"
-  timeout 1500 "$src/packaging/build-container.sh" "$tag" > "$tmp/build.log" 2>&1
+  timeout 2100 "$src/packaging/build-container.sh" "$tag" > "$tmp/build.log" 2>&1
   rc=$?
   tail -n 40 "$tmp/build.log"
   [ $rc = 0 ] || fail "the image did not build (rc $rc)"

@@ -26,6 +26,7 @@ sources=/etc/apt/sources.list.d/debian.sources
 
 tmp=$(mktemp -d /var/tmp/deb-fresh-root.XXXXXX)
 trap 'rm -rf --one-file-system "$tmp"' EXIT
+trap 'exit 143' TERM INT   # so the EXIT trap cleans up on ctest's or timeout's kill too
 t0=$SECONDS
 deb=$("$src/packaging/build-deb.sh" "$build" "$tmp" | tail -n1) || fail "build-deb.sh failed"
 [ -f "$deb" ] || fail "no .deb produced"
@@ -76,7 +77,7 @@ chmod 0755 "$tmp/inner.sh"
 
 echo "== mmdebstrap: minbase bookworm + $include, then dpkg -i"
 # --skip=cleanup/reproducible: nothing of the root is kept (null target) anyway.
-timeout 900 mmdebstrap --variant=minbase --quiet --include="$include" \
+timeout 1380 mmdebstrap --variant=minbase --quiet --include="$include" \
   --customize-hook="copy-in $deb $tmp/inner.sh /tmp" \
   --customize-hook='chroot "$1" /tmp/inner.sh' \
   bookworm /dev/null "$sources" > "$tmp/root.log" 2>&1

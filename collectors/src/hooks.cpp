@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 namespace collectors::internal {
 namespace {
@@ -44,6 +46,36 @@ std::optional<double> pagefile_free_mib(const winrm::Row& row) {
   return *used >= *allocated ? 0.0 : static_cast<double>(*allocated - *used);
 }
 
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+long days_from_civil(long y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long>(doe) - 719468;
+}
+
+// Win32_QuickFixEngineering.InstalledOn is a string, not a CIM datetime: "M/D/YYYY"
+// (the en-US short date, no time of day; read as UTC midnight), or on some older systems
+// 16 hex digits of a FILETIME. Anything else gives no sample.
+std::optional<double> quickfix_installed_on(const winrm::Row& row) {
+  const auto text = row.string("InstalledOn");
+  if (!text) return std::nullopt;
+  unsigned month = 0, day = 0, year = 0;
+  char tail = 0;
+  if (std::sscanf(text->c_str(), "%2u/%2u/%4u%c", &month, &day, &year, &tail) == 3 &&
+      month >= 1 && month <= 12 && day >= 1 && day <= 31 && year >= 1970) {
+    return static_cast<double>(days_from_civil(year, month, day)) * 86400.0;
+  }
+  if (text->size() == 16 && text->find_first_not_of("0123456789abcdefABCDEF") == std::string::npos) {
+    const std::uint64_t filetime = std::stoull(*text, nullptr, 16);
+    if (filetime < kFiletimeUnixEpoch) return std::nullopt;
+    return static_cast<double>((filetime - kFiletimeUnixEpoch) / 10000000);
+  }
+  return std::nullopt;
+}
+
 // Win32_ComputerSystem.Domain holds the workgroup name on machines that are not
 // domain members; windows_exporter reports an empty domain there.
 std::optional<std::string> joined_domain(const winrm::Row& row) {
@@ -58,10 +90,11 @@ std::optional<std::string> fqdn(const winrm::Row& row) {
   return domain.empty() ? *host : *host + "." + domain;
 }
 
-const std::array<ValueHook, 3> kValueHooks = {{
+const std::array<ValueHook, 4> kValueHooks = {{
     {"boot_time", {"SystemUpTime", "Frequency_Object"}, &boot_time},
     {"process_start_time", {"ElapsedTime", "Frequency_Object"}, &process_start_time},
     {"pagefile_free_mib", {"AllocatedBaseSize", "CurrentUsage"}, &pagefile_free_mib},
+    {"quickfix_installed_on", {"InstalledOn"}, &quickfix_installed_on},
 }};
 
 const std::array<LabelHook, 2> kLabelHooks = {{

@@ -451,6 +451,28 @@ TEST_CASE("pagefile_free_mib hook: allocated minus used, never negative") {
                   .has_value());
 }
 
+TEST_CASE("quickfix_installed_on hook: en-US M/D/YYYY and hex FILETIME, else no sample") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT HotFixID, InstalledOn FROM "
+      "Win32_QuickFixEngineering\n"
+      "    metrics: [{name: installed_seconds, type: gauge, help: h, hook: quickfix_installed_on,\n"
+      "               labels: {id: HotFixID}}]\n");
+  const auto families =
+      run(collector, {make_row({{"HotFixID", "KB1"}, {"InstalledOn", "3/15/2023"}}),
+                      make_row({{"HotFixID", "KB2"}, {"InstalledOn", "12/1/2026"}}),
+                      // 2011-08-20T00:00:00Z as a FILETIME, as Server 2008 R2 sometimes shows.
+                      make_row({{"HotFixID", "KB3"}, {"InstalledOn", "01cc5ecc1aa10000"}}),
+                      make_row({{"HotFixID", "KB4"}, {"InstalledOn", "15.03.2023"}}),
+                      make_row({{"HotFixID", "KB5"}, {"InstalledOn", "13/1/2023"}}),
+                      make_row({{"HotFixID", "KB6"}, {"InstalledOn", "3/15/2023 extra"}}),
+                      make_row({{"HotFixID", "KB7"}})});
+  const auto& samples = families.at(0).samples;
+  REQUIRE(samples.size() == 3);
+  CHECK(samples.at(0).value == 1678838400.0);  // 2023-03-15T00:00:00Z
+  CHECK(samples.at(1).value == 1796083200.0);  // 2026-12-01T00:00:00Z
+  CHECK(samples.at(2).value == 1313798400.0);  // 2011-08-20T00:00:00Z
+}
+
 TEST_CASE("forward_slashes label transform: task paths as windows_exporter spells them") {
   const auto collector = parse_ok(
       "name: custom\nqueries:\n  - wql: SELECT URI FROM MSFT_ScheduledTask\n"

@@ -45,11 +45,15 @@ TEST_CASE("every example collector loads, runs on recorded sim responses and mat
     std::vector<std::vector<winrm::Row>> rows;
     for (std::size_t i = 0; i < collector->queries().size(); ++i) {
       const std::string prefix = collector->name() + "_" + std::to_string(i);
-      const auto it = std::find_if(manifest.begin(), manifest.end(),
-                                   [&](const auto& recording) { return recording.prefix == prefix; });
-      REQUIRE_MESSAGE(it != manifest.end(), prefix << " is not recorded; run record-sim-fixtures.py");
-      CHECK_MESSAGE(it->wql == collector->queries()[i].wql, prefix << ": WQL changed since recording");
-      rows.push_back(collectors_test::load_fixture_rows(collectors_test::sim_page_files(*it), "sim"));
+      const auto it = std::find_if(manifest.begin(), manifest.end(), [&](const auto& recording) {
+        return recording.prefix == prefix;
+      });
+      REQUIRE_MESSAGE(it != manifest.end(),
+                      prefix << " is not recorded; run record-sim-fixtures.py");
+      CHECK_MESSAGE(it->wql == collector->queries()[i].wql,
+                    prefix << ": WQL changed since recording");
+      rows.push_back(
+          collectors_test::load_fixture_rows(collectors_test::sim_page_files(*it), "sim"));
       CHECK_MESSAGE(!rows.back().empty(), prefix << " recorded no instances");
     }
     const auto families = collector->transform(rows);
@@ -157,4 +161,18 @@ TEST_CASE("scheduled_task example: windows_exporter's task paths and state names
     CHECK(task.find('\\') == std::string::npos);
     CHECK_FALSE(task.starts_with("/Microsoft/"));  // the WHERE keeps them out
   }
+}
+
+TEST_CASE("hotfix example: install days at UTC midnight, newest within the sim's range") {
+  const auto families = run_example("hotfix");
+  const auto* installed =
+      collectors_test::find_family(families, "windows_hotfix_installed_timestamp_seconds");
+  REQUIRE(installed != nullptr);
+  REQUIRE(installed->samples.size() >= 4);
+  double newest = 0;
+  for (const auto& sample : installed->samples) {
+    CHECK(std::fmod(sample.value, 86400.0) == 0);
+    newest = std::max(newest, sample.value);
+  }
+  CHECK(newest > 1.6e9);  // a real date, not 0 or a parse failure
 }

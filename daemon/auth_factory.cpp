@@ -102,6 +102,11 @@ void AuthFactory::restore(std::shared_ptr<State> state) {
 winrm::Result<AuthMaker> AuthFactory::make(const config::CredentialProfile& profile,
                                            const config::Target& target,
                                            std::shared_ptr<winrm::NegotiateStats> stats) {
+  if (profile.method == config::AuthMethod::kCertificate) {
+    auto auth = make_auth(profile, target);  // stateless: one per target is enough
+    if (!auth) return std::unexpected(auth.error());
+    return AuthMaker([shared = *auth] { return shared; });
+  }
   if (!is_negotiate(profile.method)) {
     auto auth = basic_for(profile, target);
     if (!auth) return std::unexpected(auth.error());
@@ -190,6 +195,12 @@ winrm::Result<std::shared_ptr<winrm::Auth>> make_auth(const config::CredentialPr
       // Plain HTTP + Basic is only possible when the user configured scheme: http.
       return winrm::make_basic_auth(profile.username, profile.password.reveal(),
                                     target.scheme == config::Scheme::kHttp);
+    case config::AuthMethod::kCertificate:
+      // The certificate and key travel in EndpointOptions (endpoint_for).
+      if (target.scheme != config::Scheme::kHttps) {
+        return winrm::make_error(winrm::ErrorKind::kAuth, "certificate auth needs https");
+      }
+      return winrm::make_certificate_auth();
     case config::AuthMethod::kKerberos:
     case config::AuthMethod::kNtlm: {
       auto manager = std::make_shared<winrm::CredentialManager>(credential_options(profile));

@@ -434,10 +434,37 @@ Secret read_password_env(const Located<std::string>& name) {
   return Secret(value);
 }
 
+// `auth: certificate`: a client certificate and its key, nothing else. The key is a
+// secret like a password file: it must be readable now and should not be world-readable.
+CredentialProfile parse_certificate_credential(const MapReader& map, CredentialProfile profile,
+                                               const Loc& profile_loc) {
+  profile.method = AuthMethod::kCertificate;
+  for (const char* unused :
+       {"username", "password_file", "password_env", "keytab", "ccache", "realm", "spn_service"}) {
+    if (const Field* f = map.get(unused)) {
+      fail(f->key_loc(), "not used with auth: certificate (the certificate names the user)");
+    }
+  }
+  const Field* cert = map.get("cert_file");
+  const Field* key = map.get("key_file");
+  if (!cert || !key) fail(profile_loc, "auth: certificate needs cert_file and key_file");
+  const auto cert_path = get_path(*cert);
+  const auto key_path = get_path(*key);
+  for (const auto* path : {&cert_path, &key_path}) {
+    if (::access(path->value.c_str(), R_OK) != 0) {
+      fail(path->loc, "cannot read " + quote(path->value) + ": " + std::strerror(errno));
+    }
+  }
+  warn_if_world_readable(key_path.loc, key_path.value, "private key");
+  profile.cert_file = cert_path.value;
+  profile.key_file = key_path.value;
+  return profile;
+}
+
 CredentialProfile parse_credential(const File& file, const std::string& name, const Field& field) {
   MapReader map(file, field.value, field.loc(),
                 {"auth", "username", "password", "password_file", "password_env", "keytab",
-                 "ccache", "realm", "spn_service"});
+                 "ccache", "realm", "spn_service", "cert_file", "key_file"});
   CredentialProfile profile;
   profile.name = name;
 
@@ -447,7 +474,7 @@ CredentialProfile parse_credential(const File& file, const std::string& name, co
          "inline passwords are not allowed; use password_file or password_env");
   }
   const Field* auth = map.get("auth");
-  if (!auth) fail(field.loc(), "missing key 'auth' (basic, kerberos or ntlm)");
+  if (!auth) fail(field.loc(), "missing key 'auth' (basic, kerberos, ntlm or certificate)");
   const std::string method = get_string(*auth);
   if (method == "basic") {
     profile.method = AuthMethod::kBasic;
@@ -455,10 +482,17 @@ CredentialProfile parse_credential(const File& file, const std::string& name, co
     profile.method = AuthMethod::kKerberos;
   } else if (method == "ntlm") {
     profile.method = AuthMethod::kNtlm;
+  } else if (method == "certificate") {
+    return parse_certificate_credential(map, profile, field.loc());
   } else {
-    static constexpr std::string_view kMethods[] = {"basic", "kerberos", "ntlm"};
-    fail(auth->loc(), "auth must be basic, kerberos or ntlm, got " + quote(method) +
+    static constexpr std::string_view kMethods[] = {"basic", "kerberos", "ntlm", "certificate"};
+    fail(auth->loc(), "auth must be basic, kerberos, ntlm or certificate, got " + quote(method) +
                           suggestion(method, kMethods));
+  }
+  for (const char* certificate_only : {"cert_file", "key_file"}) {
+    if (const Field* f = map.get(certificate_only)) {
+      fail(f->key_loc(), "only valid with auth: certificate");
+    }
   }
   const bool kerberos = profile.method == AuthMethod::kKerberos;
 
@@ -706,9 +740,70 @@ struct TargetSpec {
   std::optional<Located<std::map<std::string, std::string>>> labels;
   std::optional<CollectorSpec> collectors;
   std::optional<Located<std::vector<std::string>>> compat;
+  std::optional<Located<ProxySettings>> proxy;
   WinrmSpec winrm;
   LimitsSpec limits;
 };
+
+// `proxy: http://host:port`, `proxy: {url, username, password_file}`, or `proxy: none`
+// (direct, overriding a default). Credentials never inline: no user:password@ in the URL.
+Located<ProxySettings> get_proxy(const File& file, const Field& field) {
+  ProxySettings proxy;
+  const Field* url_field = &field;
+  std::optional<MapReader> map;
+  if (field.value.IsMap()) {
+    map.emplace(file, field.value, field.loc(),
+                std::vector<std::string_view>{"url", "username", "password_file"});
+    url_field = map->get("url");
+    if (!url_field) fail(field.loc(), "missing key 'url' (http://host:port)");
+  }
+  const std::string url = get_string(*url_field);
+  if (url == "none") {
+    if (map && (map->get("username") || map->get("password_file"))) {
+      fail(field.loc(), "proxy none takes no username or password_file");
+    }
+    return {proxy, field.loc()};
+  }
+  constexpr std::string_view kPrefix = "http://";
+  if (!url.starts_with(kPrefix)) {
+    fail(url_field->loc(), "proxy must be http://host:port or none, got " + quote(url));
+  }
+  std::string_view authority = std::string_view(url).substr(kPrefix.size());
+  if (authority.ends_with("/")) authority.remove_suffix(1);
+  if (authority.find('@') != std::string_view::npos) {
+    // Never echo the URL: it may hold a password.
+    fail(url_field->loc(), "no credentials in the proxy URL; use username and password_file");
+  }
+  const auto colon = authority.rfind(':');
+  const auto bracket = authority.rfind(']');
+  if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket) ||
+      colon + 1 == authority.size() || colon == 0 ||
+      authority.find('/') != std::string_view::npos) {
+    fail(url_field->loc(), "proxy must be http://host:port (with the port), got " + quote(url));
+  }
+  int port = 0;
+  const auto digits = authority.substr(colon + 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || end != digits.data() + digits.size() || port < 1 || port > 65535) {
+    fail(url_field->loc(), "invalid proxy port in " + quote(url));
+  }
+  proxy.url = std::string(kPrefix) + std::string(authority);
+  if (map) {
+    const Field* user = map->get("username");
+    const Field* password = map->get("password_file");
+    if (!user != !password) fail(field.loc(), "proxy auth needs both username and password_file");
+    if (user) {
+      proxy.username = get_string(*user);
+      if (proxy.username.find(':') != std::string::npos) {
+        fail(user->loc(), "a proxy Basic auth user name cannot contain ':'");
+      }
+      const auto path = get_path(*password);
+      proxy.password_file = path.value;
+      proxy.password = read_password_file(path);
+    }
+  }
+  return {proxy, field.loc()};
+}
 
 // `compat: [v030, pre030]`: windows_exporter name sets, at least one, each once.
 Located<std::vector<std::string>> get_compat(const Field& field) {
@@ -740,13 +835,13 @@ TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defau
       "scheme",   "credential",  "labels",          "collectors",
       "interval", "timeout",     "tls_ca_file",     "tls_insecure_skip_verify",
       "spn_host", "spn_service", "winrm",           "limits",
-      "compat"};
+      "compat",   "proxy"};
   static const std::vector<std::string_view> kDefaultsKeys = {
       "port",        "scheme",      "credential",
       "labels",      "collectors",  "interval",
       "timeout",     "tls_ca_file", "tls_insecure_skip_verify",
       "spn_service", "winrm",       "limits",
-      "compat"};
+      "compat",      "proxy"};
   MapReader map(file, field.value, field.loc(), is_defaults ? kDefaultsKeys : kTargetKeys);
   TargetSpec spec;
   spec.loc = field.loc();
@@ -784,6 +879,7 @@ TargetSpec parse_target_spec(const File& file, const Field& field, bool is_defau
   if (const Field* f = map.get("spn_service")) spec.spn_service = get_spn_service(*f);
   if (const Field* f = map.get("winrm")) spec.winrm = parse_winrm_spec(file, *f);
   if (const Field* f = map.get("limits")) spec.limits = parse_limits_spec(file, *f);
+  if (const Field* f = map.get("proxy")) spec.proxy = get_proxy(file, *f);
   return spec;
 }
 
@@ -853,12 +949,19 @@ class Loader {
   void parse_global(const File& file, const Field* field) {
     Defaults& d = config_.defaults;
     d.collectors = builtin_names_;
+    // The usual environment variable applies unless global.no_proxy replaces it.
+    for (const char* name : {"NO_PROXY", "no_proxy"}) {
+      if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+        d.no_proxy = value;
+        break;
+      }
+    }
     if (!field || field->value.IsNull()) return;
     MapReader map(
         file, field->value, field->loc(),
         {"interval", "timeout", "concurrency", "per_target_concurrency", "stale_after_intervals",
          "scheme", "port", "tls_ca_file", "tls_insecure_skip_verify", "max_response_bytes",
-         "collectors", "credential", "labels", "winrm", "limits", "compat"});
+         "collectors", "credential", "labels", "winrm", "limits", "compat", "proxy", "no_proxy"});
     if (const Field* f = map.get("interval")) global_.interval = get_duration(*f);
     if (const Field* f = map.get("timeout")) global_.timeout = get_duration(*f);
     if (global_.interval) d.interval = global_.interval->value;
@@ -908,6 +1011,24 @@ class Loader {
     }
     if (const Field* f = map.get("labels")) d.labels = get_labels(*f).value;
     if (const Field* f = map.get("compat")) d.compat = get_compat(*f).value;
+    if (const Field* f = map.get("proxy")) d.proxy = get_proxy(file, *f).value;
+    if (const Field* f = map.get("no_proxy")) d.no_proxy = get_no_proxy(*f);
+  }
+
+  // A list or one comma-separated string, in NO_PROXY syntax (winrm::proxy_bypassed).
+  static std::string get_no_proxy(const Field& field) {
+    std::vector<std::string> entries;
+    if (field.value.IsSequence()) {
+      for (const Field& item : get_list(field)) entries.push_back(get_string(item));
+    } else {
+      entries.push_back(get_string(field));
+    }
+    std::string joined;
+    for (const auto& entry : entries) {
+      if (!joined.empty()) joined += ',';
+      joined += entry;
+    }
+    return joined;
   }
 
   // The collectors restricted to one combination of name sets, built once per combination.
@@ -990,6 +1111,12 @@ class Loader {
     check_credential_exists(*credential);
     t.credential = credential->value;
     const CredentialProfile& profile = config_.credentials.at(t.credential);
+    if (profile.method == AuthMethod::kCertificate && t.scheme == Scheme::kHttp) {
+      fail(scheme ? scheme->loc : spec.loc,
+           "credential " + quote(t.credential) +
+               " uses auth: certificate, which needs scheme: https (the certificate is sent in "
+               "the TLS handshake)");
+    }
     if (profile.method == AuthMethod::kBasic && t.scheme == Scheme::kHttp &&
         basic_http_warned_.insert(t.credential).second) {
       warn(spec.loc, "credential " + quote(t.credential) +
@@ -1023,6 +1150,10 @@ class Loader {
     if (spn_service) t.spn_service = spn_service->value;
     t.winrm = resolve_winrm({&spec.winrm, &fd.winrm, &global_.winrm});
     t.limits = resolve_limits({&spec.limits, &fd.limits, &global_.limits}, t.winrm, spec.loc);
+
+    const auto& proxy = first_set(spec.proxy, fd.proxy);
+    t.proxy = proxy ? proxy->value : d.proxy;
+    t.no_proxy = d.no_proxy;
 
     const auto& compat = first_set(spec.compat, fd.compat);
     t.compat = compat ? compat->value : d.compat;

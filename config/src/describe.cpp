@@ -54,6 +54,8 @@ std::string describe(const Config& config) {
       << "  limits: " << format_limits(d.limits, d.winrm) << "\n"
       << "  default collectors: " << join_names(d.collectors) << "\n";
   if (!d.credential.empty()) out << "  default credential: " << d.credential << "\n";
+  if (!d.proxy.url.empty()) out << "  proxy: " << d.proxy.url << "\n";
+  if (!d.no_proxy.empty()) out << "  no_proxy: " << d.no_proxy << "\n";
   if (!d.labels.empty()) out << "  labels: " << format_labels(d.labels) << "\n";
 
   out << "credentials (" << config.credentials.size() << "):\n";
@@ -68,7 +70,10 @@ std::string describe(const Config& config) {
     if (!p.keytab.empty()) out << " keytab=" << p.keytab;
     if (!p.ccache.empty()) out << " ccache=" << p.ccache;
     if (!p.realm.empty()) out << " realm=" << p.realm;
-    if (p.method != AuthMethod::kBasic) out << " spn_service=" << p.spn_service;
+    if (!p.cert_file.empty()) out << " cert_file=" << p.cert_file << " key_file=" << p.key_file;
+    if (p.method == AuthMethod::kKerberos || p.method == AuthMethod::kNtlm) {
+      out << " spn_service=" << p.spn_service;
+    }
     out << "\n";
   }
 
@@ -87,6 +92,14 @@ std::string describe(const Config& config) {
     if (!t.spn_host.empty()) out << " spn_host=" << t.spn_host;
     if (!t.spn_service.empty()) out << " spn_service=" << t.spn_service;
     if (t.tls_insecure_skip_verify) out << " tls_insecure_skip_verify=true";
+    if (!t.proxy.url.empty()) {
+      out << " proxy=" << t.proxy.url;
+      if (!t.proxy.username.empty()) {
+        out << " proxy_username=" << t.proxy.username
+            << " proxy_password=" << t.proxy.password.str() << " (from file "
+            << t.proxy.password_file << ")";
+      }
+    }
     out << " [" << t.source << "]\n";
     // Only where a target differs from the global values, to keep the summary short.
     if (!(t.winrm == d.winrm)) out << "    winrm: " << format_winrm(t.winrm) << "\n";

@@ -109,6 +109,8 @@ const char* to_string(AuthMethod method) {
       return "kerberos";
     case AuthMethod::kNtlm:
       return "ntlm";
+    case AuthMethod::kCertificate:
+      return "certificate";
   }
   return "?";
 }

@@ -387,13 +387,13 @@ TEST_CASE("errors name file, line and field") {
        "password_env"},
       {"credentials:\n  p:\n    auth: digest\n",
        "3: credentials.p.auth: auth must be basic, "
-       "kerberos or ntlm, got 'digest'"},
+       "kerberos, ntlm or certificate, got 'digest'"},
       {"credentials:\n  p:\n    auth: kerberoz\n",
-       "3: credentials.p.auth: auth must be basic, kerberos or ntlm, got 'kerberoz' (did you mean "
-       "'kerberos'?)"},
+       "3: credentials.p.auth: auth must be basic, kerberos, ntlm or certificate, got 'kerberoz' "
+       "(did you mean 'kerberos'?)"},
       {"credentials:\n  p:\n    username: u\n",
        "3: credentials.p: missing key 'auth' (basic, "
-       "kerberos or ntlm)"},
+       "kerberos, ntlm or certificate)"},
       {"credentials:\n  p:\n    auth: basic\n    password_env: WINRM_CONFIG_TEST_PW\n",
        "3: credentials.p: missing key 'username'"},
       {"credentials:\n  p:\n    auth: ntlm\n    username: u\n",

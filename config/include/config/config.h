@@ -25,7 +25,7 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class AuthMethod { kBasic, kKerberos, kNtlm };
+enum class AuthMethod { kBasic, kKerberos, kNtlm, kCertificate };
 
 struct CredentialProfile {
   std::string name;
@@ -39,6 +39,19 @@ struct CredentialProfile {
   std::string ccache;
   std::string realm;
   std::string spn_service = "HTTP";  // HTTP or WSMAN
+  // Certificate (WinRM client certificate mapping, HTTPS only): PEM certificate (chain)
+  // and unencrypted PEM key, read at each TLS handshake. Only the paths are ever logged.
+  std::string cert_file;
+  std::string key_file;
+};
+
+// Forward HTTP proxy (key `proxy:` in global, inventory defaults, targets).
+struct ProxySettings {
+  std::string url;       // "http://host:port"; empty: direct
+  std::string username;  // proxy Basic auth when set
+  Secret password;       // from password_file
+  std::string password_file;
+  bool operator==(const ProxySettings&) const = default;
 };
 
 enum class Scheme { kHttp, kHttps };
@@ -83,6 +96,10 @@ struct Defaults {
   std::vector<std::string> compat = {"v030"};
   WinrmOptions winrm;                   // global.winrm
   PollLimits limits;                    // global.limits (global.max_response_bytes is an alias)
+  ProxySettings proxy;                  // global.proxy
+  // global.no_proxy (NO_PROXY syntax, comma-joined); from the NO_PROXY/no_proxy
+  // environment when the key is absent.
+  std::string no_proxy;
   std::string credential;               // default profile for targets that name none
   std::map<std::string, std::string> labels;  // extra labels on every target (target's win)
 };
@@ -106,6 +123,8 @@ struct Target {
   bool tls_insecure_skip_verify = false;
   std::string spn_host;     // Kerberos SPN host override; host when empty
   std::string spn_service;  // overrides the profile's when set
+  ProxySettings proxy;      // resolved: target > inventory defaults > global; url "" = direct
+  std::string no_proxy;     // global.no_proxy (the transport decides the bypass per host)
   WinrmOptions winrm;       // resolved per field: target > inventory defaults > global
   PollLimits limits;        // resolved the same way
   std::string source;       // "file:line" where it was defined, for messages

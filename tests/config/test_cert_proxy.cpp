@@ -1,0 +1,127 @@
+// `auth: certificate` profiles and `proxy:` / `no_proxy:` settings (issue 14).
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "config/config.h"
+#include "temp_dir.h"
+
+namespace {
+
+const config::Target& find_target(const config::Config& c, const std::string& name) {
+  for (const auto& t : c.targets) {
+    if (t.name == name) return t;
+  }
+  FAIL("no target " << name);
+  throw std::logic_error("unreachable");
+}
+
+std::string certificate_profile(TempDir& dir) {
+  const std::string cert = dir.write("client.pem", "-----BEGIN CERTIFICATE-----\n");
+  const std::string key = dir.write("client.key", "-----BEGIN PRIVATE KEY-----\n");
+  return "  cert:\n    auth: certificate\n    cert_file: " + cert + "\n    key_file: " + key + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
+  ::unsetenv("NO_PROXY");
+  ::unsetenv("no_proxy");
+  TempDir dir;
+  const std::string profile = certificate_profile(dir);
+  const auto c = config::load(dir.write(
+      "ok.yml", "credentials:\n" + profile + "targets:\n  - {name: web01, credential: cert}\n"));
+  const auto& p = c.credentials.at("cert");
+  CHECK(p.method == config::AuthMethod::kCertificate);
+  CHECK(p.cert_file == dir.path() + "/client.pem");
+  CHECK(p.key_file == dir.path() + "/client.key");
+  CHECK(p.username.empty());
+  CHECK(std::string(config::to_string(p.method)) == "certificate");
+  CHECK(config::describe(c).find("auth=certificate cert_file=" + dir.path() + "/client.pem") !=
+        std::string::npos);
+
+  auto error = load_error(
+      dir.write("http.yml", "credentials:\n" + profile +
+                                "targets:\n  - {name: web01, credential: cert, scheme: http}\n"));
+  CHECK(error.find("http.yml:") != std::string::npos);
+  CHECK(error.find("needs scheme: https") != std::string::npos);
+
+  error = load_error(dir.write("nokey.yml",
+                               "credentials:\n  cert:\n    auth: certificate\n"
+                               "    cert_file: " +
+                                   dir.path() + "/client.pem\n"));
+  CHECK(error.find("needs cert_file and key_file") != std::string::npos);
+
+  error = load_error(dir.write("missing.yml",
+                               "credentials:\n  cert:\n    auth: certificate\n"
+                               "    cert_file: " +
+                                   dir.path() +
+                                   "/client.pem\n"
+                                   "    key_file: " +
+                                   dir.path() + "/gone.key\n"));
+  CHECK(error.find("cannot read") != std::string::npos);
+  CHECK(error.find("gone.key") != std::string::npos);
+
+  error = load_error(dir.write("user.yml", "credentials:\n" + profile + "    username: x\n"));
+  CHECK(error.find("not used with auth: certificate") != std::string::npos);
+
+  error = load_error(dir.write("basic.yml",
+                               "credentials:\n  b:\n    auth: basic\n"
+                               "    username: u\n    password_env: HOME\n"
+                               "    cert_file: " +
+                                   dir.path() + "/client.pem\n"));
+  CHECK(error.find("only valid with auth: certificate") != std::string::npos);
+}
+
+TEST_CASE("proxy: global, inventory-free target override, none, auth file, no_proxy") {
+  ::unsetenv("NO_PROXY");
+  ::unsetenv("no_proxy");
+  TempDir dir;
+  const std::string pass = dir.write("proxy.pass", "proxy-Secret-1\n");
+  const auto c = config::load(
+      dir.write("p.yml",
+                "global:\n  proxy: http://proxy.example:3128/\n"
+                "  no_proxy: [.corp.example, 10.0.0.0/8]\n"
+                "credentials:\n  b:\n    auth: basic\n    username: u\n    password_env: HOME\n"
+                "targets:\n"
+                "  - {name: a, credential: b}\n"
+                "  - {name: b, credential: b, proxy: none}\n"
+                "  - {name: c, credential: b, proxy: {url: 'http://[fd00::1]:8080', "
+                "username: winrm, password_file: " +
+                    pass + "}}\n"));
+  CHECK(c.defaults.proxy.url == "http://proxy.example:3128");
+  CHECK(c.defaults.no_proxy == ".corp.example,10.0.0.0/8");
+  CHECK(find_target(c, "a").proxy.url == "http://proxy.example:3128");
+  CHECK(find_target(c, "a").no_proxy == ".corp.example,10.0.0.0/8");
+  CHECK(find_target(c, "b").proxy.url.empty());
+  const auto& with_auth = find_target(c, "c").proxy;
+  CHECK(with_auth.url == "http://[fd00::1]:8080");
+  CHECK(with_auth.username == "winrm");
+  CHECK(with_auth.password.reveal() == "proxy-Secret-1");
+  const std::string summary = config::describe(c);
+  CHECK(summary.find("proxy-Secret-1") == std::string::npos);
+  CHECK(summary.find("proxy_password=<secret>") != std::string::npos);
+
+  ::setenv("NO_PROXY", "from-env.example", 1);
+  const auto env = config::load(
+      dir.write("env.yml",
+                "credentials:\n  b:\n    auth: basic\n    username: u\n    password_env: HOME\n"
+                "targets:\n  - {name: a, credential: b}\n"));
+  CHECK(find_target(env, "a").no_proxy == "from-env.example");
+  ::unsetenv("NO_PROXY");
+
+  const std::string creds =
+      "credentials:\n  b:\n    auth: basic\n    username: u\n    password_env: HOME\n"
+      "targets:\n  - {name: a, credential: b}\n";
+  auto error =
+      load_error(dir.write("userinfo.yml", "global:\n  proxy: http://u:hunter2@p:3128\n" + creds));
+  CHECK(error.find("no credentials in the proxy URL") != std::string::npos);
+  CHECK(error.find("hunter2") == std::string::npos);
+  error = load_error(dir.write("noport.yml", "global:\n  proxy: http://p.example\n" + creds));
+  CHECK(error.find("with the port") != std::string::npos);
+  error = load_error(dir.write("https.yml", "global:\n  proxy: https://p.example:443\n" + creds));
+  CHECK(error.find("proxy must be http://host:port or none") != std::string::npos);
+  error = load_error(
+      dir.write("half.yml", "global:\n  proxy: {url: 'http://p:1', username: x}\n" + creds));
+  CHECK(error.find("needs both username and password_file") != std::string::npos);
+}

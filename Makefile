@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 BUILD_PACKAGES := python3 cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
   libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev doctest-dev \
   libcurl4-openssl-dev libcrypt-dev libldap-dev libsasl2-dev libsasl2-modules-gssapi-mit
-TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus \
+TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus tinyproxy \
   python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd \
   python3-yaml python3-kubernetes slapd ldap-utils \
   clang-16 libclang-rt-16-dev
@@ -14,7 +14,6 @@ TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-us
 DEB_PACKAGES := dpkg-dev help2man chrpath
 # The slow tests (`make test-slow`, .ci/run): lintian, a fresh Debian root, the container.
 SLOW_TEST_PACKAGES := $(DEB_PACKAGES) lintian mmdebstrap buildah util-linux curl openssl python3
-
 
 .PHONY: all build deps test-deps test demo clean format
 

@@ -12,8 +12,7 @@
 
 namespace exporter {
 
-winrm::EndpointOptions endpoint_for(const config::Config& /*config*/,
-                                    const config::Target& target) {
+winrm::EndpointOptions endpoint_for(const config::Config& config, const config::Target& target) {
   winrm::EndpointOptions endpoint;
   endpoint.host = target.host.empty() ? target.name : target.host;
   endpoint.connect_address = target.connect_address;
@@ -22,6 +21,15 @@ winrm::EndpointOptions endpoint_for(const config::Config& /*config*/,
       target.scheme == config::Scheme::kHttp ? winrm::Scheme::kHttp : winrm::Scheme::kHttps;
   endpoint.ca_file = target.tls_ca_file;
   endpoint.insecure_skip_verify = target.tls_insecure_skip_verify;
+  if (auto it = config.credentials.find(target.credential);
+      it != config.credentials.end() && it->second.method == config::AuthMethod::kCertificate) {
+    endpoint.client_cert_file = it->second.cert_file;  // sent in the TLS handshake
+    endpoint.client_key_file = it->second.key_file;
+  }
+  endpoint.proxy = target.proxy.url;
+  endpoint.proxy_username = target.proxy.username;
+  endpoint.proxy_password = target.proxy.password.reveal();
+  endpoint.no_proxy = target.no_proxy;
   // The session lowers this ceiling to target.limits (auto: from MaxEnvelopeSize); it only
   // has to make room for an explicit setting above the transport's default.
   endpoint.max_response_bytes =
@@ -56,11 +64,13 @@ namespace {
 std::string fingerprint_of(const config::Config& config, const config::Target& target) {
   const auto options = session_options_for(config, target);
   const auto& endpoint = options.endpoint;
-  std::string out = endpoint.host + '\n' + endpoint.connect_address + '\n' +
-                    std::to_string(endpoint.port) + '\n' +
-                    (endpoint.scheme == winrm::Scheme::kHttps ? "https" : "http") + '\n' +
-                    endpoint.ca_file + '\n' + (endpoint.insecure_skip_verify ? "1" : "0") + '\n' +
-                    std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n';
+  std::string out =
+      endpoint.host + '\n' + endpoint.connect_address + '\n' + std::to_string(endpoint.port) +
+      '\n' + (endpoint.scheme == winrm::Scheme::kHttps ? "https" : "http") + '\n' +
+      endpoint.ca_file + '\n' + (endpoint.insecure_skip_verify ? "1" : "0") + '\n' +
+      std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n' +
+      endpoint.client_cert_file + '\n' + endpoint.client_key_file + '\n' + endpoint.proxy + '\n' +
+      endpoint.proxy_username + '\n' + target.proxy.password_file + '\n' + endpoint.no_proxy + '\n';
   // WinRM options and limits live in the pooled sessions: a change rebuilds them.
   out += std::to_string(options.max_envelope_size) + '\n' + std::to_string(options.max_elements) +
          '\n' + std::to_string(options.operation_timeout.count()) + '\n' + options.locale + '\n' +
@@ -165,9 +175,11 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
       runtime->config = config;
       runtime->fingerprint = fingerprint_of(*config, target);
       runtime->password = password_of(*config, target);
+      runtime->proxy_password = target.proxy.password;  // shared, not a copy
       auto old = runtimes_.find(target.name);
       if (old != runtimes_.end() && old->second->fingerprint == runtime->fingerprint &&
-          old->second->password == runtime->password) {
+          old->second->password == runtime->password &&
+          old->second->proxy_password == target.proxy.password) {
         runtime->make_auth = old->second->make_auth;  // keep live sessions of unchanged targets
         runtime->auth_error = old->second->auth_error;
         runtime->auth_stats = old->second->auth_stats;
@@ -333,6 +345,21 @@ std::string App::render_metrics() const {
   return *page;
 }
 
+std::string App::render_metrics_gzip() const {
+  auto page = metrics_gzip_flight_.get([this] {
+    return render_metrics_page_gzip(
+        cache_.view_all(),
+        [this](std::string& out) {
+          telemetry_.render(out);
+          render_shard_metrics(out);
+          render_auth_metrics(out);
+          inventory_->render(out);
+        },
+        std::chrono::steady_clock::now());
+  });
+  return *page;
+}
+
 void App::render_auth_metrics(std::string& out) const {
   auth_factory_.render(out);
   std::vector<std::pair<std::string, std::shared_ptr<TargetAuthStats>>> targets;
@@ -346,7 +373,8 @@ void App::render_auth_metrics(std::string& out) const {
       targets.emplace_back(target.name, it->second->auth_stats);
       auto profile = config_->credentials.find(target.credential);
       any_negotiate |= profile != config_->credentials.end() &&
-                       profile->second.method != config::AuthMethod::kBasic;
+                       (profile->second.method == config::AuthMethod::kKerberos ||
+                        profile->second.method == config::AuthMethod::kNtlm);
     }
   }
   using collectors::MetricType;

@@ -67,6 +67,8 @@ class App {
   std::shared_ptr<const config::Config> config() const;
 
   std::string render_metrics() const;
+  // The same page as a gzip body (Content-Encoding: gzip), from the cached segments.
+  std::string render_metrics_gzip() const;
   // Error: the 404 text (unknown target, or which shard owns it).
   std::expected<std::string, std::string> render_probe(const std::string& target) const;
   // Prometheus http_sd JSON of the owned targets.
@@ -78,6 +80,7 @@ class App {
     std::shared_ptr<const config::Config> config;
     std::string fingerprint;  // endpoint + credentials: sessions are reused while equal
     config::Secret password;  // with fingerprint; shared with the config, never copied
+    config::Secret proxy_password;  // the same for the proxy's password
     AuthMaker make_auth;      // null when auth could not be built
     std::string auth_error;   // set when auth could not be built
     std::shared_ptr<TargetAuthStats> auth_stats = std::make_shared<TargetAuthStats>();
@@ -105,6 +108,7 @@ class App {
   Cache cache_;
   // Concurrent /metrics scrapes share one render of the page.
   mutable SingleFlight<std::string> metrics_flight_;
+  mutable SingleFlight<std::string> metrics_gzip_flight_;
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
   std::atomic<bool> ready_{false};

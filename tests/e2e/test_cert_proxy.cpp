@@ -1,0 +1,388 @@
+// Issue 14: client certificate authentication and HTTP(S) proxies, end to end.
+// Certificates: the winrm_exporter binary with `auth: certificate` profiles and pywinrm's
+// `certificate` transport against winrm-sim verifying client certificates against a CA
+// made here with the openssl CLI and mapping their UPN to a user; an unmapped and an
+// untrusted certificate are refused (auth errors), and certificate auth over plain HTTP is
+// a config error.
+// Proxies: real tinyproxy processes started here carry the traffic: HTTPS through CONNECT
+// with NTLM and channel binding (CbtHardeningLevel=Strict, so the binding must be of the
+// sim's certificate through the tunnel), HTTP as absolute-URI requests, a proxy that wants
+// Basic auth (given, and wrong), a NO_PROXY bypass and a dead proxy. The proxies' logs
+// prove which requests crossed them.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "e2e_util.h"
+
+using namespace e2e;
+
+namespace {
+
+const std::vector<std::string> kCollectors = {"cpu", "os"};
+
+void write_secret(const fs::path& path, const std::string& text) {
+  write_file(path, text + "\n");
+  chmod(path.c_str(), 0600);
+}
+
+// A CA (client_ca.pem) and, signed by `ca`, a client certificate `name`.pem/.key with a
+// UPN subjectAltName and the clientAuth usage (what Windows' mapping requires).
+void make_client_cert(const TempDir& dir, const std::string& ca, const std::string& name,
+                      const std::string& upn) {
+  const std::string d = dir.path.string();
+  if (!fs::exists(dir / (ca + ".pem"))) {
+    REQUIRE(run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=" + ca +
+                      "' -keyout " + d + "/" + ca + ".key -out " + d + "/" + ca +
+                      ".pem >/dev/null 2>&1") == 0);
+  }
+  write_file(dir / (name + ".cnf"),
+             "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:" + upn +
+                 "\nextendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n");
+  REQUIRE(run_shell("openssl req -newkey rsa:2048 -nodes -subj '/CN=" + upn + "' -keyout " + d +
+                    "/" + name + ".key -out " + d + "/" + name + ".csr >/dev/null 2>&1") == 0);
+  REQUIRE(run_shell("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/" + ca +
+                    ".pem -CAkey " + d + "/" + ca + ".key -CAcreateserial -days 2 -sha256 " +
+                    "-extfile " + d + "/" + name + ".cnf -out " + d + "/" + name +
+                    ".pem >/dev/null 2>&1") == 0);
+  chmod((dir / (name + ".key")).c_str(), 0600);
+}
+
+std::optional<double> up(const std::string& metrics, const std::string& target) {
+  return sample_value(metrics, "winrm_exporter_target_up{target=\"" + target + "\"}");
+}
+
+bool polled(const std::string& metrics, const std::string& target) {
+  for (const auto& collector : kCollectors) {
+    if (sample_value(metrics, "winrm_exporter_collector_success{target=\"" + target +
+                                  "\",collector=\"" + collector + "\"}") != 1.0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<double> errors_of(const std::string& metrics, const std::string& target,
+                                const std::string& kind) {
+  return sample_value(metrics, "winrm_exporter_collector_errors_total{target=\"" + target +
+                                   "\",collector=\"os\",kind=\"" + kind + "\"}");
+}
+
+std::string diagnostics(const TempDir& dir, const std::string& metrics, const Exporter& exporter) {
+  return metrics.substr(0, 5000) + "\n--- exporter log:\n" +
+         read_file(exporter.stderr_path).substr(0, 5000) + "\n--- sim log:\n" +
+         read_file(dir / "sim.err").substr(0, 2000);
+}
+
+// A tinyproxy in the foreground on a free loopback port, logging each request line.
+struct Tinyproxy {
+  std::unique_ptr<Process> process;
+  int port = 0;
+  fs::path log;
+
+  Tinyproxy(const TempDir& dir, const std::string& tag, const std::string& extra_conf = "") {
+    log = dir / (tag + ".log");
+    for (int attempt = 0; attempt < 3 && port == 0; ++attempt) {
+      const int candidate = free_port();
+      write_file(dir / (tag + ".conf"), "Port " + std::to_string(candidate) +
+                                            "\nListen 127.0.0.1\nTimeout 30\nLogLevel Info\n"
+                                            "LogFile \"" +
+                                            log.string() + "\"\nMaxClients 20\nAllow 127.0.0.1\n" +
+                                            extra_conf);
+      process =
+          std::make_unique<Process>(std::vector<std::string>{"/usr/bin/tinyproxy", "-d", "-c",
+                                                             (dir / (tag + ".conf")).string()},
+                                    dir / (tag + ".out"), dir / (tag + ".err"));
+      const bool listening = wait_until(
+          [&] {
+            if (!process->running()) return false;
+            httplib::Client client("127.0.0.1", candidate);
+            client.set_connection_timeout(1, 0);
+            return static_cast<bool>(client.Get("/"));
+          },
+          5s);
+      if (listening) port = candidate;
+    }
+    if (port == 0) {
+      throw std::runtime_error("tinyproxy did not start: " + read_file(dir / (tag + ".err")) +
+                               read_file(log));
+    }
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+  std::string requests() const { return read_file(log); }
+};
+
+}  // namespace
+
+TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificate mapping") {
+  TempDir dir;
+  make_client_cert(dir, "client_ca", "monitor", "monitor@sim.test");
+  make_client_cert(dir, "client_ca", "stranger", "stranger@sim.test");  // trusted, unmapped
+  make_client_cert(dir, "rogue_ca", "rogue", "monitor@sim.test");       // mapped UPN, untrusted
+  const std::string d = dir.path.string();
+  // The sim's own listener line (Sim writes a fixed one) carries client_ca here.
+  if (!fs::exists(dir / "ca.pem")) {
+    REQUIRE(run_shell("sh " + std::string(WINRM_TEST_SCRIPTS) + "/gen-certs.sh " + d +
+                      " >/dev/null 2>&1") == 0);
+  }
+  write_file(dir / "sim.yml", "https: {address: 127.0.0.1, port: 0, cert: " + d +
+                                  "/server.pem, key: " + d + "/server.key, client_ca: " + d +
+                                  "/client_ca.pem}\n"
+                                  "http: {address: 127.0.0.1, port: 0}\n"
+                                  "client_certificates:\n"
+                                  "  - {subject: monitor@sim.test, user: monitor}\n"
+                                  "hosts:\n"
+                                  "  - {name: basiconly.sim.test, auth: [basic]}\n");
+  Process sim({kSimBinary, "--config", d + "/sim.yml", "--ports-file", d + "/sim.ports",
+               "--log-level", "info"},
+              dir / "sim.out", dir / "sim.err");
+  REQUIRE_MESSAGE(wait_until([&] { return fs::exists(dir / "sim.ports") || !sim.running(); }, 10s),
+                  read_file(dir / "sim.err"));
+  REQUIRE_MESSAGE(fs::exists(dir / "sim.ports"), read_file(dir / "sim.err"));
+  int https_port = 0;
+  int http_port = 0;
+  {
+    std::istringstream lines(read_file(dir / "sim.ports"));
+    std::string scheme;
+    int port = 0;
+    while (lines >> scheme >> port) (scheme == "https" ? https_port : http_port) = port;
+  }
+  REQUIRE(https_port > 0);
+
+  auto profile = [&](const std::string& name, const std::string& cert) {
+    return "  " + name + ":\n    auth: certificate\n    cert_file: " + d + "/" + cert +
+           ".pem\n    key_file: " + d + "/" + cert + ".key\n";
+  };
+  const std::string target = "connect_address: 127.0.0.1, port: " + std::to_string(https_port);
+  write_file(dir / "exporter.yml",
+             "global:\n  interval: 2s\n  timeout: 1500ms\n  tls_ca_file: " + d +
+                 "/ca.pem\n  collectors: [cpu, os]\n"
+                 "credentials:\n" +
+                 profile("good", "monitor") + profile("unmapped", "stranger") +
+                 profile("untrusted", "rogue") +
+                 "targets:\n"
+                 "  - {name: cert01.sim.test, credential: good, " +
+                 target +
+                 "}\n"
+                 "  - {name: cert02.sim.test, credential: unmapped, " +
+                 target +
+                 "}\n"
+                 "  - {name: cert03.sim.test, credential: untrusted, " +
+                 target +
+                 "}\n"
+                 "  - {name: basiconly.sim.test, credential: good, " +
+                 target + "}\n");
+  Exporter exporter(dir, dir / "exporter.yml");
+  const std::string rejected = "winrm_exporter_auth_errors_total{target=\"";
+  auto [done, metrics] = exporter.metrics_when(
+      [&](const std::string& m) {
+        return polled(m, "cert01.sim.test") &&
+               m.find(rejected + "cert02.sim.test\",class=\"server_rejected\"}") !=
+                   std::string::npos &&
+               m.find(rejected + "cert03.sim.test\",class=\"server_rejected\"}") !=
+                   std::string::npos &&
+               m.find(rejected + "basiconly.sim.test\",class=\"server_rejected\"}") !=
+                   std::string::npos;
+      },
+      30s);
+  const std::string why = diagnostics(dir, metrics, exporter);
+  REQUIRE_MESSAGE(done, why);
+  CHECK(up(metrics, "cert01.sim.test") == 1.0);
+  CHECK(metrics.find("windows_cpu_time_total{target=\"cert01.sim.test\"") != std::string::npos);
+  for (const std::string t : {"cert02.sim.test", "cert03.sim.test", "basiconly.sim.test"}) {
+    CAPTURE(t);
+    CHECK(up(metrics, t) == 0.0);
+    CHECK(errors_of(metrics, t, "auth").value_or(0) >= 1);
+  }
+  const std::string log = read_file(exporter.stderr_path);
+  // 401 for the trusted but unmapped certificate, 403 for the untrusted one (HTTP.sys).
+  CHECK_MESSAGE(
+      log.find("HTTP 401: client certificate rejected (not mapped to a user)") != std::string::npos,
+      log);
+  CHECK_MESSAGE(
+      log.find("HTTP 403: client certificate rejected (missing or untrusted)") != std::string::npos,
+      log);
+  // The key's bytes appear nowhere (only its path may).
+  const std::string key = read_file(dir / "monitor.key");
+  const std::string key_line = key.substr(key.find('\n') + 1, 40);
+  CHECK(log.find(key_line) == std::string::npos);
+  CHECK(metrics.find(key_line) == std::string::npos);
+
+  {  // pywinrm's certificate transport against the same sim
+    write_file(dir / "pywinrm_cert.py", R"PY(
+import sys
+import winrm
+from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
+port, d = sys.argv[1], sys.argv[2]
+xml = open(d + "/enumerate.xml").read()
+def proto(cert):
+    return winrm.Protocol("https://localhost:%s/wsman" % port, transport="certificate",
+                          cert_pem="%s/%s.pem" % (d, cert), cert_key_pem="%s/%s.key" % (d, cert),
+                          server_cert_validation="validate", ca_trust_path=d + "/ca.pem")
+body = proto("monitor").send_message(xml)
+body = body.decode() if isinstance(body, bytes) else body
+print("GOOD", "EnumerateResponse" in body and "NumberOfCores" in body)
+for cert in ("stranger", "rogue"):
+    try:
+        proto(cert).send_message(xml)
+        print("BAD", cert, "accepted")
+    except (InvalidCredentialsError, WinRMTransportError) as e:
+        print("REFUSED", cert, getattr(e, "code", 401), type(e).__name__)
+)PY");
+    write_file(dir / "enumerate.xml",
+               "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" "
+               "xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" "
+               "xmlns:n=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\" "
+               "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\"><s:Header>"
+               "<a:To>https://localhost/wsman</a:To><w:ResourceURI s:mustUnderstand=\"true\">"
+               "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/*</w:ResourceURI>"
+               "<a:ReplyTo><a:Address s:mustUnderstand=\"true\">http://schemas.xmlsoap.org/ws/"
+               "2004/08/addressing/role/anonymous</a:Address></a:ReplyTo><a:Action "
+               "s:mustUnderstand=\"true\">http://schemas.xmlsoap.org/ws/2004/09/enumeration/"
+               "Enumerate</a:Action><w:MaxEnvelopeSize s:mustUnderstand=\"true\">153600"
+               "</w:MaxEnvelopeSize><a:MessageID>uuid:6C2B0C5E-1A52-4C0B-9C2A-3F1E8F9A0B11"
+               "</a:MessageID><w:OperationTimeout>PT60.000S</w:OperationTimeout></s:Header>"
+               "<s:Body><n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000"
+               "</w:MaxElements><w:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/"
+               "WQL\">SELECT Name, NumberOfCores FROM Win32_Processor</w:Filter></n:Enumerate>"
+               "</s:Body></s:Envelope>");
+    const int rc =
+        run_shell("timeout 60 /usr/bin/python3 " + d + "/pywinrm_cert.py " +
+                  std::to_string(https_port) + " " + d + " > " + d + "/pywinrm.out 2>&1");
+    const std::string out = read_file(dir / "pywinrm.out");
+    CHECK_MESSAGE(rc == 0, out);
+    CHECK_MESSAGE(out.find("GOOD True") != std::string::npos, out);
+    CHECK_MESSAGE(out.find("REFUSED stranger 401") != std::string::npos, out);
+    CHECK_MESSAGE(out.find("REFUSED rogue 403") != std::string::npos, out);
+    CHECK_MESSAGE(out.find("BAD") == std::string::npos, out);
+  }
+
+  {  // certificate auth over plain http is a config error
+    write_file(dir / "http.yml", "credentials:\n" + profile("good", "monitor") +
+                                     "targets:\n  - {name: cert01.sim.test, credential: good, "
+                                     "scheme: http, port: " +
+                                     std::to_string(http_port) + "}\n");
+    const int rc = run_shell(kExporterBinary + " --config.file=" + d +
+                             "/http.yml --config.check > " + d + "/check.out 2>&1");
+    const std::string out = read_file(dir / "check.out");
+    CHECK_MESSAGE(rc != 0, out);
+    CHECK_MESSAGE(
+        out.find("uses auth: certificate, which needs scheme: https") != std::string::npos, out);
+  }
+}
+
+TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO_PROXY, dead") {
+  unsetenv("NTLM_USER_FILE");
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "NO_PROXY", "no_proxy"}) {
+    unsetenv(name);  // only the configuration decides
+  }
+  TempDir dir;
+  const std::string password = "Proxy-e2e-Pa55-c41d";
+  const std::string proxy_password = "Tiny-e2e-Secret-8e2a";
+  // CbtHardeningLevel=Strict: an NTLM token without the binding of the sim's certificate
+  // is refused, so a handshake through the tunnel proves the binding is end to end.
+  Sim sim(dir,
+          "keep_alive_timeout: 30s\n"
+          "users:\n  - {username: monitor, password: " +
+              password +
+              "}\n"
+              "negotiate: {ntlm: true, ntlm_domain: SIMHOST, require_encryption_on_http: false, "
+              "cbt: strict}\n");
+  Tinyproxy open_proxy(dir, "open");
+  Tinyproxy auth_proxy(dir, "auth", "BasicAuth winrm " + proxy_password + "\n");
+  const int dead_port = free_port();  // nothing listens there
+
+  const std::string d = dir.path.string();
+  write_secret(dir / "good.pass", password);
+  write_secret(dir / "proxy.pass", proxy_password);
+  write_secret(dir / "wrong_proxy.pass", "not-the-proxy-password");
+  const std::string https = ", port: " + std::to_string(sim.https_port);
+  const std::string http = ", scheme: http, port: " + std::to_string(sim.http_port);
+  // Every target's host is "localhost" (the name the proxy resolves; the certificate covers
+  // it) but the bypassed one, which is the address 127.0.0.1 listed in no_proxy.
+  write_file(
+      dir / "exporter.yml",
+      "global:\n  interval: 2s\n  timeout: 1500ms\n  tls_ca_file: " + d +
+          "/ca.pem\n  collectors: [cpu, os]\n  credential: workgroup\n"
+          "  proxy: " +
+          open_proxy.url() +
+          "\n  no_proxy: [127.0.0.1, .bypass.test]\n"
+          "credentials:\n"
+          "  workgroup:\n    auth: ntlm\n    username: 'SIMHOST\\monitor'\n    password_file: " +
+          d +
+          "/good.pass\n  plain:\n    auth: basic\n    username: monitor\n    password_file: " + d +
+          "/good.pass\n"
+          "targets:\n"
+          "  - {name: connect-ntlm, host: localhost" +
+          https +
+          "}\n"
+          "  - {name: absolute-http, host: localhost, credential: plain" +
+          http +
+          "}\n"
+          "  - {name: bypassed, host: 127.0.0.1" +
+          https +
+          "}\n"
+          "  - {name: proxy-auth, host: localhost" +
+          https + ", proxy: {url: " + auth_proxy.url() + ", username: winrm, password_file: " + d +
+          "/proxy.pass}}\n"
+          "  - {name: proxy-auth-wrong, host: localhost" +
+          https + ", proxy: {url: " + auth_proxy.url() + ", username: winrm, password_file: " + d +
+          "/wrong_proxy.pass}}\n"
+          "  - {name: dead-proxy, host: localhost" +
+          https + ", proxy: http://127.0.0.1:" + std::to_string(dead_port) +
+          "}\n"
+          "  - {name: direct, host: localhost" +
+          https + ", proxy: none}\n");
+  Exporter exporter(dir, dir / "exporter.yml");
+  const std::vector<std::string> good = {"connect-ntlm", "absolute-http", "bypassed", "proxy-auth",
+                                         "direct"};
+  auto [done, metrics] = exporter.metrics_when(
+      [&](const std::string& m) {
+        for (const auto& t : good) {
+          if (!polled(m, t)) return false;
+        }
+        return errors_of(m, "proxy-auth-wrong", "transport").value_or(0) >= 1 &&
+               errors_of(m, "dead-proxy", "transport").value_or(0) >= 1;
+      },
+      40s);
+  const std::string why = diagnostics(dir, metrics, exporter) + "\n--- open proxy:\n" +
+                          open_proxy.requests().substr(0, 3000) + "\n--- auth proxy:\n" +
+                          auth_proxy.requests().substr(0, 3000);
+  REQUIRE_MESSAGE(done, why);
+  for (const auto& t : good) {
+    CAPTURE(t);
+    CHECK(up(metrics, t) == 1.0);
+  }
+  CHECK(up(metrics, "proxy-auth-wrong") == 0.0);
+  CHECK(up(metrics, "dead-proxy") == 0.0);
+  // NTLM through the tunnel: no auth errors anywhere.
+  CHECK(metrics.find("winrm_exporter_auth_errors_total{") == std::string::npos);
+
+  // What crossed each proxy: tinyproxy logs every request line it handled.
+  const std::string https_port = std::to_string(sim.https_port);
+  const std::string http_port = std::to_string(sim.http_port);
+  const std::string open_log = open_proxy.requests();
+  const std::string auth_log = auth_proxy.requests();
+  // connect-ntlm (and nothing else on the open proxy's HTTPS side): CONNECT tunnels.
+  CHECK_MESSAGE(count_of(open_log, "CONNECT localhost:" + https_port) >= 1, open_log);
+  // absolute-http: absolute-URI POSTs, not a tunnel.
+  CHECK_MESSAGE(count_of(open_log, "POST http://localhost:" + http_port + "/wsman") >= 2, open_log);
+  CHECK(count_of(open_log, "CONNECT localhost:" + http_port) == 0);
+  // bypassed (no_proxy 127.0.0.1) and direct (proxy: none) never reached a proxy.
+  CHECK_MESSAGE(count_of(open_log, "127.0.0.1:" + https_port) == 0, open_log);
+  CHECK(count_of(auth_log, "127.0.0.1:" + https_port) == 0);
+  // proxy-auth: tunnels through the proxy that wants Basic auth, after its check.
+  CHECK_MESSAGE(count_of(auth_log, "CONNECT localhost:" + https_port) >= 1, auth_log);
+  const std::string log = read_file(exporter.stderr_path);
+  // tinyproxy refuses a wrong Basic password with 401 where RFC 9110 says 407.
+  CHECK_MESSAGE(log.find("proxy refused the CONNECT tunnel: HTTP 40") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("(proxy authentication failed)") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("proxy unreachable") != std::string::npos, log);
+  // Neither password reaches logs or metrics.
+  for (const auto& secret : {password, proxy_password}) {
+    CHECK(log.find(secret) == std::string::npos);
+    CHECK(metrics.find(secret) == std::string::npos);
+    CHECK(read_file(dir / "exporter.out").find(secret) == std::string::npos);
+  }
+}

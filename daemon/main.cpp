@@ -91,6 +91,7 @@ int serve(const ServeFlags& flags) {
   };
   WebHandlers handlers;
   handlers.metrics = [&app] { return app.render_metrics(); };
+  handlers.metrics_gzip = [&app] { return app.render_metrics_gzip(); };
   handlers.probe = [&app](const std::string& target) { return app.render_probe(target); };
   handlers.sd = [&app] { return app.render_sd(); };
   handlers.ready = [&app] { return app.ready(); };

@@ -43,6 +43,8 @@ def scale_text(scale):
 def source(metric):
     if metric.get("info"):
         text = "1 (info)"
+    elif metric.get("count"):
+        text = "rows per label set (count)"
     elif "enum" in metric:
         text = f"one-hot over `{metric['enum']['property']}`"
     elif "hook" in metric:

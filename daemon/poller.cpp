@@ -1,8 +1,16 @@
 #include "poller.h"
 
+#include <chrono>
+
+#include "collectors/poll_time.h"
+
 namespace exporter {
 
 namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 class WinrmQuerySession final : public QuerySession {
  public:
@@ -12,7 +20,18 @@ class WinrmQuerySession final : public QuerySession {
   winrm::Result<std::vector<winrm::Row>> enumerate(std::string_view wmi_namespace,
                                                    std::string_view wql,
                                                    winrm::Deadline deadline) override {
-    return session_.enumerate(wmi_namespace, wql, deadline);
+    const double request = unix_now();
+    // Sliding windows ({{now-15m}}) are filled in with the exporter's clock as the query goes.
+    const bool windowed = collectors::has_wql_placeholders(wql);
+    const std::string expanded =
+        windowed ? collectors::expand_wql_placeholders(wql, request) : std::string();
+    auto rows =
+        session_.enumerate(wmi_namespace, windowed ? std::string_view(expanded) : wql, deadline);
+    // Host-clock rows carry the exporter's clock around the exchange (the clock collector).
+    if (rows && collectors::wants_poll_time(wql)) {
+      collectors::stamp_poll_time(*rows, request, unix_now());
+    }
+    return rows;
   }
 
  private:
@@ -25,7 +44,7 @@ PollFailure failure(std::string kind, std::string message) {
 }
 
 PollFailure cancelled_failure(std::string message) {
-  return PollFailure{"timeout", std::move(message), PollOutcome::kFailed, std::nullopt, true};
+  return PollFailure{"cancelled", std::move(message), PollOutcome::kFailed, std::nullopt, true};
 }
 
 }  // namespace
@@ -125,6 +144,7 @@ PollOutcome outcome_of(const winrm::Error& error) {
           return PollOutcome::kFailed;
       }
     case winrm::ErrorKind::kParse:
+    case winrm::ErrorKind::kCancelled:  // never recorded against the host (App::poll)
       return PollOutcome::kFailed;
   }
   return PollOutcome::kFailed;

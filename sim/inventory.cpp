@@ -542,6 +542,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     Rng clock_rng(m.seed ^ 0xc10cull);
     m.clock_offset_s = clock_rng.uniform(-2.0, 2.0);
   }
+  if (ov && ov->clock_offset_s) m.clock_offset_s = *ov->clock_offset_s;
   m.avail_frac = r.uniform(0.15, 0.7);
   for (int i = 0; i < m.cpus; ++i) {
     m.core_busy.push_back(r.uniform(0.03, 0.55));
@@ -1864,19 +1865,94 @@ void gen_w32time(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_PerfRawData_MicrosoftWindowsW32TimePerf_WindowsTimeService"), out);
   const auto c = perf_clock(m, now);
   const double ph = m.core_phase[0] + 11;
-  const bool serves_time = m.seed % 3 == 0;
+  const bool serves_time = m.seed % 3 != 1;
   b.begin()
       .str("Caption", "")
       .str("Description", "")
       .str("Name", "")
-      .num("ClockFrequencyAdjustment", u64(gauge(c.t, 156250, 40, 900, ph)))
-      .num("ClockFrequencyAdjustmentPPB", u64(gauge(c.t, 300, 200, 900, ph)))
-      .num("ComputedTimeOffset", u64(gauge(c.t, 800, 600, 1200, ph)))
+      .num("ClockFrequencyAdjustment", u64(gauge(c.t, 156250, 0.0003, 900, ph)))
+      .num("ClockFrequencyAdjustmentPPB", u64(gauge(c.t, 300, 0.6, 900, ph)))
+      .num("ComputedTimeOffset", u64(gauge(c.t, 800, 0.7, 1200, ph)))
       .num("NTPClientTimeSourceCount", 1)
-      .num("NTPRoundtripDelay", u64(gauge(c.t, 2500, 1500, 600, ph)))
+      .num("NTPRoundtripDelay", u64(gauge(c.t, 2500, 0.5, 600, ph)))
       .num("NTPServerIncomingRequests", serves_time ? u64(wave_integral(c.t, 0.5, 0.5, 600, ph)) : 0)
       .num("NTPServerOutgoingResponses", serves_time ? u64(wave_integral(c.t, 0.5, 0.5, 600, ph)) : 0);
   perf_common(b, c);
+}
+
+// Win32_NTLogEvent: a fixed set of recurring events per host, each every `interval` seconds
+// at a per-host phase, for the last two days (older events are not generated, so a query
+// without a TimeGenerated filter stays bounded at a few hundred rows). EventType: 1 error,
+// 2 warning, 3 information, 4 audit success, 5 audit failure.
+struct EventKind {
+  const char* logfile;
+  const char* source;
+  std::uint32_t code;
+  int event_type;
+  double interval;
+  const char* message;
+};
+constexpr EventKind kEventKinds[] = {
+    {"System", "Service Control Manager", 7036, 3, 1200,
+     "The Windows Update service entered the running state."},
+    {"System", "Service Control Manager", 7031, 1, 6 * 3600.0,
+     "The Print Spooler service terminated unexpectedly."},
+    {"System", "disk", 153, 2, 3 * 3600.0,
+     "The IO operation at logical block address 0x1c2f3 for Disk 0 was retried."},
+    {"System", "Microsoft-Windows-Time-Service", 35, 3, 3600,
+     "The time service is now synchronizing the system time with the time source."},
+    {"System", "Microsoft-Windows-DNS-Client", 1014, 2, 300,
+     "Name resolution for the name wpad timed out after none of the configured DNS servers "
+     "responded."},
+    {"Application", "Application Error", 1000, 1, 600,
+     "Faulting application name: app.exe, version: 1.0.0.0"},
+    {"Application", "Microsoft-Windows-Security-SPP", 16384, 3, 1800,
+     "Successfully scheduled Software Protection service for re-start."},
+    {"Security", "Microsoft-Windows-Security-Auditing", 4625, 5, 600,
+     "An account failed to log on."},
+};
+constexpr double kEventHistory = 2 * 86400.0;
+
+const char* event_type_name(int type) {
+  switch (type) {
+    case 1: return "Error";
+    case 2: return "Warning";
+    case 3: return "Information";
+    case 4: return "Audit Success";
+    default: return "Audit Failure";
+  }
+}
+
+void gen_ntlogevent(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("Win32_NTLogEvent"), out);
+  const auto clock_now = now + m.clock_offset_s;  // TimeGenerated is the host's clock
+  for (std::size_t k = 0; k < std::size(kEventKinds); ++k) {
+    const EventKind& kind = kEventKinds[k];
+    const double phase = std::fmod(static_cast<double>((m.seed >> (k * 4)) % 1000) / 1000.0 *
+                                       kind.interval,
+                                   kind.interval);
+    // Occurrence n happens at n * interval + phase; the newest is at or before now.
+    const auto newest = static_cast<long long>(std::floor((clock_now - phase) / kind.interval));
+    const auto count = static_cast<long long>(kEventHistory / kind.interval);
+    for (long long n = newest; n > newest - count; --n) {
+      const double at = static_cast<double>(n) * kind.interval + phase;
+      b.begin()
+          .num("Category", 0)
+          .str("CategoryString", "")
+          .str("ComputerName", m.cs_name)
+          .num("EventCode", kind.code)
+          .num("EventIdentifier", kind.code)
+          .num("EventType", static_cast<std::uint64_t>(kind.event_type))
+          .str("Logfile", kind.logfile)
+          .str("Message", kind.message)
+          .num("RecordNumber", static_cast<std::uint64_t>(n) * std::size(kEventKinds) + k)
+          .str("SourceName", kind.source)
+          .set("TimeGenerated", Value::datetime(xs_datetime(at)))
+          .set("TimeWritten", Value::datetime(xs_datetime(at)))
+          .str("Type", event_type_name(kind.event_type))
+          .set("User", Value::null());
+    }
+  }
 }
 // --- end issue-12 collectors --------------------------------------------------------------
 
@@ -2706,6 +2782,11 @@ std::vector<ClassDef> build_classes() {
                   "NTPClientTimeSourceCount", "NTPRoundtripDelay", "NTPServerIncomingRequests",
                   "NTPServerOutgoingResponses"}),
        gen_w32time},
+      {"Win32_NTLogEvent",
+       {"Category", "CategoryString", "ComputerName", "EventCode", "EventIdentifier", "EventType",
+        "Logfile", "Message", "RecordNumber", "SourceName", "TimeGenerated", "TimeWritten", "Type",
+        "User"},
+       gen_ntlogevent},
   };
   std::vector<ClassDef> out;
   for (auto& s : specs) {

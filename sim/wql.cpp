@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <optional>
 
 namespace sim::wql {
@@ -356,9 +358,54 @@ bool apply(CompareOp op, int cmp) {
   return false;
 }
 
+// Unix seconds of a DMTF datetime ("20261201204500.000000+000", offset in minutes) or an
+// xs:dateTime ("2026-12-01T20:45:00.5Z", "...+01:00"), as WMI compares datetimes.
+std::optional<long double> datetime_seconds(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  long double frac = 0;
+  int offset_minutes = 0;
+  if (text.size() == 25 && text[14] == '.' && (text[21] == '+' || text[21] == '-')) {
+    if (std::sscanf(text.c_str(), "%4d%2d%2d%2d%2d%2d", &y, &mo, &d, &h, &mi, &sec) != 6) {
+      return std::nullopt;
+    }
+    frac = std::strtold(text.substr(14, 7).c_str(), nullptr);
+    offset_minutes = std::atoi(text.substr(22, 3).c_str()) * (text[21] == '-' ? -1 : 1);
+  } else {
+    int consumed = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
+                    &consumed) != 6) {
+      return std::nullopt;
+    }
+    std::size_t pos = static_cast<std::size_t>(consumed);
+    if (pos < text.size() && text[pos] == '.') {
+      const std::size_t end = text.find_first_not_of("0123456789", pos + 1);
+      frac = std::strtold(text.substr(pos, end - pos).c_str(), nullptr);
+      pos = end == std::string::npos ? text.size() : end;
+    }
+    if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+      int oh = 0, om = 0;
+      if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+      offset_minutes = (oh * 60 + om) * (text[pos] == '-' ? -1 : 1);
+    }
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  return static_cast<long double>(timegm(&tm)) + frac - offset_minutes * 60.0L;
+}
+
 bool compare_item(const std::string& item, ValueKind kind, const Expr& e) {
   const Literal& lit = e.literal;
   if (lit.kind == Literal::Kind::kNull) return false;
+  if (kind == ValueKind::kDatetime && lit.kind == Literal::Kind::kString) {
+    const auto v = datetime_seconds(item);
+    const auto l = datetime_seconds(lit.text);
+    if (v && l) return apply(e.op, *v == *l ? 0 : (*v < *l ? -1 : 1));
+  }
   if (kind == ValueKind::kBool) {
     bool v = item == "true";
     bool l;

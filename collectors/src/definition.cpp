@@ -12,11 +12,13 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "collectors/names.h"
+#include "collectors/poll_time.h"
 #include "hooks.h"
 
 namespace collectors {
@@ -70,6 +72,7 @@ struct MetricSpec {
   std::string divide_by;
   const ValueHook* hook = nullptr;
   bool info = false;
+  bool count = false;  // value = number of rows with this label set
   std::vector<LabelSpec> labels;
   Labels const_labels;
   std::optional<EnumSpec> enum_spec;
@@ -79,6 +82,7 @@ struct MetricSpec {
 
 struct QuerySpec {
   std::vector<std::string> selected;  // the SELECT list
+  std::size_t max_rows = 0;           // 0: no cap
   std::vector<SkipRule> skip;
   std::vector<MetricSpec> metrics;
 };
@@ -149,9 +153,15 @@ class DefinedCollector final : public Collector {
                              std::to_string(rows.size()));
     }
     Families families = family_templates_;
-    std::vector<std::unordered_set<std::string>> seen(families.size());
+    std::vector<SeenSeries> seen(families.size());
     for (std::size_t q = 0; q < specs_.size(); ++q) {
       const QuerySpec& spec = specs_[q];
+      if (spec.max_rows != 0 && rows[q].size() > spec.max_rows) {
+        return std::unexpected("collector '" + name_ + "': query " + std::to_string(q + 1) +
+                               " returned " + std::to_string(rows[q].size()) +
+                               " rows, more than its max_rows (" + std::to_string(spec.max_rows) +
+                               "); narrow the WHERE clause or raise max_rows");
+      }
       std::vector<std::size_t> absent(spec.metrics.size(), 0);
       std::size_t used_rows = 0;
       for (const winrm::Row& row : rows[q]) {
@@ -293,8 +303,11 @@ class DefinedCollector final : public Collector {
     return value;
   }
 
-  static void add_sample(MetricFamily& family, std::unordered_set<std::string>& seen, Labels labels,
-                         double value) {
+  // Series already emitted, by label values: their sample index in the family.
+  using SeenSeries = std::unordered_map<std::string, std::size_t>;
+
+  static void add_sample(MetricFamily& family, SeenSeries& seen, Labels labels, double value,
+                         bool count = false) {
     std::string key;
     for (const auto& [name, label_value] : labels) {
       key += label_value;
@@ -302,14 +315,19 @@ class DefinedCollector final : public Collector {
     }
     // Two rows that map to the same series (e.g. NIC names equal after sanitizing)
     // would make the exposition invalid: the first one wins.
-    if (!seen.insert(std::move(key)).second) return;
+    // A count metric adds up instead: one per row.
+    const auto [it, inserted] = seen.emplace(std::move(key), family.samples.size());
+    if (!inserted) {
+      if (count) family.samples[it->second].value += value;
+      return;
+    }
     family.samples.push_back(Sample{std::move(labels), value});
   }
 
   // Appends the metric's samples for one row. Returns false when the source
   // property is missing from the row altogether (not merely nil).
   static bool emit(const MetricSpec& metric, const winrm::Row& row, MetricFamily& family,
-                   std::unordered_set<std::string>& seen) {
+                   SeenSeries& seen) {
     Labels labels;
     labels.reserve(metric.labels.size() + metric.const_labels.size() + 1);
     for (const LabelSpec& spec : metric.labels)
@@ -335,6 +353,10 @@ class DefinedCollector final : public Collector {
       return true;
     }
 
+    if (metric.count) {
+      add_sample(family, seen, std::move(labels), 1.0, true);
+      return true;
+    }
     bool absent = false;
     const auto value = raw_value(metric, row, absent);
     if (absent) return false;
@@ -488,7 +510,7 @@ class Parser {
   void parse_query(const YAML::Node& node, std::size_t index) {
     const std::string where = where_ + ", query " + std::to_string(index + 1);
     if (!node.IsMap()) fail(where, "must be a mapping");
-    check_keys(node, {"namespace", "wql", "skip", "metrics"}, where);
+    check_keys(node, {"namespace", "wql", "skip", "metrics", "max_rows"}, where);
     Query query;
     if (node["namespace"]) {
       query.wmi_namespace = scalar(node["namespace"], where, "namespace");
@@ -499,8 +521,18 @@ class Parser {
     }
     if (!node["wql"]) fail(where, "field 'wql' is required");
     query.wql = trim(scalar(node["wql"], where, "wql"));
+    if (auto error = collectors::check_wql_placeholders(query.wql))
+      fail(where, "field 'wql': " + *error);
     QuerySpec spec;
     spec.selected = select_list(query.wql, where);
+    if (const YAML::Node max_rows = node["max_rows"]) {
+      long long cap = 0;
+      if (!max_rows.IsScalar() || !YAML::convert<long long>::decode(max_rows, cap) || cap < 1 ||
+          cap > 1000000) {
+        fail(where, "field 'max_rows': must be a whole number from 1 to 1000000");
+      }
+      spec.max_rows = static_cast<std::size_t>(cap);
+    }
 
     if (const YAML::Node skip = node["skip"]) spec.skip = parse_skip(skip, spec, where);
 
@@ -623,7 +655,7 @@ class Parser {
     where = where_ + ", metric '" + metric.name + "'";
     check_keys(node,
                {"name", "type", "help", "value", "value_type", "scale", "divide_by", "hook", "info",
-                "labels", "const_labels", "enum", "skip", "compat"},
+                "count", "labels", "const_labels", "enum", "skip", "compat"},
                where);
     if (!valid_metric_name(metric.name)) {
       fail(where, "field 'name': not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
@@ -654,9 +686,10 @@ class Parser {
     // Exactly one value source.
     const int sources = int(node["value"].IsDefined()) + int(node["hook"].IsDefined()) +
                         int(node["info"].IsDefined() && boolean(node["info"], where, "info")) +
+                        int(node["count"].IsDefined() && boolean(node["count"], where, "count")) +
                         int(node["enum"].IsDefined());
     if (sources != 1) {
-      fail(where, "needs exactly one of 'value', 'hook', 'info: true' or 'enum'");
+      fail(where, "needs exactly one of 'value', 'hook', 'info: true', 'count: true' or 'enum'");
     }
     if (node["value"]) {
       metric.value_property = scalar(node["value"], where, "value");
@@ -684,6 +717,11 @@ class Parser {
         require_selected(query, property, where, "hook");
     }
     metric.info = node["info"] && boolean(node["info"], where, "info");
+    metric.count = node["count"] && boolean(node["count"], where, "count");
+    if (metric.count && type != MetricType::kGauge) {
+      fail(where,
+           "field 'type': count metrics are gauges (the rows of one poll, not a running total)");
+    }
     if (node["scale"]) {
       if (!node["value"] && !node["hook"])
         fail(where, "field 'scale': only valid with 'value' or 'hook'");
@@ -814,8 +852,7 @@ bool known_name_set(std::string_view name) {
   return name == kNameSetV030 || name == kNameSetPre030;
 }
 
-CollectorPtr select_name_sets(const CollectorPtr& collector,
-                              const std::vector<std::string>& sets) {
+CollectorPtr select_name_sets(const CollectorPtr& collector, const std::vector<std::string>& sets) {
   const auto* defined = dynamic_cast<const DefinedCollector*>(collector.get());
   if (defined == nullptr) return collector;
   const auto wanted = [&](const MetricSpec& metric) {

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <string>
 
+#include "collectors/poll_time.h"
+
 namespace collectors::internal {
 namespace {
 
@@ -64,16 +66,50 @@ std::optional<double> quickfix_installed_on(const winrm::Row& row) {
   if (!text) return std::nullopt;
   unsigned month = 0, day = 0, year = 0;
   char tail = 0;
-  if (std::sscanf(text->c_str(), "%2u/%2u/%4u%c", &month, &day, &year, &tail) == 3 &&
-      month >= 1 && month <= 12 && day >= 1 && day <= 31 && year >= 1970) {
+  if (std::sscanf(text->c_str(), "%2u/%2u/%4u%c", &month, &day, &year, &tail) == 3 && month >= 1 &&
+      month <= 12 && day >= 1 && day <= 31 && year >= 1970) {
     return static_cast<double>(days_from_civil(year, month, day)) * 86400.0;
   }
-  if (text->size() == 16 && text->find_first_not_of("0123456789abcdefABCDEF") == std::string::npos) {
+  if (text->size() == 16 &&
+      text->find_first_not_of("0123456789abcdefABCDEF") == std::string::npos) {
     const std::uint64_t filetime = std::stoull(*text, nullptr, 16);
     if (filetime < kFiletimeUnixEpoch) return std::nullopt;
     return static_cast<double>((filetime - kFiletimeUnixEpoch) / 10000000);
   }
   return std::nullopt;
+}
+
+// The host clock minus the exporter's clock (positive: the host is ahead), from
+// Win32_OperatingSystem.LocalDateTime (millisecond resolution, with its UTC offset) and the
+// poll-time stamps the daemon adds to host-clock rows (collectors/poll_time.h). The host read
+// its clock between request and response; their midpoint is the best estimate of the
+// exporter's time at that read. No stamps (rows not from a live poll): no sample.
+struct PollTimes {
+  double request;
+  double response;
+};
+
+std::optional<PollTimes> poll_times(const winrm::Row& row) {
+  const auto request = row.number(kRequestTimeProperty);
+  const auto response = row.number(kResponseTimeProperty);
+  if (!request || !response || *response < *request) return std::nullopt;
+  return PollTimes{*request, *response};
+}
+
+std::optional<double> clock_offset(const winrm::Row& row) {
+  const auto host = row.unix_time("LocalDateTime");
+  const auto times = poll_times(row);
+  if (!host || !times) return std::nullopt;
+  return *host - (times->request + (times->response - times->request) / 2);
+}
+
+// Half the round trip: the true offset lies within clock_offset +- this (plus the host
+// clock's millisecond resolution).
+std::optional<double> clock_offset_uncertainty(const winrm::Row& row) {
+  if (!row.unix_time("LocalDateTime")) return std::nullopt;
+  const auto times = poll_times(row);
+  if (!times) return std::nullopt;
+  return (times->response - times->request) / 2;
 }
 
 // Win32_ComputerSystem.Domain holds the workgroup name on machines that are not
@@ -90,11 +126,13 @@ std::optional<std::string> fqdn(const winrm::Row& row) {
   return domain.empty() ? *host : *host + "." + domain;
 }
 
-const std::array<ValueHook, 4> kValueHooks = {{
+const std::array<ValueHook, 6> kValueHooks = {{
     {"boot_time", {"SystemUpTime", "Frequency_Object"}, &boot_time},
     {"process_start_time", {"ElapsedTime", "Frequency_Object"}, &process_start_time},
     {"pagefile_free_mib", {"AllocatedBaseSize", "CurrentUsage"}, &pagefile_free_mib},
     {"quickfix_installed_on", {"InstalledOn"}, &quickfix_installed_on},
+    {"clock_offset", {"LocalDateTime"}, &clock_offset},
+    {"clock_offset_uncertainty", {"LocalDateTime"}, &clock_offset_uncertainty},
 }};
 
 const std::array<LabelHook, 2> kLabelHooks = {{

@@ -140,7 +140,24 @@ def stop_sim(process):
         process.wait()
 
 
+def expand_placeholders(wql, now):
+    """{{now-15m}} -> the DMTF UTC instant, as the exporter fills it in when it sends the query
+    (collectors/include/collectors/poll_time.h); queries.tsv keeps the unexpanded WQL."""
+    import datetime
+    import re
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def instant(match):
+        back = 0 if match.group(1) is None else int(match.group(1)) * units[match.group(2)]
+        moment = datetime.datetime.fromtimestamp(int(now - back), datetime.timezone.utc)
+        return moment.strftime("%Y%m%d%H%M%S.000000+000")
+
+    return re.sub(r"\{\{now(?:-(\d+)([smhd]))?\}\}", instant, wql)
+
+
 def record_query(connection, host, port, authorization, namespace, wql):
+    wql = expand_placeholders(wql, time.time())
     """Returns the raw response bodies: EnumerateResponse, then each PullResponse."""
     to = f"https://{host}:{port}/wsman"
     resource_uri = f"http://schemas.microsoft.com/wbem/wsman/1/wmi/{namespace.strip('/')}/*"

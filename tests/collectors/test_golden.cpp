@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "cache.h"
+#include "collectors/definition.h"
+#include "collectors/poll_time.h"
 #include "collectors/registry.h"
 #include "pages.h"
 #include "prom_text.h"
@@ -467,8 +469,8 @@ TEST_CASE("cpu_info: responses recorded from winrm-sim") {
   REQUIRE(!cores.empty());
   CHECK(cores.contains("CPU0"));
   double logical = 0;
-  for (const auto& [socket, count] : by_label(families, "windows_cpu_info_logical_processor",
-                                              "device_id")) {
+  for (const auto& [socket, count] :
+       by_label(families, "windows_cpu_info_logical_processor", "device_id")) {
     logical += count;
   }
   // Sockets add up to the host's logical processors (cpu collector, same host).
@@ -719,10 +721,166 @@ TEST_CASE("pagefile: responses recorded from winrm-sim") {
 
 TEST_CASE("optional built-ins are not in the default set") {
   const auto defaults = collectors::default_collector_names();
-  for (const std::string name :
-       {"physical_disk", "process", "pagefile", "cpu_info", "tcp", "udp", "cache"}) {
+  for (const std::string name : {"physical_disk", "process", "pagefile", "cpu_info", "tcp", "udp",
+                                 "cache", "time", "clock", "eventlog"}) {
     CAPTURE(name);
     CHECK(collectors::builtin_collector_map().contains(name));
     CHECK(std::find(defaults.begin(), defaults.end(), name) == defaults.end());
+  }
+}
+
+TEST_CASE("time: responses recorded from winrm-sim") {
+  const auto rows = sim_rows("time");
+  const auto families = run_case("time", "sim", rows);
+  const auto& os = rows.at(0).at(0);
+  CHECK(value_of(families, "windows_time_current_timestamp_seconds", {}) ==
+        *os.unix_time("LocalDateTime"));
+  CHECK(value_of(families, "windows_time_timezone", {{"timezone", "Coordinated Universal Time"}}) ==
+        1);
+  // Computed Time Offset and NTP Roundtrip Delay are microseconds.
+  const auto& w32time = rows.at(2).at(0);
+  CHECK(value_of(families, "windows_time_computed_time_offset_seconds", {}) ==
+        doctest::Approx(*w32time.number("ComputedTimeOffset") / 1e6));
+  CHECK(value_of(families, "windows_time_ntp_round_trip_delay_seconds", {}) ==
+        doctest::Approx(*w32time.number("NTPRoundtripDelay") / 1e6));
+}
+
+TEST_CASE("clock: recorded LocalDateTime with the poll's request/response stamps") {
+  auto rows = sim_rows("clock");
+  REQUIRE(rows.at(0).size() == 1);
+  const double host = *rows.at(0).at(0).unix_time("LocalDateTime");
+  SUBCASE("no stamps (not a live poll): no samples, no error") {
+    const auto families = builtin("clock")->transform(rows);
+    REQUIRE(families.has_value());
+    for (const auto& family : *families) CHECK(family.samples.empty());
+  }
+  SUBCASE("host 30 s ahead, 400 ms round trip") {
+    // The exporter's midpoint is 30 s before the host's reading.
+    collectors::stamp_poll_time(rows.at(0), host - 30.2, host - 29.8);
+    const auto families = run_case("clock", "sim", rows);
+    CHECK(value_of(families, "windows_clock_offset_seconds", {}) == doctest::Approx(30.0));
+    CHECK(value_of(families, "windows_clock_offset_uncertainty_seconds", {}) ==
+          doctest::Approx(0.2));
+  }
+  SUBCASE("host 12.5 s behind") {
+    collectors::stamp_poll_time(rows.at(0), host + 12.49, host + 12.51);
+    const auto families = builtin("clock")->transform(rows);
+    REQUIRE(families.has_value());
+    CHECK(value_of(*families, "windows_clock_offset_seconds", {}) == doctest::Approx(-12.5));
+    CHECK(value_of(*families, "windows_clock_offset_uncertainty_seconds", {}) ==
+          doctest::Approx(0.01));
+  }
+  SUBCASE("a response stamped before its request is no measurement") {
+    collectors::stamp_poll_time(rows.at(0), host + 1, host);
+    const auto families = builtin("clock")->transform(rows);
+    REQUIRE(families.has_value());
+    for (const auto& family : *families) CHECK(family.samples.empty());
+  }
+}
+
+TEST_CASE("poll-time stamps go on host-clock queries only") {
+  CHECK(collectors::wants_poll_time("SELECT LocalDateTime FROM Win32_OperatingSystem"));
+  CHECK(collectors::wants_poll_time("select Year from win32_utctime where Year > 0"));
+  CHECK(collectors::wants_poll_time("SELECT Hour\n  FROM   Win32_LocalTime"));
+  CHECK_FALSE(collectors::wants_poll_time("SELECT Name FROM Win32_Service"));
+  CHECK_FALSE(collectors::wants_poll_time("SELECT Name FROM Win32_OperatingSystemX"));
+  CHECK_FALSE(collectors::wants_poll_time("SELECT Win32_OperatingSystem"));
+  Rows rows(2);
+  collectors::stamp_poll_time(rows, 1700000000.25, 1700000000.75);
+  for (const auto& row : rows) {
+    CHECK(row.number(collectors::kRequestTimeProperty) == 1700000000.25);
+    CHECK(row.number(collectors::kResponseTimeProperty) == 1700000000.75);
+  }
+}
+
+TEST_CASE("eventlog: responses recorded from winrm-sim (a 15-minute TimeGenerated window)") {
+  const auto rows = sim_rows("eventlog");
+  const auto families = run_case("eventlog", "sim", rows);
+  const auto* events = find_family(families, "windows_eventlog_events");
+  REQUIRE(events != nullptr);
+  double total = 0;
+  for (const auto& sample : events->samples) {
+    CHECK(sample.value >= 1);
+    total += sample.value;
+    for (const auto& [label, value] : sample.labels) {
+      if (label == "level") CHECK((value == "error" || value == "warning"));
+      if (label == "log") CHECK((value == "System" || value == "Application"));
+    }
+  }
+  // Every row is counted once; the sim writes two days of events, the window reads a few.
+  CHECK(total == static_cast<double>(rows.at(0).size()));
+  CHECK(total < 20);
+}
+
+TEST_CASE("count metrics, max_rows and {{now-<window>}} placeholders") {
+  const char* definition = R"(
+name: events_test
+queries:
+  - wql: SELECT Logfile, EventCode FROM Win32_NTLogEvent WHERE TimeGenerated >= '{{now-1h}}'
+    max_rows: 3
+    metrics:
+      - {name: test_events, type: gauge, help: Events, count: true,
+         labels: {log: Logfile, event_id: EventCode}}
+)";
+  const auto collector = collectors::parse_collector_definition_text(definition);
+  REQUIRE_MESSAGE(collector.has_value(), collector.error());
+  const auto row = [](const char* log, const char* code) {
+    return make_row({{"Logfile", log}, {"EventCode", code}});
+  };
+  SUBCASE("rows with one label set add up") {
+    const auto families = (*collector)
+                              ->transform({{row("System", "7031"), row("System", "7031"),
+                                            row("Application", "1000")}});
+    REQUIRE(families.has_value());
+    CHECK(value_of(*families, "test_events", {{"log", "System"}, {"event_id", "7031"}}) == 2);
+    CHECK(value_of(*families, "test_events", {{"log", "Application"}, {"event_id", "1000"}}) == 1);
+  }
+  SUBCASE("more rows than max_rows fail the poll, naming the limit") {
+    const auto families = (*collector)
+                              ->transform({{row("System", "1"), row("System", "2"),
+                                            row("System", "3"), row("System", "4")}});
+    REQUIRE_FALSE(families.has_value());
+    CHECK(families.error().find("4 rows, more than its max_rows (3)") != std::string::npos);
+  }
+  SUBCASE("placeholders expand to DMTF UTC instants") {
+    // 2026-12-01T21:20:00Z
+    const std::string wql = collectors::expand_wql_placeholders(
+        "WHERE T >= '{{now-15m}}' AND T < '{{now}}' AND X = '{{other}}'", 1796160000.7);
+    CHECK(wql ==
+          "WHERE T >= '20261201210500.000000+000' AND T < '20261201212000.000000+000' "
+          "AND X = '{{other}}'");
+    CHECK(collectors::has_wql_placeholders((*collector)->queries()[0].wql));
+  }
+  SUBCASE("bad definitions are rejected at load") {
+    for (const char* bad : {"{{now-15x}}", "{{now-}}", "{{now+5m}}", "{{now-400d}}", "{{now-5m"}) {
+      CAPTURE(bad);
+      const std::string text = std::string(R"(
+name: bad
+queries:
+  - wql: SELECT A FROM B WHERE T > ')") +
+                               bad + R"('
+    metrics: [{name: bad_a, type: gauge, help: A, value: A}]
+)";
+      const auto parsed = collectors::parse_collector_definition_text(text);
+      REQUIRE_FALSE(parsed.has_value());
+      CHECK(parsed.error().find("field 'wql'") != std::string::npos);
+    }
+    const auto counter = collectors::parse_collector_definition_text(R"(
+name: bad
+queries:
+  - wql: SELECT A FROM B
+    metrics: [{name: bad_total, type: counter, help: A, count: true}]
+)");
+    REQUIRE_FALSE(counter.has_value());
+    CHECK(counter.error().find("count metrics are gauges") != std::string::npos);
+    const auto cap = collectors::parse_collector_definition_text(R"(
+name: bad
+queries:
+  - wql: SELECT A FROM B
+    max_rows: 0
+    metrics: [{name: bad_a, type: gauge, help: A, value: A}]
+)");
+    REQUIRE_FALSE(cap.has_value());
+    CHECK(cap.error().find("max_rows") != std::string::npos);
   }
 }

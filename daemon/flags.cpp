@@ -256,10 +256,10 @@ Flags:
                               SECURITY.md). Default: plain HTTP, no authentication.
   --web.enable-lifecycle      Accept POST/PUT /-/reload (default: off, 403). SIGHUP always
                               reloads.
-  --scheduler.workers=N       Poll worker threads, 0..256. A poll holds its worker while it
+  --scheduler.workers=N       Poll worker threads, 0..2048. A poll holds its worker while it
                               waits on the network, so 0 (the default) follows the
                               configuration: concurrency x per_target_concurrency (the most
-                              polls that can run at once), at most 256; reloads resize it.
+                              polls that can run at once), at most 2048; reloads resize it.
   --shard=N                   This instance's shard, 0..total-shards-1 (default: 0).
   --total-shards=M            Split the configured targets across M instances (default: 1).
                               An instance polls and serves only the targets whose Prometheus

@@ -9,7 +9,9 @@
 namespace exporter {
 
 inline constexpr int kDefaultPort = 9725;
-inline constexpr int kMaxSchedulerWorkers = 256;
+// A synchronous poll holds its worker for its whole duration: a fleet needs about
+// polls/s x mean poll duration workers (docs/sizing.md: ~1,400 for 10,000 hosts at 60 s).
+inline constexpr int kMaxSchedulerWorkers = 2048;
 
 struct ServeFlags {
   std::string config_file = "winrm_exporter.yml";

@@ -128,7 +128,7 @@ TEST_CASE("auth errors are counted by class") {
 TEST_CASE("worker count follows the configuration unless the flag is set") {
   config::Defaults defaults;  // concurrency 64 x per_target_concurrency 2
   CHECK(worker_count(0, defaults) == 128);
-  defaults.concurrency = 500;
+  defaults.concurrency = kMaxSchedulerWorkers;  // x 2: past the cap
   CHECK(worker_count(0, defaults) == kMaxSchedulerWorkers);
   defaults.concurrency = 3;
   defaults.per_target_concurrency = 1;

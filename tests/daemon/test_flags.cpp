@@ -107,12 +107,12 @@ TEST_CASE("README's flag list is the --help text") {
 
 TEST_CASE("--scheduler.workers: the accepted range is the one --help states") {
   CHECK(parse_flags({"--scheduler.workers=0"}).has_value());
-  CHECK(parse_flags({"--scheduler.workers=256"}).has_value());
-  auto too_many = parse_flags({"--scheduler.workers=257"});
+  CHECK(parse_flags({"--scheduler.workers=2048"}).has_value());
+  auto too_many = parse_flags({"--scheduler.workers=2049"});
   REQUIRE_FALSE(too_many.has_value());
-  CHECK(too_many.error().find("0..256") != std::string::npos);
+  CHECK(too_many.error().find("0..2048") != std::string::npos);
   CHECK_FALSE(parse_flags({"--scheduler.workers=-1"}).has_value());
-  CHECK(usage_text().find("Poll worker threads, 0..256") != std::string::npos);
+  CHECK(usage_text().find("Poll worker threads, 0..2048") != std::string::npos);
   CHECK(usage_text().find("2..32") == std::string::npos);
 }
 

@@ -240,6 +240,7 @@ TEST_CASE("cancel: no poll starts, a poll stops between queries, resume undoes i
   auto refused = poller.poll(pool, collector, 100, in_10s());
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().cancelled);
+  CHECK(refused.error().kind == "cancelled");  // its own kind, not "timeout"
   CHECK(pool.created() == 0);
   CHECK(host.calls == 0);
 
@@ -257,13 +258,14 @@ TEST_CASE("cancel: no poll starts, a poll stops between queries, resume undoes i
   // The transport's cancellation error (winrm::Error::cancelled) is a cancelled poll too.
   poller.resume();
   host.script.push_back([](const std::string&) -> Reply {
-    winrm::Error error{winrm::ErrorKind::kTimeout, "cancelled (shutting down)"};
+    winrm::Error error{winrm::ErrorKind::kCancelled, "cancelled (shutting down)"};
     error.cancelled = true;
     return std::unexpected(std::move(error));
   });
   auto aborted = poller.poll(pool, collector, 100, in_10s());
   REQUIRE_FALSE(aborted.has_value());
   CHECK(aborted.error().cancelled);
+  CHECK(aborted.error().kind == "cancelled");
   CHECK(pool.idle() == 0);  // its connection was cut mid-request: dropped
   REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
 }

@@ -210,6 +210,7 @@ TEST_CASE("labels") {
   CHECK(winrm::to_string(ErrorKind::kWsmanFault) == "wsman_fault");
   CHECK(winrm::to_string(ErrorKind::kParse) == "parse");
   CHECK(winrm::to_string(ErrorKind::kTimeout) == "timeout");
+  CHECK(winrm::to_string(ErrorKind::kCancelled) == "cancelled");
   CHECK(winrm::to_string(FaultClass::kAccessDenied) == "access_denied");
   CHECK(winrm::to_string(FaultClass::kInvalidClass) == "invalid_class");
   CHECK(winrm::to_string(FaultClass::kInvalidResourceUri) == "invalid_resource_uri");

@@ -21,6 +21,8 @@ std::string_view to_string(ErrorKind kind) {
       return "parse";
     case ErrorKind::kTimeout:
       return "timeout";
+    case ErrorKind::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -258,7 +258,7 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
       if (const auto& cancel = options_.endpoint.cancel;
           cancel && cancel->load(std::memory_order_relaxed)) {
         release(request, context, deadline);
-        Error error{ErrorKind::kTimeout,
+        Error error{ErrorKind::kCancelled,
                     "cancelled (shutting down) after " + std::to_string(rows.size()) + " rows"};
         error.cancelled = true;
         return std::unexpected(std::move(error));

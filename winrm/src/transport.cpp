@@ -214,7 +214,7 @@ class HttpConnection final : public Connection {
       return make_error(ErrorKind::kTimeout, "deadline exceeded before sending " + where());
     }
     if (cancel_requested()) {
-      auto error = make_error(ErrorKind::kTimeout, "cancelled (shutting down) " + where());
+      auto error = make_error(ErrorKind::kCancelled, "cancelled (shutting down) " + where());
       error.error().cancelled = true;
       return error;
     }
@@ -588,7 +588,7 @@ class HttpConnection final : public Connection {
                    0, std::nullopt, Limit::kHeaderCount};
     }
     if (code == CURLE_ABORTED_BY_CALLBACK && x.cancelled) {
-      Error error{ErrorKind::kTimeout,
+      Error error{ErrorKind::kCancelled,
                   "cancelled (shutting down) during " + phase() + " " + where(), status};
       error.cancelled = true;
       return error;

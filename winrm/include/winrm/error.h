@@ -19,8 +19,9 @@ enum class ErrorKind {
   kWsmanFault,  // a SOAP fault from the WinRM service (see Fault)
   kParse,       // malformed XML or an envelope that is not what WS-Man says
   kTimeout,     // the per-operation deadline elapsed (including trickling servers)
+  kCancelled,   // the process is shutting down (EndpointOptions::cancel): not the host's fault
 };
-inline constexpr int kErrorKindCount = 7;
+inline constexpr int kErrorKindCount = 8;
 
 // Stable snake_case label for metrics and logs ("wsman_fault", "tls", ...).
 std::string_view to_string(ErrorKind kind);
@@ -102,7 +103,7 @@ struct Error {
   int http_status = 0;                       // 0 when no HTTP response was read
   std::optional<Fault> fault;                // set for kWsmanFault
   Limit limit = Limit::kNone;                // set when a bound of ours ended the poll
-  bool cancelled = false;                    // kTimeout because the process is shutting down
+  bool cancelled = false;                    // kind is kCancelled: the process is shutting down
   std::optional<AuthErrorClass> auth_class;  // set by the Kerberos/NTLM layer (kAuth)
 
   // "wsman_fault (2150858778 CannotProcessFilter): The specified class does not exist."

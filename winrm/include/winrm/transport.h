@@ -87,7 +87,7 @@ struct TransportCounters {
   std::atomic<std::uint64_t> connections_opened{0};
   std::atomic<std::uint64_t> tls_handshakes{0};
   std::atomic<std::uint64_t> reconnects{0};
-  std::array<std::atomic<std::uint64_t>, 7> errors_by_kind{};  // index = ErrorKind
+  std::array<std::atomic<std::uint64_t>, kErrorKindCount> errors_by_kind{};  // by ErrorKind
   void count_error(ErrorKind kind) { errors_by_kind[static_cast<int>(kind)]++; }
 };
 

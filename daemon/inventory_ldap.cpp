@@ -435,12 +435,6 @@ void LdapInventoryRunner::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void LdapInventoryRunner::refresh_now() {
-  std::lock_guard lock(mutex_);
-  for (auto& [name, source] : sources_) source.next_refresh = {};
-  wake_.notify_all();
-}
-
 void LdapInventoryRunner::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {

@@ -87,9 +87,6 @@ class LdapInventoryRunner {
   void set_merge_stats(const std::map<std::string, MergeStats>& stats);
   void render(std::string& out) const;
 
-  // Test hook: search every source now (the thread still does the work).
-  void refresh_now();
-
  private:
   struct Source {
     config::LdapInventory settings;

@@ -294,4 +294,11 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
             .value_or(0) > 1.7e9);
   runner.stop();
   CHECK(count_of(metrics(), "# TYPE winrm_exporter_inventory_") == 8);
+
+  // A reload with the same search keeps the list; a changed search starts afresh.
+  runner.configure(loaded);
+  CHECK(hosts_of().size() == 2);
+  runner.configure(std::make_shared<const config::Config>(
+      load_config(gssapi_source(dir.ldap_url(), ", refresh_interval: 1m"))));
+  CHECK(hosts_of().empty());
 }

@@ -115,3 +115,19 @@ TEST_CASE("parse errors") {
     if (!q) CHECK(!q.error().empty());
   }
 }
+
+TEST_CASE("datetime comparisons: DMTF or xs:dateTime literals against Datetime values") {
+  // Win32_NTLogEvent.TimeGenerated as the sim renders it, and the DMTF literal the exporter
+  // puts into `WHERE TimeGenerated >= '{{now-15m}}'`.
+  const std::map<std::string, Value> event = {
+      {"TimeGenerated", Value::datetime("2026-12-01T21:10:30.250000Z")}};
+  CHECK(matches("TimeGenerated >= '20261201210500.000000+000'", event));
+  CHECK_FALSE(matches("TimeGenerated >= '20261201211500.000000+000'", event));
+  CHECK(matches("TimeGenerated < '20261201211031.000000+000'", event));
+  // Offsets in minutes (DMTF) and hours (xs:dateTime) are honoured: 22:10:30+60 = 21:10:30Z.
+  CHECK(matches("TimeGenerated > '20261201221030.000000+060'", event));
+  CHECK_FALSE(matches("TimeGenerated > '20261201221031.000000+060'", event));
+  CHECK(matches("TimeGenerated <= '2026-12-01T22:10:31+01:00'", event));
+  // Not a datetime literal: compared as text, as before.
+  CHECK_FALSE(matches("TimeGenerated = 'yesterday'", event));
+}

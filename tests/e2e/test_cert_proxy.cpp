@@ -2,8 +2,8 @@
 // Certificates: the winrm_exporter binary with `auth: certificate` profiles and pywinrm's
 // `certificate` transport against winrm-sim verifying client certificates against a CA
 // made here with the openssl CLI and mapping their UPN to a user; an unmapped and an
-// untrusted certificate are refused (auth errors), and certificate auth over plain HTTP is
-// a config error.
+// untrusted certificate are refused (auth errors), a key that is not the certificate's is a
+// tls error, and certificate auth over plain HTTP is a config error.
 // Proxies: real tinyproxy processes started here carry the traffic: HTTPS through CONNECT
 // with NTLM and channel binding (CbtHardeningLevel=Strict, so the binding must be of the
 // sim's certificate through the tunnel), HTTP as absolute-URI requests, a proxy that wants
@@ -161,6 +161,9 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
                  "credentials:\n" +
                  profile("good", "monitor") + profile("unmapped", "stranger") +
                  profile("untrusted", "rogue") +
+                 // monitor's certificate with another key: the TLS layer refuses the pair.
+                 "  mismatched:\n    auth: certificate\n    cert_file: " + d +
+                 "/monitor.pem\n    key_file: " + d + "/stranger.key\n" +
                  "targets:\n"
                  "  - {name: cert01.sim.test, credential: good, " +
                  target +
@@ -172,6 +175,9 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
                  target +
                  "}\n"
                  "  - {name: basiconly.sim.test, credential: good, " +
+                 target +
+                 "}\n"
+                 "  - {name: cert04.sim.test, credential: mismatched, " +
                  target + "}\n");
   Exporter exporter(dir, dir / "exporter.yml");
   const std::string rejected = "winrm_exporter_auth_errors_total{target=\"";
@@ -183,7 +189,8 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
                m.find(rejected + "cert03.sim.test\",class=\"server_rejected\"}") !=
                    std::string::npos &&
                m.find(rejected + "basiconly.sim.test\",class=\"server_rejected\"}") !=
-                   std::string::npos;
+                   std::string::npos &&
+               errors_of(m, "cert04.sim.test", "tls").value_or(0) >= 1;
       },
       30s);
   const std::string why = diagnostics(dir, metrics, exporter);

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cache.h"
@@ -883,4 +884,56 @@ queries:
     REQUIRE_FALSE(cap.has_value());
     CHECK(cap.error().find("max_rows") != std::string::npos);
   }
+}
+
+// Centreon's files-date / files-size modes as the custom collector collectors/README.md
+// documents (no built-in: the paths are the user's). Rows shaped as CIM_DataFile returns them.
+TEST_CASE("files: the documented CIM_DataFile custom collector") {
+  const char* definition = R"(
+name: files_logs
+queries:
+  - wql: >-
+      SELECT Name, FileSize, LastModified FROM CIM_DataFile
+      WHERE Drive = 'C:' AND Path = '\\logs\\app\\'
+    max_rows: 1000
+    metrics:
+      - {name: windows_file_size_bytes, type: gauge, help: File size (CIM_DataFile.FileSize),
+         value: FileSize, labels: {file: Name}}
+      - {name: windows_file_mtime_timestamp_seconds, type: gauge,
+         help: Last modification (CIM_DataFile.LastModified), value: LastModified,
+         value_type: datetime, labels: {file: Name}}
+      - {name: windows_files, type: gauge, help: Files in the directory, count: true,
+         const_labels: {path: "C:\\logs\\app\\"}}
+)";
+  const auto collector = collectors::parse_collector_definition_text(definition);
+  REQUIRE_MESSAGE(collector.has_value(), collector.error());
+  CHECK((*collector)->queries()[0].wql ==
+        "SELECT Name, FileSize, LastModified FROM CIM_DataFile WHERE Drive = 'C:' AND Path = "
+        "'\\\\logs\\\\app\\\\'");
+  Rows rows;
+  for (const auto& [name, size, modified] :
+       {std::tuple{"c:\\logs\\app\\a.log", "1048576", "20261201101500.000000+000"},
+        std::tuple{"c:\\logs\\app\\b.log", "0", "20261130235959.500000+060"}}) {
+    winrm::Row row;
+    row.add("Name", name);
+    row.add("FileSize", size);
+    row.add("LastModified", modified, winrm::Property::Type::kDatetime);
+    rows.push_back(std::move(row));
+  }
+  const auto families = (*collector)->transform({rows});
+  REQUIRE_MESSAGE(families.has_value(), families.error());
+  CHECK(value_of(*families, "windows_file_size_bytes", {{"file", "c:\\logs\\app\\a.log"}}) ==
+        1048576);
+  // 2026-12-01T10:15:00Z; the second file's +060 offset puts it at 22:59:59.5Z the day before.
+  CHECK(value_of(*families, "windows_file_mtime_timestamp_seconds",
+                 {{"file", "c:\\logs\\app\\a.log"}}) == 1796120100);
+  CHECK(value_of(*families, "windows_file_mtime_timestamp_seconds",
+                 {{"file", "c:\\logs\\app\\b.log"}}) == 1796079599.5);
+  CHECK(value_of(*families, "windows_files", {}) == 2);
+  const auto path = std::filesystem::path(WINRM_BINARY_DIR) / "tests" / "collectors" /
+                    "files_custom.actual.prom";
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << collectors_test::render_probe(*families);
+  const auto check = collectors_test::promtool_check(path);
+  CHECK_MESSAGE(check.exit_code == 0, check.output);
 }

@@ -930,8 +930,8 @@ queries:
   CHECK(value_of(*families, "windows_file_mtime_timestamp_seconds",
                  {{"file", "c:\\logs\\app\\b.log"}}) == 1796079599.5);
   CHECK(value_of(*families, "windows_files", {}) == 2);
-  const auto path = std::filesystem::path(WINRM_BINARY_DIR) / "tests" / "collectors" /
-                    "files_custom.actual.prom";
+  const auto path =
+      std::filesystem::path(WINRM_BINARY_DIR) / "tests" / "collectors" / "files_custom.actual.prom";
   std::filesystem::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << collectors_test::render_probe(*families);
   const auto check = collectors_test::promtool_check(path);

@@ -330,16 +330,18 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   return PollOutcome::kOk;
 }
 
+// The exporter's own families, appended after the targets' on every /metrics page.
+void App::render_self_metrics(std::string& out) const {
+  telemetry_.render(out);
+  render_shard_metrics(out);
+  render_auth_metrics(out);
+  inventory_->render(out);
+}
+
 std::string App::render_metrics() const {
   auto page = metrics_flight_.get([this] {
     return render_metrics_page(
-        cache_.view_all(),
-        [this](std::string& out) {
-          telemetry_.render(out);
-          render_shard_metrics(out);
-          render_auth_metrics(out);
-          inventory_->render(out);
-        },
+        cache_.view_all(), [this](std::string& out) { render_self_metrics(out); },
         std::chrono::steady_clock::now());
   });
   return *page;
@@ -348,13 +350,7 @@ std::string App::render_metrics() const {
 std::string App::render_metrics_gzip() const {
   auto page = metrics_gzip_flight_.get([this] {
     return render_metrics_page_gzip(
-        cache_.view_all(),
-        [this](std::string& out) {
-          telemetry_.render(out);
-          render_shard_metrics(out);
-          render_auth_metrics(out);
-          inventory_->render(out);
-        },
+        cache_.view_all(), [this](std::string& out) { render_self_metrics(out); },
         std::chrono::steady_clock::now());
   });
   return *page;

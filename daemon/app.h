@@ -78,11 +78,11 @@ class App {
   struct Runtime {
     config::Target target;
     std::shared_ptr<const config::Config> config;
-    std::string fingerprint;  // endpoint + credentials: sessions are reused while equal
-    config::Secret password;  // with fingerprint; shared with the config, never copied
+    std::string fingerprint;        // endpoint + credentials: sessions are reused while equal
+    config::Secret password;        // with fingerprint; shared with the config, never copied
     config::Secret proxy_password;  // the same for the proxy's password
-    AuthMaker make_auth;      // null when auth could not be built
-    std::string auth_error;   // set when auth could not be built
+    AuthMaker make_auth;            // null when auth could not be built
+    std::string auth_error;         // set when auth could not be built
     std::shared_ptr<TargetAuthStats> auth_stats = std::make_shared<TargetAuthStats>();
     std::shared_ptr<SessionPool> pool;
     std::mutex failing_mutex;
@@ -95,6 +95,8 @@ class App {
   PollOutcome stall_if_asked();
   PollOutcome poll(const JobSpec& job, Clock::time_point deadline);
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
+  // The exporter's own families on /metrics (telemetry, shard, auth, inventory).
+  void render_self_metrics(std::string& out) const;
   // Kerberos profile metrics and per-target handshake / auth error counters.
   void render_auth_metrics(std::string& out) const;
   void render_shard_metrics(std::string& out) const;

@@ -10,27 +10,13 @@
 #include <set>
 
 #include "e2e_util.h"
+#include "prometheus_server.h"
 
 using namespace e2e;
 
 namespace {
 
-const char* kPrometheus = "/usr/bin/prometheus";
 const std::vector<std::string> kHosts = {"win01.sim.test", "win02.sim.test", "win03.sim.test"};
-
-std::string url_encode(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buffer[4];
-      std::snprintf(buffer, sizeof buffer, "%%%02X", c);
-      out += buffer;
-    }
-  }
-  return out;
-}
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (auto pos = text.find(from); pos != std::string::npos;
@@ -82,40 +68,6 @@ std::string fill_variables(std::string expr, const Layout& layout) {
   expr = replace_all(expr, "$target", hosts);
   return expr;
 }
-
-struct Prometheus {
-  std::unique_ptr<Process> process;
-  int port = 0;
-
-  Prometheus(const TempDir& dir, const std::string& scrape_configs) {
-    write_file(
-        dir / "prometheus.yml",
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n" +
-            scrape_configs);
-    for (int attempt = 0; attempt < 3 && port == 0; ++attempt) {
-      int candidate = free_port();
-      process = std::make_unique<Process>(
-          std::vector<std::string>{
-              kPrometheus, "--config.file=" + (dir / "prometheus.yml").string(),
-              "--storage.tsdb.path=" + (dir / "data").string(),
-              "--web.listen-address=127.0.0.1:" + std::to_string(candidate), "--log.level=warn"},
-          dir / "prometheus.out", dir / "prometheus.err");
-      if (wait_until(
-              [&] { return !process->running() || get(candidate, "/-/ready").status == 200; },
-              30s) &&
-          process->running()) {
-        port = candidate;
-      }
-    }
-    REQUIRE_MESSAGE(port != 0, read_file(dir / "prometheus.err"));
-  }
-  std::string get_api(const std::string& path_and_query) const {
-    return get(port, path_and_query).body;
-  }
-  std::string query(const std::string& promql) const {
-    return get_api("/api/v1/query?query=" + url_encode(promql));
-  }
-};
 
 // Empty when the answer has a series labelled with each host, else what is missing.
 std::string missing_hosts(const std::string& body, const std::string& host_label) {

@@ -4,27 +4,12 @@
 #include <doctest/doctest.h>
 
 #include "e2e_util.h"
+#include "prometheus_server.h"
 #include "shard.h"
 
 using namespace e2e;
 
 namespace {
-
-const char* kPrometheus = "/usr/bin/prometheus";
-
-std::string url_encode(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buffer[4];
-      std::snprintf(buffer, sizeof buffer, "%%%02X", c);
-      out += buffer;
-    }
-  }
-  return out;
-}
 
 // The ```yaml block that follows the marker (e.g. <!-- probe-scrape-config -->) in README.md.
 std::string readme_config(const std::string& marker_text) {
@@ -63,38 +48,6 @@ std::string exporter_yaml(const TempDir& dir, int sim_port, const std::vector<st
   }
   return yaml;
 }
-
-// A Prometheus server on a free port with scrape_configs (1 s interval) in dir.
-struct Prometheus {
-  std::unique_ptr<Process> process;
-  int port = 0;
-
-  Prometheus(const TempDir& dir, const std::string& scrape_configs) {
-    write_file(
-        dir / "prometheus.yml",
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n" +
-            scrape_configs);
-    for (int attempt = 0; attempt < 3 && port == 0; ++attempt) {
-      int candidate = free_port();
-      process = std::make_unique<Process>(
-          std::vector<std::string>{
-              kPrometheus, "--config.file=" + (dir / "prometheus.yml").string(),
-              "--storage.tsdb.path=" + (dir / "data").string(),
-              "--web.listen-address=127.0.0.1:" + std::to_string(candidate), "--log.level=warn"},
-          dir / "prometheus.out", dir / "prometheus.err");
-      if (wait_until(
-              [&] { return !process->running() || get(candidate, "/-/ready").status == 200; },
-              30s) &&
-          process->running()) {
-        port = candidate;
-      }
-    }
-    REQUIRE_MESSAGE(port != 0, read_file(dir / "prometheus.err"));
-  }
-  std::string query(const std::string& promql) const {
-    return get(port, "/api/v1/query?query=" + url_encode(promql)).body;
-  }
-};
 
 }  // namespace
 

@@ -6,14 +6,22 @@
 #   asan     ASan+UBSan build of every target + the ctest suite              (build-asan)
 #   tsan     TSan build of the scheduler, cache, session pool, reload and net server tests (build-tsan)
 #   fuzz     clang-16 libFuzzer targets, a short run each from fuzz/corpus    (build-fuzz)
+# Overlap: the first stage builds in the foreground; the later stages' builds then run one after
+# another in the background at nice 19 (build-logs/<stage>.build.log, copied into the stage's
+# log), soaking up the CPU that the mostly waiting tests leave idle. A stage waits for its own
+# build, so its result and log are the same as when run alone.
 # Usage: scripts/test-all.sh [STAGE...]          (default: all four, in this order)
-# Env:   BUILD_DIR (default build), JOBS (default nproc), FUZZ_SECONDS (default 10 per target)
+# Env:   BUILD_DIR (default build), JOBS (default nproc), FUZZ_SECONDS (default 10 per target),
+#        CTEST_JOBS (default 4: parallel tests in the default and asan stages),
+#        FUZZ_JOBS (default 2: fuzz targets run at once, one core each)
 set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
 build_dir=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc)}
 fuzz_seconds=${FUZZ_SECONDS:-10}
+ctest_jobs=${CTEST_JOBS:-4}
+fuzz_jobs=${FUZZ_JOBS:-2}
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(default asan tsan fuzz)
 
@@ -42,10 +50,14 @@ configure() {  # dir, cmake args...
 # compile CPU (daemon/app.cpp 16.0 s -> 10.7 s, a test file 6.2 s -> 3.8 s, measured with
 # /usr/bin/time), and compilation is most of this stage on a fresh 2-core machine.
 DEFAULT_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG")
-stage_default() {
+build_default() {
   configure "$build_dir" "${DEFAULT_FLAGS[@]}" &&
-    cmake --build "$build_dir" -j "$jobs" &&
-    (cd "$build_dir" && ctest --output-on-failure --timeout 300 -j 2 -LE '^slow$')
+    cmake --build "$build_dir" -j "$jobs"
+}
+# ctest -j4 on 2 cores: most tests wait on sockets, timers and child processes (the clean-clone
+# run of 7079eaa: 440 s of test time in 220 s of wall at -j2); COST starts the long ones first.
+stage_default() {
+  (cd "$build_dir" && ctest --output-on-failure --timeout 300 -j "$ctest_jobs" -LE '^slow$')
 }
 
 # ASan+UBSan: the whole suite but the scale bench's smoke run (label bench: a 2-minute
@@ -73,16 +85,18 @@ reports_ok() {  # dir
   return 1
 }
 
-stage_asan() {
+build_asan() {
   configure build-asan "${SANITIZER_FLAGS[@]}" -DWINRM_EXPORTER_SANITIZE=address,undefined &&
-    cmake --build build-asan -j "$jobs" || return 1
+    cmake --build build-asan -j "$jobs"
+}
+stage_asan() {
   local reports=$src/build-asan/sanitizer-reports rc=0
   rm -rf "$reports" && mkdir -p "$reports"
   (cd build-asan &&
     ASAN_OPTIONS=detect_leaks=1:log_path=$reports/asan \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan \
     LSAN_OPTIONS=suppressions=$src/tests/lsan.supp:print_suppressions=0 \
-      ctest --output-on-failure --timeout 300 -j 2 -LE '^bench$') || rc=1
+      ctest --output-on-failure --timeout 300 -j "$ctest_jobs" -LE '^bench$') || rc=1
   reports_ok "$reports" || rc=1
   return $rc
 }
@@ -112,7 +126,7 @@ no_aslr_prefix() {
 # net_test_*: the HTTP server's loops, workers and Responders completed from other threads.
 TSAN_TESTS='^(daemon_test_scheduler|daemon_test_cache|daemon_test_poller|daemon_test_session_pool|daemon_test_reload.*|net_test_parser|net_test_server)$'
 TSAN_TARGETS=(daemon_test_scheduler daemon_test_cache daemon_test_poller e2e_test_exporter_sim winrm_exporter winrm-sim net_test_parser net_test_server)
-stage_tsan() {
+build_tsan() {
   configure build-tsan "${SANITIZER_FLAGS[@]}" -DWINRM_EXPORTER_SANITIZE=thread ||
     return 1
   local targets=("${TSAN_TARGETS[@]}")
@@ -120,7 +134,9 @@ stage_tsan() {
   for t in daemon_test_session_pool daemon_test_reload; do
     cmake --build build-tsan --target help 2>/dev/null | grep -qxF "... $t" && targets+=("$t")
   done
-  cmake --build build-tsan -j "$jobs" --target "${targets[@]}" || return 1
+  cmake --build build-tsan -j "$jobs" --target "${targets[@]}"
+}
+stage_tsan() {
   # setarch -R: GCC 12's TSan cannot map its shadow memory under the high mmap
   # randomisation of newer kernels (vm.mmap_rnd_bits > 28); no ASLR avoids that.
   local reports=$src/build-tsan/sanitizer-reports rc=0
@@ -129,7 +145,7 @@ stage_tsan() {
   local -a no_aslr
   read -r -a no_aslr <<< "$(no_aslr_prefix)"
   (cd build-tsan &&
-    "${no_aslr[@]}" ctest --output-on-failure --timeout 300 -R "$TSAN_TESTS" &&
+    "${no_aslr[@]}" ctest --output-on-failure --timeout 300 -j 2 -R "$TSAN_TESTS" &&
     "${no_aslr[@]}" tests/e2e/e2e_test_exporter_sim --test-case='reload*') || rc=1
   reports_ok "$reports" || rc=1
   return $rc
@@ -138,20 +154,37 @@ stage_tsan() {
 # libFuzzer needs clang; clang-16 is the newest in Debian 12. New inputs go to a scratch
 # directory; fuzz/corpus/<target> (the seeds) is only read. A crash leaves its input in
 # build-fuzz/artifacts/.
-stage_fuzz() {
+build_fuzz() {
   configure build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 \
     -DWINRM_EXPORTER_FUZZ=ON &&
-    cmake --build build-fuzz -j "$jobs" || return 1
-  local scratch rc=0 target
+    cmake --build build-fuzz -j "$jobs"
+}
+# FUZZ_JOBS targets at a time (each one process on one core): the same run per target, in
+# half the wall time on 2 cores.
+fuzz_one() {  # target
+  local target=$1
+  mkdir -p "$scratch/$target"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    build-fuzz/fuzz/"$target" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/"$target"- \
+    "$scratch/$target" fuzz/corpus/"$target" > "build-fuzz/$target.log" 2>&1
+}
+stage_fuzz() {
+  local scratch rc=0 target targets
   scratch=$(mktemp -d)
   mkdir -p build-fuzz/artifacts
-  for target in $(cat build-fuzz/fuzz/targets.txt | tr ';' ' '); do
-    mkdir -p "$scratch/$target"
+  read -r -a targets <<< "$(tr ';' ' ' < build-fuzz/fuzz/targets.txt)"
+  local -A pids=()
+  for target in "${targets[@]}"; do
+    # Bounded: at most one wait per target already started.
+    while [ "$(jobs -rp | wc -l)" -ge "$fuzz_jobs" ]; do wait -n; done
     echo "-- $target: ${fuzz_seconds}s from fuzz/corpus/$target"
-    if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      build-fuzz/fuzz/"$target" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/"$target"- \
-      "$scratch/$target" fuzz/corpus/"$target" > "build-fuzz/$target.log" 2>&1; then
+    fuzz_one "$target" &
+    pids[$target]=$!
+  done
+  for target in "${targets[@]}"; do
+    echo "-- $target:"
+    if ! wait "${pids[$target]}"; then
       tail -n 60 "build-fuzz/$target.log"
       rc=1
     fi
@@ -162,15 +195,70 @@ stage_fuzz() {
   return $rc
 }
 
+# --prebuild STAGE...: the background half of the overlap (started below, in its own session
+# so that one kill stops it with its compilers). It waits until the first stage's build is
+# done (a stage's build.rc file), then builds the others in order, each into its log.
+if [ "${1:-}" = --prebuild ]; then
+  shift
+  # Bounded by the parent: gives up when the parent script is gone.
+  while [ ! -f "$logs/$1.build.rc" ]; do
+    kill -0 "$PPID" 2>/dev/null || exit 1
+    sleep 2
+  done
+  shift
+  for stage in "$@"; do
+    t0=$SECONDS
+    "build_$stage" > "$logs/$stage.build.log" 2>&1
+    rc=$?
+    echo "== $stage: background build (nice 19) rc $rc in $((SECONDS - t0)) s" >> "$logs/$stage.build.log"
+    echo $rc > "$logs/$stage.build.rc.tmp" && mv "$logs/$stage.build.rc.tmp" "$logs/$stage.build.rc"
+  done
+  exit 0
+fi
+
 for stage in "${stages[@]}"; do
   case $stage in
     default | asan | tsan | fuzz) ;;
     *) echo "unknown stage $stage (default, asan, tsan, fuzz)" >&2; exit 2 ;;
   esac
+done
+
+rm -f "$logs"/*.build.rc "$logs"/*.build.log
+prebuild_pid=
+if [ ${#stages[@]} -gt 1 ]; then
+  nice -n 19 setsid "$0" --prebuild "${stages[@]}" < /dev/null > /dev/null 2>&1 &
+  prebuild_pid=$!
+  trap '[ -z "$prebuild_pid" ] || kill -- -"$prebuild_pid" 2>/dev/null' EXIT
+  trap 'exit 130' INT TERM
+fi
+
+# A stage's build: the background one when there is one (its log goes into the stage's log),
+# else here. The first stage's build result releases the background builds.
+build_stage() {  # stage
+  local stage=$1 rcfile=$logs/$1.build.rc rc
+  if [ -n "$prebuild_pid" ] && [ "$stage" != "${stages[0]}" ]; then
+    echo "== $stage: waiting for its background build ($logs/$stage.build.log) $(date -u +%T)"
+    while [ ! -f "$rcfile" ] && kill -0 "$prebuild_pid" 2>/dev/null; do sleep 2; done
+    if [ -f "$rcfile" ]; then
+      cat "$logs/$stage.build.log"
+      return "$(cat "$rcfile")"
+    fi
+    echo "== $stage: the background build is gone; building here"
+  fi
+  "build_$stage"
+  rc=$?
+  if [ "$stage" = "${stages[0]}" ]; then
+    echo $rc > "$rcfile.tmp" && mv "$rcfile.tmp" "$rcfile"
+  fi
+  echo "== $stage: build rc $rc $(date -u +%T)"
+  return $rc
+}
+
+for stage in "${stages[@]}"; do
   echo "== $stage: start $(date -u +%T)"
   t0=$SECONDS
   log=$logs/$stage.log
-  "stage_$stage" 2>&1 | tee "$log"
+  { build_stage "$stage" && "stage_$stage"; } 2>&1 | tee "$log"
   if [ "${PIPESTATUS[0]}" = 0 ]; then
     record "$stage" PASS $((SECONDS - t0)) ""
   else

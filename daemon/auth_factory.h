@@ -13,8 +13,9 @@
 
 #include "config/config.h"
 #include "winrm/auth.h"
+#include "winrm/credentials.h"
 #include "winrm/error.h"
-#include "winrm/negotiate.h"
+#include "winrm/negotiate_auth.h"
 
 namespace exporter {
 

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "exposition.h"
+#include "winrm/gss.h"
 
 namespace exporter {
 

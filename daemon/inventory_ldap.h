@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "winrm/credentials.h"
 #include "winrm/error.h"
-#include "winrm/negotiate.h"
 
 namespace exporter {
 

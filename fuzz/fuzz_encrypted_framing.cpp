@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "winrm/negotiate.h"
+#include "winrm/message_encryption.h"
 
 namespace {
 

@@ -13,10 +13,10 @@
 #include <utility>
 #include <vector>
 
+#include "acceptor.h"
 #include "config.h"
 #include "inventory.h"
 #include "latency.h"
-#include "negotiate.h"
 #include "net/server.h"
 
 struct ssl_ctx_st;

@@ -13,8 +13,10 @@
 #include <string>
 #include <thread>
 
-#include "negotiate.h"  // sim/negotiate.h
-#include "winrm/negotiate.h"
+#include "acceptor.h"  // winrm-sim's side of the handshake
+#include "winrm/credentials.h"
+#include "winrm/message_encryption.h"
+#include "winrm/negotiate_auth.h"
 
 // REQUIRE that a Result holds a value; shows the error otherwise (and never touches
 // error() of a value, which doctest's -s would).

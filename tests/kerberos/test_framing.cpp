@@ -5,7 +5,7 @@
 #include <iterator>
 
 #include "common/base64.h"
-#include "winrm/negotiate.h"
+#include "winrm/message_encryption.h"
 
 namespace {
 

@@ -5,7 +5,9 @@
 
 #include "common/base64.h"
 #include "common/strings.h"
-#include "winrm/negotiate.h"
+#include "winrm/gss.h"
+#include "winrm/message_encryption.h"
+#include "winrm/negotiate_auth.h"
 
 namespace winrm {
 

@@ -1,6 +1,7 @@
 #include "winrm/error.h"
 
 #include <algorithm>
+#include <array>
 #include <string>
 
 namespace winrm {
@@ -264,6 +265,30 @@ std::string Error::describe() const {
     out += sanitize_for_log(message);
   }
   return out;
+}
+
+namespace {
+constexpr std::array<std::string_view, kAuthErrorClassCount> kClassNames = {
+    "no_credentials",      "kdc_unreachable", "clock_skew", "principal_unknown",
+    "credentials_invalid", "server_rejected", "other"};
+}  // namespace
+
+std::string_view to_string(AuthErrorClass error_class) {
+  return kClassNames[static_cast<int>(error_class)];
+}
+
+std::optional<AuthErrorClass> auth_error_class(const Error& error) {
+  if (error.kind != ErrorKind::kAuth) return std::nullopt;
+  return error.auth_class;
+}
+
+std::unexpected<Error> make_auth_error(AuthErrorClass error_class, std::string_view detail,
+                                       int http_status) {
+  auto error =
+      make_error(ErrorKind::kAuth, std::string(to_string(error_class)) + ": " + std::string(detail),
+                 http_status);
+  error.error().auth_class = error_class;
+  return error;
 }
 
 }  // namespace winrm

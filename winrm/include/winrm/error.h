@@ -87,6 +87,7 @@ enum class AuthErrorClass {
   kOther,
 };
 inline constexpr int kAuthErrorClassCount = 7;
+std::string_view to_string(AuthErrorClass error_class);  // "clock_skew", ...
 
 struct Error {
   Error() = default;
@@ -121,5 +122,11 @@ inline std::unexpected<Error> make_limit_error(ErrorKind kind, Limit limit, std:
                                                int http_status = 0) {
   return std::unexpected(Error{kind, std::move(message), http_status, std::nullopt, limit});
 }
+
+// Errors of the Kerberos/NTLM layer: ErrorKind::kAuth with Error::auth_class set and
+// message "<class>: <detail>". auth_error_class returns the class (nullopt for other errors).
+std::optional<AuthErrorClass> auth_error_class(const Error& error);
+std::unexpected<Error> make_auth_error(AuthErrorClass error_class, std::string_view detail,
+                                       int http_status = 0);
 
 }  // namespace winrm

@@ -1,11 +1,12 @@
 // WinRM message encryption (MS-WSMV 2.2.9.1.1.2.2): gss_wrap_iov/gss_unwrap_iov and the
 // multipart/encrypted framing, byte for byte as pywinrm/pypsrp/WinRb build it.
+#include "winrm/message_encryption.h"
+
 #include <openssl/evp.h>
 
 #include <cstring>
 
 #include "common/strings.h"
-#include "winrm/negotiate.h"
 
 namespace winrm::gss {
 
@@ -245,13 +246,6 @@ Result<std::string> decrypt_body(gss_ctx_id_t ctx, bool ntlm, std::string_view b
   }
   plain->resize(parts->length);
   return plain;
-}
-
-ChannelBindings::ChannelBindings(std::string application_data)
-    : data_(std::move(application_data)) {
-  bindings_.initiator_addrtype = GSS_C_AF_UNSPEC;
-  bindings_.acceptor_addrtype = GSS_C_AF_UNSPEC;
-  bindings_.application_data = {data_.size(), data_.data()};
 }
 
 }  // namespace winrm::gss

@@ -1,5 +1,5 @@
-// GSS acceptor for winrm-sim (see negotiate.h).
-#include "negotiate.h"
+// GSS acceptor for winrm-sim (see acceptor.h).
+#include "acceptor.h"
 
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -17,6 +17,7 @@
 
 #include "common/base64.h"
 #include "common/strings.h"
+#include "winrm/message_encryption.h"
 
 namespace sim {
 
@@ -208,8 +209,9 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
       scheme = std::string(candidate);
     }
   }
-  auto token = scheme.empty() ? std::nullopt
-                              : common::base64_decode(common::trim(authorization.substr(scheme.size() + 1)));
+  auto token = scheme.empty()
+                   ? std::nullopt
+                   : common::base64_decode(common::trim(authorization.substr(scheme.size() + 1)));
   if (!token || token->empty()) {
     counters_.rejected++;
     result.reason = "no Negotiate token";
@@ -248,8 +250,7 @@ NegotiateAcceptor::AuthResult NegotiateAcceptor::accept(const std::string& conne
   std::string out_token(static_cast<const char*>(output.value), output.length);
   OM_uint32 ignored = 0;
   gss_release_buffer(&ignored, &output);
-  if (!out_token.empty())
-    result.www_authenticate = scheme + " " + common::base64_encode(out_token);
+  if (!out_token.empty()) result.www_authenticate = scheme + " " + common::base64_encode(out_token);
   if (GSS_ERROR(major)) {
     if (client != GSS_C_NO_NAME) gss_release_name(&ignored, &client);
     conn->ctx.reset();

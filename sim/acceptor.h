@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "winrm/negotiate.h"
+#include "winrm/gss.h"
 
 namespace sim {
 

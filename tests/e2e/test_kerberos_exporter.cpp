@@ -1,13 +1,18 @@
 // End to end with Kerberos: the winrm_exporter binary polls winrm-sim (GSS acceptor,
 // message encryption enforced on HTTP, CbtHardeningLevel=Strict on HTTPS) with a
 // client keytab against a throwaway MIT KDC on loopback. No kinit anywhere.
+// Issue 14: two more targets reach the same sim through a real tinyproxy (CONNECT for
+// HTTPS, absolute-URI requests for HTTP) with their own principal, so the KDC log shows
+// which service tickets those polls asked for: the Windows host's SPN, never the proxy's.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <ctime>
 
 #include "../kerberos/kdc_fixture.h"
 #include "e2e_util.h"
 #include "promtool.h"
+#include "tinyproxy.h"
 
 using namespace e2e;
 
@@ -23,7 +28,8 @@ std::string sim_body(const krbtest::Kdc& kdc) {
          "  - {name: ghost01.sim.test, auth: [negotiate]}\n";
 }
 
-std::string exporter_yaml(const TempDir& dir, const krbtest::Kdc& kdc, const Sim& sim) {
+std::string exporter_yaml(const TempDir& dir, const krbtest::Kdc& kdc, const Sim& sim,
+                          const Tinyproxy& proxy) {
   std::string https = std::to_string(sim.https_port);
   std::string http = std::to_string(sim.http_port);
   return "global:\n  interval: 2s\n  timeout: 1500ms\n  collectors: [os, cpu]\n"
@@ -36,6 +42,10 @@ std::string exporter_yaml(const TempDir& dir, const krbtest::Kdc& kdc, const Sim
          "\n"
          "  deleted:\n    auth: kerberos\n    username: ghost\n    keytab: " +
          kdc.path("ghost.keytab") +
+         "\n"
+         // Only the proxied targets use this principal (see the KDC log checks).
+         "  proxied:\n    auth: kerberos\n    username: renewer\n    keytab: " +
+         kdc.path("renewer.keytab") +
          "\n"
          "targets:\n"
          // HTTPS with channel binding, SPN HTTP/localhost.
@@ -52,10 +62,39 @@ std::string exporter_yaml(const TempDir& dir, const krbtest::Kdc& kdc, const Sim
          ", spn_service: WSMAN}\n"
          // The client principal was deleted from the KDC.
          "  - {name: ghost01.sim.test, connect_address: 127.0.0.1, scheme: http, port: " +
-         http + ", credential: deleted}\n";
+         http +
+         ", credential: deleted}\n"
+         // Through the proxy at 127.0.0.1, which resolves and reaches `localhost` itself:
+         // HTTPS in a CONNECT tunnel (SPN HTTP/localhost, channel binding of the sim's
+         // certificate); HTTP as absolute-URI requests with message encryption, which
+         // cannot work through tinyproxy (it closes the connection after each answer, and
+         // the encrypted session is bound to one): a classified error that says so.
+         "  - {name: proxied-https, host: localhost, credential: proxied, scheme: https, port: " +
+         https + ", proxy: " + proxy.url() +
+         "}\n"
+         "  - {name: proxied-http, host: localhost, credential: proxied, scheme: http, port: " +
+         http + ", proxy: " + proxy.url() + "}\n";
 }
 
-const std::vector<std::string> kGoodTargets = {"localhost", "win01.sim.test", "win02.sim.test"};
+const std::vector<std::string> kGoodTargets = {"localhost", "win01.sim.test", "win02.sim.test",
+                                               "proxied-https"};
+
+// KDC log lines of service tickets issued to `client` (TGS_REQ ... ISSUE ... for <spn>).
+std::vector<std::string> tgs_issued(const krbtest::Kdc& kdc, const std::string& client) {
+  std::vector<std::string> spns;
+  std::istringstream log(read_file(kdc.path("kdc.log")));
+  const std::string needle = " " + client + "@KRBTEST.COM for ";
+  std::string line;
+  while (std::getline(log, line)) {
+    const auto at = line.find(needle);
+    if (line.find("TGS_REQ") == std::string::npos || at == std::string::npos) continue;
+    const auto start = at + needle.size();
+    const auto end = line.find_first_of(", ", start);
+    spns.push_back((line.find(": ISSUE:") != std::string::npos ? "" : "REFUSED ") +
+                   line.substr(start, end == std::string::npos ? end : end - start));
+  }
+  return spns;
+}
 
 bool all_polled(const std::string& metrics) {
   for (const auto& target : kGoodTargets) {
@@ -66,21 +105,30 @@ bool all_polled(const std::string& metrics) {
     }
   }
   return metrics.find("winrm_exporter_auth_errors_total{target=\"ghost01.sim.test\"") !=
-         std::string::npos;
+             std::string::npos &&
+         metrics.find("winrm_exporter_auth_errors_total{target=\"proxied-http\"") !=
+             std::string::npos;
 }
 
 }  // namespace
 
 TEST_CASE("exporter with Kerberos (keytab, real KDC) against winrm-sim over HTTPS and HTTP") {
   krbtest::Kdc kdc(300);  // sets KRB5_CONFIG, which the child processes inherit
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "NO_PROXY", "no_proxy"}) {
+    unsetenv(name);  // only the configuration decides
+  }
   TempDir dir;
   Sim sim(dir, sim_body(kdc));
-  write_file(dir / "exporter.yml", exporter_yaml(dir, kdc, sim));
-  Exporter exporter(dir, dir / "exporter.yml");
+  Tinyproxy proxy(dir, "proxy");
+  write_file(dir / "exporter.yml", exporter_yaml(dir, kdc, sim, proxy));
+  // Debug logging: the secret checks below then cover every message the exporter has.
+  Exporter exporter(dir, dir / "exporter.yml", {"--log.level=debug"});
 
   auto [polled, metrics] = exporter.metrics_when(all_polled, 30s);
   std::string diagnostics = metrics.substr(0, 6000) + "\n--- exporter log:\n" +
-                            read_file(exporter.stderr_path).substr(0, 4000);
+                            read_file(exporter.stderr_path).substr(0, 4000) + "\n--- proxy:\n" +
+                            proxy.requests().substr(0, 2000) + "\n--- sim:\n" +
+                            read_file(dir / "sim.err").substr(0, 2000);
   REQUIRE_MESSAGE(polled, diagnostics);
 
   for (const auto& target : kGoodTargets) {
@@ -129,4 +177,42 @@ TEST_CASE("exporter with Kerberos (keytab, real KDC) against winrm-sim over HTTP
   // Failures are logged with their class.
   std::string log = read_file(exporter.stderr_path);
   CHECK(log.find("principal_unknown") != std::string::npos);  // classified in the log too
+
+  // Through the proxy. Service tickets of the proxied targets' principal: only the Windows
+  // host's SPN, HTTP/localhost; the proxy (127.0.0.1) never became an SPN, and none was
+  // refused. HTTPS's success under CbtHardeningLevel=Strict means the token carried the
+  // binding of the sim's own certificate, seen through the tunnel.
+  const auto proxied_tickets = tgs_issued(kdc, "renewer");
+  CHECK_MESSAGE(!proxied_tickets.empty(), read_file(kdc.path("kdc.log")));
+  for (const auto& spn : proxied_tickets) CHECK(spn == "HTTP/localhost@KRBTEST.COM");
+  CHECK(read_file(kdc.path("kdc.log")).find("HTTP/127.0.0.1") == std::string::npos);
+  // HTTP through tinyproxy: the handshake succeeds, the encrypted request then goes out
+  // on a new connection (the proxy closed the old one), which the host does not know.
+  CHECK(sample_value(metrics, "winrm_exporter_target_up{target=\"proxied-http\"}") == 0.0);
+  CHECK(sample_value(metrics,
+                     "winrm_exporter_auth_errors_total{target=\"proxied-http\","
+                     "class=\"server_rejected\"}")
+            .value_or(0) >= 1);
+  CHECK_MESSAGE(log.find("target=proxied-http collector=os kind=auth") != std::string::npos, log);
+  CHECK(log.find("the connection closed between the handshake and the request each time") !=
+        std::string::npos);
+  CHECK(log.find("this proxy does not keep the client's connection paired with one server "
+                 "connection: use HTTPS through it") != std::string::npos);
+  // What crossed tinyproxy: a CONNECT tunnel to the host for HTTPS, absolute-URI POSTs
+  // (no tunnel) for HTTP; the direct targets (connect_address 127.0.0.1) never did.
+  const std::string proxy_log = proxy.requests();
+  const std::string https_port = std::to_string(sim.https_port);
+  const std::string http_port = std::to_string(sim.http_port);
+  CHECK_MESSAGE(count_of(proxy_log, "CONNECT localhost:" + https_port) >= 1, proxy_log);
+  CHECK_MESSAGE(count_of(proxy_log, "POST http://localhost:" + http_port + "/wsman") >= 2,
+                proxy_log);
+  CHECK(count_of(proxy_log, "CONNECT localhost:" + http_port) == 0);
+  CHECK(count_of(proxy_log, "win01.sim.test") == 0);
+  // No token or header value in the debug log: SPNEGO/Kerberos tokens are base64 DER
+  // starting "YII" (an [APPLICATION 0] of 256+ bytes) or "oY" (a NegTokenResp).
+  for (const char* secret : {"Negotiate Y", "Negotiate o", "Kerberos Y", "Authorization"}) {
+    CAPTURE(secret);
+    CHECK(log.find(secret) == std::string::npos);
+    CHECK(read_file(dir / "exporter.out").find(secret) == std::string::npos);
+  }
 }

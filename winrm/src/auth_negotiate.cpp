@@ -67,6 +67,7 @@ class NegotiateAuth final : public Auth {
     const bool encrypt = options_.encryption == EncryptionPolicy::kAlways ||
                          (options_.encryption == EncryptionPolicy::kAuto && !https);
     bool reauthenticated = false;
+    bool moved = false;  // the last 401 came on another connection than the handshake's
     for (int attempt = 0; attempt < 3; ++attempt) {
       if (!established_ || conn.connection_id() != connection_id_) {
         // Plain (HTTPS): the first token travels with the SOAP body. Encrypted: the
@@ -96,24 +97,42 @@ class NegotiateAuth final : public Auth {
       }
       if (response->status == 401) {
         reset();
+        moved = conn.connection_id() != sent_on;
         // The transport reconnected under us: the new connection was never
         // authenticated. Not the server's refusal, so it does not use up the retry.
-        if (conn.connection_id() != sent_on && attempt == 0) continue;
+        if (moved && attempt == 0) continue;
         // The server lost our context on a live connection: once more.
-        if (reauthenticated) {
-          return make_auth_error(AuthErrorClass::kServerRejected, "401 after re-authentication",
-                                 401);
-        }
+        if (reauthenticated) return rejected_after_reauthentication(conn, moved);
         reauthenticated = true;
         stats_->reauth_on_401++;
         continue;
       }
       return decode(conn, std::move(*response), encrypt);
     }
-    return make_auth_error(AuthErrorClass::kServerRejected, "401 after re-authentication", 401);
+    return rejected_after_reauthentication(conn, moved);
   }
 
  private:
+  // moved: the connection did not outlive the handshake, so the request went out on an
+  // unauthenticated one (the session is bound to its connection). A proxy that closes
+  // the client's connection after each answer, as tinyproxy does for absolute-URI
+  // requests, causes exactly that.
+  static Result<HttpResponse> rejected_after_reauthentication(const Connection& conn, bool moved) {
+    std::string message = "401 after re-authentication";
+    if (moved) {
+      const auto& endpoint = conn.endpoint();
+      const bool proxied =
+          !endpoint.proxy.empty() && !proxy_bypassed(endpoint.host, endpoint.no_proxy);
+      message +=
+          ": the connection closed between the handshake and the request each time (the "
+          "session is bound to one connection" +
+          std::string(proxied ? "; this proxy does not keep the client's connection paired "
+                                "with one server connection: use HTTPS through it)"
+                              : ")");
+    }
+    return make_auth_error(AuthErrorClass::kServerRejected, message, 401);
+  }
+
   void reset() {
     ctx_.reset();
     established_ = false;

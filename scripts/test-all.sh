@@ -154,9 +154,11 @@ stage_tsan() {
 # libFuzzer needs clang; clang-16 is the newest in Debian 12. New inputs go to a scratch
 # directory; fuzz/corpus/<target> (the seeds) is only read. A crash leaves its input in
 # build-fuzz/artifacts/.
+# -g1 (clang: line tables only) like the other stages: the same code, 17% less compile CPU
+# (winrm/src/envelope.cpp with the fuzz flags: 8.8 s -> 7.3 s, /usr/bin/time).
 build_fuzz() {
-  configure build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 \
-    -DWINRM_EXPORTER_FUZZ=ON &&
+  configure build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo "${DEFAULT_FLAGS[1]}" \
+    -DCMAKE_CXX_COMPILER=clang++-16 -DWINRM_EXPORTER_FUZZ=ON &&
     cmake --build build-fuzz -j "$jobs"
 }
 # FUZZ_JOBS targets at a time (each one process on one core): the same run per target, in

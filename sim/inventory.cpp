@@ -1954,6 +1954,200 @@ void gen_ntlogevent(const HostModel& m, double now, std::vector<Instance>& out) 
     }
   }
 }
+// CIM_DataFile / CIM_Directory: a small per-host file tree on drive c:, for the files
+// example (Centreon's files-date/files-size modes). Shapes from Microsoft's class docs
+// (no capture of our own): Name is the full path in the file system's case, as in the
+// capture quoted in Centreon's filesdate mode ("C:\Users\Administrator\NTUSER.DAT"); Drive
+// "c:" and Path "\logs\app\" (both backslashes) as in the class docs' examples; FileName
+// "app", Extension "log"; FileSize uint64 bytes; datetimes in the host's clock. Files are
+// regenerated from the host seed and the time, so sizes and modification times move like
+// real logs:
+//   \logs\app\             app.log (written every minute since local midnight) and 3-9 days
+//                          of rotated app-YYYYMMDD.log; some hosts keep a stale error.log
+//   \logs\app\archive\     monthly app-YYYYMM.zip
+//   \inetpub\logs\LogFiles\W3SVC1\  IIS's daily u_exYYMMDD.log, 14-30 days
+//   \Windows\System32\     2,000 files (a few real names, then synthetic sim_NNNN.dll) so a
+//                          query without a Path filter, which walks the whole drive on
+//                          Windows, returns more rows than a sane max_rows.
+struct SimFile {
+  std::string path;  // "\logs\app\"
+  std::string name;  // "app.log" (files) or "app" (directories)
+  bool directory = false;
+  std::uint64_t size = 0;
+  double created = 0, modified = 0;
+  bool system = false;
+};
+
+constexpr int kSystem32Files = 2000;
+
+std::string yyyymmdd(double unix_s, bool two_digit_year) {
+  const auto secs = static_cast<std::time_t>(std::floor(unix_s));
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, two_digit_year ? "%y%m%d" : "%Y%m%d", &tm);
+  return buf;
+}
+
+std::vector<SimFile> file_tree(const HostModel& m, double now) {
+  std::vector<SimFile> out;
+  const double clock_now = now + m.clock_offset_s;  // file times are the host's clock
+  const double today = std::floor(clock_now / 86400) * 86400;
+  Rng rng(m.seed ^ 0xF11E0001ull);
+  auto dir = [&](std::string path, std::string name, double created, double modified) {
+    out.push_back({std::move(path), std::move(name), true, 0, created, modified, false});
+  };
+  auto file = [&](std::string path, std::string name, std::uint64_t size, double created,
+                  double modified) {
+    out.push_back({std::move(path), std::move(name), false, size, created, modified, false});
+  };
+
+  // Application log: app.log written once a minute at a per-host second.
+  const double app_rate = rng.uniform(200, 2000);  // bytes per second
+  const double phase = static_cast<double>(rng.range(0, 59));
+  const double last_write = std::floor((clock_now - phase) / 60) * 60 + phase;
+  const int kept_days = rng.range(3, 9);
+  const double app_created = today - kept_days * 86400.0;
+  dir("\\", "logs", m.install_unix, app_created);
+  dir("\\logs\\", "app", m.install_unix, today);
+  file("\\logs\\app\\", "app.log", u64(app_rate * std::max(0.0, last_write - today)), today,
+       std::max(today, last_write));
+  for (int d = 1; d <= kept_days; ++d) {
+    const double day = today - d * 86400.0;
+    Rng day_rng(m.seed ^ static_cast<std::uint64_t>(day));
+    file("\\logs\\app\\", "app-" + yyyymmdd(day, false) + ".log",
+         u64(app_rate * 86400 * day_rng.uniform(0.8, 1.2)), day, day + 86400 - 60 + phase);
+  }
+  if (rng.chance(0.25)) {  // an error log nobody rotates, last written weeks ago
+    const double at = today - rng.range(20, 60) * 86400.0 + rng.uniform(0, 86400);
+    file("\\logs\\app\\", "error.log", static_cast<std::uint64_t>(rng.range(512, 65536)),
+         m.install_unix, at);
+  }
+  dir("\\logs\\app\\", "archive", m.install_unix, today - 30 * 86400.0);
+  for (int month = 1; month <= 3; ++month) {
+    const double at = today - month * 30 * 86400.0;
+    file("\\logs\\app\\archive\\", "app-" + yyyymmdd(at, false).substr(0, 6) + ".zip",
+         u64(app_rate * 86400 * 30 * rng.uniform(0.05, 0.09)), at, at + 120);
+  }
+
+  // IIS: one W3C log per UTC day, the current one written continuously.
+  const int iis_days = rng.range(14, 30);
+  const double iis_rate = rng.uniform(50, 800);
+  const std::string w3svc = "\\inetpub\\logs\\LogFiles\\W3SVC1\\";
+  dir("\\", "inetpub", m.install_unix, m.install_unix);
+  dir("\\inetpub\\", "logs", m.install_unix, m.install_unix);
+  dir("\\inetpub\\logs\\", "LogFiles", m.install_unix, m.install_unix);
+  dir("\\inetpub\\logs\\LogFiles\\", "W3SVC1", m.install_unix, today);
+  for (int d = 0; d < iis_days; ++d) {
+    const double day = today - d * 86400.0;
+    const double modified = d == 0 ? clock_now - rng.uniform(0, 2) : day + 86399;
+    Rng day_rng(m.seed ^ static_cast<std::uint64_t>(day) ^ 0x115ull);
+    file(w3svc, "u_ex" + yyyymmdd(day, true) + ".log",
+         u64(iis_rate * (modified - day) * day_rng.uniform(0.7, 1.3)), day, modified);
+  }
+
+  // System32: the bulk a whole-drive walk runs into.
+  static constexpr const char* kSystem32[] = {
+      "cmd.exe",      "kernel32.dll", "ntdll.dll",    "notepad.exe", "svchost.exe",
+      "lsass.exe",    "services.exe", "winlogon.exe", "user32.dll",  "advapi32.dll",
+      "wbemcomn.dll", "wsmsvc.dll",   "wsmauto.dll",  "w32time.dll", "wevtsvc.dll"};
+  dir("\\", "Windows", m.install_unix, m.install_unix);
+  dir("\\Windows\\", "System32", m.install_unix, m.install_unix);
+  for (int i = 0; i < kSystem32Files; ++i) {
+    char synthetic[24];
+    std::snprintf(synthetic, sizeof synthetic, "sim_%04d.dll", i);
+    const bool real = static_cast<std::size_t>(i) < std::size(kSystem32);
+    file("\\Windows\\System32\\", real ? kSystem32[i] : synthetic,
+         static_cast<std::uint64_t>(16384 + (m.seed >> (i % 48)) % 2000000), m.install_unix,
+         m.install_unix);
+    out.back().system = true;
+  }
+  return out;
+}
+
+// "app-20261130.log" -> 8.3 alias "app-20~1.log"; names that fit 8.3 stay as they are.
+std::string short_name(const std::string& name) {
+  const auto dot = name.rfind('.');
+  std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
+  std::string ext = dot == std::string::npos ? "" : name.substr(dot + 1);
+  if (stem.size() <= 8 && ext.size() <= 3) return name;
+  return stem.substr(0, 6) + "~1" + (ext.empty() ? "" : "." + ext.substr(0, 3));
+}
+
+std::string file_type(const std::string& extension) {
+  if (extension == "log" || extension == "txt") return "Text Document";
+  if (extension == "zip") return "Compressed (zipped) Folder";
+  if (extension == "exe") return "Application";
+  if (extension == "dll") return "Application Extension";
+  return extension.empty() ? "File" : lower(extension) + " File";
+}
+
+// The CIM_LogicalFile properties both classes share.
+void logical_file(Builder& b, const HostModel& m, const SimFile& f) {
+  std::string short_path = "C:";
+  for (std::size_t start = 1; start < f.path.size();) {
+    const auto end = f.path.find('\\', start);
+    short_path += "\\" + short_name(f.path.substr(start, end - start));
+    start = end + 1;
+  }
+  const std::string name = "C:" + f.path + f.name;
+  const auto created = Value::datetime(xs_datetime(f.created));
+  b.set("AccessMask", Value::num(1179817))  // read and execute: what a non-admin account sees
+      .boolean("Archive", !f.directory)
+      .str("Caption", name)
+      .boolean("Compressed", false)
+      .str("CreationClassName", "CIM_LogicalFile")
+      .set("CreationDate", created)
+      .str("CSCreationClassName", "Win32_ComputerSystem")
+      .str("CSName", m.cs_name)
+      .str("Description", name)
+      .str("Drive", "c:")
+      .str("EightDotThreeFileName", short_path + "\\" + short_name(f.name))
+      .boolean("Encrypted", false)
+      .str("FSCreationClassName", "Win32_FileSystem")
+      .str("FSName", "NTFS")
+      .boolean("Hidden", false)
+      .set("InstallDate", created)
+      .set("LastAccessed", Value::datetime(xs_datetime(f.modified)))
+      .set("LastModified", Value::datetime(xs_datetime(f.modified)))
+      .str("Name", name)
+      .str("Path", f.path)
+      .boolean("Readable", true)
+      .str("Status", "OK")
+      .boolean("System", f.system)
+      .boolean("Writeable", true);
+  // CompressionMethod, EncryptionMethod and InUseCount stay NULL, as Windows leaves them.
+}
+
+void gen_datafile(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("CIM_DataFile"), out);
+  const std::string version = std::string(kOses[static_cast<std::size_t>(m.os)].version) + ".1";
+  for (const SimFile& f : file_tree(m, now)) {
+    if (f.directory) continue;
+    const auto dot = f.name.rfind('.');
+    const std::string extension = dot == std::string::npos ? "" : f.name.substr(dot + 1);
+    b.begin();
+    logical_file(b, m, f);
+    b.str("Extension", extension)
+        .str("FileName", dot == std::string::npos ? f.name : f.name.substr(0, dot))
+        .num("FileSize", f.size)
+        .str("FileType", file_type(extension));
+    if (extension == "dll" || extension == "exe") {  // from the PE version resource
+      b.str("Manufacturer", "Microsoft Corporation").str("Version", version);
+    }
+  }
+}
+
+void gen_directory(const HostModel& m, double now, std::vector<Instance>& out) {
+  Builder b(cls("CIM_Directory"), out);
+  for (const SimFile& f : file_tree(m, now)) {
+    if (!f.directory) continue;
+    b.begin();
+    logical_file(b, m, f);
+    b.str("Extension", "").str("FileName", f.name).str("FileType", "File Folder");
+    // FileSize is NULL for directories.
+  }
+}
 // --- end issue-12 collectors --------------------------------------------------------------
 
 // A default SQL Server instance (perf classes MSSQLSERVER_*; a named instance would be
@@ -2011,8 +2205,9 @@ void gen_iis_app_pools(const HostModel& m, double now, std::vector<Instance>& ou
   std::vector<Pool> pools;
   for (const char* name : {"DefaultAppPool", ".NET v4.5", ".NET v4.5 Classic", "ContosoWeb"}) {
     Pool p{name, 3, 1, 1, 0, 0, m.boot_unix + 60};
-    p.recycles = static_cast<std::uint64_t>(c.t / 1740);  // default periodic recycle, 29 h
-    p.started = m.boot_unix + 60 + static_cast<double>(p.recycles) * 1740;
+    // IIS's default periodic recycle: every 1,740 minutes (29 h).
+    p.recycles = static_cast<std::uint64_t>(c.t / (1740 * 60.0));
+    p.started = m.boot_unix + 60 + static_cast<double>(p.recycles) * 1740 * 60.0;
     if (p.name == "ContosoWeb") {
       p.max_workers = 2;
       p.workers = 1 + u64(std::max(0.0, gauge(c.t, 0.5, 1, 900, m.core_phase[0])));
@@ -2787,6 +2982,75 @@ std::vector<ClassDef> build_classes() {
         "Logfile", "Message", "RecordNumber", "SourceName", "TimeGenerated", "TimeWritten", "Type",
         "User"},
        gen_ntlogevent},
+      {"CIM_DataFile",
+       {"AccessMask",
+        "Archive",
+        "Caption",
+        "Compressed",
+        "CompressionMethod",
+        "CreationClassName",
+        "CreationDate",
+        "CSCreationClassName",
+        "CSName",
+        "Description",
+        "Drive",
+        "EightDotThreeFileName",
+        "Encrypted",
+        "EncryptionMethod",
+        "Extension",
+        "FileName",
+        "FileSize",
+        "FileType",
+        "FSCreationClassName",
+        "FSName",
+        "Hidden",
+        "InstallDate",
+        "InUseCount",
+        "LastAccessed",
+        "LastModified",
+        "Manufacturer",
+        "Name",
+        "Path",
+        "Readable",
+        "Status",
+        "System",
+        "Version",
+        "Writeable"},
+       gen_datafile},
+      // CIM_DataFile's properties without Manufacturer and Version.
+      {"CIM_Directory",
+       {"AccessMask",
+        "Archive",
+        "Caption",
+        "Compressed",
+        "CompressionMethod",
+        "CreationClassName",
+        "CreationDate",
+        "CSCreationClassName",
+        "CSName",
+        "Description",
+        "Drive",
+        "EightDotThreeFileName",
+        "Encrypted",
+        "EncryptionMethod",
+        "Extension",
+        "FileName",
+        "FileSize",
+        "FileType",
+        "FSCreationClassName",
+        "FSName",
+        "Hidden",
+        "InstallDate",
+        "InUseCount",
+        "LastAccessed",
+        "LastModified",
+        "Name",
+        "Path",
+        "Readable",
+        "Status",
+        "System",
+        "Writeable"},
+       gen_directory},
   };
   std::vector<ClassDef> out;
   for (auto& s : specs) {

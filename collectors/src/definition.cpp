@@ -120,6 +120,135 @@ std::string trim(std::string_view text) {
   return std::string(text.substr(first, last - first + 1));
 }
 
+// --- file classes: a query must name a directory or a file ---------------------------------
+// For CIM_LogicalFile and its subclasses WMI walks every file of every drive unless the WHERE
+// clause pins a location (Microsoft's CIM_DataFile remarks): minutes of disk load on a file
+// server, then a result of any size. Path = '\\dir\\' (with Drive) or Name = 'c:\\dir\\f'
+// use the file system's index; LIKE, FileName or Extension alone do not.
+bool is_file_class(std::string_view cls) {
+  for (std::string_view name :
+       {"CIM_LogicalFile", "CIM_DataFile", "CIM_Directory", "Win32_Directory", "Win32_ShortcutFile",
+        "Win32_CodecFile", "CIM_DeviceFile"}) {
+    if (iequals(cls, name)) return true;
+  }
+  return false;
+}
+
+struct WqlToken {
+  enum class Kind { kWord, kString, kOperator, kOpen, kClose } kind;
+  std::string text;
+};
+
+// WQL tokens: words, string literals ('...' or "...", backslash escapes the next character,
+// as in WQL), comparison operators and parentheses. nullopt: an unterminated literal.
+std::optional<std::vector<WqlToken>> wql_tokens(std::string_view s) {
+  std::vector<WqlToken> out;
+  const auto is_operator = [](char c) { return c == '=' || c == '<' || c == '>' || c == '!'; };
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      ++i;
+    } else if (c == '(' || c == ')') {
+      out.push_back({c == '(' ? WqlToken::Kind::kOpen : WqlToken::Kind::kClose, {c}});
+      ++i;
+    } else if (c == '\'' || c == '"') {
+      std::string text;
+      for (++i; i < s.size() && s[i] != c; ++i) {
+        if (s[i] == '\\' && i + 1 < s.size()) ++i;
+        text += s[i];
+      }
+      if (i >= s.size()) return std::nullopt;
+      ++i;
+      out.push_back({WqlToken::Kind::kString, std::move(text)});
+    } else if (is_operator(c)) {
+      std::string text;
+      while (i < s.size() && is_operator(s[i])) text += s[i++];
+      out.push_back({WqlToken::Kind::kOperator, std::move(text)});
+    } else {
+      std::string text;
+      while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i])) && s[i] != '(' &&
+             s[i] != ')' && s[i] != '\'' && s[i] != '"' && !is_operator(s[i])) {
+        text += s[i++];
+      }
+      out.push_back({WqlToken::Kind::kWord, std::move(text)});
+    }
+  }
+  return out;
+}
+
+// Index of the parenthesis closing the one at `open`, or `end` when unbalanced.
+std::size_t closing(const std::vector<WqlToken>& t, std::size_t open, std::size_t end) {
+  int depth = 0;
+  for (std::size_t i = open; i < end; ++i) {
+    if (t[i].kind == WqlToken::Kind::kOpen) ++depth;
+    if (t[i].kind == WqlToken::Kind::kClose && --depth == 0) return i;
+  }
+  return end;
+}
+
+// True when the condition t[begin, end) is an AND of terms one of which is
+// `Path = '...'` or `Name = '...'` (either order), not under OR or NOT.
+bool pins_location(const std::vector<WqlToken>& t, std::size_t begin, std::size_t end) {
+  while (end - begin >= 2 && t[begin].kind == WqlToken::Kind::kOpen &&
+         closing(t, begin, end) == end - 1) {
+    ++begin;
+    --end;
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> terms;
+  std::size_t start = begin;
+  int depth = 0;
+  for (std::size_t i = begin; i < end; ++i) {
+    if (t[i].kind == WqlToken::Kind::kOpen) ++depth;
+    if (t[i].kind == WqlToken::Kind::kClose) --depth;
+    if (depth != 0 || t[i].kind != WqlToken::Kind::kWord) continue;
+    if (iequals(t[i].text, "or")) return false;
+    if (iequals(t[i].text, "and")) {
+      terms.emplace_back(start, i);
+      start = i + 1;
+    }
+  }
+  terms.emplace_back(start, end);
+  const auto is_key = [&](std::size_t i) {
+    return t[i].kind == WqlToken::Kind::kWord &&
+           (iequals(t[i].text, "Path") || iequals(t[i].text, "Name"));
+  };
+  for (const auto& [first, last] : terms) {
+    if (last - first == 3 && t[first + 1].kind == WqlToken::Kind::kOperator &&
+        t[first + 1].text == "=" &&
+        ((is_key(first) && t[first + 2].kind == WqlToken::Kind::kString) ||
+         (t[first].kind == WqlToken::Kind::kString && is_key(first + 2)))) {
+      return true;
+    }
+    if (last - first >= 2 && t[first].kind == WqlToken::Kind::kOpen &&
+        closing(t, first, last) == last - 1 && pins_location(t, first, last)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+struct FileScope {
+  std::string cls;  // as written in the query
+  bool pinned = false;
+};
+
+// nullopt when the query is not on a file class.
+std::optional<FileScope> file_scope(const std::string& wql) {
+  const auto tokens = wql_tokens(wql);
+  if (!tokens) return std::nullopt;  // the WQL shape check reports it
+  const auto& t = *tokens;
+  const auto from = std::find_if(t.begin(), t.end(), [](const WqlToken& token) {
+    return token.kind == WqlToken::Kind::kWord && iequals(token.text, "from");
+  });
+  if (from == t.end() || from + 1 == t.end() || !is_file_class((from + 1)->text))
+    return std::nullopt;
+  const auto where = from + 2;
+  const bool pinned = where != t.end() && where->kind == WqlToken::Kind::kWord &&
+                      iequals(where->text, "where") &&
+                      pins_location(t, static_cast<std::size_t>(where - t.begin()) + 1, t.size());
+  return FileScope{(from + 1)->text, pinned};
+}
+
 // "60" -> "UTC+01:00"; Win32_OperatingSystem.CurrentTimeZone is minutes east of UTC.
 std::string utc_offset_label(const std::string& minutes_text) {
   int minutes = 0;
@@ -532,6 +661,18 @@ class Parser {
         fail(where, "field 'max_rows': must be a whole number from 1 to 1000000");
       }
       spec.max_rows = static_cast<std::size_t>(cap);
+    }
+    if (const auto scope = file_scope(query.wql)) {
+      if (!scope->pinned) {
+        fail(where, "field 'wql': " + scope->cls +
+                        " without a directory or a file in its WHERE clause makes WMI walk "
+                        "every file on every drive; add Drive = 'C:' AND Path = '\\\\dir\\\\' "
+                        "(or Name = 'c:\\\\dir\\\\file.log'), joined to the rest by AND");
+      }
+      if (spec.max_rows == 0) {
+        fail(where, "field 'max_rows' is required for " + scope->cls +
+                        " queries: a directory can hold any number of files");
+      }
     }
 
     if (const YAML::Node skip = node["skip"]) spec.skip = parse_skip(skip, spec, where);

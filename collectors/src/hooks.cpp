@@ -39,6 +39,17 @@ std::optional<double> process_start_time(const winrm::Row& row) {
   return elapsed_time_instant(row, "ElapsedTime");
 }
 
+// IIS's APP_POOL_WAS perf object: CurrentApplicationPoolUptime is the pool's start instant
+// and TotalApplicationPoolUptime WAS's, both PERF_ELAPSED_TIME (windows_exporter's iis
+// collector does the same subtraction). A stopped pool reports 0: no sample.
+std::optional<double> app_pool_start_time(const winrm::Row& row) {
+  return elapsed_time_instant(row, "CurrentApplicationPoolUptime");
+}
+
+std::optional<double> was_start_time(const winrm::Row& row) {
+  return elapsed_time_instant(row, "TotalApplicationPoolUptime");
+}
+
 // Win32_PageFileUsage reports MiB; the free part of a page file is what windows_exporter
 // exports. CurrentUsage above AllocatedBaseSize (a file being resized) gives 0.
 std::optional<double> pagefile_free_mib(const winrm::Row& row) {
@@ -126,9 +137,13 @@ std::optional<std::string> fqdn(const winrm::Row& row) {
   return domain.empty() ? *host : *host + "." + domain;
 }
 
-const std::array<ValueHook, 6> kValueHooks = {{
+const std::array<ValueHook, 8> kValueHooks = {{
     {"boot_time", {"SystemUpTime", "Frequency_Object"}, &boot_time},
     {"process_start_time", {"ElapsedTime", "Frequency_Object"}, &process_start_time},
+    {"app_pool_start_time",
+     {"CurrentApplicationPoolUptime", "Frequency_Object"},
+     &app_pool_start_time},
+    {"was_start_time", {"TotalApplicationPoolUptime", "Frequency_Object"}, &was_start_time},
     {"pagefile_free_mib", {"AllocatedBaseSize", "CurrentUsage"}, &pagefile_free_mib},
     {"quickfix_installed_on", {"InstalledOn"}, &quickfix_installed_on},
     {"clock_offset", {"LocalDateTime"}, &clock_offset},

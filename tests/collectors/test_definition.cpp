@@ -178,6 +178,64 @@ TEST_CASE("WQL and namespace forms that are accepted") {
   CHECK(families.at(0).samples.at(0).labels.at(0).second == "a");
 }
 
+// CIM_DataFile and the other CIM_LogicalFile classes walk every file on every drive unless
+// the WHERE clause names a directory or a file, so such queries are refused at load, and
+// they must carry max_rows.
+TEST_CASE("file classes: the WHERE clause must pin a directory or file, max_rows required") {
+  const auto file_query = [](const std::string& wql, const std::string& max_rows = "1000") {
+    return "name: files\nqueries:\n  - wql: >-\n      " + wql +
+           (max_rows.empty() ? "" : "\n    max_rows: " + max_rows) +
+           "\n    metrics: [{name: f, type: gauge, help: h, value: FileSize, labels: {file: "
+           "Name}}]\n";
+  };
+  const std::string select = "SELECT Name, FileSize FROM ";
+  for (const std::string where : {
+           "CIM_DataFile WHERE Drive = 'C:' AND Path = '\\\\logs\\\\app\\\\'",
+           "cim_datafile where path='\\\\logs\\\\' and drive='c:'",
+           "CIM_DataFile WHERE '\\\\logs\\\\' = Path",
+           "CIM_DataFile WHERE Name = 'c:\\\\logs\\\\app.log'",
+           "CIM_DataFile WHERE (Drive = 'C:' AND Path = '\\\\logs\\\\')",
+           "CIM_DataFile WHERE Drive = 'C:' AND (Path = '\\\\logs\\\\' AND Extension = 'log')",
+           // An OR inside a parenthesised term keeps the pin: both branches are in \logs\.
+           "CIM_DataFile WHERE Path = '\\\\logs\\\\' AND (Extension = 'log' OR Extension = 'txt')",
+           // An escaped quote inside the literal does not end it.
+           "CIM_DataFile WHERE Path = '\\\\o\\'brien\\\\' AND Drive = 'C:'",
+           "CIM_Directory WHERE Drive = 'C:' AND Path = '\\\\logs\\\\'",
+           "Win32_Directory WHERE Name = 'c:\\\\logs'",
+       }) {
+    CAPTURE(where);
+    CHECK(parse_collector_definition_text(file_query(select + where)).has_value());
+  }
+  for (const std::string where : {
+           "CIM_DataFile",
+           "CIM_DataFile WHERE Drive = 'C:'",
+           "CIM_DataFile WHERE Extension = 'log'",
+           "CIM_DataFile WHERE FileName = 'app'",  // Microsoft: scans all directories
+           "CIM_DataFile WHERE Path LIKE '\\\\logs\\\\%'",
+           "CIM_DataFile WHERE Path = '\\\\logs\\\\' OR Extension = 'log'",
+           "CIM_DataFile WHERE (Path = '\\\\logs\\\\' OR Drive = 'D:') AND Extension = 'log'",
+           "CIM_DataFile WHERE NOT Path = '\\\\logs\\\\'",
+           "CIM_DataFile WHERE Path <> '\\\\logs\\\\'",
+           "CIM_DataFile WHERE Drive = 'C:' AND Description = 'Path = x'",
+           "CIM_LogicalFile WHERE Drive = 'C:'",
+           "CIM_Directory WHERE Drive = 'C:'",
+           "Win32_Directory WHERE Hidden = TRUE",
+       }) {
+    CAPTURE(where);
+    const std::string error = parse_error(file_query(select + where));
+    CHECK_MESSAGE(contains(error, "walk every file on every drive"), error);
+    CHECK_MESSAGE(contains(error, "query 1"), error);
+    CHECK_MESSAGE(contains(error, "field 'wql'"), error);
+  }
+  const std::string missing_cap = parse_error(
+      file_query(select + "CIM_DataFile WHERE Drive = 'C:' AND Path = '\\\\logs\\\\'", ""));
+  CHECK_MESSAGE(contains(missing_cap, "field 'max_rows' is required for CIM_DataFile"),
+                missing_cap);
+  // Other classes are unaffected: no WHERE and no max_rows needed.
+  CHECK(parse_collector_definition_text(file_query("SELECT Name, FileSize FROM Win32_Thing", ""))
+            .has_value());
+}
+
 TEST_CASE("built-in rules: windows_ prefix required only for built-ins") {
   const std::string yaml = one_metric("name: acme_thing, type: gauge, help: h, value: Value");
   CHECK(contains(parse_error(yaml, {.builtin = true}), "start with windows_"));
@@ -424,6 +482,36 @@ TEST_CASE("process_start_time hook: ElapsedTime is the start instant as a FILETI
            make_row({{"ElapsedTime", "133475328000000000"}, {"Frequency_Object", "0"}})});
   REQUIRE(families.at(0).samples.size() == 1);
   CHECK(families.at(0).samples.at(0).value == 1703059200.25);
+}
+
+TEST_CASE("IIS start time hooks: the WAS pool and service start instants") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT Name, CurrentApplicationPoolUptime, "
+      "TotalApplicationPoolUptime, Frequency_Object FROM "
+      "Win32_PerfRawData_APPPOOLCountersProvider_APPPOOLWAS\n"
+      "    metrics:\n"
+      "      - {name: pool_start, type: gauge, help: h, hook: app_pool_start_time, "
+      "labels: {app: Name}}\n"
+      "      - {name: was_start, type: gauge, help: h, hook: was_start_time, "
+      "labels: {app: Name}}\n");
+  auto families = run(collector, {make_row({{"Name", "DefaultAppPool"},
+                                            {"CurrentApplicationPoolUptime", "133475328002500000"},
+                                            {"TotalApplicationPoolUptime", "133475000000000000"},
+                                            {"Frequency_Object", "10000000"}}),
+                                  // A stopped pool reports 0: no start time.
+                                  make_row({{"Name", "Stopped"},
+                                            {"CurrentApplicationPoolUptime", "0"},
+                                            {"TotalApplicationPoolUptime", "133475000000000000"},
+                                            {"Frequency_Object", "10000000"}})});
+  const auto* pool = find_family(families, "pool_start");
+  const auto* was = find_family(families, "was_start");
+  REQUIRE(pool != nullptr);
+  REQUIRE(was != nullptr);
+  REQUIRE(pool->samples.size() == 1);
+  CHECK(pool->samples.at(0).value == 1703059200.25);
+  CHECK(pool->samples.at(0).labels.at(0).second == "DefaultAppPool");
+  REQUIRE(was->samples.size() == 2);
+  CHECK(was->samples.at(1).value == 1703026400);
 }
 
 TEST_CASE("pagefile_free_mib hook: allocated minus used, never negative") {

@@ -147,6 +147,69 @@ TEST_CASE("iis_app_pools example: one state per pool, _Total left out") {
     CHECK(sum == 1);           // exactly one state is current
     CHECK(series[pool] == 7);  // WAS's seven states
   }
+  // Start times (PERF_ELAPSED_TIME FILETIMEs): exactly the running pools have one, and it is
+  // not after WAS's own start.
+  std::map<std::string, bool> running;
+  for (const auto& sample : state->samples) {
+    if (sample.value == 1)
+      running[label_of(sample.labels, "app")] = label_of(sample.labels, "state") == "Running";
+  }
+  const auto* start =
+      collectors_test::find_family(families, "windows_iis_current_application_pool_start_time");
+  const auto* was =
+      collectors_test::find_family(families, "windows_iis_total_application_pool_start_time");
+  REQUIRE(start != nullptr);
+  REQUIRE(was != nullptr);
+  std::map<std::string, double> started, was_started;
+  for (const auto& sample : start->samples) started[label_of(sample.labels, "app")] = sample.value;
+  for (const auto& sample : was->samples)
+    was_started[label_of(sample.labels, "app")] = sample.value;
+  for (const auto& [pool, is_running] : running) {
+    CAPTURE(pool);
+    CHECK(started.count(pool) == (is_running ? 1u : 0u));
+    REQUIRE(was_started.count(pool) == 1);
+    CHECK(was_started[pool] > 1.6e9);  // a real date, not 0 or a parse failure
+    if (is_running) CHECK(started[pool] >= was_started[pool]);
+  }
+  CHECK(std::count_if(running.begin(), running.end(), [](const auto& p) { return p.second; }) >= 1);
+}
+
+TEST_CASE("files example: size, mtime and count per directory") {
+  const auto families = run_example("files");
+  const auto* files = collectors_test::find_family(families, "windows_files");
+  const auto* size = collectors_test::find_family(families, "windows_file_size_bytes");
+  const auto* mtime =
+      collectors_test::find_family(families, "windows_file_mtime_timestamp_seconds");
+  REQUIRE(files != nullptr);
+  REQUIRE(size != nullptr);
+  REQUIRE(mtime != nullptr);
+  std::map<std::string, double> count;  // path -> windows_files
+  for (const auto& sample : files->samples) count[label_of(sample.labels, "path")] = sample.value;
+  std::map<std::string, int> sizes;
+  double newest = 0;
+  for (const auto& sample : size->samples) {
+    const std::string path = label_of(sample.labels, "path");
+    const std::string file = label_of(sample.labels, "file");
+    CAPTURE(file);
+    ++sizes[path];
+    // Name is the full path; only files directly in the directory are listed.
+    CHECK(file.starts_with(path));
+    CHECK(file.find('\\', path.size()) == std::string::npos);
+  }
+  for (const auto& sample : mtime->samples) newest = std::max(newest, sample.value);
+  REQUIRE(count.size() == 2);
+  for (const auto& [path, n] : count) {
+    CAPTURE(path);
+    CHECK(n == sizes[path]);  // one size series per counted row
+  }
+  CHECK(count["C:\\logs\\app\\"] >= 4);
+  CHECK(count["C:\\inetpub\\logs\\LogFiles\\W3SVC1\\"] >= 14);
+  CHECK(newest > 1.6e9);
+  const auto* dirs =
+      collectors_test::find_family(families, "windows_directory_mtime_timestamp_seconds");
+  REQUIRE(dirs != nullptr);
+  REQUIRE(dirs->samples.size() == 1);
+  CHECK(label_of(dirs->samples[0].labels, "directory") == "C:\\logs\\app\\archive");
 }
 
 TEST_CASE("scheduled_task example: windows_exporter's task paths and state names") {

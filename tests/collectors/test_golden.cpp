@@ -886,8 +886,9 @@ queries:
   }
 }
 
-// Centreon's files-date / files-size modes as the custom collector collectors/README.md
-// documents (no built-in: the paths are the user's). Rows shaped as CIM_DataFile returns them.
+// A CIM_DataFile custom collector on hand-made rows whose LastModified carries a DMTF offset
+// other than UTC (winrm-sim's hosts are all UTC). collectors/examples/files.yml runs on
+// recorded winrm-sim answers in collectors_test_examples.
 TEST_CASE("files: the documented CIM_DataFile custom collector") {
   const char* definition = R"(
 name: files_logs

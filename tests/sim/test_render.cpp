@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
+#include <vector>
 
 #include "inventory.h"
 #include "render.h"
+#include "wql.h"
 
 namespace {
 
@@ -199,4 +201,82 @@ TEST_CASE("classes outside root/cimv2 resolve only in their own namespace") {
   sim::render::append_instance(item, *task, instances.front());
   CHECK(item.find("wmi/root/Microsoft/Windows/TaskScheduler/MSFT_ScheduledTask\"") !=
         std::string::npos);
+}
+
+namespace {
+
+// Rows of `wql` on host "files-01.sim.test" the way the server selects them: generate, then
+// keep the instances the WHERE clause accepts.
+std::vector<sim::Instance> select_rows(sim::Inventory& inventory, const std::string& wql,
+                                       const sim::ClassDef*& cls) {
+  auto query = sim::wql::parse(wql);
+  REQUIRE_MESSAGE(query.has_value(), wql << ": " << (query ? "" : query.error()));
+  cls = sim::find_class("root/cimv2", query->class_name);
+  REQUIRE(cls != nullptr);
+  std::vector<sim::Instance> out;
+  for (auto& inst : inventory.instances("files-01.sim.test", *cls, sim::now_unix_seconds())) {
+    const sim::wql::Lookup lookup = [&](const std::string& name) -> const sim::Value* {
+      const int i = cls->find(name);
+      return i < 0 ? nullptr : &inst.values[static_cast<std::size_t>(i)];
+    };
+    if (!query->where || sim::wql::evaluate(*query->where, lookup)) out.push_back(std::move(inst));
+  }
+  return out;
+}
+
+std::string text_of(const sim::ClassDef& cls, const sim::Instance& inst, const char* property) {
+  const sim::Value& v = inst.values[static_cast<std::size_t>(cls.find(property))];
+  return v.is_null() ? "<null>" : v.text();
+}
+
+}  // namespace
+
+TEST_CASE("CIM_DataFile and CIM_Directory: WQL's escaped Path selects one directory") {
+  sim::Inventory inventory({});
+  const sim::ClassDef* cls = nullptr;
+  // '\\logs\\app\\' is the directory \logs\app\ (WQL doubles backslashes in literals); Drive
+  // and Path compare case-insensitively, as in WMI (the IIS query below spells them otherwise).
+  const auto app = select_rows(
+      inventory,
+      "SELECT Name FROM CIM_DataFile WHERE Drive = 'C:' AND Path = '\\\\logs\\\\app\\\\'", cls);
+  REQUIRE(app.size() >= 4);  // app.log and 3-9 rotated days (plus error.log on some hosts)
+  bool current = false;
+  for (const auto& inst : app) {
+    const std::string name = text_of(*cls, inst, "Name");
+    CAPTURE(name);
+    CHECK(name.starts_with("C:\\logs\\app\\"));
+    CHECK(name.find('\\', 12) == std::string::npos);  // not the archive subdirectory's files
+    CHECK(text_of(*cls, inst, "Drive") == "c:");
+    CHECK(text_of(*cls, inst, "Path") == "\\logs\\app\\");
+    CHECK(name == "C:" + text_of(*cls, inst, "Path") + text_of(*cls, inst, "FileName") + "." +
+                      text_of(*cls, inst, "Extension"));
+    CHECK(text_of(*cls, inst, "FileType") == "Text Document");
+    CHECK(inst.values[static_cast<std::size_t>(cls->find("LastModified"))].kind ==
+          sim::ValueKind::kDatetime);
+    CHECK(text_of(*cls, inst, "CompressionMethod") == "<null>");
+    current |= name == "C:\\logs\\app\\app.log";
+  }
+  CHECK(current);
+  // Single backslashes are escapes in WQL: '\logs\app\' is not the same directory.
+  CHECK(
+      select_rows(inventory, "SELECT Name FROM CIM_DataFile WHERE Path = '\\logs\\\\app\\\\'", cls)
+          .empty());
+  const auto iis = select_rows(inventory,
+                               "SELECT Name FROM CIM_DataFile WHERE Drive = 'c:' AND Path = "
+                               "'\\\\INETPUB\\\\logs\\\\logfiles\\\\w3svc1\\\\' AND "
+                               "Extension = 'log'",
+                               cls);
+  CHECK(iis.size() >= 14);
+  CHECK(iis.size() <= 30);
+  // A query without a Path walks the whole drive, as on Windows: System32's bulk comes back.
+  const auto walk = select_rows(inventory, "SELECT Name FROM CIM_DataFile WHERE Drive = 'C:'", cls);
+  CHECK(walk.size() > 2000);
+  const auto dirs = select_rows(
+      inventory,
+      "SELECT Name FROM CIM_Directory WHERE Drive = 'C:' AND Path = '\\\\logs\\\\app\\\\'", cls);
+  REQUIRE(dirs.size() == 1);
+  CHECK(text_of(*cls, dirs[0], "Name") == "C:\\logs\\app\\archive");
+  CHECK(text_of(*cls, dirs[0], "FileType") == "File Folder");
+  CHECK(text_of(*cls, dirs[0], "FileSize") == "<null>");
+  CHECK(cls->find("Version") < 0);  // only CIM_DataFile has the version resource properties
 }

@@ -228,7 +228,7 @@ done
 rm -f "$logs"/*.build.rc "$logs"/*.build.log
 prebuild_pid=
 if [ ${#stages[@]} -gt 1 ]; then
-  nice -n 19 setsid "$0" --prebuild "${stages[@]}" < /dev/null > /dev/null 2>&1 &
+  nice -n 19 setsid "$src/scripts/test-all.sh" --prebuild "${stages[@]}" < /dev/null > /dev/null 2>&1 &
   prebuild_pid=$!
   trap '[ -z "$prebuild_pid" ] || kill -- -"$prebuild_pid" 2>/dev/null' EXIT
   trap 'exit 130' INT TERM

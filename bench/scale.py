@@ -325,6 +325,20 @@ def scrape_round(base, ex, parallel, gzip_ok):
     return [r[0] for r in results], cpu, serving, results[0][1]
 
 
+def start_perf(directory, name, pid):
+    """`perf record` (DWARF call graphs, 99 Hz) of pid into directory/name.data until stop_perf (None: no profile)."""
+    if not directory:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    return subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,8192", "-F", "99", "-p", str(pid), "-o",
+                             os.path.join(directory, name + ".data")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_perf(proc):
+    stop(proc, signal.SIGINT)  # perf writes its file on SIGINT
+
+
 def cpus_exist(spec):
     """Whether every CPU of a taskset list such as '0', '1-3' or '0,2' is available to us."""
     wanted = set()
@@ -366,6 +380,9 @@ def main():
                     help="ctest run: 40 hosts, 5 s interval, 8 s warm-up, 10 s window; checks that every "
                          "host was served on /metrics and that the exporter exited cleanly")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--perf-dir", default=None,
+                    help="record the exporter with `perf record --call-graph dwarf -F 99` into DIR/window.data (the window) and "
+                         "DIR/scrapes.data (the /metrics rounds); perf report --sort comm,dso,sym")
     args = ap.parse_args()
     if args.smoke:
         # Two rounds of polls in the window and a first round done in the warm-up: the checks
@@ -438,6 +455,7 @@ def main():
         end = first_t + args.window
         prober = Prober(base, args.targets, args.probe_rate)
         prober.start()
+        perf = start_perf(args.perf_dir, "window", exporter.pid)
         print(f"{'t(s)':>6} {'RSS MiB':>8} {'CPU %':>6} {'sim CPU%':>8} {'fds':>6} {'thr':>4} "
               f"{'polls/s':>8} {'lag mean':>9} {'running':>7} {'waiting':>7} {'up':>6}")
         last = first
@@ -467,6 +485,7 @@ def main():
             prev_t, prev_cpu, prev_sim, last = now, cpu, sim_cpu, cur
         prober.done.set()
         prober.join()
+        stop_perf(perf)
         if not rows:
             sys.exit("no samples taken")
 
@@ -491,6 +510,7 @@ def main():
         auth_handshakes = delta("winrm_exporter_auth_handshakes_total")
 
         rounds = {}
+        perf = start_perf(args.perf_dir, "scrapes", exporter.pid)
         for gzip_ok in (False, True):
             walls, cpus, servings = [], [], []
             for _ in range(3):
@@ -499,6 +519,7 @@ def main():
                 cpus.append(cpu)
                 servings.append(serving)
             rounds[gzip_ok] = (walls, cpus, servings, size)
+        stop_perf(perf)
         page = PageStats(count=True)
         scrape(base + "/metrics", gzip_ok=True, stats=page)
         series, served = page.series, page.targets

@@ -338,22 +338,20 @@ void App::render_self_metrics(std::string& out) const {
   inventory_->render(out);
 }
 
-std::string App::render_metrics() const {
-  auto page = metrics_flight_.get([this] {
+std::shared_ptr<const std::string> App::render_metrics() const {
+  return metrics_flight_.get([this] {
     return render_metrics_page(
         cache_.view_all(), [this](std::string& out) { render_self_metrics(out); },
         std::chrono::steady_clock::now());
   });
-  return *page;
 }
 
-std::string App::render_metrics_gzip() const {
-  auto page = metrics_gzip_flight_.get([this] {
+std::shared_ptr<const std::string> App::render_metrics_gzip() const {
+  return metrics_gzip_flight_.get([this] {
     return render_metrics_page_gzip(
         cache_.view_all(), [this](std::string& out) { render_self_metrics(out); },
         std::chrono::steady_clock::now());
   });
-  return *page;
 }
 
 void App::render_auth_metrics(std::string& out) const {

@@ -66,9 +66,11 @@ class App {
   const Telemetry& telemetry() const { return telemetry_; }
   std::shared_ptr<const config::Config> config() const;
 
-  std::string render_metrics() const;
+  // The /metrics page, shared by the concurrent scrapes that asked for it (SingleFlight):
+  // rendered once for all of them and sent from this one copy.
+  std::shared_ptr<const std::string> render_metrics() const;
   // The same page as a gzip body (Content-Encoding: gzip), from the cached segments.
-  std::string render_metrics_gzip() const;
+  std::shared_ptr<const std::string> render_metrics_gzip() const;
   // Error: the 404 text (unknown target, or which shard owns it).
   std::expected<std::string, std::string> render_probe(const std::string& target) const;
   // Prometheus http_sd JSON of the owned targets.

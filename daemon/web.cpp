@@ -204,15 +204,19 @@ WebReply WebServer::route(const WebRequest& request) {
   }
   if (request.has_body) return text(413, "request bodies are not accepted\n");
   if (path == "/metrics") {
-    if (handlers_.metrics_gzip && accepts_gzip(request.accept_encoding)) {
-      WebReply reply;  // the cached segments spliced, nothing compressed per scrape
-      reply.content_type = kExpositionType;
-      reply.headers.emplace_back("Vary", "Accept-Encoding");
+    const bool gzip = accepts_gzip(request.accept_encoding);
+    if (gzip && !handlers_.metrics_gzip) return exposition(request, *handlers_.metrics());
+    // The shared page is sent as it is: concurrent scrapes hold one copy between them.
+    WebReply reply;
+    reply.content_type = kExpositionType;
+    reply.headers.emplace_back("Vary", "Accept-Encoding");
+    if (gzip) {  // the cached segments spliced, nothing compressed per scrape
       reply.headers.emplace_back("Content-Encoding", "gzip");
-      reply.body = handlers_.metrics_gzip();
-      return reply;
+      reply.shared_body = handlers_.metrics_gzip();
+    } else {
+      reply.shared_body = handlers_.metrics();
     }
-    return exposition(request, handlers_.metrics());
+    return reply;
   }
   if (path == "/probe") {
     if (!request.target || request.target->empty()) return text(400, "missing target parameter\n");
@@ -266,6 +270,7 @@ WebReply WebServer::route(const WebRequest& request) {
 std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress>& addresses) {
   net::ServerOptions server_options;
   server_options.loop_threads = 1;
+  server_options.thread_name = "web";
   // Rendering /metrics and bcrypt checks are CPU work: handlers run on workers, the loop
   // only moves bytes, so clients that send slowly hold a connection, never a thread.
   server_options.worker_threads = options_.max_requests;
@@ -297,6 +302,7 @@ std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress
         response.add_header("Content-Type", std::move(reply.content_type));
         for (auto& [name, value] : reply.headers) response.add_header(name, std::move(value));
         response.body = std::move(reply.body);
+        response.shared_body = std::move(reply.shared_body);
         responder.send(std::move(response));
       });
   net::TlsContextProvider tls;

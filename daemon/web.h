@@ -25,10 +25,13 @@ namespace exporter {
 class TlsContextProvider;
 struct WebState;
 
+// A page shared by every scrape it answers (sent from this one copy, never copied per scraper).
+using SharedPage = std::shared_ptr<const std::string>;
+
 struct WebHandlers {
-  std::function<std::string()> metrics;
+  std::function<SharedPage()> metrics;
   // /metrics already gzip-compressed, for clients that accept gzip (null: gzip of metrics()).
-  std::function<std::string()> metrics_gzip;
+  std::function<SharedPage()> metrics_gzip;
   // Error: the text of the 404 (unknown target, or owned by another shard).
   std::function<std::expected<std::string, std::string>(const std::string& target)> probe;
   // Prometheus http_sd JSON.
@@ -68,6 +71,7 @@ struct WebReply {
   std::string content_type = "text/plain; charset=utf-8";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  SharedPage shared_body;  // when set, the body (instead of `body`)
 };
 
 // gzip (RFC 1952) of data.

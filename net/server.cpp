@@ -156,6 +156,7 @@ struct Server::Impl {
   // False when the queue is full.
   bool enqueue(std::function<void()> task);
   void worker_main();
+  void name_thread(std::string_view suffix) const;
 };
 
 bool Server::Impl::admit(const std::string& peer) {
@@ -194,6 +195,13 @@ bool Server::Impl::enqueue(std::function<void()> task) {
   }
   work_cv.notify_one();
   return true;
+}
+
+void Server::Impl::name_thread(std::string_view suffix) const {
+  if (options.thread_name.empty()) return;
+  std::string name = options.thread_name + std::string(suffix);
+  name.resize(std::min<std::size_t>(name.size(), 15));  // the kernel's limit (16 with NUL)
+  pthread_setname_np(pthread_self(), name.c_str());
 }
 
 void Server::Impl::worker_main() {
@@ -252,7 +260,10 @@ class Loop {
   explicit Loop(Server::Impl& server);
   ~Loop();
   void start() {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      server_.name_thread("-loop");
+      run();
+    });
   }
   void join() {
     if (thread_.joinable()) thread_.join();
@@ -1102,7 +1113,10 @@ void Server::start() {
   for (int i = 0; i < impl_->options.loop_threads; ++i)
     impl_->loops.push_back(std::make_unique<Loop>(*impl_));
   for (int i = 0; i < impl_->options.worker_threads; ++i)
-    impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_main(); });
+    impl_->workers.emplace_back([impl = impl_.get()] {
+      impl->name_thread("-worker");
+      impl->worker_main();
+    });
   for (auto& loop : impl_->loops) loop->start();
 }
 

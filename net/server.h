@@ -49,6 +49,9 @@ struct ServerOptions {
   // stop(): in-flight requests get this long to finish before connections are cut.
   std::chrono::milliseconds stop_grace{5000};
   bool raise_fd_limit = true;
+  // Thread names (`NAME-loop`, `NAME-worker`, at most 15 bytes: cut), so top -H and perf
+  // tell the server's threads from the rest of the process. Empty: not renamed.
+  std::string thread_name;
 };
 
 struct Response {

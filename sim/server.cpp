@@ -274,6 +274,7 @@ std::vector<std::pair<std::string, int>> SimServer::bind() {
   }
   net::ServerOptions options;
   options.loop_threads = config_.loop_threads;
+  options.thread_name = "sim";
   // Handlers render XML and run GSS calls: real CPU work, off the loop.
   options.worker_threads = config_.threads;
   options.limits.max_connections = config_.max_connections;

@@ -46,7 +46,7 @@ std::vector<std::string> cached_targets(const App& app) {
 
 // Value of an unlabelled sample in /metrics; -1 when absent.
 double gauge(const App& app, const std::string& name) {
-  std::string text = app.render_metrics();
+  std::string text = *app.render_metrics();
   auto at = text.find("\n" + name + " ");
   if (at == std::string::npos) return -1;
   return std::stod(text.substr(at + name.size() + 2));
@@ -82,7 +82,7 @@ TEST_CASE("a reload whose worker threads cannot start keeps the previous configu
   CHECK(gauge(app, "winrm_exporter_scheduler_workers") == 2);
   CHECK_FALSE(app.render_probe("t4.test").has_value());
   CHECK(app.render_probe("t1.test").has_value());
-  CHECK(app.render_metrics().find("winrm_exporter_config_last_reload_successful 0") !=
+  CHECK(app.render_metrics()->find("winrm_exporter_config_last_reload_successful 0") !=
         std::string::npos);
 
   // Threads can start again: the same file now applies.
@@ -92,7 +92,7 @@ TEST_CASE("a reload whose worker threads cannot start keeps the previous configu
   CHECK(cached_targets(app).size() == 5);
   CHECK(gauge(app, "winrm_exporter_scheduler_jobs") == 35);
   CHECK(gauge(app, "winrm_exporter_scheduler_workers") == 8);
-  CHECK(app.render_metrics().find("winrm_exporter_config_last_reload_successful 1") !=
+  CHECK(app.render_metrics()->find("winrm_exporter_config_last_reload_successful 1") !=
         std::string::npos);
   app.stop();
 }

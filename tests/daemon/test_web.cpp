@@ -3,9 +3,11 @@
 // tests/e2e/test_web_security.cpp.)
 #include <doctest/doctest.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "web.h"
@@ -41,7 +43,7 @@ struct Counters {
 
 WebHandlers handlers(Counters& counters) {
   WebHandlers h;
-  h.metrics = [] { return std::string("up 1\n"); };
+  h.metrics = [] { return std::make_shared<const std::string>("up 1\n"); };
   h.probe = [](const std::string& target) -> std::expected<std::string, std::string> {
     if (target == "known") return std::string("x 1\n");
     return std::unexpected(std::string("unknown target"));
@@ -127,7 +129,8 @@ TEST_CASE("basic_auth_users guard every path, /sd and health included; headers o
   CHECK(counters.reloads == 0);
   WebReply ok = web.handle(get("/metrics", kBobUU));
   CHECK(ok.status == 200);
-  CHECK(ok.body == "up 1\n");
+  REQUIRE(ok.shared_body);
+  CHECK(*ok.shared_body == "up 1\n");
   CHECK(header(ok, "X-Content-Type-Options") == "nosniff");
   CHECK(web.handle(get("/sd", kBobUU)).status == 200);
   CHECK(web.handle(get("/nope", kBobUU)).status == 404);
@@ -186,4 +189,46 @@ TEST_CASE("rate_limit: requests beyond the burst get 429") {
   CHECK(web.handle(get("/metrics")).status == 200);
   CHECK(web.handle(get("/metrics")).status == 200);
   CHECK(web.handle(get("/metrics")).status == 429);
+}
+
+TEST_CASE("/metrics replies carry the handler's shared page, never a copy per scraper") {
+  Counters counters;
+  WebHandlers h = handlers(counters);
+  auto plain = std::make_shared<const std::string>("up 1\n");
+  auto zipped = std::make_shared<const std::string>(gzip_compress("up 1\n"));
+  h.metrics = [plain] { return plain; };
+  h.metrics_gzip = [zipped] { return zipped; };
+  WebServer web(h, WebOptions{});
+  WebRequest request = get("/metrics");
+  for (int scraper = 0; scraper < 3; ++scraper) {
+    WebReply reply = web.handle(request);
+    CHECK(reply.status == 200);
+    CHECK(reply.shared_body.get() == plain.get());  // the same object: no copy
+    CHECK(reply.body.empty());
+    CHECK(header(reply, "Content-Encoding").empty());
+  }
+  request.accept_encoding = "gzip";
+  for (int scraper = 0; scraper < 3; ++scraper) {
+    WebReply reply = web.handle(request);
+    CHECK(reply.shared_body.get() == zipped.get());
+    CHECK(header(reply, "Content-Encoding") == "gzip");
+  }
+  // Without a gzip page the text page is compressed for the one request.
+  h.metrics_gzip = nullptr;
+  WebServer fallback(h, WebOptions{});
+  WebReply reply = fallback.handle(request);
+  CHECK(header(reply, "Content-Encoding") == "gzip");
+  CHECK(!reply.shared_body);
+  std::string inflated(64, '\0');
+  uLongf size = inflated.size();
+  z_stream stream{};
+  REQUIRE(inflateInit2(&stream, 15 + 16) == Z_OK);
+  stream.next_in = reinterpret_cast<Bytef*>(reply.body.data());
+  stream.avail_in = static_cast<uInt>(reply.body.size());
+  stream.next_out = reinterpret_cast<Bytef*>(inflated.data());
+  stream.avail_out = static_cast<uInt>(size);
+  CHECK(inflate(&stream, Z_FINISH) == Z_STREAM_END);
+  inflated.resize(stream.total_out);
+  inflateEnd(&stream);
+  CHECK(inflated == "up 1\n");
 }

@@ -32,6 +32,9 @@ import time
 import urllib.request
 import zlib
 
+import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -384,6 +387,8 @@ def main():
                     help="record the exporter with `perf record --call-graph dwarf -F 99` into DIR/window.data (the window) and "
                          "DIR/scrapes.data (the /metrics rounds); perf report --sort comm,dso,sym")
     args = ap.parse_args()
+    if not args.smoke:
+        bench_lock.hold(" ".join(sys.argv))
     if args.smoke:
         # Two rounds of polls in the window and a first round done in the warm-up: the checks
         # below (every host served, polls completed, clean exit) in ~20 s instead of ~37 s.

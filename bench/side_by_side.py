@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 
+import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
 from scale import free_port, stop, wait_ports_file  # bench/scale.py, beside this script
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -334,6 +335,8 @@ def main():
     ap.add_argument("--json", help="also write every per-round result to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args()
+    if not args.smoke:
+        bench_lock.hold(" ".join(sys.argv))
     if args.smoke:
         # Six windows in a row (3 clients x 2 queries): 2 + 3 s each keeps ~6 queries per window
         # at 2 queries/s, enough for a figure, and the ctest run at ~30 s instead of ~50 s.

@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -75,6 +77,7 @@ def main():
     ap.add_argument("--connect-timeout", type=float, default=5.0, help="per step (the exporter's is 5 s)")
     ap.add_argument("--deadline", type=float, default=600.0, help="whole-run limit in seconds")
     args = ap.parse_args()
+    bench_lock.hold(" ".join(sys.argv))
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 
+import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
 from scale import (Proc, free_port, get, parse_metrics, stop, total, wait_ports_file,  # bench/scale.py
                    histogram, quantile_from_buckets, pinned, sim_config_head, exporter_config_head)
 
@@ -101,6 +102,7 @@ def main():
                     help="relative growth from first to last quarter still called flat")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args()
+    bench_lock.hold(" ".join(sys.argv))
 
     exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
     sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")

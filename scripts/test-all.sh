@@ -197,8 +197,8 @@ stage_fuzz() {
   return $rc
 }
 
-# --prebuild STAGE...: the background half of the overlap (started below, in its own session
-# so that one kill stops it with its compilers). It waits until the first stage's build is
+# --prebuild STAGE...: the background half of the overlap (started below, in its own process
+# group so that one kill stops it with its compilers). It waits until the first stage's build is
 # done (a stage's build.rc file), then builds the others in order, each into its log.
 if [ "${1:-}" = --prebuild ]; then
   shift
@@ -228,8 +228,13 @@ done
 rm -f "$logs"/*.build.rc "$logs"/*.build.log
 prebuild_pid=
 if [ ${#stages[@]} -gt 1 ]; then
-  nice -n 19 setsid "$src/scripts/test-all.sh" --prebuild "${stages[@]}" < /dev/null > /dev/null 2>&1 &
+  # Its own process group (set -m), not its own session: with the kernel's autogroup
+  # scheduling (sched_autogroup_enabled=1, Debian's default) each session is weighted
+  # equally, so a new session would make nice 19 meaningless against the tests.
+  set -m
+  nice -n 19 "$src/scripts/test-all.sh" --prebuild "${stages[@]}" < /dev/null > /dev/null 2>&1 &
   prebuild_pid=$!
+  set +m
   trap '[ -z "$prebuild_pid" ] || kill -- -"$prebuild_pid" 2>/dev/null' EXIT
   trap 'exit 130' INT TERM
 fi

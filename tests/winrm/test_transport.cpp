@@ -194,6 +194,18 @@ TEST_CASE("https fails with kTls for a wrong CA or a wrong host name; insecure o
     CHECK(r.error().kind == winrm::ErrorKind::kTls);
     CHECK(s.requests.load() == 0);
   }
+  SUBCASE("wrong CA right after a verified connection on the same thread") {
+    // Transfers share the thread's multi handle, where libcurl 7.88 would cache the first
+    // connection's CA store and reuse it for the next (CURLOPT_CA_CACHE_TIMEOUT 0 stops it).
+    auto good = winrm::make_http_connection(https_endpoint(s.port(), certs().good), nullptr);
+    auto ok = good->round_trip(soap(), in(5s));
+    REQUIRE_MESSAGE(ok.has_value(), ok.error().message);
+    auto conn = winrm::make_http_connection(https_endpoint(s.port(), certs().other), nullptr);
+    auto r = conn->round_trip(soap(), in(5s));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kTls);
+    CHECK(s.requests.load() == 1);
+  }
   SUBCASE("wrong host name") {
     auto e = https_endpoint(s.port(), certs().good);
     e.host = "wrong.example.org";
@@ -496,6 +508,69 @@ TEST_CASE("is_connected and close(): a closed connection is replaced by a new on
   CHECK(counters->reconnects.load() == 1);
 }
 
+namespace {
+int open_fds() {
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++count;
+  }
+  return count;
+}
+}  // namespace
+
+TEST_CASE("two connections to one host never swap TCP connections, whichever thread runs them") {
+  // Kerberos/NTLM contexts and message encryption are bound to the TCP connection: a
+  // keep-alive connection must stay with the Connection that opened it, also now that
+  // transfers run on a multi handle per thread (each Connection keeps its own cache).
+  for (bool tls : {false, true}) {
+    CAPTURE(tls);
+    TestServer s(tls);
+    s.server().Post("/wsman", [&s](const httplib::Request& req, httplib::Response& res) {
+      s.requests++;
+      res.set_content(std::to_string(req.remote_port), "text/plain");  // the client's port
+    });
+    s.start();
+    auto counters = std::make_shared<winrm::TransportCounters>();
+    const auto endpoint = tls ? https_endpoint(s.port(), certs().good) : http_endpoint(s.port());
+    auto a = winrm::make_http_connection(endpoint, counters);
+    auto b = winrm::make_http_connection(endpoint, counters);
+    auto port_of = [](winrm::Connection& conn) {
+      auto r = conn.round_trip(soap(), in(5s));
+      REQUIRE_MESSAGE(r.has_value(), r.error().message);
+      return r->body;
+    };
+    const std::string port_a = port_of(*a);
+    const std::string port_b = port_of(*b);
+    CHECK(port_a != port_b);
+    for (int round = 0; round < 6; ++round) {
+      CAPTURE(round);
+      // Alternate on this thread, then each on a thread of its own (another multi handle).
+      CHECK(port_of(*a) == port_a);
+      CHECK(port_of(*b) == port_b);
+      std::string seen_a, seen_b;
+      std::thread([&] { seen_a = port_of(*a); }).join();
+      std::thread([&] { seen_b = port_of(*b); }).join();
+      CHECK(seen_a == port_a);
+      CHECK(seen_b == port_b);
+    }
+    CHECK(counters->connections_opened.load() == 2);
+    CHECK(counters->reconnects.load() == 0);
+    CHECK(a->is_connected());
+    CHECK(b->is_connected());
+
+    // close() really closes A's socket (its cache goes with it); B keeps its connection.
+    const int fds_connected = open_fds();
+    a->close();
+    CHECK(open_fds() < fds_connected);  // our end at once (the server's end follows)
+    const std::string new_port_a = port_of(*a);
+    CHECK(new_port_a != port_a);
+    CHECK(new_port_a != port_b);
+    CHECK(port_of(*b) == port_b);
+    CHECK(counters->connections_opened.load() == 3);
+  }
+}
+
 TEST_CASE("a deadline already passed fails at once with kTimeout") {
   TestServer s(false);
   serve_ok(s);
@@ -539,12 +614,18 @@ TEST_CASE("TLS connections share one parsed CA bundle instead of one copy each")
   auto warm = winrm::make_http_connection(endpoint, nullptr);  // first parse, TLS init
   REQUIRE(warm->round_trip(soap(), in(10s)).has_value());
   const std::size_t before = resident_bytes();
+  const int fds_before = open_fds();
   for (int i = 0; i < kConnections; ++i) {
     connections.push_back(winrm::make_http_connection(endpoint, nullptr));
     auto r = connections.back()->round_trip(soap(), in(10s));
     if (!r) FAIL("connection " << i << ": " << r.error().message);
     CHECK(connections.back()->is_connected());
   }
+  // One socket per connection on each side. curl_easy_perform's hidden multi handle
+  // per easy handle added a socketpair per connection (4 per connection here).
+  const int fd_growth = open_fds() - fds_before;
+  MESSAGE("fds for " << kConnections << " live TLS connections (both sides): " << fd_growth);
+  CHECK(fd_growth <= 2 * kConnections + 8);
   const double growth_mib = static_cast<double>(resident_bytes() - before) / (1 << 20);
   MESSAGE("RSS growth for " << kConnections << " live TLS connections (client and server side): "
                             << growth_mib << " MiB");

@@ -1,7 +1,11 @@
-// libcurl (easy interface) transport; why libcurl and not cpp-httplib: docs/transport.md.
-// One easy handle per Connection keeps the keep-alive connection. libcurl enforces the
-// absolute deadline itself (CURLOPT_TIMEOUT_MS covers DNS, connect, TLS, send, receive),
-// so there is no watchdog thread and no lock shared between targets.
+// libcurl transport; why libcurl and not cpp-httplib, and why this handle layout:
+// docs/transport.md. Each Connection has one easy handle and its own share handle holding
+// its connection cache, so its keep-alive connection (and the Kerberos/NTLM context bound
+// to it) is never handed to another Connection. Transfers run on the calling thread's
+// multi handle instead of curl_easy_perform, whose hidden per-handle multi handle costs a
+// wake-up socketpair (2 fds) per Connection. libcurl enforces the absolute deadline itself
+// (CURLOPT_TIMEOUT_MS covers DNS, connect, TLS, send, receive), so there is no watchdog
+// thread and no lock shared between targets.
 #include "winrm/transport.h"
 
 #include <arpa/inet.h>
@@ -51,6 +55,31 @@ void global_init() {
       throw std::runtime_error("curl_global_init failed");  // start-up, not I/O
     }
   });
+}
+
+// One multi handle per thread that runs transfers. It owns no connection (every Connection
+// keeps its own in its share handle's cache, see create_handle), only its wake-up socketpair
+// and a DNS cache, so a Connection may run on a different thread each time.
+class ThreadMulti {
+ public:
+  ThreadMulti() : multi_(curl_multi_init()) {
+    if (multi_ == nullptr) throw std::bad_alloc();
+    // What curl_easy_perform copies from CURLOPT_MAXCONNECTS: returning a connection to a
+    // cache that already holds one closes the older (the cache is the Connection's share).
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 1L);
+  }
+  ~ThreadMulti() { curl_multi_cleanup(multi_); }
+  ThreadMulti(const ThreadMulti&) = delete;
+  ThreadMulti& operator=(const ThreadMulti&) = delete;
+  CURLM* get() const { return multi_; }
+
+ private:
+  CURLM* multi_;
+};
+
+CURLM* thread_multi() {
+  thread_local ThreadMulti multi;
+  return multi.get();
 }
 
 // One parsed trust store per CA file, shared by every connection that uses it. Left to
@@ -199,7 +228,7 @@ class HttpConnection final : public Connection {
   }
 
   ~HttpConnection() override {
-    curl_easy_cleanup(curl_);
+    destroy_handle();
     OPENSSL_cleanse(options_.proxy_password.data(), options_.proxy_password.size());
   }
 
@@ -232,7 +261,8 @@ class HttpConnection final : public Connection {
     exchange_.response = &response;
     counters_->requests++;
     counters_->bytes_sent += request.body.size();
-    const CURLcode code = curl_easy_perform(curl_);
+    bool kept = false;
+    const CURLcode code = perform(kept);
     exchange_.response = nullptr;
     count_connections();
 
@@ -240,7 +270,7 @@ class HttpConnection final : public Connection {
       long status = 0;
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
       response.status = static_cast<int>(status);
-      connected_ = true;
+      connected_ = kept;
       if (status == 407 && !proxy_.empty()) {  // absolute-URI (HTTP) request refused
         return make_error(ErrorKind::kTransport,
                           "proxy authentication failed: HTTP 407 from the proxy " + where(), 407);
@@ -251,11 +281,7 @@ class HttpConnection final : public Connection {
     Error error = classify(code, deadline);
     // libcurl closes a connection after a failed transfer; should one survive, the
     // stream is in an unknown state, so start over with a fresh handle.
-    curl_socket_t socket = CURL_SOCKET_BAD;
-    if (curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
-        socket != CURL_SOCKET_BAD) {
-      recreate_handle();
-    }
+    if (kept) recreate_handle();
     return std::unexpected(std::move(error));
   }
 
@@ -277,12 +303,7 @@ class HttpConnection final : public Connection {
 
   void set_cancellable(bool cancellable) override { cancellable_ = cancellable; }
 
-  bool is_connected() const override {
-    if (!connected_) return false;
-    curl_socket_t socket = CURL_SOCKET_BAD;
-    return curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
-           socket != CURL_SOCKET_BAD;
-  }
+  bool is_connected() const override { return connected_; }
 
  private:
   // State of the transfer in progress, shared with the callbacks.
@@ -324,15 +345,74 @@ class HttpConnection final : public Connection {
            (proxy_.empty() ? "" : " through proxy " + proxy_) + ")";
   }
 
+  // Runs the transfer to completion on this thread's multi handle, as curl_easy_perform
+  // does on a multi handle of its own (easy.c easy_transfer in libcurl 7.88). `kept`: a
+  // connection went back to this Connection's cache for reuse; asked before the handle
+  // leaves the multi handle, after which CURLINFO_ACTIVESOCKET cannot find it.
+  CURLcode perform(bool& kept) {
+    kept = false;
+    CURLM* multi = thread_multi();
+    if (curl_multi_add_handle(multi, curl_) != CURLM_OK) return CURLE_FAILED_INIT;
+    CURLcode result = CURLE_OK;
+    CURLMcode mcode = CURLM_OK;
+    for (bool done = false; !done && mcode == CURLM_OK;) {
+      // Waits at most until libcurl's next timer (the deadline included).
+      mcode = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+      int running = 0;
+      if (mcode == CURLM_OK) mcode = curl_multi_perform(multi, &running);
+      if (mcode != CURLM_OK || running != 0) continue;
+      int queued = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl_) {
+          result = msg->data.result;
+          done = true;
+        }
+      }
+      if (!done) {  // nothing running and no result: never loop on it
+        result = CURLE_FAILED_INIT;
+        done = true;
+      }
+    }
+    if (mcode != CURLM_OK) {
+      result = mcode == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+    }
+    curl_socket_t socket = CURL_SOCKET_BAD;
+    kept = curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
+           socket != CURL_SOCKET_BAD;
+    curl_multi_remove_handle(multi, curl_);
+    return result;
+  }
+
   void recreate_handle() {
-    curl_easy_cleanup(curl_);
+    destroy_handle();
     create_handle();
+  }
+
+  // The share handle goes after the easy handle that uses it; cleaning it up closes the
+  // connection in its cache.
+  void destroy_handle() {
+    curl_easy_cleanup(curl_);
+    curl_ = nullptr;
+    curl_share_cleanup(share_);
+    share_ = nullptr;
   }
 
   // Options that stay for the life of the handle; per-request ones are set in round_trip.
   void create_handle() {
+    // This Connection's own connection cache (CURL_LOCK_DATA_CONNECT): without it a
+    // connection would go back to the thread's multi handle after each transfer, where any
+    // Connection to the same host and port (another session's, with other credentials
+    // and another Kerberos/NTLM context) could pick it up. Used by one thread at a time,
+    // so no lock callbacks.
+    share_ = curl_share_init();
+    if (share_ == nullptr ||
+        curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+      curl_share_cleanup(share_);
+      throw std::bad_alloc();
+    }
     curl_ = curl_easy_init();
     if (curl_ == nullptr) throw std::bad_alloc();
+    curl_easy_setopt(curl_, CURLOPT_SHARE, share_);
     error_buffer_[0] = '\0';
     curl_easy_setopt(curl_, CURLOPT_URL, url_.c_str());
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM; threaded resolver instead
@@ -373,6 +453,12 @@ class HttpConnection final : public Connection {
       curl_easy_setopt(curl_, CURLOPT_SSLKEYTYPE, "PEM");
     }
     if (options_.scheme == Scheme::kHttps) {
+      // libcurl 7.88 caches a CA store in the multi handle, keyed by the CAINFO name only
+      // (openssl.c get_cached_x509_store), and puts it into the next SSL_CTX after our
+      // SSL_CTX callback ran. With one multi handle per thread, a Connection with no CAINFO
+      // (our shared store) would be verified against another Connection's CAs. Off: each
+      // connection uses the store this Connection chose (shared_trust_store does the caching).
+      curl_easy_setopt(curl_, CURLOPT_CA_CACHE_TIMEOUT, 0L);
       if (options_.insecure_skip_verify) {
         curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(curl_, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -657,6 +743,7 @@ class HttpConnection final : public Connection {
   SharedStore trust_store_;  // HTTPS with verification: shared parsed CA bundle
   std::string connect_to_line_;
   curl_slist connect_to_{};
+  CURLSH* share_ = nullptr;  // holds this Connection's connection cache (create_handle)
   CURL* curl_ = nullptr;
   char error_buffer_[CURL_ERROR_SIZE];
   std::vector<std::string> header_lines_;

@@ -28,7 +28,16 @@ using internal::LabelHook;
 using internal::ValueHook;
 
 enum class ValueType { kNumber, kDatetime, kBoolean };
-enum class Transform { kLowercase, kUppercase, kSanitize, kTrim, kUtcOffset, kForwardSlashes };
+enum class Transform {
+  kLowercase,
+  kUppercase,
+  kSanitize,
+  kTrim,
+  kUtcOffset,
+  kForwardSlashes,
+  kGlobalIp,
+  kIpFamily
+};
 
 struct LabelSpec {
   std::string label;
@@ -38,6 +47,10 @@ struct LabelSpec {
   std::string split_separator;  // empty: no split
   std::size_t split_index = 0;
   std::vector<Transform> transforms;
+  // `each: true`: the property is an array and the metric gives one series per item (all
+  // `each` labels of a metric read the same item); an item whose value ends up empty is
+  // skipped (global_ip empties the addresses windows_exporter leaves out).
+  bool each = false;
   // Final value -> label value (e.g. DriveType "3" -> "fixed"); unmapped values keep
   // map_default when set, else stay as they are.
   std::vector<std::pair<std::string, std::string>> map;
@@ -249,6 +262,31 @@ std::optional<FileScope> file_scope(const std::string& wql) {
   return FileScope{(from + 1)->text, pinned};
 }
 
+// The address if it is a global unicast one (Go's net.IP.IsGlobalUnicast, which
+// windows_exporter's nic_address_info applies: private ranges count), else "".
+std::string global_ip(const std::string& address) {
+  if (address.find(':') != std::string::npos) {
+    const std::string a = lowercase(address);
+    const bool link_local = a.size() >= 4 && a.starts_with("fe") &&
+                            (a[2] == '8' || a[2] == '9' || a[2] == 'a' || a[2] == 'b');
+    if (a == "::" || a == "::1" || a.starts_with("ff") || link_local) return {};
+    return address;
+  }
+  unsigned o[4] = {0, 0, 0, 0};
+  char tail = 0;
+  if (std::sscanf(address.c_str(), "%u.%u.%u.%u%c", &o[0], &o[1], &o[2], &o[3], &tail) != 4 ||
+      o[0] > 255 || o[1] > 255 || o[2] > 255 || o[3] > 255) {
+    return {};
+  }
+  if (o[0] == 0 || o[0] == 127 || o[0] >= 224 || (o[0] == 169 && o[1] == 254)) return {};
+  return address;
+}
+
+std::string ip_family(const std::string& address) {
+  if (address.empty()) return {};
+  return address.find(':') != std::string::npos ? "ipv6" : "ipv4";
+}
+
 // "60" -> "UTC+01:00"; Win32_OperatingSystem.CurrentTimeZone is minutes east of UTC.
 std::string utc_offset_label(const std::string& minutes_text) {
   int minutes = 0;
@@ -340,8 +378,12 @@ class DefinedCollector final : public Collector {
   }
 
   static std::string label_value(const LabelSpec& spec, const winrm::Row& row) {
-    std::string value =
-        spec.hook ? spec.hook->compute(row).value_or("") : row.string(spec.property).value_or("");
+    return shape_label(spec, spec.hook ? spec.hook->compute(row).value_or("")
+                                       : row.string(spec.property).value_or(""));
+  }
+
+  // trim_prefix, split, transforms and map applied to a raw property value.
+  static std::string shape_label(const LabelSpec& spec, std::string value) {
     if (!spec.trim_prefix.empty() && value.starts_with(spec.trim_prefix)) {
       value.erase(0, spec.trim_prefix.size());
     }
@@ -377,6 +419,12 @@ class DefinedCollector final : public Collector {
           break;
         case Transform::kForwardSlashes:
           std::replace(value.begin(), value.end(), '\\', '/');
+          break;
+        case Transform::kGlobalIp:
+          value = global_ip(value);
+          break;
+        case Transform::kIpFamily:
+          value = ip_family(value);
           break;
       }
     }
@@ -457,10 +505,33 @@ class DefinedCollector final : public Collector {
   // property is missing from the row altogether (not merely nil).
   static bool emit(const MetricSpec& metric, const winrm::Row& row, MetricFamily& family,
                    SeenSeries& seen) {
+    const auto each = std::find_if(metric.labels.begin(), metric.labels.end(),
+                                   [](const LabelSpec& spec) { return spec.each; });
+    if (each == metric.labels.end()) return emit_one(metric, row, family, seen, nullptr);
+    // One series per array item; an absent or nil array gives none.
+    const winrm::Property* array = row.find(each->property);
+    if (array == nullptr) return false;
+    for (const std::string_view item : array->values) {
+      const std::string text(item);
+      emit_one(metric, row, family, seen, &text);
+    }
+    return true;
+  }
+
+  // `item`: the array item the metric's `each` labels take, or null.
+  static bool emit_one(const MetricSpec& metric, const winrm::Row& row, MetricFamily& family,
+                       SeenSeries& seen, const std::string* item) {
     Labels labels;
     labels.reserve(metric.labels.size() + metric.const_labels.size() + 1);
-    for (const LabelSpec& spec : metric.labels)
-      labels.emplace_back(spec.label, label_value(spec, row));
+    for (const LabelSpec& spec : metric.labels) {
+      if (spec.each) {
+        std::string value = shape_label(spec, *item);
+        if (value.empty()) return true;  // an item the label's transforms leave out
+        labels.emplace_back(spec.label, std::move(value));
+      } else {
+        labels.emplace_back(spec.label, label_value(spec, row));
+      }
+    }
     labels.insert(labels.end(), metric.const_labels.begin(), metric.const_labels.end());
 
     if (metric.enum_spec) {
@@ -700,7 +771,8 @@ class Parser {
       return spec;
     }
     if (!node.IsMap()) fail(label_where, "must be a property name or a mapping");
-    check_keys(node, {"property", "hook", "transform", "trim_prefix", "split", "map", "default"},
+    check_keys(node,
+               {"property", "hook", "transform", "trim_prefix", "split", "map", "default", "each"},
                label_where);
     if (node["property"].IsDefined() == node["hook"].IsDefined()) {
       fail(label_where, "needs exactly one of 'property' or 'hook'");
@@ -749,10 +821,14 @@ class Parser {
           spec.transforms.push_back(Transform::kUtcOffset);
         } else if (name == "forward_slashes") {
           spec.transforms.push_back(Transform::kForwardSlashes);
+        } else if (name == "global_ip") {
+          spec.transforms.push_back(Transform::kGlobalIp);
+        } else if (name == "ip_family") {
+          spec.transforms.push_back(Transform::kIpFamily);
         } else {
           fail(label_where, "field 'transform': unknown transform '" + name +
                                 "' (known: lowercase, uppercase, sanitize, trim, utc_offset, "
-                                "forward_slashes)");
+                                "forward_slashes, global_ip, ip_family)");
         }
       }
     }
@@ -766,6 +842,10 @@ class Parser {
     if (node["default"]) {
       if (!node["map"]) fail(label_where, "field 'default': only valid with 'map'");
       spec.map_default = scalar(node["default"], label_where, "default");
+    }
+    if (node["each"]) {
+      spec.each = boolean(node["each"], label_where, "each");
+      if (spec.each && spec.hook) fail(label_where, "field 'each': needs a property, not a hook");
     }
     return spec;
   }
@@ -898,6 +978,14 @@ class Parser {
         const std::string label = entry.first.Scalar();
         add_label_name(label, "labels");
         metric.labels.push_back(parse_label(label, entry.second, query, where));
+      }
+      const LabelSpec* first_each = nullptr;
+      for (const LabelSpec& spec : metric.labels) {
+        if (!spec.each) continue;
+        if (first_each == nullptr) first_each = &spec;
+        if (!iequals(spec.property, first_each->property)) {
+          fail(where, "field 'labels': every 'each' label must read the same array property");
+        }
       }
     }
     if (const YAML::Node const_labels = node["const_labels"]) {

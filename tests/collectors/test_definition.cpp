@@ -236,6 +236,50 @@ TEST_CASE("file classes: the WHERE clause must pin a directory or file, max_rows
             .has_value());
 }
 
+// `each: true` expands an array property into one series per item (windows_exporter's
+// nic_address_info: one series per address), with global_ip/ip_family shaping the item.
+TEST_CASE("each: one series per array item; items a transform empties are left out") {
+  const auto collector = parse_ok(
+      "name: custom\nqueries:\n  - wql: SELECT Description, IPAddress FROM "
+      "Win32_NetworkAdapterConfiguration\n"
+      "    metrics:\n"
+      "      - name: address_info\n        type: gauge\n        help: h\n        info: true\n"
+      "        labels:\n"
+      "          nic: {property: Description, transform: sanitize}\n"
+      "          address: {property: IPAddress, each: true, transform: global_ip}\n"
+      "          family: {property: IPAddress, each: true, transform: [global_ip, ip_family]}\n");
+  winrm::Row a;
+  a.add("Description", "Intel(R) 82574L");
+  for (const char* ip : {"10.1.2.3", "fe80::1:2", "2001:db8::5", "169.254.1.1", "127.0.0.1", "::1",
+                         "FE80::9", "8.8.4.4", "224.0.0.1", "not-an-ip"}) {
+    a.add("IPAddress", ip);
+  }
+  winrm::Row nil;  // IPAddress nil (xsi:nil): no series
+  nil.add("Description", "Disconnected");
+  nil.add_null("IPAddress");
+  const auto families = run(collector, {a, nil});
+  const auto* info = find_family(families, "address_info");
+  REQUIRE(info != nullptr);
+  std::vector<std::string> got;
+  for (const auto& sample : info->samples) {
+    CHECK(sample.value == 1);
+    REQUIRE(sample.labels.size() == 3);
+    CHECK(sample.labels[0].second == "Intel_R__82574L");
+    got.push_back(sample.labels[1].second + " " + sample.labels[2].second);
+  }
+  CHECK(got == std::vector<std::string>{"10.1.2.3 ipv4", "2001:db8::5 ipv6", "8.8.4.4 ipv4"});
+
+  const std::string mixed = parse_error(
+      "name: custom\nqueries:\n  - wql: SELECT A, B FROM C\n    metrics:\n"
+      "      - {name: m, type: gauge, help: h, info: true, labels: {a: {property: A, each: true}, "
+      "b: {property: B, each: true}}}\n");
+  CHECK_MESSAGE(contains(mixed, "every 'each' label must read the same array property"), mixed);
+  CHECK(contains(parse_error("name: custom\nqueries:\n  - wql: SELECT A FROM C\n    metrics:\n"
+                             "      - {name: m, type: gauge, help: h, info: true, labels: {a: "
+                             "{property: A, each: maybe}}}\n"),
+                 "field 'each'"));
+}
+
 TEST_CASE("built-in rules: windows_ prefix required only for built-ins") {
   const std::string yaml = one_metric("name: acme_thing, type: gauge, help: h, value: Value");
   CHECK(contains(parse_error(yaml, {.builtin = true}), "start with windows_"));

@@ -309,10 +309,11 @@ TEST_CASE("net: captured Win32_PerfRawData_Tcpip_NetworkInterface (Server 2012)"
   const auto rows = collectors_test::load_fixture_rows(
       {"txw2012_perfnic_fragment_p000.xml", "txw2012_perfnic_fragment_p001.xml"});
   REQUIRE(rows.size() == 3);
-  // The capture has no Win32_NetworkAdapter rows: the adapter families come from the
-  // winrm-sim case below.
-  const auto families = run_case("net", "txw2012", {rows, {}},
-                                 {"windows_net_nic_info", "windows_net_nic_operation_status"});
+  // The capture has no Win32_NetworkAdapter(Configuration) rows: the adapter families come
+  // from the winrm-sim case below.
+  const auto families = run_case(
+      "net", "txw2012", {rows, {}, {}},
+      {"windows_net_nic_info", "windows_net_nic_operation_status", "windows_net_nic_address_info"});
   // windows_exporter's NIC rule: [^a-zA-Z0-9] -> '_'.
   CHECK(value_of(families, "windows_net_current_bandwidth_bytes",
                  {{"nic", "Local_Area_Connection__11"}}) == 100000.0 / 8);
@@ -493,6 +494,17 @@ TEST_CASE("net: responses recorded from winrm-sim") {
   const auto* status = find_family(families, "windows_net_nic_operation_status");
   REQUIRE(status != nullptr);
   CHECK(status->samples.size() == 7 * info.size());
+  // The sim's adapters have one private IPv4 and one link-local IPv6 address each: one
+  // address series per adapter, on the same `nic` as the other series.
+  const auto addresses = by_label(families, "windows_net_nic_address_info", "nic");
+  CHECK(addresses.size() == info.size());
+  for (const auto& [nic, one] : addresses) CHECK_MESSAGE(info.contains(nic), nic);
+  for (const auto& sample : find_family(families, "windows_net_nic_address_info")->samples) {
+    for (const auto& [key, value] : sample.labels) {
+      if (key == "family") CHECK(value == "ipv4");
+      if (key == "address") CHECK(value.starts_with("10."));
+    }
+  }
   double up = 0;
   for (const auto& sample : status->samples) {
     for (const auto& [key, value] : sample.labels) {

@@ -405,10 +405,12 @@ void LdapInventoryRunner::configure(const std::shared_ptr<const config::Config>&
     source.hosts = std::move(kept.hosts);
     source.next_refresh = kept.next_refresh;
     source.up = kept.up;
+    source.last_success = kept.last_success;
     source.last_success_unix = kept.last_success_unix;
     source.last_duration_seconds = kept.last_duration_seconds;
     source.refreshes = kept.refreshes;
     source.errors = kept.errors;
+    source.stale_drops = kept.stale_drops;
     source.last_url = std::move(kept.last_url);
   }
   sources_ = std::move(sources);
@@ -489,7 +491,22 @@ bool LdapInventoryRunner::refresh(const std::string& name) {
   source.last_duration_seconds = duration;
   if (!result) {
     ++source.errors;
-    // Stale-result policy: the last good list stays in force.
+    // Stale-result policy: the last good list stays in force, up to max_stale_age (the
+    // reloaded value: settings may be newer than the list).
+    const auto limit = source.settings.max_stale_age;
+    const auto age = std::chrono::steady_clock::now() - source.last_success;
+    if (source.hosts && limit > config::Duration::zero() && age >= limit) {
+      spdlog::warn(
+          "inventory_ldap source={} refresh failed kind={} error={}; the last good list of {} "
+          "hosts is {:.0f}s old (max_stale_age {:.0f}s): dropped, its targets are no longer "
+          "polled until a refresh succeeds",
+          name, winrm::to_string(result.error().kind), result.error().message, source.hosts->size(),
+          std::chrono::duration<double>(age).count(), std::chrono::duration<double>(limit).count());
+      source.up = false;
+      source.hosts.reset();
+      ++source.stale_drops;
+      return true;
+    }
     auto level = source.up || source.refreshes == 1 ? spdlog::level::warn : spdlog::level::debug;
     source.up = false;
     spdlog::log(level,
@@ -503,6 +520,7 @@ bool LdapInventoryRunner::refresh(const std::string& name) {
     spdlog::info("inventory_ldap source={} refresh recovered url={}", name, result->url);
   }
   source.up = true;
+  source.last_success = std::chrono::steady_clock::now();
   source.last_success_unix = unix_now();
   source.last_url = result->url;
   if (result->entries_without_host > 0) {
@@ -581,6 +599,10 @@ void LdapInventoryRunner::render(std::string& out) const {
   family("winrm_exporter_inventory_refresh_errors_total",
          "LDAP refreshes of the source that failed on every URL.", MetricType::kCounter,
          [](const Source& s) { return s.errors; });
+  family("winrm_exporter_inventory_stale_drops_total",
+         "Times the source's last good list was dropped: a refresh failed when its last "
+         "success was older than max_stale_age.",
+         MetricType::kCounter, [](const Source& s) { return s.stale_drops; });
   family("winrm_exporter_inventory_hosts", "Hosts in the source's current (last good) list.",
          MetricType::kGauge, [](const Source& s) { return s.hosts ? s.hosts->size() : 0; });
   family("winrm_exporter_inventory_targets",

@@ -64,8 +64,9 @@ MergedConfig merge_inventory(
     const std::map<std::string, std::shared_ptr<const std::vector<DiscoveredHost>>>& hosts);
 
 // Refreshes every source on one thread of its own (polls and scrapes never wait for a
-// DC), keeps the last good list of a source whose DCs fail (stale-result policy), and
-// calls on_change when a source's list changed. Metrics: winrm_exporter_inventory_*.
+// DC), keeps the last good list of a source whose DCs fail (stale-result policy) until a
+// failed refresh finds it older than max_stale_age, and calls on_change when a source's
+// list changed or was dropped. Metrics: winrm_exporter_inventory_*.
 class LdapInventoryRunner {
  public:
   using CredentialLookup =
@@ -95,10 +96,12 @@ class LdapInventoryRunner {
     std::shared_ptr<const std::vector<DiscoveredHost>> hosts;  // last good list
     std::chrono::steady_clock::time_point next_refresh{};
     bool up = false;
+    std::chrono::steady_clock::time_point last_success{};  // for max_stale_age
     double last_success_unix = 0;
     double last_duration_seconds = 0;
     std::uint64_t refreshes = 0;
     std::uint64_t errors = 0;
+    std::uint64_t stale_drops = 0;  // last good lists dropped for max_stale_age
     std::size_t targets = 0;
     std::size_t duplicates = 0;
     std::string last_url;

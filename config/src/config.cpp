@@ -1230,10 +1230,11 @@ class Loader {
   void parse_inventory_ldap(const File& file, const Field& field) {
     std::set<std::string> names;
     for (const Field& item : get_list(field)) {
-      MapReader map(file, item.value, item.loc(),
-                    {"name", "urls", "bind", "credential", "bind_dn", "bind_password_file",
-                     "start_tls", "tls_ca_file", "base_dn", "filter", "page_size", "max_hosts",
-                     "refresh_interval", "timeout", "ou_label", "attribute_labels", "defaults"});
+      MapReader map(
+          file, item.value, item.loc(),
+          {"name", "urls", "bind", "credential", "bind_dn", "bind_password_file", "start_tls",
+           "tls_ca_file", "base_dn", "filter", "page_size", "max_hosts", "refresh_interval",
+           "max_stale_age", "timeout", "ou_label", "attribute_labels", "defaults"});
       LdapInventory source;
       source.source = item.loc().where;
       const Field* name = map.get("name");
@@ -1305,6 +1306,11 @@ class Loader {
       }
       if (const Field* f = map.get("refresh_interval")) {
         source.refresh_interval = get_duration(*f).value;
+      }
+      if (const Field* f = map.get("max_stale_age")) {
+        source.max_stale_age = f->value.IsScalar() && f->value.Scalar() == "never"
+                                   ? Duration::zero()
+                                   : get_duration(*f).value;
       }
       if (const Field* f = map.get("timeout")) source.timeout = get_duration(*f).value;
       if (const Field* f = map.get("ou_label")) {

@@ -118,6 +118,8 @@ std::string describe(const Config& config) {
             << " (from file " << s.bind_password_file << ")";
       }
       out << " filter=" << s.filter << " refresh_interval=" << format_duration(s.refresh_interval)
+          << " max_stale_age="
+          << (s.max_stale_age == Duration::zero() ? "never" : format_duration(s.max_stale_age))
           << " targets: credential=" << s.defaults.credential
           << " collectors=" << join_names(s.defaults.collectors) << " [" << s.source << "]\n";
     }

@@ -3,6 +3,8 @@
 // paged results over 1,200+ entries, DC failover and outage, directory changes between
 // refreshes, merging with static targets.
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -118,6 +120,7 @@ TEST_CASE("config: inventory_ldap is parsed, resolved and checked") {
   CHECK(source.filter == config::kDefaultLdapFilter);
   CHECK(source.bind == config::LdapBind::kGssapi);
   CHECK(source.refresh_interval == std::chrono::minutes(5));
+  CHECK(source.max_stale_age == std::chrono::hours(24));  // the documented default
   CHECK(source.defaults.collectors == std::vector<std::string>{"os"});
   CHECK(source.defaults.port == 5999);
   CHECK(source.defaults.credential == "win");
@@ -139,6 +142,14 @@ TEST_CASE("config: inventory_ldap is parsed, resolved and checked") {
   CHECK_THROWS_WITH_AS(load_config("{name: corp, urls: [" + dir.ldap_url() +
                                    "], credential: krb, base_dn: 'dc=x', filtre: '(a=b)'}\n"),
                        doctest::Contains("did you mean 'filter'"), config::ConfigError);
+  CHECK(load_config(gssapi_source(dir.ldap_url(), ", max_stale_age: never"))
+            .inventory_ldap[0]
+            .max_stale_age == config::Duration::zero());
+  CHECK(load_config(gssapi_source(dir.ldap_url(), ", max_stale_age: 2h30m"))
+            .inventory_ldap[0]
+            .max_stale_age == std::chrono::minutes(150));
+  CHECK_THROWS_WITH_AS(load_config(gssapi_source(dir.ldap_url(), ", max_stale_age: 0s")),
+                       doctest::Contains("must be greater than 0"), config::ConfigError);
 }
 
 TEST_CASE("SASL/GSSAPI bind with the profile's keytab; paged search over 1,200+ entries") {
@@ -293,7 +304,10 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
             metrics(), "winrm_exporter_inventory_last_success_timestamp_seconds{source=\"corp\"}")
             .value_or(0) > 1.7e9);
   runner.stop();
-  CHECK(count_of(metrics(), "# TYPE winrm_exporter_inventory_") == 8);
+  CHECK(count_of(metrics(), "# TYPE winrm_exporter_inventory_") == 9);
+  CHECK(
+      e2e::sample_value(metrics(), "winrm_exporter_inventory_stale_drops_total{source=\"corp\"}") ==
+      0);  // an outage within max_stale_age (default 24h) drops nothing
 
   // A reload with the same search keeps the list; a changed search starts afresh.
   runner.configure(loaded);
@@ -301,4 +315,67 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
   runner.configure(std::make_shared<const config::Config>(
       load_config(gssapi_source(dir.ldap_url(), ", refresh_interval: 1m"))));
   CHECK(hosts_of().empty());
+}
+
+TEST_CASE("runner: max_stale_age drops the last list of a source whose DCs stay down") {
+  auto& dir = directory();
+  auto loaded = std::make_shared<const config::Config>(
+      load_config(gssapi_source(dir.ldap_url(),
+                                ", refresh_interval: 1s, max_stale_age: 3s, filter: "
+                                "'(&(objectCategory=computer)(operatingSystem=Windows "
+                                "Server*)(!(dNSHostName=*.bulk.corp.example)))'")));
+  auto log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
+  spdlog::default_logger()->sinks().push_back(log);
+  exporter::AuthFactory factory;
+  std::atomic<int> changes{0};
+  exporter::LdapInventoryRunner runner(
+      [&](const config::CredentialProfile& profile) { return factory.manager_for(profile); },
+      [&] { ++changes; });
+  runner.configure(loaded);
+  REQUIRE(runner.start().has_value());
+  auto hosts_of = [&] {
+    auto all = runner.hosts();
+    return all.contains("corp") ? all.at("corp")->size() : std::size_t{0};
+  };
+  auto metric = [&](const std::string& name) {
+    std::string out;
+    runner.render(out);
+    return e2e::sample_value(out, "winrm_exporter_inventory_" + name + "{source=\"corp\"}");
+  };
+  REQUIRE(e2e::wait_until([&] { return hosts_of() > 0; }, 20s));
+  const std::size_t listed = hosts_of();
+  CHECK(changes.load() == 1);
+
+  // The DC stays down: failed refreshes keep the list until its last success is 3 s old,
+  // then one drops it (targets gone, on_change called, counted, logged).
+  dir.stop();
+  REQUIRE(e2e::wait_until([&] { return metric("stale_drops_total") == 1.0; }, 30s));
+  const double seen =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(hosts_of() == 0);
+  CHECK(runner.hosts().empty());  // the merge then contributes no target from it
+  CHECK(changes.load() == 2);
+  CHECK(metric("hosts") == 0);
+  CHECK(metric("up") == 0);
+  CHECK(metric("refresh_errors_total").value_or(0) >= 1);
+  // Never before the limit (seen is after the drop, so this cannot fail when it is right).
+  const double age = seen - metric("last_success_timestamp_seconds").value_or(seen);
+  CHECK(age >= 3.0);
+  std::string lines;
+  for (const auto& line : log->last_formatted()) lines += line;
+  CHECK_MESSAGE(lines.find("inventory_ldap source=corp refresh failed") != std::string::npos,
+                lines);
+  CHECK_MESSAGE(lines.find("(max_stale_age 3s): dropped, its targets are no longer polled") !=
+                    std::string::npos,
+                lines);
+
+  // The DC is back: the list returns with the next refresh.
+  dir.start();
+  REQUIRE(e2e::wait_until([&] { return hosts_of() == listed; }, 20s));
+  CHECK(changes.load() == 3);
+  CHECK(metric("up") == 1);
+  CHECK(metric("stale_drops_total") == 1);
+  runner.stop();
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), log), sinks.end());
 }

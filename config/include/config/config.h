@@ -155,6 +155,9 @@ struct LdapInventory {
   int page_size = 500;             // RFC 2696 paged results
   std::size_t max_hosts = 100000;  // a refresh finding more fails (keeps the last list)
   Duration refresh_interval{std::chrono::minutes(15)};
+  // Stale-result limit: a failed refresh drops the last good list once its last success is
+  // this old (DCs gone for good must not freeze the target list). Zero: never (`never`).
+  Duration max_stale_age{std::chrono::hours(24)};
   Duration timeout{std::chrono::seconds(30)};  // per LDAP operation
   std::string ou_label = "ad_ou";              // label for the OU path of the DN; empty: none
   std::map<std::string, std::string> attribute_labels = {{"ad_os", "operatingSystem"},

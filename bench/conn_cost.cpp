@@ -2,7 +2,8 @@
 // --connections Sessions to winrm-sim's virtual hosts over HTTPS with Basic auth (one
 // one-row Enumerate each, from --threads threads, as poll workers would), keeps them
 // connected and idle, and prints one JSON line: file descriptors, RSS and malloc'd bytes per
-// connection (the growth from before the first session to after the last, divided by N).
+// connection (the growth from before the first session to after the last, divided by N), and
+// the descriptors and heap each thread held until it exited (its curl multi handle).
 // --polls K then runs K more polls on every session from the same threads (keep-alive reuse)
 // and adds their wall time and the process's CPU per poll.
 // Used by bench/conn-cost.sh (bench/README.md); measures, asserts nothing.
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -132,16 +134,30 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<winrm::Session>> sessions(static_cast<std::size_t>(o.connections));
   std::vector<int> failures(static_cast<std::size_t>(o.threads), 0);
   std::vector<std::thread> threads;
+  // Every thread waits at the end until the heap has been measured with all of them alive,
+  // so the difference to after their exit is what a thread holds (its curl multi handle).
+  std::latch arrived(o.threads);
+  std::latch measured(1);
   for (int t = 0; t < o.threads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = t; i < o.connections; i += o.threads) {
         auto session = std::make_unique<winrm::Session>(
             session_options(o, i), winrm::make_basic_auth("monitor", o.password), counters);
-        if (!session->enumerate("root/cimv2", kWql, deadline())) ++failures[t];
+        if (auto rows = session->enumerate("root/cimv2", kWql, deadline()); !rows) {
+          if (++failures[t] <= 2) {
+            std::fprintf(stderr, "conn_cost: %s\n", rows.error().describe().c_str());
+          }
+        }
         sessions[static_cast<std::size_t>(i)] = std::move(session);
       }
+      arrived.count_down();
+      measured.wait();
     });
   }
+  arrived.wait();
+  const double heap_threads_alive = malloc_bytes();
+  const int fds_threads_alive = open_fds();
+  measured.count_down();
   for (auto& thread : threads) thread.join();
   int failed = 0;
   for (int f : failures) failed += f;
@@ -151,6 +167,8 @@ int main(int argc, char** argv) {
   const double fds = (open_fds() - fds0) / n;
   const double rss = (rss_bytes() - rss0) / n;
   const double heap = (malloc_bytes() - heap0) / n;
+  const double heap_per_thread = (heap_threads_alive - malloc_bytes()) / o.threads;
+  const double fds_per_thread = static_cast<double>(fds_threads_alive - open_fds()) / o.threads;
 
   // Reuse: every session polls again on its kept connection.
   const auto start = std::chrono::steady_clock::now();
@@ -177,9 +195,11 @@ int main(int argc, char** argv) {
       "{\"connections\": %d, \"threads\": %d, \"failed\": %d, \"opened\": %llu, "
       "\"fds_per_connection\": %.3f, \"rss_bytes_per_connection\": %.0f, "
       "\"malloc_bytes_per_connection\": %.0f, \"reuse_polls\": %.0f, \"reuse_wall_s\": %.3f, "
-      "\"reuse_cpu_us_per_poll\": %.1f}\n",
+      "\"reuse_cpu_us_per_poll\": %.1f, \"fds_per_thread\": %.2f, \"heap_bytes_per_thread\": "
+      "%.0f}\n",
       o.connections, o.threads, failed,
       static_cast<unsigned long long>(counters->connections_opened.load()), fds, rss, heap, polls,
-      wall, polls > 0 ? (cpu_seconds() - cpu0) / polls * 1e6 : 0.0);
+      wall, polls > 0 ? (cpu_seconds() - cpu0) / polls * 1e6 : 0.0, fds_per_thread,
+      heap_per_thread);
   return failed == 0 ? 0 : 1;
 }

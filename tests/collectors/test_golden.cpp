@@ -309,11 +309,21 @@ TEST_CASE("net: captured Win32_PerfRawData_Tcpip_NetworkInterface (Server 2012)"
   const auto rows = collectors_test::load_fixture_rows(
       {"txw2012_perfnic_fragment_p000.xml", "txw2012_perfnic_fragment_p001.xml"});
   REQUIRE(rows.size() == 3);
-  // The capture has no Win32_NetworkAdapter(Configuration) rows: the adapter families come
-  // from the winrm-sim case below.
-  const auto families = run_case(
-      "net", "txw2012", {rows, {}, {}},
-      {"windows_net_nic_info", "windows_net_nic_operation_status", "windows_net_nic_address_info"});
+  // The Win32_NetworkAdapterConfiguration capture is SELECT * of every adapter: keep the
+  // IP-enabled ones, as the collector's WHERE does. It has no Win32_NetworkAdapter rows:
+  // those families come from the winrm-sim case below.
+  Rows configurations;
+  for (auto& row : collectors_test::load_fixture_rows(
+           {"txw2012_nicconfig_star_p000.xml", "txw2012_nicconfig_star_p001.xml"})) {
+    if (row.string("IPEnabled") == "true") configurations.push_back(std::move(row));
+  }
+  REQUIRE(configurations.size() == 1);
+  const auto families = run_case("net", "txw2012", {rows, {}, configurations},
+                                 {"windows_net_nic_info", "windows_net_nic_operation_status"});
+  CHECK(value_of(families, "windows_net_nic_address_info",
+                 {{"nic", "Citrix_PV_Ethernet_Adapter__0"},
+                  {"address", "10.30.40.193"},
+                  {"family", "ipv4"}}) == 1);
   // windows_exporter's NIC rule: [^a-zA-Z0-9] -> '_'.
   CHECK(value_of(families, "windows_net_current_bandwidth_bytes",
                  {{"nic", "Local_Area_Connection__11"}}) == 100000.0 / 8);

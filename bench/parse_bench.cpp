@@ -1,14 +1,16 @@
 // parse_bench: bare tinyxml2 parse vs winrm::parse_enumeration_response on the same bytes.
 //
-//   parse_bench [--iterations N] [--rounds R] [--only tinyxml2|visit|winrm] [case...]
+//   parse_bench [--iterations N] [--rounds R] [--only tinyxml2|visit|dom|winrm] [case...]
 //
 // Cases: service3 (txw2008 Win32_Service SELECT *, pages p001-p003, 121 rows), os1 (txw2012
 // Win32_OperatingSystem, 1 row), process33 (recorded winrm-sim Win32_Process, 33 pages).
 // Prints the median ns per parse (all pages of a case) over R rounds for: a bare tinyxml2 Parse,
-// Parse plus reading every name and text (+visit), and winrm::parse_enumeration_response;
-// ratio = winrm / tinyxml2, ratio2 = winrm / +visit. Wall time is noisy on a shared machine;
-// for instruction counts run one side under callgrind with --toggle-collect='*run_tinyxml2(*',
-// '*run_tinyxml2_visit*' or '*run_winrm*' (all noinline).
+// Parse plus reading every name and text (+visit), winrm's tinyxml2 path alone (dom: the
+// scanner's reference and fallback) and winrm::parse_enumeration_response (the single-pass
+// scanner); ratio = winrm / tinyxml2, ratio2 = winrm / +visit. Wall time is noisy on a shared
+// machine; for instruction counts run one side under callgrind with
+// --toggle-collect='*run_tinyxml2(*', '*run_tinyxml2_visit*', '*run_dom*' or '*run_winrm(*'
+// (all noinline).
 #include <tinyxml2.h>
 
 #include <algorithm>
@@ -121,6 +123,19 @@ std::size_t visit(const tinyxml2::XMLNode* node) {
   return sum;
 }
 
+[[gnu::noinline]] std::size_t run_dom(const Case& c, int iterations) {
+  std::size_t sum = 0;
+  for (int i = 0; i < iterations; ++i) {
+    for (const auto& page : c.pages) {
+      auto parsed =
+          winrm::detail::parse_enumeration_response_via(winrm::detail::ParsePath::kDom, page);
+      if (!parsed || !*parsed) std::abort();
+      sum += (*parsed)->rows.size();
+    }
+  }
+  return sum;
+}
+
 template <typename F>
 double median_ns_per_parse(F&& run, const Case& c, int iterations, int rounds) {
   std::vector<double> samples;
@@ -155,24 +170,25 @@ int main(int argc, char** argv) {
     }
   }
   if (names.empty()) names = {"service3", "os1", "process33"};
-  std::printf("%-10s %6s %7s %12s %12s %12s %6s %6s\n", "case", "pages", "bytes", "tinyxml2",
-              "+visit", "winrm", "ratio", "ratio2");
+  std::printf("%-10s %6s %7s %12s %12s %12s %12s %6s %6s\n", "case", "pages", "bytes", "tinyxml2",
+              "+visit", "dom", "winrm", "ratio", "ratio2");
   for (const auto& name : names) {
     Case c = load_case(name);
     std::size_t bytes = 0;
     for (const auto& page : c.pages) bytes += page.size();
-    double bare = 0, visited = 0, full = 0;
+    double bare = 0, visited = 0, dom = 0, full = 0;
     if (only.empty() || only == "tinyxml2") {
       bare = median_ns_per_parse(run_tinyxml2, c, iterations, rounds);
     }
     if (only.empty() || only == "visit") {
       visited = median_ns_per_parse(run_tinyxml2_visit, c, iterations, rounds);
     }
+    if (only.empty() || only == "dom") dom = median_ns_per_parse(run_dom, c, iterations, rounds);
     if (only.empty() || only == "winrm") {
       full = median_ns_per_parse(run_winrm, c, iterations, rounds);
     }
-    std::printf("%-10s %6zu %7zu %12.0f %12.0f %12.0f %6.2f %6.2f\n", name.c_str(), c.pages.size(),
-                bytes, bare, visited, full, bare > 0 ? full / bare : 0.0,
+    std::printf("%-10s %6zu %7zu %12.0f %12.0f %12.0f %12.0f %6.2f %6.2f\n", name.c_str(),
+                c.pages.size(), bytes, bare, visited, dom, full, bare > 0 ? full / bare : 0.0,
                 visited > 0 ? full / visited : 0.0);
   }
   return 0;

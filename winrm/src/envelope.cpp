@@ -19,6 +19,7 @@
 #include <random>
 #include <string>
 
+#include "page_builder.h"
 #include "winrm/charset.h"
 #include "xml_ns.h"
 
@@ -354,12 +355,17 @@ struct ParseContext {
   bool has_character_references = false;
 };
 
-// Decodes `body` and parses it into `doc`, or a kParse error.
-Result<const XMLElement*> parse_document(XMLDocument& doc, std::string_view body,
-                                         std::string_view content_type, std::size_t max_attributes,
-                                         ParseContext& context) {
+// Out of line: inlined into parse_document, g++ 12 reports a false -Wmaybe-uninitialized on
+// the error's empty Fault.
+[[gnu::noinline]] std::unexpected<Error> refusal_error(MarkupRefusal refused) {
+  return make_limit_error(ErrorKind::kParse, refused.limit, std::move(refused.message));
+}
+
+// Decodes `body` to UTF-8 (in `storage` when it needs a copy) and refuses what neither parser
+// can read: an empty body, NUL characters.
+Result<std::string_view> decoded_text(std::string_view body, std::string_view content_type,
+                                      std::string& storage) {
   if (body.empty()) return parse_error("empty response body");
-  std::string storage;  // only used when the body is not already valid UTF-8
   auto decoded = decode_to_utf8(body, content_type, storage);
   if (!decoded) return std::unexpected(decoded.error());
   std::string_view text = *decoded;
@@ -369,9 +375,13 @@ Result<const XMLElement*> parse_document(XMLDocument& doc, std::string_view body
     return parse_error("NUL character at byte " + std::to_string(nul) +
                        " of the decoded response (is the charset right?)");
   }
-  if (auto refused = check_markup(text, max_attributes)) {
-    return make_limit_error(ErrorKind::kParse, refused->limit, std::move(refused->message));
-  }
+  return text;
+}
+
+// Parses decoded `text` into `doc`, or a kParse error.
+Result<const XMLElement*> parse_document(XMLDocument& doc, std::string_view text,
+                                         std::size_t max_attributes, ParseContext& context) {
+  if (auto refused = check_markup(text, max_attributes)) return refusal_error(std::move(*refused));
   context.has_character_references = text.find("&#") != std::string_view::npos;
   const tinyxml2::XMLError status = doc.Parse(text.data(), text.size());
   if (status == tinyxml2::XML_ELEMENT_DEPTH_EXCEEDED) {
@@ -529,24 +539,13 @@ void append_object_text(const XMLElement* element, std::string& out) {
   }
 }
 
-// malloc's per-block overhead, for the estimate of EnumerationPage::stored_bytes.
-constexpr std::size_t kMallocOverhead = 16;
-
 bool is_true(const char* value) {
   if (value == nullptr) return false;
   std::string_view v = xml::trim(value);
   return v == "true" || v == "1";
 }
 
-// State shared by the rows of one page: their text arena, the previous row's property names
-// (rows of a page are usually one class, so names are stored once per page, not per row) and
-// a scratch string for values that need assembling.
-struct PageBuilder {
-  std::shared_ptr<TextArena> arena = std::make_shared<TextArena>();
-  std::vector<std::string_view> previous_names;
-  std::string scratch;
-  std::size_t row_bytes = 0;  // stored_bytes beyond the arena
-};
+using detail::PageBuilder;
 
 // A property's value, stored in the page's arena. The common case, one text child, is copied
 // straight from tinyxml2's buffer.
@@ -591,19 +590,8 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
   for (const XMLElement* prop = item_element->FirstChildElement(); prop != nullptr;
        prop = prop->NextSiblingElement()) {
     // Property names are matched by local name; only attributes need namespace resolution.
-    std::string_view name = xml::split_qname(prop->Name()).second;
-    // The stored copy of the name: the previous row's at this position, this row's last
-    // (array repeats), or a new one.
-    const auto& properties = row.properties();
-    std::string_view stored_name;
-    if (properties.size() < page.previous_names.size() &&
-        page.previous_names[properties.size()] == name) {
-      stored_name = page.previous_names[properties.size()];
-    } else if (!properties.empty() && properties.back().name == name) {
-      stored_name = properties.back().name;
-    } else {
-      stored_name = page.arena->copy(name);
-    }
+    const std::string_view stored_name =
+        page.stored_name(row, xml::split_qname(prop->Name()).second);
     bool nil = false;
     if (prop->FirstAttribute() != nullptr) {
       Scope prop_scope(context.namespaces, prop);
@@ -626,22 +614,19 @@ Result<Row> parse_item(ParseContext& context, const XMLElement* item_element,
                          limits.max_values_per_property, "values");
     }
   }
-  page.previous_names.clear();
-  for (const auto& property : row.properties()) page.previous_names.push_back(property.name);
-  // The property vector and the row's name index (about two 4-byte slots per property); the
-  // text is in the arena, counted once per page.
-  page.row_bytes += row.properties().capacity() * sizeof(Property) + kMallocOverhead +
-                    row.properties().size() * 2 * sizeof(std::uint32_t);
+  page.finish_row(row);
   return row;
 }
 
 }  // namespace
 
 Result<Fault> parse_fault(std::string_view body, std::string_view content_type) {
+  std::string storage;  // only used when the body is not already valid UTF-8
+  auto text = decoded_text(body, content_type, storage);
+  if (!text) return std::unexpected(text.error());
   XMLDocument doc(true, tinyxml2::PRESERVE_WHITESPACE);
   ParseContext context;
-  auto root =
-      parse_document(doc, body, content_type, ParseLimits{}.max_attributes_per_element, context);
+  auto root = parse_document(doc, *text, ParseLimits{}.max_attributes_per_element, context);
   if (!root) return std::unexpected(root.error());
   Scope envelope(context.namespaces, *root);
   if (!envelope.is(xml::kNsSoap, "Envelope")) {
@@ -656,12 +641,13 @@ Result<Fault> parse_fault(std::string_view body, std::string_view content_type) 
   return parse_fault_element(fault_scope);
 }
 
-Result<EnumerationPage> parse_enumeration_response(std::string_view body,
-                                                   std::string_view content_type,
-                                                   const ParseLimits& limits) {
+namespace {
+
+// The tinyxml2 path: any body, every error. `text` is decoded UTF-8.
+Result<EnumerationPage> parse_dom(std::string_view text, const ParseLimits& limits) {
   XMLDocument doc(true, tinyxml2::PRESERVE_WHITESPACE);
   ParseContext context;
-  auto root = parse_document(doc, body, content_type, limits.max_attributes_per_element, context);
+  auto root = parse_document(doc, text, limits.max_attributes_per_element, context);
   if (!root) return std::unexpected(root.error());
   Scope envelope(context.namespaces, *root);
   if (!envelope.is(xml::kNsSoap, "Envelope")) {
@@ -727,10 +713,39 @@ Result<EnumerationPage> parse_enumeration_response(std::string_view body,
     }
   }
   sanitize_utf8_in_place(page.relates_to);
-  page.stored_bytes = builder.row_bytes + page.rows.capacity() * sizeof(Row) +
-                      builder.arena->allocated_bytes() +
-                      builder.arena->chunk_count() * kMallocOverhead;
+  page.stored_bytes = builder.stored_bytes(page);
   return page;
+}
+
+}  // namespace
+
+namespace detail {
+
+std::optional<Result<EnumerationPage>> parse_enumeration_response_via(ParsePath path,
+                                                                      std::string_view body,
+                                                                      std::string_view content_type,
+                                                                      const ParseLimits& limits) {
+  std::string storage;  // only used when the body is not already valid UTF-8
+  auto text = decoded_text(body, content_type, storage);
+  if (!text) return Result<EnumerationPage>(std::unexpected(std::move(text.error())));
+  // The scanner leaves character references to tinyxml2, whose decoding of them (surrogates,
+  // out-of-range values, a missing ';') is the reference.
+  if (path != ParsePath::kDom && text->find("&#") == std::string_view::npos) {
+    if (auto page = scan_enumeration_response(*text, limits)) {
+      return Result<EnumerationPage>(std::move(*page));
+    }
+  }
+  if (path == ParsePath::kScanner) return std::nullopt;
+  return parse_dom(*text, limits);
+}
+
+}  // namespace detail
+
+Result<EnumerationPage> parse_enumeration_response(std::string_view body,
+                                                   std::string_view content_type,
+                                                   const ParseLimits& limits) {
+  return *detail::parse_enumeration_response_via(detail::ParsePath::kAuto, body, content_type,
+                                                 limits);
 }
 
 }  // namespace winrm

@@ -292,6 +292,22 @@ const Property* Row::find(std::string_view name) const {
   return position == kNotFound ? nullptr : &properties_[position];
 }
 
+Row::IndexStats Row::index_stats() const {
+  IndexStats stats;
+  stats.slots = index_.size();
+  if (index_.empty()) return stats;
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = 0; i < properties_.size(); ++i) {
+    // Bounded by the table size: an entry missing from the index ends at an empty slot.
+    std::size_t slot = lower_hash(properties_[i].name) & mask;
+    for (std::size_t visited = 1; visited <= index_.size(); ++visited, slot = (slot + 1) & mask) {
+      ++stats.probes;
+      if (index_[slot] == i + 1 || index_[slot] == 0) break;
+    }
+  }
+  return stats;
+}
+
 std::optional<std::string_view> Row::text(std::string_view name) const {
   const Property* property = find(name);
   if (property == nullptr || property->is_null || property->values.empty()) return std::nullopt;

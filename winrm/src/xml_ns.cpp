@@ -51,13 +51,17 @@ std::size_t NamespaceStack::push(const tinyxml2::XMLElement* element) {
       if (name[5] != ':') continue;  // e.g. "xmlnsfoo": an ordinary attribute
       prefix = name.substr(6);
     }
-    std::uint32_t slot = slot_of(prefix);
-    if (slot == kNone) slot = add_slot(prefix);
     // A later declaration of the same prefix on one element (illegal) wins, as before.
-    bindings_.push_back({slot, slots_[slot].top, attr->Value()});
-    slots_[slot].top = static_cast<std::uint32_t>(bindings_.size() - 1);
+    bind(prefix, attr->Value());
   }
   return mark;
+}
+
+void NamespaceStack::bind(std::string_view prefix, std::string_view uri) {
+  std::uint32_t slot = slot_of(prefix);
+  if (slot == kNone) slot = add_slot(prefix);
+  bindings_.push_back({slot, slots_[slot].top, uri});
+  slots_[slot].top = static_cast<std::uint32_t>(bindings_.size() - 1);
 }
 
 void NamespaceStack::pop(std::size_t mark) {

@@ -44,6 +44,10 @@ class NamespaceStack {
   // Pushes the declarations on `element`; returns the mark to pop back to.
   std::size_t push(const tinyxml2::XMLElement* element);
   void pop(std::size_t mark);
+  // For parsers without a tinyxml2 DOM: declares `prefix` (empty: the default namespace) as
+  // `uri` until pop() returns below mark(). `uri` must outlive the binding.
+  void bind(std::string_view prefix, std::string_view uri);
+  std::size_t mark() const { return bindings_.size(); }
 
   std::optional<std::string_view> resolve(std::string_view prefix) const;
   QName name_of(const tinyxml2::XMLElement* element) const;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,17 @@ struct ParseLimits {
 Result<EnumerationPage> parse_enumeration_response(std::string_view body,
                                                    std::string_view content_type = {},
                                                    const ParseLimits& limits = {});
+
+namespace detail {
+// Which parser parse_enumeration_response runs, for tests and bench/parse_bench only. kAuto
+// (what parse_enumeration_response does): the single-pass scanner, and tinyxml2's DOM for any
+// body the scanner declines (faults, malformed or unusual XML, limits). kDom: tinyxml2 alone,
+// the reference. kScanner: the scanner alone; nullopt where it declines.
+enum class ParsePath { kAuto, kDom, kScanner };
+std::optional<Result<EnumerationPage>> parse_enumeration_response_via(
+    ParsePath path, std::string_view body, std::string_view content_type = {},
+    const ParseLimits& limits = {});
+}  // namespace detail
 
 // Parses a SOAP fault envelope (nullopt-equivalent: kParse error when body is not a fault).
 Result<Fault> parse_fault(std::string_view body, std::string_view content_type = {});

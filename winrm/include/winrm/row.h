@@ -124,6 +124,16 @@ class Row {
   // WMI property names are case-insensitive. O(1) on average.
   const Property* find(std::string_view name) const;
 
+  // The name index's cost, for tests that hold row building linear without timing it: table
+  // slots (0 while the row is small enough for a linear scan) and the slots that looking up
+  // every property's name visits in total (one per property when nothing collides).
+  // Computed by a walk when called; nothing is counted while rows are built.
+  struct IndexStats {
+    std::size_t slots = 0;
+    std::size_t probes = 0;
+  };
+  IndexStats index_stats() const;
+
   // Typed accessors: nullopt when the property is missing, nil, or not convertible.
   std::optional<std::string> string(std::string_view name) const;  // first value
   // The first value as a view into the row (valid while the row lives), without a copy.

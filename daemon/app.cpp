@@ -25,6 +25,7 @@ winrm::EndpointOptions endpoint_for(const config::Config& config, const config::
       it != config.credentials.end() && it->second.method == config::AuthMethod::kCertificate) {
     endpoint.client_cert_file = it->second.cert_file;  // sent in the TLS handshake
     endpoint.client_key_file = it->second.key_file;
+    endpoint.client_key_password = it->second.password.reveal();  // key_password_file
   }
   endpoint.proxy = target.proxy.url;
   endpoint.proxy_username = target.proxy.username;

@@ -3,6 +3,11 @@
 #include "config/config.h"
 
 #include <glob.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -434,6 +439,19 @@ Secret read_password_env(const Located<std::string>& name) {
   return Secret(value);
 }
 
+// Whether an encrypted PEM key opens with passphrase (OpenSSL, as libcurl will).
+bool key_decrypts(const std::string& key_file, const std::string& passphrase) {
+  BIO* bio = BIO_new_file(key_file.c_str(), "r");
+  if (bio == nullptr) return false;
+  EVP_PKEY* key =
+      PEM_read_bio_PrivateKey(bio, nullptr, nullptr, const_cast<char*>(passphrase.c_str()));
+  BIO_free(bio);
+  ERR_clear_error();  // a wrong passphrase leaves errors other OpenSSL users would see
+  const bool ok = key != nullptr;
+  EVP_PKEY_free(key);
+  return ok;
+}
+
 // `auth: certificate`: a client certificate and its key, nothing else. The key is a
 // secret like a password file: it must be readable now and should not be world-readable.
 CredentialProfile parse_certificate_credential(const MapReader& map, CredentialProfile profile,
@@ -458,13 +476,38 @@ CredentialProfile parse_certificate_credential(const MapReader& map, CredentialP
   warn_if_world_readable(key_path.loc, key_path.value, "private key");
   profile.cert_file = cert_path.value;
   profile.key_file = key_path.value;
+  // An encrypted key: its passphrase from a file, kept as the profile's password (the
+  // same Secret, reload comparison and masking) and checked here, so a missing or wrong
+  // one is a load error rather than a TLS failure on every poll.
+  std::string pem;
+  {
+    std::ifstream in(key_path.value, std::ios::binary);
+    pem.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // PKCS#8 "BEGIN ENCRYPTED PRIVATE KEY" or the legacy "Proc-Type: 4,ENCRYPTED".
+  const bool encrypted = pem.find("ENCRYPTED") != std::string::npos;
+  OPENSSL_cleanse(pem.data(), pem.size());
+  const Field* passphrase = map.get("key_password_file");
+  if (encrypted && !passphrase) {
+    fail(key_path.loc, "key " + quote(key_path.value) + " is encrypted: set key_password_file");
+  }
+  if (passphrase) {
+    if (!encrypted) fail(passphrase->key_loc(), "key_file is not encrypted");
+    const auto path = get_path(*passphrase);
+    profile.password_file = path.value;
+    profile.password = read_password_file(path);
+    if (!key_decrypts(key_path.value, profile.password.reveal())) {
+      fail(path.loc, "the passphrase in " + quote(path.value) + " does not decrypt key " +
+                         quote(key_path.value));
+    }
+  }
   return profile;
 }
 
 CredentialProfile parse_credential(const File& file, const std::string& name, const Field& field) {
   MapReader map(file, field.value, field.loc(),
                 {"auth", "username", "password", "password_file", "password_env", "keytab",
-                 "ccache", "realm", "spn_service", "cert_file", "key_file"});
+                 "ccache", "realm", "spn_service", "cert_file", "key_file", "key_password_file"});
   CredentialProfile profile;
   profile.name = name;
 
@@ -489,7 +532,7 @@ CredentialProfile parse_credential(const File& file, const std::string& name, co
     fail(auth->loc(), "auth must be basic, kerberos, ntlm or certificate, got " + quote(method) +
                           suggestion(method, kMethods));
   }
-  for (const char* certificate_only : {"cert_file", "key_file"}) {
+  for (const char* certificate_only : {"cert_file", "key_file", "key_password_file"}) {
     if (const Field* f = map.get(certificate_only)) {
       fail(f->key_loc(), "only valid with auth: certificate");
     }

@@ -63,7 +63,8 @@ std::string describe(const Config& config) {
     out << "  " << name << ": auth=" << to_string(p.method);
     if (!p.username.empty()) out << " username=" << p.username;
     if (!p.password.empty()) {
-      out << " password=" << p.password.str();
+      out << (p.method == AuthMethod::kCertificate ? " key_password=" : " password=")
+          << p.password.str();
       if (!p.password_file.empty()) out << " (from file " << p.password_file << ")";
       if (!p.password_env.empty()) out << " (from env " << p.password_env << ")";
     }

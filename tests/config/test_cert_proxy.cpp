@@ -71,6 +71,18 @@ TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
                                "    cert_file: " +
                                    dir.path() + "/client.pem\n"));
   CHECK(error.find("only valid with auth: certificate") != std::string::npos);
+
+  // A passphrase for a key that is not encrypted (the e2e test covers encrypted ones).
+  const std::string pass = dir.write("key.pass", "passphrase\n");
+  error = load_error(dir.write(
+      "plainkey.yml", "credentials:\n" + profile + "    key_password_file: " + pass + "\n"));
+  CHECK(error.find("key_file is not encrypted") != std::string::npos);
+  error = load_error(dir.write("basickey.yml",
+                               "credentials:\n  b:\n    auth: basic\n"
+                               "    username: u\n    password_env: HOME\n"
+                               "    key_password_file: " +
+                                   pass + "\n"));
+  CHECK(error.find("only valid with auth: certificate") != std::string::npos);
 }
 
 TEST_CASE("proxy: global, inventory-free target override, none, auth file, no_proxy") {

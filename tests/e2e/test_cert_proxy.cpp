@@ -3,7 +3,8 @@
 // `certificate` transport against winrm-sim verifying client certificates against a CA
 // made here with the openssl CLI and mapping their UPN to a user; an unmapped and an
 // untrusted certificate are refused (auth errors), a key that is not the certificate's is a
-// tls error, and certificate auth over plain HTTP is a config error.
+// tls error, an encrypted key opens with the passphrase of its key_password_file (missing
+// or wrong: a config error), and certificate auth over plain HTTP is a config error.
 // Proxies: real tinyproxy processes started here carry the traffic: HTTPS through CONNECT
 // with NTLM and channel binding (CbtHardeningLevel=Strict, so the binding must be of the
 // sim's certificate through the tunnel), HTTP as absolute-URI requests, a proxy that wants
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <tuple>
 
 #include "e2e_util.h"
 #include "tinyproxy.h"
@@ -113,6 +115,22 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
   }
   REQUIRE(https_port > 0);
 
+  // monitor's key again, encrypted (PKCS#8, AES-256) with a passphrase from a file.
+  const std::string passphrase = "Key-e2e-Passphrase-71b3";
+  write_file(dir / "key.pass", passphrase + "\n");
+  chmod((dir / "key.pass").c_str(), 0600);
+  write_file(dir / "wrong_key.pass", "not-the-passphrase\n");
+  chmod((dir / "wrong_key.pass").c_str(), 0600);
+  REQUIRE(run_shell("openssl pkey -in " + d + "/monitor.key -aes256 -passout file:" + d +
+                    "/key.pass -out " + d + "/monitor_enc.key") == 0);
+  chmod((dir / "monitor_enc.key").c_str(), 0600);
+  REQUIRE(read_file(dir / "monitor_enc.key").find("BEGIN ENCRYPTED PRIVATE KEY") !=
+          std::string::npos);
+  auto encrypted_profile = [&](const std::string& pass_file) {
+    return "  encrypted:\n    auth: certificate\n    cert_file: " + d +
+           "/monitor.pem\n    key_file: " + d + "/monitor_enc.key\n" +
+           (pass_file.empty() ? "" : "    key_password_file: " + d + "/" + pass_file + "\n");
+  };
   auto profile = [&](const std::string& name, const std::string& cert) {
     return "  " + name + ":\n    auth: certificate\n    cert_file: " + d + "/" + cert +
            ".pem\n    key_file: " + d + "/" + cert + ".key\n";
@@ -127,7 +145,11 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
                  // monitor's certificate with another key: the TLS layer refuses the pair.
                  "  mismatched:\n    auth: certificate\n    cert_file: " + d +
                  "/monitor.pem\n    key_file: " + d + "/stranger.key\n" +
+                 encrypted_profile("key.pass") +
                  "targets:\n"
+                 "  - {name: cert05.sim.test, credential: encrypted, " +
+                 target +
+                 "}\n"
                  "  - {name: cert01.sim.test, credential: good, " +
                  target +
                  "}\n"
@@ -146,7 +168,7 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
   const std::string rejected = "winrm_exporter_auth_errors_total{target=\"";
   auto [done, metrics] = exporter.metrics_when(
       [&](const std::string& m) {
-        return polled(m, "cert01.sim.test") &&
+        return polled(m, "cert01.sim.test") && polled(m, "cert05.sim.test") &&
                m.find(rejected + "cert02.sim.test\",class=\"server_rejected\"}") !=
                    std::string::npos &&
                m.find(rejected + "cert03.sim.test\",class=\"server_rejected\"}") !=
@@ -159,6 +181,7 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
   const std::string why = diagnostics(dir, metrics, exporter);
   REQUIRE_MESSAGE(done, why);
   CHECK(up(metrics, "cert01.sim.test") == 1.0);
+  CHECK(up(metrics, "cert05.sim.test") == 1.0);  // the encrypted key, opened with its passphrase
   CHECK(metrics.find("windows_cpu_time_total{target=\"cert01.sim.test\"") != std::string::npos);
   for (const std::string t : {"cert02.sim.test", "cert03.sim.test", "basiconly.sim.test"}) {
     CAPTURE(t);
@@ -178,6 +201,8 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
   const std::string key_line = key.substr(key.find('\n') + 1, 40);
   CHECK(log.find(key_line) == std::string::npos);
   CHECK(metrics.find(key_line) == std::string::npos);
+  CHECK(log.find(passphrase) == std::string::npos);
+  CHECK(metrics.find(passphrase) == std::string::npos);
 
   {  // pywinrm's certificate transport against the same sim
     write_file(dir / "pywinrm_cert.py", R"PY(
@@ -226,6 +251,29 @@ for cert in ("stranger", "rogue"):
     CHECK_MESSAGE(out.find("REFUSED stranger 401") != std::string::npos, out);
     CHECK_MESSAGE(out.find("REFUSED rogue 403") != std::string::npos, out);
     CHECK_MESSAGE(out.find("BAD") == std::string::npos, out);
+  }
+
+  {  // an encrypted key needs its passphrase file, and the right passphrase, at load
+    auto check = [&](const std::string& pass_file) {
+      write_file(dir / "enc.yml", "credentials:\n" + encrypted_profile(pass_file) +
+                                      "targets:\n  - {name: cert05.sim.test, credential: "
+                                      "encrypted, port: " +
+                                      std::to_string(https_port) + "}\n");
+      const int rc = run_shell(kExporterBinary + " --config.file=" + d +
+                               "/enc.yml --config.check > " + d + "/enc.out 2>&1");
+      return std::make_pair(rc, read_file(dir / "enc.out"));
+    };
+    auto [rc, out] = check("key.pass");
+    CHECK_MESSAGE(rc == 0, out);
+    CHECK(out.find(passphrase) == std::string::npos);
+    std::tie(rc, out) = check("");
+    CHECK(rc != 0);
+    CHECK_MESSAGE(
+        out.find("monitor_enc.key' is encrypted: set key_password_file") != std::string::npos, out);
+    std::tie(rc, out) = check("wrong_key.pass");
+    CHECK(rc != 0);
+    CHECK_MESSAGE(out.find("wrong_key.pass' does not decrypt key") != std::string::npos, out);
+    CHECK(out.find("not-the-passphrase") == std::string::npos);
   }
 
   {  // certificate auth over plain http is a config error

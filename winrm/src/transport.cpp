@@ -230,6 +230,7 @@ class HttpConnection final : public Connection {
   ~HttpConnection() override {
     destroy_handle();
     OPENSSL_cleanse(options_.proxy_password.data(), options_.proxy_password.size());
+    OPENSSL_cleanse(options_.client_key_password.data(), options_.client_key_password.size());
   }
 
   HttpConnection(const HttpConnection&) = delete;
@@ -451,6 +452,9 @@ class HttpConnection final : public Connection {
       curl_easy_setopt(curl_, CURLOPT_SSLCERTTYPE, "PEM");
       curl_easy_setopt(curl_, CURLOPT_SSLKEY, options_.client_key_file.c_str());
       curl_easy_setopt(curl_, CURLOPT_SSLKEYTYPE, "PEM");
+      if (!options_.client_key_password.empty()) {
+        curl_easy_setopt(curl_, CURLOPT_KEYPASSWD, options_.client_key_password.c_str());
+      }
     }
     if (options_.scheme == Scheme::kHttps) {
       // libcurl 7.88 caches a CA store in the multi handle, keyed by the CAINFO name only

@@ -40,7 +40,8 @@ struct CredentialProfile {
   std::string realm;
   std::string spn_service = "HTTP";  // HTTP or WSMAN
   // Certificate (WinRM client certificate mapping, HTTPS only): PEM certificate (chain)
-  // and unencrypted PEM key, read at each TLS handshake. Only the paths are ever logged.
+  // and PEM key, read at each TLS handshake. Only the paths are ever logged. An encrypted
+  // key's passphrase (key_password_file) is held in password/password_file above.
   std::string cert_file;
   std::string key_file;
 };

@@ -38,11 +38,12 @@ struct EndpointOptions {
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_header_count = 100;
   std::chrono::milliseconds connect_timeout{5000};
-  // Client certificate (PEM chain) and its unencrypted PEM key, sent in the TLS handshake
+  // Client certificate (PEM chain) and its PEM key, sent in the TLS handshake
   // (certificate authentication, HTTPS only). Read at each handshake, so a renewed pair
   // takes effect on the next connection. Only the paths are ever logged.
   std::string client_cert_file;
   std::string client_key_file;
+  std::string client_key_password;  // an encrypted key's passphrase; secret: never logged
   // Forward proxy, "http://host:port" (empty: direct). HTTPS goes through a CONNECT
   // tunnel (TLS, SNI, certificate check and channel binding stay end to end with the
   // host); HTTP is sent as absolute-URI requests. Environment proxies are never used.

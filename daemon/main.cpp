@@ -44,7 +44,8 @@ int check_config(const std::string& path, Shard shard) {
     }
     std::cout << "  credential profiles: " << config.credentials.size() << "\n"
               << "  collectors available: " << config.collectors.size() << "\n"
-              << "  polls per round (target x collector): " << jobs << "\n";
+              << "  polls per round (target x collector): " << jobs << "\n"
+              << config::describe(config);
     return 0;
   } catch (const std::exception& error) {
     std::cerr << "configuration invalid: " << error.what() << "\n";

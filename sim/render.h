@@ -14,7 +14,6 @@ inline constexpr std::string_view kWmiResourcePrefix =
     "http://schemas.microsoft.com/wbem/wsman/1/wmi/";
 
 std::string new_uuid();  // upper-case, without "uuid:"
-void append_escaped(std::string& out, std::string_view text);
 
 // One item of a SELECT * answer: <p:Class xmlns:p=".../root/cimv2/Class" ...>.
 void append_instance(std::string& out, const ClassDef& cls, const Instance& inst);

@@ -1403,6 +1403,4 @@ std::size_t effective_max_response_bytes(const PollLimits& limits, const WinrmOp
 
 Config load(const std::string& path) { return Loader().load(path); }
 
-void validate_only(const std::string& path) { (void)load(path); }
-
 }  // namespace config

@@ -1,4 +1,4 @@
-// `auth: certificate` profiles and `proxy:` / `no_proxy:` settings (issue 14).
+// `auth: certificate` profiles and `proxy:` / `no_proxy:` settings.
 #include <doctest/doctest.h>
 
 #include <cstdlib>

@@ -1,4 +1,4 @@
-// Issue 14: client certificate authentication and HTTP(S) proxies, end to end.
+// Client certificate authentication and HTTP(S) proxies, end to end.
 // Certificates: the winrm_exporter binary with `auth: certificate` profiles and pywinrm's
 // `certificate` transport against winrm-sim verifying client certificates against a CA
 // made here with the openssl CLI and mapping their UPN to a user; an unmapped and an

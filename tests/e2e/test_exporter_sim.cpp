@@ -337,9 +337,10 @@ TEST_CASE("the password never appears in logs, /metrics, /probe or query output"
   }
 }
 
-TEST_CASE("--config.check validates and exits 0 or 1") {
+TEST_CASE("--config.check validates, prints the summary with secrets masked, exits 0 or 1") {
   TempDir dir;
-  write_file(dir / "monitor.pass", "x\n");
+  const std::string password = "check-summary-pw-5c1e";
+  write_file(dir / "monitor.pass", password + "\n");
   write_file(dir / "good.yml", exporter_yaml(dir, 5986, {"host01.sim.test"}));
   write_file(dir / "bad.yml", exporter_yaml(dir, 5986, {"host01.sim.test"}) + "nonsense: [\n");
   {
@@ -348,7 +349,15 @@ TEST_CASE("--config.check validates and exits 0 or 1") {
         dir / "good.out", dir / "good.err");
     REQUIRE(wait_until([&] { return !check.running(); }, 10s));
     CHECK(check.stop() == 0);
-    CHECK(read_file(dir / "good.out").find("targets: 1") != std::string::npos);
+    const std::string out = read_file(dir / "good.out");
+    CHECK(out.find("targets: 1") != std::string::npos);
+    // config::describe's summary: the profile with its password masked, and the target.
+    CHECK_MESSAGE(
+        out.find("sim: auth=basic username=monitor password=<secret>") != std::string::npos, out);
+    CHECK_MESSAGE(out.find("host01.sim.test: https://host01.sim.test:5986 connect=127.0.0.1") !=
+                      std::string::npos,
+                  out);
+    CHECK(out.find(password) == std::string::npos);
   }
   Process check({kExporterBinary, "--config.file=" + (dir / "bad.yml").string(), "--config.check"},
                 dir / "bad.out", dir / "bad.err");

@@ -1,4 +1,4 @@
-// End to end, issue 9: the daemon polls healthy winrm-sim hosts next to hostile endpoints
+// End to end: the daemon polls healthy winrm-sim hosts next to hostile endpoints
 // (tests/winrm/hostile_server.h) that send oversized, endless or trickled byte streams or
 // never answer. The daemon must survive (no signal), keep the healthy hosts on schedule,
 // classify every hostile poll, end each within its timeout + 1 s, and stay under 256 MiB.

@@ -1,4 +1,4 @@
-// End to end, issue 11: the exporter's own listener with --web.config.file, checked with the
+// End to end: the exporter's own listener with --web.config.file, checked with the
 // curl CLI and a real Prometheus: TLS, basic auth (bcrypt), client certificates, minimum
 // TLS version, certificate files replaced while running, the lifecycle flag, and slow
 // clients that must not blind /metrics.

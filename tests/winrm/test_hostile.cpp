@@ -1,4 +1,4 @@
-// Issue 9, "any byte stream is survivable": scripted hostile servers (hostile_server.h)
+// "Any byte stream is survivable": scripted hostile servers (hostile_server.h)
 // against the real transport and the real `winrm_exporter query` binary. Every case
 // checks the error class, that the call returned within its deadline + 1 s, and that the
 // client's peak RSS grew by less than 64 MiB.

@@ -1,4 +1,4 @@
-// winrm::proxy_bypassed: the NO_PROXY rules the transport applies per host (issue 14).
+// winrm::proxy_bypassed: the NO_PROXY rules the transport applies per host.
 #include <doctest/doctest.h>
 
 #include "winrm/transport.h"

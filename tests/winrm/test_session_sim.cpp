@@ -1,4 +1,4 @@
-// Issue 2 integration test: Session over HTTPS + Basic + CA verification against the real
+// Integration test: Session over HTTPS + Basic + CA verification against the real
 // winrm-sim binary (WINRM_SIM_BINARY), one virtual host per behaviour.
 #include <doctest/doctest.h>
 #include <fcntl.h>

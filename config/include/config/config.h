@@ -34,7 +34,7 @@ struct CredentialProfile {
   Secret password;            // resolved from password_file or password_env
   std::string password_file;  // where it came from (for reload), may be empty
   std::string password_env;
-  // Kerberos (issue 4): client keytab preferred, else password, else an existing ccache.
+  // Kerberos: client keytab preferred, else password, else an existing ccache.
   std::string keytab;
   std::string ccache;
   std::string realm;
@@ -183,9 +183,6 @@ struct Config {
 // Reads password files and env at load time; warnings go to the spdlog default logger.
 // Pure apart from reading files and the environment: reload is the daemon's job.
 Config load(const std::string& path);
-
-// Loads path and discards the result (for --config.check). Throws ConfigError.
-void validate_only(const std::string& path);
 
 // A human summary for --config.check: globals, profiles (secrets masked), targets.
 std::string describe(const Config& config);

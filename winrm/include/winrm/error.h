@@ -21,7 +21,9 @@ enum class ErrorKind {
   kTimeout,     // the per-operation deadline elapsed (including trickling servers)
   kCancelled,   // the process is shutting down (EndpointOptions::cancel): not the host's fault
 };
-inline constexpr int kErrorKindCount = 8;
+// Counted from the last kind (per-kind arrays are sized by it): a new kind goes before
+// kCancelled or moves this expression; to_string's exhaustive switch flags a forgotten one.
+inline constexpr int kErrorKindCount = static_cast<int>(ErrorKind::kCancelled) + 1;
 
 // Stable snake_case label for metrics and logs ("wsman_fault", "tls", ...).
 std::string_view to_string(ErrorKind kind);
@@ -86,7 +88,8 @@ enum class AuthErrorClass {
   kServerRejected,      // the server refused our token, or mutual auth failed
   kOther,
 };
-inline constexpr int kAuthErrorClassCount = 7;
+// kOther stays last: the count (and the per-class arrays) follow from it.
+inline constexpr int kAuthErrorClassCount = static_cast<int>(AuthErrorClass::kOther) + 1;
 std::string_view to_string(AuthErrorClass error_class);  // "clock_skew", ...
 
 struct Error {

@@ -1,6 +1,9 @@
 // `auth: certificate` profiles and `proxy:` / `no_proxy:` settings.
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "config/config.h"
@@ -71,6 +74,23 @@ TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
                                "    cert_file: " +
                                    dir.path() + "/client.pem\n"));
   CHECK(error.find("only valid with auth: certificate") != std::string::npos);
+
+  {  // A key other users can read loads, with a warning (like a password file).
+    auto log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(20);
+    spdlog::default_logger()->sinks().push_back(log);
+    const std::string open_key = dir.write("open.key", "-----BEGIN PRIVATE KEY-----\n", 0644);
+    config::load(dir.write("open.yml",
+                           "credentials:\n  cert:\n    auth: certificate\n"
+                           "    cert_file: " +
+                               dir.path() + "/client.pem\n    key_file: " + open_key + "\n"));
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), log), sinks.end());
+    std::string lines;
+    for (const auto& line : log->last_formatted()) lines += line;
+    CHECK_MESSAGE(lines.find("private key '" + open_key +
+                             "' is readable by every user; chmod o-r it") != std::string::npos,
+                  lines);
+  }
 
   // A passphrase for a key that is not encrypted (the e2e test covers encrypted ones).
   const std::string pass = dir.write("key.pass", "passphrase\n");

@@ -47,8 +47,9 @@ void Cache::set_targets(const std::vector<TargetInfo>& targets) {
   by_name_ = std::move(by_name);
 }
 
-std::shared_ptr<const RenderedFamilies> Cache::keep(RenderedFamilies rendered) const {
-  if (compression_level_ > 0) compress_families(rendered, compression_level_);
+std::shared_ptr<const RenderedFamilies> Cache::keep(RenderedFamilies rendered,
+                                                    const RenderedFamilies* previous) const {
+  if (compression_level_ > 0) compress_families(rendered, compression_level_, previous);
   return std::make_shared<const RenderedFamilies>(std::move(rendered));
 }
 
@@ -71,9 +72,18 @@ void Cache::record_success(const std::string& target, const std::string& collect
                            collectors::Families families, double duration_seconds) {
   auto entry = find(target);
   if (!entry) return;  // removed by a reload while polling
+  // The last kept result of this collector: unchanged families reuse its segments.
+  SnapshotPtr previous;
+  {
+    std::lock_guard lock(entry->mutex);
+    for (const auto& view : entry->collectors) {
+      if (view.collector == collector) previous = view.snapshot;
+    }
+  }
   auto snapshot = std::make_shared<CollectorSnapshot>();
-  // Rendered before any lock is taken: scrapes then only copy this text.
-  snapshot->families = keep(render_families(entry->prefix, families));
+  // Rendered and compressed without holding a lock: scrapes only copy the result.
+  snapshot->families =
+      keep(render_families(entry->prefix, families), previous ? previous->families.get() : nullptr);
   snapshot->success = true;
   snapshot->last_success_unix =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -104,8 +104,10 @@ class Cache {
   void update(const std::shared_ptr<Entry>& entry, const std::string& collector,
               const std::function<void(CollectorView&)>& change);
 
-  // Renders (and compresses) one poll's families for the entry's prefix.
-  std::shared_ptr<const RenderedFamilies> keep(RenderedFamilies rendered) const;
+  // Compresses one poll's rendered families; segments of families whose text did not change
+  // since `previous` (the last kept result of the same collector) are reused, not recompressed.
+  std::shared_ptr<const RenderedFamilies> keep(RenderedFamilies rendered,
+                                               const RenderedFamilies* previous = nullptr) const;
 
   const int compression_level_;
   mutable std::shared_mutex mutex_;

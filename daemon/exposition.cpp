@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
@@ -334,29 +335,56 @@ void append_header(std::string& out, const RenderedFamily& first) {
 
 }  // namespace
 
-void compress_families(RenderedFamilies& rendered, int level) {
-  z_stream stream;
-  init_deflater(stream, level);
+namespace {
+
+// The same family in the previous poll's families (usually at the same index).
+const RenderedFamily* previous_family(const RenderedFamilies* previous, std::size_t index,
+                                      std::string_view name) {
+  if (!previous) return nullptr;
+  const auto& families = previous->families;
+  if (index < families.size() && families[index].name == name) return &families[index];
+  for (const auto& family : families) {
+    if (family.name == name) return &family;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void compress_families(RenderedFamilies& rendered, int level, const RenderedFamilies* previous) {
+  std::optional<z_stream> stream;  // set up on the first family that needs deflate
   rendered.stored_bytes = 0;
+  rendered.reused = 0;
   try {
-    for (auto& family : rendered.families) {
+    for (std::size_t i = 0; i < rendered.families.size(); ++i) {
+      RenderedFamily& family = rendered.families[i];
       if (family.deflated.empty()) {
+        const auto* text = reinterpret_cast<const Bytef*>(family.lines.data());
         family.line_bytes = family.lines.size();
-        family.crc = static_cast<std::uint32_t>(
-            crc32_z(0, reinterpret_cast<const Bytef*>(family.lines.data()), family.lines.size()));
-        std::string segment;
-        append_segment_of(stream, segment, family.lines);
-        segment.shrink_to_fit();  // kept for a whole interval
-        family.deflated = std::move(segment);
+        family.crc = static_cast<std::uint32_t>(crc32_z(0, text, family.lines.size()));
+        family.adler = static_cast<std::uint32_t>(adler32_z(1, text, family.lines.size()));
+        // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
+        const RenderedFamily* before = previous_family(previous, i, family.name);
+        if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
+            before->crc == family.crc && before->adler == family.adler) {
+          family.deflated = before->deflated;
+          ++rendered.reused;
+        } else {
+          if (!stream) init_deflater(stream.emplace(), level);
+          std::string segment;
+          append_segment_of(*stream, segment, family.lines);
+          segment.shrink_to_fit();  // kept for a whole interval
+          family.deflated = std::move(segment);
+        }
         family.lines = std::string();
       }
       rendered.stored_bytes += family.deflated.size();
     }
   } catch (...) {
-    deflateEnd(&stream);
+    if (stream) deflateEnd(&*stream);
     throw;
   }
-  deflateEnd(&stream);
+  if (stream) deflateEnd(&*stream);
 }
 
 void append_lines(std::string& out, const RenderedFamily& family) {

@@ -40,6 +40,7 @@ struct RenderedFamily {
   // recompressing. Empty while the family is kept as text.
   std::string deflated;
   std::uint32_t crc = 0;       // crc32 of the lines (set with deflated)
+  std::uint32_t adler = 0;     // adler32 of the lines (with crc and length: reuse check)
   std::size_t line_bytes = 0;  // size of the lines, whichever way they are kept
 };
 
@@ -50,6 +51,7 @@ struct RenderedFamilies {
   std::size_t samples = 0;       // over all families
   std::size_t bytes = 0;         // of all lines (as text)
   std::size_t stored_bytes = 0;  // as kept: text or deflate segments
+  std::size_t reused = 0;        // families whose segment was taken from the previous poll
 };
 
 RenderedFamilies render_families(std::string_view label_prefix,
@@ -59,7 +61,12 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
 
 // Replaces each family's text by its deflate segment (zlib level 1-9): a poll's text
 // shrinks ~10x, and gzip scrapes copy the segments instead of compressing the page.
-void compress_families(RenderedFamilies& rendered, int level);
+// A family whose text has the same length, crc32 and adler32 as the same family of
+// `previous` (the last poll's, compressed at the same level) takes that segment instead of
+// being compressed again: most of a host's series (service states and start modes) do not
+// change from one poll to the next, and deflate was ~2/3 of keeping a poll (docs/sizing.md).
+void compress_families(RenderedFamilies& rendered, int level,
+                       const RenderedFamilies* previous = nullptr);
 // A family's lines as text (inflated when kept compressed).
 void append_lines(std::string& out, const RenderedFamily& family);
 

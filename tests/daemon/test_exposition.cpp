@@ -354,3 +354,60 @@ TEST_CASE("gzip /metrics page from the cache decompresses to the text page") {
   CHECK(probe.find("windows_service_state{site=\"west\",name=\"svc0\",state=\"running\"} 6\n") !=
         std::string::npos);
 }
+
+TEST_CASE("unchanged families reuse the previous poll's segment; changed ones are compressed") {
+  auto first = render_families("target=\"a\"", mixed_families(1));
+  compress_families(first, 1);
+  CHECK(first.reused == 0);
+  // The next poll: the same text everywhere.
+  auto same = render_families("target=\"a\"", mixed_families(1));
+  compress_families(same, 1, &first);
+  CHECK(same.reused == first.families.size());
+  // One value changed (base 2: the running services' state samples and the cpu counters).
+  collectors::Families changed_families = mixed_families(1);
+  changed_families.front().samples.front().value += 1;  // one cpu sample
+  auto changed_text = render_families("target=\"a\"", changed_families);
+  auto changed = changed_text;
+  compress_families(changed, 1, &same);
+  CHECK(changed.reused == first.families.size() - 1);
+  REQUIRE(changed.families.size() == changed_text.families.size());
+  for (std::size_t i = 0; i < changed.families.size(); ++i) {
+    CAPTURE(changed.families[i].name);
+    std::string text;
+    append_lines(text, changed.families[i]);
+    CHECK(text == changed_text.families[i].lines);  // the new text, reused or not
+    const bool text_changed = changed.families[i].crc != same.families[i].crc;
+    CHECK(text_changed == (changed.families[i].deflated != same.families[i].deflated));
+  }
+  CHECK(changed.families.front().deflated != same.families.front().deflated);
+  // Another prefix (another target, or relabelled) changes every line: only the family with
+  // no samples (empty text) still matches.
+  auto other = render_families("target=\"b\"", mixed_families(1));
+  compress_families(other, 1, &first);
+  CHECK(other.reused == 1);
+  CHECK(other.families.back().samples == 0);
+}
+
+TEST_CASE("the cache reuses unchanged segments across polls of one target and collector") {
+  Cache cache;
+  TargetInfo a{"win01.sim.test", {}, std::chrono::seconds(10), 3, {"svc"}};
+  cache.set_targets({a});
+  auto families_of = [&] {
+    return cache.view("win01.sim.test").collectors.at(0).snapshot->families;
+  };
+  cache.record_success("win01.sim.test", "svc", mixed_families(1), 0.1);
+  auto first = families_of();
+  CHECK(first->reused == 0);
+  cache.record_success("win01.sim.test", "svc", mixed_families(1), 0.1);
+  CHECK(families_of()->reused == first->families.size());
+  cache.record_failure("win01.sim.test", "svc", "timeout", "slow", 3);  // keeps the families
+  cache.record_success("win01.sim.test", "svc", mixed_families(2), 0.1);
+  auto changed = families_of();
+  CHECK(changed->reused < first->families.size());
+  std::string page = render_metrics_page(cache.view_all(), {}, std::chrono::steady_clock::now());
+  CHECK(
+      page.find("windows_service_state{target=\"win01.sim.test\",name=\"svc0\",state=\"running\"} "
+                "2\n") != std::string::npos);
+  CHECK(gunzip(render_metrics_page_gzip(cache.view_all(), {}, std::chrono::steady_clock::now())) ==
+        page);
+}

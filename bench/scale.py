@@ -167,6 +167,17 @@ class Proc:
         fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
+    def run_delay_seconds(self):
+        """Time the live threads spent runnable but waiting for a CPU (schedstat's second field).
+        A process with little CPU and a long run delay is starved, not idle."""
+        total = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                total += int(open(f"/proc/{self.pid}/task/{tid}/schedstat").read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / 1e9
+
     def serving_cpu_seconds(self):
         """CPU of the threads that are not poll workers (the exporter names those
         'poll-worker'): the web server, /metrics rendering, main. Threads that ended are
@@ -383,6 +394,10 @@ def main():
                     help="ctest run: 40 hosts, 5 s interval, 8 s warm-up, 10 s window; checks that every "
                          "host was served on /metrics and that the exporter exited cleanly")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--autogroup-nice", type=int, default=None,
+                    help="write this nice value to /proc/self/autogroup first (the whole session's "
+                         "autogroup: start the bench with setsid). With kernel.sched_autogroup_enabled=1 "
+                         "other sessions' `nice 19` builds get as much CPU as the bench (bench/README.md)")
     ap.add_argument("--perf-dir", default=None,
                     help="record the exporter with `perf record --call-graph dwarf -F 99` into DIR/window.data (the window) and "
                          "DIR/scrapes.data (the /metrics rounds); perf report --sort comm,dso,sym")
@@ -396,6 +411,9 @@ def main():
         args.warmup, args.window, args.sample = 8, 10, 5
         args.probe_rate, args.parallel_scrapes = 5, 2
 
+    if args.autogroup_nice is not None:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(args.autogroup_nice))
     exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
     sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")
     for b in (exporter_bin, sim_bin):
@@ -457,6 +475,7 @@ def main():
         first = self_metrics(base)
         prev_t, prev_cpu, prev_sim = time.monotonic(), ex.cpu_seconds(), sm.cpu_seconds()
         first_t, first_cpu, first_sim = prev_t, prev_cpu, prev_sim
+        first_sim_wait = sm.run_delay_seconds()
         end = first_t + args.window
         prober = Prober(base, args.targets, args.probe_rate)
         prober.start()
@@ -495,6 +514,7 @@ def main():
             sys.exit("no samples taken")
 
         window = prev_t - first_t
+        sim_wait = sm.run_delay_seconds() - first_sim_wait
         cores = (prev_cpu - first_cpu) / window
         sim_cores = (prev_sim - first_sim) / window
         delta = lambda name: total(last, name) - total(first, name)  # noqa: E731
@@ -546,6 +566,9 @@ def main():
               f"{((lag_sum1 - lag_sum0) / lag_n if lag_n else float('nan')):.4f} s ({lag_n:.0f} polls)")
         print(f"  exporter CPU               {cores:10.3f} cores (window average, incl. the sample scrapes "
               f"every {args.sample:.0f}s and probes); winrm-sim {sim_cores:.3f} cores")
+        print(f"  winrm-sim run-queue wait   {sim_wait:10.1f} s   over its threads in the {window:.0f} s window "
+              f"(runnable, waiting for CPU {args.sim_cpu or '-'}; load average {os.getloadavg()[0]:.1f}, "
+              f"autogroup {open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-'})")
         print(f"  exporter RSS               {med('rss'):10.1f} MiB median, max {max(r['rss'] for r in rows):.1f}")
         print(f"  threads, open fds          {med('threads'):10.0f}   fds {med('fds'):.0f} (median)")
         print(f"  TLS handshakes per hour    {handshakes * per_hour:10.0f}   ({handshakes:.0f} in the window; "

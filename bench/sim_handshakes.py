@@ -76,8 +76,14 @@ def main():
     ap.add_argument("--client-cpu", default="1", help="CPU list for this client ('' = unpinned)")
     ap.add_argument("--connect-timeout", type=float, default=5.0, help="per step (the exporter's is 5 s)")
     ap.add_argument("--deadline", type=float, default=600.0, help="whole-run limit in seconds")
+    ap.add_argument("--autogroup-nice", type=int, default=None,
+                    help="write this nice value to /proc/self/autogroup first (start with setsid), as "
+                         "bench/scale.py --autogroup-nice")
     args = ap.parse_args()
     bench_lock.hold(" ".join(sys.argv))
+    if args.autogroup_nice is not None:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(args.autogroup_nice))
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -134,7 +140,7 @@ users:
         print(f"  failures                         {result['failures'] or 'none'}")
         print(f"  winrm-sim CPU                    {sim_cpu:.2f} s ({1000 * sim_cpu / max(1, opened):.2f} ms per "
               f"connection), threads {threads}; waiting for a CPU (run queue) {sim_wait:.2f} s; load "
-              f"average {os.getloadavg()[0]:.1f}")
+              f"average {os.getloadavg()[0]:.1f}, autogroup {open('/proc/self/autogroup').read().split()[-1]}")
         print(f"  kernel TcpExt deltas             " + ", ".join(f"{k} {v}" for k, v in delta.items()))
         return 0 if opened == args.connections else 1
     finally:

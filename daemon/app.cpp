@@ -82,9 +82,8 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
   if (auto it = config.credentials.find(target.credential); it != config.credentials.end()) {
     // The password is compared apart (password_of): no per-target copy of it.
     const auto& profile = it->second;
-    out += std::to_string(static_cast<int>(profile.method)) + '\n' + profile.username + '\n' +
-           profile.keytab + '\n' + profile.ccache + '\n' + profile.realm + '\n' +
-           spn_service_for(profile, target) + '\n' + target.spn_host + '\n';
+    out += credential_fingerprint(profile) + spn_service_for(profile, target) + '\n' +
+           target.spn_host + '\n';
   }
   return out;
 }

@@ -15,13 +15,6 @@ winrm::NegotiateMech mech_of(config::AuthMethod method) {
                                              : winrm::NegotiateMech::kKerberos;
 }
 
-// Everything the CredentialManager is built from but the password (compared apart, so
-// that it is not copied).
-std::string credential_fingerprint(const config::CredentialProfile& profile) {
-  return std::to_string(static_cast<int>(profile.method)) + '\n' + profile.username + '\n' +
-         profile.keytab + '\n' + profile.ccache + '\n' + profile.realm + '\n';
-}
-
 winrm::NegotiateOptions negotiate_options(const config::CredentialProfile& profile,
                                           const config::Target& target,
                                           std::shared_ptr<winrm::CredentialManager> manager) {
@@ -35,6 +28,11 @@ winrm::NegotiateOptions negotiate_options(const config::CredentialProfile& profi
 }
 
 }  // namespace
+
+std::string credential_fingerprint(const config::CredentialProfile& profile) {
+  return std::to_string(static_cast<int>(profile.method)) + '\n' + profile.username + '\n' +
+         profile.keytab + '\n' + profile.ccache + '\n' + profile.realm + '\n';
+}
 
 void TargetAuthStats::count_error(const winrm::Error& error) {
   if (error.kind != winrm::ErrorKind::kAuth) return;

@@ -33,6 +33,11 @@ struct TargetAuthStats {
   void count_error(const winrm::Error& error);
 };
 
+// Everything a CredentialManager is built from but the password (compared apart, so that it
+// is not copied): equal fingerprints and passwords let a reload keep the manager, and the
+// app's per-target fingerprint includes it so a changed profile rebuilds the sessions.
+std::string credential_fingerprint(const config::CredentialProfile& profile);
+
 class AuthFactory {
  public:
   // The AuthMaker of a target. Kerberos/NTLM profiles share one CredentialManager per

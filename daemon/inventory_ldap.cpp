@@ -8,6 +8,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/strings.h"
 #include "exposition.h"
 #include "winrm/gss.h"
 
@@ -36,12 +37,6 @@ struct Controls {
     if (list) ldap_controls_free(list);
   }
 };
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
 
 ErrorKind kind_of(int rc) {
   switch (rc) {
@@ -236,7 +231,7 @@ winrm::Result<LdapSearchResult> search_one(const config::LdapInventory& source,
         continue;
       }
       DiscoveredHost discovered;
-      discovered.host = lower(*host);
+      discovered.host = common::to_lower(*host);
       discovered.dn = dn;
       for (const auto& [label, attr] : source.attribute_labels) {
         if (auto value = first_value(ld, entry, attr)) discovered.labels[label] = *value;
@@ -287,7 +282,7 @@ std::optional<std::string> ou_path(const std::string& dn) {
     LDAPAVA* ava = parsed[i][0];  // multi-valued RDNs are not OUs
     if (!ava) continue;
     std::string_view attr(ava->la_attr.bv_val, ava->la_attr.bv_len);
-    if (lower(std::string(attr)) == "ou") {
+    if (common::iequals(attr, "ou")) {
       ous.emplace_back(ava->la_value.bv_val, ava->la_value.bv_len);
     }
   }
@@ -327,8 +322,8 @@ MergedConfig merge_inventory(
   auto config = std::make_shared<config::Config>(*base);
   std::set<std::string> taken;
   for (const auto& target : config->targets) {
-    taken.insert(lower(target.name));
-    taken.insert(lower(target.host));
+    taken.insert(common::to_lower(target.name));
+    taken.insert(common::to_lower(target.host));
   }
   for (const auto& source : config->inventory_ldap) {
     MergeStats& stats = merged.stats[source.name];

@@ -1,34 +1,28 @@
 #include "json_lines.h"
 
+#include <nlohmann/json.hpp>
+
 #include "log.h"
 
 namespace exporter {
 
 std::string row_to_json(const winrm::Row& row) {
-  std::string out = "{";
-  bool first = true;
+  // ordered_json: properties in the row's order (json would sort them).
+  nlohmann::ordered_json object = nlohmann::ordered_json::object();
   for (const auto& property : row.properties()) {
-    if (!first) out += ',';
-    first = false;
-    out += json_quote(property.name);
-    out += ':';
+    auto& value = object[json_string(property.name)];
     if (property.is_null) {
-      out += "null";
+      value = nullptr;
     } else if (property.values.size() == 1) {
-      out += json_quote(property.values.front());
+      value = json_string(property.values.front());
     } else if (property.values.empty()) {
-      out += "\"\"";
+      value = "";
     } else {
-      out += '[';
-      for (std::size_t i = 0; i < property.values.size(); ++i) {
-        if (i) out += ',';
-        out += json_quote(property.values[i]);
-      }
-      out += ']';
+      value = nlohmann::ordered_json::array();
+      for (const auto& item : property.values) value.push_back(json_string(item));
     }
   }
-  out += '}';
-  return out;
+  return object.dump();
 }
 
 }  // namespace exporter

@@ -8,20 +8,17 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "exposition.h"
+#include "common/utf8.h"
 
 namespace exporter {
 
 namespace {
 
-enum class QuoteStyle { kLogfmt, kJson };
-
-// Double-quoted string with backslash escapes; the two formats differ only in \b, \f
-// and the notation of other control characters.
-std::string quote_escaped(std::string_view value, QuoteStyle style) {
-  bool json = style == QuoteStyle::kJson;
+// logfmt's double-quoted string: backslash escapes, other control characters as \xNN.
+std::string logfmt_escaped(std::string_view value) {
   std::string out = "\"";
   for (char c : value) {
     switch (c) {
@@ -42,16 +39,9 @@ std::string quote_escaped(std::string_view value, QuoteStyle style) {
         break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
-          if (json && c == '\b') {
-            out += "\\b";
-          } else if (json && c == '\f') {
-            out += "\\f";
-          } else {
-            char buffer[8];
-            std::snprintf(buffer, sizeof buffer, json ? "\\u%04x" : "\\x%02x",
-                          static_cast<unsigned char>(c));
-            out += buffer;
-          }
+          char buffer[8];
+          std::snprintf(buffer, sizeof buffer, "\\x%02x", static_cast<unsigned char>(c));
+          out += buffer;
         } else {
           out += c;
         }
@@ -71,12 +61,14 @@ std::string logfmt_quote(std::string_view value) {
     }
   }
   if (!needs_quotes) return std::string(value);
-  return quote_escaped(value, QuoteStyle::kLogfmt);
+  return logfmt_escaped(value);
 }
 
-std::string json_quote(std::string_view value) {
-  return quote_escaped(sanitize_utf8(value), QuoteStyle::kJson);
+std::string json_string(std::string_view value) {
+  return common::sanitize_utf8(value, common::Utf8Repair::kEachByte);
 }
+
+std::string json_quote(std::string_view value) { return nlohmann::json(json_string(value)).dump(); }
 
 namespace {
 
@@ -115,9 +107,11 @@ class ExporterFormatter : public spdlog::formatter {
     std::string_view text(msg.payload.data(), msg.payload.size());
     std::string line;
     if (format_ == LogFormat::kJson) {
-      line = "{\"ts\":" + json_quote(rfc3339(msg.time)) +
-             ",\"level\":" + json_quote(level_name(msg.level)) + ",\"msg\":" + json_quote(text) +
-             "}\n";
+      // ordered_json: the keys in this order, as before (json sorts them).
+      const nlohmann::ordered_json entry = {{"ts", rfc3339(msg.time)},
+                                            {"level", std::string(level_name(msg.level))},
+                                            {"msg", json_string(text)}};
+      line = entry.dump() + "\n";
     } else {
       line = "ts=" + rfc3339(msg.time) + " level=" + std::string(level_name(msg.level)) +
              " msg=" + logfmt_quote(text) + "\n";

@@ -14,5 +14,8 @@ void setup_logging(std::string_view level, LogFormat format);
 // Helpers for the formatter (exposed for tests).
 std::string logfmt_quote(std::string_view value);
 std::string json_quote(std::string_view value);
+// `value` as valid UTF-8 (one U+FFFD per invalid byte) for a nlohmann::json string, which
+// refuses invalid UTF-8 when dumped.
+std::string json_string(std::string_view value);
 
 }  // namespace exporter

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/strings.h"
 #include "net/server.h"
 #include "web_auth.h"
 #include "web_config.h"
@@ -28,12 +29,6 @@ struct WebState {
 namespace {
 
 constexpr const char* kExpositionType = "text/plain; version=0.0.4; charset=utf-8";
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
 
 std::string html_escape(std::string_view text) {
   std::string out;
@@ -97,7 +92,7 @@ std::string gzip_compress(const std::string& data) {
 }
 
 bool accepts_gzip(const std::string& accept_encoding) {
-  std::string value = lower(accept_encoding);
+  std::string value = common::to_lower(accept_encoding);
   std::size_t start = 0;
   while (start <= value.size()) {
     std::size_t end = value.find(',', start);

@@ -12,20 +12,21 @@
 #include <set>
 #include <sstream>
 
+#include "common/duration.h"
+#include "common/strings.h"
+#include "common/yaml.h"
+
 namespace exporter {
 
 namespace {
 
 namespace fs = std::filesystem;
 
-// "FILE:LINE" for messages.
+// "FILE:LINE" for messages (common::yaml::Source), and paths relative to the file.
 class Where {
  public:
-  explicit Where(std::string path) : path_(std::move(path)) {}
-  std::string at(const YAML::Node& node) const {
-    int line = node.IsDefined() && node.Mark().line >= 0 ? node.Mark().line + 1 : 1;
-    return path_ + ":" + std::to_string(line);
-  }
+  explicit Where(std::string path) : source_(path), path_(std::move(path)) {}
+  std::string at(const YAML::Node& node) const { return source_.where(node); }
   [[noreturn]] void fail(const YAML::Node& node, const std::string& field,
                          const std::string& problem) const {
     throw WebConfigError(at(node) + ": " + field + ": " + problem);
@@ -38,6 +39,7 @@ class Where {
   }
 
  private:
+  common::yaml::Source source_;
   std::string path_;
 };
 
@@ -54,21 +56,25 @@ std::map<std::string, Entry> read_map(const Where& where, const YAML::Node& node
                                       const std::vector<std::string>& allowed,
                                       const std::map<std::string, std::string>& unsupported = {}) {
   if (!node.IsMap()) where.fail(node, field.empty() ? "(top level)" : field, "expected a mapping");
+  const std::vector<std::string_view> keys(allowed.begin(), allowed.end());
+  if (auto problem = common::yaml::check_keys(node, keys)) {
+    using Kind = common::yaml::KeyProblem::Kind;
+    const std::string path = field.empty() ? problem->name : field + "." + problem->name;
+    if (problem->kind == Kind::kNotScalar)
+      where.fail(problem->key, field, "keys must be plain strings");
+    if (problem->kind == Kind::kRepeated) where.fail(problem->key, path, "repeated key");
+    if (auto reason = unsupported.find(problem->name); reason != unsupported.end()) {
+      where.fail(problem->key, path, "not supported: " + reason->second);
+    }
+    std::string list;
+    for (const auto& known : allowed) list += (list.empty() ? "" : ", ") + known;
+    where.fail(problem->key, path, "unknown key" + problem->suggestion + " (known: " + list + ")");
+  }
   std::map<std::string, Entry> entries;
   for (auto it = node.begin(); it != node.end(); ++it) {
     const YAML::Node key = it->first;  // a copy: it->first is a temporary proxy
-    if (!key.IsScalar()) where.fail(key, field, "keys must be plain strings");
     std::string name = key.Scalar();
     std::string path = field.empty() ? name : field + "." + name;
-    if (auto reason = unsupported.find(name); reason != unsupported.end()) {
-      where.fail(key, path, "not supported: " + reason->second);
-    }
-    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      std::string list;
-      for (const auto& known : allowed) list += (list.empty() ? "" : ", ") + known;
-      where.fail(key, path, "unknown key (known: " + list + ")");
-    }
-    if (entries.contains(name)) where.fail(key, path, "repeated key");
     entries.emplace(name, Entry{key, it->second, path});
   }
   return entries;
@@ -134,32 +140,6 @@ ClientAuth client_auth(const Where& where, const Entry& entry) {
                    text);
   }
   return it->second;
-}
-
-// Go duration: "0", "500ms", "1s", "1m30s", "2h".
-std::optional<std::chrono::milliseconds> go_duration(const std::string& text) {
-  if (text == "0") return std::chrono::milliseconds(0);
-  double total_ms = 0;
-  const char* p = text.data();
-  const char* end = text.data() + text.size();
-  if (p == end) return std::nullopt;
-  while (p < end) {
-    double number = 0;
-    auto [next, ec] = std::from_chars(p, end, number);
-    if (ec != std::errc() || number < 0) return std::nullopt;
-    p = next;
-    const char* unit_start = p;
-    while (p < end && std::isalpha(static_cast<unsigned char>(*p))) ++p;
-    std::string_view unit(unit_start, static_cast<std::size_t>(p - unit_start));
-    double scale = unit == "ms"  ? 1
-                   : unit == "s" ? 1000
-                   : unit == "m" ? 60000
-                   : unit == "h" ? 3600000
-                                 : -1;
-    if (scale < 0) return std::nullopt;
-    total_ms += number * scale;
-  }
-  return std::chrono::milliseconds(static_cast<long long>(total_ms));
 }
 
 TlsServerSettings read_tls(const Where& where, const YAML::Node& node) {
@@ -252,9 +232,7 @@ std::vector<std::pair<std::string, std::string>> read_headers(const Where& where
     if (value.find_first_of("\r\n") != std::string::npos) {
       where.fail(entry.value, entry.field, "line breaks are not allowed");
     }
-    std::string lowered = value;
-    std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string lowered = common::to_lower(value);
     if (name == "X-Frame-Options" && lowered != "deny" && lowered != "sameorigin") {
       where.fail(entry.value, entry.field, "expected deny or sameorigin, got " + value);
     }
@@ -325,7 +303,9 @@ WebConfig parse_web_config(const std::string& text, const std::string& path) {
   if (auto it = entries.find("rate_limit"); it != entries.end()) {
     auto limit = read_map(where, it->second.value, it->second.field, {"interval", "burst"});
     if (auto interval = limit.find("interval"); interval != limit.end()) {
-      auto parsed = go_duration(scalar(where, interval->second));
+      // exporter-toolkit reads Go durations ("0", "500ms", "1.5s", "1m30s").
+      auto parsed =
+          common::parse_duration(scalar(where, interval->second), common::DurationSyntax::kGo);
       if (!parsed) {
         where.fail(interval->second.value, interval->second.field,
                    "expected a duration like 1s or 100ms");

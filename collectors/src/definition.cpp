@@ -19,6 +19,9 @@
 
 #include "collectors/names.h"
 #include "collectors/poll_time.h"
+#include "common/strings.h"
+#include "common/utf8.h"
+#include "common/yaml.h"
 #include "hooks.h"
 
 namespace collectors {
@@ -113,26 +116,6 @@ struct DefinitionError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return std::string(text.substr(first, last - first + 1));
-}
-
 // --- file classes: a query must name a directory or a file ---------------------------------
 // For CIM_LogicalFile and its subclasses WMI walks every file of every drive unless the WHERE
 // clause pins a location (Microsoft's CIM_DataFile remarks): minutes of disk load on a file
@@ -142,7 +125,7 @@ bool is_file_class(std::string_view cls) {
   for (std::string_view name :
        {"CIM_LogicalFile", "CIM_DataFile", "CIM_Directory", "Win32_Directory", "Win32_ShortcutFile",
         "Win32_CodecFile", "CIM_DeviceFile"}) {
-    if (iequals(cls, name)) return true;
+    if (common::iequals(cls, name)) return true;
   }
   return false;
 }
@@ -214,8 +197,8 @@ bool pins_location(const std::vector<WqlToken>& t, std::size_t begin, std::size_
     if (t[i].kind == WqlToken::Kind::kOpen) ++depth;
     if (t[i].kind == WqlToken::Kind::kClose) --depth;
     if (depth != 0 || t[i].kind != WqlToken::Kind::kWord) continue;
-    if (iequals(t[i].text, "or")) return false;
-    if (iequals(t[i].text, "and")) {
+    if (common::iequals(t[i].text, "or")) return false;
+    if (common::iequals(t[i].text, "and")) {
       terms.emplace_back(start, i);
       start = i + 1;
     }
@@ -223,7 +206,7 @@ bool pins_location(const std::vector<WqlToken>& t, std::size_t begin, std::size_
   terms.emplace_back(start, end);
   const auto is_key = [&](std::size_t i) {
     return t[i].kind == WqlToken::Kind::kWord &&
-           (iequals(t[i].text, "Path") || iequals(t[i].text, "Name"));
+           (common::iequals(t[i].text, "Path") || common::iequals(t[i].text, "Name"));
   };
   for (const auto& [first, last] : terms) {
     if (last - first == 3 && t[first + 1].kind == WqlToken::Kind::kOperator &&
@@ -251,13 +234,13 @@ std::optional<FileScope> file_scope(const std::string& wql) {
   if (!tokens) return std::nullopt;  // the WQL shape check reports it
   const auto& t = *tokens;
   const auto from = std::find_if(t.begin(), t.end(), [](const WqlToken& token) {
-    return token.kind == WqlToken::Kind::kWord && iequals(token.text, "from");
+    return token.kind == WqlToken::Kind::kWord && common::iequals(token.text, "from");
   });
   if (from == t.end() || from + 1 == t.end() || !is_file_class((from + 1)->text))
     return std::nullopt;
   const auto where = from + 2;
   const bool pinned = where != t.end() && where->kind == WqlToken::Kind::kWord &&
-                      iequals(where->text, "where") &&
+                      common::iequals(where->text, "where") &&
                       pins_location(t, static_cast<std::size_t>(where - t.begin()) + 1, t.size());
   return FileScope{(from + 1)->text, pinned};
 }
@@ -266,7 +249,7 @@ std::optional<FileScope> file_scope(const std::string& wql) {
 // windows_exporter's nic_address_info applies: private ranges count), else "".
 std::string global_ip(const std::string& address) {
   if (address.find(':') != std::string::npos) {
-    const std::string a = lowercase(address);
+    const std::string a = common::to_lower(address);
     const bool link_local = a.size() >= 4 && a.starts_with("fe") &&
                             (a[2] == '8' || a[2] == '9' || a[2] == 'a' || a[2] == 'b');
     if (a == "::" || a == "::1" || a.starts_with("ff") || link_local) return {};
@@ -358,7 +341,7 @@ class DefinedCollector final : public Collector {
       const auto value = row.string(rule.property);
       if (!value) continue;
       for (const std::string& candidate : rule.equals) {
-        if (iequals(*value, candidate)) return true;
+        if (common::iequals(*value, candidate)) return true;
       }
     }
     return false;
@@ -403,7 +386,7 @@ class DefinedCollector final : public Collector {
     for (Transform transform : spec.transforms) {
       switch (transform) {
         case Transform::kLowercase:
-          value = lowercase(value);
+          value = common::to_lower(value);
           break;
         case Transform::kUppercase:
           for (char& c : value) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -412,7 +395,7 @@ class DefinedCollector final : public Collector {
           value = sanitize_identifier(value);
           break;
         case Transform::kTrim:
-          value = trim(value);
+          value = std::string(common::trim(value));
           break;
         case Transform::kUtcOffset:
           value = utc_offset_label(value);
@@ -437,7 +420,7 @@ class DefinedCollector final : public Collector {
         value = *spec.map_default;
       }
     }
-    return sanitize_utf8(value);
+    return common::sanitize_utf8(value, common::Utf8Repair::kEachByte);
   }
 
   static std::optional<double> number_of(const winrm::Row& row, std::string_view property) {
@@ -539,7 +522,7 @@ class DefinedCollector final : public Collector {
       if (row.find(spec.property) == nullptr) return false;
       const auto current = row.string(spec.property);
       if (!current) return true;
-      std::string state = spec.lowercase ? lowercase(*current) : *current;
+      std::string state = spec.lowercase ? common::to_lower(*current) : *current;
       if (!spec.map.empty()) {
         const auto mapped = std::find_if(spec.map.begin(), spec.map.end(),
                                          [&](const auto& entry) { return entry.first == state; });
@@ -577,6 +560,7 @@ class Parser {
   explicit Parser(const DefinitionOptions& options) : options_(options) {}
 
   std::shared_ptr<DefinedCollector> parse(const YAML::Node& node) {
+    enter(node);
     if (!node.IsMap()) fail("collector definition", "must be a mapping");
     const std::string fallback = "collector definition";
     const YAML::Node name_node = node["name"];
@@ -598,52 +582,84 @@ class Parser {
   }
 
  private:
-  [[noreturn]] static void fail(const std::string& where, const std::string& message) {
-    throw DefinitionError(where + ": " + message);
+  // Errors point at the innermost node entered (the definition, a query, a metric, a label)
+  // or at the field at fault; options_.locate turns that into "file:line".
+  void enter(const YAML::Node& node) {
+    if (!node.IsDefined() || node.Mark().line < 0) return;
+    node_.reset(node);  // rebind: yaml-cpp's operator= would write into the old node
+    mark_ = node.Mark();
   }
 
-  static void check_keys(const YAML::Node& node, std::initializer_list<std::string_view> allowed,
-                         const std::string& where) {
-    for (const auto& entry : node) {
-      const std::string key = entry.first.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string list;
-        for (auto name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
-        fail(where, "unknown field '" + key + "' (allowed: " + list + ")");
-      }
+  // "field 'type': ..." about the entered mapping points at that field's value.
+  [[noreturn]] void fail(const std::string& where, const std::string& message) const {
+    YAML::Mark mark = mark_;
+    if (message.starts_with("field '") && node_.IsMap()) {
+      const std::size_t end = message.find_first_of("'.", 7);
+      const YAML::Node value = node_[message.substr(7, end - 7)];
+      if (value.IsDefined() && value.Mark().line >= 0) mark = value.Mark();
     }
+    const std::string prefix = options_.locate ? options_.locate(mark) + ": " : "";
+    throw DefinitionError(prefix + where + ": " + message);
   }
 
-  static std::string scalar(const YAML::Node& node, const std::string& where,
-                            std::string_view field) {
-    if (!node.IsScalar()) fail(where, "field '" + std::string(field) + "': must be a string");
+  // Points at `node` itself (a malformed value, an unknown key).
+  [[noreturn]] void fail_at(const YAML::Node& node, const std::string& where,
+                            const std::string& message) {
+    enter(node);
+    node_.reset();  // no "field '...'" lookup: the node is the place
+    fail(where, message);
+  }
+
+  // The strict-key rule the config and the web config share (common/yaml.h).
+  void check_keys(const YAML::Node& node, const std::vector<std::string_view>& allowed,
+                  const std::string& where) {
+    const auto problem = common::yaml::check_keys(node, allowed);
+    if (!problem) return;
+    using Kind = common::yaml::KeyProblem::Kind;
+    if (problem->kind == Kind::kNotScalar)
+      fail_at(problem->key, where, "field names must be strings");
+    if (problem->kind == Kind::kRepeated) {
+      fail_at(problem->key, where, "repeated field '" + problem->name + "'");
+    }
+    std::string list;
+    for (auto name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+    fail_at(
+        problem->key, where,
+        "unknown field '" + problem->name + "'" + problem->suggestion + " (allowed: " + list + ")");
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& where, std::string_view field) {
+    if (!node.IsScalar()) {
+      fail_at(node, where, "field '" + std::string(field) + "': must be a string");
+    }
     return node.Scalar();
   }
 
-  static std::vector<std::string> string_list(const YAML::Node& node, const std::string& where,
-                                              std::string_view field) {
+  std::vector<std::string> string_list(const YAML::Node& node, const std::string& where,
+                                       std::string_view field) {
     std::vector<std::string> out;
     if (node.IsScalar()) {
       out.push_back(node.Scalar());
     } else if (node.IsSequence()) {
       for (const auto& item : node) out.push_back(scalar(item, where, field));
     } else {
-      fail(where, "field '" + std::string(field) + "': must be a string or a list of strings");
+      fail_at(node, where,
+              "field '" + std::string(field) + "': must be a string or a list of strings");
     }
     return out;
   }
 
-  static bool boolean(const YAML::Node& node, const std::string& where, std::string_view field) {
+  bool boolean(const YAML::Node& node, const std::string& where, std::string_view field) {
     bool value = false;
     if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
-      fail(where, "field '" + std::string(field) + "': must be true or false");
+      fail_at(node, where, "field '" + std::string(field) + "': must be true or false");
     }
     return value;
   }
 
   // "SELECT A, B FROM Class [WHERE ...]" -> {A, B}. Explicit lists only: they keep
   // responses small and let every referenced property be checked here.
-  static std::vector<std::string> select_list(const std::string& wql, const std::string& where) {
+  std::vector<std::string> select_list(const std::string& wql, const std::string& where) {
     // Tokens split on whitespace; commas stay inside tokens ("A," "B").
     std::vector<std::string> tokens;
     std::string token;
@@ -656,11 +672,12 @@ class Parser {
       }
     }
     const auto from = std::find_if(tokens.begin(), tokens.end(),
-                                   [](const std::string& t) { return iequals(t, "from"); });
-    const bool shape_ok =
-        tokens.size() >= 4 && iequals(tokens[0], "select") && from != tokens.end() &&
-        from - tokens.begin() >= 2 && from + 1 != tokens.end() && valid_label_name(*(from + 1)) &&
-        (from + 2 == tokens.end() || (iequals(*(from + 2), "where") && from + 3 != tokens.end()));
+                                   [](const std::string& t) { return common::iequals(t, "from"); });
+    const bool shape_ok = tokens.size() >= 4 && common::iequals(tokens[0], "select") &&
+                          from != tokens.end() && from - tokens.begin() >= 2 &&
+                          from + 1 != tokens.end() && valid_label_name(*(from + 1)) &&
+                          (from + 2 == tokens.end() ||
+                           (common::iequals(*(from + 2), "where") && from + 3 != tokens.end()));
     if (!shape_ok)
       fail(where, "field 'wql': expected SELECT <properties> FROM <class> [WHERE ...]");
     std::string list;
@@ -698,16 +715,17 @@ class Parser {
     return !segment_start;
   }
 
-  static void require_selected(const QuerySpec& query, std::string_view property,
-                               const std::string& where, std::string_view field) {
+  void require_selected(const QuerySpec& query, std::string_view property, const std::string& where,
+                        std::string_view field) {
     for (const std::string& selected : query.selected) {
-      if (iequals(selected, property)) return;
+      if (common::iequals(selected, property)) return;
     }
     fail(where, "field '" + std::string(field) + "': property '" + std::string(property) +
                     "' is not in the query's SELECT list");
   }
 
   void parse_query(const YAML::Node& node, std::size_t index) {
+    enter(node);
     const std::string where = where_ + ", query " + std::to_string(index + 1);
     if (!node.IsMap()) fail(where, "must be a mapping");
     check_keys(node, {"namespace", "wql", "skip", "metrics", "max_rows"}, where);
@@ -720,7 +738,7 @@ class Parser {
       }
     }
     if (!node["wql"]) fail(where, "field 'wql' is required");
-    query.wql = trim(scalar(node["wql"], where, "wql"));
+    query.wql = std::string(common::trim(scalar(node["wql"], where, "wql")));
     if (auto error = collectors::check_wql_placeholders(query.wql))
       fail(where, "field 'wql': " + *error);
     QuerySpec spec;
@@ -762,6 +780,7 @@ class Parser {
 
   LabelSpec parse_label(const std::string& label, const YAML::Node& node, const QuerySpec& query,
                         const std::string& where) {
+    enter(node);
     const std::string label_where = where + ", label '" + label + "'";
     LabelSpec spec;
     spec.label = label;
@@ -869,6 +888,7 @@ class Parser {
   }
 
   MetricSpec parse_metric(const YAML::Node& node, const QuerySpec& query, std::string where) {
+    enter(node);
     if (!node.IsMap()) fail(where, "must be a mapping");
     if (!node["name"]) fail(where, "field 'name' is required");
     MetricSpec metric;
@@ -983,7 +1003,7 @@ class Parser {
       for (const LabelSpec& spec : metric.labels) {
         if (!spec.each) continue;
         if (first_each == nullptr) first_each = &spec;
-        if (!iequals(spec.property, first_each->property)) {
+        if (!common::iequals(spec.property, first_each->property)) {
           fail(where, "field 'labels': every 'each' label must read the same array property");
         }
       }
@@ -994,7 +1014,8 @@ class Parser {
         const std::string label = entry.first.Scalar();
         add_label_name(label, "const_labels");
         const std::string value = scalar(entry.second, where, "const_labels." + label);
-        if (!valid_utf8(value)) fail(where, "field 'const_labels." + label + "': not valid UTF-8");
+        if (!common::is_valid_utf8(value))
+          fail(where, "field 'const_labels." + label + "': not valid UTF-8");
         metric.const_labels.emplace_back(label, value);
       }
     }
@@ -1020,7 +1041,7 @@ class Parser {
         if (!map.IsMap() || map.size() == 0) fail(enum_where, "field 'map': must be a mapping");
         for (const auto& entry : map) {
           std::string raw = scalar(entry.first, enum_where, "map");
-          if (spec.lowercase) raw = lowercase(raw);
+          if (spec.lowercase) raw = common::to_lower(raw);
           const std::string state = scalar(entry.second, enum_where, "map." + raw);
           if (!unique.contains(state)) {
             fail(enum_where, "field 'map': '" + state + "' is not one of 'values'");
@@ -1070,6 +1091,8 @@ class Parser {
   }
 
   DefinitionOptions options_;
+  YAML::Node node_;  // the innermost mapping entered (definition, query, metric, label)
+  YAML::Mark mark_ = YAML::Mark::null_mark();
   std::shared_ptr<DefinedCollector> collector_;
   std::vector<std::set<std::string>> family_labels_;
   std::string where_;
@@ -1139,6 +1162,11 @@ std::expected<CollectorPtr, std::string> parse_collector_definition_text(
   YAML::Node node;
   try {
     node = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& error) {
+    // yaml-cpp's what() carries "yaml-cpp: error at line L, column C"; with a location the
+    // line is the file's.
+    if (options.locate) return std::unexpected(options.locate(error.mark) + ": yaml: " + error.msg);
+    return std::unexpected("collector definition: " + std::string(error.what()));
   } catch (const YAML::Exception& error) {
     return std::unexpected("collector definition: " + std::string(error.what()));
   }

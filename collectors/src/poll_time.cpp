@@ -8,19 +8,10 @@
 #include <ctime>
 #include <string>
 
+#include "common/strings.h"
+
 namespace collectors {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // The class name after FROM in "SELECT ... FROM Class [WHERE ...]"; empty if there is none.
 std::string_view from_class(std::string_view wql) {
@@ -32,7 +23,7 @@ std::string_view from_class(std::string_view wql) {
     return wql.substr(start, pos - start);
   };
   for (auto token = next_token(); !token.empty(); token = next_token()) {
-    if (iequals(token, "from")) return next_token();
+    if (common::iequals(token, "from")) return next_token();
   }
   return {};
 }
@@ -133,7 +124,7 @@ bool wants_poll_time(std::string_view wql) {
       "Win32_OperatingSystem", "Win32_UTCTime", "Win32_LocalTime"};
   const std::string_view cls = from_class(wql);
   for (const auto clock_class : kClockClasses) {
-    if (iequals(cls, clock_class)) return true;
+    if (common::iequals(cls, clock_class)) return true;
   }
   return false;
 }

@@ -4,6 +4,7 @@
 
 #include "builtin_definitions.h"
 #include "collectors/definition.h"
+#include "common/yaml.h"
 
 namespace collectors {
 
@@ -13,11 +14,13 @@ const std::map<std::string, CollectorPtr>& builtin_collector_map() {
   static const std::map<std::string, CollectorPtr> kCollectors = [] {
     std::map<std::string, CollectorPtr> collectors;
     for (const auto& embedded : internal::embedded_builtin_definitions()) {
-      auto collector = parse_collector_definition_text(embedded.yaml, {.builtin = true});
-      if (!collector) {
-        throw std::logic_error("built-in collector " + std::string(embedded.name) +
-                               ".yml: " + collector.error());
-      }
+      // Errors name the source file and line: collectors/builtin/<name>.yml:12.
+      const common::yaml::Source source("collectors/builtin/" + std::string(embedded.name) +
+                                        ".yml");
+      auto collector = parse_collector_definition_text(
+          embedded.yaml,
+          {.builtin = true, .locate = [&](const YAML::Mark& mark) { return source.where(mark); }});
+      if (!collector) throw std::logic_error("built-in collector " + collector.error());
       if ((*collector)->name() != embedded.name) {
         throw std::logic_error("built-in collector " + std::string(embedded.name) +
                                ".yml declares name '" + (*collector)->name() + "'");

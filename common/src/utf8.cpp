@@ -68,7 +68,7 @@ std::size_t first_invalid(std::string_view text) {
   }
 }
 
-void append_sanitized(std::string& out, std::string_view text, std::size_t pos) {
+void append_sanitized(std::string& out, std::string_view text, std::size_t pos, Utf8Repair repair) {
   while (pos < text.size()) {
     std::size_t ascii_end = ascii_prefix(text, pos);
     out.append(text.data() + pos, ascii_end - pos);
@@ -78,7 +78,7 @@ void append_sanitized(std::string& out, std::string_view text, std::size_t pos) 
     std::size_t length = sequence_length(text, pos, invalid_length);
     if (length == 0) {
       out += kUtf8Replacement;
-      pos += invalid_length;
+      pos += repair == Utf8Repair::kEachByte ? 1 : invalid_length;
     } else {
       out.append(text.data() + pos, length);
       pos += length;
@@ -108,23 +108,23 @@ void append_utf8(std::string& out, char32_t cp) {
 
 bool is_valid_utf8(std::string_view text) { return first_invalid(text) == std::string_view::npos; }
 
-std::string sanitize_utf8(std::string_view text) {
+std::string sanitize_utf8(std::string_view text, Utf8Repair repair) {
   std::size_t bad = first_invalid(text);
   if (bad == std::string_view::npos) return std::string(text);
   std::string out;
   out.reserve(text.size() + 16);
   out.append(text.data(), bad);
-  append_sanitized(out, text, bad);
+  append_sanitized(out, text, bad, repair);
   return out;
 }
 
-void sanitize_utf8_in_place(std::string& text) {
+void sanitize_utf8_in_place(std::string& text, Utf8Repair repair) {
   std::size_t bad = first_invalid(text);
   if (bad == std::string_view::npos) return;
   std::string out;
   out.reserve(text.size() + 16);
   out.append(text.data(), bad);
-  append_sanitized(out, text, bad);
+  append_sanitized(out, text, bad, repair);
   text = std::move(out);
 }
 

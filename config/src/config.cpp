@@ -25,7 +25,9 @@
 #include <utility>
 
 #include "collectors/definition.h"
+#include "collectors/names.h"
 #include "collectors/registry.h"
+#include "common/yaml.h"
 
 namespace config {
 namespace {
@@ -54,49 +56,22 @@ struct Located {
 
 std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // " (did you mean 'x'?)" for the closest candidate within a small edit distance.
 template <typename Range>
 std::string suggestion(std::string_view word, const Range& candidates) {
-  std::string best;
-  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
-  for (const auto& candidate : candidates) {
-    const std::size_t distance = edit_distance(word, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = std::string(candidate);
-    }
-  }
-  return best.empty() ? "" : " (did you mean " + quote(best) + "?)";
+  return common::yaml::did_you_mean(word, candidates);
 }
 
-// One YAML file being read: turns marks into "file:line".
-class File {
+// One YAML file being read (common::yaml::Source: marks -> "file:line"), plus relative
+// paths resolved against its directory.
+class File : public common::yaml::Source {
  public:
-  explicit File(std::string path) : path_(std::move(path)) {
-    const fs::path parent = fs::path(path_).parent_path();
+  explicit File(std::string path) : Source(std::move(path)) {
+    const fs::path parent = fs::path(name()).parent_path();
     dir_ = parent.empty() ? fs::path(".") : parent;
   }
 
-  const std::string& path() const { return path_; }
-
-  std::string where(const YAML::Mark& mark) const {
-    return path_ + ":" + std::to_string(mark.line >= 0 ? mark.line + 1 : 1);
-  }
+  const std::string& path() const { return name(); }
 
   // Relative paths in a file are relative to that file's directory.
   std::string resolve(const std::string& path) const {
@@ -105,21 +80,14 @@ class File {
   }
 
   YAML::Node parse() const {
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) throw ConfigError(path_ + ": cannot read: " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
     try {
-      return YAML::Load(text.str());
-    } catch (const YAML::ParserException& e) {
-      throw ConfigError(where(e.mark) + ": yaml: " + e.msg);
-    } catch (const YAML::Exception& e) {
-      throw ConfigError(path_ + ": yaml: " + e.what());
+      return load_file();
+    } catch (const common::yaml::Error& e) {
+      throw ConfigError(e.what());
     }
   }
 
  private:
-  std::string path_;
   fs::path dir_;
 };
 
@@ -170,21 +138,25 @@ class MapReader {
       const Loc where{loc.where, path_.empty() ? "(top level)" : path_};
       fail(where, std::string("expected a mapping, got ") + kind(node));
     }
+    if (auto problem = common::yaml::check_keys(node, allowed)) {
+      using Kind = common::yaml::KeyProblem::Kind;
+      const Loc key_loc{file.where(problem->key.Mark()),
+                        problem->kind == Kind::kNotScalar ? path_ : join(path_, problem->name)};
+      switch (problem->kind) {
+        case Kind::kNotScalar:
+          fail(key_loc, "keys must be plain strings");
+        case Kind::kUnknown:
+          fail(key_loc, "unknown key" + problem->suggestion);
+        case Kind::kRepeated:
+          fail(key_loc, "repeated key (first at " + file.where(problem->first.Mark()) + ")");
+      }
+    }
     for (auto it = node.begin(); it != node.end(); ++it) {
       // A copy: yaml-cpp's operator-> returns a proxy that dies with the full expression,
       // so a reference to it->first dangles (ASan: stack-use-after-scope).
       const YAML::Node key = it->first;
-      const Loc key_loc{file.where(key.Mark()), path_};
-      if (!key.IsScalar()) fail(key_loc, "keys must be plain strings");
       const std::string name = key.Scalar();
-      Field field{file_, key, it->second, join(path_, name)};
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        fail(field.key_loc(), "unknown key" + suggestion(name, allowed));
-      }
-      if (fields_.contains(name)) {
-        fail(field.key_loc(), "repeated key (first at " + fields_.at(name).key_loc().where + ")");
-      }
-      fields_.emplace(name, std::move(field));
+      fields_.emplace(name, Field{file_, key, it->second, join(path_, name)});
     }
   }
 
@@ -307,13 +279,6 @@ std::vector<Field> get_list(const Field& field) {
   return items;
 }
 
-bool valid_label_name(std::string_view name) {
-  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-  });
-}
-
 Located<std::map<std::string, std::string>> get_labels(const Field& field) {
   Located<std::map<std::string, std::string>> labels{{}, field.loc()};
   if (field.value.IsNull()) return labels;
@@ -324,10 +289,13 @@ Located<std::map<std::string, std::string>> get_labels(const Field& field) {
   for (auto it = field.value.begin(); it != field.value.end(); ++it) {
     const std::string name = it->first.Scalar();
     const Field label{field.file, it->first, it->second, join(field.path, name)};
-    if (!it->first.IsScalar() || !valid_label_name(name)) {
+    // The reserved prefix first, for its own message; valid_label_name also refuses it.
+    if (it->first.IsScalar() && name.starts_with("__")) {
+      fail(label.key_loc(), "label names starting with __ are reserved");
+    }
+    if (!it->first.IsScalar() || !collectors::valid_label_name(name)) {
       fail(label.key_loc(), "invalid label name (use [a-zA-Z_][a-zA-Z0-9_]*)");
     }
-    if (name.starts_with("__")) fail(label.key_loc(), "label names starting with __ are reserved");
     if (name == "target") fail(label.key_loc(), "the target label is set by the exporter");
     if (!it->second.IsScalar()) fail(label.loc(), "label values must be strings");
     if (labels.value.contains(name)) fail(label.key_loc(), "repeated label");
@@ -974,8 +942,12 @@ class Loader {
  private:
   void parse_custom_collectors(const Field& field) {
     for (const Field& item : get_list(field)) {
-      auto parsed = collectors::parse_collector_definition(item.value);
-      if (!parsed) fail(item.loc(), parsed.error());
+      // Errors point at the field at fault: "file:line: custom_collectors[0]: collector ...".
+      auto parsed = collectors::parse_collector_definition(
+          item.value, {.locate = [&](const YAML::Mark& mark) {
+            return item.file->where(mark) + ": " + item.path;
+          }});
+      if (!parsed) throw ConfigError(parsed.error());
       const std::string& name = (*parsed)->name();
       if (auto it = custom_sources_.find(name); it != custom_sources_.end()) {
         fail(item.loc(), "collector " + quote(name) + " is already defined at " + it->second);
@@ -1358,7 +1330,7 @@ class Loader {
       if (const Field* f = map.get("timeout")) source.timeout = get_duration(*f).value;
       if (const Field* f = map.get("ou_label")) {
         source.ou_label = f->value.IsScalar() && f->value.Scalar().empty() ? "" : get_string(*f);
-        if (!source.ou_label.empty() && !valid_label_name(source.ou_label)) {
+        if (!source.ou_label.empty() && !collectors::valid_label_name(source.ou_label)) {
           fail(f->loc(), "invalid label name (use [a-zA-Z_][a-zA-Z0-9_]*)");
         }
       }

@@ -1,5 +1,4 @@
 // Duration and size strings used by the config file.
-#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <limits>
@@ -21,43 +20,6 @@ bool take_number(std::string_view& text, std::uint64_t& out) {
 }
 
 }  // namespace
-
-std::optional<Duration> parse_duration(std::string_view text) {
-  // Units in the order they must appear, Prometheus-style.
-  struct Unit {
-    std::string_view suffix;
-    std::uint64_t millis;
-  };
-  static constexpr Unit kUnits[] = {
-      {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
-  if (text.empty()) return std::nullopt;
-  std::uint64_t total = 0;
-  std::size_t next_unit = 0;
-  while (!text.empty()) {
-    std::uint64_t value = 0;
-    if (!take_number(text, value)) return std::nullopt;
-    // "ms" before "m": match the longest suffix at this position.
-    std::size_t matched = std::size(kUnits);
-    for (std::size_t i = 0; i < std::size(kUnits); ++i) {
-      const auto& suffix = kUnits[i].suffix;
-      if (text.starts_with(suffix) &&
-          (text.size() == suffix.size() ||
-           !std::isalpha(static_cast<unsigned char>(text[suffix.size()])))) {
-        matched = i;
-      }
-    }
-    if (matched == std::size(kUnits) || matched < next_unit) return std::nullopt;
-    const std::uint64_t millis = kUnits[matched].millis;
-    if (value > std::numeric_limits<std::int64_t>::max() / millis) return std::nullopt;
-    total += value * millis;
-    if (total > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / 2)) {
-      return std::nullopt;
-    }
-    text.remove_prefix(kUnits[matched].suffix.size());
-    next_unit = matched + 1;
-  }
-  return Duration(static_cast<Duration::rep>(total));
-}
 
 std::optional<std::size_t> parse_size(std::string_view text) {
   struct Unit {

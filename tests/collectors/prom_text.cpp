@@ -1,5 +1,6 @@
 #include "prom_text.h"
 
+#include <doctest/doctest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -177,6 +178,18 @@ const collectors::MetricFamily* find_family(const collectors::Families& families
     if (family.name == name) return &family;
   }
   return nullptr;
+}
+
+winrm::Row make_row(std::initializer_list<std::pair<std::string, std::string>> properties) {
+  winrm::Row row;
+  for (const auto& [name, value] : properties) row.add(name, value);
+  return row;
+}
+
+std::string parse_error(const std::string& yaml, collectors::DefinitionOptions options) {
+  auto collector = collectors::parse_collector_definition_text(yaml, options);
+  REQUIRE_MESSAGE(!collector.has_value(), "accepted: " << yaml);
+  return collector.error();
 }
 
 }  // namespace collectors_test

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <filesystem>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/definition.h"
 #include "collectors/metric.h"
 #include "winrm/row.h"
 
@@ -19,6 +22,12 @@ std::string render(const collectors::Families& families);
 // in collector order, the daemon's value formatting and escaping).
 std::string render_probe(const collectors::Families& families);
 std::string format_value(double value);
+
+// Test inputs shared by the definition and golden tests.
+// A row with one string value per property, in this order.
+winrm::Row make_row(std::initializer_list<std::pair<std::string, std::string>> properties);
+// The error of a definition that must be rejected (the test fails when it is accepted).
+std::string parse_error(const std::string& yaml, collectors::DefinitionOptions options = {});
 
 // Rows of every page of an Enumerate/Pull sequence under tests/fixtures/<folder>
 // (enum: real captures; sim: responses recorded from winrm-sim).

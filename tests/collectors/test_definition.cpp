@@ -8,29 +8,21 @@
 #include "collectors/definition.h"
 #include "collectors/names.h"
 #include "collectors/registry.h"
+#include "common/utf8.h"
+#include "common/yaml.h"
 #include "prom_text.h"
 
 using collectors::parse_collector_definition_text;
 using collectors_test::find_family;
+using collectors_test::make_row;
+using collectors_test::parse_error;
 
 namespace {
-
-winrm::Row make_row(std::initializer_list<std::pair<std::string, std::string>> properties) {
-  winrm::Row row;
-  for (const auto& [name, value] : properties) row.add(name, value);
-  return row;
-}
 
 collectors::CollectorPtr parse_ok(const std::string& yaml) {
   auto collector = parse_collector_definition_text(yaml);
   REQUIRE_MESSAGE(collector.has_value(), collector.error());
   return *collector;
-}
-
-std::string parse_error(const std::string& yaml, collectors::DefinitionOptions options = {}) {
-  auto collector = parse_collector_definition_text(yaml, options);
-  REQUIRE_MESSAGE(!collector.has_value(), "accepted: " << yaml);
-  return collector.error();
 }
 
 bool contains(const std::string& text, const std::string& part) {
@@ -165,6 +157,30 @@ TEST_CASE("definition errors name the collector, metric and field") {
     const std::string error = parse_error(test.yaml);
     for (const auto& part : test.expected) CHECK_MESSAGE(contains(error, part), error);
   }
+}
+
+TEST_CASE("with a location, definition errors name the file and line of the field at fault") {
+  const common::yaml::Source source("defs/custom.yml");
+  const collectors::DefinitionOptions options{
+      .locate = [&](const YAML::Mark& mark) { return source.where(mark); }};
+  // The metric mapping starts on line 5; the field at fault is on line 6.
+  const std::string bad_type =
+      one_metric("name: m,\n         type: histogram, help: h, value: Value");
+  CHECK(parse_error(bad_type, options).starts_with("defs/custom.yml:6: collector 'custom'"));
+  const std::string unknown =
+      one_metric("name: m, type: gauge, help: h, value: Value,\n         colour: blue");
+  const std::string error = parse_error(unknown, options);
+  CHECK(error.starts_with("defs/custom.yml:6: collector 'custom'"));
+  CHECK(contains(error, "unknown field 'colour'"));
+  // An error about the metric as a whole points at the metric.
+  CHECK(parse_error(one_metric("name: m, type: gauge, help: h"), options)
+            .starts_with("defs/custom.yml:5: collector 'custom'"));
+  // A syntax error carries the same location form.
+  const std::string syntax = parse_error("name: custom\nqueries: [\n", options);
+  CHECK(syntax.starts_with("defs/custom.yml:"));
+  CHECK(contains(syntax, ": yaml: "));
+  // Without a location the text is as before.
+  CHECK(parse_error(unknown).starts_with("collector 'custom'"));
 }
 
 TEST_CASE("WQL and namespace forms that are accepted") {
@@ -445,7 +461,7 @@ TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dro
   CHECK(families.at(0).samples[0].labels[1].second == "Caf_");
   CHECK(families.at(0).samples[1].labels[0].second == "ok \xC3\xA9");
   for (const auto& sample : families.at(0).samples) {
-    for (const auto& label : sample.labels) CHECK(collectors::valid_utf8(label.second));
+    for (const auto& label : sample.labels) CHECK(common::is_valid_utf8(label.second));
   }
 
   const auto nic =
@@ -626,11 +642,14 @@ TEST_CASE("names helpers") {
   CHECK_FALSE(collectors::valid_label_name("__name__"));
   CHECK_FALSE(collectors::valid_label_name("a:b"));
   CHECK(collectors::sanitize_identifier("Intel(R) PRO/1000 #2") == "Intel_R__PRO_1000__2");
-  CHECK(collectors::sanitize_utf8("\xED\xA0\x80") ==
-        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");                                   // surrogate
-  CHECK(collectors::sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");      // overlong
-  CHECK(collectors::sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");      // emoji kept
-  CHECK(collectors::sanitize_utf8("ab\xE2\x82") == "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
+  // Label values are repaired one U+FFFD per invalid byte (common::Utf8Repair::kEachByte).
+  constexpr auto kEachByte = common::Utf8Repair::kEachByte;
+  CHECK(common::sanitize_utf8("\xED\xA0\x80", kEachByte) ==
+        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");                                      // surrogate
+  CHECK(common::sanitize_utf8("\xC0\xAF", kEachByte) == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  CHECK(common::sanitize_utf8("\xF0\x9F\x98\x80", kEachByte) == "\xF0\x9F\x98\x80");  // emoji kept
+  CHECK(common::sanitize_utf8("ab\xE2\x82", kEachByte) ==
+        "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
 }
 
 TEST_CASE("collectors/README.md lists every built-in metric") {

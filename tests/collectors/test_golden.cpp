@@ -25,16 +25,12 @@
 #include "prom_text.h"
 
 using collectors_test::find_family;
+using collectors_test::make_row;
+using collectors_test::parse_error;
 
 namespace {
 
 using Rows = std::vector<winrm::Row>;
-
-winrm::Row make_row(std::initializer_list<std::pair<std::string, std::string>> properties) {
-  winrm::Row row;
-  for (const auto& [name, value] : properties) row.add(name, value);
-  return row;
-}
 
 collectors::CollectorPtr builtin(const std::string& name) {
   const auto& all = collectors::builtin_collector_map();
@@ -884,27 +880,23 @@ queries:
                                bad + R"('
     metrics: [{name: bad_a, type: gauge, help: A, value: A}]
 )";
-      const auto parsed = collectors::parse_collector_definition_text(text);
-      REQUIRE_FALSE(parsed.has_value());
-      CHECK(parsed.error().find("field 'wql'") != std::string::npos);
+      CHECK(parse_error(text).find("field 'wql'") != std::string::npos);
     }
-    const auto counter = collectors::parse_collector_definition_text(R"(
+    CHECK(parse_error(R"(
 name: bad
 queries:
   - wql: SELECT A FROM B
     metrics: [{name: bad_total, type: counter, help: A, count: true}]
-)");
-    REQUIRE_FALSE(counter.has_value());
-    CHECK(counter.error().find("count metrics are gauges") != std::string::npos);
-    const auto cap = collectors::parse_collector_definition_text(R"(
+)")
+              .find("count metrics are gauges") != std::string::npos);
+    CHECK(parse_error(R"(
 name: bad
 queries:
   - wql: SELECT A FROM B
     max_rows: 0
     metrics: [{name: bad_a, type: gauge, help: A, value: A}]
-)");
-    REQUIRE_FALSE(cap.has_value());
-    CHECK(cap.error().find("max_rows") != std::string::npos);
+)")
+              .find("max_rows") != std::string::npos);
   }
 }
 

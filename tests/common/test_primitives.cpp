@@ -1,11 +1,15 @@
 // common/: the primitives every module shares. RFC 4648 section 10 test vectors for base64.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
+#include <utility>
 
 #include "common/base64.h"
+#include "common/duration.h"
 #include "common/strings.h"
 #include "common/utf8.h"
+#include "common/yaml.h"
 
 TEST_CASE("ASCII helpers ignore case in ASCII only and trim what they say") {
   CHECK(common::iequals("Content-Length", "content-LENGTH"));
@@ -66,8 +70,76 @@ TEST_CASE("UTF-8 validation and repair follow the maximal-subpart rule") {
   text = "\x80\x80";
   common::sanitize_utf8_in_place(text);
   CHECK(text == "\xEF\xBF\xBD\xEF\xBF\xBD");
+  // kEachByte (label values): the truncated sequence is two replacements, valid text the same.
+  CHECK(common::sanitize_utf8("\xE2\x82"
+                              "x",
+                              common::Utf8Repair::kEachByte) ==
+        "\xEF\xBF\xBD\xEF\xBF\xBD"
+        "x");
+  CHECK(common::sanitize_utf8("\xC3\xA9\xE2\x82\xAC", common::Utf8Repair::kEachByte) ==
+        "\xC3\xA9\xE2\x82\xAC");
   std::string out;
   common::append_utf8(out, U'\u20AC');
   common::append_utf8(out, U'\U0001F600');
   CHECK(out == "\xE2\x82\xAC\xF0\x9F\x98\x80");
+}
+
+TEST_CASE("Go durations: fractions, any order, a bare zero; Prometheus ones stay strict") {
+  using namespace std::chrono_literals;
+  using common::DurationSyntax;
+  const std::pair<const char*, std::chrono::milliseconds> valid[] = {
+      {"0", 0ms},     {"500ms", 500ms}, {"1.5s", 1500ms}, {"1m30s", 90s},
+      {".5s", 500ms}, {"30s1m", 90s},   {"2h", 2h},       {"1.0005s", 1000ms}};
+  for (const auto& [text, expected] : valid) {
+    CAPTURE(text);
+    const auto parsed = common::parse_duration(text, DurationSyntax::kGo);
+    REQUIRE(parsed.has_value());
+    CHECK(*parsed == expected);
+  }
+  for (const char* text : {"", "30", "1d", "-1s", "1.5", "s", "1e3ms", "inf", "1 s", "5mss"}) {
+    CAPTURE(text);
+    CHECK_FALSE(common::parse_duration(text, DurationSyntax::kGo).has_value());
+  }
+  // The same texts under the default (Prometheus) grammar: no fractions, no bare zero,
+  // descending units only (the full table is in tests/config/test_units.cpp).
+  for (const char* text : {"0", "1.5s", "30s1m"}) {
+    CAPTURE(text);
+    CHECK_FALSE(common::parse_duration(text).has_value());
+  }
+  CHECK(common::parse_duration("1d") == std::chrono::milliseconds(24h));
+}
+
+TEST_CASE("YAML: file:line locations, strict keys, did-you-mean") {
+  const common::yaml::Source source("conf/a.yml");
+  const YAML::Node root = source.load("alpha: 1\nbeta:\n  c: 2\n  c: 3\ndelta: {x: 1, y: [1]}\n");
+  CHECK(source.where(root["beta"]) == "conf/a.yml:3");
+  CHECK(source.where(YAML::Node()) == "conf/a.yml:1");  // no mark: line 1
+  try {
+    source.load("a: [1,\n");
+    FAIL("accepted an unterminated list");
+  } catch (const common::yaml::Error& e) {
+    CHECK(std::string(e.what()).starts_with("conf/a.yml:"));
+    CHECK(std::string(e.what()).find(": yaml: ") != std::string::npos);
+  }
+  CHECK_THROWS_AS(common::yaml::Source("/nonexistent/x.yml").load_file(), common::yaml::Error);
+
+  using Kind = common::yaml::KeyProblem::Kind;
+  CHECK_FALSE(common::yaml::check_keys(root, {"alpha", "beta", "delta"}).has_value());
+  const auto unknown = common::yaml::check_keys(root, {"alpha", "betta", "delta"});
+  REQUIRE(unknown.has_value());
+  CHECK(unknown->kind == Kind::kUnknown);
+  CHECK(unknown->name == "beta");
+  CHECK(unknown->suggestion == " (did you mean 'betta'?)");
+  CHECK(source.where(unknown->key.Mark()) == "conf/a.yml:2");
+  const auto repeated = common::yaml::check_keys(root["beta"], {"c"});
+  REQUIRE(repeated.has_value());
+  CHECK(repeated->kind == Kind::kRepeated);
+  CHECK(source.where(repeated->key.Mark()) == "conf/a.yml:4");
+  CHECK(source.where(repeated->first.Mark()) == "conf/a.yml:3");
+  const auto not_scalar = common::yaml::check_keys(source.load("? [k]\n: 1\n"), {"k"});
+  REQUIRE(not_scalar.has_value());
+  CHECK(not_scalar->kind == Kind::kNotScalar);
+  CHECK(common::yaml::did_you_mean("intervall", std::vector<std::string>{"interval", "timeout"}) ==
+        " (did you mean 'interval'?)");
+  CHECK(common::yaml::did_you_mean("zzz", std::vector<std::string>{"interval"}).empty());
 }

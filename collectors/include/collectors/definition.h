@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <expected>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,10 @@ namespace collectors {
 struct DefinitionOptions {
   // Built-ins must use names under windows_ and are held to the stricter rules.
   bool builtin = false;
+  // Where the definition was read: the location prefix of a node's mark ("file:line", or
+  // the config's "file:line: custom_collectors[0]"). Errors then start with the location
+  // of the field at fault and ": ". Unset: errors carry no location.
+  std::function<std::string(const YAML::Mark&)> locate = {};
 };
 
 // Parses and validates one collector definition. Error text names the collector,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "common/duration.h"
 #include "config/secret.h"
 
 namespace config {
@@ -95,13 +96,13 @@ struct Defaults {
   std::vector<std::string> collectors;  // resolved after load(): built-in default set +/- global
   // windows_exporter name sets emitted (collectors::kNameSetV030 / kNameSetPre030).
   std::vector<std::string> compat = {"v030"};
-  WinrmOptions winrm;                   // global.winrm
-  PollLimits limits;                    // global.limits (global.max_response_bytes is an alias)
-  ProxySettings proxy;                  // global.proxy
+  WinrmOptions winrm;   // global.winrm
+  PollLimits limits;    // global.limits (global.max_response_bytes is an alias)
+  ProxySettings proxy;  // global.proxy
   // global.no_proxy (NO_PROXY syntax, comma-joined); from the NO_PROXY/no_proxy
   // environment when the key is absent.
   std::string no_proxy;
-  std::string credential;               // default profile for targets that name none
+  std::string credential;                     // default profile for targets that name none
   std::map<std::string, std::string> labels;  // extra labels on every target (target's win)
 };
 
@@ -118,8 +119,8 @@ struct Target {
   // Config::collectors restricted to `compat` (shared by targets with the same sets); the
   // daemon polls these.
   std::shared_ptr<const std::map<std::string, collectors::CollectorPtr>> compat_collectors;
-  Duration interval{0};                       // resolved
-  Duration timeout{0};                        // resolved
+  Duration interval{0};  // resolved
+  Duration timeout{0};   // resolved
   std::string tls_ca_file;
   bool tls_insecure_skip_verify = false;
   std::string spn_host;     // Kerberos SPN host override; host when empty
@@ -189,7 +190,7 @@ std::string describe(const Config& config);
 
 // "500ms", "30s", "5m", "1h", "1d", "1m30s" (units in descending order, each once).
 // nullopt when malformed. Negative values and missing units are malformed.
-std::optional<Duration> parse_duration(std::string_view text);
+using common::parse_duration;  // with its default, DurationSyntax::kPrometheus
 // "16MiB", "512KiB", "1GiB", "10MB", "4096", "4096B". nullopt when malformed or overflowing.
 std::optional<std::size_t> parse_size(std::string_view text);
 // Inverse of parse_duration for messages: 90000ms -> "1m30s".

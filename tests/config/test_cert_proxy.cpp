@@ -36,11 +36,11 @@ TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
       "ok.yml", "credentials:\n" + profile + "targets:\n  - {name: web01, credential: cert}\n"));
   const auto& p = c.credentials.at("cert");
   CHECK(p.method == config::AuthMethod::kCertificate);
-  CHECK(p.cert_file == dir.path() + "/client.pem");
-  CHECK(p.key_file == dir.path() + "/client.key");
+  CHECK(p.cert_file == dir.str() + "/client.pem");
+  CHECK(p.key_file == dir.str() + "/client.key");
   CHECK(p.username.empty());
   CHECK(std::string(config::to_string(p.method)) == "certificate");
-  CHECK(config::describe(c).find("auth=certificate cert_file=" + dir.path() + "/client.pem") !=
+  CHECK(config::describe(c).find("auth=certificate cert_file=" + dir.str() + "/client.pem") !=
         std::string::npos);
 
   auto error = load_error(
@@ -52,16 +52,16 @@ TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
   error = load_error(dir.write("nokey.yml",
                                "credentials:\n  cert:\n    auth: certificate\n"
                                "    cert_file: " +
-                                   dir.path() + "/client.pem\n"));
+                                   dir.str() + "/client.pem\n"));
   CHECK(error.find("needs cert_file and key_file") != std::string::npos);
 
   error = load_error(dir.write("missing.yml",
                                "credentials:\n  cert:\n    auth: certificate\n"
                                "    cert_file: " +
-                                   dir.path() +
+                                   dir.str() +
                                    "/client.pem\n"
                                    "    key_file: " +
-                                   dir.path() + "/gone.key\n"));
+                                   dir.str() + "/gone.key\n"));
   CHECK(error.find("cannot read") != std::string::npos);
   CHECK(error.find("gone.key") != std::string::npos);
 
@@ -72,7 +72,7 @@ TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
                                "credentials:\n  b:\n    auth: basic\n"
                                "    username: u\n    password_env: HOME\n"
                                "    cert_file: " +
-                                   dir.path() + "/client.pem\n"));
+                                   dir.str() + "/client.pem\n"));
   CHECK(error.find("only valid with auth: certificate") != std::string::npos);
 
   {  // A key other users can read loads, with a warning (like a password file).

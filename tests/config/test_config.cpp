@@ -120,7 +120,7 @@ custom_collectors:
   CHECK(basic.method == config::AuthMethod::kBasic);
   CHECK(basic.username == "monitor");
   CHECK(basic.password.reveal() == "s3cret-basic");  // trailing newline stripped
-  CHECK(basic.password_file == dir.path() + "/monitor.pass");
+  CHECK(basic.password_file == dir.str() + "/monitor.pass");
   const auto& domain = c.credentials.at("domain");
   CHECK(domain.method == config::AuthMethod::kKerberos);
   CHECK(domain.keytab == "/nonexistent/svc.keytab");
@@ -167,7 +167,7 @@ custom_collectors:
 
   const auto& legacy = find_target(c, "legacy");
   CHECK(legacy.port == 5986);
-  CHECK(legacy.tls_ca_file == dir.path() + "/ca.pem");
+  CHECK(legacy.tls_ca_file == dir.str() + "/ca.pem");
   CHECK(legacy.spn_service.empty());
 }
 
@@ -239,7 +239,7 @@ inventory_files:
   CHECK(c.targets[0].name == "main1");
   CHECK(c.targets[1].name == "a1");  // a.yml sorts before b.yml; a.yml listed again loads once
   CHECK(c.targets[1].credential == "mon");
-  CHECK(c.targets[1].source == dir.path() + "/inventory/a.yml:2");
+  CHECK(c.targets[1].source == dir.str() + "/inventory/a.yml:2");
   CHECK(c.targets[2].name == "b1");
   CHECK(c.targets[2].credential == "other");
   CHECK(c.targets[2].interval == 10s);
@@ -304,7 +304,7 @@ credentials:
   mon: {auth: basic, username: u, password_env: WINRM_CONFIG_TEST_PW}
 inventory_files: [inv/*.yml, inv/none.yml]
 )");
-  CHECK(load_error(missing) == missing + ":4: inventory_files[1]: inventory file '" + dir.path() +
+  CHECK(load_error(missing) == missing + ":4: inventory_files[1]: inventory file '" + dir.str() +
                                    "/inv/none.yml' does not exist");
 }
 
@@ -377,7 +377,7 @@ TEST_CASE("errors name file, line and field") {
       {header + "targets:\n  - name: a\n    credential: mon\n    tls_insecure_skip_verify: maybe\n",
        "6: targets[0].tls_insecure_skip_verify: expected true or false, got 'maybe'"},
       {header + "targets:\n  - name: a\n    credential: mon\n    port: 1\n    port: 2\n",
-       "7: targets[0].port: repeated key (first at " + dir.path() + "/c.yml:6)"},
+       "7: targets[0].port: repeated key (first at " + dir.str() + "/c.yml:6)"},
       {header + "targets: {a: 1}\n", "3: targets: expected a list, got a mapping"},
       {header + "targets:\n  - name: a\n    credential: mon\n    spn_service: host\n",
        "6: targets[0].spn_service: must be HTTP or WSMAN, got 'host'"},
@@ -402,10 +402,10 @@ TEST_CASE("errors name file, line and field") {
        "WINRM_CONFIG_TEST_UNSET\n",
        "5: credentials.p.password_env: environment variable WINRM_CONFIG_TEST_UNSET is not set"},
       {"credentials:\n  p:\n    auth: basic\n    username: u\n    password_file: nofile.pass\n",
-       "5: credentials.p.password_file: cannot read password file '" + dir.path() +
+       "5: credentials.p.password_file: cannot read password file '" + dir.str() +
            "/nofile.pass': No such file or directory"},
       {"credentials:\n  p:\n    auth: basic\n    username: u\n    password_file: empty.pass\n",
-       "5: credentials.p.password_file: password file '" + dir.path() + "/empty.pass' is empty"},
+       "5: credentials.p.password_file: password file '" + dir.str() + "/empty.pass' is empty"},
       {"credentials:\n  p:\n    auth: basic\n    username: u\n    password_file: empty.pass\n"
        "    password_env: X\n",
        "6: credentials.p.password_env: give either password_file or password_env, not both"},
@@ -452,6 +452,18 @@ TEST_CASE("custom collector errors carry the file and line of the definition") {
   const std::string walk_error = load_error(walk);
   CHECK_MESSAGE(walk_error.starts_with(walk + ":2: custom_collectors[0]: "), walk_error);
   CHECK_MESSAGE(walk_error.find("walk every file on every drive") != std::string::npos, walk_error);
+
+  // A bad field inside a definition names its own line (common::yaml locations), not the
+  // line where the definition starts.
+  std::string deep(kPagefileCollector);
+  deep.replace(deep.find("            scale: 1048576"), 26, "            colour: blue");
+  const std::string deep_path =
+      dir.write("deep.yml", std::string("global: {}\ncustom_collectors:\n") + deep);
+  const std::string deep_error = load_error(deep_path);
+  CAPTURE(deep_error);
+  CHECK(
+      deep_error.starts_with(deep_path + ":12: custom_collectors[0]: collector 'custom_pagefile'"));
+  CHECK(deep_error.find("unknown field 'colour'") != std::string::npos);
 
   const std::string dup = dir.write(
       "d.yml", std::string("custom_collectors:\n") + kPagefileCollector + kPagefileCollector);

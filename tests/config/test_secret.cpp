@@ -140,10 +140,10 @@ targets:
   - {name: a, credential: basic}
   - {name: b, credential: kerb}
 )");
-  ::setenv("CREDENTIALS_DIRECTORY", (dir.path() + "/creds").c_str(), 1);
+  ::setenv("CREDENTIALS_DIRECTORY", (dir.str() + "/creds").c_str(), 1);
   const config::Config c = config::load(path);
   CHECK(c.credentials.at("basic").password.reveal() == kMarker);
-  CHECK(c.credentials.at("kerb").keytab == dir.path() + "/creds/winrm-exporter_client.keytab");
+  CHECK(c.credentials.at("kerb").keytab == dir.str() + "/creds/winrm-exporter_client.keytab");
 
   ::unsetenv("CREDENTIALS_DIRECTORY");
   const std::string unset = load_error(path);
@@ -151,7 +151,7 @@ targets:
   CHECK(unset.find("config.yml:2") != std::string::npos);
 
   // Any other variable is an error, not a literal path.
-  ::setenv("CREDENTIALS_DIRECTORY", (dir.path() + "/creds").c_str(), 1);
+  ::setenv("CREDENTIALS_DIRECTORY", (dir.str() + "/creds").c_str(), 1);
   const std::string other = dir.write("other.yml", R"(credentials:
   basic: {auth: basic, username: u, password_file: "${HOME}/monitor.pass"}
 targets: [{name: a, credential: basic}]

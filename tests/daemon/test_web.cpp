@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "testsupport/temp_dir.h"
 #include "web.h"
 
 using namespace exporter;
@@ -21,20 +22,11 @@ constexpr const char* kHashUU = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0Xou
 constexpr const char* kBobUU = "Basic Ym9iOlUqVQ==";     // bob:U*U
 constexpr const char* kBobWrong = "Basic Ym9iOlUqVSo=";  // bob:U*U*
 
+// web.yml in a temp dir of its own.
 struct TempFile {
-  fs::path dir;
-  fs::path path;
-  TempFile() {
-    std::string pattern = (fs::temp_directory_path() / "winrm_web_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    dir = pattern;
-    path = dir / "web.yml";
-  }
-  ~TempFile() {
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-  }
-  void write(const std::string& text) const { std::ofstream(path, std::ios::trunc) << text; }
+  testsupport::TempDir dir{"winrm_web"};
+  fs::path path = dir / "web.yml";
+  void write(const std::string& text) const { testsupport::write_file(path, text); }
 };
 
 struct Counters {
@@ -158,7 +150,7 @@ TEST_CASE("web config reload: new users apply, a bad file keeps the running conf
   CHECK(web.handle(get("/metrics", kBobUU)).status == 200);  // still in force
 
   // HTTP <-> HTTPS needs a restart; the previous config stays.
-  std::ofstream(file.dir / "c.pem") << "x";
+  std::ofstream(file.dir.path() / "c.pem") << "x";
   file.write("tls_server_config:\n  cert_file: c.pem\n  key_file: c.pem\n");
   failed = web.reload_config();
   REQUIRE_FALSE(failed);
@@ -177,7 +169,7 @@ TEST_CASE("web config reload: new users apply, a bad file keeps the running conf
   WebServer no_cert(handlers(counters), WebOptions{8, false, file.path.string()});
   configured = no_cert.configure();
   REQUIRE_FALSE(configured);
-  CHECK(configured.error().find((file.dir / "missing.pem").string()) != std::string::npos);
+  CHECK(configured.error().find((file.dir.path() / "missing.pem").string()) != std::string::npos);
 }
 
 TEST_CASE("rate_limit: requests beyond the burst get 429") {

@@ -25,106 +25,20 @@
 #include <thread>
 #include <vector>
 
+#include "testsupport/process.h"
+#include "testsupport/temp_dir.h"
+
 namespace e2e {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-inline std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-inline void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "winrm_e2e_XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!std::getenv("WINRM_E2E_KEEP")) fs::remove_all(path, ignored);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-// A child process with stdout/stderr to files; killed and reaped on destruction.
-class Process {
- public:
-  Process(std::vector<std::string> argv, const fs::path& stdout_path, const fs::path& stderr_path,
-          std::vector<std::string> extra_env = {}) {
-    pid_ = fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      // Die with the test even when ctest kills it on a timeout (no orphaned servers).
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(out, 1);
-      dup2(err, 2);
-      for (auto& kv : extra_env) putenv(kv.data());
-      std::vector<char*> args;
-      for (auto& arg : argv) args.push_back(arg.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Process() { stop(); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-  void signal(int sig) {
-    if (pid_ > 0) kill(pid_, sig);
-  }
-  // SIGTERM, wait up to 5 s, then SIGKILL. Returns the exit status.
-  int stop() {
-    if (pid_ <= 0) return exit_status_;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100 && running(); ++i) std::this_thread::sleep_for(50ms);
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-      exit_status_ = 137;
-      pid_ = -1;
-    }
-    return exit_status_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = -1;
-};
-
-template <typename Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
+// The temp dir, file helpers, child process and bounded wait every test shares.
+using testsupport::Process;
+using testsupport::read_file;
+using testsupport::TempDir;
+using testsupport::wait_until;
+using testsupport::write_file;
 
 inline int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -220,23 +134,25 @@ struct Sim {
   int https_port = 0;
   int http_port = 0;
 
-  // sim_yaml_body: everything after the https/http listener lines.
-  Sim(const TempDir& dir, const std::string& sim_yaml_body, const std::string& tag = "sim") {
+  // sim_yaml_body: everything after the https/http listener lines; https_extra: more keys
+  // of the https listener (", client_ca: ...").
+  Sim(const TempDir& dir, const std::string& sim_yaml_body, const std::string& tag = "sim",
+      const std::string& https_extra = "", const std::string& log_level = "warn") {
     if (!fs::exists(dir / "ca.pem")) {
-      std::string command = std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " +
-                            dir.path.string() + " >/dev/null 2>&1";
+      std::string command = std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir.str() +
+                            " >/dev/null 2>&1";
       if (run_shell(command) != 0) throw std::runtime_error("gen-certs.sh failed");
     }
     std::string yaml =
         "https: {address: 127.0.0.1, port: 0, cert: " + (dir / "server.pem").string() +
-        ", key: " + (dir / "server.key").string() + "}\n" +
+        ", key: " + (dir / "server.key").string() + https_extra + "}\n" +
         "http: {address: 127.0.0.1, port: 0}\n" + sim_yaml_body;
     write_file(dir / (tag + ".yml"), yaml);
     fs::path ports = dir / (tag + ".ports");
     fs::remove(ports);  // a previous sim's file must not be mistaken for ours
     process = std::make_unique<Process>(
         std::vector<std::string>{kSimBinary, "--config", (dir / (tag + ".yml")).string(),
-                                 "--ports-file", ports.string(), "--log-level", "warn"},
+                                 "--ports-file", ports.string(), "--log-level", log_level},
         dir / (tag + ".out"), dir / (tag + ".err"));
     bool up = wait_until([&] { return fs::exists(ports) || !process->running(); }, 10s);
     if (!up || !fs::exists(ports)) {

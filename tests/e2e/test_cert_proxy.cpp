@@ -34,7 +34,7 @@ void write_secret(const fs::path& path, const std::string& text) {
 // UPN subjectAltName and the clientAuth usage (what Windows' mapping requires).
 void make_client_cert(const TempDir& dir, const std::string& ca, const std::string& name,
                       const std::string& upn) {
-  const std::string d = dir.path.string();
+  const std::string d = dir.str();
   if (!fs::exists(dir / (ca + ".pem"))) {
     REQUIRE(run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=" + ca +
                       "' -keyout " + d + "/" + ca + ".key -out " + d + "/" + ca +
@@ -85,34 +85,16 @@ TEST_CASE("certificate auth: exporter and pywinrm against winrm-sim's certificat
   make_client_cert(dir, "client_ca", "monitor", "monitor@sim.test");
   make_client_cert(dir, "client_ca", "stranger", "stranger@sim.test");  // trusted, unmapped
   make_client_cert(dir, "rogue_ca", "rogue", "monitor@sim.test");       // mapped UPN, untrusted
-  const std::string d = dir.path.string();
-  // The sim's own listener line (Sim writes a fixed one) carries client_ca here.
-  if (!fs::exists(dir / "ca.pem")) {
-    REQUIRE(run_shell("sh " + std::string(WINRM_TEST_SCRIPTS) + "/gen-certs.sh " + d +
-                      " >/dev/null 2>&1") == 0);
-  }
-  write_file(dir / "sim.yml", "https: {address: 127.0.0.1, port: 0, cert: " + d +
-                                  "/server.pem, key: " + d + "/server.key, client_ca: " + d +
-                                  "/client_ca.pem}\n"
-                                  "http: {address: 127.0.0.1, port: 0}\n"
-                                  "client_certificates:\n"
-                                  "  - {subject: monitor@sim.test, user: monitor}\n"
-                                  "hosts:\n"
-                                  "  - {name: basiconly.sim.test, auth: [basic]}\n");
-  Process sim({kSimBinary, "--config", d + "/sim.yml", "--ports-file", d + "/sim.ports",
-               "--log-level", "info"},
-              dir / "sim.out", dir / "sim.err");
-  REQUIRE_MESSAGE(wait_until([&] { return fs::exists(dir / "sim.ports") || !sim.running(); }, 10s),
-                  read_file(dir / "sim.err"));
-  REQUIRE_MESSAGE(fs::exists(dir / "sim.ports"), read_file(dir / "sim.err"));
-  int https_port = 0;
-  int http_port = 0;
-  {
-    std::istringstream lines(read_file(dir / "sim.ports"));
-    std::string scheme;
-    int port = 0;
-    while (lines >> scheme >> port) (scheme == "https" ? https_port : http_port) = port;
-  }
+  const std::string d = dir.str();
+  // The sim's https listener carries client_ca here; info logs the certificate mapping.
+  const Sim sim(dir,
+                "client_certificates:\n"
+                "  - {subject: monitor@sim.test, user: monitor}\n"
+                "hosts:\n"
+                "  - {name: basiconly.sim.test, auth: [basic]}\n",
+                "sim", ", client_ca: " + d + "/client_ca.pem", "info");
+  const int https_port = sim.https_port;
+  const int http_port = sim.http_port;
   REQUIRE(https_port > 0);
 
   // monitor's key again, encrypted (PKCS#8, AES-256) with a passphrase from a file.
@@ -311,7 +293,7 @@ TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO
   Tinyproxy auth_proxy(dir, "auth", "BasicAuth winrm " + proxy_password + "\n");
   const int dead_port = free_port();  // nothing listens there
 
-  const std::string d = dir.path.string();
+  const std::string d = dir.str();
   write_secret(dir / "good.pass", password);
   write_secret(dir / "proxy.pass", proxy_password);
   write_secret(dir / "wrong_proxy.pass", "not-the-proxy-password");

@@ -35,7 +35,7 @@ std::string shell_quote(const std::string& text) {
 // Runs openssl to make `name`.pem/.key in dir, signed by ca (ca.pem/ca.key in dir).
 void make_cert(const TempDir& dir, const std::string& ca, const std::string& name,
                const std::string& extensions) {
-  std::string d = dir.path.string() + "/";
+  std::string d = dir.str() + "/";
   write_file(dir / (name + ".ext"), extensions + "\n");
   std::string command = "openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + d +
                         name + ".key -out " + d + name + ".csr 2>/dev/null && " +
@@ -46,7 +46,7 @@ void make_cert(const TempDir& dir, const std::string& ca, const std::string& nam
 }
 
 void make_ca(const TempDir& dir, const std::string& name) {
-  std::string d = dir.path.string() + "/";
+  std::string d = dir.str() + "/";
   REQUIRE(run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=" + name +
                     " test CA' -keyout " + d + name + ".key -out " + d + name +
                     ".pem 2>/dev/null") == 0);

@@ -64,10 +64,10 @@ class Directory {
   // process (call before any thread starts).
   Directory(const std::vector<Computer>& computers, bool kerberos) {
     script_ = std::string(WINRM_SOURCE_DIR) + "/tests/inventory/slapd.sh";
-    dir_ = (tmp_.path / "slapd").string();
+    dir_ = (tmp_ / "slapd").string();
     std::filesystem::create_directories(dir_);
     if (kerberos) {
-      kdc_ = (tmp_.path / "kdc").string();
+      kdc_ = (tmp_ / "kdc").string();
       std::filesystem::create_directories(kdc_);
       REQUIRE(run(std::string(WINRM_TEST_SCRIPTS) + "/kdc.sh init " + kdc_ + " 60 >" + kdc_ +
                   "/init.log 2>&1") == 0);
@@ -78,9 +78,8 @@ class Directory {
                   "/ldap.keytab ldap/localhost' >/dev/null 2>&1") == 0);
       setenv("KRB5_CONFIG", (kdc_ + "/krb5.conf").c_str(), 1);
     }
-    e2e::write_file(tmp_.path / "directory.ldif", directory_ldif(computers));
-    const std::string init =
-        script_ + " init " + dir_ + " " + (tmp_.path / "directory.ldif").string();
+    e2e::write_file(tmp_ / "directory.ldif", directory_ldif(computers));
+    const std::string init = script_ + " init " + dir_ + " " + (tmp_ / "directory.ldif").string();
     REQUIRE_MESSAGE(run(init + " >" + dir_ + ".init.log 2>&1") == 0,
                     e2e::read_file(dir_ + ".init.log"));
     std::istringstream env(e2e::read_file(dir_ + "/env"));
@@ -118,7 +117,7 @@ class Directory {
 
  private:
   void modify(const std::string& input, const std::string& tool) {
-    const std::string file = (tmp_.path / "change.ldif").string();
+    const std::string file = (tmp_ / "change.ldif").string();
     e2e::write_file(file, input);
     REQUIRE(run(tool + " -x -H ldap://127.0.0.1:" + std::to_string(ldap_port_) +
                 " -D cn=admin,dc=corp,dc=example -w adminpw -f " + file + " >/dev/null") == 0);

@@ -12,8 +12,11 @@ set -euo pipefail
 cmd=$1; D=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# shellcheck source=../scripts/background.sh
+. "$HERE/../scripts/background.sh"
+
+slapd_answers() {
+  ldapsearch -x -LLL -H "ldap://127.0.0.1:$LDAP_PORT" -s base -b "" namingContexts >/dev/null 2>&1
 }
 
 start_slapd() {
@@ -25,16 +28,7 @@ start_slapd() {
   env "${keytab[@]}" slapd -d 256 -f "$D/slapd.conf" \
     -h "ldap://127.0.0.1:$LDAP_PORT/ ldaps://127.0.0.1:$LDAPS_PORT/" </dev/null >>"$D/slapd.log" 2>&1 &
   echo $! > "$D/slapd.bgpid"
-  for _ in $(seq 100); do
-    if ldapsearch -x -LLL -H "ldap://127.0.0.1:$LDAP_PORT" -s base -b "" namingContexts \
-        >/dev/null 2>&1; then
-      return 0
-    fi
-    kill -0 "$(cat "$D/slapd.bgpid")" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "slapd did not start (see $D/slapd.log)" >&2
-  return 1
+  wait_ready "$D/slapd.bgpid" slapd "$D/slapd.log" slapd_answers
 }
 
 case $cmd in
@@ -79,14 +73,6 @@ EOC
   start_slapd
   ;;
 start) start_slapd ;;
-stop)
-  if [ -f "$D/slapd.bgpid" ]; then
-    pid=$(cat "$D/slapd.bgpid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$D/slapd.bgpid"
-  fi
-  ;;
+stop) stop_pidfile "$D/slapd.bgpid" ;;
 *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -34,7 +34,7 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
   invtest::Directory directory({win01, win02, disabled}, false);
 
   TempDir dir;
-  REQUIRE(run_shell(std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir.path.string() +
+  REQUIRE(run_shell(std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir.str() +
                     " win01.localhost win02.localhost win03.localhost old01.localhost "
                     ">/dev/null 2>&1") == 0);
   write_file(dir / "monitor.pass", "sim-password\n");

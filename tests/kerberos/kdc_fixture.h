@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "acceptor.h"  // winrm-sim's side of the handshake
+#include "testsupport/temp_dir.h"
 #include "winrm/credentials.h"
 #include "winrm/message_encryption.h"
 #include "winrm/negotiate_auth.h"
@@ -31,19 +32,13 @@ class Kdc {
  public:
   // maxlife: the exporter principal's ticket lifetime in seconds.
   explicit Kdc(int maxlife = 16) {
-    char tmpl[] = "/tmp/winrm-krb-XXXXXX";
-    dir_ = mkdtemp(tmpl);
     script_ = std::string(WINRM_TEST_SCRIPTS) + "/kdc.sh";
     REQUIRE(run(script_ + " init " + dir_ + " " + std::to_string(maxlife) + " >" + dir_ +
                 "/init.log 2>&1") == 0);
     // Before any thread exists (test process only; the library never touches env).
     setenv("KRB5_CONFIG", (dir_ + "/krb5.conf").c_str(), 1);
   }
-  ~Kdc() {
-    stop();
-    std::error_code ec;
-    if (!std::getenv("KEEP_KDC")) std::filesystem::remove_all(dir_, ec);
-  }
+  ~Kdc() { stop(); }  // then tmp_ goes (kept with WINRM_TEST_KEEP)
   void stop() { run(script_ + " stop " + dir_); }
   void start() { REQUIRE(run(script_ + " start " + dir_) == 0); }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
@@ -64,7 +59,8 @@ class Kdc {
   const std::string& dir() const { return dir_; }
 
  private:
-  std::string dir_;
+  testsupport::TempDir tmp_{"winrm-krb"};
+  std::string dir_ = tmp_.str();
   std::string script_;
 };
 

@@ -1,7 +1,7 @@
 // Negotiate over real HTTP(S) through winrm::Session against winrm-sim (GSS acceptor,
 // message encryption enforced on HTTP, CbtHardeningLevel=Strict on HTTPS), real KDC.
-#include "../sim/sim_process.h"
 #include "kdc_fixture.h"
+#include "testsupport/sim_process.h"
 #include "winrm/session.h"
 
 // Designated initializers for the option structs, defaults for the rest.

@@ -23,6 +23,7 @@
 
 #include "net/server.h"
 #include "net_client.h"
+#include "testsupport/temp_dir.h"
 
 using namespace std::chrono_literals;
 using nettest::Client;
@@ -76,12 +77,9 @@ std::string conn_of(const std::string& body) {
 // Certificates for the TLS tests, generated once per test run (gen-certs.sh plus a
 // client certificate from the same CA).
 struct Certs {
-  std::filesystem::path dir;
+  testsupport::TempDir dir{"net-test"};
   Certs() {
-    char pattern[] = "/tmp/net-test-XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    dir = pattern;
-    const std::string d = dir.string();
+    const std::string d = dir.str();
     const std::string cmd =
         std::string("sh '") + WINRM_TEST_SCRIPTS + "/gen-certs.sh' '" + d + "' >/dev/null 2>&1" +
         " && openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout '" + d +
@@ -91,10 +89,6 @@ struct Certs {
         "/ca.key' -CAcreateserial -days 2 -sha256 -extfile '" + d + "/client.ext' -out '" + d +
         "/client.pem' 2>/dev/null";
     REQUIRE(std::system(cmd.c_str()) == 0);
-  }
-  ~Certs() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
   }
   std::string path(const char* name) const { return (dir / name).string(); }
 };

@@ -10,19 +10,13 @@ set -euo pipefail
 cmd=$1; D=$2
 REALM=KRBTEST.COM
 
-free_port() {
-  python3 - <<'PY'
-import socket
-for _ in range(50):
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        u.close(); t.close()
-PY
+# shellcheck source=background.sh
+. "$(cd "$(dirname "$0")" && pwd)/background.sh"
+
+kdc_started() {
+  local n
+  n=$(grep -c "commencing operation" "$D/kdc.log" 2>/dev/null || true)
+  [ "${n:-0}" -gt "$before" ]
 }
 
 start_kdc() {
@@ -31,14 +25,7 @@ start_kdc() {
   [ -f "$D/kdc.log" ] && before=$(grep -c "commencing operation" "$D/kdc.log" || true)
   krb5kdc -n -P "$D/kdc.pid" </dev/null >>"$D/kdc.stdout" 2>&1 &
   echo $! > "$D/kdc.bgpid"
-  for _ in $(seq 100); do
-    n=$(grep -c "commencing operation" "$D/kdc.log" 2>/dev/null || true)
-    [ "${n:-0}" -gt "$before" ] && return 0
-    kill -0 "$(cat "$D/kdc.bgpid")" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "KDC did not start (see $D/kdc.log)" >&2
-  return 1
+  wait_ready "$D/kdc.bgpid" KDC "$D/kdc.log" kdc_started
 }
 
 case $cmd in
@@ -105,15 +92,7 @@ EOC
   start_kdc
   ;;
 start) start_kdc ;;
-stop)
-  if [ -f "$D/kdc.bgpid" ]; then
-    pid=$(cat "$D/kdc.bgpid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$D/kdc.bgpid"
-  fi
-  ;;
+stop) stop_pidfile "$D/kdc.bgpid" ;;
 as-req-count)
   P=${3:-exporter}
   grep -c "AS_REQ .*: ISSUE: .* $P@$REALM for krbtgt" "$D/kdc.log" || true

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "sim_process.h"
+#include "testsupport/sim_process.h"
 
 namespace {
 

@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "testsupport/process.h"
+
 namespace hostile {
 
 using namespace std::chrono_literals;
@@ -253,52 +255,8 @@ class PeakRss {
   long baseline_kib_ = 0;
 };
 
-// A child process (e.g. `winrm_exporter query`) with stdout/stderr to files; its raw
-// wait status tells an exit from a signal.
-class Child {
- public:
-  Child(std::vector<std::string> argv, const std::string& out_path, const std::string& err_path) {
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork");
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(out, 1);
-      dup2(err, 2);
-      std::vector<char*> args;
-      for (auto& arg : argv) args.push_back(arg.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  // Waits up to `limit` (polling every 10 ms); the raw status, or nullopt if still running.
-  std::optional<int> wait(std::chrono::milliseconds limit) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return status;
-      }
-      if (std::chrono::steady_clock::now() >= end) return std::nullopt;
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+// A child process (e.g. `winrm_exporter query`) with stdout/stderr to files; wait() gives
+// its raw wait status, which tells an exit from a signal.
+using Child = testsupport::Process;
 
 }  // namespace hostile

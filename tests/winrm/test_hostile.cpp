@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "hostile_server.h"
+#include "testsupport/temp_dir.h"
 #include "winrm/transport.h"
 
 namespace fs = std::filesystem;
@@ -29,26 +30,15 @@ constexpr long kRssBound = 1L << 40;
 constexpr long kRssBound = 64L << 20;
 #endif
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "winrm-hostile-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
+using testsupport::TempDir;
 
 // Two unrelated CAs with a server certificate each (localhost, 127.0.0.1).
 struct Certs {
   TempDir dir;
   fs::path good, other;
   Certs() {
-    good = dir.path / "good";
-    other = dir.path / "other";
+    good = dir / "good";
+    other = dir / "other";
     for (const auto& d : {good, other}) {
       const std::string cmd =
           std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + d.string();
@@ -477,11 +467,11 @@ TEST_CASE("a peer that resets while we write does not raise SIGPIPE") {
 
 TEST_CASE("winrm_exporter query exits with an error, not a signal, against hostile servers") {
   TempDir dir;
-  const auto password = dir.path / "password";
+  const auto password = dir / "password";
   std::ofstream(password) << "secret\n";
   const auto run_query = [&](int port, const std::string& expected_kind) {
-    const auto out = (dir.path / "query.out").string();
-    const auto err = (dir.path / "query.err").string();
+    const auto out = (dir / "query.out").string();
+    const auto err = (dir / "query.err").string();
     const auto start = std::chrono::steady_clock::now();
     hostile::Child query({WINRM_EXPORTER_BINARY, "query", "--host=localhost",
                           "--connect-address=127.0.0.1", "--port=" + std::to_string(port),

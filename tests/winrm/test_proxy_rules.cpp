@@ -5,36 +5,61 @@
 
 using winrm::proxy_bypassed;
 
+namespace {
+
+// One row: the host, the NO_PROXY value, and whether the proxy is bypassed.
+struct Rule {
+  const char* host;
+  const char* no_proxy;
+  bool bypassed;
+};
+
+void check_rules(std::initializer_list<Rule> rules) {
+  for (const auto& rule : rules) {
+    CAPTURE(rule.host);
+    CAPTURE(rule.no_proxy);
+    CHECK(proxy_bypassed(rule.host, rule.no_proxy) == rule.bypassed);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("no_proxy: names, domain suffixes, wildcard") {
-  CHECK_FALSE(proxy_bypassed("web01.corp.example", ""));
-  CHECK(proxy_bypassed("web01.corp.example", "*"));
-  CHECK(proxy_bypassed("web01.corp.example", "web01.corp.example"));
-  CHECK(proxy_bypassed("WEB01.Corp.Example", "web01.corp.example"));
-  CHECK(proxy_bypassed("web01.corp.example", "corp.example"));
-  CHECK(proxy_bypassed("web01.corp.example", ".corp.example"));
-  CHECK(proxy_bypassed("corp.example", ".corp.example"));
-  CHECK_FALSE(proxy_bypassed("web01.notcorp.example", "corp.example"));
-  CHECK_FALSE(proxy_bypassed("corp.example.net", "corp.example"));
-  CHECK(proxy_bypassed("b.example", "a.example, b.example"));
-  CHECK(proxy_bypassed("b.example", "a.example,,b.example"));
-  CHECK(proxy_bypassed("b.example", " a.example\tb.example "));
-  CHECK_FALSE(proxy_bypassed("c.example", "a.example,b.example"));
+  check_rules({
+      {"web01.corp.example", "", false},
+      {"web01.corp.example", "*", true},
+      {"web01.corp.example", "web01.corp.example", true},
+      {"WEB01.Corp.Example", "web01.corp.example", true},
+      {"web01.corp.example", "corp.example", true},
+      {"web01.corp.example", ".corp.example", true},
+      {"corp.example", ".corp.example", true},
+      {"web01.notcorp.example", "corp.example", false},
+      {"corp.example.net", "corp.example", false},
+      {"b.example", "a.example, b.example", true},
+      {"b.example", "a.example,,b.example", true},
+      {"b.example", " a.example\tb.example ", true},
+      {"c.example", "a.example,b.example", false},
+  });
 }
 
 TEST_CASE("no_proxy: addresses and CIDR ranges") {
-  CHECK(proxy_bypassed("127.0.0.1", "127.0.0.1"));
-  CHECK_FALSE(proxy_bypassed("127.0.0.2", "127.0.0.1"));
-  CHECK(proxy_bypassed("10.20.30.40", "10.0.0.0/8"));
-  CHECK_FALSE(proxy_bypassed("11.20.30.40", "10.0.0.0/8"));
-  CHECK(proxy_bypassed("192.168.1.130", "192.168.1.128/25"));
-  CHECK_FALSE(proxy_bypassed("192.168.1.127", "192.168.1.128/25"));
-  CHECK(proxy_bypassed("1.2.3.4", "0.0.0.0/0"));
-  CHECK(proxy_bypassed("fd00::1234", "fd00::/8"));
-  CHECK(proxy_bypassed("[fd00::1234]", "fd00::/8"));
-  CHECK(proxy_bypassed("fd00::1", "[fd00::1]"));
-  CHECK_FALSE(proxy_bypassed("fe80::1", "fd00::/8"));
-  CHECK_FALSE(proxy_bypassed("10.1.1.1", "10.0.0.0/33"));  // malformed prefix: no match
-  CHECK_FALSE(proxy_bypassed("10.1.1.1", "fd00::/8"));     // other family
+  check_rules({
+      {"127.0.0.1", "127.0.0.1", true},
+      {"127.0.0.2", "127.0.0.1", false},
+      {"10.20.30.40", "10.0.0.0/8", true},
+      {"11.20.30.40", "10.0.0.0/8", false},
+      {"192.168.1.130", "192.168.1.128/25", true},
+      {"192.168.1.127", "192.168.1.128/25", false},
+      {"1.2.3.4", "0.0.0.0/0", true},
+      {"fd00::1234", "fd00::/8", true},
+      {"[fd00::1234]", "fd00::/8", true},
+      {"fd00::1", "[fd00::1]", true},
+      {"fe80::1", "fd00::/8", false},
+      {"10.1.1.1", "10.0.0.0/33", false},  // malformed prefix: no match
+      {"10.1.1.1", "fd00::/8", false},     // other family
+  });
   // A name is never matched against a CIDR range.
-  CHECK_FALSE(proxy_bypassed("host10.example", "10.0.0.0/8"));
+  check_rules({
+      {"host10.example", "10.0.0.0/8", false},
+  });
 }

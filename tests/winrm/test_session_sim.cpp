@@ -1,23 +1,17 @@
 // Integration test: Session over HTTPS + Basic + CA verification against the real
-// winrm-sim binary (WINRM_SIM_BINARY), one virtual host per behaviour.
+// winrm-sim binary (testsupport/sim_process.h), one virtual host per behaviour.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "testsupport/sim_process.h"
 #include "winrm/auth.h"
 #include "winrm/session.h"
 
@@ -30,7 +24,7 @@ constexpr int kServices = 37;  // per-host override: the row count the sim must 
 constexpr int kPageSize = 5;
 
 const char* kConfig =
-    R"(https: {address: 127.0.0.1, port: 0, cert: @DIR@/server.pem, key: @DIR@/server.key}
+    R"(https: {address: 127.0.0.1, port: 0, cert: {dir}/server.pem, key: {dir}/server.key}
 keep_alive_timeout: 1s
 page_size: 5
 users:
@@ -55,72 +49,12 @@ hosts:
   - {name: malformed.sim.test, malformed_xml: true}
 )";
 
-// The sim process with its certificates in a temp dir; SIGTERM + waitpid on scope exit.
+// The sim process with its certificates in a temp dir; stopped by PID on scope exit.
 class Sim {
  public:
-  Sim() {
-    std::string pattern = (fs::temp_directory_path() / "winrm-sim-test-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    dir_ = pattern;
-    const std::string gen =
-        std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir_.string();
-    REQUIRE(std::system(gen.c_str()) == 0);
-    std::string config_text = kConfig;
-    for (std::size_t at; (at = config_text.find("@DIR@")) != std::string::npos;) {
-      config_text.replace(at, 5, dir_.string());
-    }
-    std::ofstream(dir_ / "sim.yaml") << config_text;
-    const std::string config = (dir_ / "sim.yaml").string();
-    const std::string ports = (dir_ / "ports").string();
-    const std::string log = (dir_ / "sim.log").string();
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      // Die with the test process even if it is killed before its destructors run.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-      }
-      execl(WINRM_SIM_BINARY, WINRM_SIM_BINARY, "--config", config.c_str(), "--ports-file",
-            ports.c_str(), "--log-level", "warn", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 200 && port_ == 0; ++i) {
-      std::ifstream in(ports);
-      std::string scheme;
-      int port = 0;
-      while (in >> scheme >> port) {
-        if (scheme == "https") port_ = port;
-      }
-      if (port_ != 0) break;
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("winrm-sim exited early: " << read(log));
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    REQUIRE_MESSAGE(port_ != 0, "no https port in the ports file: " << read(log));
-  }
-
-  ~Sim() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      bool exited = false;
-      for (int i = 0; i < 100 && !exited; ++i) {
-        exited = waitpid(pid_, &status, WNOHANG) == pid_;
-        if (!exited) std::this_thread::sleep_for(50ms);
-      }
-      if (!exited) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-      }
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+  Sim() : process_(dir_.path(), kConfig) {
+    port_ = process_.port("https");
+    REQUIRE_MESSAGE(port_ != 0, "no https port in the ports file");
   }
 
   winrm::SessionOptions options(const std::string& host) const {
@@ -135,14 +69,11 @@ class Sim {
   }
 
  private:
-  static std::string read(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  fs::path dir_;
-  pid_t pid_ = -1;
+  // Certificates first: the sim's config names them.
+  struct CertDir : testsupport::TempDir {
+    CertDir() : TempDir("winrm-sim-test") { simtest::gen_certs(path()); }
+  } dir_;
+  simtest::SimProcess process_;
   int port_ = 0;
 };
 

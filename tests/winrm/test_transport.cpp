@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "testsupport/temp_dir.h"
 #include "winrm/auth.h"
 #include "winrm/transport.h"
 
@@ -29,22 +30,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "winrm-transport-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testsupport::TempDir;
 
 // Two independent CAs, each with a server certificate for localhost/*.sim.test/127.0.0.1.
 struct Certs {

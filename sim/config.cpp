@@ -1,23 +1,21 @@
 #include "config.h"
 
-#include <cmath>
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "common/strings.h"
+
 namespace sim {
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
+std::string lower(const std::string& s) { return common::to_lower(s); }
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   throw std::runtime_error("config: " + where + ": " + what);

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/strings.h"
 #include "render.h"
 #include "wql.h"
 
@@ -28,18 +29,8 @@ constexpr std::string_view kActionRelease =
     "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Release";
 constexpr std::size_t kDefaultMaxEnvelope = 512000;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
+std::string lower(std::string_view s) { return common::to_lower(s); }
+std::string trim(std::string_view s) { return std::string(common::trim(s)); }
 
 std::string_view local_name(const char* name) {
   std::string_view n(name);
@@ -434,8 +425,7 @@ bool SimServer::decode_request_body(const net::Request& req, std::string& body) 
 }
 
 void SimServer::send_response(const net::Request& req, net::Responder& responder, Reply reply,
-                              const VirtualHost& vh, Clock::time_point when,
-                              net::Response res) {
+                              const VirtualHost& vh, Clock::time_point when, net::Response res) {
   res.status = reply.status;
   std::string content_type = kSoapContentType;
   if (auto* acceptor = negotiate_for(req);

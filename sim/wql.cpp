@@ -7,16 +7,14 @@
 #include <ctime>
 #include <optional>
 
+#include "common/strings.h"
+
 namespace sim::wql {
 namespace {
 
 char lower_char(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return lower_char(x) == lower_char(y);
-         });
-}
+using common::iequals;
 
 int icompare(std::string_view a, std::string_view b) {
   const std::size_t n = std::min(a.size(), b.size());

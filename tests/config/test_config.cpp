@@ -443,14 +443,15 @@ TEST_CASE("custom collector errors carry the file and line of the definition") {
   const std::string error = load_error(path);
   CHECK(error.starts_with(path + ":14: custom_collectors[1]: "));
   CHECK(error.find("Bad-Name") != std::string::npos);
-  // A file-class query that would walk every drive is refused with the definition's line.
+  // A file-class query that would walk every drive is refused with the line of its wql
+  // (definition errors point at the field at fault: common::yaml locations).
   const std::string walk = dir.write(
       "w.yml",
       "custom_collectors:\n  - name: logs\n    queries:\n      - wql: SELECT Name, FileSize "
       "FROM CIM_DataFile WHERE Extension = 'log'\n        max_rows: 100\n        metrics: "
       "[{name: f, type: gauge, help: h, value: FileSize, labels: {file: Name}}]\n");
   const std::string walk_error = load_error(walk);
-  CHECK_MESSAGE(walk_error.starts_with(walk + ":2: custom_collectors[0]: "), walk_error);
+  CHECK_MESSAGE(walk_error.starts_with(walk + ":4: custom_collectors[0]: "), walk_error);
   CHECK_MESSAGE(walk_error.find("walk every file on every drive") != std::string::npos, walk_error);
 
   // A bad field inside a definition names its own line (common::yaml locations), not the

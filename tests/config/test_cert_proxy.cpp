@@ -82,7 +82,7 @@ TEST_CASE("auth: certificate takes cert_file and key_file, https only") {
     config::load(dir.write("open.yml",
                            "credentials:\n  cert:\n    auth: certificate\n"
                            "    cert_file: " +
-                               dir.path() + "/client.pem\n    key_file: " + open_key + "\n"));
+                               dir.str() + "/client.pem\n    key_file: " + open_key + "\n"));
     auto& sinks = spdlog::default_logger()->sinks();
     sinks.erase(std::remove(sinks.begin(), sinks.end(), log), sinks.end());
     std::string lines;

@@ -1,3 +1,4 @@
+// Hand-parsed on purpose (CONTRIBUTING.md, "Code": why not CLI11).
 #include "flags.h"
 
 #include <charconv>

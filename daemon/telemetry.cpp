@@ -1,10 +1,7 @@
 #include "telemetry.h"
 
-#include <prometheus/text_serializer.h>
-
 #include <algorithm>
 #include <chrono>
-#include <sstream>
 
 #include "exposition.h"
 #include "winrm/error.h"
@@ -12,58 +9,93 @@
 namespace exporter {
 
 Telemetry::Telemetry(std::string version, std::string revision)
-    : registry_(std::make_shared<prometheus::Registry>()) {
-  prometheus::BuildGauge()
-      .Name("winrm_exporter_build_info")
-      .Help("A metric with a constant '1' value labeled by version, revision and compiler.")
-      .Register(*registry_)
-      .Add({{"version", version}, {"revision", revision}, {"compiler", "g++ " __VERSION__}})
-      .Set(1);
-  reload_successful_ = &prometheus::BuildGauge()
-                            .Name("winrm_exporter_config_last_reload_successful")
-                            .Help("Whether the last configuration load or reload succeeded.")
-                            .Register(*registry_)
-                            .Add({});
-  reload_timestamp_ = &prometheus::BuildGauge()
-                           .Name("winrm_exporter_config_last_reload_success_timestamp_seconds")
-                           .Help("Unix time of the last successful configuration load.")
-                           .Register(*registry_)
-                           .Add({});
-  reloads_total_ = &prometheus::BuildCounter()
-                        .Name("winrm_exporter_config_reloads_total")
-                        .Help("Configuration loads and reloads attempted.")
-                        .Register(*registry_)
-                        .Add({});
-  reload_failures_total_ = &prometheus::BuildCounter()
-                                .Name("winrm_exporter_config_reload_failures_total")
-                                .Help("Configuration loads and reloads that failed.")
-                                .Register(*registry_)
-                                .Add({});
-  lag_ = &prometheus::BuildHistogram()
-              .Name("winrm_exporter_scheduler_lag_seconds")
-              .Help("Delay between a poll's due time and its start.")
-              .Register(*registry_)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.05, 0.1, 0.5, 1, 5,
-                                                               15, 60});
+    : build_labels_(render_label_pairs(
+          {{"compiler", "g++ " __VERSION__}, {"revision", revision}, {"version", version}})) {}
+
+void Telemetry::observe_lag(double seconds) {
+  const auto bucket = static_cast<std::size_t>(
+      std::lower_bound(kLagBuckets.begin(), kLagBuckets.end(), seconds) - kLagBuckets.begin());
+  std::lock_guard lock(lag_mutex_);
+  ++lag_buckets_[bucket];
+  lag_sum_ += seconds;
 }
 
 void Telemetry::record_reload(bool success) {
-  reloads_total_->Increment();
-  reload_successful_->Set(success ? 1 : 0);
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(reload_mutex_);
+  ++reloads_total_;
+  reload_successful_ = success ? 1 : 0;
   if (success) {
-    reload_timestamp_->Set(
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    reload_timestamp_ = now;
   } else {
-    reload_failures_total_->Increment();
+    ++reload_failures_total_;
   }
 }
 
 void Telemetry::render(std::string& out) const {
-  std::ostringstream stream;
-  prometheus::TextSerializer().Serialize(stream, registry_->Collect());
-  out += stream.str();
-
   using collectors::MetricType;
+  FamilyWriter(out, "winrm_exporter_build_info",
+               "A metric with a constant '1' value labeled by version, revision and compiler.",
+               MetricType::kGauge)
+      .sample(build_labels_, 1);
+  {
+    std::unique_lock lock(reload_mutex_);
+    const double successful = reload_successful_, timestamp = reload_timestamp_;
+    const auto reloads = reloads_total_, failures = reload_failures_total_;
+    lock.unlock();
+    FamilyWriter(out, "winrm_exporter_config_last_reload_successful",
+                 "Whether the last configuration load or reload succeeded.", MetricType::kGauge)
+        .sample("", successful);
+    FamilyWriter(out, "winrm_exporter_config_last_reload_success_timestamp_seconds",
+                 "Unix time of the last successful configuration load.", MetricType::kGauge)
+        .sample("", timestamp);
+    FamilyWriter(out, "winrm_exporter_config_reloads_total",
+                 "Configuration loads and reloads attempted.", MetricType::kCounter)
+        .sample("", static_cast<double>(reloads));
+    FamilyWriter(out, "winrm_exporter_config_reload_failures_total",
+                 "Configuration loads and reloads that failed.", MetricType::kCounter)
+        .sample("", static_cast<double>(failures));
+  }
+  {
+    std::unique_lock lock(lag_mutex_);
+    const auto buckets = lag_buckets_;
+    const double sum = lag_sum_;
+    lock.unlock();
+    // The histogram's lines by hand (FamilyWriter knows no histogram type); values and
+    // label values go through the same append_value/render_label_pairs as every family.
+    constexpr std::string_view kName = "winrm_exporter_scheduler_lag_seconds";
+    out += "# HELP ";
+    out += kName;
+    out += ' ';
+    append_help(out, "Delay between a poll's due time and its start.");
+    out += "\n# TYPE ";
+    out += kName;
+    out += " histogram\n";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+      cumulative += buckets[i];
+      out += kName;
+      out += "_bucket{le=\"";
+      if (i < kLagBuckets.size()) {
+        append_value(out, kLagBuckets[i]);
+      } else {
+        out += "+Inf";
+      }
+      out += "\"} ";
+      append_value(out, static_cast<double>(cumulative));
+      out += '\n';
+    }
+    out += kName;
+    out += "_sum ";
+    append_value(out, sum);
+    out += '\n';
+    out += kName;
+    out += "_count ";
+    append_value(out, static_cast<double>(cumulative));
+    out += '\n';
+  }
+
   const auto& t = *transport_;
   auto counter = [&](std::string_view name, std::string_view help, std::uint64_t value) {
     FamilyWriter(out, name, help, MetricType::kCounter).sample("", static_cast<double>(value));

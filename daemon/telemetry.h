@@ -1,14 +1,13 @@
-// Process-wide self metrics: build info, config reloads, scheduler lag (prometheus-cpp
-// registry + TextSerializer) and WinRM transport counters (rendered from atomics).
+// Process-wide self metrics: build info, config reloads, scheduler lag, WinRM transport
+// counters and scheduler state, all written by the exposition's own FamilyWriter (one
+// serializer for the whole /metrics body; no metrics registry).
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,7 +20,7 @@ class Telemetry {
  public:
   Telemetry(std::string version, std::string revision);
 
-  void observe_lag(double seconds) { lag_->Observe(seconds); }
+  void observe_lag(double seconds);
   void record_reload(bool success);
   void set_scheduler_stats(std::function<Scheduler::Stats()> stats,
                            std::function<std::vector<Scheduler::Backoff>()> backoffs = nullptr) {
@@ -33,12 +32,20 @@ class Telemetry {
   void render(std::string& out) const;
 
  private:
-  std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Histogram* lag_ = nullptr;
-  prometheus::Gauge* reload_successful_ = nullptr;
-  prometheus::Gauge* reload_timestamp_ = nullptr;
-  prometheus::Counter* reloads_total_ = nullptr;
-  prometheus::Counter* reload_failures_total_ = nullptr;
+  // Upper bounds of winrm_exporter_scheduler_lag_seconds' buckets (+Inf implied).
+  static constexpr std::array<double, 9> kLagBuckets = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60};
+
+  std::string build_labels_;  // rendered once: compiler, revision, version
+  mutable std::mutex reload_mutex_;
+  double reload_successful_ = 0;
+  double reload_timestamp_ = 0;
+  std::uint64_t reloads_total_ = 0;
+  std::uint64_t reload_failures_total_ = 0;
+  // One mutex for the histogram, so a scrape sees count, sum and buckets of the same
+  // observations (_count equals the +Inf bucket).
+  mutable std::mutex lag_mutex_;
+  std::array<std::uint64_t, kLagBuckets.size() + 1> lag_buckets_{};  // not cumulative; last: +Inf
+  double lag_sum_ = 0;
   std::shared_ptr<winrm::TransportCounters> transport_ =
       std::make_shared<winrm::TransportCounters>();
   std::function<Scheduler::Stats()> scheduler_stats_;

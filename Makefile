@@ -7,7 +7,7 @@ BUILD_PACKAGES := python3 cmake g++ make pkg-config libcpp-httplib-dev libssl-de
   libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev \
   libcurl4-openssl-dev libcrypt-dev libldap-dev libsasl2-dev libsasl2-modules-gssapi-mit \
   nlohmann-json3-dev
-TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus tinyproxy \
+TEST_PACKAGES := openssl curl ca-certificates krb5-kdc krb5-admin-server krb5-user prometheus tinyproxy stunnel4 \
   python3 python3-winrm python3-requests-kerberos python3-gssapi gss-ntlmssp systemd \
   python3-yaml python3-kubernetes slapd ldap-utils \
   clang-16 libclang-rt-16-dev

@@ -30,6 +30,7 @@ winrm::EndpointOptions endpoint_for(const config::Config& config, const config::
   endpoint.proxy = target.proxy.url;
   endpoint.proxy_username = target.proxy.username;
   endpoint.proxy_password = target.proxy.password.reveal();
+  endpoint.proxy_ca_file = target.proxy.ca_file;
   endpoint.no_proxy = target.no_proxy;
   // The session lowers this ceiling to target.limits (auto: from MaxEnvelopeSize); it only
   // has to make room for an explicit setting above the transport's default.
@@ -71,7 +72,8 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
       endpoint.ca_file + '\n' + (endpoint.insecure_skip_verify ? "1" : "0") + '\n' +
       std::to_string(endpoint.max_response_bytes) + '\n' + target.credential + '\n' +
       endpoint.client_cert_file + '\n' + endpoint.client_key_file + '\n' + endpoint.proxy + '\n' +
-      endpoint.proxy_username + '\n' + target.proxy.password_file + '\n' + endpoint.no_proxy + '\n';
+      endpoint.proxy_username + '\n' + target.proxy.password_file + '\n' + endpoint.no_proxy +
+      '\n' + endpoint.proxy_ca_file + '\n';
   // WinRM options and limits live in the pooled sessions: a change rebuilds them.
   out += std::to_string(options.max_envelope_size) + '\n' + std::to_string(options.max_elements) +
          '\n' + std::to_string(options.operation_timeout.count()) + '\n' + options.locale + '\n' +

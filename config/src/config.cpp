@@ -756,28 +756,31 @@ struct TargetSpec {
   LimitsSpec limits;
 };
 
-// `proxy: http://host:port`, `proxy: {url, username, password_file}`, or `proxy: none`
-// (direct, overriding a default). Credentials never inline: no user:password@ in the URL.
+// `proxy: http(s)://host:port`, `proxy: {url, username, password_file, ca_file}`, or
+// `proxy: none` (direct, overriding a default). Credentials never inline: no user:password@
+// in the URL. https:// means TLS to the proxy itself, verified against ca_file (default: the
+// system bundle).
 Located<ProxySettings> get_proxy(const File& file, const Field& field) {
   ProxySettings proxy;
   const Field* url_field = &field;
   std::optional<MapReader> map;
   if (field.value.IsMap()) {
     map.emplace(file, field.value, field.loc(),
-                std::vector<std::string_view>{"url", "username", "password_file"});
+                std::vector<std::string_view>{"url", "username", "password_file", "ca_file"});
     url_field = map->get("url");
-    if (!url_field) fail(field.loc(), "missing key 'url' (http://host:port)");
+    if (!url_field) fail(field.loc(), "missing key 'url' (http(s)://host:port)");
   }
   const std::string url = get_string(*url_field);
   if (url == "none") {
-    if (map && (map->get("username") || map->get("password_file"))) {
-      fail(field.loc(), "proxy none takes no username or password_file");
+    if (map && (map->get("username") || map->get("password_file") || map->get("ca_file"))) {
+      fail(field.loc(), "proxy none takes no username, password_file or ca_file");
     }
     return {proxy, field.loc()};
   }
-  constexpr std::string_view kPrefix = "http://";
+  const std::string_view kPrefix = url.starts_with("https://") ? "https://" : "http://";
   if (!url.starts_with(kPrefix)) {
-    fail(url_field->loc(), "proxy must be http://host:port or none, got " + quote(url));
+    fail(url_field->loc(),
+         "proxy must be http://host:port, https://host:port or none, got " + quote(url));
   }
   std::string_view authority = std::string_view(url).substr(kPrefix.size());
   if (authority.ends_with("/")) authority.remove_suffix(1);
@@ -790,7 +793,7 @@ Located<ProxySettings> get_proxy(const File& file, const Field& field) {
   if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket) ||
       colon + 1 == authority.size() || colon == 0 ||
       authority.find('/') != std::string_view::npos) {
-    fail(url_field->loc(), "proxy must be http://host:port (with the port), got " + quote(url));
+    fail(url_field->loc(), "proxy must be http(s)://host:port (with the port), got " + quote(url));
   }
   int port = 0;
   const auto digits = authority.substr(colon + 1);
@@ -811,6 +814,16 @@ Located<ProxySettings> get_proxy(const File& file, const Field& field) {
       const auto path = get_path(*password);
       proxy.password_file = path.value;
       proxy.password = read_password_file(path);
+    }
+    if (const Field* ca = map->get("ca_file")) {
+      if (kPrefix != "https://") fail(ca->loc(), "proxy ca_file needs an https:// proxy url");
+      const auto path = get_path(*ca);
+      // An error, not a warning: verification against the wrong CAs fails every poll.
+      if (::access(path.value.c_str(), R_OK) != 0) {
+        fail(path.loc,
+             "proxy ca_file " + quote(path.value) + " is not readable: " + std::strerror(errno));
+      }
+      proxy.ca_file = path.value;
     }
   }
   return {proxy, field.loc()};

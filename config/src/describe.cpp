@@ -54,7 +54,11 @@ std::string describe(const Config& config) {
       << "  limits: " << format_limits(d.limits, d.winrm) << "\n"
       << "  default collectors: " << join_names(d.collectors) << "\n";
   if (!d.credential.empty()) out << "  default credential: " << d.credential << "\n";
-  if (!d.proxy.url.empty()) out << "  proxy: " << d.proxy.url << "\n";
+  if (!d.proxy.url.empty()) {
+    out << "  proxy: " << d.proxy.url;
+    if (!d.proxy.ca_file.empty()) out << " proxy_ca_file=" << d.proxy.ca_file;
+    out << "\n";
+  }
   if (!d.no_proxy.empty()) out << "  no_proxy: " << d.no_proxy << "\n";
   if (!d.labels.empty()) out << "  labels: " << format_labels(d.labels) << "\n";
 
@@ -95,6 +99,7 @@ std::string describe(const Config& config) {
     if (t.tls_insecure_skip_verify) out << " tls_insecure_skip_verify=true";
     if (!t.proxy.url.empty()) {
       out << " proxy=" << t.proxy.url;
+      if (!t.proxy.ca_file.empty()) out << " proxy_ca_file=" << t.proxy.ca_file;
       if (!t.proxy.username.empty()) {
         out << " proxy_username=" << t.proxy.username
             << " proxy_password=" << t.proxy.password.str() << " (from file "

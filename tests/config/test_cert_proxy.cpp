@@ -151,8 +151,31 @@ TEST_CASE("proxy: global, inventory-free target override, none, auth file, no_pr
   CHECK(error.find("hunter2") == std::string::npos);
   error = load_error(dir.write("noport.yml", "global:\n  proxy: http://p.example\n" + creds));
   CHECK(error.find("with the port") != std::string::npos);
-  error = load_error(dir.write("https.yml", "global:\n  proxy: https://p.example:443\n" + creds));
-  CHECK(error.find("proxy must be http://host:port or none") != std::string::npos);
+  error = load_error(dir.write("socks.yml", "global:\n  proxy: socks5://p.example:1080\n" + creds));
+  CHECK(error.find("proxy must be http://host:port, https://host:port or none") !=
+        std::string::npos);
+  // https://: TLS to the proxy, with its own CA file (checked at load, errors at file:line).
+  const std::string ca = dir.write("proxy-ca.pem", "not parsed at load\n");
+  const auto tls = config::load(
+      dir.write("tls.yml", "global:\n  proxy: https://p.example:8443\n" + creds +
+                               "  - {name: t, credential: b, proxy: {url: 'https://q.example:443', "
+                               "ca_file: " +
+                               ca + "}}\n"));
+  CHECK(find_target(tls, "a").proxy.url == "https://p.example:8443");
+  CHECK(find_target(tls, "a").proxy.ca_file.empty());  // the system bundle
+  CHECK(find_target(tls, "t").proxy.url == "https://q.example:443");
+  CHECK(find_target(tls, "t").proxy.ca_file == ca);
+  CHECK(config::describe(tls).find("proxy_ca_file=" + ca) != std::string::npos);
+  error = load_error(dir.write("missingca.yml", "global:\n  proxy: {url: 'https://p:1', ca_file: " +
+                                                    (dir.path() / "absent.pem").string() + "}\n" +
+                                                    creds));
+  CHECK_MESSAGE(error.find("missingca.yml:2") != std::string::npos, error);
+  CHECK(error.find("proxy ca_file") != std::string::npos);
+  CHECK(error.find("is not readable") != std::string::npos);
+  error = load_error(dir.write(
+      "httpca.yml", "global:\n  proxy: {url: 'http://p:1', ca_file: " + ca + "}\n" + creds));
+  CHECK_MESSAGE(error.find("httpca.yml:2") != std::string::npos, error);
+  CHECK(error.find("proxy ca_file needs an https:// proxy url") != std::string::npos);
   error = load_error(
       dir.write("half.yml", "global:\n  proxy: {url: 'http://p:1', username: x}\n" + creds));
   CHECK(error.find("needs both username and password_file") != std::string::npos);

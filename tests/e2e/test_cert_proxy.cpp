@@ -9,7 +9,11 @@
 // with NTLM and channel binding (CbtHardeningLevel=Strict, so the binding must be of the
 // sim's certificate through the tunnel), HTTP as absolute-URI requests, a proxy that wants
 // Basic auth (given, and wrong), a NO_PROXY bypass and a dead proxy. The proxies' logs
-// prove which requests crossed them.
+// prove which requests crossed them. https:// proxies: stunnel4 terminates TLS in front of
+// those tinyproxies with a certificate from a CA of its own (the targets' proxy ca_file): an
+// HTTPS target with NTLM and proxy Basic auth (CONNECT inside the TLS to the proxy), an HTTP
+// target (absolute-URI requests inside it), and a front whose certificate is from another CA
+// (a tls error naming the proxy).
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -17,6 +21,7 @@
 #include <tuple>
 
 #include "e2e_util.h"
+#include "stunnel.h"
 #include "tinyproxy.h"
 
 using namespace e2e;
@@ -44,6 +49,27 @@ void make_client_cert(const TempDir& dir, const std::string& ca, const std::stri
              "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:" + upn +
                  "\nextendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n");
   REQUIRE(run_shell("openssl req -newkey rsa:2048 -nodes -subj '/CN=" + upn + "' -keyout " + d +
+                    "/" + name + ".key -out " + d + "/" + name + ".csr >/dev/null 2>&1") == 0);
+  REQUIRE(run_shell("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/" + ca +
+                    ".pem -CAkey " + d + "/" + ca + ".key -CAcreateserial -days 2 -sha256 " +
+                    "-extfile " + d + "/" + name + ".cnf -out " + d + "/" + name +
+                    ".pem >/dev/null 2>&1") == 0);
+  chmod((dir / (name + ".key")).c_str(), 0600);
+}
+
+// A CA `ca`.pem/.key (made once) and, signed by it, a TLS server certificate `name`.pem/.key
+// for the address 127.0.0.1 (a proxy's URL host).
+void make_server_cert(const TempDir& dir, const std::string& ca, const std::string& name) {
+  const std::string d = dir.path().string();
+  if (!fs::exists(dir / (ca + ".pem"))) {
+    REQUIRE(run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=" + ca +
+                      "' -keyout " + d + "/" + ca + ".key -out " + d + "/" + ca +
+                      ".pem >/dev/null 2>&1") == 0);
+  }
+  write_file(dir / (name + ".cnf"),
+             "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+             "keyUsage=digitalSignature,keyEncipherment\n");
+  REQUIRE(run_shell("openssl req -newkey rsa:2048 -nodes -subj '/CN=" + name + "' -keyout " + d +
                     "/" + name + ".key -out " + d + "/" + name + ".csr >/dev/null 2>&1") == 0);
   REQUIRE(run_shell("openssl x509 -req -in " + d + "/" + name + ".csr -CA " + d + "/" + ca +
                     ".pem -CAkey " + d + "/" + ca + ".key -CAcreateserial -days 2 -sha256 " +
@@ -272,7 +298,9 @@ for cert in ("stranger", "rogue"):
   }
 }
 
-TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO_PROXY, dead") {
+TEST_CASE(
+    "proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO_PROXY, dead, "
+    "https:// proxies through stunnel4") {
   unsetenv("NTLM_USER_FILE");
   for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "NO_PROXY", "no_proxy"}) {
     unsetenv(name);  // only the configuration decides
@@ -292,6 +320,13 @@ TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO
   Tinyproxy open_proxy(dir, "open");
   Tinyproxy auth_proxy(dir, "auth", "BasicAuth winrm " + proxy_password + "\n");
   const int dead_port = free_port();  // nothing listens there
+  make_server_cert(dir, "proxy_ca", "proxy_front");
+  make_server_cert(dir, "rogue_ca", "rogue_front");
+  const std::string pd = dir.path().string() + "/";
+  Stunnel front(dir, "stunnel",
+                {{"auth", pd + "proxy_front.pem", pd + "proxy_front.key", auth_proxy.port},
+                 {"open", pd + "proxy_front.pem", pd + "proxy_front.key", open_proxy.port},
+                 {"rogue", pd + "rogue_front.pem", pd + "rogue_front.key", open_proxy.port}});
 
   const std::string d = dir.str();
   write_secret(dir / "good.pass", password);
@@ -333,22 +368,36 @@ TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO
           https + ", proxy: http://127.0.0.1:" + std::to_string(dead_port) +
           "}\n"
           "  - {name: direct, host: localhost" +
-          https + ", proxy: none}\n");
+          https +
+          ", proxy: none}\n"
+          // TLS to the proxy, verified against proxy_ca (the sim's certificate: ca.pem).
+          "  - {name: tls-proxy-ntlm, host: localhost" +
+          https + ", proxy: {url: '" + front.url(0) + "', username: winrm, password_file: " + d +
+          "/proxy.pass, ca_file: " + d +
+          "/proxy_ca.pem}}\n"
+          "  - {name: tls-proxy-http, host: localhost, credential: plain" +
+          http + ", proxy: {url: '" + front.url(1) + "', ca_file: " + d +
+          "/proxy_ca.pem}}\n"
+          "  - {name: tls-proxy-rogue, host: localhost" +
+          https + ", proxy: {url: '" + front.url(2) + "', ca_file: " + d + "/proxy_ca.pem}}\n");
   Exporter exporter(dir, dir / "exporter.yml");
-  const std::vector<std::string> good = {"connect-ntlm", "absolute-http", "bypassed", "proxy-auth",
-                                         "direct"};
+  const std::vector<std::string> good = {"connect-ntlm",  "absolute-http", "bypassed",
+                                         "proxy-auth",    "direct",        "tls-proxy-ntlm",
+                                         "tls-proxy-http"};
   auto [done, metrics] = exporter.metrics_when(
       [&](const std::string& m) {
         for (const auto& t : good) {
           if (!polled(m, t)) return false;
         }
         return errors_of(m, "proxy-auth-wrong", "transport").value_or(0) >= 1 &&
-               errors_of(m, "dead-proxy", "transport").value_or(0) >= 1;
+               errors_of(m, "dead-proxy", "transport").value_or(0) >= 1 &&
+               errors_of(m, "tls-proxy-rogue", "tls").value_or(0) >= 1;
       },
       40s);
   const std::string why = diagnostics(dir, metrics, exporter) + "\n--- open proxy:\n" +
                           open_proxy.requests().substr(0, 3000) + "\n--- auth proxy:\n" +
-                          auth_proxy.requests().substr(0, 3000);
+                          auth_proxy.requests().substr(0, 3000) + "\n--- stunnel:\n" +
+                          front.messages().substr(0, 3000);
   REQUIRE_MESSAGE(done, why);
   for (const auto& t : good) {
     CAPTURE(t);
@@ -356,6 +405,7 @@ TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO
   }
   CHECK(up(metrics, "proxy-auth-wrong") == 0.0);
   CHECK(up(metrics, "dead-proxy") == 0.0);
+  CHECK(up(metrics, "tls-proxy-rogue") == 0.0);
   // NTLM through the tunnel: no auth errors anywhere.
   CHECK(metrics.find("winrm_exporter_auth_errors_total{") == std::string::npos);
 
@@ -379,6 +429,18 @@ TEST_CASE("proxies: CONNECT with NTLM and CBT, absolute-URI HTTP, proxy auth, NO
   CHECK_MESSAGE(log.find("proxy refused the CONNECT tunnel: HTTP 40") != std::string::npos, log);
   CHECK_MESSAGE(log.find("(proxy authentication failed)") != std::string::npos, log);
   CHECK_MESSAGE(log.find("proxy unreachable") != std::string::npos, log);
+  // https:// proxies: only tls-proxy-ntlm uses the front's "auth" service and only
+  // tls-proxy-http its "open" one, so their connections there prove the TLS path was taken
+  // (and both polled: the proxy's certificate verified against proxy_ca.pem).
+  const std::string front_log = front.messages();
+  CHECK_MESSAGE(front_log.find("Service [auth] accepted connection") != std::string::npos,
+                front_log);
+  CHECK_MESSAGE(front_log.find("Service [open] accepted connection") != std::string::npos,
+                front_log);
+  // A front whose certificate is from another CA: a tls error naming the proxy.
+  CHECK_MESSAGE(log.find("TLS to the proxy: certificate verification failed") != std::string::npos,
+                log);
+  CHECK_MESSAGE(log.find("through proxy " + front.url(2)) != std::string::npos, log);
   // Neither password reaches logs or metrics.
   for (const auto& secret : {password, proxy_password}) {
     CHECK(log.find(secret) == std::string::npos);

@@ -345,6 +345,8 @@ class HttpConnection final : public Connection {
     return 1;
   }
 
+  bool proxy_tls() const { return proxy_.starts_with("https://"); }
+
   const std::string& connect_address() const {
     return options_.connect_address.empty() ? options_.host : options_.connect_address;
   }
@@ -434,7 +436,17 @@ class HttpConnection final : public Connection {
     curl_easy_setopt(curl_, CURLOPT_PROXY, proxy_.c_str());
     curl_easy_setopt(curl_, CURLOPT_NOPROXY, "");
     if (!proxy_.empty()) {
-      curl_easy_setopt(curl_, CURLOPT_PROXYTYPE, static_cast<long>(CURLPROXY_HTTP));
+      curl_easy_setopt(curl_, CURLOPT_PROXYTYPE,
+                       static_cast<long>(proxy_tls() ? CURLPROXY_HTTPS : CURLPROXY_HTTP));
+      if (proxy_tls()) {  // TLS to the proxy itself, always verified, with its own CAs
+        curl_easy_setopt(curl_, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(curl_, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
+        const std::string ca =
+            !options_.proxy_ca_file.empty() ? options_.proxy_ca_file : std::string(kSystemCaBundle);
+        curl_easy_setopt(curl_, CURLOPT_PROXY_CAINFO, ca.c_str());  // libcurl copies it
+        curl_easy_setopt(curl_, CURLOPT_PROXY_CAPATH, static_cast<char*>(nullptr));
+        curl_easy_setopt(curl_, CURLOPT_CA_CACHE_TIMEOUT, 0L);  // see the HTTPS branch below
+      }
       // HTTPS: a CONNECT tunnel; HTTP: absolute-URI requests through the proxy (no tunnel).
       curl_easy_setopt(curl_, CURLOPT_HTTPPROXYTUNNEL, options_.scheme == Scheme::kHttps ? 1L : 0L);
       // The CONNECT answer's head must not reach on_header as if it were the response's.
@@ -479,7 +491,10 @@ class HttpConnection final : public Connection {
                                     : std::filesystem::exists(kSystemCaBundle)
                                         ? std::string(kSystemCaBundle)
                                         : std::string();
-        if (!ca_file.empty() && !trust_store_) trust_store_ = shared_trust_store(ca_file);
+        // Not with a TLS proxy: the SSL_CTX callback would also set the proxy's CAs.
+        if (!ca_file.empty() && !trust_store_ && !proxy_tls()) {
+          trust_store_ = shared_trust_store(ca_file);
+        }
         if (trust_store_) {
           // No CA for libcurl to load; the shared store goes into each new SSL_CTX.
           curl_easy_setopt(curl_, CURLOPT_CAINFO, static_cast<char*>(nullptr));
@@ -726,6 +741,21 @@ class HttpConnection final : public Connection {
       if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_PROXY) {
         return Error{ErrorKind::kTransport, "proxy unreachable: " + detail + " " + where(), 0,
                      std::nullopt};
+      }
+    }
+    if (proxy_tls() && is_tls_error(code)) {
+      long connect_code = 0;
+      curl_easy_getinfo(curl_, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+      // Before a CONNECT answer (or with no tunnel at all) the only TLS is the proxy's.
+      if (options_.scheme == Scheme::kHttp || connect_code == 0) {
+        long verify = X509_V_OK;
+        curl_easy_getinfo(curl_, CURLINFO_PROXY_SSL_VERIFYRESULT, &verify);
+        std::string what = "TLS to the proxy: " + detail;
+        if (verify != X509_V_OK) {
+          what = std::string("TLS to the proxy: certificate verification failed: ") +
+                 X509_verify_cert_error_string(verify);
+        }
+        return Error{ErrorKind::kTls, what + " " + where(), 0, std::nullopt};
       }
     }
     if (is_tls_error(code)) {

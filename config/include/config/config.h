@@ -49,10 +49,11 @@ struct CredentialProfile {
 
 // Forward HTTP proxy (key `proxy:` in global, inventory defaults, targets).
 struct ProxySettings {
-  std::string url;       // "http://host:port"; empty: direct
+  std::string url;  // "http://host:port" or "https://host:port" (TLS to the proxy); empty: direct
   std::string username;  // proxy Basic auth when set
   Secret password;       // from password_file
   std::string password_file;
+  std::string ca_file;  // https:// proxies: CAs for the proxy's certificate; empty: system bundle
   bool operator==(const ProxySettings&) const = default;
 };
 

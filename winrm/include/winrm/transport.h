@@ -44,12 +44,15 @@ struct EndpointOptions {
   std::string client_cert_file;
   std::string client_key_file;
   std::string client_key_password;  // an encrypted key's passphrase; secret: never logged
-  // Forward proxy, "http://host:port" (empty: direct). HTTPS goes through a CONNECT
-  // tunnel (TLS, SNI, certificate check and channel binding stay end to end with the
-  // host); HTTP is sent as absolute-URI requests. Environment proxies are never used.
+  // Forward proxy, "http://host:port" or "https://host:port" (empty: direct). HTTPS goes through a
+  // CONNECT tunnel (TLS, SNI, certificate check and channel binding stay end to end with the host);
+  // HTTP is sent as absolute-URI requests. Environment proxies are never used.
   std::string proxy;
   std::string proxy_username;  // proxy Basic auth when not empty
   std::string proxy_password;  // secret: never logged
+  // https:// proxies (TLS to the proxy, always verified): the CAs for the proxy's
+  // certificate; empty: the system bundle.
+  std::string proxy_ca_file;
   // NO_PROXY syntax (libcurl): comma-separated host names, domain suffixes, IP addresses
   // or CIDR ranges, or "*"; a matching host is reached directly.
   std::string no_proxy;

@@ -16,7 +16,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +27,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "common/strings.h"
+
 namespace winrm {
 namespace {
 
@@ -35,18 +36,8 @@ constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 // libcurl refuses any single response header line longer than this (CURL_MAX_HTTP_HEADER).
 constexpr std::size_t kCurlMaxHeaderLine = CURL_MAX_HTTP_HEADER;
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using common::iequals;
+using common::trim;
 
 void global_init() {
   static std::once_flag once;

@@ -144,12 +144,6 @@ namespace {
 bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 }  // namespace
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && is_xml_space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_xml_space(text.back())) text.remove_suffix(1);
-  return text;
-}
-
 std::string collapse_whitespace(std::string_view text) {
   std::string out;
   out.reserve(text.size());

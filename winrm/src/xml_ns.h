@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/strings.h"
+
 namespace winrm::xml {
 
 inline constexpr std::string_view kNsSoap = "http://www.w3.org/2003/05/soap-envelope";
@@ -119,6 +121,7 @@ std::string direct_text(const tinyxml2::XMLElement* element);
 std::string all_text(const tinyxml2::XMLElement* element);
 // Trims and collapses runs of XML whitespace into single spaces.
 std::string collapse_whitespace(std::string_view text);
-std::string_view trim(std::string_view text);
+// XML whitespace (space, tab, CR, LF) off both ends.
+using common::trim;
 
 }  // namespace winrm::xml

@@ -94,7 +94,9 @@ void expect_error(const Outcome& o, ErrorKind kind, std::string_view message_par
   CHECK(winrm::to_string(o.result.error().kind) == winrm::to_string(kind));
   CHECK(o.result.error().message.find(message_part) != std::string::npos);
   CHECK(winrm::to_string(o.result.error().limit) == winrm::to_string(limit));
-  CHECK(o.elapsed < o.budget + 1s);
+  // Held: the kind says the deadline ended it; the slack absorbs a loaded CI machine (an ASan
+  // build beside -j4 tests), and every stall here lasts 10 s or more.
+  CHECK(o.elapsed < o.budget + 2500ms);
   CHECK(o.rss_growth < kRssBound);
 }
 

@@ -384,7 +384,7 @@ TEST_CASE("the deadline ends a slow enumeration; no Release past the deadline") 
   const auto elapsed = winrm::Clock::now() - start;
   REQUIRE_FALSE(rows.has_value());
   CHECK(rows.error().kind == winrm::ErrorKind::kTimeout);
-  CHECK(elapsed < 2s);  // the deadline + 1 s; the server would take 5 s
+  CHECK(elapsed < 3s);  // the deadline + 2 s of slack for a loaded machine; the server takes 5 s
   auto seen = fake.seen();
   std::string actions;
   for (const auto& s : seen) actions += s.action + " ";
@@ -507,7 +507,7 @@ TEST_CASE("limits.max_rows_per_poll ends the poll with a Release bounded by 500 
   CHECK(seen.size() < 30);  // 1000 rows are ~20 pages of 50
   CHECK(seen.back().action == "Release");
   CHECK(seen.back().context == seen[seen.size() - 2].context);  // the page that failed
-  CHECK(elapsed < 1500ms);  // Release's own budget (500 ms) + 1 s, not the host's 3 s
+  CHECK(elapsed < 2500ms);  // Release's own budget (500 ms) + 2 s, not the host's 3 s
 }
 
 TEST_CASE("limits.max_properties_per_instance is passed to the parser and named") {

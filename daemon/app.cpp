@@ -284,15 +284,15 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   auto fail = [&](std::string_view kind, const std::string& message, PollOutcome outcome) {
     double duration = elapsed();
     cache_.record_failure(job.target, job.collector, std::string(kind), message, duration);
-    bool first_failure;
+    bool news;
     {
       std::lock_guard lock(runtime->failing_mutex);
-      bool& failing = runtime->failing[job.collector];
-      first_failure = !failing;
-      failing = true;
+      std::string& failing = runtime->failing[job.collector];
+      news = failing != kind;  // started, or a timeout became a max_rows failure, ...
+      failing = kind;
     }
-    // Log a failure once when it starts, then at debug level until it recovers.
-    auto level = first_failure ? spdlog::level::warn : spdlog::level::debug;
+    // Log a failure when it starts or changes kind, then at debug level until it recovers.
+    auto level = news ? spdlog::level::warn : spdlog::level::debug;
     spdlog::log(level, "poll failed target={} collector={} kind={} duration={:.3f}s error={}",
                 job.target, job.collector, kind, duration, message);
     return outcome;
@@ -322,9 +322,9 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   {
     std::lock_guard lock(runtime->failing_mutex);
     auto it = runtime->failing.find(job.collector);
-    if (it != runtime->failing.end() && it->second) {
+    if (it != runtime->failing.end() && !it->second.empty()) {
       spdlog::info("poll recovered target={} collector={}", job.target, job.collector);
-      it->second = false;
+      it->second.clear();
     }
   }
   spdlog::debug("poll ok target={} collector={} duration={:.3f}s", job.target, job.collector,

@@ -88,7 +88,9 @@ class App {
     std::shared_ptr<TargetAuthStats> auth_stats = std::make_shared<TargetAuthStats>();
     std::shared_ptr<SessionPool> pool;
     std::mutex failing_mutex;
-    std::unordered_map<std::string, bool> failing;  // collector -> last poll failed (log once)
+    // collector -> the kind its last poll failed with ("" once it succeeds): a failure is
+    // logged when it starts or changes kind, not at every poll.
+    std::unordered_map<std::string, std::string> failing;
   };
 
   std::expected<void, std::string> apply(std::shared_ptr<const config::Config> config);

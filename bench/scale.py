@@ -362,6 +362,17 @@ def cpus_exist(spec):
     return wanted <= os.sched_getaffinity(0)
 
 
+def autogroup_nice():
+    """The session autogroup's nice as /proc/self/autogroup shows it ("/autogroup-N nice K"), or '-' where the
+    file is missing or empty (containers, kernels without CONFIG_SCHED_AUTOGROUP)."""
+    try:
+        with open("/proc/self/autogroup") as f:
+            fields = f.read().split()
+    except OSError:
+        return "-"
+    return fields[-1] if fields else "-"
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     src = os.path.dirname(here)
@@ -568,7 +579,7 @@ def main():
               f"every {args.sample:.0f}s and probes); winrm-sim {sim_cores:.3f} cores")
         print(f"  winrm-sim run-queue wait   {sim_wait:10.1f} s   over its threads in the {window:.0f} s window "
               f"(runnable, waiting for CPU {args.sim_cpu or '-'}; load average {os.getloadavg()[0]:.1f}, "
-              f"autogroup {open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-'})")
+              f"autogroup {autogroup_nice()})")
         print(f"  exporter RSS               {med('rss'):10.1f} MiB median, max {max(r['rss'] for r in rows):.1f}")
         print(f"  threads, open fds          {med('threads'):10.0f}   fds {med('fds'):.0f} (median)")
         print(f"  TLS handshakes per hour    {handshakes * per_hour:10.0f}   ({handshakes:.0f} in the window; "

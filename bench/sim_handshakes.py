@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scale import autogroup_nice  # noqa: E402  (one reader of /proc/self/autogroup)
+
 import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -140,7 +143,7 @@ users:
         print(f"  failures                         {result['failures'] or 'none'}")
         print(f"  winrm-sim CPU                    {sim_cpu:.2f} s ({1000 * sim_cpu / max(1, opened):.2f} ms per "
               f"connection), threads {threads}; waiting for a CPU (run queue) {sim_wait:.2f} s; load "
-              f"average {os.getloadavg()[0]:.1f}, autogroup {open('/proc/self/autogroup').read().split()[-1]}")
+              f"average {os.getloadavg()[0]:.1f}, autogroup {autogroup_nice()}")
         print(f"  kernel TcpExt deltas             " + ", ".join(f"{k} {v}" for k, v in delta.items()))
         return 0 if opened == args.connections else 1
     finally:

@@ -15,7 +15,7 @@
 # Deviation from a real machine: a policy-rc.d forbids package maintainer scripts to start
 # daemons (krb5-kdc, prometheus, ...) on the shared host loopback, as in Docker images.
 # mmdebstrap writes no /etc/hosts; the script adds the standard localhost lines every installed
-# system has (without them Python cannot resolve "localhost" and kerberos_interop fails).
+# system has (without them Python cannot resolve "localhost" and kerberos_test_interop fails).
 # Network: loopback plus apt to the Debian mirror (URIs of /etc/apt/sources.list.d/debian.sources).
 # Heavy: needs root, ~2 GB of disk and ~8-10 min on 2 cores (apt ~20 s, build ~3-4 min,
 # ctest ~90 s, then `make build` again before the demo).

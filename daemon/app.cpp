@@ -283,7 +283,6 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
   auto fail = [&](std::string_view kind, const std::string& message, PollOutcome outcome) {
     double duration = elapsed();
-    cache_.record_failure(job.target, job.collector, std::string(kind), message, duration);
     bool news;
     {
       std::lock_guard lock(runtime->failing_mutex);
@@ -295,6 +294,8 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
     auto level = news ? spdlog::level::warn : spdlog::level::debug;
     spdlog::log(level, "poll failed target={} collector={} kind={} duration={:.3f}s error={}",
                 job.target, job.collector, kind, duration, message);
+    // Recorded after the log line: a scrape that shows this failure finds it in the log too.
+    cache_.record_failure(job.target, job.collector, std::string(kind), message, duration);
     return outcome;
   };
 

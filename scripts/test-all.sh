@@ -222,7 +222,7 @@ for stage in "${stages[@]}"; do
   esac
 done
 
-rm -f "$logs"/*.build.rc "$logs"/*.build.log
+rm -f "$logs"/*.build.rc "$logs"/*.build.log "$logs/digest.txt"
 prebuild_pid=
 if [ ${#stages[@]} -gt 1 ]; then
   # Its own process group (set -m), not its own session: with the kernel's autogroup
@@ -271,12 +271,53 @@ for stage in "${stages[@]}"; do
   fi
 done
 
-# CI shows only the end of the output: repeat what failed, briefly, right above the summary.
-for log in "${failed_logs[@]}"; do
-  echo "== digest of $log"
-  grep -a -E 'tests FAILED|\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)\)|ERROR:|is NOT correct|error:|SUMMARY: |WARNING: ThreadSanitizer|FATAL|runtime error|setarch|tsan:|No such file|Error [0-9]' "$log" |
-    grep -a -v -E '^-- |Werror' | tail -n 25
-done
-echo "== summary"
-printf '%s\n' "${summary[@]}"
+# CI shows only the start and the end of the output: repeat what failed, briefly, right above
+# the summary, and keep it in build-logs/digest.txt, which .ci/run prints again at its very end
+# (after make test-slow). Each failing stage gets a share of a fixed line budget.
+# A failed ctest test's block is its status line up to the next status line (--output-on-failure
+# prints a test's whole output there, even at -j); from it come doctest's failure lines with the
+# lines right after them (the values and the start of the message), sanitizer summaries, and the
+# block's last lines (doctest's counts, a script's last words).
+test_block() {  # log, test name: that test's output in a ctest log
+  awk -v name="$2" '
+    /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: / { on = index($0, " " name " ") > 0 && /\*\*\*|Failed|Timeout|Exception|SEGFAULT|aborted/; if (on) print; next }
+    /^ *Start +[0-9]+: / || /^[0-9]+% tests passed/ { on = 0 }
+    on' "$1"
+}
+stage_digest() {  # log, line budget
+  local log=$1 budget=$2 tests t block per
+  tests=$(awk '/^The following tests FAILED:/ { on = 1; next } on && /^\t/ { print $3 } on && !/^\t/ { on = 0 }' "$log")
+  if [ -n "$tests" ]; then
+    echo "failed tests: $(echo $tests)"
+    per=$(( (budget - 1) / $(echo "$tests" | wc -l) ))
+    [ "$per" -ge 6 ] || per=6
+    for t in $tests; do
+      block=$(test_block "$log" "$t")
+      {
+        echo "$block" | head -n 1
+        echo "$block" | grep -a -A 2 -E ': ERROR: |: FATAL ERROR: |SUMMARY: |runtime error|WARNING: ThreadSanitizer|Traceback|Error: ' |
+          grep -a -v -E '^--$' | cut -c 1-240 | head -n $((per - 3))
+        echo "$block" | tail -n 2 | cut -c 1-240
+      } | head -n "$per"
+    done
+    grep -a -E '^sanitizer reports in|SUMMARY: [A-Z][a-zA-Z]*Sanitizer' "$log" | sort -u | head -n 3
+  else
+    grep -a -E 'tests FAILED|\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)\)|ERROR:|is NOT correct|error:|SUMMARY: |WARNING: ThreadSanitizer|FATAL|runtime error|setarch|tsan:|No such file|Error [0-9]' "$log" |
+        grep -a -v -E '^-- |^\[|^(/usr/bin/)?(c\+\+|g\+\+|clang)' | cut -c 1-240 | tail -n "$budget"
+  fi
+}
+digest=$logs/digest.txt
+{
+  if [ ${#failed_logs[@]} -gt 0 ]; then
+    budget=$((40 / ${#failed_logs[@]}))
+    [ "$budget" -ge 12 ] || budget=12
+    for log in "${failed_logs[@]}"; do
+      echo "== digest of $log"
+      stage_digest "$log" "$budget"
+    done
+  fi
+  echo "== summary"
+  printf '%s\n' "${summary[@]}"
+} > "$digest"
+cat "$digest"
 exit $failed

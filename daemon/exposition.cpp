@@ -12,39 +12,11 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/utf8.h"
+
 namespace exporter {
 
 namespace {
-
-// Length of the valid UTF-8 sequence starting at text[i], 0 when invalid.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  std::size_t length;
-  std::uint32_t code;
-  if ((c & 0xE0) == 0xC0) {
-    length = 2;
-    code = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    length = 3;
-    code = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    length = 4;
-    code = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3F);
-  }
-  // Overlong forms, surrogates and values past U+10FFFF are invalid.
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (code < kMin[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  return length;
-}
 
 bool is_ascii_clean(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) {
@@ -55,28 +27,12 @@ bool is_ascii_clean(std::string_view text) {
 
 }  // namespace
 
-std::string sanitize_utf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    std::size_t length = utf8_sequence_length(text, i);
-    if (length == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(text.substr(i, length));
-      i += length;
-    }
-  }
-  return out;
-}
-
 void append_label_value(std::string& out, std::string_view value) {
   if (is_ascii_clean(value)) {  // the common case: no copy, no checks per byte
     out.append(value);
     return;
   }
-  std::string clean = sanitize_utf8(value);
+  std::string clean = common::sanitize_utf8(value, common::Utf8Repair::kEachByte);
   for (char c : clean) {
     switch (c) {
       case '\\':
@@ -95,7 +51,7 @@ void append_label_value(std::string& out, std::string_view value) {
 }
 
 void append_help(std::string& out, std::string_view help) {
-  std::string clean = sanitize_utf8(help);
+  std::string clean = common::sanitize_utf8(help, common::Utf8Repair::kEachByte);
   for (char c : clean) {
     if (c == '\\') {
       out += "\\\\";

@@ -13,9 +13,7 @@
 
 namespace exporter {
 
-// Replaces invalid UTF-8 sequences with U+FFFD.
-std::string sanitize_utf8(std::string_view text);
-// Label value escaping: \\, \", \n (after UTF-8 sanitising).
+// Label value escaping: \\, \", \n (after UTF-8 sanitising: one U+FFFD per invalid byte).
 void append_label_value(std::string& out, std::string_view value);
 // HELP escaping: \\ and \n.
 void append_help(std::string& out, std::string_view help);

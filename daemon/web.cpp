@@ -30,29 +30,6 @@ namespace {
 
 constexpr const char* kExpositionType = "text/plain; version=0.0.4; charset=utf-8";
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 WebReply exposition(const WebRequest& request, std::string body) {
   WebReply reply;
   reply.content_type = kExpositionType;
@@ -244,11 +221,13 @@ WebReply WebServer::route(const WebRequest& request) {
     return text(200, "Reloaded.\n");
   }
   if (path == "/") {
+    std::string version;
+    common::append_xml_escaped(version, handlers_.version);  // XML escaping is valid HTML
     WebReply reply = text(
         200,
         "<!DOCTYPE html>\n<html><head><title>WinRM Exporter</title></head><body>\n"
         "<h1>WinRM Exporter</h1>\n<p>Version " +
-            html_escape(handlers_.version) +
+            version +
             "</p>\n<ul>\n<li><a href=\"metrics\">Metrics</a> (exporter and all targets)</li>\n"
             "<li><form action=\"probe\"><label>Probe target: <input name=\"target\"></label> "
             "<input type=\"submit\" value=\"Probe\"></form> (<code>probe?target=NAME</code>)</li>\n"

@@ -23,6 +23,12 @@ TEST_CASE("ASCII helpers ignore case in ASCII only and trim what they say") {
   CHECK(common::trim_ows(" \tabc\r") == "abc\r");  // CR is not optional whitespace
 }
 
+TEST_CASE("XML escaping: the five entities, tab/LF/CR kept, other C0 controls dropped") {
+  std::string out = "kept:";
+  common::append_xml_escaped(out, "a<b>&\"c\" 'd'\t\r\n\x01\x1F\x7F\xC3\xA9");
+  CHECK(out == "kept:a&lt;b&gt;&amp;&quot;c&quot; &apos;d&apos;\t\r\n\x7F\xC3\xA9");
+}
+
 TEST_CASE("base64 encodes and strictly decodes the RFC 4648 vectors") {
   const std::pair<std::string, std::string> vectors[] = {{"", ""},
                                                          {"f", "Zg=="},

@@ -64,15 +64,22 @@ TEST_CASE("label values are escaped and UTF-8 sanitised") {
   std::string out;
   append_label_value(out, "C:\\ \"quoted\"\nnext");
   CHECK(out == "C:\\\\ \\\"quoted\\\"\\nnext");
-  CHECK(sanitize_utf8("Datenträger") == "Datenträger");
-  CHECK(sanitize_utf8("bad\xff\xfe"
-                      "end") ==
+  // One U+FFFD per invalid byte (common::Utf8Repair::kEachByte), as label values always had.
+  auto label = [](std::string_view value) {
+    std::string text;
+    append_label_value(text, value);
+    return text;
+  };
+  CHECK(label("Datenträger") == "Datenträger");
+  CHECK(label("bad\xff\xfe"
+              "end") ==
         "bad\xEF\xBF\xBD\xEF\xBF\xBD"
         "end");
-  CHECK(sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong '/'
-  CHECK(sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  CHECK(sanitize_utf8("trunc\xE2\x82") == "trunc\xEF\xBF\xBD\xEF\xBF\xBD");
-  CHECK(sanitize_utf8("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");
+  CHECK(label("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong '/'
+  CHECK(label("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  CHECK(label("trunc\xE2\x82") == "trunc\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(label("\xF0\x9F\x98\x80") == "\xF0\x9F\x98\x80");
+  CHECK(label("\"C:\\\xff\"") == "\\\"C:\\\\\xEF\xBF\xBD\\\"");  // repaired, then escaped
   std::string help;
   append_help(help, "line\\one\ntwo \"kept\"");
   CHECK(help == "line\\\\one\\ntwo \"kept\"");

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "testsupport/temp_dir.h"
 #include "web.h"
@@ -101,6 +102,18 @@ TEST_CASE("without a web config: open endpoints, /-/reload only with --web.enabl
   WebRequest with_body = post("/-/reload");
   with_body.has_body = true;
   CHECK(on.handle(with_body).status == 413);
+}
+
+TEST_CASE("the landing page is HTML with the version escaped") {
+  Counters counters;
+  WebHandlers h = handlers(counters);
+  h.version = "1.0 <b>&\"x\"";
+  WebServer web(std::move(h), WebOptions{});
+  REQUIRE(web.configure());
+  WebReply page = web.handle(get("/"));
+  CHECK(page.status == 200);
+  CHECK(page.content_type == "text/html; charset=utf-8");
+  CHECK(page.body.find("<p>Version 1.0 &lt;b&gt;&amp;&quot;x&quot;</p>") != std::string::npos);
 }
 
 TEST_CASE("basic_auth_users guard every path, /sd and health included; headers on every reply") {

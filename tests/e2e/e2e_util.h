@@ -2,6 +2,7 @@
 // loops bounded in time, HTTP GETs on loopback.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -110,6 +111,21 @@ inline std::optional<double> sample_value(const std::string& text, const std::st
       return std::strtod(line.c_str() + prefix.size() + 1, nullptr);
   }
   return std::nullopt;
+}
+
+// What every target that logged on with Negotiate (Kerberos or NTLM) shows on /metrics:
+// up, a CPU sample, and at least one handshake.
+inline void check_negotiated_targets(const std::string& metrics,
+                                     const std::vector<std::string>& targets) {
+  for (const auto& target : targets) {
+    CAPTURE(target);
+    CHECK(sample_value(metrics, "winrm_exporter_target_up{target=\"" + target + "\"}") == 1.0);
+    CHECK(metrics.find("windows_cpu_time_total{target=\"" + target + "\"") != std::string::npos);
+    auto handshakes =
+        sample_value(metrics, "winrm_exporter_auth_handshakes_total{target=\"" + target + "\"}");
+    REQUIRE(handshakes);
+    CHECK(*handshakes >= 1);
+  }
 }
 
 inline std::size_t count_of(const std::string& text, const std::string& needle) {

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 
+#include "common/base64.h"
 #include "e2e_util.h"
 #include "promtool.h"
 
@@ -94,19 +95,7 @@ bool all_polled(const std::string& metrics) {
 }
 
 std::string basic(const std::string& user, const std::string& password) {
-  std::string plain = user + ":" + password;
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < plain.size(); i += 3) {
-    unsigned n = static_cast<unsigned char>(plain[i]) << 16;
-    if (i + 1 < plain.size()) n |= static_cast<unsigned char>(plain[i + 1]) << 8;
-    if (i + 2 < plain.size()) n |= static_cast<unsigned char>(plain[i + 2]);
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += i + 1 < plain.size() ? alphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < plain.size() ? alphabet[n & 63] : '=';
-  }
-  return "Basic " + out;
+  return "Basic " + common::base64_encode(user + ":" + password);
 }
 
 // A plaintext SOAP POST with Basic credentials to the sim's HTTP listener.
@@ -145,14 +134,9 @@ TEST_CASE("exporter with NTLM against winrm-sim: HTTP with encryption, HTTPS, wr
 
   // (a) HTTP with message encryption and (b) HTTPS: every default collector succeeded,
   // through NTLM handshakes.
+  check_negotiated_targets(metrics, kGoodTargets);
   for (const auto& target : kGoodTargets) {
     CAPTURE(target);
-    CHECK(sample_value(metrics, "winrm_exporter_target_up{target=\"" + target + "\"}") == 1.0);
-    CHECK(metrics.find("windows_cpu_time_total{target=\"" + target + "\"") != std::string::npos);
-    auto handshakes =
-        sample_value(metrics, "winrm_exporter_auth_handshakes_total{target=\"" + target + "\"}");
-    REQUIRE(handshakes);
-    CHECK(*handshakes >= 1);
     CHECK(metrics.find("winrm_exporter_auth_errors_total{target=\"" + target + "\"") ==
           std::string::npos);
   }

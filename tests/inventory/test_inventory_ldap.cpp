@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "auth_factory.h"
 #include "config/config.h"
@@ -91,13 +94,29 @@ const exporter::DiscoveredHost* find_host(const std::vector<exporter::Discovered
   return it == hosts.end() ? nullptr : &*it;
 }
 
-int count_of(const std::string& text, const std::string& needle) {
-  int count = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-    ++count;
+// A source runner on `loaded`, configured (start() is the test's), with its own AuthFactory
+// and a count of on_change calls; hosts() and metric() read source `corp`.
+struct Runner {
+  exporter::AuthFactory factory;
+  std::atomic<int> changes{0};
+  exporter::LdapInventoryRunner runner{
+      [this](const config::CredentialProfile& profile) { return factory.manager_for(profile); },
+      [this] { ++changes; }};
+
+  explicit Runner(const std::shared_ptr<const config::Config>& loaded) { runner.configure(loaded); }
+  std::vector<exporter::DiscoveredHost> hosts() const {
+    auto all = runner.hosts();
+    return all.contains("corp") ? *all.at("corp") : std::vector<exporter::DiscoveredHost>{};
   }
-  return count;
-}
+  std::string metrics() const {
+    std::string out;
+    runner.render(out);
+    return out;
+  }
+  std::optional<double> metric(const std::string& name) const {
+    return e2e::sample_value(metrics(), "winrm_exporter_inventory_" + name + "{source=\"corp\"}");
+  }
+};
 
 }  // namespace
 
@@ -239,26 +258,15 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
                                 "Server*)(!(userAccountControl:1.2.840.113556.1.4.803:=2))"
                                 "(!(dNSHostName=*.bulk.corp.example)))'"),
                   "  - {name: static1, host: win01.corp.example}\n"));
-  exporter::AuthFactory factory;
-  std::atomic<int> changes{0};
-  exporter::LdapInventoryRunner runner(
-      [&](const config::CredentialProfile& profile) { return factory.manager_for(profile); },
-      [&] { ++changes; });
-  runner.configure(loaded);
+  Runner r(loaded);
+  auto& runner = r.runner;
   REQUIRE(runner.start().has_value());
-  auto hosts_of = [&] {
-    auto all = runner.hosts();
-    return all.contains("corp") ? *all.at("corp") : std::vector<exporter::DiscoveredHost>{};
-  };
-  auto metrics = [&] {
-    std::string out;
-    runner.render(out);
-    return out;
-  };
+  auto hosts_of = [&] { return r.hosts(); };
+  auto& changes = r.changes;
   REQUIRE(e2e::wait_until([&] { return hosts_of().size() == 2; }, 20s));
   CHECK(changes.load() == 1);
-  CHECK(e2e::sample_value(metrics(), "winrm_exporter_inventory_up{source=\"corp\"}") == 1);
-  CHECK(e2e::sample_value(metrics(), "winrm_exporter_inventory_hosts{source=\"corp\"}") == 2);
+  CHECK(r.metric("up") == 1);
+  CHECK(r.metric("hosts") == 2);
 
   // Static target win01 wins; win03 becomes a target with the source's labels.
   auto merged = exporter::merge_inventory(loaded, runner.hosts());
@@ -270,19 +278,13 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
   CHECK(merged.config->targets[1].credential == "win");
   CHECK(merged.stats.at("corp").duplicates == 1);
   CHECK(merged.stats.at("corp").duplicate_names == std::vector<std::string>{"win01.corp.example"});
-  CHECK(e2e::sample_value(metrics(), "winrm_exporter_inventory_duplicates{source=\"corp\"}") == 1);
-  CHECK(e2e::sample_value(metrics(), "winrm_exporter_inventory_targets{source=\"corp\"}") == 1);
+  CHECK(r.metric("duplicates") == 1);
+  CHECK(r.metric("targets") == 1);
 
   // Outage: refreshes fail, the list stays.
   dir.stop();
-  REQUIRE(e2e::wait_until(
-      [&] {
-        return e2e::sample_value(metrics(),
-                                 "winrm_exporter_inventory_refresh_errors_total{source=\"corp\"}")
-                   .value_or(0) >= 2;
-      },
-      20s));
-  CHECK(e2e::sample_value(metrics(), "winrm_exporter_inventory_up{source=\"corp\"}") == 0);
+  REQUIRE(e2e::wait_until([&] { return r.metric("refresh_errors_total").value_or(0) >= 2; }, 20s));
+  CHECK(r.metric("up") == 0);
   CHECK(hosts_of().size() == 2);
   CHECK(changes.load() == 1);
 
@@ -299,15 +301,11 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
       20s));
   CHECK(hosts_of().size() == 2);
   CHECK(changes.load() >= 2);  // 3 when a refresh fell between the add and the delete
-  CHECK(e2e::sample_value(metrics(), "winrm_exporter_inventory_up{source=\"corp\"}") == 1);
-  CHECK(e2e::sample_value(
-            metrics(), "winrm_exporter_inventory_last_success_timestamp_seconds{source=\"corp\"}")
-            .value_or(0) > 1.7e9);
+  CHECK(r.metric("up") == 1);
+  CHECK(r.metric("last_success_timestamp_seconds").value_or(0) > 1.7e9);
   runner.stop();
-  CHECK(count_of(metrics(), "# TYPE winrm_exporter_inventory_") == 9);
-  CHECK(
-      e2e::sample_value(metrics(), "winrm_exporter_inventory_stale_drops_total{source=\"corp\"}") ==
-      0);  // an outage within max_stale_age (default 24h) drops nothing
+  CHECK(e2e::count_of(r.metrics(), "# TYPE winrm_exporter_inventory_") == 9u);
+  CHECK(r.metric("stale_drops_total") == 0);  // within max_stale_age (default 24h): no drop
 
   // A reload with the same search keeps the list; a changed search starts afresh.
   runner.configure(loaded);
@@ -326,22 +324,12 @@ TEST_CASE("runner: max_stale_age drops the last list of a source whose DCs stay 
                                 "Server*)(!(dNSHostName=*.bulk.corp.example)))'")));
   auto log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
   spdlog::default_logger()->sinks().push_back(log);
-  exporter::AuthFactory factory;
-  std::atomic<int> changes{0};
-  exporter::LdapInventoryRunner runner(
-      [&](const config::CredentialProfile& profile) { return factory.manager_for(profile); },
-      [&] { ++changes; });
-  runner.configure(loaded);
+  Runner r(loaded);
+  auto& runner = r.runner;
   REQUIRE(runner.start().has_value());
-  auto hosts_of = [&] {
-    auto all = runner.hosts();
-    return all.contains("corp") ? all.at("corp")->size() : std::size_t{0};
-  };
-  auto metric = [&](const std::string& name) {
-    std::string out;
-    runner.render(out);
-    return e2e::sample_value(out, "winrm_exporter_inventory_" + name + "{source=\"corp\"}");
-  };
+  auto hosts_of = [&] { return r.hosts().size(); };
+  auto metric = [&](const std::string& name) { return r.metric(name); };
+  auto& changes = r.changes;
   REQUIRE(e2e::wait_until([&] { return hosts_of() > 0; }, 20s));
   const std::size_t listed = hosts_of();
   CHECK(changes.load() == 1);

@@ -95,34 +95,6 @@ std::string build_envelope(const RequestOptions& options, Operation operation,
 
 }  // namespace
 
-// Escapes XML character data / attribute values. Characters XML 1.0 cannot carry at
-// all (C0 controls other than tab/LF/CR) are dropped rather than producing a document
-// the server would reject as malformed.
-void append_xml_escaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
-        out += c;
-    }
-  }
-}
-
 std::string resource_uri_for(std::string_view wmi_namespace) {
   std::string path(wmi_namespace);
   for (char& c : path) {

@@ -37,4 +37,9 @@ inline std::string_view trim(std::string_view text) {
 // Without leading and trailing spaces and tabs: HTTP's optional whitespace (RFC 9110 5.6.3).
 std::string_view trim_ows(std::string_view text);
 
+// Appends text escaped as XML character data or attribute value (&, <, >, ", '), which is
+// also safe HTML text and attribute content; C0 controls XML 1.0 cannot carry (other than
+// tab, LF, CR) are dropped rather than producing a document a server would reject.
+void append_xml_escaped(std::string& out, std::string_view text);
+
 }  // namespace common

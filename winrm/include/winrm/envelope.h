@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/strings.h"
 #include "winrm/error.h"
 #include "winrm/row.h"
 
@@ -32,9 +33,8 @@ struct RequestOptions {
 std::string resource_uri_for(std::string_view wmi_namespace);
 std::string new_message_id();  // "uuid:" + random upper-case UUID v4
 
-// Appends text escaped as XML character data or attribute value (&, <, >, ", ');
-// C0 controls XML 1.0 cannot carry (other than tab, LF, CR) are dropped.
-void append_xml_escaped(std::string& out, std::string_view text);
+// XML escaping for envelopes (and the simulator's responses): one copy, in common/.
+using common::append_xml_escaped;
 
 std::string build_enumerate(const RequestOptions& options, std::string_view wql);
 std::string build_pull(const RequestOptions& options, std::string_view context);

@@ -450,6 +450,15 @@ void write_families(std::string& out, const std::vector<FamilySource>& sources) 
 
 FamilyWriter::FamilyWriter(std::string& out, std::string_view name, std::string_view help,
                            collectors::MetricType type)
+    : FamilyWriter(out, name, help, type_name(type)) {}
+
+FamilyWriter FamilyWriter::histogram(std::string& out, std::string_view name,
+                                     std::string_view help) {
+  return FamilyWriter(out, name, help, std::string_view("histogram"));
+}
+
+FamilyWriter::FamilyWriter(std::string& out, std::string_view name, std::string_view help,
+                           std::string_view type)
     : out_(out), name_(name) {
   out_ += "# HELP ";
   out_ += name;
@@ -458,15 +467,46 @@ FamilyWriter::FamilyWriter(std::string& out, std::string_view name, std::string_
   out_ += "\n# TYPE ";
   out_ += name;
   out_ += ' ';
-  out_ += type_name(type);
+  out_ += type;
   out_ += '\n';
 }
 
-void FamilyWriter::sample(std::string_view labels, double value) {
+void FamilyWriter::sample(std::string_view labels, double value) { line("", labels, "", value); }
+
+void FamilyWriter::histogram_sample(std::string_view labels, std::span<const double> bounds,
+                                    std::span<const std::uint64_t> counts, double sum) {
+  if (counts.size() != bounds.size() + 1) {
+    throw std::logic_error("histogram_sample: counts needs one more element than bounds");
+  }
+  std::uint64_t cumulative = 0;
+  std::string le;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    cumulative += counts[i];
+    le.clear();
+    if (i < bounds.size()) {
+      append_value(le, bounds[i]);
+    } else {
+      le = "+Inf";
+    }
+    line("_bucket", labels, le, static_cast<double>(cumulative));
+  }
+  line("_sum", labels, "", sum);
+  line("_count", labels, "", static_cast<double>(cumulative));
+}
+
+void FamilyWriter::line(std::string_view suffix, std::string_view labels, std::string_view le,
+                        double value) {
   out_ += name_;
-  if (!labels.empty()) {
+  out_ += suffix;
+  if (!labels.empty() || !le.empty()) {
     out_ += '{';
     out_ += labels;
+    if (!le.empty()) {
+      if (!labels.empty()) out_ += ',';
+      out_ += "le=\"";
+      out_ += le;
+      out_ += '"';
+    }
     out_ += '}';
   }
   out_ += ' ';

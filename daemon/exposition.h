@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,15 +110,28 @@ struct FamilySource {
 // write_rendered of the sources rendered now (tests and one-off pages).
 void write_families(std::string& out, const std::vector<FamilySource>& sources);
 
-// Small helper for self metrics rendered by hand.
+// The writer of every family not rendered from collector rows (self metrics): HELP and
+// TYPE once, then its samples, all escaped and formatted like the collectors' families.
 class FamilyWriter {
  public:
   FamilyWriter(std::string& out, std::string_view name, std::string_view help,
                collectors::MetricType type);
+  // A histogram family (collectors produce none, so it is not a collectors::MetricType).
+  static FamilyWriter histogram(std::string& out, std::string_view name, std::string_view help);
+
   // labels: pre-rendered pairs (may be empty).
   void sample(std::string_view labels, double value);
+  // One histogram series: `counts[i]` observations in bucket i (not cumulative) for each
+  // upper bound in `bounds` (ascending), then the +Inf bucket, so counts has one more
+  // element than bounds. Writes the cumulative _bucket lines, _sum and _count.
+  void histogram_sample(std::string_view labels, std::span<const double> bounds,
+                        std::span<const std::uint64_t> counts, double sum);
 
  private:
+  FamilyWriter(std::string& out, std::string_view name, std::string_view help,
+               std::string_view type);
+  void line(std::string_view suffix, std::string_view labels, std::string_view le, double value);
+
   std::string& out_;
   std::string_view name_;
 };

@@ -62,38 +62,9 @@ void Telemetry::render(std::string& out) const {
     const auto buckets = lag_buckets_;
     const double sum = lag_sum_;
     lock.unlock();
-    // The histogram's lines by hand (FamilyWriter knows no histogram type); values and
-    // label values go through the same append_value/render_label_pairs as every family.
-    constexpr std::string_view kName = "winrm_exporter_scheduler_lag_seconds";
-    out += "# HELP ";
-    out += kName;
-    out += ' ';
-    append_help(out, "Delay between a poll's due time and its start.");
-    out += "\n# TYPE ";
-    out += kName;
-    out += " histogram\n";
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < buckets.size(); ++i) {
-      cumulative += buckets[i];
-      out += kName;
-      out += "_bucket{le=\"";
-      if (i < kLagBuckets.size()) {
-        append_value(out, kLagBuckets[i]);
-      } else {
-        out += "+Inf";
-      }
-      out += "\"} ";
-      append_value(out, static_cast<double>(cumulative));
-      out += '\n';
-    }
-    out += kName;
-    out += "_sum ";
-    append_value(out, sum);
-    out += '\n';
-    out += kName;
-    out += "_count ";
-    append_value(out, static_cast<double>(cumulative));
-    out += '\n';
+    FamilyWriter::histogram(out, "winrm_exporter_scheduler_lag_seconds",
+                            "Delay between a poll's due time and its start.")
+        .histogram_sample("", kLagBuckets, buckets, sum);
   }
 
   const auto& t = *transport_;

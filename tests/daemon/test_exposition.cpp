@@ -1,9 +1,13 @@
 #include <doctest/doctest.h>
 #include <zlib.h>
 
+#include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <span>
 #include <sstream>
+#include <stdexcept>
 
 #include "cache.h"
 #include "exposition.h"
@@ -104,6 +108,38 @@ TEST_CASE("families merge across targets: one HELP/TYPE per name") {
   // Names are sorted; the whole group of a name is contiguous.
   CHECK(out.find("windows_cpu_logical_processor") < out.find("windows_cpu_time_total"));
   auto check = promtool_check_metrics(out);
+  CHECK_MESSAGE(check.status == 0, check.output);
+}
+
+TEST_CASE("FamilyWriter: histograms, with and without labels, pass promtool") {
+  // The lines the scheduler lag histogram has always had (written by hand until now).
+  const std::array<double, 3> bounds = {0.005, 0.5, 60};
+  const std::array<std::uint64_t, 4> counts = {1, 0, 2, 1};  // per bucket; the last is +Inf
+  std::string out;
+  FamilyWriter::histogram(out, "x_lag_seconds", "Delay.\nSecond line.")
+      .histogram_sample("", bounds, counts, 75.25);
+  CHECK(out ==
+        "# HELP x_lag_seconds Delay.\\nSecond line.\n"
+        "# TYPE x_lag_seconds histogram\n"
+        "x_lag_seconds_bucket{le=\"0.005\"} 1\n"
+        "x_lag_seconds_bucket{le=\"0.5\"} 1\n"
+        "x_lag_seconds_bucket{le=\"60\"} 3\n"
+        "x_lag_seconds_bucket{le=\"+Inf\"} 4\n"
+        "x_lag_seconds_sum 75.25\n"
+        "x_lag_seconds_count 4\n");
+  std::string labelled;
+  auto family = FamilyWriter::histogram(labelled, "y_seconds", "Per pool.");
+  family.histogram_sample(render_label_pairs({{"pool", "a\"b"}}), bounds, counts, 1);
+  family.histogram_sample(render_label_pairs({{"pool", "c"}}), bounds,
+                          std::array<std::uint64_t, 4>{}, 0);
+  const std::size_t size = labelled.size();
+  CHECK_THROWS_AS(family.histogram_sample("", bounds, std::span(counts).first(3), 0),
+                  std::logic_error);  // a bucket count missing: a bug, and nothing written
+  CHECK(labelled.size() == size);
+  CHECK(labelled.find("y_seconds_bucket{pool=\"a\\\"b\",le=\"0.5\"} 1\n") != std::string::npos);
+  CHECK(labelled.find("y_seconds_sum{pool=\"a\\\"b\"} 1\n") != std::string::npos);
+  CHECK(labelled.find("y_seconds_count{pool=\"c\"} 0\n") != std::string::npos);
+  auto check = promtool_check_metrics(out + labelled);
   CHECK_MESSAGE(check.status == 0, check.output);
 }
 

@@ -17,7 +17,6 @@ import base64
 import os
 import resource
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -27,6 +26,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from scale import stop, wait_ports_file  # noqa: E402  (bench/scale.py: one copy of each)
 
 
 def request_bytes(host):
@@ -125,11 +126,7 @@ users:
 """)
         ports_file = os.path.join(tmp, "ports")
         sim = subprocess.Popen([sim_bin, "--config", cfg, "--ports-file", ports_file, "--log-level", "warn"])
-        while not os.path.exists(ports_file):
-            if sim.poll() is not None or time.monotonic() - start > 30:
-                raise RuntimeError("winrm-sim did not start")
-            time.sleep(0.05)
-        port = int(open(ports_file).read().split()[1])
+        port = wait_ports_file(sim, ports_file)
         base = proc_status(sim.pid)
         per = [args.connections // args.workers + (1 if i < args.connections % args.workers else 0)
                for i in range(args.workers)]
@@ -185,13 +182,7 @@ users:
             if w.poll() is None:
                 w.kill()
                 w.wait()
-        if sim is not None and sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-            try:
-                sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.wait()
+        stop(sim)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -27,16 +27,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import autogroup_nice  # noqa: E402  (one reader of /proc/self/autogroup)
+# bench/scale.py's helpers: one copy of the /proc readers, pinning, the ports file and stopping.
+from scale import Proc, autogroup_nice, pinned, stop, wait_ports_file  # noqa: E402
 
 import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def netstat():
@@ -47,23 +46,6 @@ def netstat():
         if names.startswith("TcpExt:"):
             out.update(zip(names.split()[1:], map(int, values.split()[1:])))
     return out
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def run_delay_seconds(pid):
-    """Time the process's threads spent runnable but waiting for a CPU (schedstat's second
-    field): low CPU with a long run delay is a starved process, not an idle one."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / 1e9
 
 
 def main():
@@ -112,22 +94,18 @@ users:
 """)
         ports_file = os.path.join(tmp, "ports")
         cmd = [sim_bin, "--config", cfg, "--ports-file", ports_file, "--log-level", "warn"]
-        sim = subprocess.Popen((["taskset", "-c", args.sim_cpu] if args.sim_cpu else []) + cmd)
-        start = time.monotonic()
-        while not os.path.exists(ports_file):
-            if sim.poll() is not None or time.monotonic() - start > 30:
-                raise RuntimeError("winrm-sim did not start")
-            time.sleep(0.05)
-        port = int(open(ports_file).read().split()[1])
-        before, sim_cpu0, sim_wait0 = netstat(), cpu_seconds(sim.pid), run_delay_seconds(sim.pid)
+        sim = subprocess.Popen(pinned(args.sim_cpu, cmd))
+        port = wait_ports_file(sim, ports_file)
+        sim_proc = Proc(sim.pid)
+        before, sim_cpu0, sim_wait0 = netstat(), sim_proc.cpu_seconds(), sim_proc.run_delay_seconds()
         client = [os.path.join(args.build, "bench", "handshake_burst"), "--port", str(port), "--ca",
                   os.path.join(tmp, "ca.pem"), "--connections", str(args.connections), "--concurrency",
                   str(args.concurrency), "--connect-timeout-ms", str(int(1000 * args.connect_timeout))]
-        out = subprocess.run((["taskset", "-c", args.client_cpu] if args.client_cpu else []) + client,
-                             check=True, capture_output=True, text=True, timeout=args.deadline).stdout
+        out = subprocess.run(pinned(args.client_cpu, client), check=True, capture_output=True, text=True,
+                             timeout=args.deadline).stdout
         result = json.loads(out)
-        after, sim_cpu = netstat(), cpu_seconds(sim.pid) - sim_cpu0
-        sim_wait = run_delay_seconds(sim.pid) - sim_wait0
+        after, sim_cpu = netstat(), sim_proc.cpu_seconds() - sim_cpu0
+        sim_wait = sim_proc.run_delay_seconds() - sim_wait0
         threads = len(os.listdir(f"/proc/{sim.pid}/task"))
         delta = {k: after.get(k, 0) - before.get(k, 0)
                  for k in ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "SyncookiesSent")}
@@ -147,13 +125,7 @@ users:
         print(f"  kernel TcpExt deltas             " + ", ".join(f"{k} {v}" for k, v in delta.items()))
         return 0 if opened == args.connections else 1
     finally:
-        if sim is not None and sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-            try:
-                sim.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.wait()
+        stop(sim)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -861,8 +861,7 @@ void gen_os(const HostModel& m, double now, std::vector<Instance>& out) {
       .num("FreeVirtualMemory", free_kb + page_free_kb)
       .set("InstallDate", Value::datetime(xs_datetime(m.install_unix, false)))
       .set("LastBootUpTime", Value::datetime(xs_datetime(m.boot_unix)))
-      .set("LocalDateTime",
-           Value::datetime(xs_datetime(std::floor((now + m.clock_offset_s) * 1000) / 1000, false)))
+      .set("LocalDateTime", Value::datetime(xs_datetime(now + m.clock_offset_s, false)))
       .str("Locale", "0409")
       .str("Manufacturer", "Microsoft Corporation")
       .num("MaxNumberOfProcesses", 4294967295u)
@@ -3131,24 +3130,37 @@ double now_unix_seconds() {
          1e6;
 }
 
-std::string xs_datetime(double unix_seconds, bool micro) {
-  auto whole = static_cast<std::time_t>(std::floor(unix_seconds));
+namespace {
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+
+std::string utc_text(std::time_t whole, const char* fraction) {
   std::tm tm{};
   gmtime_r(&whole, &tm);
   char buf[64];
   std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string s(buf, n);
-  double frac = unix_seconds - static_cast<double>(whole);
+  return std::string(buf, n) + fraction + "Z";
+}
+
+}  // namespace
+
+std::string xs_datetime(double unix_seconds, bool micro) {
+  char f[16] = "";
   if (micro) {
-    char f[16];
+    auto whole = static_cast<std::time_t>(std::floor(unix_seconds));
+    double frac = unix_seconds - static_cast<double>(whole);
     std::snprintf(f, sizeof f, ".%06d", static_cast<int>(std::min(999999.0, frac * 1e6)));
-    s += f;
-  } else if (frac > 0.0005) {
-    char f[16];
-    std::snprintf(f, sizeof f, ".%03d", static_cast<int>(std::min(999.0, frac * 1e3)));
-    s += f;
+    return utc_text(whole, f);
   }
-  return s + "Z";
+  // Whole milliseconds, truncated like a Windows clock read ("20:27:39.762Z" in the Centreon
+  // capture), counted in integer microseconds: the callers' times are microsecond clock reads
+  // plus offsets, which llround recovers exactly. Truncating a double's fraction instead
+  // (int(frac * 1e3)) lost a second millisecond about half the time, since k/1000 is rarely
+  // exact in binary: the clock collector's offset then read up to 2 ms low.
+  const std::int64_t ms = floor_div(std::llround(unix_seconds * 1e6), 1000);
+  const std::int64_t millis = ms - floor_div(ms, 1000) * 1000;
+  if (millis != 0) std::snprintf(f, sizeof f, ".%03d", static_cast<int>(millis));
+  return utc_text(static_cast<std::time_t>(floor_div(ms, 1000)), f);
 }
 
 Inventory::Inventory(const std::vector<HostConfig>& overrides) {

@@ -28,7 +28,7 @@ using ClassGenerator = void (*)(const HostModel&, double now_unix, std::vector<I
 struct ClassDef {
   std::string name;
   std::string wmi_namespace = "root/cimv2";  // as Windows spells it in resource URIs
-  std::vector<std::string> properties;  // case-insensitively sorted = Windows render order
+  std::vector<std::string> properties;       // case-insensitively sorted = Windows render order
   std::unordered_map<std::string, int> exact_index;
   std::unordered_map<std::string, int> lower_index;
   ClassGenerator generate = nullptr;
@@ -64,7 +64,8 @@ class Inventory {
 
 std::uint64_t host_seed(std::string_view host_lower);
 double now_unix_seconds();
-// 2013-04-15T16:28:43.488171Z style (UTC, microseconds).
+// 2013-04-15T16:28:43.488171Z style (UTC, microseconds), or with micro=false whole
+// milliseconds truncated like a Windows clock read (2013-04-15T20:27:39.762Z).
 std::string xs_datetime(double unix_seconds, bool micro = true);
 
 }  // namespace sim

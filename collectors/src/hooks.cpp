@@ -114,8 +114,9 @@ std::optional<double> clock_offset(const winrm::Row& row) {
   return *host - (times->request + (times->response - times->request) / 2);
 }
 
-// Half the round trip: the true offset lies within clock_offset +- this (plus the host
-// clock's millisecond resolution).
+// Half the round trip: the host's read lies within +- this of the midpoint, and LocalDateTime
+// drops the sub-millisecond part, so the true offset is in [clock_offset - this,
+// clock_offset + this + 1 ms].
 std::optional<double> clock_offset_uncertainty(const winrm::Row& row) {
   if (!row.unix_time("LocalDateTime")) return std::nullopt;
   const auto times = poll_times(row);

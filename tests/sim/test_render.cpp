@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "inventory.h"
@@ -182,6 +185,73 @@ TEST_CASE("inventory is deterministic per host and every class generates") {
   }
   CHECK(sim::host_seed("a") != sim::host_seed("b"));
   CHECK(sim::host_seed("Win01") == sim::host_seed("win01"));
+}
+
+// LocalDateTime (the clock collector's host clock) is whole milliseconds, truncated. The
+// times are microsecond clock reads (now_unix_seconds) plus a host's offset; the text must be
+// exactly floor(microseconds / 1000) ms, never a millisecond less (the double-fraction
+// version lost one about half the time, which the clock offset test saw as 2 ms).
+TEST_CASE("millisecond datetimes: microsecond clock reads plus offsets, truncated exactly") {
+  // "YYYY-MM-DDTHH:MM:SS[.mmm]Z" -> Unix milliseconds.
+  auto parse_ms = [](const std::string& s) -> std::int64_t {
+    std::tm tm{};
+    REQUIRE(strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+    std::int64_t ms = static_cast<std::int64_t>(timegm(&tm)) * 1000;
+    REQUIRE(s.back() == 'Z');
+    if (s.size() == 24) {
+      REQUIRE(s[19] == '.');
+      ms += std::stoi(s.substr(20, 3));
+    } else {
+      REQUIRE(s.size() == 20);  // whole seconds print no fraction
+    }
+    return ms;
+  };
+  CHECK(sim::xs_datetime(1764640000.0, false) == "2025-12-02T01:46:40Z");
+  CHECK(sim::xs_datetime(1764640000.999, false) == "2025-12-02T01:46:40.999Z");
+  CHECK(sim::xs_datetime(1764640000.0009, false) == "2025-12-02T01:46:40Z");
+  CHECK(sim::xs_datetime(-0.0005, false) == "1969-12-31T23:59:59.999Z");
+  std::uint64_t state = 12;
+  int wrong = 0;
+  std::string first_wrong;
+  for (int i = 0; i < 100000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const std::int64_t read_us = 1764640000000000 + static_cast<std::int64_t>(state >> 30);
+    for (const std::int64_t offset_us : {0ll, 30000000ll, -45500000ll, 1234567ll}) {
+      const double t = static_cast<double>(read_us) / 1e6 + static_cast<double>(offset_us) / 1e6;
+      const std::string text = sim::xs_datetime(t, false);
+      const std::int64_t want = (read_us + offset_us) / 1000;
+      if (parse_ms(text) != want && wrong++ == 0) {
+        first_wrong = text + " for " + std::to_string(read_us + offset_us) + " us";
+      }
+    }
+  }
+  CHECK_MESSAGE(wrong == 0, first_wrong);
+
+  // The path the clock collector reads: Win32_OperatingSystem.LocalDateTime of hosts whose
+  // clocks run 30 s ahead and 45.5 s behind (before the fix, 23 of 45 such rows were 1 ms low).
+  sim::HostConfig ahead, behind;
+  ahead.name = "ahead.sim.test";
+  ahead.clock_offset_s = 30;
+  behind.name = "behind.sim.test";
+  behind.clock_offset_s = -45.5;
+  sim::Inventory inv({ahead, behind});
+  const sim::ClassDef* os = sim::find_class("Win32_OperatingSystem");
+  REQUIRE(os != nullptr);
+  const auto local = static_cast<std::size_t>(os->find("LocalDateTime"));
+  for (int i = 0; i < 2000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const std::int64_t read_us = 1764640000000000 + static_cast<std::int64_t>(state >> 30);
+    for (const auto& [host, offset_us] :
+         {std::pair{"ahead.sim.test", 30000000ll}, std::pair{"behind.sim.test", -45500000ll}}) {
+      const auto rows = inv.instances(host, *os, static_cast<double>(read_us) / 1e6);
+      REQUIRE(rows.size() == 1);
+      const std::string text = rows[0].values[local].text();
+      if (parse_ms(text) != (read_us + offset_us) / 1000 && wrong++ == 0) {
+        first_wrong = std::string(host) + ": " + text + " for " + std::to_string(read_us) + " us";
+      }
+    }
+  }
+  CHECK_MESSAGE(wrong == 0, first_wrong);
 }
 
 TEST_CASE("classes outside root/cimv2 resolve only in their own namespace") {

@@ -85,12 +85,13 @@ struct SimConfig {
 // The fault names accepted by `hosts[].fault`.
 const std::vector<std::string>& known_fault_names();
 
-// Parses "5s", "250ms", "2m", "1h" or a bare number of seconds. Throws on bad input.
-Millis parse_duration(const std::string& text);
-
 // Loads and validates the YAML file; unknown keys are errors. Relative paths (replay,
-// certs) are resolved against the config file's directory. Throws std::runtime_error.
+// certs) are resolved against the config file's directory. Throws std::runtime_error whose
+// text starts with "file:line: " (common/yaml.h). Durations are Go-style ("500ms", "1.5s",
+// "2m", "1h30m"; common/duration.h).
 SimConfig load_config(const std::string& path);
-SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir);
+// The same for YAML text; `name` stands for the file in error locations.
+SimConfig parse_config(const std::string& yaml_text, const std::string& base_dir,
+                       const std::string& name = "sim config");
 
 }  // namespace sim

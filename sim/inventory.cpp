@@ -6,9 +6,15 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <numbers>
+#include <set>
 #include <stdexcept>
+
+#include "common/strings.h"
+#include "data.h"
+#include "yaml_doc.h"
 
 namespace sim {
 
@@ -88,12 +94,6 @@ namespace {
 constexpr double kFiletimeEpochOffset = 11644473600.0;  // seconds 1601 -> 1970
 constexpr double kTwoPi = 2 * std::numbers::pi;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 struct Rng {
   std::uint64_t state;
   explicit Rng(std::uint64_t s) : state(s) {}
@@ -129,331 +129,147 @@ double gauge(double t, double base, double amp, double period, double phase) {
 
 std::uint64_t u64(double v) { return v <= 0 ? 0 : static_cast<std::uint64_t>(v); }
 
+// The catalogues hosts draw from (sim/data/catalogues.yml, embedded).
 struct OsInfo {
-  const char* caption;
-  const char* version;
-  const char* build;
+  std::string caption, version, build;
   int sku;
 };
-constexpr std::array<OsInfo, 5> kOses{{
-    {"Microsoft Windows Server 2012 R2 Standard", "6.3.9600", "9600", 7},
-    {"Microsoft Windows Server 2016 Standard", "10.0.14393", "14393", 7},
-    {"Microsoft Windows Server 2019 Datacenter", "10.0.17763", "17763", 8},
-    {"Microsoft Windows Server 2019 Standard", "10.0.17763", "17763", 7},
-    {"Microsoft Windows Server 2022 Standard", "10.0.20348", "20348", 7},
-}};
-
+struct CpuInfo {
+  std::string name;
+  int mhz;
+};
+struct Maker {
+  std::string manufacturer, model;
+};
+struct NicKind {
+  std::string description, service;
+  std::uint64_t mbps;  // link speed
+};
+struct Miniport {
+  std::string description, service;
+  bool adapter;  // listed by Win32_NetworkAdapter too
+};
+struct BootProcess {
+  std::string name;
+  int session;
+};
 struct ServiceSpec {
-  const char* name;
-  const char* display;
-  const char* path;
-  const char* start_mode;  // typical
+  std::string name, display, path;
+  std::string start_mode;  // typical
   bool running;            // typical
-  const char* start_name;
+  std::string start_name;
   bool own_process;
 };
-
-// Real Windows Server services (name, display name, binary, typical mode/state).
-constexpr ServiceSpec kServices[] = {
-    {"AeLookupSvc", "Application Experience", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
-     "Manual", false, "localSystem", false},
-    {"ALG", "Application Layer Gateway Service", "C:\\Windows\\System32\\alg.exe", "Manual", false,
-     "NT AUTHORITY\\LocalService", true},
-    {"AppIDSvc", "Application Identity",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false,
-     "NT Authority\\LocalService", false},
-    {"Appinfo", "Application Information", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
-     "Manual", true, "LocalSystem", false},
-    {"AppMgmt", "Application Management", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual",
-     false, "LocalSystem", false},
-    {"AudioEndpointBuilder", "Windows Audio Endpoint Builder",
-     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
-     "LocalSystem", false},
-    {"Audiosrv", "Windows Audio",
-     "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"BFE", "Base Filtering Engine", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork",
-     "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"BITS", "Background Intelligent Transfer Service",
-     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"BrokerInfrastructure", "Background Tasks Infrastructure Service",
-     "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"CertPropSvc", "Certificate Propagation", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
-     "Manual", false, "LocalSystem", false},
-    {"COMSysApp", "COM+ System Application",
-     "C:\\Windows\\system32\\dllhost.exe /Processid:{02D4B3F1-FD88-11D1-960D-00805FC79235}",
-     "Manual", false, "LocalSystem", true},
-    {"CryptSvc", "Cryptographic Services", "C:\\Windows\\system32\\svchost.exe -k NetworkService",
-     "Auto", true, "NT Authority\\NetworkService", false},
-    {"DcomLaunch", "DCOM Server Process Launcher",
-     "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"defragsvc", "Optimize drives", "C:\\Windows\\system32\\svchost.exe -k defragsvc", "Manual",
-     false, "localSystem", false},
-    {"DeviceInstall", "Device Install Service", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch",
-     "Manual", false, "LocalSystem", false},
-    {"Dhcp", "DHCP Client", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted",
-     "Auto", true, "NT Authority\\LocalService", false},
-    {"DiagTrack", "Connected User Experiences and Telemetry",
-     "C:\\Windows\\System32\\svchost.exe -k utcsvc", "Auto", true, "LocalSystem", false},
-    {"Dnscache", "DNS Client", "C:\\Windows\\system32\\svchost.exe -k NetworkService", "Auto", true,
-     "NT AUTHORITY\\NetworkService", false},
-    {"dot3svc", "Wired AutoConfig",
-     "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
-     "localSystem", false},
-    {"DPS", "Diagnostic Policy Service",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork", "Auto", true,
-     "NT AUTHORITY\\LocalService", false},
-    {"DsmSvc", "Device Setup Manager", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual",
-     false, "LocalSystem", false},
-    {"Eaphost", "Extensible Authentication Protocol",
-     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false, "localSystem", false},
-    {"EventLog", "Windows Event Log",
-     "C:\\Windows\\System32\\svchost.exe -k LocalServiceNetworkRestricted", "Auto", true,
-     "NT AUTHORITY\\LocalService", false},
-    {"EventSystem", "COM+ Event System", "C:\\Windows\\system32\\svchost.exe -k LocalService",
-     "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"fdPHost", "Function Discovery Provider Host",
-     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"FDResPub", "Function Discovery Resource Publication",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Manual", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"FontCache", "Windows Font Cache Service",
-     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true,
-     "NT AUTHORITY\\LocalService", false},
-    {"gpsvc", "Group Policy Client", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true,
-     "LocalSystem", false},
-    {"hidserv", "Human Interface Device Service",
-     "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
-     "LocalSystem", false},
-    {"IKEEXT", "IKE and AuthIP IPsec Keying Modules",
-     "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"iphlpsvc", "IP Helper", "C:\\Windows\\System32\\svchost.exe -k NetSvcs", "Auto", true,
-     "LocalSystem", false},
-    {"KeyIso", "CNG Key Isolation", "C:\\Windows\\system32\\lsass.exe", "Manual", true,
-     "LocalSystem", false},
-    {"KPSSVC", "KDC Proxy Server service (KPS)",
-     "C:\\Windows\\system32\\svchost.exe -k KpsSvcGroup", "Manual", false,
-     "NT AUTHORITY\\NetworkService", false},
-    {"LanmanServer", "Server", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true,
-     "LocalSystem", false},
-    {"LanmanWorkstation", "Workstation", "C:\\Windows\\System32\\svchost.exe -k NetworkService",
-     "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"lmhosts", "TCP/IP NetBIOS Helper",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceNetworkRestricted", "Manual", true,
-     "NT AUTHORITY\\LocalService", false},
-    {"LSM", "Local Session Manager", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto",
-     true, "LocalSystem", false},
-    {"MMCSS", "Multimedia Class Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
-     "Manual", false, "LocalSystem", false},
-    {"MpsSvc", "Windows Firewall", "C:\\Windows\\system32\\svchost.exe -k LocalServiceNoNetwork",
-     "Auto", true, "NT Authority\\LocalService", false},
-    {"MSDTC", "Distributed Transaction Coordinator", "C:\\Windows\\System32\\msdtc.exe", "Auto",
-     true, "NT AUTHORITY\\NetworkService", true},
-    {"MSiSCSI", "Microsoft iSCSI Initiator Service",
-     "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", false, "LocalSystem", false},
-    {"msiserver", "Windows Installer", "C:\\Windows\\system32\\msiexec.exe /V", "Manual", false,
-     "LocalSystem", true},
-    {"napagent", "Network Access Protection Agent",
-     "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", false,
-     "NT AUTHORITY\\NetworkService", false},
-    {"Netlogon", "Netlogon", "C:\\Windows\\system32\\lsass.exe", "Manual", false, "LocalSystem",
-     false},
-    {"Netman", "Network Connections",
-     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
-     "LocalSystem", false},
-    {"netprofm", "Network List Service", "C:\\Windows\\System32\\svchost.exe -k LocalService",
-     "Manual", true, "NT AUTHORITY\\LocalService", false},
-    {"NlaSvc", "Network Location Awareness", "C:\\Windows\\System32\\svchost.exe -k NetworkService",
-     "Auto", true, "NT AUTHORITY\\NetworkService", false},
-    {"nsi", "Network Store Interface Service", "C:\\Windows\\system32\\svchost.exe -k LocalService",
-     "Auto", true, "NT Authority\\LocalService", false},
-    {"PerfHost", "Performance Counter DLL Host", "C:\\Windows\\SysWow64\\perfhost.exe", "Manual",
-     false, "NT AUTHORITY\\LocalService", true},
-    {"pla", "Performance Logs & Alerts",
-     "C:\\Windows\\System32\\svchost.exe -k LocalServiceNoNetwork", "Manual", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"PlugPlay", "Plug and Play", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Manual",
-     true, "LocalSystem", false},
-    {"PolicyAgent", "IPsec Policy Agent",
-     "C:\\Windows\\system32\\svchost.exe -k NetworkServiceNetworkRestricted", "Manual", false,
-     "NT Authority\\NetworkService", false},
-    {"Power", "Power", "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true,
-     "LocalSystem", false},
-    {"ProfSvc", "User Profile Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto",
-     true, "LocalSystem", false},
-    {"RasMan", "Remote Access Connection Manager", "C:\\Windows\\System32\\svchost.exe -k netsvcs",
-     "Manual", false, "localSystem", false},
-    {"RemoteRegistry", "Remote Registry", "C:\\Windows\\system32\\svchost.exe -k localService",
-     "Auto", true, "NT AUTHORITY\\LocalService", false},
-    {"RpcEptMapper", "RPC Endpoint Mapper", "C:\\Windows\\system32\\svchost.exe -k RPCSS", "Auto",
-     true, "NT AUTHORITY\\NetworkService", false},
-    {"RpcLocator", "Remote Procedure Call (RPC) Locator", "C:\\Windows\\system32\\locator.exe",
-     "Manual", false, "NT AUTHORITY\\NetworkService", true},
-    {"RpcSs", "Remote Procedure Call (RPC)", "C:\\Windows\\system32\\svchost.exe -k rpcss", "Auto",
-     true, "NT AUTHORITY\\NetworkService", false},
-    {"RSoPProv", "Resultant Set of Policy Provider", "C:\\Windows\\system32\\RSoPProv.exe",
-     "Manual", false, "LocalSystem", true},
-    {"SamSs", "Security Accounts Manager", "C:\\Windows\\system32\\lsass.exe", "Auto", true,
-     "LocalSystem", false},
-    {"SCardSvr", "Smart Card",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"Schedule", "Task Scheduler", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true,
-     "LocalSystem", false},
-    {"SENS", "System Event Notification Service", "C:\\Windows\\system32\\svchost.exe -k netsvcs",
-     "Auto", true, "LocalSystem", false},
-    {"SessionEnv", "Remote Desktop Configuration", "C:\\Windows\\System32\\svchost.exe -k netsvcs",
-     "Manual", true, "localSystem", false},
-    {"SharedAccess", "Internet Connection Sharing (ICS)",
-     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Disabled", false, "LocalSystem", false},
-    {"ShellHWDetection", "Shell Hardware Detection",
-     "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Auto", true, "LocalSystem", false},
-    {"smphost", "Microsoft Storage Spaces SMP", "C:\\Windows\\System32\\svchost.exe -k smphost",
-     "Manual", false, "NT AUTHORITY\\NetworkService", false},
-    {"SNMPTRAP", "SNMP Trap", "C:\\Windows\\System32\\snmptrap.exe", "Manual", false,
-     "NT AUTHORITY\\LocalService", true},
-    {"Spooler", "Print Spooler", "C:\\Windows\\System32\\spoolsv.exe", "Auto", true, "LocalSystem",
-     true},
-    {"sppsvc", "Software Protection", "C:\\Windows\\system32\\sppsvc.exe", "Auto", false,
-     "NT AUTHORITY\\NetworkService", true},
-    {"SSDPSRV", "SSDP Discovery",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"SstpSvc", "Secure Socket Tunneling Protocol Service",
-     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", false,
-     "NT Authority\\LocalService", false},
-    {"svsvc", "Spot Verifier", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted",
-     "Manual", false, "LocalSystem", false},
-    {"swprv", "Microsoft Software Shadow Copy Provider",
-     "C:\\Windows\\System32\\svchost.exe -k swprv", "Manual", false, "LocalSystem", false},
-    {"SysMain", "Superfetch", "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted",
-     "Manual", false, "LocalSystem", false},
-    {"SystemEventsBroker", "System Events Broker",
-     "C:\\Windows\\system32\\svchost.exe -k DcomLaunch", "Auto", true, "LocalSystem", false},
-    {"TapiSrv", "Telephony", "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual",
-     false, "NT AUTHORITY\\NetworkService", false},
-    {"TermService", "Remote Desktop Services",
-     "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Manual", true,
-     "NT Authority\\NetworkService", false},
-    {"Themes", "Themes", "C:\\Windows\\System32\\svchost.exe -k netsvcs", "Manual", false,
-     "LocalSystem", false},
-    {"TrkWks", "Distributed Link Tracking Client",
-     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Auto", true,
-     "LocalSystem", false},
-    {"TrustedInstaller", "Windows Modules Installer",
-     "C:\\Windows\\servicing\\TrustedInstaller.exe", "Manual", false, "localSystem", true},
-    {"UALSVC", "User Access Logging Service", "C:\\Windows\\System32\\svchost.exe -k netsvcs",
-     "Auto", true, "LocalSystem", false},
-    {"UI0Detect", "Interactive Services Detection", "C:\\Windows\\system32\\UI0Detect.exe",
-     "Manual", false, "LocalSystem", true},
-    {"UmRdpService", "Remote Desktop Services UserMode Port Redirector",
-     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", true,
-     "localSystem", false},
-    {"upnphost", "UPnP Device Host",
-     "C:\\Windows\\system32\\svchost.exe -k LocalServiceAndNoImpersonation", "Disabled", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"VaultSvc", "Credential Manager", "C:\\Windows\\system32\\lsass.exe", "Manual", false,
-     "LocalSystem", false},
-    {"vds", "Virtual Disk", "C:\\Windows\\System32\\vds.exe", "Manual", false, "LocalSystem", true},
-    {"VSS", "Volume Shadow Copy", "C:\\Windows\\system32\\vssvc.exe", "Manual", false,
-     "LocalSystem", true},
-    {"W32Time", "Windows Time", "C:\\Windows\\system32\\svchost.exe -k LocalService", "Auto", true,
-     "NT AUTHORITY\\LocalService", false},
-    {"W3SVC", "World Wide Web Publishing Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs",
-     "Auto", true, "LocalSystem", false},
-    {"WAS", "Windows Process Activation Service", "C:\\Windows\\system32\\svchost.exe -k iissvcs",
-     "Manual", true, "LocalSystem", false},
-    {"wbengine", "Block Level Backup Engine Service", "\"C:\\Windows\\system32\\wbengine.exe\"",
-     "Manual", false, "localSystem", true},
-    {"WdiServiceHost", "Diagnostic Service Host",
-     "C:\\Windows\\System32\\svchost.exe -k LocalService", "Manual", false,
-     "NT AUTHORITY\\LocalService", false},
-    {"WdiSystemHost", "Diagnostic System Host",
-     "C:\\Windows\\System32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
-     "LocalSystem", false},
-    {"WerSvc", "Windows Error Reporting Service",
-     "C:\\Windows\\System32\\svchost.exe -k WerSvcGroup", "Manual", false, "localSystem", false},
-    {"WinDefend", "Windows Defender Antivirus Service",
-     "\"C:\\ProgramData\\Microsoft\\Windows Defender\\platform\\4.18.2107.4-0\\MsMpEng.exe\"",
-     "Auto", true, "LocalSystem", true},
-    {"WinHttpAutoProxySvc", "WinHTTP Web Proxy Auto-Discovery Service",
-     "C:\\Windows\\system32\\svchost.exe -k LocalService", "Manual", true,
-     "NT AUTHORITY\\LocalService", false},
-    {"Winmgmt", "Windows Management Instrumentation",
-     "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Auto", true, "localSystem", false},
-    {"WinRM", "Windows Remote Management (WS-Management)",
-     "C:\\Windows\\System32\\svchost.exe -k NetworkService", "Auto", true,
-     "NT AUTHORITY\\NetworkService", false},
-    {"wmiApSrv", "WMI Performance Adapter", "C:\\Windows\\system32\\wbem\\WmiApSrv.exe", "Manual",
-     false, "localSystem", true},
-    {"WPDBusEnum", "Portable Device Enumerator Service",
-     "C:\\Windows\\system32\\svchost.exe -k LocalSystemNetworkRestricted", "Manual", false,
-     "LocalSystem", false},
-    {"wuauserv", "Windows Update", "C:\\Windows\\system32\\svchost.exe -k netsvcs", "Manual", true,
-     "LocalSystem", false},
-    {"MSSQLSERVER", "SQL Server (MSSQLSERVER)",
-     "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\sqlservr.exe\" "
-     "-sMSSQLSERVER",
-     "Auto", true, "NT Service\\MSSQLSERVER", true},
-    {"SQLSERVERAGENT", "SQL Server Agent (MSSQLSERVER)",
-     "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL15.MSSQLSERVER\\MSSQL\\Binn\\SQLAGENT.EXE\" "
-     "-i MSSQLSERVER",
-     "Manual", false, "NT Service\\SQLSERVERAGENT", true},
-    {"SQLWriter", "SQL Server VSS Writer",
-     "\"C:\\Program Files\\Microsoft SQL Server\\90\\Shared\\sqlwriter.exe\"", "Auto", true,
-     "LocalSystem", true},
-    {"VMTools", "VMware Tools", "\"C:\\Program Files\\VMware\\VMware Tools\\vmtoolsd.exe\"", "Auto",
-     true, "LocalSystem", true},
-    {"HealthService", "Microsoft Monitoring Agent",
-     "\"C:\\Program Files\\Microsoft Monitoring Agent\\Agent\\HealthService.exe\"", "Auto", true,
-     "LocalSystem", true},
-    {"gupdate", "Google Update Service (gupdate)",
-     "\"C:\\Program Files (x86)\\Google\\Update\\GoogleUpdate.exe\" /svc", "Auto", false,
-     "LocalSystem", true},
-    {"DFSR", "DFS Replication", "C:\\Windows\\system32\\DFSRs.exe", "Auto", true, "LocalSystem",
-     true},
-    {"NTDS", "Active Directory Domain Services", "C:\\Windows\\System32\\lsass.exe", "Auto", true,
-     "LocalSystem", false},
-    {"DNS", "DNS Server", "C:\\Windows\\system32\\dns.exe", "Auto", true, "LocalSystem", true},
-    {"IISADMIN", "IIS Admin Service", "C:\\Windows\\system32\\inetsrv\\inetinfo.exe", "Auto", true,
-     "LocalSystem", true},
-    {"MSMQ", "Message Queuing", "C:\\Windows\\system32\\mqsvc.exe", "Auto", true,
-     "NT AUTHORITY\\NetworkService", true},
-    {"Tomcat9", "Apache Tomcat 9.0 Tomcat9",
-     "\"C:\\Program Files\\Apache Software Foundation\\Tomcat 9.0\\bin\\Tomcat9.exe\" "
-     "//RS//Tomcat9",
-     "Auto", true, "LocalSystem", true},
+struct EventKind {
+  std::string logfile, source;
+  std::uint32_t code;
+  int event_type;
+  double interval;
+  std::string message;
 };
-constexpr int kCoreServices = 40;  // the first entries exist on every host (sorted below anyway)
-
-constexpr const char* kAppProcesses[] = {
-    "conhost.exe",
-    "dllhost.exe",
-    "WmiPrvSE.exe",
-    "taskhostw.exe",
-    "RuntimeBroker.exe",
-    "powershell.exe",
-    "cmd.exe",
-    "rdpclip.exe",
-    "sihost.exe",
-    "ctfmon.exe",
-    "dwm.exe",
-    "fontdrvhost.exe",
-    "explorer.exe",
-    "SearchIndexer.exe",
-    "WUDFHost.exe",
-    "NisSrv.exe",
-    "w3wp.exe",
-    "java.exe",
-    "node.exe",
-    "wsmprovhost.exe",
-    "MonitoringHost.exe",
-    "CompatTelRunner.exe",
-    "TiWorker.exe",
-    "msiexec.exe",
-    "ServerManager.exe",
+struct Catalogue {
+  std::vector<OsInfo> oses;
+  std::vector<CpuInfo> cpus;
+  std::vector<Maker> makers;
+  std::vector<NicKind> nics;
+  std::vector<Miniport> miniports;
+  std::vector<BootProcess> boot_processes;
+  std::vector<std::string> app_processes;
+  int core_services;  // the first services exist on every host
+  std::vector<ServiceSpec> services;
+  std::vector<EventKind> events;
+  std::vector<std::string> system32_files;
 };
+
+// Each list must hold at least one entry: hosts pick from them by index.
+template <typename T, typename Read>
+std::vector<T> read_list(const YamlDoc& d, const YAML::Node& root, const char* key, Read read) {
+  const YAML::Node list = root[key];
+  if (!list.IsSequence() || list.size() == 0) d.fail(list, key, "expected a non-empty list");
+  std::vector<T> out;
+  for (const auto& item : list) out.push_back(read(item, std::string(key) + "[]"));
+  return out;
+}
+
+Catalogue load_catalogue() {
+  const YamlDoc d("sim/data/catalogues.yml");
+  const YAML::Node root = d.source().load(data::text(d.source().name()));
+  d.check_keys(root, "top level",
+               {"oses", "cpus", "makers", "nics", "miniports", "boot_processes", "app_processes",
+                "core_services", "services", "events", "system32_files"});
+  auto str = [&](const YAML::Node& n, const std::string& where, const char* key) {
+    return d.scalar<std::string>(n[key], where + "." + key);
+  };
+  Catalogue c;
+  c.oses = read_list<OsInfo>(d, root, "oses", [&](const YAML::Node& n, const std::string& w) {
+    d.check_keys(n, w, {"caption", "version", "build", "sku"});
+    return OsInfo{str(n, w, "caption"), str(n, w, "version"), str(n, w, "build"),
+                  d.scalar<int>(n["sku"], w + ".sku")};
+  });
+  c.cpus = read_list<CpuInfo>(d, root, "cpus", [&](const YAML::Node& n, const std::string& w) {
+    d.check_keys(n, w, {"name", "mhz"});
+    return CpuInfo{str(n, w, "name"), d.scalar<int>(n["mhz"], w + ".mhz")};
+  });
+  c.makers = read_list<Maker>(d, root, "makers", [&](const YAML::Node& n, const std::string& w) {
+    d.check_keys(n, w, {"manufacturer", "model"});
+    return Maker{str(n, w, "manufacturer"), str(n, w, "model")};
+  });
+  c.nics = read_list<NicKind>(d, root, "nics", [&](const YAML::Node& n, const std::string& w) {
+    d.check_keys(n, w, {"description", "service", "mbps"});
+    return NicKind{str(n, w, "description"), str(n, w, "service"),
+                   d.scalar<std::uint64_t>(n["mbps"], w + ".mbps")};
+  });
+  c.miniports =
+      read_list<Miniport>(d, root, "miniports", [&](const YAML::Node& n, const std::string& w) {
+        d.check_keys(n, w, {"description", "service", "adapter"});
+        return Miniport{str(n, w, "description"), str(n, w, "service"),
+                        d.scalar<bool>(n["adapter"], w + ".adapter")};
+      });
+  c.boot_processes = read_list<BootProcess>(
+      d, root, "boot_processes", [&](const YAML::Node& n, const std::string& w) {
+        d.check_keys(n, w, {"name", "session"});
+        return BootProcess{str(n, w, "name"), d.scalar<int>(n["session"], w + ".session")};
+      });
+  c.app_processes = d.strings(root["app_processes"], "app_processes");
+  c.services =
+      read_list<ServiceSpec>(d, root, "services", [&](const YAML::Node& n, const std::string& w) {
+        d.check_keys(
+            n, w,
+            {"name", "display", "path", "start_mode", "running", "start_name", "own_process"});
+        return ServiceSpec{str(n, w, "name"),
+                           str(n, w, "display"),
+                           str(n, w, "path"),
+                           str(n, w, "start_mode"),
+                           d.scalar<bool>(n["running"], w + ".running"),
+                           str(n, w, "start_name"),
+                           d.scalar<bool>(n["own_process"], w + ".own_process")};
+      });
+  c.core_services = d.scalar<int>(root["core_services"], "core_services");
+  if (c.core_services < 0 || c.core_services > static_cast<int>(c.services.size()))
+    d.fail(root["core_services"], "core_services", "must be within the services list");
+  c.events =
+      read_list<EventKind>(d, root, "events", [&](const YAML::Node& n, const std::string& w) {
+        d.check_keys(n, w, {"logfile", "source", "code", "type", "interval", "message"});
+        EventKind e{str(n, w, "logfile"),
+                    str(n, w, "source"),
+                    d.scalar<std::uint32_t>(n["code"], w + ".code"),
+                    d.scalar<int>(n["type"], w + ".type"),
+                    d.scalar<double>(n["interval"], w + ".interval"),
+                    str(n, w, "message")};
+        if (e.event_type < 1 || e.event_type > 5) d.fail(n["type"], w + ".type", "must be 1 to 5");
+        if (!(e.interval >= 1)) d.fail(n["interval"], w + ".interval", "must be >= 1 (seconds)");
+        return e;
+      });
+  c.system32_files = d.strings(root["system32_files"], "system32_files");
+  if (c.app_processes.empty()) d.fail(root["app_processes"], "app_processes", "must not be empty");
+  return c;
+}
+
+// Loaded on first use (the Inventory constructor makes that happen before threads start).
+const Catalogue& catalogue() {
+  static const Catalogue c = load_catalogue();
+  return c;
+}
 
 std::string hex_upper(std::uint64_t v, int digits) {
   char buf[32];
@@ -530,7 +346,8 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   m.mem_bytes = static_cast<std::uint64_t>(kMemGiB[r.next() % std::size(kMemGiB)]) << 30;
   m.mem_bytes -= static_cast<std::uint64_t>(r.range(64, 512)) << 20;  // firmware/reserved
   m.pagefile_bytes = static_cast<std::uint64_t>(r.range(1, 4)) << 30;
-  m.os = static_cast<int>(r.next() % kOses.size());
+  const Catalogue& cat = catalogue();
+  m.os = static_cast<int>(r.next() % cat.oses.size());
   // Boot time: 1 hour .. 40 days before the start of the current week, so it is the same
   // for every model built this week (also across sim restarts) and counters keep counting.
   const double week = 7 * 86400.0;
@@ -551,20 +368,12 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   m.serial_number =
       std::to_string(r.range(10000, 99999)) + "-" + std::to_string(r.range(10000, 99999)) + "-" +
       std::to_string(r.range(10000, 99999)) + "-AA" + std::to_string(r.range(100, 999));
-  static constexpr const char* kCpuNames[] = {
-      "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
-      "Intel(R) Xeon(R) Silver 4214 CPU @ 2.20GHz", "AMD EPYC 7452 32-Core Processor"};
-  static constexpr int kCpuMhz[] = {2394, 2993, 2195, 2345};
-  int cpu_kind = static_cast<int>(r.next() % std::size(kCpuNames));
-  m.cpu_name = kCpuNames[cpu_kind];
-  m.cpu_mhz = kCpuMhz[cpu_kind];
-  static constexpr const char* kMakers[][2] = {{"VMware, Inc.", "VMware Virtual Platform"},
-                                               {"Microsoft Corporation", "Virtual Machine"},
-                                               {"Dell Inc.", "PowerEdge R740"},
-                                               {"HPE", "ProLiant DL380 Gen10"}};
-  auto maker = r.next() % std::size(kMakers);
-  m.manufacturer = kMakers[maker][0];
-  m.model_name = kMakers[maker][1];
+  const CpuInfo& cpu = cat.cpus[r.next() % cat.cpus.size()];
+  m.cpu_name = cpu.name;
+  m.cpu_mhz = cpu.mhz;
+  const Maker& maker = cat.makers[r.next() % cat.makers.size()];
+  m.manufacturer = maker.manufacturer;
+  m.model_name = maker.model;
 
   int disks = ov && ov->disks ? *ov->disks : r.range(2, 4);
   for (int i = 0; i < disks; ++i) {
@@ -587,18 +396,13 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   }
 
   int nics = ov && ov->nics ? *ov->nics : r.range(1, 3);
-  static constexpr const char* kNicNames[][2] = {
-      {"vmxnet3 Ethernet Adapter", "vmxnet3ndis6"},
-      {"Microsoft Hyper-V Network Adapter", "netvsc"},
-      {"Intel(R) Ethernet Controller X710 for 10GbE SFP+", "i40ea"},
-      {"Intel(R) 82574L Gigabit Network Connection", "e1iexpress"}};
-  auto nic_kind = r.next() % std::size(kNicNames);
+  const NicKind& nic_kind = cat.nics[r.next() % cat.nics.size()];
   for (int i = 0; i < nics; ++i) {
     NicModel n;
-    n.description = kNicNames[nic_kind][0];
+    n.description = nic_kind.description;
     if (i > 0) n.description += " #" + std::to_string(i + 1);
     n.perf_name = perf_instance_name(n.description);
-    n.service_name = kNicNames[nic_kind][1];
+    n.service_name = nic_kind.service;
     char mac[32];
     std::uint64_t mv = r.next();
     std::snprintf(mac, sizeof mac, "00:50:56:%02X:%02X:%02X", static_cast<unsigned>(mv & 0xff),
@@ -607,11 +411,13 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     n.mac = mac;
     n.ipv4 = "10." + std::to_string(r.range(0, 255)) + "." + std::to_string(r.range(0, 255)) + "." +
              std::to_string(r.range(2, 254));
-    n.ipv6 = "fe80::" + lower(hex_upper(r.next(), 4)) + ":" + lower(hex_upper(r.next(), 4)) + ":" +
-             lower(hex_upper(r.next(), 4)) + ":" + lower(hex_upper(r.next(), 4));
+    n.ipv6 = "fe80::" + common::to_lower(hex_upper(r.next(), 4)) + ":" +
+             common::to_lower(hex_upper(r.next(), 4)) + ":" +
+             common::to_lower(hex_upper(r.next(), 4)) + ":" +
+             common::to_lower(hex_upper(r.next(), 4));
     n.gateway = n.ipv4.substr(0, n.ipv4.rfind('.')) + ".1";
     n.guid = guid(r);
-    n.bandwidth_bps = nic_kind == 2 ? 10000000000ull : 1000000000ull;
+    n.bandwidth_bps = nic_kind.mbps * 1000000ull;
     n.rx_bytes_per_s = r.uniform(2e3, 5e6);
     n.tx_bytes_per_s = r.uniform(1e3, 3e6);
     n.phase = r.uniform(0, kTwoPi);
@@ -658,15 +464,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   m.processes.back().threads = static_cast<std::uint32_t>(m.cpus);
   add_proc("System", "", 0, 0, 0.01);
   m.processes.back().pid = 4;
-  struct Boot {
-    const char* name;
-    int session;
-  };
-  static constexpr Boot kBoot[] = {{"smss.exe", 0},    {"csrss.exe", 0},    {"wininit.exe", 0},
-                                   {"csrss.exe", 1},   {"winlogon.exe", 1}, {"services.exe", 0},
-                                   {"lsass.exe", 0},   {"LogonUI.exe", 1},  {"dwm.exe", 1},
-                                   {"spoolsv.exe", 0}, {"MsMpEng.exe", 0},  {"vmtoolsd.exe", 0}};
-  for (const auto& b : kBoot) {
+  for (const auto& b : cat.boot_processes) {
     auto idx = add_proc(b.name, "", 4, b.session, r.uniform(0, 0.01));
     m.processes[idx].pid = new_pid();
   }
@@ -681,14 +479,14 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
   }
 
   // Services: the core set plus a seeded sample of the rest, sorted like Windows.
-  const int catalog = static_cast<int>(std::size(kServices));
+  const int catalog = static_cast<int>(cat.services.size());
   int want_services = ov && ov->services ? *ov->services : r.range(40, 120);
   std::vector<int> pick;
-  for (int i = 0; i < std::min(kCoreServices, catalog); ++i) pick.push_back(i);
+  for (int i = 0; i < std::min(cat.core_services, catalog); ++i) pick.push_back(i);
   std::vector<int> rest;
-  for (int i = kCoreServices; i < catalog; ++i) {
+  for (int i = cat.core_services; i < catalog; ++i) {
     // A host answering WinRM runs WinRM and WMI.
-    const std::string_view n = kServices[i].name;
+    const std::string_view n = cat.services[static_cast<std::size_t>(i)].name;
     if (n == "WinRM" || n == "Winmgmt" || n == "W32Time")
       pick.push_back(i);
     else
@@ -703,7 +501,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     pick.resize(static_cast<std::size_t>(want_services));
   int failing = r.chance(0.3) ? r.range(0, static_cast<int>(pick.size()) - 1) : -1;
   for (std::size_t k = 0; k < pick.size(); ++k) {
-    const auto& spec = kServices[pick[k]];
+    const auto& spec = cat.services[static_cast<std::size_t>(pick[k])];
     ServiceModel s;
     s.catalog = pick[k];
     s.name = spec.name;
@@ -720,7 +518,7 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     s.pid = 0;
     if (running) {
       std::string_view exe = exe_of(s.path);
-      if (lower(exe) == "lsass.exe") {
+      if (common::to_lower(exe) == "lsass.exe") {
         s.pid = lsass_pid;
       } else if (!s.own_process) {
         s.pid = svchost_pids[r.next() % svchost_pids.size()];
@@ -751,13 +549,14 @@ HostModel build_model(const std::string& host, const HostConfig* ov, double now)
     m.services.push_back(std::move(s));
   }
   std::sort(m.services.begin(), m.services.end(), [](const ServiceModel& a, const ServiceModel& b) {
-    return lower(a.name) < lower(b.name);
+    return common::to_lower(a.name) < common::to_lower(b.name);
   });
 
   int want_procs = ov && ov->processes ? *ov->processes : r.range(60, 150);
-  constexpr int kApps = static_cast<int>(std::size(kAppProcesses));
+  const auto& apps = cat.app_processes;
   while (static_cast<int>(m.processes.size()) < want_procs) {
-    std::string_view name = r.chance(0.3) ? "svchost.exe" : kAppProcesses[r.next() % kApps];
+    std::string_view name = r.chance(0.3) ? std::string_view("svchost.exe")
+                                          : std::string_view(apps[r.next() % apps.size()]);
     std::uint32_t ppid =
         name == "svchost.exe"
             ? services_pid
@@ -829,7 +628,7 @@ double free_phys_bytes(const HostModel& m, double t) {
 
 void gen_os(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_OperatingSystem"), out);
-  const auto& os = kOses[static_cast<std::size_t>(m.os)];
+  const auto& os = catalogue().oses[static_cast<std::size_t>(m.os)];
   const double t = now - m.boot_unix;
   const std::uint64_t total_kb = kb(m.mem_bytes);
   const std::uint64_t free_kb = kb(u64(free_phys_bytes(m, t)));
@@ -1400,21 +1199,14 @@ void gen_perf_nic(const HostModel& m, double now, std::vector<Instance>& out) {
 
 void gen_nicconfig(const HostModel& m, double, std::vector<Instance>& out) {
   Builder b(cls("Win32_NetworkAdapterConfiguration"), out);
-  struct Miniport {
-    const char* desc;
-    const char* service;
-  };
-  static constexpr Miniport kMiniports[] = {{"WAN Miniport (L2TP)", "Rasl2tp"},
-                                            {"WAN Miniport (SSTP)", "RasSstp"},
-                                            {"Microsoft Kernel Debug Network Adapter", "kdnic"}};
   Rng r(m.seed ^ 0x5eedull);
   int index = 0;
-  for (const auto& mp : kMiniports) {
+  for (const auto& mp : catalogue().miniports) {
     char cap[16];
     std::snprintf(cap, sizeof cap, "[%08d] ", index);
     b.begin()
-        .str("Caption", std::string(cap) + mp.desc)
-        .str("Description", mp.desc)
+        .str("Caption", std::string(cap) + mp.description)
+        .str("Description", mp.description)
         .boolean("DHCPEnabled", false)
         .num("Index", static_cast<std::uint64_t>(index))
         .num("InterfaceIndex", static_cast<std::uint64_t>(index + 2))
@@ -1511,7 +1303,7 @@ ProcCounters proc_counters(const ProcessModel& p, const HostModel& m, double t) 
 }
 
 std::string short_os_name(const HostModel& m) {
-  return std::string(kOses[static_cast<std::size_t>(m.os)].caption) +
+  return std::string(catalogue().oses[static_cast<std::size_t>(m.os)].caption) +
          "|C:\\Windows|\\Device\\Harddisk0\\Partition2";
 }
 
@@ -1519,7 +1311,7 @@ void gen_process(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_Process"), out);
   const double t = now - m.boot_unix;
   const std::string os_name = short_os_name(m);
-  const std::string version = kOses[static_cast<std::size_t>(m.os)].version;
+  const std::string version = catalogue().oses[static_cast<std::size_t>(m.os)].version;
   for (const auto& p : m.processes) {
     auto c = proc_counters(p, m, t);
     b.begin()
@@ -1761,9 +1553,10 @@ void gen_perf_cache(const HostModel& m, double now, std::vector<Instance>& out) 
 // have no connection ID and no MAC.
 void gen_netadapter(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_NetworkAdapter"), out);
-  static constexpr const char* kMiniports[] = {"WAN Miniport (L2TP)", "WAN Miniport (SSTP)"};
   int index = 0;
-  for (const char* miniport : kMiniports) {
+  for (const auto& mp : catalogue().miniports) {
+    if (!mp.adapter) continue;
+    const std::string& miniport = mp.description;
     b.begin()
         .str("Caption", "[0000000" + std::to_string(index) + "] " + miniport)
         .num("ConfigManagerErrorCode", 0)
@@ -1879,37 +1672,11 @@ void gen_w32time(const HostModel& m, double now, std::vector<Instance>& out) {
   perf_common(b, c);
 }
 
-// Win32_NTLogEvent: a fixed set of recurring events per host, each every `interval` seconds
+// Win32_NTLogEvent: a fixed set of recurring events per host (catalogues.yml `events`), each
+// every `interval` seconds
 // at a per-host phase, for the last two days (older events are not generated, so a query
 // without a TimeGenerated filter stays bounded at a few hundred rows). EventType: 1 error,
 // 2 warning, 3 information, 4 audit success, 5 audit failure.
-struct EventKind {
-  const char* logfile;
-  const char* source;
-  std::uint32_t code;
-  int event_type;
-  double interval;
-  const char* message;
-};
-constexpr EventKind kEventKinds[] = {
-    {"System", "Service Control Manager", 7036, 3, 1200,
-     "The Windows Update service entered the running state."},
-    {"System", "Service Control Manager", 7031, 1, 6 * 3600.0,
-     "The Print Spooler service terminated unexpectedly."},
-    {"System", "disk", 153, 2, 3 * 3600.0,
-     "The IO operation at logical block address 0x1c2f3 for Disk 0 was retried."},
-    {"System", "Microsoft-Windows-Time-Service", 35, 3, 3600,
-     "The time service is now synchronizing the system time with the time source."},
-    {"System", "Microsoft-Windows-DNS-Client", 1014, 2, 300,
-     "Name resolution for the name wpad timed out after none of the configured DNS servers "
-     "responded."},
-    {"Application", "Application Error", 1000, 1, 600,
-     "Faulting application name: app.exe, version: 1.0.0.0"},
-    {"Application", "Microsoft-Windows-Security-SPP", 16384, 3, 1800,
-     "Successfully scheduled Software Protection service for re-start."},
-    {"Security", "Microsoft-Windows-Security-Auditing", 4625, 5, 600,
-     "An account failed to log on."},
-};
 constexpr double kEventHistory = 2 * 86400.0;
 
 const char* event_type_name(int type) {
@@ -1925,8 +1692,9 @@ const char* event_type_name(int type) {
 void gen_ntlogevent(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("Win32_NTLogEvent"), out);
   const auto clock_now = now + m.clock_offset_s;  // TimeGenerated is the host's clock
-  for (std::size_t k = 0; k < std::size(kEventKinds); ++k) {
-    const EventKind& kind = kEventKinds[k];
+  const auto& kinds = catalogue().events;
+  for (std::size_t k = 0; k < kinds.size(); ++k) {
+    const EventKind& kind = kinds[k];
     const double phase = std::fmod(static_cast<double>((m.seed >> (k * 4)) % 1000) / 1000.0 *
                                        kind.interval,
                                    kind.interval);
@@ -1944,7 +1712,7 @@ void gen_ntlogevent(const HostModel& m, double now, std::vector<Instance>& out) 
           .num("EventType", static_cast<std::uint64_t>(kind.event_type))
           .str("Logfile", kind.logfile)
           .str("Message", kind.message)
-          .num("RecordNumber", static_cast<std::uint64_t>(n) * std::size(kEventKinds) + k)
+          .num("RecordNumber", static_cast<std::uint64_t>(n) * kinds.size() + k)
           .str("SourceName", kind.source)
           .set("TimeGenerated", Value::datetime(xs_datetime(at)))
           .set("TimeWritten", Value::datetime(xs_datetime(at)))
@@ -2046,17 +1814,14 @@ std::vector<SimFile> file_tree(const HostModel& m, double now) {
   }
 
   // System32: the bulk a whole-drive walk runs into.
-  static constexpr const char* kSystem32[] = {
-      "cmd.exe",      "kernel32.dll", "ntdll.dll",    "notepad.exe", "svchost.exe",
-      "lsass.exe",    "services.exe", "winlogon.exe", "user32.dll",  "advapi32.dll",
-      "wbemcomn.dll", "wsmsvc.dll",   "wsmauto.dll",  "w32time.dll", "wevtsvc.dll"};
+  const auto& system32 = catalogue().system32_files;
   dir("\\", "Windows", m.install_unix, m.install_unix);
   dir("\\Windows\\", "System32", m.install_unix, m.install_unix);
   for (int i = 0; i < kSystem32Files; ++i) {
     char synthetic[24];
     std::snprintf(synthetic, sizeof synthetic, "sim_%04d.dll", i);
-    const bool real = static_cast<std::size_t>(i) < std::size(kSystem32);
-    file("\\Windows\\System32\\", real ? kSystem32[i] : synthetic,
+    const bool real = static_cast<std::size_t>(i) < system32.size();
+    file("\\Windows\\System32\\", real ? system32[static_cast<std::size_t>(i)] : synthetic,
          static_cast<std::uint64_t>(16384 + (m.seed >> (i % 48)) % 2000000), m.install_unix,
          m.install_unix);
     out.back().system = true;
@@ -2078,7 +1843,7 @@ std::string file_type(const std::string& extension) {
   if (extension == "zip") return "Compressed (zipped) Folder";
   if (extension == "exe") return "Application";
   if (extension == "dll") return "Application Extension";
-  return extension.empty() ? "File" : lower(extension) + " File";
+  return extension.empty() ? "File" : common::to_lower(extension) + " File";
 }
 
 // The CIM_LogicalFile properties both classes share.
@@ -2120,7 +1885,8 @@ void logical_file(Builder& b, const HostModel& m, const SimFile& f) {
 
 void gen_datafile(const HostModel& m, double now, std::vector<Instance>& out) {
   Builder b(cls("CIM_DataFile"), out);
-  const std::string version = std::string(kOses[static_cast<std::size_t>(m.os)].version) + ".1";
+  const std::string version =
+      std::string(catalogue().oses[static_cast<std::size_t>(m.os)].version) + ".1";
   for (const SimFile& f : file_tree(m, now)) {
     if (f.directory) continue;
     const auto dot = f.name.rfind('.');
@@ -2314,757 +2080,128 @@ void gen_hotfixes(const HostModel& m, double now, std::vector<Instance>& out) {
 }
 // ---- end of collectors/examples classes ----
 
-// Property lists, names exactly as Windows spells them.
-const std::vector<std::string> kPerfCommon = {
-    "Caption", "Description",      "Frequency_Object",   "Frequency_PerfTime", "Frequency_Sys100NS",
-    "Name",    "Timestamp_Object", "Timestamp_PerfTime", "Timestamp_Sys100NS"};
+// The classes and their properties come from sim/data/classes.yml (embedded); the values
+// from these generators, one per class.
+struct Generator {
+  std::string_view cls;
+  ClassGenerator gen;
+};
 
-std::vector<std::string> with_perf(std::vector<std::string> props) {
-  props.insert(props.end(), kPerfCommon.begin(), kPerfCommon.end());
+// A class's own property list: `like`'s (less `without`), then `properties`. Names
+// resolve in any order; a chain longer than the file is circular.
+std::vector<std::string> declared_properties(const YamlDoc& d,
+                                             const std::map<std::string, YAML::Node>& by_name,
+                                             const YAML::Node& node, const std::string& where,
+                                             std::size_t depth) {
+  std::vector<std::string> props;
+  if (const YAML::Node like = node["like"]) {
+    const auto name = d.scalar<std::string>(like, where + ".like");
+    const auto base = by_name.find(name);
+    if (base == by_name.end()) d.fail(like, where + ".like", "no class '" + name + "'");
+    if (depth > by_name.size()) d.fail(like, where + ".like", "circular");
+    props = declared_properties(d, by_name, base->second, "classes[" + name + "]", depth + 1);
+    if (const YAML::Node without = node["without"]) {
+      for (const auto& drop : d.strings(without, where + ".without")) {
+        const auto it = std::find(props.begin(), props.end(), drop);
+        if (it == props.end())
+          d.fail(without, where + ".without", "'" + drop + "' is not in " + name);
+        props.erase(it);
+      }
+    }
+  } else if (node["without"]) {
+    d.fail(node["without"], where + ".without", "needs like:");
+  }
+  if (const YAML::Node own = node["properties"]) {
+    for (auto& p : d.strings(own, where + ".properties")) props.push_back(std::move(p));
+  }
   return props;
 }
 
-std::vector<std::string> disk_perf_props(bool logical) {
-  std::vector<std::string> p = {"AvgDiskBytesPerRead",
-                                "AvgDiskBytesPerRead_Base",
-                                "AvgDiskBytesPerTransfer",
-                                "AvgDiskBytesPerTransfer_Base",
-                                "AvgDiskBytesPerWrite",
-                                "AvgDiskBytesPerWrite_Base",
-                                "AvgDiskQueueLength",
-                                "AvgDiskReadQueueLength",
-                                "AvgDisksecPerRead",
-                                "AvgDisksecPerRead_Base",
-                                "AvgDisksecPerTransfer",
-                                "AvgDisksecPerTransfer_Base",
-                                "AvgDisksecPerWrite",
-                                "AvgDisksecPerWrite_Base",
-                                "AvgDiskWriteQueueLength",
-                                "CurrentDiskQueueLength",
-                                "DiskBytesPersec",
-                                "DiskReadBytesPersec",
-                                "DiskReadsPersec",
-                                "DiskTransfersPersec",
-                                "DiskWriteBytesPersec",
-                                "DiskWritesPersec",
-                                "PercentDiskReadTime",
-                                "PercentDiskReadTime_Base",
-                                "PercentDiskTime",
-                                "PercentDiskTime_Base",
-                                "PercentDiskWriteTime",
-                                "PercentDiskWriteTime_Base",
-                                "PercentIdleTime",
-                                "PercentIdleTime_Base",
-                                "SplitIOPerSec"};
-  if (logical) {
-    for (const char* s : {"FreeMegabytes", "PercentFreeSpace", "PercentFreeSpace_Base"})
-      p.push_back(s);
-  }
-  return with_perf(std::move(p));
-}
-
 std::vector<ClassDef> build_classes() {
-  struct Spec {
-    const char* name;
-    std::vector<std::string> props;
-    ClassGenerator gen;
+  static constexpr Generator kGenerators[] = {
+      {"Win32_OperatingSystem", gen_os},
+      {"Win32_ComputerSystem", gen_cs},
+      {"Win32_Processor", gen_processor},
+      {"Win32_PerfRawData_PerfOS_Processor", gen_perf_processor},
+      {"Win32_PerfRawData_Counters_ProcessorInformation", gen_perf_procinfo},
+      {"Win32_PerfRawData_PerfOS_Memory", gen_perf_memory},
+      {"Win32_PerfRawData_PerfOS_System", gen_perf_system},
+      {"Win32_LogicalDisk", gen_logicaldisk},
+      {"Win32_PerfRawData_PerfDisk_LogicalDisk", gen_perf_logicaldisk},
+      {"Win32_PerfRawData_PerfDisk_PhysicalDisk", gen_perf_physicaldisk},
+      {"Win32_PerfRawData_Tcpip_NetworkInterface", gen_perf_nic},
+      {"Win32_NetworkAdapterConfiguration", gen_nicconfig},
+      {"Win32_Service", gen_service},
+      {"Win32_Process", gen_process},
+      {"Win32_PerfRawData_PerfProc_Process", gen_perf_process},
+      {"Win32_PageFileUsage", gen_pagefile},
+      {"Win32_PerfRawData_Tcpip_TCPv4", gen_tcpv4},
+      {"Win32_PerfRawData_Tcpip_TCPv6", gen_tcpv6},
+      {"Win32_PerfRawData_Tcpip_UDPv4", gen_udpv4},
+      {"Win32_PerfRawData_Tcpip_UDPv6", gen_udpv6},
+      {"Win32_PerfRawData_PerfOS_Cache", gen_perf_cache},
+      {"Win32_NetworkAdapter", gen_netadapter},
+      {"Win32_PerfRawData_MSSQLSERVER_SQLServerGeneralStatistics", gen_mssql_general},
+      {"Win32_PerfRawData_MSSQLSERVER_SQLServerBufferManager", gen_mssql_bufman},
+      {"Win32_PerfRawData_APPPOOLCountersProvider_APPPOOLWAS", gen_iis_app_pools},
+      {"MSFT_ScheduledTask", gen_scheduled_tasks},
+      {"Win32_QuickFixEngineering", gen_hotfixes},
+      {"Win32_UTCTime", gen_utctime},
+      {"Win32_TimeZone", gen_timezone},
+      {"Win32_PerfRawData_MicrosoftWindowsW32TimePerf_WindowsTimeService", gen_w32time},
+      {"Win32_NTLogEvent", gen_ntlogevent},
+      {"CIM_DataFile", gen_datafile},
+      {"CIM_Directory", gen_directory},
   };
-  std::vector<Spec> specs = {
-      {"Win32_OperatingSystem",
-       {"BootDevice",
-        "BuildNumber",
-        "BuildType",
-        "Caption",
-        "CodeSet",
-        "CountryCode",
-        "CreationClassName",
-        "CSCreationClassName",
-        "CSDVersion",
-        "CSName",
-        "CurrentTimeZone",
-        "DataExecutionPrevention_32BitApplications",
-        "DataExecutionPrevention_Available",
-        "DataExecutionPrevention_Drivers",
-        "DataExecutionPrevention_SupportPolicy",
-        "Debug",
-        "Description",
-        "Distributed",
-        "EncryptionLevel",
-        "ForegroundApplicationBoost",
-        "FreePhysicalMemory",
-        "FreeSpaceInPagingFiles",
-        "FreeVirtualMemory",
-        "InstallDate",
-        "LargeSystemCache",
-        "LastBootUpTime",
-        "LocalDateTime",
-        "Locale",
-        "Manufacturer",
-        "MaxNumberOfProcesses",
-        "MaxProcessMemorySize",
-        "MUILanguages",
-        "Name",
-        "NumberOfLicensedUsers",
-        "NumberOfProcesses",
-        "NumberOfUsers",
-        "OperatingSystemSKU",
-        "Organization",
-        "OSArchitecture",
-        "OSLanguage",
-        "OSProductSuite",
-        "OSType",
-        "OtherTypeDescription",
-        "PAEEnabled",
-        "PlusProductID",
-        "PlusVersionNumber",
-        "PortableOperatingSystem",
-        "Primary",
-        "ProductType",
-        "RegisteredUser",
-        "SerialNumber",
-        "ServicePackMajorVersion",
-        "ServicePackMinorVersion",
-        "SizeStoredInPagingFiles",
-        "Status",
-        "SuiteMask",
-        "SystemDevice",
-        "SystemDirectory",
-        "SystemDrive",
-        "TotalSwapSpaceSize",
-        "TotalVirtualMemorySize",
-        "TotalVisibleMemorySize",
-        "Version",
-        "WindowsDirectory"},
-       gen_os},
-      {"Win32_ComputerSystem",
-       {"AdminPasswordStatus",
-        "AutomaticManagedPagefile",
-        "AutomaticResetBootOption",
-        "AutomaticResetCapability",
-        "BootOptionOnLimit",
-        "BootOptionOnWatchDog",
-        "BootROMSupported",
-        "BootupState",
-        "Caption",
-        "ChassisBootupState",
-        "CreationClassName",
-        "CurrentTimeZone",
-        "DaylightInEffect",
-        "Description",
-        "DNSHostName",
-        "Domain",
-        "DomainRole",
-        "EnableDaylightSavingsTime",
-        "FrontPanelResetStatus",
-        "HypervisorPresent",
-        "InfraredSupported",
-        "InstallDate",
-        "KeyboardPasswordStatus",
-        "LastLoadInfo",
-        "Manufacturer",
-        "Model",
-        "Name",
-        "NameFormat",
-        "NetworkServerModeEnabled",
-        "NumberOfLogicalProcessors",
-        "NumberOfProcessors",
-        "PartOfDomain",
-        "PauseAfterReset",
-        "PCSystemType",
-        "PowerManagementSupported",
-        "PowerOnPasswordStatus",
-        "PowerState",
-        "PowerSupplyState",
-        "PrimaryOwnerContact",
-        "PrimaryOwnerName",
-        "ResetCapability",
-        "ResetCount",
-        "ResetLimit",
-        "Roles",
-        "Status",
-        "SystemStartupDelay",
-        "SystemStartupSetting",
-        "SystemType",
-        "ThermalState",
-        "TotalPhysicalMemory",
-        "UserName",
-        "WakeUpType",
-        "Workgroup"},
-       gen_cs},
-      {"Win32_Processor",
-       {"AddressWidth",
-        "Architecture",
-        "Availability",
-        "Caption",
-        "ConfigManagerErrorCode",
-        "ConfigManagerUserConfig",
-        "CpuStatus",
-        "CreationClassName",
-        "CurrentClockSpeed",
-        "CurrentVoltage",
-        "DataWidth",
-        "Description",
-        "DeviceID",
-        "ErrorCleared",
-        "ErrorDescription",
-        "ExtClock",
-        "Family",
-        "InstallDate",
-        "L2CacheSize",
-        "L2CacheSpeed",
-        "L3CacheSize",
-        "L3CacheSpeed",
-        "LastErrorCode",
-        "Level",
-        "LoadPercentage",
-        "Manufacturer",
-        "MaxClockSpeed",
-        "Name",
-        "NumberOfCores",
-        "NumberOfEnabledCore",
-        "NumberOfLogicalProcessors",
-        "OtherFamilyDescription",
-        "PNPDeviceID",
-        "PowerManagementSupported",
-        "ProcessorId",
-        "ProcessorType",
-        "Revision",
-        "Role",
-        "SecondLevelAddressTranslationExtensions",
-        "SocketDesignation",
-        "Status",
-        "StatusInfo",
-        "Stepping",
-        "SystemCreationClassName",
-        "SystemName",
-        "ThreadCount",
-        "UniqueId",
-        "UpgradeMethod",
-        "Version",
-        "VirtualizationFirmwareEnabled",
-        "VMMonitorModeExtensions",
-        "VoltageCaps"},
-       gen_processor},
-      {"Win32_PerfRawData_PerfOS_Processor",
-       with_perf({"C1TransitionsPersec", "C2TransitionsPersec", "C3TransitionsPersec", "DPCRate",
-                  "DPCsQueuedPersec", "InterruptsPersec", "PercentC1Time", "PercentC2Time",
-                  "PercentC3Time", "PercentDPCTime", "PercentIdleTime", "PercentInterruptTime",
-                  "PercentPrivilegedTime", "PercentProcessorTime", "PercentUserTime"}),
-       gen_perf_processor},
-      {"Win32_PerfRawData_Counters_ProcessorInformation",
-       with_perf({"AverageIdleTime",
-                  "AverageIdleTime_Base",
-                  "C1TransitionsPersec",
-                  "C2TransitionsPersec",
-                  "C3TransitionsPersec",
-                  "ClockInterruptsPersec",
-                  "DPCRate",
-                  "DPCsQueuedPersec",
-                  "IdleBreakEventsPersec",
-                  "InterruptsPersec",
-                  "ParkingStatus",
-                  "PercentC1Time",
-                  "PercentC2Time",
-                  "PercentC3Time",
-                  "PercentDPCTime",
-                  "PercentIdleTime",
-                  "PercentInterruptTime",
-                  "PercentofMaximumFrequency",
-                  "PercentPerformanceLimit",
-                  "PercentPriorityTime",
-                  "PercentPrivilegedTime",
-                  "PercentPrivilegedUtility",
-                  "PercentPrivilegedUtility_Base",
-                  "PercentProcessorPerformance",
-                  "PercentProcessorPerformance_Base",
-                  "PercentProcessorTime",
-                  "PercentProcessorUtility",
-                  "PercentProcessorUtility_Base",
-                  "PercentUserTime",
-                  "PerformanceLimitFlags",
-                  "ProcessorFrequency",
-                  "ProcessorStateFlags"}),
-       gen_perf_procinfo},
-      {"Win32_PerfRawData_PerfOS_Memory",
-       with_perf({"AvailableBytes",
-                  "AvailableKBytes",
-                  "AvailableMBytes",
-                  "CacheBytes",
-                  "CacheBytesPeak",
-                  "CacheFaultsPersec",
-                  "CommitLimit",
-                  "CommittedBytes",
-                  "DemandZeroFaultsPersec",
-                  "FreeAndZeroPageListBytes",
-                  "FreeSystemPageTableEntries",
-                  "ModifiedPageListBytes",
-                  "PageFaultsPersec",
-                  "PageReadsPersec",
-                  "PagesInputPersec",
-                  "PagesOutputPersec",
-                  "PagesPersec",
-                  "PageWritesPersec",
-                  "PercentCommittedBytesInUse",
-                  "PercentCommittedBytesInUse_Base",
-                  "PoolNonpagedAllocs",
-                  "PoolNonpagedBytes",
-                  "PoolPagedAllocs",
-                  "PoolPagedBytes",
-                  "PoolPagedResidentBytes",
-                  "StandbyCacheCoreBytes",
-                  "StandbyCacheNormalPriorityBytes",
-                  "StandbyCacheReserveBytes",
-                  "SystemCacheResidentBytes",
-                  "SystemCodeResidentBytes",
-                  "SystemCodeTotalBytes",
-                  "SystemDriverResidentBytes",
-                  "SystemDriverTotalBytes",
-                  "TransitionFaultsPersec",
-                  "TransitionPagesRePurposedPersec",
-                  "WriteCopiesPersec"}),
-       gen_perf_memory},
-      {"Win32_PerfRawData_PerfOS_System",
-       with_perf({"AlignmentFixupsPersec", "ContextSwitchesPersec", "ExceptionDispatchesPersec",
-                  "FileControlBytesPersec", "FileControlOperationsPersec",
-                  "FileDataOperationsPersec", "FileReadBytesPersec", "FileReadOperationsPersec",
-                  "FileWriteBytesPersec", "FileWriteOperationsPersec", "FloatingEmulationsPersec",
-                  "PercentRegistryQuotaInUse", "PercentRegistryQuotaInUse_Base", "Processes",
-                  "ProcessorQueueLength", "SystemCallsPersec", "SystemUpTime", "Threads"}),
-       gen_perf_system},
-      {"Win32_LogicalDisk",
-       {"Access",
-        "Availability",
-        "BlockSize",
-        "Caption",
-        "Compressed",
-        "ConfigManagerErrorCode",
-        "ConfigManagerUserConfig",
-        "CreationClassName",
-        "Description",
-        "DeviceID",
-        "DriveType",
-        "ErrorCleared",
-        "ErrorDescription",
-        "ErrorMethodology",
-        "FileSystem",
-        "FreeSpace",
-        "InstallDate",
-        "LastErrorCode",
-        "MaximumComponentLength",
-        "MediaType",
-        "Name",
-        "NumberOfBlocks",
-        "PNPDeviceID",
-        "PowerManagementSupported",
-        "ProviderName",
-        "Purpose",
-        "QuotasDisabled",
-        "QuotasIncomplete",
-        "QuotasRebuilding",
-        "Size",
-        "Status",
-        "StatusInfo",
-        "SupportsDiskQuotas",
-        "SupportsFileBasedCompression",
-        "SystemCreationClassName",
-        "SystemName",
-        "VolumeDirty",
-        "VolumeName",
-        "VolumeSerialNumber"},
-       gen_logicaldisk},
-      {"Win32_PerfRawData_PerfDisk_LogicalDisk", disk_perf_props(true), gen_perf_logicaldisk},
-      {"Win32_PerfRawData_PerfDisk_PhysicalDisk", disk_perf_props(false), gen_perf_physicaldisk},
-      {"Win32_PerfRawData_Tcpip_NetworkInterface",
-       with_perf({"BytesReceivedPersec",
-                  "BytesSentPersec",
-                  "BytesTotalPersec",
-                  "CurrentBandwidth",
-                  "OffloadedConnections",
-                  "OutputQueueLength",
-                  "PacketsOutboundDiscarded",
-                  "PacketsOutboundErrors",
-                  "PacketsPersec",
-                  "PacketsReceivedDiscarded",
-                  "PacketsReceivedErrors",
-                  "PacketsReceivedNonUnicastPersec",
-                  "PacketsReceivedPersec",
-                  "PacketsReceivedUnicastPersec",
-                  "PacketsReceivedUnknown",
-                  "PacketsSentNonUnicastPersec",
-                  "PacketsSentPersec",
-                  "PacketsSentUnicastPersec",
-                  "TCPActiveRSCConnections",
-                  "TCPRSCAveragePacketSize",
-                  "TCPRSCCoalescedPacketsPersec",
-                  "TCPRSCExceptionsPersec"}),
-       gen_perf_nic},
-      {"Win32_NetworkAdapterConfiguration",
-       {"ArpAlwaysSourceRoute",
-        "ArpUseEtherSNAP",
-        "Caption",
-        "DatabasePath",
-        "DeadGWDetectEnabled",
-        "DefaultIPGateway",
-        "DefaultTOS",
-        "DefaultTTL",
-        "Description",
-        "DHCPEnabled",
-        "DHCPLeaseExpires",
-        "DHCPLeaseObtained",
-        "DHCPServer",
-        "DNSDomain",
-        "DNSDomainSuffixSearchOrder",
-        "DNSEnabledForWINSResolution",
-        "DNSHostName",
-        "DNSServerSearchOrder",
-        "DomainDNSRegistrationEnabled",
-        "ForwardBufferMemory",
-        "FullDNSRegistrationEnabled",
-        "GatewayCostMetric",
-        "IGMPLevel",
-        "Index",
-        "InterfaceIndex",
-        "IPAddress",
-        "IPConnectionMetric",
-        "IPEnabled",
-        "IPFilterSecurityEnabled",
-        "IPPortSecurityEnabled",
-        "IPSecPermitIPProtocols",
-        "IPSecPermitTCPPorts",
-        "IPSecPermitUDPPorts",
-        "IPSubnet",
-        "IPUseZeroBroadcast",
-        "IPXAddress",
-        "IPXEnabled",
-        "IPXFrameType",
-        "IPXMediaType",
-        "IPXNetworkNumber",
-        "IPXVirtualNetNumber",
-        "KeepAliveInterval",
-        "KeepAliveTime",
-        "MACAddress",
-        "MTU",
-        "NumForwardPackets",
-        "PMTUBHDetectEnabled",
-        "PMTUDiscoveryEnabled",
-        "ServiceName",
-        "SettingID",
-        "TcpipNetbiosOptions",
-        "TcpMaxConnectRetransmissions",
-        "TcpMaxDataRetransmissions",
-        "TcpNumConnections",
-        "TcpUseRFC1122UrgentPointer",
-        "TcpWindowSize",
-        "WINSEnableLMHostsLookup",
-        "WINSHostLookupFile",
-        "WINSPrimaryServer",
-        "WINSScopeID",
-        "WINSSecondaryServer"},
-       gen_nicconfig},
-      {"Win32_Service",
-       {"AcceptPause",
-        "AcceptStop",
-        "Caption",
-        "CheckPoint",
-        "CreationClassName",
-        "DelayedAutoStart",
-        "Description",
-        "DesktopInteract",
-        "DisplayName",
-        "ErrorControl",
-        "ExitCode",
-        "InstallDate",
-        "Name",
-        "PathName",
-        "ProcessId",
-        "ServiceSpecificExitCode",
-        "ServiceType",
-        "Started",
-        "StartMode",
-        "StartName",
-        "State",
-        "Status",
-        "SystemCreationClassName",
-        "SystemName",
-        "TagId",
-        "WaitHint"},
-       gen_service},
-      {"Win32_Process",
-       {"Caption",
-        "CommandLine",
-        "CreationClassName",
-        "CreationDate",
-        "CSCreationClassName",
-        "CSName",
-        "Description",
-        "ExecutablePath",
-        "ExecutionState",
-        "Handle",
-        "HandleCount",
-        "InstallDate",
-        "KernelModeTime",
-        "MaximumWorkingSetSize",
-        "MinimumWorkingSetSize",
-        "Name",
-        "OSCreationClassName",
-        "OSName",
-        "OtherOperationCount",
-        "OtherTransferCount",
-        "PageFaults",
-        "PageFileUsage",
-        "ParentProcessId",
-        "PeakPageFileUsage",
-        "PeakVirtualSize",
-        "PeakWorkingSetSize",
-        "Priority",
-        "PrivatePageCount",
-        "ProcessId",
-        "QuotaNonPagedPoolUsage",
-        "QuotaPagedPoolUsage",
-        "QuotaPeakNonPagedPoolUsage",
-        "QuotaPeakPagedPoolUsage",
-        "ReadOperationCount",
-        "ReadTransferCount",
-        "SessionId",
-        "Status",
-        "TerminationDate",
-        "ThreadCount",
-        "UserModeTime",
-        "VirtualSize",
-        "WindowsVersion",
-        "WorkingSetSize",
-        "WriteOperationCount",
-        "WriteTransferCount"},
-       gen_process},
-      {"Win32_PerfRawData_PerfProc_Process",
-       with_perf({"CreatingProcessID",    "ElapsedTime",
-                  "HandleCount",          "IDProcess",
-                  "IODataBytesPersec",    "IODataOperationsPersec",
-                  "IOOtherBytesPersec",   "IOOtherOperationsPersec",
-                  "IOReadBytesPersec",    "IOReadOperationsPersec",
-                  "IOWriteBytesPersec",   "IOWriteOperationsPersec",
-                  "PageFaultsPersec",     "PageFileBytes",
-                  "PageFileBytesPeak",    "PercentPrivilegedTime",
-                  "PercentProcessorTime", "PercentUserTime",
-                  "PoolNonpagedBytes",    "PoolPagedBytes",
-                  "PriorityBase",         "PrivateBytes",
-                  "ThreadCount",          "VirtualBytes",
-                  "VirtualBytesPeak",     "WorkingSet",
-                  "WorkingSetPeak",       "WorkingSetPrivate"}),
-       gen_perf_process},
-      {"Win32_PageFileUsage",
-       {"AllocatedBaseSize", "Caption", "CurrentUsage", "Description", "InstallDate", "Name",
-        "PeakUsage", "Status", "TempPageFile"},
-       gen_pagefile},
-      {"Win32_PerfRawData_Tcpip_TCPv4",
-       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished",
-                  "ConnectionsPassive", "ConnectionsReset", "SegmentsPersec",
-                  "SegmentsReceivedPersec", "SegmentsRetransmittedPersec", "SegmentsSentPersec"}),
-       gen_tcpv4},
-      {"Win32_PerfRawData_Tcpip_TCPv6",
-       with_perf({"ConnectionFailures", "ConnectionsActive", "ConnectionsEstablished",
-                  "ConnectionsPassive", "ConnectionsReset", "SegmentsPersec",
-                  "SegmentsReceivedPersec", "SegmentsRetransmittedPersec", "SegmentsSentPersec"}),
-       gen_tcpv6},
-      {"Win32_PerfRawData_Tcpip_UDPv4",
-       with_perf({"DatagramsNoPortPersec", "DatagramsPersec", "DatagramsReceivedErrors",
-                  "DatagramsReceivedPersec", "DatagramsSentPersec"}),
-       gen_udpv4},
-      {"Win32_PerfRawData_Tcpip_UDPv6",
-       with_perf({"DatagramsNoPortPersec", "DatagramsPersec", "DatagramsReceivedErrors",
-                  "DatagramsReceivedPersec", "DatagramsSentPersec"}),
-       gen_udpv6},
-      {"Win32_PerfRawData_PerfOS_Cache",
-       with_perf({"AsyncCopyReadsPersec",         "AsyncDataMapsPersec",
-                  "AsyncFastReadsPersec",         "AsyncMDLReadsPersec",
-                  "AsyncPinReadsPersec",          "CopyReadHitsPercent",
-                  "CopyReadHitsPercent_Base",     "CopyReadsPersec",
-                  "DataFlushesPersec",            "DataFlushPagesPersec",
-                  "DataMapHitsPercent",           "DataMapHitsPercent_Base",
-                  "DataMapPinsPersec",            "DataMapPinsPersec_Base",
-                  "DataMapsPersec",               "DirtyPages",
-                  "DirtyPageThreshold",           "FastReadNotPossiblesPersec",
-                  "FastReadResourceMissesPersec", "FastReadsPersec",
-                  "LazyWriteFlushesPersec",       "LazyWritePagesPersec",
-                  "MDLReadHitsPercent",           "MDLReadHitsPercent_Base",
-                  "MDLReadsPersec",               "PinReadHitsPercent",
-                  "PinReadHitsPercent_Base",      "PinReadsPersec",
-                  "ReadAheadsPersec",             "SyncCopyReadsPersec",
-                  "SyncDataMapsPersec",           "SyncFastReadsPersec",
-                  "SyncMDLReadsPersec",           "SyncPinReadsPersec"}),
-       gen_perf_cache},
-      {"Win32_NetworkAdapter",
-       {"AdapterType",
-        "AdapterTypeId",
-        "AutoSense",
-        "Availability",
-        "Caption",
-        "ConfigManagerErrorCode",
-        "ConfigManagerUserConfig",
-        "CreationClassName",
-        "Description",
-        "DeviceID",
-        "ErrorCleared",
-        "ErrorDescription",
-        "GUID",
-        "Index",
-        "InstallDate",
-        "Installed",
-        "InterfaceIndex",
-        "LastErrorCode",
-        "MACAddress",
-        "Manufacturer",
-        "MaxNumberControlled",
-        "MaxSpeed",
-        "Name",
-        "NetConnectionID",
-        "NetConnectionStatus",
-        "NetEnabled",
-        "NetworkAddresses",
-        "PermanentAddress",
-        "PhysicalAdapter",
-        "PNPDeviceID",
-        "PowerManagementCapabilities",
-        "PowerManagementSupported",
-        "ProductName",
-        "ServiceName",
-        "Speed",
-        "Status",
-        "StatusInfo",
-        "SystemCreationClassName",
-        "SystemName",
-        "TimeOfLastReset"},
-       gen_netadapter},
-      {"Win32_PerfRawData_MSSQLSERVER_SQLServerGeneralStatistics",
-       with_perf({"ConnectionResetPersec", "LoginsPersec", "LogoutsPersec", "Processesblocked",
-                  "UserConnections"}),
-       gen_mssql_general},
-      {"Win32_PerfRawData_MSSQLSERVER_SQLServerBufferManager",
-       with_perf({"Buffercachehitratio", "Buffercachehitratio_Base", "CheckpointpagesPersec",
-                  "Databasepages", "LazywritesPersec", "Pagelifeexpectancy", "PagereadsPersec",
-                  "PagewritesPersec", "Targetpages"}),
-       gen_mssql_bufman},
-      // collectors/examples classes (IIS app pools, scheduled tasks, hotfixes).
-      {"Win32_PerfRawData_APPPOOLCountersProvider_APPPOOLWAS",
-       with_perf({"CurrentApplicationPoolState", "CurrentApplicationPoolUptime",
-                  "CurrentWorkerProcesses", "MaximumWorkerProcesses",
-                  "RecentWorkerProcessFailures", "TimeSinceLastWorkerProcessFailure",
-                  "TotalApplicationPoolRecycles", "TotalApplicationPoolUptime",
-                  "TotalWorkerProcessesCreated", "TotalWorkerProcessFailures",
-                  "TotalWorkerProcessPingFailures", "TotalWorkerProcessShutdownFailures",
-                  "TotalWorkerProcessStartupFailures"}),
-       gen_iis_app_pools},
-      {"MSFT_ScheduledTask",
-       {"Author", "Date", "Description", "Documentation", "SecurityDescriptor", "Source", "State",
-        "TaskName", "TaskPath", "URI", "Version"},
-       gen_scheduled_tasks},
-      {"Win32_QuickFixEngineering",
-       {"Caption", "CSName", "Description", "FixComments", "HotFixID", "InstallDate",
-        "InstalledBy", "InstalledOn", "Name", "ServicePackInEffect", "Status"},
-       gen_hotfixes},
-      {"Win32_UTCTime",
-       {"Day", "DayOfWeek", "Hour", "Milliseconds", "Minute", "Month", "Quarter", "Second",
-        "WeekInMonth", "Year"},
-       gen_utctime},
-      // issue-12 collectors (time, clock, eventlog, files).
-      {"Win32_TimeZone",
-       {"Bias", "Caption", "DaylightBias", "DaylightName", "Description", "SettingID",
-        "StandardBias", "StandardName"},
-       gen_timezone},
-      {"Win32_PerfRawData_MicrosoftWindowsW32TimePerf_WindowsTimeService",
-       with_perf({"ClockFrequencyAdjustment", "ClockFrequencyAdjustmentPPB", "ComputedTimeOffset",
-                  "NTPClientTimeSourceCount", "NTPRoundtripDelay", "NTPServerIncomingRequests",
-                  "NTPServerOutgoingResponses"}),
-       gen_w32time},
-      {"Win32_NTLogEvent",
-       {"Category", "CategoryString", "ComputerName", "EventCode", "EventIdentifier", "EventType",
-        "Logfile", "Message", "RecordNumber", "SourceName", "TimeGenerated", "TimeWritten", "Type",
-        "User"},
-       gen_ntlogevent},
-      {"CIM_DataFile",
-       {"AccessMask",
-        "Archive",
-        "Caption",
-        "Compressed",
-        "CompressionMethod",
-        "CreationClassName",
-        "CreationDate",
-        "CSCreationClassName",
-        "CSName",
-        "Description",
-        "Drive",
-        "EightDotThreeFileName",
-        "Encrypted",
-        "EncryptionMethod",
-        "Extension",
-        "FileName",
-        "FileSize",
-        "FileType",
-        "FSCreationClassName",
-        "FSName",
-        "Hidden",
-        "InstallDate",
-        "InUseCount",
-        "LastAccessed",
-        "LastModified",
-        "Manufacturer",
-        "Name",
-        "Path",
-        "Readable",
-        "Status",
-        "System",
-        "Version",
-        "Writeable"},
-       gen_datafile},
-      // CIM_DataFile's properties without Manufacturer and Version.
-      {"CIM_Directory",
-       {"AccessMask",
-        "Archive",
-        "Caption",
-        "Compressed",
-        "CompressionMethod",
-        "CreationClassName",
-        "CreationDate",
-        "CSCreationClassName",
-        "CSName",
-        "Description",
-        "Drive",
-        "EightDotThreeFileName",
-        "Encrypted",
-        "EncryptionMethod",
-        "Extension",
-        "FileName",
-        "FileSize",
-        "FileType",
-        "FSCreationClassName",
-        "FSName",
-        "Hidden",
-        "InstallDate",
-        "InUseCount",
-        "LastAccessed",
-        "LastModified",
-        "Name",
-        "Path",
-        "Readable",
-        "Status",
-        "System",
-        "Writeable"},
-       gen_directory},
-  };
+  const YamlDoc d("sim/data/classes.yml");
+  const YAML::Node root = d.source().load(data::text(d.source().name()));
+  d.check_keys(root, "top level", {"perf_common", "classes"});
+  const auto perf_common = d.strings(root["perf_common"], "perf_common");
+  const YAML::Node list = root["classes"];
+  if (!list.IsSequence()) d.fail(list, "classes", "expected a list");
+  std::map<std::string, YAML::Node> by_name;
+  for (const auto& node : list) {
+    d.check_keys(node, "classes[]", {"name", "namespace", "perf", "like", "without", "properties"});
+    const auto name = d.scalar<std::string>(node["name"], "classes[].name");
+    if (!by_name.emplace(name, node).second)
+      d.fail(node["name"], "classes[]", "repeated class " + name);
+  }
   std::vector<ClassDef> out;
-  for (auto& s : specs) {
-    ClassDef d;
-    d.name = s.name;
-    d.properties = std::move(s.props);
-    std::sort(d.properties.begin(), d.properties.end(),
-              [](const std::string& a, const std::string& b) { return lower(a) < lower(b); });
-    for (std::size_t i = 0; i < d.properties.size(); ++i) {
-      d.exact_index[d.properties[i]] = static_cast<int>(i);
-      d.lower_index[lower(d.properties[i])] = static_cast<int>(i);
+  std::set<std::string, std::less<>> generated;
+  for (const auto& node : list) {
+    ClassDef def;
+    def.name = d.scalar<std::string>(node["name"], "classes[].name");
+    const std::string where = "classes[" + def.name + "]";
+    def.properties = declared_properties(d, by_name, node, where, 0);
+    if (node["perf"] && d.scalar<bool>(node["perf"], where + ".perf")) {
+      def.properties.insert(def.properties.end(), perf_common.begin(), perf_common.end());
     }
-    d.generate = s.gen;
-    if (d.name == "MSFT_ScheduledTask") d.wmi_namespace = "root/Microsoft/Windows/TaskScheduler";
-    out.push_back(std::move(d));
+    if (def.properties.empty()) d.fail(node, where, "no properties");
+    // Windows renders properties in case-insensitive alphabetical order.
+    std::sort(def.properties.begin(), def.properties.end(),
+              [](const std::string& a, const std::string& b) {
+                return common::to_lower(a) < common::to_lower(b);
+              });
+    for (std::size_t i = 0; i < def.properties.size(); ++i) {
+      const std::string& prop = def.properties[i];
+      if (!def.lower_index.emplace(common::to_lower(prop), static_cast<int>(i)).second)
+        d.fail(node, where, "property " + prop + " listed twice");
+      def.exact_index[prop] = static_cast<int>(i);
+    }
+    if (node["namespace"]) {
+      def.wmi_namespace = d.scalar<std::string>(node["namespace"], where + ".namespace");
+    }
+    for (const auto& g : kGenerators) {
+      if (g.cls == def.name) def.generate = g.gen;
+    }
+    if (def.generate == nullptr) d.fail(node["name"], where, "no generator in sim/inventory.cpp");
+    generated.insert(def.name);
+    out.push_back(std::move(def));
+  }
+  for (const auto& g : kGenerators) {
+    if (!generated.contains(g.cls))
+      throw std::logic_error("sim: generator for " + std::string(g.cls) + " has no class in " +
+                             d.source().name());
   }
   return out;
 }
@@ -3083,7 +2220,7 @@ const ClassDef& cls(std::string_view name) {
 }  // namespace
 
 int ClassDef::find(std::string_view n) const {
-  auto it = lower_index.find(lower(n));
+  auto it = lower_index.find(common::to_lower(n));
   return it == lower_index.end() ? -1 : it->second;
 }
 
@@ -3098,14 +2235,14 @@ bool known_namespace(std::string_view ns) {
 
 const ClassDef* find_class(std::string_view name) {
   for (const auto& d : classes()) {
-    if (d.name.size() == name.size() && lower(d.name) == lower(name)) return &d;
+    if (common::iequals(d.name, name)) return &d;
   }
   return nullptr;
 }
 
 const ClassDef* find_class(std::string_view ns_lower, std::string_view name) {
   const ClassDef* d = find_class(name);
-  return d != nullptr && lower(d->wmi_namespace) == ns_lower ? d : nullptr;
+  return d != nullptr && common::to_lower(d->wmi_namespace) == ns_lower ? d : nullptr;
 }
 
 std::vector<std::string> class_names() {
@@ -3116,8 +2253,8 @@ std::vector<std::string> class_names() {
 
 std::uint64_t host_seed(std::string_view host_lower) {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  for (unsigned char c : host_lower) {
-    h ^= static_cast<unsigned char>(std::tolower(c));
+  for (char c : host_lower) {
+    h ^= static_cast<unsigned char>(common::ascii_lower(c));
     h *= 1099511628211ull;
   }
   return h;
@@ -3165,11 +2302,13 @@ std::string xs_datetime(double unix_seconds, bool micro) {
 
 Inventory::Inventory(const std::vector<HostConfig>& overrides) {
   for (const auto& h : overrides) overrides_[h.name] = h;
-  (void)classes();  // build the class table before threads start
+  // Read the embedded data before threads start: a broken data file stops the start-up.
+  (void)classes();
+  (void)catalogue();
 }
 
 std::shared_ptr<const HostModel> Inventory::model(const std::string& host) {
-  const std::string key = lower(host);
+  const std::string key = common::to_lower(host);
   {
     std::shared_lock lock(mutex_);
     auto it = models_.find(key);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/strings.h"
+
 namespace sim {
 namespace {
 
@@ -19,7 +21,7 @@ std::uint64_t splitmix64(std::uint64_t x) {
 std::uint64_t hash_name(std::string_view s) {
   std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
   for (char c : s) {
-    h ^= static_cast<unsigned char>(std::tolower(static_cast<unsigned char>(c)));
+    h ^= static_cast<unsigned char>(common::ascii_lower(c));
     h *= 1099511628211ULL;
   }
   return h;
@@ -33,16 +35,10 @@ double unit(std::uint64_t bits) {
 }  // namespace
 
 LatencyClass latency_class(std::string_view wmi_class) {
-  auto starts = [&](std::string_view prefix) {
-    return wmi_class.size() >= prefix.size() &&
-           std::equal(prefix.begin(), prefix.end(), wmi_class.begin(), [](char a, char b) {
-             return std::tolower(static_cast<unsigned char>(a)) ==
-                    std::tolower(static_cast<unsigned char>(b));
-           });
-  };
+  auto starts = [&](std::string_view prefix) { return common::istarts_with(wmi_class, prefix); };
   if (starts("Win32_PerfRawData_") || starts("Win32_PerfFormattedData_"))
     return LatencyClass::kPerf;
-  auto is = [&](std::string_view name) { return starts(name) && wmi_class.size() == name.size(); };
+  auto is = [&](std::string_view name) { return common::iequals(wmi_class, name); };
   if (is("Win32_Service") || is("Win32_Process")) return LatencyClass::kSlow;
   return LatencyClass::kDefault;
 }

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/base64.h"
 #include "common/strings.h"
 #include "render.h"
 #include "wql.h"
@@ -109,23 +110,14 @@ std::optional<std::chrono::milliseconds> parse_xs_duration(std::string_view s) {
   return std::chrono::milliseconds(static_cast<long long>(total * 1000));
 }
 
-std::optional<std::string> base64_decode(std::string_view in) {
-  static const std::string kChars =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0, bits = -8;
-  for (char c : in) {
-    if (c == '=') break;
-    auto pos = kChars.find(c);
-    if (pos == std::string::npos) return std::nullopt;
-    val = (val << 6) + static_cast<int>(pos);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return out;
+// Basic credentials, decoded as leniently as the simulator always has (padding optional,
+// anything from the first '=' on ignored) on common's strict decoder: pad what precedes the
+// '='. A single leftover character (6 bits, no byte) comes from no encoder: refused.
+std::optional<std::string> basic_credentials(std::string_view text) {
+  std::string padded(text.substr(0, text.find('=')));
+  if (padded.size() % 4 == 1) return std::nullopt;
+  padded.append((4 - padded.size() % 4) % 4, '=');
+  return common::base64_decode(padded);
 }
 
 std::string read_file(const std::string& path) {
@@ -366,7 +358,7 @@ AuthResult SimServer::authenticate(const net::Request& req, net::Response& res,
     return reject();
   }
   if (basic_enabled && auth.size() > 6 && lower(auth.substr(0, 6)) == "basic ") {
-    auto decoded = base64_decode(trim(auth.substr(6)));
+    auto decoded = basic_credentials(trim(auth.substr(6)));
     if (!decoded) return reject();
     auto colon = decoded->find(':');
     if (colon == std::string::npos) return reject();

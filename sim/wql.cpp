@@ -12,14 +12,13 @@
 namespace sim::wql {
 namespace {
 
-char lower_char(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
+using common::ascii_lower;
 using common::iequals;
 
 int icompare(std::string_view a, std::string_view b) {
   const std::size_t n = std::min(a.size(), b.size());
   for (std::size_t i = 0; i < n; ++i) {
-    char x = lower_char(a[i]), y = lower_char(b[i]);
+    char x = ascii_lower(a[i]), y = ascii_lower(b[i]);
     if (x != y) return x < y ? -1 : 1;
   }
   if (a.size() == b.size()) return 0;
@@ -456,12 +455,12 @@ bool like_match(std::string_view text, std::string_view pat) {
         bool negate = set.front() == '^';
         if (negate) set.remove_prefix(1);
         bool found = false;
-        const char lc = lower_char(c);
+        const char lc = ascii_lower(c);
         for (std::size_t i = 0; i < set.size(); ++i) {
           if (i + 2 < set.size() && set[i + 1] == '-') {
-            if (lc >= lower_char(set[i]) && lc <= lower_char(set[i + 2])) found = true;
+            if (lc >= ascii_lower(set[i]) && lc <= ascii_lower(set[i + 2])) found = true;
             i += 2;
-          } else if (lower_char(set[i]) == lc) {
+          } else if (ascii_lower(set[i]) == lc) {
             found = true;
           }
         }
@@ -469,7 +468,7 @@ bool like_match(std::string_view text, std::string_view pat) {
         return found != negate;
       }
     }
-    bool ok = lower_char(pat[pi]) == lower_char(c);
+    bool ok = ascii_lower(pat[pi]) == ascii_lower(c);
     ++pi;
     return ok;
   };

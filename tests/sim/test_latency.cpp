@@ -1,13 +1,16 @@
 // winrm-sim's latency model: the seeded distribution's median and p99 per class, its
-// determinism, the performance adapter stall's schedule, and the YAML that configures it.
-// Pure functions of the seed: no clocks, no timing.
+// determinism, the performance adapter stall's schedule, and the YAML that configures it
+// (with the sim config's file:line errors). Pure functions of the seed: no clocks, no timing.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "config.h"
 #include "latency.h"
+#include "testsupport/temp_dir.h"
 
 using sim::LatencyClass;
 using sim::LatencyModel;
@@ -143,4 +146,54 @@ TEST_CASE("latency: in the YAML; off when absent") {
   CHECK_FALSE(sim::parse_config("http: {port: 0}\nlatency: {stall: false}\n", "").latency.stall);
   CHECK_THROWS(sim::parse_config("http: {port: 0}\nlatency: {bogus: 1}\n", ""));
   CHECK_THROWS(sim::parse_config("http: {port: 0}\nlatency: {perf: {median: 2s, p99: 1s}}\n", ""));
+}
+
+namespace {
+
+// The error text of loading `yaml` from a file, "" when it loads.
+std::string load_error(const testsupport::TempDir& dir, const std::string& yaml) {
+  const auto path = dir / "sim.yml";
+  testsupport::write_file(path, yaml);
+  try {
+    sim::load_config(path.string());
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("sim config: errors name file:line and the key; Go-style durations") {
+  testsupport::TempDir dir("sim-config");
+  const std::string file = (dir / "sim.yml").string();
+  CHECK(load_error(dir, "http: {port: 0}\nhosts:\n  - {name: a}\n") == "");
+  // An unknown key, with the closest known one.
+  CHECK(load_error(dir, "http: {port: 0}\nhosts:\n  - name: a\n    clock_ofset: 3\n") ==
+        file + ":4: hosts[]: unknown key 'clock_ofset' (did you mean 'clock_offset'?)");
+  CHECK(load_error(dir, "http: {port: 0}\nhttp: {port: 1}\n") ==
+        file + ":2: top level: repeated key 'http'");
+  // Values: the value's own line.
+  CHECK(load_error(dir, "http: {port: 0}\n\nlatency:\n  stall: {every: 10m, delay: 5x}\n") ==
+        file + ":4: latency.stall.delay: bad duration '5x' (e.g. 500ms, 1.5s, 2m, 1h)");
+  CHECK(load_error(dir, "http: {port: 0}\nhosts:\n  - {name: a, fault: timed_ot}\n") ==
+        file + ":3: hosts[].fault: unknown fault 'timed_ot' (did you mean 'timed_out'?)");
+  CHECK(load_error(dir, "http:\n  port: 70000\n") == file + ":2: http.port: out of range");
+  // A syntax error and a missing file carry the name too.
+  CHECK(load_error(dir, "http: {port: 0\n").starts_with(file + ":"));
+  CHECK_THROWS_WITH(sim::load_config((dir / "missing.yml").string()),
+                    doctest::Contains("missing.yml: cannot read"));
+  // Text without a file: the name given, "sim config" by default.
+  CHECK_THROWS_WITH(sim::parse_config("http: {port: 0}\nbogus: 1\n", ""),
+                    doctest::Contains("sim config:2: top level: unknown key 'bogus'"));
+  // Durations: fractions and compound units; a bare number other than 0 is refused.
+  auto c = sim::parse_config(
+      "http: {port: 0}\nkeep_alive_timeout: 1.5s\nenumeration_timeout: 1h30m\n"
+      "hosts: [{name: a, delay: 0}]\n",
+      "");
+  CHECK(c.keep_alive_timeout == Millis(1500));
+  CHECK(c.enumeration_timeout == Millis(5400000));
+  CHECK(c.hosts.at(0).delay == Millis(0));
+  CHECK_THROWS_WITH(sim::parse_config("http: {port: 0}\nkeep_alive_timeout: 30\n", ""),
+                    doctest::Contains("sim config:2: keep_alive_timeout: bad duration '30'"));
 }

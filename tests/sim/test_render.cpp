@@ -254,6 +254,39 @@ TEST_CASE("millisecond datetimes: microsecond clock reads plus offsets, truncate
   CHECK_MESSAGE(wrong == 0, first_wrong);
 }
 
+// sim/data/classes.yml: `like:` copies a class's list (less `without:`), `perf: true` adds
+// the raw perf classes' common properties.
+TEST_CASE("class data: like, without and perf resolve to Windows' lists") {
+  const sim::ClassDef* file = sim::find_class("CIM_DataFile");
+  const sim::ClassDef* dir = sim::find_class("CIM_Directory");
+  REQUIRE(file != nullptr);
+  REQUIRE(dir != nullptr);
+  std::vector<std::string> expected;
+  for (const auto& p : file->properties) {
+    if (p != "Manufacturer" && p != "Version") expected.push_back(p);
+  }
+  CHECK(expected.size() == file->properties.size() - 2);
+  CHECK(dir->properties == expected);
+  const sim::ClassDef* v4 = sim::find_class("Win32_PerfRawData_Tcpip_TCPv4");
+  const sim::ClassDef* v6 = sim::find_class("Win32_PerfRawData_Tcpip_TCPv6");
+  REQUIRE(v4 != nullptr);
+  REQUIRE(v6 != nullptr);
+  CHECK(v6->properties == v4->properties);
+  CHECK(v4->find("Timestamp_Sys100NS") >= 0);
+  CHECK(v4->find("ConnectionsEstablished") >= 0);
+  const sim::ClassDef* logical = sim::find_class("Win32_PerfRawData_PerfDisk_LogicalDisk");
+  const sim::ClassDef* physical = sim::find_class("Win32_PerfRawData_PerfDisk_PhysicalDisk");
+  REQUIRE(logical != nullptr);
+  REQUIRE(physical != nullptr);
+  CHECK(logical->properties.size() == physical->properties.size() + 3);
+  CHECK(logical->find("PercentFreeSpace_Base") >= 0);
+  CHECK(physical->find("PercentFreeSpace") < 0);
+  // Served alphabetically, case-insensitively, as Windows does.
+  CHECK(std::is_sorted(
+      file->properties.begin(), file->properties.end(),
+      [](const std::string& a, const std::string& b) { return lower(a) < lower(b); }));
+}
+
 TEST_CASE("classes outside root/cimv2 resolve only in their own namespace") {
   const sim::ClassDef* task = sim::find_class("root/microsoft/windows/taskscheduler",
                                               "msft_scheduledtask");

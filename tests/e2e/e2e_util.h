@@ -170,7 +170,9 @@ struct Sim {
         std::vector<std::string>{kSimBinary, "--config", (dir / (tag + ".yml")).string(),
                                  "--ports-file", ports.string(), "--log-level", log_level},
         dir / (tag + ".out"), dir / (tag + ".err"));
-    bool up = wait_until([&] { return fs::exists(ports) || !process->running(); }, 10s);
+    // 60 s: the wait ends when the ports file appears; under ASan with the slow unwinder
+    // (the NTLM tests) on a loaded machine a start took over 10 s (3-6 s was common).
+    bool up = wait_until([&] { return fs::exists(ports) || !process->running(); }, 60s);
     if (!up || !fs::exists(ports)) {
       throw std::runtime_error("winrm-sim did not start: " + read_file(dir / (tag + ".err")));
     }
@@ -192,6 +194,7 @@ struct Exporter {
 
   Exporter(const TempDir& dir, const fs::path& config, std::vector<std::string> extra = {}) {
     stderr_path = dir / "exporter.err";
+    // A retry for a port taken meanwhile (the exporter exits); a slow start is waited for.
     for (int attempt = 0; attempt < 3 && port == 0; ++attempt) {
       int candidate = free_port();
       std::vector<std::string> argv = {
@@ -200,7 +203,7 @@ struct Exporter {
       argv.insert(argv.end(), extra.begin(), extra.end());
       process = std::make_unique<Process>(argv, dir / "exporter.out", stderr_path);
       bool ready = wait_until(
-          [&] { return !process->running() || get(candidate, "/-/ready").status == 200; }, 10s);
+          [&] { return !process->running() || get(candidate, "/-/ready").status == 200; }, 60s);
       if (ready && process->running()) port = candidate;
     }
     if (port == 0) throw std::runtime_error("exporter did not start: " + read_file(stderr_path));

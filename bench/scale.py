@@ -22,6 +22,7 @@ import re
 import resource
 import signal
 import socket
+import multiprocessing
 import random
 import statistics
 import subprocess
@@ -198,6 +199,46 @@ class Proc:
     def rss_mib(self):
         return int(open(f"/proc/{self.pid}/statm").read().split()[1]) * PAGE / 2**20
 
+    def rss_by_mapping(self):
+        """Where the RSS is, from /proc/<pid>/smaps (MiB per kind, and the thread stack count):
+        glibc's main heap, its per-thread arenas (anonymous mappings in 64 MiB-aligned heaps),
+        thread stacks (8 MiB anonymous mappings behind a guard page), other anonymous memory
+        (large malloc blocks, jemalloc's extents, TLS), and files (code, libraries)."""
+        kinds = {"main heap": 0, "malloc arenas": 0, "thread stacks": 0, "other anon": 0, "files": 0}
+        stacks = 0
+        prev = (0, "", "x")  # end, perms, name of the previous mapping
+        cur = (0, 0, "", "")  # start, end, perms, name
+        try:
+            lines = open(f"/proc/{self.pid}/smaps").read().splitlines()
+        except OSError:
+            return kinds, 0
+        for line in lines:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                prev = (cur[1], cur[2], cur[3])
+                a, b = head[0].split("-")
+                cur = (int(a, 16), int(b, 16), head[1], head[5] if len(head) > 5 else "")
+                continue
+            if not head or head[0] != "Rss:":
+                continue
+            start, end, perms, name = cur
+            after_guard = prev[0] == start and prev[1] == "---p" and not prev[2]
+            if name == "[heap]":
+                kind = "main heap"
+            elif name.startswith("/") or name.startswith("[v"):
+                kind = "files"
+            elif name == "[stack]":
+                kind = "thread stacks"
+            elif not name and perms == "rw-p" and after_guard and (end - start) >> 20 == 8:
+                kind = "thread stacks"
+                stacks += 1
+            elif not name and perms == "rw-p" and start % (64 << 20) == 0:
+                kind = "malloc arenas"
+            else:
+                kind = "other anon"
+            kinds[kind] += int(head[1]) / 1024
+        return kinds, stacks
+
     def fds(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
@@ -302,24 +343,46 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class Prober(threading.Thread):
-    """Probes random targets at a fixed rate and records each /probe's wall time."""
+def _probe_loop(base, targets, period, stop, conn):
+    """The prober's process: its own interpreter, so the bench's sample scrapes (Python
+    parsing a page of millions of lines) never hold its GIL and inflate its wall times."""
+    rng = random.Random(1)
+    times, errors = [], 0
+    while not stop.wait(period):
+        name = f"h{rng.randint(1, targets):05d}.sim.test"
+        try:
+            t, _, _ = get(f"{base}/probe?target={name}", timeout=30)
+            times.append(t)
+        except OSError:
+            errors += 1
+    conn.send((times, errors))
+    conn.close()
+
+
+class Prober:
+    """Probes random targets at a fixed rate from a separate process and records each
+    /probe's wall time (a thread of this process measured its own GIL waits: up to
+    hundreds of ms while the main thread parsed a sample scrape)."""
 
     def __init__(self, base, targets, rate):
-        super().__init__(daemon=True)
-        self.base, self.targets, self.period = base, targets, 1.0 / rate
+        ctx = multiprocessing.get_context("fork")
+        self.stop_event = ctx.Event()
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_probe_loop, daemon=True,
+                                args=(base, targets, 1.0 / rate, self.stop_event, child))
         self.times, self.errors = [], 0
-        self.done = threading.Event()
 
-    def run(self):
-        rng = random.Random(1)
-        while not self.done.wait(self.period):
-            name = f"h{rng.randint(1, self.targets):05d}.sim.test"
-            try:
-                t, _, _ = get(f"{self.base}/probe?target={name}", timeout=30)
-                self.times.append(t)
-            except OSError:
-                self.errors += 1
+    def start(self):
+        self.proc.start()
+
+    def finish(self):
+        self.stop_event.set()
+        if self.conn.poll(60):
+            self.times, self.errors = self.conn.recv()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
 
 
 def scrape_round(base, ex, parallel, gzip_ok):
@@ -409,6 +472,9 @@ def main():
                     help="write this nice value to /proc/self/autogroup first (the whole session's "
                          "autogroup: start the bench with setsid). With kernel.sched_autogroup_enabled=1 "
                          "other sessions' `nice 19` builds get as much CPU as the bench (bench/README.md)")
+    ap.add_argument("--exporter-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra environment for the exporter, e.g. LD_PRELOAD=libjemalloc.so.2 "
+                         "or MALLOC_ARENA_MAX=2 (repeatable; for allocator comparisons)")
     ap.add_argument("--perf-dir", default=None,
                     help="record the exporter with `perf record --call-graph dwarf -F 99` into DIR/window.data (the window) and "
                          "DIR/scrapes.data (the /metrics rounds); perf report --sort comm,dso,sym")
@@ -460,11 +526,17 @@ def main():
         web_port = free_port()
         base = f"http://127.0.0.1:{web_port}"
         exp_log = open(os.path.join(tmp, "exporter.log"), "w")
+        exporter_env = dict(os.environ)
+        for item in args.exporter_env:
+            name, sep, value = item.partition("=")
+            if not sep:
+                sys.exit(f"--exporter-env {item}: expected NAME=VALUE")
+            exporter_env[name] = value
         t_start = time.monotonic()
         exporter = subprocess.Popen(pinned(args.exporter_cpu, [
             exporter_bin, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{web_port}",
             f"--scheduler.workers={args.scheduler_workers}", "--log.level=warn"]),
-            stdout=exp_log, stderr=subprocess.STDOUT)
+            stdout=exp_log, stderr=subprocess.STDOUT, env=exporter_env)
         deadline = time.monotonic() + 120
         while True:
             if exporter.poll() is not None:
@@ -518,8 +590,7 @@ def main():
                   f"{row['fds']:6d} {row['threads']:4d} {row['polls']:8.1f} {row['lag']:9.4f} "
                   f"{row['running']:7.0f} {row['waiting']:7.0f} {row['up']:6.0f}", flush=True)
             prev_t, prev_cpu, prev_sim, last = now, cpu, sim_cpu, cur
-        prober.done.set()
-        prober.join()
+        prober.finish()
         stop_perf(perf)
         if not rows:
             sys.exit("no samples taken")
@@ -567,6 +638,8 @@ def main():
         print(f"summary N={args.targets} targets x {len(collectors)} collectors, interval {args.interval}, "
               f"window {window:.0f}s after {args.warmup:.0f}s warm-up; sim CPU {args.sim_cpu or 'unpinned'}, "
               f"exporter CPU {args.exporter_cpu or 'unpinned'}, sim keep-alive {args.sim_keep_alive}")
+        if args.exporter_env:
+            print(f"  exporter environment       {' '.join(args.exporter_env)}")
         print(f"  polls completed            {completed:10.0f}   expected {expected:.0f} "
               f"({100 * completed / expected if expected else 0:.1f}%)")
         print(f"  collector_success=1        {sum(1 for v in success if v == 1):10d} / {len(success)}")
@@ -581,6 +654,9 @@ def main():
               f"(runnable, waiting for CPU {args.sim_cpu or '-'}; load average {os.getloadavg()[0]:.1f}, "
               f"autogroup {autogroup_nice()})")
         print(f"  exporter RSS               {med('rss'):10.1f} MiB median, max {max(r['rss'] for r in rows):.1f}")
+        rss_kinds, stacks = ex.rss_by_mapping()
+        print("  RSS by mapping (end)       " + ", ".join(f"{k} {v:.0f}" for k, v in rss_kinds.items()) +
+              f" MiB ({stacks} thread stacks)")
         print(f"  threads, open fds          {med('threads'):10.0f}   fds {med('fds'):.0f} (median)")
         print(f"  TLS handshakes per hour    {handshakes * per_hour:10.0f}   ({handshakes:.0f} in the window; "
               f"hosts {args.targets}); connections opened/h {connections * per_hour:.0f}, reconnects/h "

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -225,6 +226,86 @@ void init_deflater(z_stream& stream, int level) {
   }
 }
 
+// zlib streams kept for reuse between polls and pages. Setting one up costs ~260 KB of
+// malloc (deflate: window, hash chains, buffers; inflate: ~40 KB) and its tear-down frees
+// them: once per poll and once per family of every /probe and plain scrape before. Reused,
+// a stream costs a reset. The pool keeps a few (streams are in use only while a thread
+// compresses, and one core runs one at a time), so ~1,000 poll threads do not each hold
+// one; the rest are freed.
+template <bool kDeflate>
+class StreamPool {
+ public:
+  struct Stream {
+    z_stream z{};
+    int level = 0;  // deflate only
+    ~Stream() {
+      if constexpr (kDeflate) {
+        deflateEnd(&z);
+      } else {
+        inflateEnd(&z);
+      }
+    }
+  };
+  using Ptr = std::unique_ptr<Stream>;
+
+  static StreamPool& instance() {
+    static StreamPool* pool = new StreamPool;  // never destroyed: used until exit
+    return *pool;
+  }
+
+  Ptr take(int level = 0) {
+    {
+      std::lock_guard lock(mutex_);
+      for (auto it = free_.begin(); it != free_.end(); ++it) {
+        if ((*it)->level == level) {
+          Ptr stream = std::move(*it);
+          free_.erase(it);
+          return stream;
+        }
+      }
+    }
+    auto stream = std::make_unique<Stream>();
+    stream->level = level;
+    if constexpr (kDeflate) {
+      init_deflater(stream->z, level);
+    } else if (inflateInit2(&stream->z, kRawDeflate) != Z_OK) {
+      stream->z = z_stream{};  // nothing to end
+      throw std::bad_alloc();
+    }
+    return stream;
+  }
+
+  void give(Ptr stream) {
+    std::lock_guard lock(mutex_);
+    if (free_.size() < kKeep) free_.push_back(std::move(stream));
+    // else: freed here (~Stream) - more were in use at once than are worth keeping
+  }
+
+ private:
+  static constexpr std::size_t kKeep = 8;
+  std::mutex mutex_;
+  std::vector<Ptr> free_;
+};
+
+using DeflaterPool = StreamPool<true>;
+using InflaterPool = StreamPool<false>;
+
+// A pooled stream for one scope (returned to the pool at its end, also on exceptions).
+template <typename Pool>
+class Pooled {
+ public:
+  explicit Pooled(int level = 0) : stream_(Pool::instance().take(level)) {}
+  ~Pooled() {
+    if (stream_) Pool::instance().give(std::move(stream_));
+  }
+  Pooled(const Pooled&) = delete;
+  Pooled& operator=(const Pooled&) = delete;
+  z_stream& operator*() { return stream_->z; }
+
+ private:
+  typename Pool::Ptr stream_;
+};
+
 // Appends to out the text compressed from scratch (no reference to earlier data) and ended
 // by a sync flush (byte-aligned, not final), so that it may be followed by any segment.
 void append_segment_of(z_stream& stream, std::string& out, std::string_view text) {
@@ -308,39 +389,33 @@ const RenderedFamily* previous_family(const RenderedFamilies* previous, std::siz
 }  // namespace
 
 void compress_families(RenderedFamilies& rendered, int level, const RenderedFamilies* previous) {
-  std::optional<z_stream> stream;  // set up on the first family that needs deflate
+  std::optional<Pooled<DeflaterPool>> stream;  // taken on the first family that needs deflate
   rendered.stored_bytes = 0;
   rendered.reused = 0;
-  try {
-    for (std::size_t i = 0; i < rendered.families.size(); ++i) {
-      RenderedFamily& family = rendered.families[i];
-      if (family.deflated.empty()) {
-        const auto* text = reinterpret_cast<const Bytef*>(family.lines.data());
-        family.line_bytes = family.lines.size();
-        family.crc = static_cast<std::uint32_t>(crc32_z(0, text, family.lines.size()));
-        family.adler = static_cast<std::uint32_t>(adler32_z(1, text, family.lines.size()));
-        // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
-        const RenderedFamily* before = previous_family(previous, i, family.name);
-        if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
-            before->crc == family.crc && before->adler == family.adler) {
-          family.deflated = before->deflated;
-          ++rendered.reused;
-        } else {
-          if (!stream) init_deflater(stream.emplace(), level);
-          std::string segment;
-          append_segment_of(*stream, segment, family.lines);
-          segment.shrink_to_fit();  // kept for a whole interval
-          family.deflated = std::move(segment);
-        }
-        family.lines = std::string();
+  for (std::size_t i = 0; i < rendered.families.size(); ++i) {
+    RenderedFamily& family = rendered.families[i];
+    if (family.deflated.empty()) {
+      const auto* text = reinterpret_cast<const Bytef*>(family.lines.data());
+      family.line_bytes = family.lines.size();
+      family.crc = static_cast<std::uint32_t>(crc32_z(0, text, family.lines.size()));
+      family.adler = static_cast<std::uint32_t>(adler32_z(1, text, family.lines.size()));
+      // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
+      const RenderedFamily* before = previous_family(previous, i, family.name);
+      if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
+          before->crc == family.crc && before->adler == family.adler) {
+        family.deflated = before->deflated;
+        ++rendered.reused;
+      } else {
+        if (!stream) stream.emplace(std::clamp(level, 1, 9));
+        std::string segment;
+        append_segment_of(**stream, segment, family.lines);
+        segment.shrink_to_fit();  // kept for a whole interval
+        family.deflated = std::move(segment);
       }
-      rendered.stored_bytes += family.deflated.size();
+      family.lines = std::string();
     }
-  } catch (...) {
-    if (stream) deflateEnd(&*stream);
-    throw;
+    rendered.stored_bytes += family.deflated.size();
   }
-  if (stream) deflateEnd(&*stream);
 }
 
 void append_lines(std::string& out, const RenderedFamily& family) {
@@ -348,8 +423,9 @@ void append_lines(std::string& out, const RenderedFamily& family) {
     out += family.lines;
     return;
   }
-  z_stream stream{};
-  if (inflateInit2(&stream, kRawDeflate) != Z_OK) throw std::bad_alloc();
+  Pooled<InflaterPool> pooled;
+  z_stream& stream = *pooled;
+  inflateReset(&stream);  // a segment starts a fresh stream
   std::size_t at = out.size();
   out.resize(at + family.line_bytes);
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(family.deflated.data()));
@@ -358,7 +434,6 @@ void append_lines(std::string& out, const RenderedFamily& family) {
   stream.avail_out = static_cast<uInt>(family.line_bytes);
   int status = inflate(&stream, Z_SYNC_FLUSH);
   std::size_t produced = stream.total_out;
-  inflateEnd(&stream);
   // Our own segment of exactly line_bytes: anything else is a bug, not input to tolerate.
   if ((status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END) ||
       produced != family.line_bytes) {
@@ -368,26 +443,27 @@ void append_lines(std::string& out, const RenderedFamily& family) {
 }
 
 struct GzipWriter::Stream {
-  z_stream z{};
+  explicit Stream(int level) : deflater(level) {}
+  Pooled<DeflaterPool> deflater;
 };
 
 GzipWriter::GzipWriter(int level, std::size_t reserve)
-    : stream_(std::make_unique<Stream>()), crc_(static_cast<std::uint32_t>(crc32(0, nullptr, 0))) {
-  init_deflater(stream_->z, level);
+    : stream_(std::make_unique<Stream>(std::clamp(level, 1, 9))),
+      crc_(static_cast<std::uint32_t>(crc32(0, nullptr, 0))) {
   out_.reserve(reserve + 64);
   // RFC 1952 header: deflate, no flags, no mtime, no extra flags, OS unknown.
   static constexpr char kHeader[] = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, '\xff'};
   out_.append(kHeader, sizeof kHeader);
 }
 
-GzipWriter::~GzipWriter() { deflateEnd(&stream_->z); }
+GzipWriter::~GzipWriter() = default;
 
 void GzipWriter::flush_pending() {
   if (pending_.empty()) return;
   crc_ = static_cast<std::uint32_t>(
       crc32_z(crc_, reinterpret_cast<const Bytef*>(pending_.data()), pending_.size()));
   length_ += pending_.size();
-  append_segment_of(stream_->z, out_, pending_);
+  append_segment_of(*stream_->deflater, out_, pending_);
   pending_.clear();
 }
 

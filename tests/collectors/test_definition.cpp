@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -471,6 +472,40 @@ TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dro
                                  make_row({{"Name", "eth#0"}, {"Value", "2"}})});
   REQUIRE(deduped.at(0).samples.size() == 1);
   CHECK(deduped.at(0).samples.at(0).value == 1);
+}
+
+TEST_CASE("series dedup over many rows: first row wins, count adds up") {
+  // 3,000 rows over 1,000 label sets: the dedup table grows many times (open addressing,
+  // rebuilt at half load) and must keep finding every earlier series.
+  const auto gauge =
+      parse_ok(one_metric("name: v, type: gauge, help: h, value: Value, labels: {n: Name, k: Kind}",
+                          "SELECT Name, Kind, Value FROM Win32_Thing"));
+  const auto counted =
+      parse_ok(one_metric("name: c, type: gauge, help: h, count: true, labels: {n: Name, k: Kind}",
+                          "SELECT Name, Kind, Value FROM Win32_Thing"));
+  std::vector<winrm::Row> rows;
+  for (int i = 0; i < 3000; ++i) {
+    const int set = (i * 7) % 1000;  // every set three times, in scattered order
+    rows.push_back(make_row({{"Name", "svc" + std::to_string(set % 250)},
+                             {"Kind", std::to_string(set / 250)},
+                             {"Value", std::to_string(i)}}));
+  }
+  const auto values = run(gauge, rows);
+  const auto counts = run(counted, rows);
+  REQUIRE(values.at(0).samples.size() == 1000);
+  REQUIRE(counts.at(0).samples.size() == 1000);
+  std::set<std::pair<std::string, std::string>> distinct;
+  for (std::size_t i = 0; i < 1000; ++i) {
+    const auto& sample = values.at(0).samples[i];
+    distinct.emplace(sample.labels[0].second, sample.labels[1].second);
+    CHECK(sample.value == static_cast<double>(i));  // rows 0..999 are the first of each set
+    CHECK(counts.at(0).samples[i].value == 3);
+  }
+  CHECK(distinct.size() == 1000);
+  // Values that only differ in where the label boundary falls are different series.
+  const auto split = run(gauge, {make_row({{"Name", "ab"}, {"Kind", "c"}, {"Value", "1"}}),
+                                 make_row({{"Name", "a"}, {"Kind", "bc"}, {"Value", "2"}})});
+  CHECK(split.at(0).samples.size() == 2);
 }
 
 TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {

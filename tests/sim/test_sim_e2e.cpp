@@ -254,6 +254,27 @@ TEST_CASE("sim: wrong password is rejected") {
   CHECK(res->status == 401);
 }
 
+// The sim decodes Basic credentials leniently (sim/server.cpp basic_credentials): padding
+// optional, on common's strict decoder.
+TEST_CASE("sim: Basic credentials with or without base64 padding; not base64 is rejected") {
+  auto& sim = shared().sim;
+  httplib::SSLClient cli("127.0.0.1", sim.port("https"));
+  cli.enable_server_certificate_verification(false);
+  const std::string body = enumerate_xml("SELECT Caption FROM Win32_OperatingSystem");
+  const auto status = [&](const std::string& credentials) {
+    auto res = cli.Post("/wsman", {{"Authorization", "Basic " + credentials}}, body,
+                        "application/soap+xml");
+    REQUIRE(res);
+    return res->status;
+  };
+  CHECK(status("bW9uaXRvcjpzM2NyZXQ=") == 200);   // monitor:s3cret
+  CHECK(status("bW9uaXRvcjpzM2NyZXQ") == 200);    // the same, unpadded
+  CHECK(status("bW9uaXRvcjpzM2NyZXQ=x") == 200);  // after the '=': ignored
+  CHECK(status("bW9uaXRvcjpzM2NyZXQx") == 401);   // decodes, to other bytes
+  CHECK(status("bW9uaXRvcjpzM2NyZXQxx") == 401);  // one character past a group: no byte
+  CHECK(status("bW9u*XRvcjpzM2NyZXQ=") == 401);   // outside the alphabet
+}
+
 TEST_CASE("sim: Enumerate + Pull returns every service across pages with a new context each page") {
   auto& sim = shared().sim;
   (void)sim;

@@ -276,7 +276,8 @@ done
 
 # CI shows only the start and the end of the output: repeat what failed, briefly, right above
 # the summary, and keep it in build-logs/digest.txt, which .ci/run prints again at its very end
-# (after make test-slow). Each failing stage gets a share of a fixed line budget.
+# (after make test-slow). Each failing stage gets a share of 30 lines: with the summary and
+# .ci/run's last lines that is about what the end of a CI report shows (~45 lines).
 # A failed ctest test's block is its status line up to the next status line (--output-on-failure
 # prints a test's whole output there, even at -j); from it come doctest's failure lines with the
 # lines right after them (the values and the start of the message), sanitizer summaries, and the
@@ -312,8 +313,8 @@ stage_digest() {  # log, line budget
 digest=$logs/digest.txt
 {
   if [ ${#failed_logs[@]} -gt 0 ]; then
-    budget=$((40 / ${#failed_logs[@]}))
-    [ "$budget" -ge 12 ] || budget=12
+    budget=$((30 / ${#failed_logs[@]}))
+    [ "$budget" -ge 10 ] || budget=10
     for log in "${failed_logs[@]}"; do
       echo "== digest of $log"
       stage_digest "$log" "$budget"

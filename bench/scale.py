@@ -402,12 +402,13 @@ def scrape_round(base, ex, parallel, gzip_ok):
     return [r[0] for r in results], cpu, serving, results[0][1]
 
 
-def start_perf(directory, name, pid):
-    """`perf record` (DWARF call graphs, 99 Hz) of pid into directory/name.data until stop_perf (None: no profile)."""
+def start_perf(directory, name, pid, freq=99):
+    """`perf record` (DWARF call graphs, freq Hz of the process's CPU time) of pid into directory/name.data until
+    stop_perf (None: no profile)."""
     if not directory:
         return None
     os.makedirs(directory, exist_ok=True)
-    return subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,8192", "-F", "99", "-p", str(pid), "-o",
+    return subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,8192", "-F", str(freq), "-p", str(pid), "-o",
                              os.path.join(directory, name + ".data")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -26,7 +26,7 @@ import time
 import urllib.request
 
 import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
-from scale import free_port, stop, wait_ports_file  # bench/scale.py, beside this script
+from scale import free_port, start_perf, stop, stop_perf, wait_ports_file  # bench/scale.py, beside this script
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,6 +67,21 @@ def cpu_times(pid):
     """(utime, stime) seconds of all threads of pid."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def context_switches(pid):
+    """(voluntary, involuntary) context switches summed over the threads of pid."""
+    vol = invol = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            for line in open(f"/proc/{pid}/task/{tid}/status"):
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    invol += int(line.split()[1])
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return vol, invol
 
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
@@ -156,7 +171,7 @@ def run_client_process(args, client, query, sim_port, tmp, rate):
     return result, None
 
 
-def run_exporter(args, query, sim_port, tmp):
+def run_exporter(args, query, sim_port, tmp, rnd=1):
     config = write_exporter_config(tmp, args, sim_port, query)
     web_port = free_port()
     base = f"http://127.0.0.1:{web_port}"
@@ -179,9 +194,13 @@ def run_exporter(args, query, sim_port, tmp):
         time.sleep(args.warmup)
         # Scrape outside the CPU window: serializing /metrics is not polling work.
         first = scrape(base + "/metrics")
-        cpu0, t0 = cpu_times(proc.pid), time.monotonic()
+        # perf's sampling interrupts land in the exporter's system time: a profiled window's
+        # figure is for where the CPU goes, not for the table.
+        perf = start_perf(args.perf_dir, f"exporter-{query}-r{rnd}", proc.pid, args.perf_freq)
+        sw0, cpu0, t0 = context_switches(proc.pid), cpu_times(proc.pid), time.monotonic()
         time.sleep(args.window)
-        cpu1, t1 = cpu_times(proc.pid), time.monotonic()
+        cpu1, t1, sw1 = cpu_times(proc.pid), time.monotonic(), context_switches(proc.pid)
+        stop_perf(perf)
         last = scrape(base + "/metrics")
     finally:
         stop(proc)
@@ -195,7 +214,8 @@ def run_exporter(args, query, sim_port, tmp):
     result = {"client": "exporter", "queries": int(polls), "errors": int(errors),
               "cpu_seconds": round(sum(cpu1) - sum(cpu0), 3), "user_seconds": round(cpu1[0] - cpu0[0], 3),
               "system_seconds": round(cpu1[1] - cpu0[1], 3), "window_seconds": round(t1 - t0, 3),
-              "pages_per_query": round(requests / polls, 2) if polls else 0}
+              "pages_per_query": round(requests / polls, 2) if polls else 0,
+              "voluntary_switches": sw1[0] - sw0[0], "involuntary_switches": sw1[1] - sw0[1]}
     if polls <= 0 or errors > 0:
         return None, f"{polls:.0f} polls, {errors:.0f} errors (log {log.name}): {json.dumps(result)}"
     return result, None
@@ -315,6 +335,8 @@ def main():
     ap.add_argument("--window", type=float, default=60, help="measurement window per client, seconds")
     ap.add_argument("--rounds", type=int, default=3, help="repetitions; each round runs every client")
     ap.add_argument("--queries", default="os,service", help="comma list of: " + ", ".join(QUERIES))
+    ap.add_argument("--clients", default=",".join(CLIENTS),
+                    help="comma list of: " + ", ".join(CLIENTS) + " (a subset gives no ratios for the others)")
     ap.add_argument("--flat-out", action="store_true",
                     help="also run pywinrm and floor flat out (no pacing) each round")
     ap.add_argument("--smoke", action="store_true",
@@ -333,6 +355,12 @@ def main():
     ap.add_argument("--sim-cpu", default="0", help="taskset CPU list for winrm-sim")
     ap.add_argument("--client-cpu", default="1", help="taskset CPU list for the client under test")
     ap.add_argument("--json", help="also write every per-round result to this file")
+    ap.add_argument("--perf-dir", help="record the exporter's windows with `perf record --call-graph dwarf` "
+                                       "into DIR/exporter-QUERY-rROUND.data (its CPU figures then include "
+                                       "perf's sampling cost)")
+    ap.add_argument("--perf-freq", type=int, default=4999,
+                    help="samples per second of the exporter's CPU time with --perf-dir (a one-row "
+                         "poll at 40/s uses ~2%% of a core: 4999 Hz gives ~100 samples a second)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = ap.parse_args()
     if not args.smoke:
@@ -351,6 +379,10 @@ def main():
     for q in queries:
         if q not in QUERIES:
             sys.exit(f"unknown query {q}")
+    clients = [c for c in args.clients.split(",") if c]
+    for c in clients:
+        if c not in CLIENTS:
+            sys.exit(f"unknown client {c}")
     rate = args.hosts / args.interval
     allowed = os.sched_getaffinity(0)
     for attr in ("sim_cpu", "client_cpu"):
@@ -384,7 +416,7 @@ def main():
         print(f"winrm-sim on 127.0.0.1:{sim_port} (cpu {args.sim_cpu}), {args.hosts} hosts, clients on cpu "
               f"{args.client_cpu}, {rate:g} queries/s, warm-up {args.warmup:g} s, window {args.window:g} s, "
               f"{args.rounds} round(s); exporter {args.exporter_bin}", flush=True)
-        columns = CLIENTS + (["pywinrm-flat", "floor-flat"] if args.flat_out and not args.callgrind else [])
+        columns = clients + (["pywinrm-flat", "floor-flat"] if args.flat_out and not args.callgrind else [])
         for rnd in range(args.rounds):
             order = columns[rnd % len(columns):] + columns[:rnd % len(columns)]
             for query in queries:
@@ -402,7 +434,7 @@ def main():
                         print(f"round {rnd + 1} {query:8} {column:13} {shown:>14}  {detail}", flush=True)
                         continue
                     if column == "exporter":
-                        result, problem = run_exporter(args, query, sim_port, tmp)
+                        result, problem = run_exporter(args, query, sim_port, tmp, rnd + 1)
                     else:
                         client = column.removesuffix("-flat")
                         result, problem = run_client_process(args, client, query, sim_port, tmp,
@@ -450,7 +482,7 @@ def main():
     print("|---|---|---|---|---|---|")
     for query in queries:
         med = {c: median_or_none([cell(r, query, c) for r in rounds]) for c in CLIENTS}
-        missing += sum(1 for c in CLIENTS if med[c] is None)
+        missing += sum(1 for c in clients if med[c] is None)
         ef = median_or_none([ratio(r, query, "exporter", "floor") for r in rounds])
         pe = median_or_none([ratio(r, query, "pywinrm", "exporter") for r in rounds])
         print(f"| {QUERIES[query]['label']} | {fmt(med['pywinrm'])} | {fmt(med['floor'])} | "

@@ -2,7 +2,9 @@
 // against the real transport and the real `winrm_exporter query` binary. Every case
 // checks the error class, that the call returned within its deadline + 1 s, and that the
 // client's peak RSS grew by less than 64 MiB.
+#include <dlfcn.h>
 #include <doctest/doctest.h>
+#include <netdb.h>
 
 #include <atomic>
 #include <chrono>
@@ -118,7 +120,34 @@ std::string slurp(const fs::path& path) {
   return s.str();
 }
 
+constexpr auto kDnsStall = 10s;
+
 }  // namespace
+
+// A DNS server that never answers, for names under slowdns.test: getaddrinfo is interposed
+// for this test binary (libcurl's resolver thread calls it through the PLT), every other
+// name goes to the real one. The stall is bounded, so the resolver thread ends by itself.
+extern "C" int getaddrinfo(const char* node, const char* service, const addrinfo* hints,
+                           addrinfo** res) {
+  using Real = int (*)(const char*, const char*, const addrinfo*, addrinfo**);
+  static const auto real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "getaddrinfo"));
+  if (node != nullptr && std::string_view(node).ends_with(".slowdns.test")) {
+    std::this_thread::sleep_for(kDnsStall);
+    return EAI_AGAIN;
+  }
+  return real(node, service, hints, res);
+}
+
+TEST_CASE("a host whose DNS never answers times out by the deadline, not the resolver's") {
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    winrm::EndpointOptions e = endpoint(9, tls);
+    e.host = "win.slowdns.test";
+    e.connect_address.clear();  // resolve the host name (connect_address skips DNS)
+    // Before CURLOPT_QUICK_EXIT the call returned after the whole 10 s stall.
+    expect_error(round_trip(e, 1500ms), ErrorKind::kTimeout, "during connect");
+  }
+}
 
 TEST_CASE("oversized status lines and headers end in a transport error") {
   const auto budget = 5000ms;

@@ -58,7 +58,10 @@ int worker_count(int flag_value, const config::Defaults& defaults) {
   if (flag_value > 0) return std::min(flag_value, kMaxSchedulerWorkers);
   long most_in_flight = static_cast<long>(std::max(1, defaults.concurrency)) *
                         std::max(1, defaults.per_target_concurrency);
-  return static_cast<int>(std::clamp<long>(most_in_flight, 1, kMaxSchedulerWorkers));
+  const long cores = std::max(1u, std::thread::hardware_concurrency());
+  const long wanted = std::max<long>(kMinDefaultSchedulerWorkers, cores);
+  return static_cast<int>(
+      std::clamp<long>(std::min(wanted, most_in_flight), 1, kMaxSchedulerWorkers));
 }
 
 namespace {
@@ -107,10 +110,13 @@ App::App(std::string config_path, int workers, std::string version, std::string 
       scheduler_(
           SchedulerOptions{worker_count(workers, config::Defaults{}), 64, BackoffPolicy{}, nullptr,
                            std::move(spawn_thread)},
-          [this](const JobSpec& job, Clock::time_point deadline) {
-            if (polls_begun_.fetch_add(1) >= stall_after_.load()) return stall_if_asked();
-            return poll(job, deadline);
-          },
+          AsyncPollFunction([this](const JobSpec& job, Clock::time_point deadline, PollDone done) {
+            if (polls_begun_.fetch_add(1) >= stall_after_.load()) {
+              done(stall_if_asked());  // the test hook blocks its worker, as a hung poll would
+              return;
+            }
+            winrm::spawn(poll(job, deadline), executor_, std::move(done));
+          }),
           [this](double lag) { telemetry_.observe_lag(lag); }) {
   telemetry_.set_scheduler_stats([this] { return scheduler_.stats(); },
                                  [this] { return scheduler_.backoffs(); });
@@ -276,9 +282,9 @@ void App::stop() {
   scheduler_.stop();
 }
 
-PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
+winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
   auto runtime = this->runtime(job.target);
-  if (!runtime) return PollOutcome::kOk;  // removed by a reload
+  if (!runtime) co_return PollOutcome::kOk;  // removed by a reload
   auto started = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
   auto fail = [&](std::string_view kind, const std::string& message, PollOutcome outcome) {
@@ -304,19 +310,20 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
                                                          : runtime->config->collectors;
   auto collector_it = polled.find(job.collector);
   if (collector_it == polled.end() || !collector_it->second) {
-    return fail("config", "unknown collector", PollOutcome::kFailed);
+    co_return fail("config", "unknown collector", PollOutcome::kFailed);
   }
-  if (!runtime->make_auth) return fail("auth", runtime->auth_error, PollOutcome::kFailed);
-  auto result = poller_.poll(*runtime->pool, *collector_it->second,
-                             runtime->target.limits.max_series_per_collector, deadline);
+  if (!runtime->make_auth) co_return fail("auth", runtime->auth_error, PollOutcome::kFailed);
+  auto result =
+      co_await poller_.poll_async(*runtime->pool, *collector_it->second,
+                                  runtime->target.limits.max_series_per_collector, deadline);
   if (!result) {
     PollFailure& failure = result.error();
     if (failure.cancelled) {  // shutting down: not the host's failure, nothing to record
       spdlog::debug("poll cancelled target={} collector={}", job.target, job.collector);
-      return PollOutcome::kFailed;
+      co_return PollOutcome::kFailed;
     }
     if (failure.error) runtime->auth_stats->count_error(*failure.error);
-    return fail(failure.kind, failure.message, failure.outcome);
+    co_return fail(failure.kind, failure.message, failure.outcome);
   }
   double duration = elapsed();
   cache_.record_success(job.target, job.collector, std::move(*result), duration);
@@ -330,7 +337,7 @@ PollOutcome App::poll(const JobSpec& job, Clock::time_point deadline) {
   }
   spdlog::debug("poll ok target={} collector={} duration={:.3f}s", job.target, job.collector,
                 duration);
-  return PollOutcome::kOk;
+  co_return PollOutcome::kOk;
 }
 
 // The exporter's own families, appended after the targets' on every /metrics page.

@@ -33,10 +33,12 @@ winrm::EndpointOptions endpoint_for(const config::Config& config, const config::
 winrm::SessionOptions session_options_for(const config::Config& config,
                                           const config::Target& target);
 
-// Scheduler worker count: the flag value when set, else the most polls that can run at
-// once (concurrency x per_target_concurrency) capped at kMaxSchedulerWorkers: a poll
-// blocks its worker on the network for its whole duration, so fewer workers than polls
-// in flight starve the scheduler (bench/README.md).
+// Scheduler worker count: the flag value when set, else one per core and at least
+// kMinDefaultSchedulerWorkers, but no more than the polls that can run at once
+// (concurrency x per_target_concurrency). A poll holds no worker while its requests are in
+// flight (docs/transport.md); workers run its CPU steps (parse, GSS, transform, render)
+// and the few blocking ones (a KDC request for a new service ticket), hence the slack.
+inline constexpr int kMinDefaultSchedulerWorkers = 4;
 int worker_count(int flag_value, const config::Defaults& defaults);
 
 class App {
@@ -97,7 +99,8 @@ class App {
   // base + the inventory sources' current lists, applied (reload and inventory changes).
   std::expected<void, std::string> apply_with_inventory(std::shared_ptr<const config::Config> base);
   PollOutcome stall_if_asked();
-  PollOutcome poll(const JobSpec& job, Clock::time_point deadline);
+  // One poll as a coroutine: it holds no thread while its requests are in flight.
+  winrm::Task<PollOutcome> poll(JobSpec job, Clock::time_point deadline);
   std::shared_ptr<Runtime> runtime(const std::string& target) const;
   // The exporter's own families on /metrics (telemetry, shard, auth, inventory).
   void render_self_metrics(std::string& out) const;
@@ -117,6 +120,7 @@ class App {
   mutable SingleFlight<std::string> metrics_gzip_flight_;
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
+  SchedulerExecutor executor_{scheduler_};  // resumes polls on the scheduler's workers
   std::atomic<bool> ready_{false};
 
   std::atomic<std::uint64_t> stall_after_{UINT64_MAX};

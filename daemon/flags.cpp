@@ -257,10 +257,11 @@ Flags:
                               SECURITY.md). Default: plain HTTP, no authentication.
   --web.enable-lifecycle      Accept POST/PUT /-/reload (default: off, 403). SIGHUP always
                               reloads.
-  --scheduler.workers=N       Poll worker threads, 0..2048. A poll holds its worker while it
-                              waits on the network, so 0 (the default) follows the
-                              configuration: concurrency x per_target_concurrency (the most
-                              polls that can run at once), at most 2048; reloads resize it.
+  --scheduler.workers=N       Poll worker threads, 0..2048. Polls hold no worker while
+                              their requests are in flight (one I/O thread drives them);
+                              workers run their CPU steps. 0 (the default): one per core,
+                              at least 4, at most concurrency x per_target_concurrency;
+                              reloads resize it.
   --shard=N                   This instance's shard, 0..total-shards-1 (default: 0).
   --total-shards=M            Split the configured targets across M instances (default: 1).
                               An instance polls and serves only the targets whose Prometheus

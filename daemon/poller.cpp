@@ -20,18 +20,22 @@ class WinrmQuerySession final : public QuerySession {
   winrm::Result<std::vector<winrm::Row>> enumerate(std::string_view wmi_namespace,
                                                    std::string_view wql,
                                                    winrm::Deadline deadline) override {
+    return winrm::run_sync(enumerate_async(std::string(wmi_namespace), std::string(wql), deadline));
+  }
+
+  winrm::Task<winrm::Result<std::vector<winrm::Row>>> enumerate_async(
+      std::string wmi_namespace, std::string wql, winrm::Deadline deadline) override {
     const double request = unix_now();
     // Sliding windows ({{now-15m}}) are filled in with the exporter's clock as the query goes.
-    const bool windowed = collectors::has_wql_placeholders(wql);
-    const std::string expanded =
-        windowed ? collectors::expand_wql_placeholders(wql, request) : std::string();
+    const bool stamp = collectors::wants_poll_time(wql);
+    std::string sent = collectors::has_wql_placeholders(wql)
+                           ? collectors::expand_wql_placeholders(wql, request)
+                           : std::move(wql);
     auto rows =
-        session_.enumerate(wmi_namespace, windowed ? std::string_view(expanded) : wql, deadline);
+        co_await session_.enumerate_async(std::move(wmi_namespace), std::move(sent), deadline);
     // Host-clock rows carry the exporter's clock around the exchange (the clock collector).
-    if (rows && collectors::wants_poll_time(wql)) {
-      collectors::stamp_poll_time(*rows, request, unix_now());
-    }
-    return rows;
+    if (rows && stamp) collectors::stamp_poll_time(*rows, request, unix_now());
+    co_return std::move(rows);
   }
 
  private:
@@ -82,24 +86,30 @@ std::size_t SessionPool::idle() const {
 
 PollResult Poller::poll(SessionPool& pool, const collectors::Collector& collector,
                         std::size_t max_series, winrm::Deadline deadline) const {
-  if (cancelled()) return std::unexpected(cancelled_failure("cancelled (shutting down)"));
+  return winrm::run_sync(poll_async(pool, collector, max_series, deadline));
+}
+
+winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
+                                           const collectors::Collector& collector,
+                                           std::size_t max_series, winrm::Deadline deadline) const {
+  if (cancelled()) co_return std::unexpected(cancelled_failure("cancelled (shutting down)"));
   auto session = pool.acquire();
   std::vector<std::vector<winrm::Row>> rows;
   rows.reserve(collector.queries().size());
   for (const auto& query : collector.queries()) {
     if (cancelled()) {
       pool.release(std::move(session));
-      return std::unexpected(cancelled_failure("cancelled (shutting down)"));
+      co_return std::unexpected(cancelled_failure("cancelled (shutting down)"));
     }
-    auto result = session->enumerate(query.wmi_namespace, query.wql, deadline);
+    auto result = co_await session->enumerate_async(query.wmi_namespace, query.wql, deadline);
     if (!result) {
       winrm::Error& error = result.error();
       if (error.kind == winrm::ErrorKind::kWsmanFault) pool.release(std::move(session));
-      if (error.cancelled) return std::unexpected(cancelled_failure(error.describe()));
+      if (error.cancelled) co_return std::unexpected(cancelled_failure(error.describe()));
       std::string kind = error_kind_label(error);
       std::string message = error.describe();
       const PollOutcome outcome = outcome_of(error);
-      return std::unexpected(
+      co_return std::unexpected(
           PollFailure{std::move(kind), std::move(message), outcome, std::move(error), false});
     }
     rows.push_back(std::move(*result));
@@ -107,22 +117,23 @@ PollResult Poller::poll(SessionPool& pool, const collectors::Collector& collecto
   pool.release(std::move(session));
   auto families = collector.transform(rows);
   if (!families) {
-    return std::unexpected(failure("collector", std::move(families.error())));
+    co_return std::unexpected(failure("collector", std::move(families.error())));
   }
   // Parsing and transforming are part of the poll: a result later than the deadline is a
   // timeout, as a late response would be.
   if (winrm::Clock::now() > deadline) {
-    return std::unexpected(failure("timeout", "collector transform ended after the poll deadline"));
+    co_return std::unexpected(
+        failure("timeout", "collector transform ended after the poll deadline"));
   }
   std::size_t series = 0;
   for (const auto& family : *families) series += family.samples.size();
   if (series > max_series) {
-    return std::unexpected(
+    co_return std::unexpected(
         failure("series_limit", std::to_string(series) +
                                     " series exceed limits.max_series_per_collector (" +
                                     std::to_string(max_series) + ")"));
   }
-  return std::move(*families);
+  co_return std::move(*families);
 }
 
 PollOutcome outcome_of(const winrm::Error& error) {

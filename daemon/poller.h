@@ -19,6 +19,7 @@
 #include "collectors/collector.h"
 #include "scheduler.h"
 #include "winrm/session.h"
+#include "winrm/task.h"
 
 namespace exporter {
 
@@ -29,6 +30,12 @@ class QuerySession {
   virtual winrm::Result<std::vector<winrm::Row>> enumerate(std::string_view wmi_namespace,
                                                            std::string_view wql,
                                                            winrm::Deadline deadline) = 0;
+  // The same without holding a thread while requests are in flight (winrm/task.h). The
+  // default runs enumerate() as one blocking step (test fakes).
+  virtual winrm::Task<winrm::Result<std::vector<winrm::Row>>> enumerate_async(
+      std::string wmi_namespace, std::string wql, winrm::Deadline deadline) {
+    co_return enumerate(wmi_namespace, wql, deadline);
+  }
 };
 
 using SessionFactory = std::function<std::unique_ptr<QuerySession>()>;
@@ -79,9 +86,25 @@ class Poller {
   // during the transform, or with more than max_series samples.
   PollResult poll(SessionPool& pool, const collectors::Collector& collector, std::size_t max_series,
                   winrm::Deadline deadline) const;
+  // The same as a coroutine: between requests it holds no thread, and every step (parse,
+  // transform) runs on the awaiting chain's executor. pool and collector must outlive it.
+  winrm::Task<PollResult> poll_async(SessionPool& pool, const collectors::Collector& collector,
+                                     std::size_t max_series, winrm::Deadline deadline) const;
 
  private:
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+// Resumes poll coroutines on the scheduler's workers (Scheduler::post).
+class SchedulerExecutor final : public winrm::Executor {
+ public:
+  explicit SchedulerExecutor(Scheduler& scheduler) : scheduler_(scheduler) {}
+  void post(std::coroutine_handle<> handle) override {
+    scheduler_.post([handle] { handle.resume(); });
+  }
+
+ private:
+  Scheduler& scheduler_;
 };
 
 // Host-level failures back the whole target off; a fault about one query does not.

@@ -50,6 +50,11 @@ std::chrono::milliseconds splay_offset(std::string_view target, std::string_view
   return std::chrono::milliseconds(hash % static_cast<std::uint64_t>(interval.count()));
 }
 
+Scheduler::Scheduler(SchedulerOptions options, AsyncPollFunction poll, LagObserver lag)
+    : Scheduler(std::move(options), PollFunction(), std::move(lag)) {
+  poll_async_ = std::move(poll);
+}
+
 Scheduler::Scheduler(SchedulerOptions options, PollFunction poll, LagObserver lag)
     : options_(std::move(options)), poll_(std::move(poll)), lag_(std::move(lag)) {
   options_.workers = std::max(1, options_.workers);
@@ -217,7 +222,7 @@ void Scheduler::stop() {
     threads = std::move(threads_);
     threads_.clear();
     backstop = std::move(backstop_);
-    for (auto& worker : worker_states_) wake_locked(*worker);
+    wake_all_locked();
     std::uint64_t one = 1;
     if (write(stop_fd_, &one, sizeof one) != sizeof one) {
       spdlog::error("scheduler: cannot signal the backstop timer thread: {}", strerror(errno));
@@ -287,6 +292,20 @@ void Scheduler::wake_locked(Worker& worker) {
   worker.cv.notify_one();
 }
 
+void Scheduler::wake_all_locked() {
+  for (auto& worker : worker_states_) wake_locked(*worker);
+}
+
+void Scheduler::post(std::function<void()> task) {
+  std::lock_guard lock(mutex_);
+  tasks_.push_back(std::move(task));
+  if (stopping_) {
+    wake_all_locked();  // rare: the last continuations of polls at shutdown
+  } else {
+    attend_locked(Clock::now());
+  }
+}
+
 void Scheduler::arm_backstop_locked(Clock::time_point when) {
   if (when == backstop_at_) return;
   backstop_at_ = when;
@@ -325,7 +344,7 @@ void Scheduler::backstop_loop() {
 
 void Scheduler::attend_locked(Clock::time_point now) {
   clean_heap_top_locked();
-  bool due_now = !ready_.empty() || (!heap_.empty() && heap_.top().due <= now);
+  bool due_now = !tasks_.empty() || !ready_.empty() || (!heap_.empty() && heap_.top().due <= now);
   if (leader_) {
     bool earlier = !heap_.empty() && heap_.top().due < leader_until_;
     if ((due_now || earlier) && !leader_->signaled) wake_locked(*leader_);
@@ -547,7 +566,30 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
 
 void Scheduler::worker_loop(Worker& self) {
   std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  for (;;) {
+    if (stopping_) {
+      // Asynchronous polls still in flight need workers for their last steps.
+      if (!poll_async_ || (tasks_.empty() && running_ == 0)) break;
+      if (tasks_.empty()) {
+        self.signaled = false;
+        self.cv.wait(lock, [&] { return self.signaled; });
+        continue;
+      }
+    }
+    if (!tasks_.empty()) {  // a poll's next step goes before new polls
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      if (leader_ == &self) {
+        leader_ = nullptr;
+        leader_until_ = kNever;
+        if (!stopping_) attend_locked(Clock::now());
+      }
+      lock.unlock();
+      task();
+      task = nullptr;  // what it holds goes outside the lock too
+      lock.lock();
+      continue;
+    }
     if (live_workers_ > options_.workers) {  // the pool was shrunk
       --live_workers_;
       if (leader_ == &self) {
@@ -600,6 +642,20 @@ void Scheduler::worker_loop(Worker& self) {
     std::shared_ptr<const JobSpec> spec = job->spec;  // set_jobs may replace it meanwhile
     lock.unlock();
     if (lag_) lag_(std::max(0.0, lag));
+    if (poll_async_) {
+      // Returns once the poll waits for its first answer; done comes later, on a worker.
+      poll_async_(*spec, started + spec->timeout, [this, job, started](PollOutcome outcome) {
+        std::lock_guard done_lock(mutex_);
+        finish(job, started, outcome);
+        if (stopping_) {
+          if (running_ == 0) wake_all_locked();  // the workers may exit now
+        } else {
+          attend_locked(Clock::now());
+        }
+      });
+      lock.lock();
+      continue;
+    }
     PollOutcome outcome = poll_(*spec, started + spec->timeout);
     lock.lock();
     finish(job, started, outcome);

@@ -1,7 +1,8 @@
 // Poll scheduler for many targets on few cores: one min-heap of (next_due, job) and a
-// fixed worker pool. No thread per target. Admission enforces a global cap on targets
-// in flight and a per-target cap on parallel polls; a job that cannot start is parked
-// (never blocks a worker) and released when a slot frees up.
+// fixed worker pool. No thread per target; with an AsyncPollFunction no thread per poll in
+// flight either: workers start polls and run their posted CPU steps (Scheduler::post). Admission
+// enforces a global cap on targets in flight and a per-target cap on parallel polls; a job that
+// cannot start is parked (never blocks a worker) and released when a slot frees up.
 //
 // Wake-ups (leader/followers): one idle worker, the leader, sleeps until the heap top is
 // due and then runs that poll itself; the other idle workers sleep on their own condition
@@ -79,6 +80,14 @@ struct SchedulerOptions {
 
 // Runs one poll; must return by deadline (give or take) and must not throw.
 using PollFunction = std::function<PollOutcome(const JobSpec& job, Clock::time_point deadline)>;
+// Called once when a poll started by an AsyncPollFunction ends, on any thread.
+using PollDone = std::function<void(PollOutcome outcome)>;
+// Starts one poll and returns without waiting for it: the poll holds a slot of the
+// concurrency caps, not a worker, while its requests are in flight. It calls done by its
+// deadline (give or take), also at shutdown; the scheduler's workers run its CPU steps
+// (Scheduler::post). job is only valid during the call.
+using AsyncPollFunction =
+    std::function<void(const JobSpec& job, Clock::time_point deadline, PollDone done)>;
 // Called with the lag (start - due) of every started poll.
 using LagObserver = std::function<void(double lag_seconds)>;
 
@@ -88,7 +97,10 @@ std::chrono::milliseconds splay_offset(std::string_view target, std::string_view
 
 class Scheduler {
  public:
+  // Each poll holds a worker from start to end.
   Scheduler(SchedulerOptions options, PollFunction poll, LagObserver lag = nullptr);
+  // Polls hold no worker while they wait; workers run posted tasks (their CPU steps) first.
+  Scheduler(SchedulerOptions options, AsyncPollFunction poll, LagObserver lag = nullptr);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -108,8 +120,13 @@ class Scheduler {
 
   // Error (nothing left running) when a thread cannot be started.
   std::expected<void, std::string> start();
-  // Waits for running polls, which end by their deadlines; starts no new ones.
+  // Waits for running polls, which end by their deadlines; starts no new ones. With an
+  // AsyncPollFunction the workers keep running posted tasks until the last poll is done.
   void stop();
+
+  // Runs task on a worker, ahead of starting new polls (the continuation of a poll whose
+  // answer arrived). Any thread; also while stopping, until the last poll is done.
+  void post(std::function<void()> task);
 
   struct Stats {
     std::size_t jobs = 0;
@@ -191,6 +208,7 @@ class Scheduler {
   // most one wake-up: the leader, else an idle follower, else the backstop timer.
   void attend_locked(Clock::time_point now);
   void wake_locked(Worker& worker);
+  void wake_all_locked();
   void arm_backstop_locked(Clock::time_point when);
   void backstop_loop();
   // Under lock: decides whether job may start now; parks it otherwise.
@@ -205,7 +223,8 @@ class Scheduler {
   bool defer_for_backoff_locked(const JobPtr& job, TargetState& state, Clock::time_point now);
 
   SchedulerOptions options_;
-  PollFunction poll_;
+  PollFunction poll_;  // one of the two
+  AsyncPollFunction poll_async_;
   LagObserver lag_;
 
   mutable std::mutex mutex_;
@@ -213,8 +232,9 @@ class Scheduler {
   std::uint64_t seq_ = 0;
   std::unordered_map<std::string, JobPtr> jobs_;  // key: target + '\0' + collector
   std::unordered_map<std::string, TargetState> targets_;
-  std::deque<JobPtr> global_waiting_;  // due, blocked on the global cap
-  std::deque<JobPtr> ready_;           // admitted by a finishing poll, to run next
+  std::deque<JobPtr> global_waiting_;        // due, blocked on the global cap
+  std::deque<JobPtr> ready_;                 // admitted by a finishing poll, to run next
+  std::deque<std::function<void()>> tasks_;  // posted: run before any new poll
   std::size_t targets_in_flight_ = 0;
   std::size_t running_ = 0;
   std::uint64_t polls_started_ = 0;

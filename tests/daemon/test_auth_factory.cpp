@@ -2,6 +2,9 @@
 // CredentialManager per profile kept across reloads, metrics rendering, worker count.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "app.h"
 #include "auth_factory.h"
 
@@ -126,12 +129,17 @@ TEST_CASE("auth errors are counted by class") {
 }
 
 TEST_CASE("worker count follows the configuration unless the flag is set") {
+  // Polls hold no worker while they wait: one worker per core, at least 4, but never more
+  // than the polls that can run at once.
+  const int per_core = std::max<int>(kMinDefaultSchedulerWorkers,
+                                     static_cast<int>(std::thread::hardware_concurrency()));
   config::Defaults defaults;  // concurrency 64 x per_target_concurrency 2
-  CHECK(worker_count(0, defaults) == 128);
+  CHECK(worker_count(0, defaults) == std::min(per_core, 128));
   defaults.concurrency = kMaxSchedulerWorkers;  // x 2: past the cap
-  CHECK(worker_count(0, defaults) == kMaxSchedulerWorkers);
+  CHECK(worker_count(0, defaults) == std::min(per_core, kMaxSchedulerWorkers));
   defaults.concurrency = 3;
   defaults.per_target_concurrency = 1;
-  CHECK(worker_count(0, defaults) == 3);
+  CHECK(worker_count(0, defaults) == std::min(per_core, 3));
   CHECK(worker_count(7, defaults) == 7);
+  CHECK(worker_count(kMaxSchedulerWorkers + 1, defaults) == kMaxSchedulerWorkers);
 }

@@ -476,3 +476,78 @@ TEST_CASE("poll workers are named, so that polling CPU can be told from serving 
   scheduler.stop();
   CHECK(names == std::set<std::string>{Scheduler::kWorkerThreadName});
 }
+
+TEST_CASE("asynchronous polls hold a concurrency slot, not a worker; stop waits for them") {
+  // Each poll is answered 300 ms after it started by an "I/O thread" that posts the poll's
+  // last step to the workers, as the transport's I/O thread and a poll coroutine do.
+  struct Pending {
+    Clock::time_point at;
+    PollDone done;
+  };
+  constexpr int kTargets = 40;
+  std::mutex mutex;
+  std::vector<Pending> pending;
+  int in_flight = 0;
+  int most_in_flight = 0;
+  std::set<std::thread::id> step_threads;
+  std::atomic<int> finished{0};
+  Scheduler scheduler(options_with(1, kTargets),
+                      AsyncPollFunction([&](const JobSpec&, Clock::time_point, PollDone done) {
+                        std::lock_guard lock(mutex);
+                        step_threads.insert(std::this_thread::get_id());
+                        most_in_flight = std::max(most_in_flight, ++in_flight);
+                        pending.push_back({Clock::now() + 300ms, std::move(done)});
+                      }));
+  std::atomic<bool> quit{false};
+  std::thread io([&] {
+    for (int i = 0; i < 6000 && !quit; ++i) {  // bounded: 30 s
+      std::vector<PollDone> due;
+      {
+        std::lock_guard lock(mutex);
+        auto now = Clock::now();
+        for (auto it = pending.begin(); it != pending.end();) {
+          if (it->at > now) {
+            ++it;
+            continue;
+          }
+          due.push_back(std::move(it->done));
+          it = pending.erase(it);
+        }
+      }
+      for (auto& done : due) {
+        scheduler.post([&, done = std::move(done)] {
+          {
+            std::lock_guard lock(mutex);
+            step_threads.insert(std::this_thread::get_id());
+            --in_flight;
+          }
+          ++finished;
+          done(PollOutcome::kOk);
+        });
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  std::vector<JobSpec> jobs;
+  std::unordered_map<std::string, int> caps;
+  for (int t = 0; t < kTargets; ++t) {
+    jobs.push_back({"t" + std::to_string(t), "os", 60s, 5s});
+    caps["t" + std::to_string(t)] = 1;
+  }
+  scheduler.set_jobs(jobs, caps);
+  scheduler.start();
+  // The first round starts within 0.2 s (kFirstRoundPollsPerSecond) and each poll lasts
+  // 300 ms: with one worker, all of them are in flight at once only if none holds it.
+  CHECK(wait_for([&] {
+    std::lock_guard lock(mutex);
+    return most_in_flight == kTargets;
+  }));
+  scheduler.stop();  // returns when the polls in flight are done, their steps run
+  CHECK(finished.load() == kTargets);
+  CHECK(scheduler.stats().running == 0);
+  quit = true;
+  io.join();
+  std::lock_guard lock(mutex);
+  CHECK(in_flight == 0);
+  CHECK(step_threads.size() == 1);  // every step ran on the one worker
+}

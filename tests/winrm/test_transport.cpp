@@ -10,13 +10,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,8 +89,19 @@ class TestServer {
   // Handlers that block poll this so the server can shut down.
   std::atomic<bool> stopping{false};
   std::atomic<int> requests{0};
-  std::string last_host;
-  httplib::Headers last_headers;
+  // Written by the server's threads, read by the test: the TCP answer orders them, which
+  // TSan cannot see, hence the lock.
+  std::string last_host() {
+    std::lock_guard lock(last_mutex);
+    return last_host_;
+  }
+  httplib::Headers last_headers() {
+    std::lock_guard lock(last_mutex);
+    return last_headers_;
+  }
+  std::mutex last_mutex;
+  std::string last_host_;
+  httplib::Headers last_headers_;
 
  private:
   std::unique_ptr<httplib::Server> server_;
@@ -97,8 +112,9 @@ class TestServer {
 void serve_ok(TestServer& s) {
   s.server().Post("/wsman", [&s](const httplib::Request& req, httplib::Response& res) {
     s.requests++;
-    s.last_host = req.get_header_value("Host");
-    s.last_headers = req.headers;
+    std::lock_guard lock(s.last_mutex);
+    s.last_host_ = req.get_header_value("Host");
+    s.last_headers_ = req.headers;
     res.set_content("<ok/>", "application/soap+xml;charset=UTF-8");
   });
 }
@@ -158,7 +174,7 @@ TEST_CASE("https with the right CA verifies, sends Host and exposes tls-server-e
   CHECK(r->status == 200);
   CHECK(r->body == "<ok/>");
   CHECK(r->header("content-type").value_or("").starts_with("application/soap+xml"));
-  CHECK(s.last_host == "localhost:" + std::to_string(s.port()));
+  CHECK(s.last_host() == "localhost:" + std::to_string(s.port()));
   auto cbt = conn->tls_server_end_point();
   REQUIRE(cbt.has_value());
   CHECK(*cbt == "tls-server-end-point:" + sha256_of_cert(certs().good / "server.pem"));
@@ -222,7 +238,7 @@ TEST_CASE("connect_address is dialled while host names the server") {
   auto conn = winrm::make_http_connection(e, nullptr);
   auto r = conn->round_trip(soap(), in(5s));
   REQUIRE_MESSAGE(r.has_value(), r.error().message);
-  CHECK(s.last_host == "win01.sim.test:" + std::to_string(s.port()));
+  CHECK(s.last_host() == "win01.sim.test:" + std::to_string(s.port()));
   CHECK(e.url() == "https://win01.sim.test:" + std::to_string(s.port()) + "/wsman");
 }
 
@@ -420,8 +436,9 @@ TEST_CASE("request headers: identity encoding, no Expect, user agent, extra head
   auto r = conn->round_trip(request, in(5s));
   REQUIRE_MESSAGE(r.has_value(), r.error().message);
   const auto header = [&](const char* name) {
-    auto it = s.last_headers.find(name);
-    return it == s.last_headers.end() ? std::string("<absent>") : it->second;
+    const auto headers = s.last_headers();
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string("<absent>") : it->second;
   };
   CHECK(header("Accept-Encoding") == "identity");
   CHECK(header("Expect") == "<absent>");
@@ -445,14 +462,14 @@ TEST_CASE("an IPv6 literal host and connect address work") {
   auto conn = winrm::make_http_connection(e, nullptr);
   auto r = conn->round_trip(soap(), in(5s));
   REQUIRE_MESSAGE(r.has_value(), r.error().message);
-  CHECK(s.last_host == "[::1]:" + std::to_string(s.port()));
+  CHECK(s.last_host() == "[::1]:" + std::to_string(s.port()));
 
   e.host = "win01.sim.test";
   e.connect_address = "::1";
   auto via = winrm::make_http_connection(e, nullptr);
   auto r2 = via->round_trip(soap(), in(5s));
   REQUIRE_MESSAGE(r2.has_value(), r2.error().message);
-  CHECK(s.last_host == "win01.sim.test:" + std::to_string(s.port()));
+  CHECK(s.last_host() == "win01.sim.test:" + std::to_string(s.port()));
 }
 
 TEST_CASE("http_proxy in the environment does not capture WinRM traffic") {
@@ -619,4 +636,161 @@ TEST_CASE("TLS connections share one parsed CA bundle instead of one copy each")
   CHECK(growth_mib < 64.0);
 #endif
   CHECK(s.requests.load() == kConnections + 1);
+}
+
+namespace {
+
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Collects the results of Connection::start callbacks (called on the I/O thread).
+struct Results {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<winrm::Result<winrm::HttpResponse>> done;
+  winrm::ResponseCallback callback() {
+    return [this](winrm::Result<winrm::HttpResponse> r) {
+      std::lock_guard lock(mutex);
+      done.push_back(std::move(r));
+      changed.notify_all();
+    };
+  }
+  // Bounded wait for n results; the number there is.
+  std::size_t wait_for(std::size_t n, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, limit, [&] { return done.size() >= n; });
+    return done.size();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("200 requests in flight at once on the one I/O thread, with no thread each") {
+  constexpr int kRequests = 200;
+  TestServer s(false);
+  // The server holds every request until all are in flight, so the client must have all
+  // of them open at once (bounded: 10 s, then it answers anyway and the check below fails).
+  s.server().new_task_queue = [] { return new httplib::ThreadPool(kRequests + 8); };
+  s.server().set_keep_alive_timeout(120);  // the warm connections below stay open
+  std::mutex mutex;
+  std::condition_variable all_in;
+  int in_flight = 0;
+  int most_in_flight = 0;
+  std::size_t threads_while_all_in = 0;
+  s.server().Post("/wsman", [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.body == "<warm/>") {  // the warm-up request below is answered at once
+      res.set_content(req.body, "application/soap+xml");
+      return;
+    }
+    std::unique_lock lock(mutex);
+    most_in_flight = std::max(most_in_flight, ++in_flight);
+    if (in_flight == kRequests) {
+      threads_while_all_in = thread_count();
+      all_in.notify_all();
+    }
+    all_in.wait_for(lock, 10s, [&] { return most_in_flight == kRequests || s.stopping; });
+    --in_flight;
+    res.set_content(req.body, "application/soap+xml");
+  });
+  s.start();
+  std::vector<std::unique_ptr<winrm::Connection>> conns;
+  std::vector<winrm::HttpRequest> requests(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    conns.push_back(winrm::make_http_connection(http_endpoint(s.port()), nullptr));
+    requests[static_cast<std::size_t>(i)] = soap("<e n='" + std::to_string(i) + "'/>");
+  }
+  // Open every connection first, one at a time: the burst below then needs no connect
+  // (cpp-httplib listens with a backlog of 5, so 200 connects at once on a loaded machine
+  // wait for SYN retransmissions). This also starts the I/O thread before it is counted.
+  for (auto& conn : conns) REQUIRE(conn->round_trip(soap("<warm/>"), in(30s)).has_value());
+  const std::size_t threads_before = thread_count();
+  Results results;
+  for (int i = 0; i < kRequests; ++i) {
+    conns[static_cast<std::size_t>(i)]->start(requests[static_cast<std::size_t>(i)], in(30s),
+                                              results.callback());
+  }
+  REQUIRE(results.wait_for(kRequests, 30s) == kRequests);
+  std::unique_lock server_lock(mutex);  // the handlers wrote these
+  CHECK(most_in_flight == kRequests);
+  // Only the server's pool is busy: the client added no thread per request.
+  CHECK(threads_while_all_in <= threads_before + 2);
+  server_lock.unlock();
+  std::set<std::string> bodies;
+  for (auto& r : results.done) {
+    REQUIRE(r.has_value());
+    CHECK(r->status == 200);
+    bodies.insert(r->body);
+  }
+  CHECK(bodies.size() == kRequests);  // each got its own answer
+  // The connections stay open for reuse: a second round opens none.
+  for (auto& conn : conns) CHECK(conn->is_connected());
+}
+
+TEST_CASE("shutdown cuts requests in flight on the I/O thread within about a second") {
+  TestServer s(false);
+  s.server().new_task_queue = [] { return new httplib::ThreadPool(40); };
+  std::atomic<int> arrived{0};
+  s.server().Post("/wsman", [&](const httplib::Request&, httplib::Response& res) {
+    arrived++;
+    for (int i = 0; i < 600 && !s.stopping; ++i) std::this_thread::sleep_for(50ms);
+    res.set_content("<late/>", "application/soap+xml");
+  });
+  s.start();
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  auto endpoint = http_endpoint(s.port());
+  endpoint.cancel = cancel;
+  std::vector<std::unique_ptr<winrm::Connection>> conns;
+  for (int i = 0; i < 20; ++i) conns.push_back(winrm::make_http_connection(endpoint, nullptr));
+  const auto request = soap();
+  Results results;
+  for (auto& conn : conns) conn->start(request, in(60s), results.callback());
+  for (int i = 0; i < 200 && arrived.load() < 20; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(arrived.load() == 20);  // all waiting for an answer: no socket activity
+  const auto cut_at = winrm::Clock::now();
+  cancel->store(true);
+  // Silent sockets see no progress callback before their 60 s deadline; the loop's own
+  // check ends them. The bound is generous for a loaded machine, far below the deadline.
+  REQUIRE(results.wait_for(20, 15s) == 20);
+  CHECK(winrm::Clock::now() - cut_at < 15s);
+  for (auto& r : results.done) {
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == winrm::ErrorKind::kCancelled);
+    CHECK(r.error().cancelled);
+    CHECK(r.error().message.find("cancelled (shutting down) during waiting for response") == 0);
+  }
+  for (auto& conn : conns) CHECK_FALSE(conn->is_connected());  // a cut connection is gone
+  // A request that starts after the flag went up fails at once without reaching the server.
+  auto late = conns[0]->round_trip(request, in(60s));
+  REQUIRE_FALSE(late.has_value());
+  CHECK(late.error().kind == winrm::ErrorKind::kCancelled);
+  CHECK(arrived.load() == 20);
+}
+
+TEST_CASE("a deadline that passes while the request waits for the I/O thread is a timeout") {
+  TestServer s(false);
+  serve_ok(s);
+  s.start();
+  auto conn = winrm::make_http_connection(http_endpoint(s.port()), nullptr);
+  REQUIRE(conn->round_trip(soap(), in(5s)).has_value());  // the I/O thread runs
+  const int before = s.requests.load();
+  // Hold the I/O thread longer than the request's deadline.
+  std::atomic<bool> held{false};
+  winrm::run_on_io_thread([&held] {
+    held = true;
+    std::this_thread::sleep_for(500ms);
+  });
+  for (int i = 0; i < 500 && !held; ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(held.load());
+  auto r = conn->round_trip(soap(), in(100ms));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().kind == winrm::ErrorKind::kTimeout);
+  CHECK(r.error().message.find("queued for the I/O thread") != std::string::npos);
+  CHECK(s.requests.load() == before);  // never sent
+  // The connection is still usable afterwards.
+  auto again = conn->round_trip(soap(), in(5s));
+  REQUIRE(again.has_value());
+  CHECK(again->status == 200);
 }

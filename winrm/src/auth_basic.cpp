@@ -9,6 +9,15 @@
 
 namespace winrm {
 
+Result<HttpResponse> Auth::send(Connection& conn, const std::string& soap_body, Deadline deadline) {
+  return run_sync(send_async(conn, soap_body, deadline));
+}
+
+Task<Result<HttpResponse>> Auth::send_async(Connection& conn, std::string soap_body,
+                                            Deadline deadline) {
+  co_return send(conn, soap_body, deadline);
+}
+
 std::string offered_auth_schemes(const HttpResponse& response) {
   std::string schemes;
   for (const auto& value : response.header_values("WWW-Authenticate")) {
@@ -37,18 +46,18 @@ class HeaderAuth final : public Auth {
   // The header holds the password, merely encoded: not left in freed memory.
   ~HeaderAuth() override { OPENSSL_cleanse(authorization_.data(), authorization_.size()); }
 
-  Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
-                            Deadline deadline) override {
+  Task<Result<HttpResponse>> send_async(Connection& conn, std::string soap_body,
+                                        Deadline deadline) override {
     if (!authorization_.empty() && !allow_http_ && conn.endpoint().scheme == Scheme::kHttp) {
-      return make_error(ErrorKind::kAuth, "basic auth over http refused");
+      co_return make_error(ErrorKind::kAuth, "basic auth over http refused");
     }
     HttpRequest request;
-    request.body = soap_body;
+    request.body = std::move(soap_body);
     if (!authorization_.empty()) request.headers.emplace_back("Authorization", authorization_);
-    auto response = conn.round_trip(request, deadline);
-    if (!response) return response;
-    if (response->status == 401) return std::unexpected(unauthorized_error(*response, name_));
-    return response;
+    auto response = co_await send_request(conn, request, deadline);
+    if (!response) co_return std::move(response);
+    if (response->status == 401) co_return std::unexpected(unauthorized_error(*response, name_));
+    co_return std::move(response);
   }
 
   std::string name() const override { return name_; }

@@ -11,22 +11,22 @@ namespace {
 
 class CertificateAuth final : public Auth {
  public:
-  Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
-                            Deadline deadline) override {
+  Task<Result<HttpResponse>> send_async(Connection& conn, std::string soap_body,
+                                        Deadline deadline) override {
     const auto& endpoint = conn.endpoint();
     if (endpoint.scheme != Scheme::kHttps) {
-      return make_error(ErrorKind::kAuth, "certificate auth needs https");
+      co_return make_error(ErrorKind::kAuth, "certificate auth needs https");
     }
     if (endpoint.client_cert_file.empty() || endpoint.client_key_file.empty()) {
       Error error{ErrorKind::kAuth, "certificate auth without a client certificate and key"};
       error.auth_class = AuthErrorClass::kNoCredentials;
-      return std::unexpected(std::move(error));
+      co_return std::unexpected(std::move(error));
     }
     HttpRequest request;
-    request.body = soap_body;
+    request.body = std::move(soap_body);
     request.headers.emplace_back("Authorization", kWsmanMutualAuthProfile);
-    auto response = conn.round_trip(request, deadline);
-    if (!response) return response;
+    auto response = co_await send_request(conn, request, deadline);
+    if (!response) co_return std::move(response);
     // 401: no user is mapped to the certificate; 403: no certificate, or one the service
     // does not trust (HTTP.sys 403.7 / 403.16).
     if (response->status == 401 || response->status == 403) {
@@ -38,9 +38,9 @@ class CertificateAuth final : public Auth {
       error.auth_class = AuthErrorClass::kServerRejected;
       // A new TLS handshake (a renewed certificate on disk) before the next try.
       conn.close();
-      return std::unexpected(std::move(error));
+      co_return std::unexpected(std::move(error));
     }
-    return response;
+    co_return std::move(response);
   }
 
   std::string name() const override { return "certificate"; }

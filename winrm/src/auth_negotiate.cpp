@@ -61,8 +61,10 @@ class NegotiateAuth final : public Auth {
 
   std::string name() const override { return ntlm_ ? "ntlm" : "kerberos"; }
 
-  Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
-                            Deadline deadline) override {
+  // Runs on the awaiting chain's executor (a CPU worker), never on the I/O thread: the
+  // GSS calls below (gss_init_sec_context may ask the KDC; wrap/unwrap are CPU) included.
+  Task<Result<HttpResponse>> send_async(Connection& conn, std::string soap_body,
+                                        Deadline deadline) override {
     const bool https = conn.endpoint().scheme == Scheme::kHttps;
     const bool encrypt = options_.encryption == EncryptionPolicy::kAlways ||
                          (options_.encryption == EncryptionPolicy::kAuto && !https);
@@ -72,16 +74,18 @@ class NegotiateAuth final : public Auth {
       if (!established_ || conn.connection_id() != connection_id_) {
         // Plain (HTTPS): the first token travels with the SOAP body. Encrypted: the
         // handshake runs on an empty body, then the body goes wrapped.
-        auto response = handshake(conn, encrypt ? std::string() : soap_body, encrypt, deadline);
-        if (!response) return response;
-        if (!encrypt) return response;
+        // Named, not a ?: temporary inside the co_await: g++ 12 destroys such a temporary
+        // twice (a double free seen in e2e_test_cert_proxy).
+        std::string first_body = encrypt ? std::string() : soap_body;
+        auto response = co_await handshake(conn, std::move(first_body), encrypt, deadline);
+        if (!response || !encrypt) co_return std::move(response);
       }
       HttpRequest request;
       if (encrypt) {
         auto body = gss::encrypt_body(ctx_.get(), ntlm_, protocol_, soap_body);
         if (!body) {
           reset();
-          return std::unexpected(body.error());
+          co_return std::unexpected(body.error());
         }
         request.body = std::move(*body);
         request.content_type = gss::encrypted_content_type(protocol_);
@@ -90,10 +94,10 @@ class NegotiateAuth final : public Auth {
         request.body = soap_body;
       }
       const auto sent_on = connection_id_;
-      auto response = conn.round_trip(request, deadline);
+      auto response = co_await send_request(conn, request, deadline);
       if (!response) {
         reset();
-        return response;
+        co_return std::move(response);
       }
       if (response->status == 401) {
         reset();
@@ -102,14 +106,14 @@ class NegotiateAuth final : public Auth {
         // authenticated. Not the server's refusal, so it does not use up the retry.
         if (moved && attempt == 0) continue;
         // The server lost our context on a live connection: once more.
-        if (reauthenticated) return rejected_after_reauthentication(conn, moved);
+        if (reauthenticated) co_return rejected_after_reauthentication(conn, moved);
         reauthenticated = true;
         stats_->reauth_on_401++;
         continue;
       }
-      return decode(conn, std::move(*response), encrypt);
+      co_return decode(conn, std::move(*response), encrypt);
     }
-    return rejected_after_reauthentication(conn, moved);
+    co_return rejected_after_reauthentication(conn, moved);
   }
 
  private:
@@ -181,11 +185,11 @@ class NegotiateAuth final : public Auth {
     return error;
   }
 
-  Result<HttpResponse> handshake(Connection& conn, const std::string& body, bool encrypt,
-                                 Deadline deadline) {
+  Task<Result<HttpResponse>> handshake(Connection& conn, std::string body, bool encrypt,
+                                       Deadline deadline) {
     reset();
     auto cred = options_.credentials->acquire();
-    if (!cred) return fail(std::unexpected(cred.error()));
+    if (!cred) co_return fail(std::unexpected(cred.error()));
 
     const std::string host = options_.spn_host.empty() ? conn.endpoint().host : options_.spn_host;
     const std::string service_at_host = options_.spn_service + "@" + host;
@@ -195,7 +199,7 @@ class NegotiateAuth final : public Auth {
     OM_uint32 major =
         gss_import_name(&minor, &name_buffer, GSS_C_NT_HOSTBASED_SERVICE, &target.name);
     if (GSS_ERROR(major)) {
-      return fail(make_auth_error(AuthErrorClass::kOther, "bad SPN " + service_at_host));
+      co_return fail(make_auth_error(AuthErrorClass::kOther, "bad SPN " + service_at_host));
     }
 
     std::optional<gss::ChannelBindings> bindings;
@@ -206,11 +210,11 @@ class NegotiateAuth final : public Auth {
         // The certificate is known only after a TLS handshake: an unauthenticated
         // empty POST (answered 401) opens the connection.
         HttpRequest probe;
-        auto probed = conn.round_trip(probe, deadline);
-        if (!probed) return fail(std::unexpected(probed.error()));
+        auto probed = co_await send_request(conn, probe, deadline);
+        if (!probed) co_return fail(std::unexpected(probed.error()));
         end_point = conn.tls_server_end_point();
         if (!end_point) {
-          return fail(make_error(ErrorKind::kTls, "no server certificate for channel binding"));
+          co_return fail(make_error(ErrorKind::kTls, "no server certificate for channel binding"));
         }
       }
       bindings.emplace(*end_point);
@@ -235,17 +239,17 @@ class NegotiateAuth final : public Auth {
       if (GSS_ERROR(major)) {
         const auto error_class =
             leg == 0 ? gss::classify(major, minor) : AuthErrorClass::kServerRejected;
-        return fail(make_auth_error(error_class, "gss_init_sec_context (" + service_at_host +
-                                                     "): " + gss::status_message(major, minor)));
+        co_return fail(make_auth_error(error_class, "gss_init_sec_context (" + service_at_host +
+                                                        "): " + gss::status_message(major, minor)));
       }
       if (major == GSS_S_COMPLETE && last_response_) {
         // The server's last token verified (mutual authentication for Kerberos).
         if (!ntlm_ && !(ret_flags & GSS_C_MUTUAL_FLAG)) {
-          return fail(make_auth_error(AuthErrorClass::kServerRejected,
-                                      "mutual authentication not performed"));
+          co_return fail(make_auth_error(AuthErrorClass::kServerRejected,
+                                         "mutual authentication not performed"));
         }
         if (encrypt && !(ret_flags & GSS_C_CONF_FLAG)) {
-          return fail(
+          co_return fail(
               make_auth_error(AuthErrorClass::kServerRejected, "context without confidentiality"));
         }
         established_ = true;
@@ -255,21 +259,21 @@ class NegotiateAuth final : public Auth {
         last_response_.reset();
         if (encrypt && response.status != 200) {
           reset();
-          return make_error(ErrorKind::kHttp,
-                            "handshake ended with HTTP " + std::to_string(response.status),
-                            response.status);
+          co_return make_error(ErrorKind::kHttp,
+                               "handshake ended with HTTP " + std::to_string(response.status),
+                               response.status);
         }
-        return response;
+        co_return std::move(response);
       }
       if (output.buffer.length == 0) {
-        return fail(
+        co_return fail(
             make_auth_error(AuthErrorClass::kServerRejected, "handshake stalled without a token"));
       }
       if (last_response_) {
         // We still owed the server a token after its final answer.
-        return fail(make_auth_error(AuthErrorClass::kServerRejected,
-                                    "mutual authentication token missing or incomplete",
-                                    last_response_->status));
+        co_return fail(make_auth_error(AuthErrorClass::kServerRejected,
+                                       "mutual authentication token missing or incomplete",
+                                       last_response_->status));
       }
       HttpRequest request;
       request.body = body;
@@ -277,16 +281,16 @@ class NegotiateAuth final : public Auth {
           "Authorization",
           "Negotiate " + common::base64_encode(std::string_view(
                              static_cast<const char*>(output.buffer.value), output.buffer.length)));
-      auto response = conn.round_trip(request, deadline);
-      if (!response) return fail(std::unexpected(response.error()));
+      auto response = co_await send_request(conn, request, deadline);
+      if (!response) co_return fail(std::unexpected(response.error()));
       if (handshake_connection && *handshake_connection != conn.connection_id()) {
-        return fail(make_error(ErrorKind::kTransport, "connection closed during the handshake"));
+        co_return fail(make_error(ErrorKind::kTransport, "connection closed during the handshake"));
       }
       handshake_connection = conn.connection_id();
       auto challenge = find_challenge(*response);
       if (response->status == 401) {
         if (!challenge || major == GSS_S_COMPLETE) {
-          return fail(make_auth_error(
+          co_return fail(make_auth_error(
               AuthErrorClass::kServerRejected,
               "server rejected the " + name() + " token (" + service_at_host + ")", 401));
         }
@@ -298,23 +302,23 @@ class NegotiateAuth final : public Auth {
           established_ = true;
           connection_id_ = conn.connection_id();
           stats_->handshakes++;
-          return std::move(*response);
+          co_return std::move(*response);
         }
         if (response->status != 200 && !encrypt) {
           // A fault or error page without a token: hand it back, re-handshake next time.
           reset();
-          return std::move(*response);
+          co_return std::move(*response);
         }
-        return fail(make_auth_error(AuthErrorClass::kServerRejected,
-                                    "no mutual authentication token in the HTTP " +
-                                        std::to_string(response->status) + " answer",
-                                    response->status));
+        co_return fail(make_auth_error(AuthErrorClass::kServerRejected,
+                                       "no mutual authentication token in the HTTP " +
+                                           std::to_string(response->status) + " answer",
+                                       response->status));
       }
       if (challenge->scheme == "Kerberos") protocol_ = std::string(gss::kKerberosEncrypted);
       last_response_ = std::move(*response);
       input = std::move(challenge->token);
     }
-    return fail(make_auth_error(AuthErrorClass::kServerRejected, "too many handshake legs"));
+    co_return fail(make_auth_error(AuthErrorClass::kServerRejected, "too many handshake legs"));
   }
 
   NegotiateOptions options_;

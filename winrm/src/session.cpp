@@ -75,10 +75,10 @@ Session::Session(SessionOptions options, std::shared_ptr<Auth> auth,
 
 Session::~Session() = default;
 
-Result<EnumerationPage> Session::exchange(const std::string& body, const std::string& message_id,
-                                          Deadline deadline, PollBudget& budget) {
-  if (Clock::now() >= deadline) return make_error(ErrorKind::kTimeout, "deadline exceeded");
-  auto response = auth_->send(*connection_, body, deadline);
+Task<Result<EnumerationPage>> Session::exchange(std::string body, const std::string& message_id,
+                                                Deadline deadline, PollBudget& budget) {
+  if (Clock::now() >= deadline) co_return make_error(ErrorKind::kTimeout, "deadline exceeded");
+  auto response = co_await auth_->send_async(*connection_, std::move(body), deadline);
   if (!response) {
     Error& error = response.error();
     // The transport says "response exceeds N bytes"; say which setting N came from.
@@ -88,11 +88,11 @@ Result<EnumerationPage> Session::exchange(const std::string& body, const std::st
                              "+ 64 KiB; raise it or set it explicitly)"
                            : " (limits.max_response_bytes)";
     }
-    return std::unexpected(std::move(error));
+    co_return std::unexpected(std::move(error));
   }
   budget.bytes += response->body.size();
   const std::string content_type = response->header("Content-Type").value_or("");
-  if (response->status != 200) return std::unexpected(status_error(*response, content_type));
+  if (response->status != 200) co_return std::unexpected(status_error(*response, content_type));
   const SessionLimits& limits = options_.limits;
   ParseLimits parse_limits;
   parse_limits.max_rows =
@@ -111,25 +111,26 @@ Result<EnumerationPage> Session::exchange(const std::string& body, const std::st
       error.message += " (limits.max_rows_per_poll = " + std::to_string(limits.max_rows_per_poll) +
                        " per poll, " + with_count(budget.rows, "rows before this page)");
     }
-    return page;
+    co_return std::move(page);
   }
   if (options_.verify_relates_to && page->relates_to != message_id) {
-    return make_error(ErrorKind::kParse,
-                      "RelatesTo '" + page->relates_to + "' does not match MessageID " + message_id,
-                      response->status);
+    co_return make_error(
+        ErrorKind::kParse,
+        "RelatesTo '" + page->relates_to + "' does not match MessageID " + message_id,
+        response->status);
   }
-  return page;
+  co_return std::move(page);
 }
 
-void Session::release(const RequestOptions& request, const std::string& context,
-                      Deadline deadline) {
+Task<void> Session::release(const RequestOptions& request, const std::string& context,
+                            Deadline deadline) {
   // A Release on a new connection would cost a TCP (+TLS, +Kerberos) handshake for a
   // context the server garbage-collects anyway; and it must not outlive the poll.
   const Deadline release_deadline = std::min(deadline, Clock::now() + kReleaseBudget);
   if (context.empty() || !connection_->is_connected() || Clock::now() >= release_deadline) {
     spdlog::debug("winrm: release on {} skipped (connection closed or no time left)",
                   options_.endpoint.host);
-    return;
+    co_return;
   }
   RequestOptions release_options = request;
   release_options.message_id = new_message_id();
@@ -138,8 +139,9 @@ void Session::release(const RequestOptions& request, const std::string& context,
                std::chrono::duration_cast<milliseconds>(release_deadline - Clock::now())));
   // At shutdown too: the connection is idle and the Release is short.
   connection_->set_cancellable(false);
+  std::string release_body = build_release(release_options, context);
   auto response =
-      auth_->send(*connection_, build_release(release_options, context), release_deadline);
+      co_await auth_->send_async(*connection_, std::move(release_body), release_deadline);
   connection_->set_cancellable(true);
   if (!response) {
     spdlog::debug("winrm: release on {} failed: {}", options_.endpoint.host,
@@ -149,13 +151,18 @@ void Session::release(const RequestOptions& request, const std::string& context,
 
 Result<std::vector<Row>> Session::enumerate(std::string_view wmi_namespace, std::string_view wql,
                                             Deadline deadline) {
-  auto result = enumerate_once(wmi_namespace, wql, deadline);
-  if (!result) counters_->count_error(result.error().kind);
-  return result;
+  return run_sync(enumerate_async(std::string(wmi_namespace), std::string(wql), deadline));
 }
 
-Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
-                                                 std::string_view wql, Deadline deadline) {
+Task<Result<std::vector<Row>>> Session::enumerate_async(std::string wmi_namespace, std::string wql,
+                                                        Deadline deadline) {
+  auto result = co_await enumerate_once(wmi_namespace, wql, deadline);
+  if (!result) counters_->count_error(result.error().kind);
+  co_return std::move(result);
+}
+
+Task<Result<std::vector<Row>>> Session::enumerate_once(const std::string& wmi_namespace,
+                                                       const std::string& wql, Deadline deadline) {
   const SessionLimits& limits = options_.limits;
   RequestOptions request;
   request.endpoint_url = options_.endpoint.url();
@@ -228,17 +235,18 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
     budget.row_heap = 0;
     request.message_id = new_message_id();
     request.operation_timeout = operation_timeout_for(options_.operation_timeout, deadline);
-    auto page = exchange(build_enumerate(request, wql), request.message_id, deadline, budget);
+    std::string enumerate_body = build_enumerate(request, wql);
+    auto page = co_await exchange(std::move(enumerate_body), request.message_id, deadline, budget);
     if (!page) {
       if (shrink_page(page.error()) || shrink_envelope(page.error())) continue;
-      return std::unexpected(std::move(page.error()));
+      co_return std::unexpected(std::move(page.error()));
     }
     std::string context = page->context;
     bool done = page->done();
     take_rows(*page, rows);
     if (auto error = over_budget(1, rows)) {
-      if (!done) release(request, context, deadline);
-      return std::unexpected(std::move(*error));
+      if (!done) co_await release(request, context, deadline);
+      co_return std::unexpected(std::move(*error));
     }
 
     int pulls = 0;
@@ -246,26 +254,27 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
     bool restart = false;
     while (!done) {
       if (++pulls > kMaxPages) {
-        release(request, context, deadline);
-        return make_limit_error(ErrorKind::kParse, Limit::kPages,
-                                "enumeration exceeded " + std::to_string(kMaxPages) + " pages");
+        co_await release(request, context, deadline);
+        co_return make_limit_error(ErrorKind::kParse, Limit::kPages,
+                                   "enumeration exceeded " + std::to_string(kMaxPages) + " pages");
       }
       if (Clock::now() >= deadline) {
-        release(request, context, deadline);
-        return make_error(ErrorKind::kTimeout,
-                          "deadline exceeded after " + std::to_string(rows.size()) + " rows");
+        co_await release(request, context, deadline);
+        co_return make_error(ErrorKind::kTimeout,
+                             "deadline exceeded after " + std::to_string(rows.size()) + " rows");
       }
       if (const auto& cancel = options_.endpoint.cancel;
           cancel && cancel->load(std::memory_order_relaxed)) {
-        release(request, context, deadline);
+        co_await release(request, context, deadline);
         Error error{ErrorKind::kCancelled,
                     "cancelled (shutting down) after " + std::to_string(rows.size()) + " rows"};
         error.cancelled = true;
-        return std::unexpected(std::move(error));
+        co_return std::unexpected(std::move(error));
       }
       request.message_id = new_message_id();
       request.operation_timeout = operation_timeout_for(options_.operation_timeout, deadline);
-      page = exchange(build_pull(request, context), request.message_id, deadline, budget);
+      std::string pull_body = build_pull(request, context);
+      page = co_await exchange(std::move(pull_body), request.message_id, deadline, budget);
       if (!page) {
         Error& error = page.error();
         if (is_fault(error, FaultClass::kTimedOut) && timeouts_left > 0) {
@@ -279,27 +288,28 @@ Result<std::vector<Row>> Session::enumerate_once(std::string_view wmi_namespace,
         }
         if (shrink_page(error)) continue;
         if (shrink_envelope(error)) {
-          release(request, context, deadline);
+          co_await release(request, context, deadline);
           restart = true;
           break;
         }
-        if (!is_fault(error, FaultClass::kContextExpired)) release(request, context, deadline);
-        return std::unexpected(std::move(error));
+        if (!is_fault(error, FaultClass::kContextExpired))
+          co_await release(request, context, deadline);
+        co_return std::unexpected(std::move(error));
       }
       timeouts_left = options_.pull_timeout_retries;
       if (!page->context.empty()) context = page->context;
       done = page->done();
       take_rows(*page, rows);
       if (auto error = over_budget(static_cast<std::size_t>(pulls) + 1, rows)) {
-        if (!done) release(request, context, deadline);
-        return std::unexpected(std::move(*error));
+        if (!done) co_await release(request, context, deadline);
+        co_return std::unexpected(std::move(*error));
       }
     }
     if (restart) {
       spdlog::debug("winrm: enumeration context invalid on {}, restarting", options_.endpoint.host);
       continue;
     }
-    return rows;
+    co_return std::move(rows);
   }
 }
 

@@ -1,11 +1,11 @@
 // libcurl transport; why libcurl and not cpp-httplib, and why this handle layout:
 // docs/transport.md. Each Connection has one easy handle and its own share handle holding
 // its connection cache, so its keep-alive connection (and the Kerberos/NTLM context bound
-// to it) is never handed to another Connection. Transfers run on the calling thread's
-// multi handle instead of curl_easy_perform, whose hidden per-handle multi handle costs a
-// wake-up socketpair (2 fds) per Connection. libcurl enforces the absolute deadline itself
-// (CURLOPT_TIMEOUT_MS covers DNS, connect, TLS, send, receive), so there is no watchdog
-// thread and no lock shared between targets.
+// to it) is never handed to another Connection. Every transfer runs on one I/O thread
+// (IoLoop: one multi handle driven by curl_multi_socket_action on epoll), so a request in
+// flight holds no thread; round_trip is start() plus a wait. libcurl enforces the absolute
+// deadline itself (CURLOPT_TIMEOUT_MS covers DNS, connect, TLS, send, receive), so there
+// is no watchdog and no lock shared between targets across network I/O.
 #include "winrm/transport.h"
 
 #include <arpa/inet.h>
@@ -15,17 +15,30 @@
 #include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
+#include <thread>
+#include <unordered_set>
 
 #include "common/strings.h"
 
@@ -46,31 +59,6 @@ void global_init() {
       throw std::runtime_error("curl_global_init failed");  // start-up, not I/O
     }
   });
-}
-
-// One multi handle per thread that runs transfers. It owns no connection (every Connection
-// keeps its own in its share handle's cache, see create_handle), only its wake-up socketpair
-// and a DNS cache, so a Connection may run on a different thread each time.
-class ThreadMulti {
- public:
-  ThreadMulti() : multi_(curl_multi_init()) {
-    if (multi_ == nullptr) throw std::bad_alloc();
-    // What curl_easy_perform copies from CURLOPT_MAXCONNECTS: returning a connection to a
-    // cache that already holds one closes the older (the cache is the Connection's share).
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 1L);
-  }
-  ~ThreadMulti() { curl_multi_cleanup(multi_); }
-  ThreadMulti(const ThreadMulti&) = delete;
-  ThreadMulti& operator=(const ThreadMulti&) = delete;
-  CURLM* get() const { return multi_; }
-
- private:
-  CURLM* multi_;
-};
-
-CURLM* thread_multi() {
-  thread_local ThreadMulti multi;
-  return multi.get();
 }
 
 // One parsed trust store per CA file, shared by every connection that uses it. Left to
@@ -192,6 +180,66 @@ bool address_matches(std::string_view host, std::string_view entry) {
          same_prefix(host_bytes, entry_bytes, bits);
 }
 
+class HttpConnection;
+
+// The thread that drives every transfer of the process (docs/transport.md, "I/O thread"):
+// one multi handle on an epoll set, curl_multi_socket_action, so a wake-up touches only
+// the sockets that are ready and a request in flight costs a socket, not a thread. It runs
+// libcurl and the transport's callbacks only; results go back through each request's
+// callback, which hands them to another thread. The multi handle owns no connection: each
+// Connection keeps its own in its share handle's cache (create_handle).
+class IoLoop {
+ public:
+  // Never destroyed: connections and their owners may outlive static destruction, and at
+  // exit the thread sleeps in epoll_wait.
+  static IoLoop& instance() {
+    static IoLoop* const loop = new IoLoop();
+    return *loop;
+  }
+
+  void submit(HttpConnection* connection) { post(Item{connection, nullptr}); }
+  void run_soon(std::function<void()> fn) { post(Item{nullptr, std::move(fn)}); }
+
+ private:
+  struct Item {
+    HttpConnection* connection;  // a transfer to add
+    std::function<void()> fn;    // or something to run on this thread
+  };
+
+  IoLoop();
+  void post(Item item) {
+    bool was_empty;
+    {
+      std::lock_guard lock(mutex_);
+      was_empty = queue_.empty();
+      queue_.push_back(std::move(item));
+    }
+    // The loop drains the whole queue after each wake-up, so one write per batch.
+    if (was_empty) {
+      const std::uint64_t one = 1;
+      (void)!write(wake_fd_, &one, sizeof one);
+    }
+  }
+  void run();
+  void add(HttpConnection* connection);
+  void drain_done();
+  void finish(HttpConnection* connection, CURLcode code);
+  void check_cancels();
+  static int on_socket(CURL*, curl_socket_t socket, int what, void* self_ptr, void*);
+  static int on_timer(CURLM*, long timeout_ms, void* self_ptr);
+
+  CURLM* multi_ = nullptr;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::mutex mutex_;
+  std::vector<Item> queue_;  // guarded by mutex_
+  // Loop thread only:
+  std::unordered_set<HttpConnection*> active_;  // transfers on the multi handle
+  std::optional<Clock::time_point> timer_at_;   // libcurl's timer (CURLMOPT_TIMERFUNCTION)
+  Clock::time_point next_cancel_check_{};
+  std::thread thread_;
+};
+
 class HttpConnection final : public Connection {
  public:
   HttpConnection(EndpointOptions options, std::shared_ptr<TransportCounters> counters)
@@ -228,33 +276,82 @@ class HttpConnection final : public Connection {
   HttpConnection& operator=(const HttpConnection&) = delete;
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
-    const auto start = Clock::now();
-    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start);
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<HttpResponse>> result;
+    start(request, deadline, [&](Result<HttpResponse> r) {
+      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
+      result.emplace(std::move(r));
+      done.notify_one();
+    });
+    std::unique_lock lock(mutex);
+    done.wait(lock, [&] { return result.has_value(); });
+    return std::move(*result);
+  }
+
+  void start(const HttpRequest& request, Deadline deadline, ResponseCallback on_done) override {
     // CURLOPT_TIMEOUT_MS 0 would mean "no limit".
-    if (remaining.count() < 1) {
-      return make_error(ErrorKind::kTimeout, "deadline exceeded before sending " + where());
+    if (deadline - Clock::now() < std::chrono::milliseconds(1)) {
+      on_done(make_error(ErrorKind::kTimeout, "deadline exceeded before sending " + where()));
+      return;
     }
     if (cancel_requested()) {
-      auto error = make_error(ErrorKind::kCancelled, "cancelled (shutting down) " + where());
-      error.error().cancelled = true;
-      return error;
+      on_done(cancelled_error());
+      return;
     }
-    curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
-    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::min(remaining, options_.connect_timeout).count()));
     curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, request.body.data());
     curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(request.body.size()));
     build_header_list(request);
     curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, header_nodes_.data());
+    deadline_ = deadline;
+    body_size_ = request.body.size();
+    on_done_ = std::move(on_done);
+    IoLoop::instance().submit(this);
+  }
 
-    HttpResponse response;
+  // On the I/O thread: puts the transfer on the multi handle, or ends it when its deadline
+  // passed (or shutdown began) while it waited in the loop's queue. False: ended.
+  bool attach(CURLM* multi) {
+    const auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+    if (remaining.count() < 1) {
+      complete_with(
+          make_error(ErrorKind::kTimeout,
+                     "deadline exceeded before sending (queued for the I/O thread) " + where()));
+      return false;
+    }
+    if (cancel_requested()) {
+      complete_with(cancelled_error());
+      return false;
+    }
+    // The time left now, not at start(): the queue wait counts against the deadline.
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count()));
+    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min(remaining, options_.connect_timeout).count()));
+    response_ = HttpResponse{};
     exchange_ = Exchange{};
-    exchange_.response = &response;
+    exchange_.response = &response_;
     counters_->requests++;
-    counters_->bytes_sent += request.body.size();
-    bool kept = false;
-    const CURLcode code = perform(kept);
+    counters_->bytes_sent += body_size_;
+    if (curl_multi_add_handle(multi, curl_) != CURLM_OK) {
+      exchange_.response = nullptr;
+      complete_with(make_error(ErrorKind::kTransport, "cannot start the transfer " + where()));
+      return false;
+    }
+    return true;
+  }
+
+  // On the I/O thread: the transfer ended (or the loop aborted it: cancel). Takes the
+  // handle off the multi handle, classifies, and calls on_done last: after that the owner
+  // may destroy this Connection.
+  void complete(CURLM* multi, CURLcode code) {
+    // Whether a connection went back to this Connection's cache for reuse; asked before the
+    // handle leaves the multi handle, after which CURLINFO_ACTIVESOCKET cannot find it.
+    curl_socket_t socket = CURL_SOCKET_BAD;
+    const bool kept = curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
+                      socket != CURL_SOCKET_BAD;
+    curl_multi_remove_handle(multi, curl_);
     exchange_.response = nullptr;
     count_connections();
     // An idle TLS connection keeps OpenSSL's 16.7 KB read buffer after a TLS 1.3 exchange
@@ -262,27 +359,38 @@ class HttpConnection final : public Connection {
     // with bench/conn-cost.sh: 73.5 KB of heap per idle connection, 56.2 KB with 1.2).
     // SSL_free_buffers frees both buffers when nothing is pending and does nothing otherwise.
     // The SSL* is the kept connection's: it lives in this Connection's own cache, which no
-    // other thread or handle touches.
-    if (kept && exchange_.ssl != nullptr) SSL_free_buffers(exchange_.ssl);
+    // other handle touches.
+    if (kept && code == CURLE_OK && exchange_.ssl != nullptr) SSL_free_buffers(exchange_.ssl);
 
     if (code == CURLE_OK) {
       long status = 0;
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
-      response.status = static_cast<int>(status);
+      response_.status = static_cast<int>(status);
       connected_ = kept;
       if (status == 407 && !proxy_.empty()) {  // absolute-URI (HTTP) request refused
-        return make_error(ErrorKind::kTransport,
-                          "proxy authentication failed: HTTP 407 from the proxy " + where(), 407);
+        complete_with(make_error(ErrorKind::kTransport,
+                                 "proxy authentication failed: HTTP 407 from the proxy " + where(),
+                                 407));
+        return;
       }
-      return response;
+      complete_with(std::move(response_));
+      return;
     }
     connected_ = false;
-    Error error = classify(code, deadline);
-    // libcurl closes a connection after a failed transfer; should one survive, the
-    // stream is in an unknown state, so start over with a fresh handle.
+    Error error = classify(code, deadline_);
+    // libcurl closes a connection after a failed transfer; should one survive (or the loop
+    // cut the transfer short), the stream is in an unknown state: start over.
     if (kept) recreate_handle();
-    return std::unexpected(std::move(error));
+    complete_with(std::unexpected(std::move(error)));
   }
+
+  // The I/O loop cuts a transfer short at shutdown (libcurl's progress callback only runs
+  // while the transfer has socket activity or a timer).
+  void mark_cancelled() { exchange_.cancelled = true; }
+  bool cancel_requested() const {
+    return cancellable_ && options_.cancel && options_.cancel->load(std::memory_order_relaxed);
+  }
+  CURL* handle() const { return curl_; }
 
   std::uint64_t connection_id() const override { return connection_id_.load(); }
 
@@ -323,8 +431,15 @@ class HttpConnection final : public Connection {
     std::size_t body_bytes = 0;  // received, also past the cap
   };
 
-  bool cancel_requested() const {
-    return cancellable_ && options_.cancel && options_.cancel->load(std::memory_order_relaxed);
+  std::unexpected<Error> cancelled_error() const {
+    Error error{ErrorKind::kCancelled, "cancelled (shutting down) " + where()};
+    error.cancelled = true;
+    return std::unexpected(std::move(error));
+  }
+
+  void complete_with(Result<HttpResponse> result) {
+    ResponseCallback on_done = std::exchange(on_done_, nullptr);
+    on_done(std::move(result));  // the last touch of this object
   }
 
   // libcurl calls this about once a second while a transfer waits, more often while data
@@ -345,44 +460,6 @@ class HttpConnection final : public Connection {
   std::string where() const {
     return "(" + options_.host + " via " + connect_address() + ":" + std::to_string(options_.port) +
            (proxy_.empty() ? "" : " through proxy " + proxy_) + ")";
-  }
-
-  // Runs the transfer to completion on this thread's multi handle, as curl_easy_perform
-  // does on a multi handle of its own (easy.c easy_transfer in libcurl 7.88). `kept`: a
-  // connection went back to this Connection's cache for reuse; asked before the handle
-  // leaves the multi handle, after which CURLINFO_ACTIVESOCKET cannot find it.
-  CURLcode perform(bool& kept) {
-    kept = false;
-    CURLM* multi = thread_multi();
-    if (curl_multi_add_handle(multi, curl_) != CURLM_OK) return CURLE_FAILED_INIT;
-    CURLcode result = CURLE_OK;
-    CURLMcode mcode = CURLM_OK;
-    for (bool done = false; !done && mcode == CURLM_OK;) {
-      // Waits at most until libcurl's next timer (the deadline included).
-      mcode = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
-      int running = 0;
-      if (mcode == CURLM_OK) mcode = curl_multi_perform(multi, &running);
-      if (mcode != CURLM_OK || running != 0) continue;
-      int queued = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl_) {
-          result = msg->data.result;
-          done = true;
-        }
-      }
-      if (!done) {  // nothing running and no result: never loop on it
-        result = CURLE_FAILED_INIT;
-        done = true;
-      }
-    }
-    if (mcode != CURLM_OK) {
-      result = mcode == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
-    }
-    curl_socket_t socket = CURL_SOCKET_BAD;
-    kept = curl_easy_getinfo(curl_, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK &&
-           socket != CURL_SOCKET_BAD;
-    curl_multi_remove_handle(multi, curl_);
-    return result;
   }
 
   void recreate_handle() {
@@ -415,6 +492,7 @@ class HttpConnection final : public Connection {
     curl_ = curl_easy_init();
     if (curl_ == nullptr) throw std::bad_alloc();
     curl_easy_setopt(curl_, CURLOPT_SHARE, share_);
+    curl_easy_setopt(curl_, CURLOPT_PRIVATE, this);  // the I/O loop's way back
     error_buffer_[0] = '\0';
     curl_easy_setopt(curl_, CURLOPT_URL, url_.c_str());
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM; threaded resolver instead
@@ -794,6 +872,10 @@ class HttpConnection final : public Connection {
   std::vector<std::string> header_lines_;
   std::vector<curl_slist> header_nodes_;
   Exchange exchange_;
+  HttpResponse response_;  // of the transfer in progress
+  Deadline deadline_{};
+  std::size_t body_size_ = 0;
+  ResponseCallback on_done_;
   std::atomic<std::uint64_t> connection_id_{0};
   bool ever_connected_ = false;
   bool connected_ = false;
@@ -802,7 +884,158 @@ class HttpConnection final : public Connection {
   std::string proxy_;  // the proxy URL when one applies to this host, else ""
 };
 
+IoLoop::IoLoop() {
+  global_init();
+  multi_ = curl_multi_init();
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (multi_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0) {
+    throw std::runtime_error("winrm I/O loop: cannot create its multi handle or descriptors");
+  }
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event);
+  // What curl_easy_perform copies from CURLOPT_MAXCONNECTS: returning a connection to a
+  // cache that already holds one closes the older (the cache is the Connection's share).
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 1L);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &IoLoop::on_socket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &IoLoop::on_timer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  thread_ = std::thread([this] { run(); });
+  thread_.detach();  // lives as long as the process (instance())
+}
+
+int IoLoop::on_socket(CURL*, curl_socket_t socket, int what, void* self_ptr, void*) {
+  auto* self = static_cast<IoLoop*>(self_ptr);
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);  // ENOENT/EBADF: already gone
+    return 0;
+  }
+  epoll_event event{};
+  event.events =
+      ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
+  event.data.fd = socket;
+  if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT) {
+    epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+  }
+  return 0;
+}
+
+// Called inside libcurl: only note the time (socket_action may not be called from here).
+int IoLoop::on_timer(CURLM*, long timeout_ms, void* self_ptr) {
+  auto* self = static_cast<IoLoop*>(self_ptr);
+  if (timeout_ms < 0) {
+    self->timer_at_.reset();
+  } else {
+    self->timer_at_ = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+  return 0;
+}
+
+void IoLoop::add(HttpConnection* connection) {
+  if (!connection->attach(multi_)) return;  // ended already (deadline or shutdown)
+  active_.insert(connection);
+}
+
+void IoLoop::finish(HttpConnection* connection, CURLcode code) {
+  active_.erase(connection);
+  connection->complete(multi_, code);
+}
+
+void IoLoop::drain_done() {
+  int queued = 0;
+  while (CURLMsg* message = curl_multi_info_read(multi_, &queued)) {
+    if (message->msg != CURLMSG_DONE) continue;
+    // Read before complete() removes the handle, which invalidates the message.
+    CURL* easy = message->easy_handle;
+    const CURLcode code = message->data.result;
+    char* owner = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &owner);
+    finish(reinterpret_cast<HttpConnection*>(owner), code);
+  }
+}
+
+// Shutdown: a transfer that waits for a silent host has no socket activity, and its
+// timer is its deadline, so libcurl would not call its progress callback before then.
+void IoLoop::check_cancels() {
+  std::vector<HttpConnection*> cut;
+  for (HttpConnection* connection : active_) {
+    if (connection->cancel_requested()) cut.push_back(connection);
+  }
+  for (HttpConnection* connection : cut) {
+    connection->mark_cancelled();
+    finish(connection, CURLE_ABORTED_BY_CALLBACK);
+  }
+}
+
+void IoLoop::run() {
+  pthread_setname_np(pthread_self(), "winrm-io");
+  constexpr auto kCancelCheck = std::chrono::seconds(1);
+  std::array<epoll_event, 256> events{};
+  std::vector<Item> items;
+  for (;;) {
+    auto now = Clock::now();
+    long wait_ms = -1;
+    if (timer_at_) {
+      wait_ms =
+          std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(*timer_at_ - now).count());
+    }
+    if (!active_.empty()) {
+      const long to_check = std::max<long>(
+          0, std::chrono::ceil<std::chrono::milliseconds>(next_cancel_check_ - now).count());
+      wait_ms = wait_ms < 0 ? to_check : std::min(wait_ms, to_check);
+    }
+    const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                                 static_cast<int>(std::min<long>(wait_ms, 60000)));
+    if (ready < 0 && errno != EINTR) {
+      spdlog::error("winrm I/O loop: epoll_wait: {}", std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // never spin
+    }
+    int running = 0;
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      if (fd == wake_fd_) {
+        std::uint64_t count = 0;
+        (void)!read(wake_fd_, &count, sizeof count);
+        continue;
+      }
+      const std::uint32_t flags = events[static_cast<std::size_t>(i)].events;
+      const int mask = ((flags & EPOLLIN) != 0 ? CURL_CSELECT_IN : 0) |
+                       ((flags & EPOLLOUT) != 0 ? CURL_CSELECT_OUT : 0) |
+                       ((flags & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
+      curl_multi_socket_action(multi_, fd, mask, &running);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      items.swap(queue_);
+    }
+    for (Item& item : items) {
+      if (item.connection != nullptr) {
+        add(item.connection);
+      } else {
+        item.fn();
+      }
+    }
+    items.clear();
+    drain_done();
+    if (timer_at_ && Clock::now() >= *timer_at_) {
+      timer_at_.reset();
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    drain_done();
+    now = Clock::now();
+    if (now >= next_cancel_check_) {
+      next_cancel_check_ = now + kCancelCheck;
+      check_cancels();
+    }
+  }
+}
+
 }  // namespace
+
+void run_on_io_thread(std::function<void()> fn) { IoLoop::instance().run_soon(std::move(fn)); }
 
 bool proxy_bypassed(std::string_view host, std::string_view no_proxy) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "winrm/error.h"
+#include "winrm/task.h"
 #include "winrm/transport.h"
 
 namespace winrm {
@@ -18,9 +19,15 @@ class Auth {
  public:
   virtual ~Auth() = default;
   // Sends one SOAP request on conn and returns the (decrypted) response. Must handle
-  // the connection's id changing (a reconnect) by re-authenticating.
+  // the connection's id changing (a reconnect) by re-authenticating. The default runs
+  // send_async to completion on the calling thread.
   virtual Result<HttpResponse> send(Connection& conn, const std::string& soap_body,
-                                    Deadline deadline) = 0;
+                                    Deadline deadline);
+  // The same as a coroutine: suspended (no thread) while a request is in flight, resumed on
+  // the awaiting chain's executor. The default calls send() there (a blocking step); an
+  // Auth overrides at least one of the two.
+  virtual Task<Result<HttpResponse>> send_async(Connection& conn, std::string soap_body,
+                                                Deadline deadline);
   // "basic", "kerberos", "ntlm", "certificate": for metrics and logs.
   virtual std::string name() const = 0;
 };

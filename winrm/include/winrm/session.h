@@ -15,6 +15,7 @@
 #include "winrm/envelope.h"
 #include "winrm/error.h"
 #include "winrm/row.h"
+#include "winrm/task.h"
 #include "winrm/transport.h"
 
 namespace winrm {
@@ -70,25 +71,30 @@ class Session {
   // still open. A timed-out Pull is retried; an expired or invalidated context restarts
   // the enumeration once; "MaxEnvelopeSize too large" retries with half the size (down
   // to kMinMaxEnvelopeSize). Bounded by options().limits. Never runs past deadline.
+  // Runs enumerate_async to completion on the calling thread.
   Result<std::vector<Row>> enumerate(std::string_view wmi_namespace, std::string_view wql,
                                      Deadline deadline);
+  // The same as a coroutine: no thread is held while a request is in flight; the pages are
+  // parsed on the awaiting chain's executor (winrm/task.h).
+  Task<Result<std::vector<Row>>> enumerate_async(std::string wmi_namespace, std::string wql,
+                                                 Deadline deadline);
 
   const SessionOptions& options() const { return options_; }
 
  private:
-  Result<std::vector<Row>> enumerate_once(std::string_view wmi_namespace, std::string_view wql,
-                                          Deadline deadline);
+  Task<Result<std::vector<Row>>> enumerate_once(const std::string& wmi_namespace,
+                                                const std::string& wql, Deadline deadline);
   struct PollBudget {
     std::size_t bytes = 0;     // response bytes so far
     std::size_t rows = 0;      // rows held
     std::size_t row_heap = 0;  // estimated memory of the rows held
   };
   // One request/response: auth, HTTP status to error, byte budget, parse, RelatesTo.
-  Result<EnumerationPage> exchange(const std::string& body, const std::string& message_id,
-                                   Deadline deadline, PollBudget& budget);
+  Task<Result<EnumerationPage>> exchange(std::string body, const std::string& message_id,
+                                         Deadline deadline, PollBudget& budget);
   // Best-effort Release of a live context on early exit: skipped when the connection is
   // gone (never reconnects for it); deadline min(poll deadline, now + 500 ms).
-  void release(const RequestOptions& request, const std::string& context, Deadline deadline);
+  Task<void> release(const RequestOptions& request, const std::string& context, Deadline deadline);
 
   SessionOptions options_;
   bool response_cap_from_limits_ = true;  // else the caller's EndpointOptions ceiling

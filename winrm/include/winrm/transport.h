@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,9 @@ struct TransportCounters {
   void count_error(ErrorKind kind) { errors_by_kind[static_cast<int>(kind)]++; }
 };
 
+// Called once with the result of Connection::start.
+using ResponseCallback = std::function<void(Result<HttpResponse>)>;
+
 // One keep-alive connection to one endpoint. Not thread-safe: one request at a time
 // (NTLM/Kerberos sealing state and HTTP.sys auth are per connection anyway).
 class Connection {
@@ -103,7 +107,15 @@ class Connection {
   // One POST to the endpoint path. Reconnects transparently if the connection is gone
   // (connection_id() then changes, so auth knows to handshake again).
   // The deadline covers DNS, connect, TLS handshake, sending and receiving.
+  // Blocks the calling thread: start() and a wait for its callback.
   virtual Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) = 0;
+  // The same POST without a thread waiting for it: returns at once, and on_done gets the
+  // result, for the libcurl transport on its I/O thread (docs/transport.md), so on_done
+  // must only hand the result over (no parsing, no GSS). `request` must stay alive and the
+  // Connection untouched until then. The default runs round_trip on the calling thread.
+  virtual void start(const HttpRequest& request, Deadline deadline, ResponseCallback on_done) {
+    on_done(round_trip(request, deadline));
+  }
   // Changes whenever a new TCP connection is opened.
   virtual std::uint64_t connection_id() const = 0;
   // RFC 5929 tls-server-end-point hash of the server certificate (HTTPS only), for
@@ -127,6 +139,10 @@ class Connection {
 // "a.example.com"), or, for an IP address host, an equal address or a CIDR range
 // ("10.0.0.0/8", "fd00::/8"). Case-insensitive; entries separated by commas or spaces.
 bool proxy_bypassed(std::string_view host, std::string_view no_proxy);
+
+// Runs fn on the transport's I/O thread (the one that drives every libcurl transfer) and
+// returns at once. For tests: a slow fn holds every transfer back, as a busy loop would.
+void run_on_io_thread(std::function<void()> fn);
 
 std::unique_ptr<Connection> make_http_connection(EndpointOptions options,
                                                  std::shared_ptr<TransportCounters> counters);

@@ -129,7 +129,10 @@ no_aslr_prefix() {
 # net_test_*: the HTTP server's loops, workers and Responders completed from other threads.
 # Every name here is a real test: a renamed or missing one fails the build instead of
 # shrinking the stage.
-TSAN_TESTS=(daemon_test_scheduler daemon_test_cache daemon_test_poller net_test_parser net_test_server)
+# winrm_test_transport: the transport's I/O thread, its queue and the hand-off of each
+# Connection and result between it and its owner (docs/transport.md).
+TSAN_TESTS=(daemon_test_scheduler daemon_test_cache daemon_test_poller net_test_parser net_test_server
+  winrm_test_transport)
 TSAN_TARGETS=("${TSAN_TESTS[@]}" e2e_test_exporter_sim winrm_exporter winrm-sim)
 build_tsan() {
   configure build-tsan "${SANITIZER_FLAGS[@]}" -DWINRM_EXPORTER_SANITIZE=thread ||

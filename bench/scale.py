@@ -336,6 +336,21 @@ def wait_ports_file(proc, path, kind="https", timeout=30):
     sys.exit("winrm-sim wrote no ports file")
 
 
+def wait_ready(exporter, base, log, timeout=120):
+    """Waits for the exporter's /-/ready (at most `timeout` s); exits the bench if it dies first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if exporter.poll() is not None:
+            sys.exit(f"exporter exited with {exporter.returncode}; log: {log}")
+        try:
+            get(base + "/-/ready", timeout=5)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"exporter not ready within {timeout}s")
+            time.sleep(0.2)
+
+
 def percentile(values, q):
     if not values:
         return float("nan")
@@ -538,17 +553,7 @@ def main():
             exporter_bin, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{web_port}",
             f"--scheduler.workers={args.scheduler_workers}", "--log.level=warn"]),
             stdout=exp_log, stderr=subprocess.STDOUT, env=exporter_env)
-        deadline = time.monotonic() + 120
-        while True:
-            if exporter.poll() is not None:
-                sys.exit(f"exporter exited with {exporter.returncode}; log: {tmp}/exporter.log")
-            try:
-                get(base + "/-/ready", timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("exporter not ready within 120s")
-                time.sleep(0.2)
+        wait_ready(exporter, base, f"{tmp}/exporter.log")
         print(f"N={args.targets}: exporter ready after {time.monotonic() - t_start:.1f}s; "
               f"warm-up {args.warmup:.0f}s, window {args.window:.0f}s, sim CPU {args.sim_cpu or '-'}, "
               f"exporter CPU {args.exporter_cpu or '-'} (temp dir {tmp})", flush=True)

@@ -33,7 +33,8 @@ import time
 
 import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
 from scale import (Proc, free_port, get, parse_metrics, stop, total, wait_ports_file,  # bench/scale.py
-                   histogram, quantile_from_buckets, pinned, sim_config_head, exporter_config_head)
+                   wait_ready, histogram, quantile_from_buckets, pinned, sim_config_head,
+                   exporter_config_head)
 
 PHASES = ["healthy", "timeout", "reset", "401", "quota", "malformed", "stall"]
 FAULT_HOSTS = {
@@ -140,17 +141,7 @@ def main():
                                                                f"--web.listen-address=127.0.0.1:{web_port}",
                                                                "--log.level=error"]),
                                     stdout=exp_log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            if exporter.poll() is not None:
-                sys.exit(f"exporter exited with {exporter.returncode}; log: {tmp}/exporter.log")
-            try:
-                get(base + "/-/ready", timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("exporter not ready within 120s")
-                time.sleep(0.2)
+        wait_ready(exporter, base, f"{tmp}/exporter.log")
         t0 = time.monotonic()
         next_phase = t0 + args.phase
         print(f"soak: {args.targets} targets, {faulty} cycling through {' -> '.join(PHASES)} "

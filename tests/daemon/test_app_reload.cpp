@@ -68,7 +68,13 @@ TEST_CASE("a reload whose worker threads cannot start keeps the previous configu
   CHECK(gauge(app, "winrm_exporter_scheduler_jobs") == 14);  // 2 targets x 7 collectors
   CHECK(gauge(app, "winrm_exporter_scheduler_workers") == 2);
 
-  // The new file is valid; it needs 8 workers (concurrency 8 x 1), and thread creation fails.
+  // The new file is valid; it needs more workers (concurrency 8 x 1: one per core, at least
+  // kMinDefaultSchedulerWorkers, at most 8), and thread creation fails.
+  config::Defaults grown;
+  grown.concurrency = 8;
+  grown.per_target_concurrency = 1;
+  const int grown_workers = worker_count(0, grown);
+  REQUIRE(grown_workers > 2);
   dir.write("config.yml", config_text(password, 8, 5));
   *fail = true;
   auto reloaded = app.load();
@@ -91,7 +97,7 @@ TEST_CASE("a reload whose worker threads cannot start keeps the previous configu
   CHECK(app.config() != before);
   CHECK(cached_targets(app).size() == 5);
   CHECK(gauge(app, "winrm_exporter_scheduler_jobs") == 35);
-  CHECK(gauge(app, "winrm_exporter_scheduler_workers") == 8);
+  CHECK(gauge(app, "winrm_exporter_scheduler_workers") == grown_workers);
   CHECK(app.render_metrics()->find("winrm_exporter_config_last_reload_successful 1") !=
         std::string::npos);
   app.stop();

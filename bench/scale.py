@@ -160,6 +160,10 @@ def quantile_from_buckets(buckets, count, q):
     return float("inf")
 
 
+# The exporter's polling threads by name (daemon/scheduler.h, winrm/src/transport.cpp).
+POLLING_THREADS = ("poll-worker", "winrm-io")
+
+
 class Proc:
     def __init__(self, pid):
         self.pid = pid
@@ -180,9 +184,10 @@ class Proc:
         return total / 1e9
 
     def serving_cpu_seconds(self):
-        """CPU of the threads that are not poll workers (the exporter names those
-        'poll-worker'): the web server, /metrics rendering, main. Threads that ended are
-        not counted (none of the serving ones end while it runs)."""
+        """CPU of the threads that do not poll: not the scheduler's workers ('poll-worker')
+        and not the transport's I/O thread ('winrm-io', every transfer since 6d3c97d): the
+        web server, /metrics rendering, main. Threads that ended are not counted (none of
+        the serving ones end while it runs)."""
         total = 0
         for tid in os.listdir(f"/proc/{self.pid}/task"):
             try:
@@ -190,7 +195,7 @@ class Proc:
             except OSError:
                 continue
             comm = text[text.index("(") + 1:text.rindex(")")]
-            if comm == "poll-worker":
+            if comm in POLLING_THREADS:
                 continue
             fields = text.rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])

@@ -446,6 +446,12 @@ def cpus_exist(spec):
     return wanted <= os.sched_getaffinity(0)
 
 
+def set_autogroup_nice(value):
+    """Sets the nice of this session's autogroup (the whole session: start the bench with setsid)."""
+    with open("/proc/self/autogroup", "w") as f:
+        f.write(str(value))
+
+
 def autogroup_nice():
     """The session autogroup's nice as /proc/self/autogroup shows it ("/autogroup-N nice K"), or '-' where the
     file is missing or empty (containers, kernels without CONFIG_SCHED_AUTOGROUP)."""
@@ -510,8 +516,7 @@ def main():
         args.probe_rate, args.parallel_scrapes = 5, 2
 
     if args.autogroup_nice is not None:
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(args.autogroup_nice))
+        set_autogroup_nice(args.autogroup_nice)
     exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
     sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")
     for b in (exporter_bin, sim_bin):

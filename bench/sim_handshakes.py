@@ -30,7 +30,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # bench/scale.py's helpers: one copy of the /proc readers, pinning, the ports file and stopping.
-from scale import Proc, autogroup_nice, pinned, stop, wait_ports_file  # noqa: E402
+from scale import Proc, autogroup_nice, pinned, set_autogroup_nice, stop, wait_ports_file  # noqa: E402
 
 import bench_lock  # bench/bench_lock.py: one pinned benchmark at a time
 
@@ -67,8 +67,7 @@ def main():
     args = ap.parse_args()
     bench_lock.hold(" ".join(sys.argv))
     if args.autogroup_nice is not None:
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(args.autogroup_nice))
+        set_autogroup_nice(args.autogroup_nice)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

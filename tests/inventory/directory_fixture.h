@@ -61,16 +61,17 @@ inline std::string directory_ldif(const std::vector<Computer>& computers) {
 class Directory {
  public:
   // kerberos: also a KDC, ldap/localhost in slapd's keytab; KRB5_CONFIG is set for this
-  // process (call before any thread starts).
-  Directory(const std::vector<Computer>& computers, bool kerberos) {
+  // process and the children it starts (call before any thread starts). max_life: the
+  // client principals' ticket lifetime in seconds (kdc.sh init).
+  Directory(const std::vector<Computer>& computers, bool kerberos, int max_life = 60) {
     script_ = std::string(WINRM_SOURCE_DIR) + "/tests/inventory/slapd.sh";
     dir_ = (tmp_ / "slapd").string();
     std::filesystem::create_directories(dir_);
     if (kerberos) {
       kdc_ = (tmp_ / "kdc").string();
       std::filesystem::create_directories(kdc_);
-      REQUIRE(run(std::string(WINRM_TEST_SCRIPTS) + "/kdc.sh init " + kdc_ + " 60 >" + kdc_ +
-                  "/init.log 2>&1") == 0);
+      REQUIRE(run(std::string(WINRM_TEST_SCRIPTS) + "/kdc.sh init " + kdc_ + " " +
+                  std::to_string(max_life) + " >" + kdc_ + "/init.log 2>&1") == 0);
       const std::string env =
           "KRB5_CONFIG=" + kdc_ + "/krb5.conf KRB5_KDC_PROFILE=" + kdc_ + "/kdc.conf ";
       REQUIRE(run(env + "kadmin.local -q 'addprinc -randkey ldap/localhost' >/dev/null 2>&1") == 0);
@@ -110,6 +111,19 @@ class Directory {
   std::string slapd_log() const { return e2e::read_file(dir_ + "/slapd.log"); }
   std::string kdc_log() const { return e2e::read_file(kdc_ + "/kdc.log"); }
   const e2e::TempDir& tmp() const { return tmp_; }
+
+  // Service principals (e.g. HTTP/win01.localhost) with random keys, written to `keytab`
+  // (for winrm-sim's acceptor). Needs kerberos.
+  void add_services(const std::vector<std::string>& spns, const std::string& keytab) const {
+    REQUIRE_FALSE(kdc_.empty());
+    const std::string env =
+        "KRB5_CONFIG=" + kdc_ + "/krb5.conf KRB5_KDC_PROFILE=" + kdc_ + "/kdc.conf ";
+    for (const auto& spn : spns) {
+      REQUIRE(run(env + "kadmin.local -q 'addprinc -randkey " + spn + "' >/dev/null 2>&1") == 0);
+      REQUIRE(run(env + "kadmin.local -q 'ktadd -k " + keytab + " " + spn + "' >/dev/null 2>&1") ==
+              0);
+    }
+  }
 
   // Directory changes through slapd (rootdn), as an administrator would make them.
   void add(const Computer& computer) { modify(ldif_of(computer), "ldapadd"); }

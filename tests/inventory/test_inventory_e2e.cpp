@@ -1,8 +1,15 @@
 // End to end: winrm_exporter discovers its hosts in a slapd with AD-like computer objects
-// (simple bind over LDAPS) and polls them on winrm-sim; a directory change adds and
-// removes polled hosts; a DC outage keeps the last list. The hosts are *.localhost names,
-// which libcurl resolves to loopback without DNS (RFC 6761), so no connect_address is set.
+// and polls them on winrm-sim. Two sources: `paris` binds with SASL/GSSAPI using the same
+// Kerberos profile (keytab, project's MIT KDC) that then polls its hosts, so the KDC log
+// shows one AS request for both the LDAP bind and the polls; `corp` binds simply over
+// LDAPS, searches the whole domain and finds paris's host again (a duplicate, polled once).
+// A directory change adds and removes polled hosts; a DC outage keeps the last list. The
+// hosts are *.localhost names, which libcurl resolves to loopback without DNS (RFC 6761),
+// so no connect_address is set.
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <sstream>
 
 #include "directory_fixture.h"
 
@@ -20,6 +27,29 @@ bool polled_ok(const std::string& metrics, const std::string& host) {
                                    "\",collector=\"os\"}") == 1.0;
 }
 
+double source_metric(const std::string& metrics, const std::string& name,
+                     const std::string& source) {
+  return sample_value(metrics, "winrm_exporter_inventory_" + name + "{source=\"" + source + "\"}")
+      .value_or(-1);
+}
+
+// Service tickets the KDC issued to exporter@ (the SPNs), from its log.
+std::vector<std::string> tickets_of_exporter(const std::string& kdc_log) {
+  std::vector<std::string> spns;
+  std::istringstream log(kdc_log);
+  const std::string needle = " exporter@KRBTEST.COM for ";
+  for (std::string line; std::getline(log, line);) {
+    const auto at = line.find(needle);
+    if (line.find("TGS_REQ") == std::string::npos || line.find(": ISSUE:") == std::string::npos ||
+        at == std::string::npos) {
+      continue;
+    }
+    const auto start = at + needle.size();
+    spns.push_back(line.substr(start, line.find_first_of(", ", start) - start));
+  }
+  return spns;
+}
+
 }  // namespace
 
 TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outages") {
@@ -31,7 +61,8 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
                        4096,    "ou=Servers,ou=Lyon", ""};
   const Computer disabled{"OLD01", "old01.localhost",    "Windows Server 2012 R2",
                           4098,    "ou=Servers,ou=Lyon", ""};
-  invtest::Directory directory({win01, win02, disabled}, false);
+  // Tickets live 10 minutes, longer than the test: one AS request if one cache serves all.
+  invtest::Directory directory({win01, win02, disabled}, true, 600);
 
   TempDir dir;
   REQUIRE(run_shell(std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir.str() +
@@ -41,10 +72,16 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
   write_file(dir / "reader.pw", "readerpw\n");
   chmod((dir / "reader.pw").c_str(), 0600);
   chmod((dir / "monitor.pass").c_str(), 0600);
+  // win01 (found by the GSSAPI source) accepts Kerberos only: a Basic poll cannot succeed.
+  directory.add_services({"HTTP/win01.localhost"}, (dir / "sim.keytab").string());
   Sim sim(dir,
           "keep_alive_timeout: 30s\nusers:\n  - {username: monitor, password: sim-password}\n"
-          "hosts:\n  - {name: win01.localhost}\n  - {name: win02.localhost}\n"
-          "  - {name: win03.localhost}\n  - {name: old01.localhost}\n");
+          "negotiate: {keytab: " +
+              (dir / "sim.keytab").string() +
+              "}\n"
+              "hosts:\n  - {name: win01.localhost, auth: [negotiate]}\n"
+              "  - {name: win02.localhost}\n"
+              "  - {name: win03.localhost}\n  - {name: old01.localhost}\n");
   write_file(dir / "exporter.yml",
              "global:\n  interval: 2s\n  timeout: 1500ms\n  port: " +
                  std::to_string(sim.https_port) + "\n  tls_ca_file: " + (dir / "ca.pem").string() +
@@ -52,7 +89,20 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
                  "credentials:\n  sim: {auth: basic, username: monitor, password_file: " +
                  (dir / "monitor.pass").string() +
                  "}\n"
+                 "  domain: {auth: kerberos, username: exporter, keytab: " +
+                 directory.kdc_file("client.keytab") +
+                 "}\n"
                  "inventory_ldap:\n"
+                 // The SPN of this DC is ldap/localhost, the host of its URL.
+                 "  - name: paris\n"
+                 "    urls: [" +
+                 directory.ldap_url() +
+                 "]\n"
+                 "    bind: gssapi\n"
+                 "    credential: domain\n"
+                 "    base_dn: ou=Paris,dc=corp,dc=example\n"
+                 "    refresh_interval: 2s\n"
+                 "    defaults: {credential: domain, collectors: [os, cpu], labels: {env: lab}}\n"
                  "  - name: corp\n"
                  "    urls: [" +
                  directory.ldaps_url() +
@@ -77,8 +127,25 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
                         "Datacenter\",ad_ou=\"Paris/Servers\",ad_site=\"Paris\",env=\"lab\"") !=
         std::string::npos);
   CHECK(first.body.find("target=\"old01.localhost\"") == std::string::npos);  // disabled
-  CHECK(sample_value(first.body, "winrm_exporter_inventory_up{source=\"corp\"}") == 1);
-  CHECK(sample_value(first.body, "winrm_exporter_inventory_targets{source=\"corp\"}") == 2);
+  for (const char* source : {"paris", "corp"}) {
+    CAPTURE(source);
+    CHECK(source_metric(first.body, "up", source) == 1);
+    CHECK(source_metric(first.body, "targets", source) == 1);
+  }
+  // corp also found win01, already paris's: skipped and counted, polled once.
+  CHECK(source_metric(first.body, "hosts", "corp") == 2);
+  CHECK(source_metric(first.body, "duplicates", "corp") == 1);
+  CHECK(source_metric(first.body, "duplicates", "paris") == 0);
+  CHECK(count_of(first.body, "winrm_exporter_target_up{target=\"win01.localhost\"}") == 1);
+  // win01 was polled with Kerberos (its sim host takes nothing else) ...
+  check_negotiated_targets(first.body, {"win01.localhost"});
+  // ... by the same identity and ticket cache as the LDAP bind: slapd saw a GSSAPI bind,
+  // exporter@ got service tickets for the DC and the Windows host, from one AS request.
+  CHECK(directory.slapd_log().find("mech=GSSAPI") != std::string::npos);
+  const auto tickets = tickets_of_exporter(directory.kdc_log());
+  CAPTURE(directory.kdc_log());
+  CHECK(std::count(tickets.begin(), tickets.end(), "ldap/localhost@KRBTEST.COM") >= 1);
+  CHECK(std::count(tickets.begin(), tickets.end(), "HTTP/win01.localhost@KRBTEST.COM") >= 1);
   auto sd = get(exporter.port, "/sd");
   CHECK(sd.body.find("win02.localhost") != std::string::npos);
 
@@ -99,15 +166,19 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
   directory.stop();
   auto outage = exporter.metrics_when(
       [&](const std::string& m) {
-        return sample_value(m, "winrm_exporter_inventory_up{source=\"corp\"}") == 0.0;
+        return source_metric(m, "up", "corp") == 0.0 && source_metric(m, "up", "paris") == 0.0;
       },
       30s);
   REQUIRE_MESSAGE(outage.ok, outage.body.substr(0, 4000));
-  CHECK(sample_value(outage.body, "winrm_exporter_inventory_targets{source=\"corp\"}") == 2);
+  CHECK(source_metric(outage.body, "targets", "corp") == 1);   // win03
+  CHECK(source_metric(outage.body, "targets", "paris") == 1);  // win01
   CHECK(sample_value(outage.body,
                      "winrm_exporter_inventory_refresh_errors_total{source=\"corp\"}") >= 1);
   CHECK(polled_ok(outage.body, "win01.localhost"));
   CHECK(polled_ok(outage.body, "win03.localhost"));
   // The bind password never reaches the log.
   CHECK(read_file(exporter.stderr_path).find("readerpw") == std::string::npos);
+  // Every LDAP bind and every poll of the run came from one AS request (one ticket cache).
+  CHECK(run_shell(std::string(WINRM_TEST_SCRIPTS) + "/kdc.sh as-req-count " +
+                  directory.kdc_file("") + " exporter | grep -qx 1") == 0);
 }

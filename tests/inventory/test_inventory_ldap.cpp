@@ -133,6 +133,8 @@ TEST_CASE("config: inventory_ldap is parsed, resolved and checked") {
   auto config = load_config(gssapi_source(dir.ldap_url(),
                                           ", refresh_interval: 5m, "
                                           "defaults: {collectors: [os], port: 5999, "
+                                          "interval: 45s, credential: krb, "
+                                          "proxy: http://proxy.corp.example:3128, "
                                           "labels: {env: prod}}"));
   REQUIRE(config.inventory_ldap.size() == 1);
   const auto& source = config.inventory_ldap[0];
@@ -142,7 +144,20 @@ TEST_CASE("config: inventory_ldap is parsed, resolved and checked") {
   CHECK(source.max_stale_age == std::chrono::hours(24));  // the documented default
   CHECK(source.defaults.collectors == std::vector<std::string>{"os"});
   CHECK(source.defaults.port == 5999);
-  CHECK(source.defaults.credential == "win");
+  CHECK(source.defaults.interval == std::chrono::seconds(45));
+  CHECK(source.defaults.credential == "krb");
+  CHECK(source.defaults.proxy.url == "http://proxy.corp.example:3128");
+  // Without defaults a source's hosts take global's.
+  auto plain = load_config(gssapi_source(dir.ldap_url()));
+  CHECK(plain.inventory_ldap[0].defaults.credential == "win");
+  CHECK(plain.inventory_ldap[0].defaults.interval == std::chrono::seconds(30));
+  // Several sources, each named once.
+  const std::string second = "  - {name: branch, urls: [" + dir.ldap_url() +
+                             "], credential: krb, base_dn: 'ou=Lyon,dc=corp,dc=example'}\n";
+  CHECK(load_config(gssapi_source(dir.ldap_url()) + second).inventory_ldap.size() == 2);
+  CHECK_THROWS_WITH_AS(
+      load_config(gssapi_source(dir.ldap_url()) + "  - " + gssapi_source(dir.ldap_url())),
+      doctest::Contains("repeated source name"), config::ConfigError);
   CHECK(source.defaults.labels.at("env") == "prod");
   CHECK(config.targets.empty());  // the resolved defaults are not a target
 

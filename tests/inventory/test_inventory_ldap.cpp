@@ -219,6 +219,30 @@ TEST_CASE("SASL/GSSAPI bind with the profile's keytab; paged search over 1,200+ 
   CHECK(manager->stats().acquisitions.load() == acquisitions);
 }
 
+TEST_CASE("GSSAPI binds follow the profile's ticket refresh") {
+  // A refresh replaces the profile's in-process cache (new TGT, no service tickets): the
+  // next bind must use that ticket, asking the KDC for ldap/localhost again, not a kept
+  // credential. refresh_fraction 0 makes every acquire() a due refresh.
+  auto& dir = directory();
+  auto config = load_config(gssapi_source(dir.ldap_url(), ", filter: '(cn=WIN01)'"));
+  auto options = exporter::credential_options(config.credentials.at("krb"));
+  options.refresh_fraction = 0;
+  auto manager = std::make_shared<winrm::CredentialManager>(options);
+  const auto ldap_tickets = [&] {
+    return e2e::count_of(dir.kdc_log(), " exporter@KRBTEST.COM for ldap/localhost@KRBTEST.COM");
+  };
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    const auto acquisitions = manager->stats().acquisitions.load();
+    const auto tickets = ldap_tickets();
+    auto result = exporter::search_ldap(config.inventory_ldap[0], manager);
+    REQUIRE_MESSAGE(result.has_value(), (result ? "" : result.error().message));
+    CHECK(result->hosts.size() == 1);
+    CHECK(manager->stats().acquisitions.load() == acquisitions + 1);  // a new TGT (keytab)
+    CHECK(ldap_tickets() == tickets + 1);  // on the new cache: a new service ticket
+  }
+}
+
 TEST_CASE("a custom filter and attribute labels") {
   auto& dir = directory();
   auto config = load_config(

@@ -1,7 +1,7 @@
 // The Active Directory inventory against a real slapd (AD-like schema, loaded from LDIF)
-// and a real MIT KDC: SASL/GSSAPI bind with the profile's keytab, simple bind over TLS,
-// paged results over 1,200+ entries, DC failover and outage, directory changes between
-// refreshes, merging with static targets.
+// and a real MIT KDC: SASL/GSSAPI bind with the profile's keytab (and its refreshes),
+// simple bind over LDAPS and StartTLS, paged results over 1,200+ entries, DC failover and
+// outage, directory changes between refreshes, merging with static targets.
 #include <doctest/doctest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
@@ -258,7 +258,7 @@ TEST_CASE("a custom filter and attribute labels") {
   CHECK(result->hosts[1].labels == std::map<std::string, std::string>{{"site", "Lyon"}});
 }
 
-TEST_CASE("simple bind over LDAPS; a wrong password; failover past a dead DC") {
+TEST_CASE("simple bind over LDAPS and StartTLS; a wrong password; failover past a dead DC") {
   auto& dir = directory();
   const std::string dead = "ldaps://127.0.0.1:" + std::to_string(e2e::free_port());
   auto config = load_config(simple_source(dead + ", " + dir.ldaps_url(), ", page_size: 1000"));
@@ -286,6 +286,26 @@ TEST_CASE("simple bind over LDAPS; a wrong password; failover past a dead DC") {
   auto refused = exporter::search_ldap(untrusted, nullptr);
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().message.find(dir.ldaps_url()) != std::string::npos);
+
+  // start_tls: true on the plain port (a DC without an LDAPS binding): slapd logs the
+  // StartTLS extended operation before the simple bind; an untrusted certificate stops it
+  // before the password is sent.
+  std::string plain = dir.ldap_url();
+  plain.replace(plain.find("localhost"), 9, "127.0.0.1");  // the certificate's IP SAN
+  auto starttls = load_config(simple_source(plain, ", start_tls: true")).inventory_ldap[0];
+  CHECK(starttls.start_tls);
+  const auto extops = e2e::count_of(dir.slapd_log(), "STARTTLS");
+  auto upgraded = exporter::search_ldap(starttls, nullptr);
+  REQUIRE_MESSAGE(upgraded.has_value(), (upgraded ? "" : upgraded.error().message));
+  CHECK(upgraded->url == plain);
+  CHECK(upgraded->hosts.size() == kBulk + 2);
+  CHECK(e2e::count_of(dir.slapd_log(), "STARTTLS") > extops);
+  starttls.tls_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  auto not_upgraded = exporter::search_ldap(starttls, nullptr);
+  REQUIRE_FALSE(not_upgraded.has_value());
+  CHECK_MESSAGE(not_upgraded.error().message.find("StartTLS") != std::string::npos,
+                not_upgraded.error().message);
+  CHECK(not_upgraded.error().message.find(plain) != std::string::npos);
 }
 
 TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, merge") {

@@ -412,7 +412,11 @@ void compress_families(RenderedFamilies& rendered, int level, const RenderedFami
         segment.shrink_to_fit();  // kept for a whole interval
         family.deflated = std::move(segment);
       }
-      family.lines = std::string();
+      // Frees the text. `lines = std::string()` would not: libstdc++'s move assignment from
+      // a short (SSO) string copies its bytes into the buffer it already has and keeps that
+      // buffer, so every kept poll held its whole text beside its segments (heaptrack:
+      // ~60% of the heap at 500 hosts, ~125 KB per host).
+      std::string().swap(family.lines);
     }
     rendered.stored_bytes += family.deflated.size();
   }

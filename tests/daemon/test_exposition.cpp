@@ -311,6 +311,8 @@ TEST_CASE("compressed families: text round-trips, gzip page of segments equals t
   for (std::size_t i = 0; i < a.families.size(); ++i) {
     CAPTURE(a.families[i].name);
     CHECK(a.families[i].lines.empty());
+    // The text's buffer is freed, not only emptied (an emptied string keeps its capacity).
+    CHECK(a.families[i].lines.capacity() == std::string().capacity());
     CHECK_FALSE(a.families[i].deflated.empty());
     CHECK(a.families[i].line_bytes == a_text.families[i].lines.size());
     std::string text = "kept ";
@@ -444,6 +446,11 @@ TEST_CASE("the cache reuses unchanged segments across polls of one target and co
   cache.record_success("win01.sim.test", "svc", mixed_families(1), 0.1);
   auto first = families_of();
   CHECK(first->reused == 0);
+  // What the cache keeps of a poll is its segments: no family holds a text buffer.
+  for (const auto& family : first->families) {
+    CAPTURE(family.name);
+    CHECK(family.lines.capacity() == std::string().capacity());
+  }
   cache.record_success("win01.sim.test", "svc", mixed_families(1), 0.1);
   CHECK(families_of()->reused == first->families.size());
   cache.record_failure("win01.sim.test", "svc", "timeout", "slow", 3);  // keeps the families

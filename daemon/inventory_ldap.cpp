@@ -437,12 +437,16 @@ void LdapInventoryRunner::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     auto now = std::chrono::steady_clock::now();
+    // The longest overdue source first: a source whose search outlasts its
+    // refresh_interval (dead DCs, each up to `timeout`) is due again at once, and taking
+    // the first due by name would starve the sources after it.
     std::optional<std::string> due;
+    auto due_since = now;
     auto next = now + std::chrono::hours(1);
     for (const auto& [name, source] : sources_) {
-      if (source.next_refresh <= now) {
+      if (source.next_refresh <= now && (!due || source.next_refresh < due_since)) {
         due = name;
-        break;
+        due_since = source.next_refresh;
       }
       next = std::min(next, source.next_refresh);
     }

@@ -2,9 +2,13 @@
 // and a real MIT KDC: SASL/GSSAPI bind with the profile's keytab (and its refreshes),
 // simple bind over LDAPS and StartTLS, paged results over 1,200+ entries, DC failover and
 // outage, directory changes between refreshes, merging with static targets.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -217,6 +221,14 @@ TEST_CASE("SASL/GSSAPI bind with the profile's keytab; paged search over 1,200+ 
   const auto acquisitions = manager->stats().acquisitions.load();
   REQUIRE(exporter::search_ldap(config.inventory_ldap[0], manager).has_value());
   CHECK(manager->stats().acquisitions.load() == acquisitions);
+
+  // max_hosts bounds a search: finding more is an error (the runner keeps its last list).
+  auto bounded = config.inventory_ldap[0];
+  bounded.max_hosts = 1000;
+  auto too_many = exporter::search_ldap(bounded, manager);
+  REQUIRE_FALSE(too_many.has_value());
+  CHECK_MESSAGE(too_many.error().message.find("more than max_hosts=1000") != std::string::npos,
+                too_many.error().message);
 }
 
 TEST_CASE("GSSAPI binds follow the profile's ticket refresh") {
@@ -372,6 +384,39 @@ TEST_CASE("runner: refresh, DC outage keeps the last list, directory changes, me
   runner.configure(std::make_shared<const config::Config>(
       load_config(gssapi_source(dir.ldap_url(), ", refresh_interval: 1m"))));
   CHECK(hosts_of().empty());
+}
+
+TEST_CASE("runner: a source slower than its refresh_interval does not starve the others") {
+  // A "DC" that accepts connections and never answers: each search of source `a-silent`
+  // waits its whole 2 s timeout, longer than its 1 s refresh_interval, so it is always due
+  // again. Source `corp` (after it by name) must still be refreshed.
+  const int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(bind(silent, reinterpret_cast<sockaddr*>(&address), length) == 0);
+  REQUIRE(listen(silent, 16) == 0);
+  REQUIRE(getsockname(silent, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  const std::string silent_url = "ldap://localhost:" + std::to_string(ntohs(address.sin_port));
+
+  auto& dir = directory();
+  const std::string corp = gssapi_source(dir.ldap_url(), ", refresh_interval: 1s");
+  const std::string slow =
+      "  - {name: a-silent, urls: [" + silent_url +
+      "], credential: krb, base_dn: 'dc=corp,dc=example', refresh_interval: 1s, timeout: 2s}\n";
+  Runner r(std::make_shared<const config::Config>(load_config(corp + slow)));
+  REQUIRE(r.runner.start().has_value());
+  const bool refreshed = e2e::wait_until([&] { return !r.hosts().empty(); }, 20s);
+  const auto silent_errors = e2e::sample_value(
+      r.metrics(), "winrm_exporter_inventory_refresh_errors_total{source=\"a-silent\"}");
+  r.runner.stop();
+  close(silent);
+  CHECK_MESSAGE(refreshed, r.metrics());
+  CHECK(r.hosts().size() == kBulk + 2);
+  CHECK(r.metric("up") == 1);
+  CHECK(silent_errors.value_or(0) >= 1);  // the silent source was searched (and timed out)
 }
 
 TEST_CASE("runner: max_stale_age drops the last list of a source whose DCs stay down") {

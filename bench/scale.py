@@ -580,7 +580,7 @@ def main():
         prober.start()
         perf = start_perf(args.perf_dir, "window", exporter.pid)
         print(f"{'t(s)':>6} {'RSS MiB':>8} {'CPU %':>6} {'sim CPU%':>8} {'fds':>6} {'thr':>4} "
-              f"{'polls/s':>8} {'lag mean':>9} {'running':>7} {'waiting':>7} {'up':>6}")
+              f"{'polls/s':>8} {'lag mean':>9} {'running':>7} {'waiting':>7} {'slow':>5} {'up':>6}")
         last = first
         while time.monotonic() < end:
             time.sleep(min(args.sample, max(0.0, end - time.monotonic())))
@@ -600,11 +600,12 @@ def main():
                        lag=(lag_sum1 - lag_sum0) / (lag_n1 - lag_n0) if lag_n1 > lag_n0 else float("nan"),
                        running=total(cur, "winrm_exporter_scheduler_polls_running"),
                        waiting=total(cur, "winrm_exporter_scheduler_polls_waiting"),
+                       slow=total(cur, "winrm_exporter_scheduler_slow_polls"),
                        up=total(cur, "winrm_exporter_target_up"))
             rows.append(row)
             print(f"{row['t']:6.0f} {row['rss']:8.1f} {row['cpu']:6.1f} {row['sim_cpu']:8.1f} "
                   f"{row['fds']:6d} {row['threads']:4d} {row['polls']:8.1f} {row['lag']:9.4f} "
-                  f"{row['running']:7.0f} {row['waiting']:7.0f} {row['up']:6.0f}", flush=True)
+                  f"{row['running']:7.0f} {row['waiting']:7.0f} {row['slow']:5.0f} {row['up']:6.0f}", flush=True)
             prev_t, prev_cpu, prev_sim, last = now, cpu, sim_cpu, cur
         prober.finish()
         stop_perf(perf)
@@ -631,6 +632,12 @@ def main():
         connections = delta("winrm_exporter_winrm_connections_opened_total")
         reconnects = delta("winrm_exporter_winrm_reconnects_total")
         auth_handshakes = delta("winrm_exporter_auth_handshakes_total")
+        timeouts = sum(v for (n, l), v in last.items()
+                       if n == "winrm_exporter_winrm_transport_errors_total" and 'kind="timeout"' in l) - \
+            sum(v for (n, l), v in first.items()
+                if n == "winrm_exporter_winrm_transport_errors_total" and 'kind="timeout"' in l)
+        slow_total = delta("winrm_exporter_scheduler_slow_polls_total")
+        slow_refused = delta("winrm_exporter_scheduler_slow_polls_refused_total")
 
         rounds = {}
         perf = start_perf(args.perf_dir, "scrapes", exporter.pid)
@@ -664,6 +671,12 @@ def main():
         print(f"  scheduler lag p99          <= {quantile_from_buckets(lag_buckets, lag_n, 0.99)} s   p50 <= "
               f"{quantile_from_buckets(lag_buckets, lag_n, 0.5)} s, mean "
               f"{((lag_sum1 - lag_sum0) / lag_n if lag_n else float('nan')):.4f} s ({lag_n:.0f} polls)")
+        print(f"  polls waiting (parked)     {med('waiting'):10.0f}   median of the samples, max "
+              f"{max(r['waiting'] for r in rows):.0f}; slow polls beside their target's next "
+              f"{med('slow'):.0f} median, max {max(r['slow'] for r in rows):.0f}")
+        print(f"  slow polls per hour        {slow_total * per_hour:10.0f}   gave their slot to the target's next "
+              f"poll ({slow_total:.0f} in the window), refused (cap) {slow_refused:.0f}; "
+              f"WinRM timeouts/h {timeouts * per_hour:.0f}")
         print(f"  exporter CPU               {cores:10.3f} cores (window average, incl. the sample scrapes "
               f"every {args.sample:.0f}s and probes); winrm-sim {sim_cores:.3f} cores")
         print(f"  winrm-sim run-queue wait   {sim_wait:10.1f} s   over its threads in the {window:.0f} s window "

@@ -192,6 +192,7 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
         runtime->auth_error = old->second->auth_error;
         runtime->auth_stats = old->second->auth_stats;
         runtime->pool = old->second->pool;
+        runtime->pool->set_keep(static_cast<std::size_t>(defaults.per_target_concurrency));
       } else {
         auto profile = config->credentials.find(target.credential);
         if (profile == config->credentials.end()) {
@@ -206,7 +207,8 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
         winrm::SessionOptions options = session_options_for(*config, target);
         options.endpoint.cancel = poller_.cancel_flag();
         runtime->pool = std::make_shared<SessionPool>(
-            winrm_session_factory(options, runtime->make_auth, telemetry_.transport()));
+            winrm_session_factory(options, runtime->make_auth, telemetry_.transport()),
+            static_cast<std::size_t>(defaults.per_target_concurrency));
         if (options.endpoint.insecure_skip_verify) insecure.push_back(target.name);
       }
       TargetInfo info;
@@ -238,6 +240,8 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
   auth_factory_.retain(config->credentials);
   cache_.set_targets(infos);
   scheduler_.set_concurrency(defaults.concurrency);
+  scheduler_.set_slow_polls(SlowPollPolicy{
+      defaults.slow_poll_after, defaults.max_slow_polls_per_target, defaults.max_slow_polls});
   scheduler_.set_jobs(std::move(jobs), caps);
   auto stats = scheduler_.stats();
   spdlog::info("configuration loaded file={} targets={} owned={} shard={}/{} jobs={} workers={}",

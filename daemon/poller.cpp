@@ -75,8 +75,28 @@ std::unique_ptr<QuerySession> SessionPool::acquire() {
 }
 
 void SessionPool::release(std::unique_ptr<QuerySession> session) {
-  std::lock_guard lock(mutex_);
-  idle_.push_back(std::move(session));
+  {
+    std::lock_guard lock(mutex_);
+    if (idle_.size() < keep_) {
+      idle_.push_back(std::move(session));
+      return;
+    }
+  }
+  closed_++;
+  session.reset();  // outside the lock: closing a connection takes a moment
+}
+
+void SessionPool::set_keep(std::size_t keep) {
+  std::vector<std::unique_ptr<QuerySession>> surplus;
+  {
+    std::lock_guard lock(mutex_);
+    keep_ = keep;
+    while (idle_.size() > keep_) {
+      surplus.push_back(std::move(idle_.back()));
+      idle_.pop_back();
+    }
+  }
+  closed_ += surplus.size();
 }
 
 std::size_t SessionPool::idle() const {

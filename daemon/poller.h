@@ -44,20 +44,29 @@ using SessionFactory = std::function<std::unique_ptr<QuerySession>()>;
 SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker make_auth,
                                      std::shared_ptr<winrm::TransportCounters> counters);
 
-// Sessions of one target, one per parallel slot, created lazily and kept alive while idle.
+// Sessions of one target, created lazily: one per poll in flight. Up to `keep` idle ones
+// (per_target_concurrency: one per parallel slot) stay alive for the next polls; a session
+// released beyond that (the extra one a poll opened beside a slow poll, Scheduler) is
+// closed, so a fleet keeps `keep` connections per host, not its peak.
 class SessionPool {
  public:
-  explicit SessionPool(SessionFactory make_session) : make_session_(std::move(make_session)) {}
+  SessionPool(SessionFactory make_session, std::size_t keep)
+      : make_session_(std::move(make_session)), keep_(keep) {}
   std::unique_ptr<QuerySession> acquire();
   void release(std::unique_ptr<QuerySession> session);
+  // A reload may change per_target_concurrency; surplus idle sessions close at once.
+  void set_keep(std::size_t keep);
   std::size_t idle() const;
   std::size_t created() const { return created_.load(); }
+  std::size_t closed() const { return closed_.load(); }  // released beyond `keep`
 
  private:
   SessionFactory make_session_;
   mutable std::mutex mutex_;
+  std::size_t keep_;
   std::vector<std::unique_ptr<QuerySession>> idle_;
   std::atomic<std::size_t> created_{0};
+  std::atomic<std::size_t> closed_{0};
 };
 
 struct PollFailure {

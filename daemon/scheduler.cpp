@@ -130,7 +130,8 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
     state.cap = state.quota ? 1 : state.configured_cap;
   }
   for (auto it = targets_.begin(); it != targets_.end();) {
-    bool unused = !per_target_concurrency.contains(it->first) && it->second.running == 0;
+    bool unused = !per_target_concurrency.contains(it->first) && it->second.running == 0 &&
+                  it->second.slow == 0;
     it = unused ? targets_.erase(it) : std::next(it);
   }
   attend_locked(now);
@@ -139,6 +140,14 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
 void Scheduler::set_concurrency(int concurrency) {
   std::lock_guard lock(mutex_);
   options_.concurrency = std::max(1, concurrency);
+}
+
+void Scheduler::set_slow_polls(SlowPollPolicy policy) {
+  std::lock_guard lock(mutex_);
+  policy.after = std::max(policy.after, std::chrono::milliseconds(0));
+  policy.per_target = std::max(0, policy.per_target);
+  policy.total = std::max(0, policy.total);
+  options_.slow = policy;
 }
 
 std::expected<void, std::string> Scheduler::set_workers(int workers) {
@@ -253,6 +262,9 @@ Scheduler::Stats Scheduler::stats() const {
   stats.polls_skipped = polls_skipped_;
   stats.wakeups = wakeups_;
   stats.workers = static_cast<std::size_t>(options_.workers);
+  stats.slow = slow_;
+  stats.polls_slow = polls_slow_;
+  stats.slow_refused = slow_refused_;
   return stats;
 }
 
@@ -342,11 +354,19 @@ void Scheduler::backstop_loop() {
   }
 }
 
-void Scheduler::attend_locked(Clock::time_point now) {
+Clock::time_point Scheduler::next_wake_locked() {
   clean_heap_top_locked();
-  bool due_now = !tasks_.empty() || !ready_.empty() || (!heap_.empty() && heap_.top().due <= now);
+  clean_overtake_top_locked();
+  Clock::time_point next = heap_.empty() ? kNever : heap_.top().due;
+  if (!overtakes_.empty()) next = std::min(next, overtakes_.top().at);
+  return next;
+}
+
+void Scheduler::attend_locked(Clock::time_point now) {
+  const Clock::time_point next = next_wake_locked();
+  bool due_now = !tasks_.empty() || !ready_.empty() || next <= now;
   if (leader_) {
-    bool earlier = !heap_.empty() && heap_.top().due < leader_until_;
+    bool earlier = next < leader_until_;
     if ((due_now || earlier) && !leader_->signaled) wake_locked(*leader_);
     return;
   }
@@ -366,13 +386,14 @@ void Scheduler::attend_locked(Clock::time_point now) {
   }
   // Nothing due yet: the vacant lead is taken by whichever comes first, a worker that
   // finishes its poll or the timer at the next due time.
-  arm_backstop_locked(heap_.empty() ? kNever : heap_.top().due);
+  arm_backstop_locked(next);
 }
 
 bool Scheduler::admit(const JobPtr& job) {
   TargetState& state = target_state(job->spec->target);
   if (state.running > 0 && state.running >= state.cap) {
     state.waiting.push_back(job);
+    arm_overtake_locked(job->spec->target, state);
     return false;
   }
   // While other targets wait for a global slot, busy targets do not take more work
@@ -381,7 +402,7 @@ bool Scheduler::admit(const JobPtr& job) {
     global_waiting_.push_back(job);
     return false;
   }
-  if (state.running > 0) {
+  if (state.running + state.slow > 0) {  // in flight already
     ++state.running;
     return true;
   }
@@ -409,6 +430,7 @@ bool Scheduler::defer_for_backoff_locked(const JobPtr& job, TargetState& state,
 }
 
 Scheduler::JobPtr Scheduler::take_runnable_locked(Clock::time_point now) {
+  run_overtakes_locked(now);
   if (!ready_.empty()) {
     JobPtr job = std::move(ready_.front());
     ready_.pop_front();
@@ -513,7 +535,32 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
     if (!defer_for_backoff_locked(job, state, now)) push_heap(job);
   }
 
-  --state.running;
+  const std::string& name = job->spec->target;
+  if (job->slow) {
+    job->slow = false;
+    --state.slow;
+    --slow_;
+  } else {
+    --state.running;
+    std::erase(state.active, job);
+  }
+  hand_on_locked(state, now);
+  if (state.running + state.slow == 0) --targets_in_flight_;
+  fill_global_locked(now);
+  // A slow-poll cap has room again: the target's own parked polls first, then one target
+  // that waited for the exporter-wide cap.
+  overtake_locked(name, state, now);
+  while (!slow_blocked_.empty() && slow_ < static_cast<std::size_t>(options_.slow.total)) {
+    std::string blocked = std::move(slow_blocked_.front());
+    slow_blocked_.pop_front();
+    auto it = targets_.find(blocked);
+    if (it == targets_.end()) continue;
+    it->second.slow_blocked = false;
+    overtake_locked(blocked, it->second, now);
+  }
+}
+
+void Scheduler::hand_on_locked(TargetState& state, Clock::time_point now) {
   if (now < state.backoff_until) {
     // Backing off: this target's parked jobs wait for the end of it, not for a slot.
     for (auto& waiting : state.waiting) {
@@ -540,7 +587,9 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
     for (auto& waiting : state.waiting) global_waiting_.push_back(std::move(waiting));
     state.waiting.clear();
   }
-  if (state.running == 0) --targets_in_flight_;
+}
+
+void Scheduler::fill_global_locked(Clock::time_point now) {
   while (targets_in_flight_ < static_cast<std::size_t>(options_.concurrency) &&
          !global_waiting_.empty()) {
     JobPtr waiting = std::move(global_waiting_.front());
@@ -551,17 +600,103 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
     }
     TargetState& other = target_state(waiting->spec->target);
     if (defer_for_backoff_locked(waiting, other, now)) continue;
-    if (other.running == 0) {
+    if (other.running + other.slow == 0) {
       ++targets_in_flight_;
       other.running = 1;
     } else if (other.running < other.cap) {
       ++other.running;
     } else {
       other.waiting.push_back(std::move(waiting));
+      arm_overtake_locked(other.waiting.back()->spec->target, other);
       continue;
     }
     ready_.push_back(std::move(waiting));
   }
+}
+
+bool Scheduler::slow_room_locked(const TargetState& state) const {
+  return options_.slow.after > Clock::duration::zero() && !state.quota &&
+         state.slow < options_.slow.per_target &&
+         slow_ < static_cast<std::size_t>(options_.slow.total);
+}
+
+void Scheduler::clean_overtake_top_locked() {
+  while (!overtakes_.empty()) {
+    const OvertakeEntry& top = overtakes_.top();
+    auto it = targets_.find(top.target);
+    if (it != targets_.end() && it->second.overtake_at == top.at) return;
+    overtakes_.pop();  // superseded, or the target is gone
+  }
+}
+
+void Scheduler::note_slow_blocked_locked(const std::string& name, TargetState& state) {
+  // Only the exporter-wide cap is freed by other targets' polls (finish hands the room on);
+  // the per-target one by this target's own (finish calls overtake_locked for it).
+  if (options_.slow.after <= Clock::duration::zero() || state.quota ||
+      state.slow >= options_.slow.per_target || state.slow_blocked) {
+    return;
+  }
+  state.slow_blocked = true;
+  slow_blocked_.push_back(name);
+}
+
+void Scheduler::arm_overtake_locked(const std::string& name, TargetState& state) {
+  if (state.waiting.empty() || state.active.empty() || state.quota ||
+      options_.slow.after <= Clock::duration::zero()) {
+    return;
+  }
+  auto oldest = std::min_element(state.active.begin(), state.active.end(),
+                                 [](auto& a, auto& b) { return a->started < b->started; });
+  // Refused for want of room already: finish brings the check back when room frees up.
+  if ((*oldest)->slow_refused) return;
+  const Clock::time_point at = (*oldest)->started + options_.slow.after;
+  if (at >= state.overtake_at) return;  // a check at or before then is queued
+  state.overtake_at = at;
+  overtakes_.push(OvertakeEntry{at, seq_++, name});
+}
+
+void Scheduler::run_overtakes_locked(Clock::time_point now) {
+  for (;;) {
+    clean_overtake_top_locked();
+    if (overtakes_.empty() || overtakes_.top().at > now) return;
+    std::string name = overtakes_.top().target;
+    overtakes_.pop();
+    TargetState& state = targets_.at(name);  // clean_overtake_top_locked found it
+    state.overtake_at = kNever;
+    overtake_locked(name, state, now);
+  }
+}
+
+void Scheduler::overtake_locked(const std::string& name, TargetState& state,
+                                Clock::time_point now) {
+  while (!state.waiting.empty() && !state.active.empty()) {
+    auto oldest = std::min_element(state.active.begin(), state.active.end(),
+                                   [](auto& a, auto& b) { return a->started < b->started; });
+    JobPtr job = *oldest;
+    if (options_.slow.after <= Clock::duration::zero() || now - job->started < options_.slow.after)
+      break;
+    if (!slow_room_locked(state)) {
+      if (state.quota) return;  // one poll at a time by design, not a refusal
+      if (!job->slow_refused) {
+        job->slow_refused = true;
+        ++slow_refused_;
+      }
+      note_slow_blocked_locked(name, state);
+      return;
+    }
+    // The stalled poll runs on to its deadline on its own session; the parked one starts
+    // now on another (the pool closes the extra session once it is idle).
+    state.active.erase(oldest);
+    job->slow = true;
+    --state.running;
+    ++state.slow;
+    ++slow_;
+    ++polls_slow_;
+    spdlog::debug("slow poll gives up its slot target={} collector={} running_for={:.1f}s", name,
+                  job->spec->collector, seconds(now - job->started));
+    hand_on_locked(state, now);
+  }
+  arm_overtake_locked(name, state);
 }
 
 void Scheduler::worker_loop(Worker& self) {
@@ -613,9 +748,9 @@ void Scheduler::worker_loop(Worker& self) {
         if (!self.signaled) std::erase(idle_, &self);  // stop: nobody took us off the list
         continue;
       }
-      // The leader sleeps until the heap top is due, or until told of earlier work.
-      clean_heap_top_locked();
-      leader_until_ = heap_.empty() ? kNever : heap_.top().due;
+      // The leader sleeps until the heap top is due (or an overtake check), or until told
+      // of earlier work.
+      leader_until_ = next_wake_locked();
       self.signaled = false;
       auto woken = [&] { return self.signaled || stopping_; };
       if (leader_until_ == kNever) {
@@ -630,14 +765,21 @@ void Scheduler::worker_loop(Worker& self) {
       leader_ = nullptr;
       leader_until_ = kNever;
     }
-    attend_locked(now);  // more work due, or the next due time: at most one wake-up
-
     ++running_;
     ++polls_started_;
     auto started = Clock::now();
     last_start_ = started;
     job->running = true;
     job->started = started;
+    job->slow = false;
+    job->slow_refused = false;
+    {
+      TargetState& state = target_state(job->spec->target);
+      state.active.push_back(job);
+      if (!state.waiting.empty()) arm_overtake_locked(job->spec->target, state);
+    }
+    attend_locked(now);  // more work due, or the next due time: at most one wake-up
+
     double lag = std::chrono::duration<double>(started - job->due).count();
     std::shared_ptr<const JobSpec> spec = job->spec;  // set_jobs may replace it meanwhile
     lock.unlock();

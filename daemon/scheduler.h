@@ -12,6 +12,14 @@
 // to an idle follower if the next poll comes due before that. In steady state (polls
 // shorter than the gap between due times) each poll costs one wake-up: the leader's timer.
 //
+// Slow polls: a poll still running `SlowPollPolicy::after` after its start is slow (a WMI
+// provider stall, not the host's normal pace). When another poll of its target is parked on
+// the per-target cap, a slow poll gives up its slot, so the parked poll starts at once (on
+// another WinRM session) instead of waiting out the stall; the slow poll runs on to its
+// deadline, counted against the slow-poll caps (per target, exporter-wide) instead of the
+// per-target cap. Its target stays in flight (the global cap counts it). Never during a
+// quota hold. The session pool closes the extra session once it is idle (SessionPool).
+//
 // Back-off: a target whose polls fail as unreachable, or hit a WinRM quota fault, has its
 // polls skipped for a capped, jittered, exponentially growing time (see BackoffPolicy), so
 // an outage of many hosts cannot hold the global slots that healthy hosts need.
@@ -66,6 +74,12 @@ struct BackoffPolicy {
   std::chrono::milliseconds quota_hold{10 * 60 * 1000};
 };
 
+struct SlowPollPolicy {
+  std::chrono::milliseconds after{2000};  // zero: a poll keeps its slot to the end
+  int per_target = 4;                     // slow polls of one target that gave up their slot
+  int total = 1024;                       // the same exporter-wide (each holds a connection)
+};
+
 // Starts a thread running body; throws std::system_error when it cannot (as std::thread
 // does). Null: std::thread. Tests inject failures through it.
 using ThreadSpawner = std::function<std::thread(std::function<void()> body)>;
@@ -76,6 +90,7 @@ struct SchedulerOptions {
   BackoffPolicy backoff;
   std::function<double()> random;  // uniform in [0, 1) for jitter; null: a seeded PRNG
   ThreadSpawner spawn_thread = nullptr;
+  SlowPollPolicy slow{};
 };
 
 // Runs one poll; must return by deadline (give or take) and must not throw.
@@ -114,6 +129,7 @@ class Scheduler {
   void set_jobs(std::vector<JobSpec> jobs,
                 const std::unordered_map<std::string, int>& per_target_concurrency);
   void set_concurrency(int concurrency);
+  void set_slow_polls(SlowPollPolicy policy);
   // Grows the pool at once; surplus workers exit when they are next idle. When a thread
   // cannot be started the pool keeps its previous size and the error says why.
   std::expected<void, std::string> set_workers(int workers);
@@ -137,6 +153,9 @@ class Scheduler {
     std::uint64_t polls_skipped = 0;  // due ticks skipped by back-off
     std::uint64_t wakeups = 0;        // worker returns from a wait (timer or notify)
     std::size_t workers = 0;          // configured pool size
+    std::size_t slow = 0;             // slow polls running that gave up their slot
+    std::uint64_t polls_slow = 0;     // polls that gave up their slot (overtaken)
+    std::uint64_t slow_refused = 0;   // slow polls that kept their slot: a slow-poll cap was full
   };
   Stats stats() const;
 
@@ -170,6 +189,8 @@ class Scheduler {
     Clock::time_point regular_due{};
     bool running = false;         // a worker polls it now, since started
     Clock::time_point started{};  // for progressing(): a poll stuck past its deadline
+    bool slow = false;            // running, and gave up its per-target slot
+    bool slow_refused = false;    // counted in slow_refused_ (once per poll)
   };
   using JobPtr = std::shared_ptr<Job>;
   struct HeapEntry {
@@ -180,8 +201,16 @@ class Scheduler {
       return due != other.due ? due > other.due : seq > other.seq;
     }
   };
+  struct OvertakeEntry {  // when `target`'s oldest slot holder turns slow
+    Clock::time_point at;
+    std::uint64_t seq;
+    std::string target;
+    bool operator>(const OvertakeEntry& other) const {
+      return at != other.at ? at > other.at : seq > other.seq;
+    }
+  };
   struct TargetState {
-    int running = 0;
+    int running = 0;             // polls holding a per-target slot (started or about to)
     int cap = 1;                 // in effect now
     int configured_cap = 1;      // from set_jobs; cap returns to it after a quota hold
     std::deque<JobPtr> waiting;  // due, blocked on this target's cap
@@ -191,6 +220,10 @@ class Scheduler {
     Clock::time_point backoff_until{};
     bool quota = false;
     Clock::time_point quota_until{};  // cap is 1 until then
+    int slow = 0;                     // its slow polls that gave up their slot
+    std::vector<JobPtr> active;       // started polls holding a slot (at most cap)
+    Clock::time_point overtake_at = Clock::time_point::max();  // queued check, max: none
+    bool slow_blocked = false;  // in slow_blocked_: waits for the exporter-wide slow cap
   };
   struct Worker {
     std::condition_variable cv;
@@ -221,6 +254,23 @@ class Scheduler {
   void clean_heap_top_locked();
   TargetState& target_state(const std::string& name);
   bool defer_for_backoff_locked(const JobPtr& job, TargetState& state, Clock::time_point now);
+  // Under lock: after a target's slot was freed, hands it to the target's parked polls (or
+  // requeues them while the target backs off, or queues them behind other targets).
+  void hand_on_locked(TargetState& state, Clock::time_point now);
+  // Under lock: gives free global slots to the targets waiting for one.
+  void fill_global_locked(Clock::time_point now);
+  // Under lock: the earliest of the next due poll and the next overtake check (max: none).
+  Clock::time_point next_wake_locked();
+  void clean_overtake_top_locked();
+  // Under lock: queues an overtake check for when the target's oldest slot holder turns slow,
+  // if polls are parked on its cap and the slow-poll caps leave room.
+  void arm_overtake_locked(const std::string& name, TargetState& state);
+  // Under lock: slot holders past SlowPollPolicy::after give their slots to parked polls.
+  void overtake_locked(const std::string& name, TargetState& state, Clock::time_point now);
+  void run_overtakes_locked(Clock::time_point now);
+  bool slow_room_locked(const TargetState& state) const;
+  // Under lock: the target waits for room under the exporter-wide slow cap.
+  void note_slow_blocked_locked(const std::string& name, TargetState& state);
 
   SchedulerOptions options_;
   PollFunction poll_;  // one of the two
@@ -240,8 +290,13 @@ class Scheduler {
   std::uint64_t polls_started_ = 0;
   std::uint64_t polls_skipped_ = 0;
   std::uint64_t wakeups_ = 0;
-  Clock::time_point last_start_{};  // last poll start (or start())
-  Clock::duration max_timeout_{};   // longest job timeout, for progressing()
+  std::priority_queue<OvertakeEntry, std::vector<OvertakeEntry>, std::greater<>> overtakes_;
+  std::size_t slow_ = 0;
+  std::uint64_t polls_slow_ = 0;
+  std::uint64_t slow_refused_ = 0;
+  std::deque<std::string> slow_blocked_;  // targets waiting for the exporter-wide slow cap
+  Clock::time_point last_start_{};        // last poll start (or start())
+  Clock::duration max_timeout_{};         // longest job timeout, for progressing()
   bool stopping_ = false;
   bool started_ = false;
 

@@ -108,7 +108,18 @@ void Telemetry::render(std::string& out) const {
     gauge("winrm_exporter_scheduler_polls_waiting",
           "Due polls waiting for a global or per-target concurrency slot.",
           static_cast<double>(stats.parked));
+    gauge("winrm_exporter_scheduler_slow_polls",
+          "Slow polls running now that gave their per-target slot to the target's next poll.",
+          static_cast<double>(stats.slow));
     counter("winrm_exporter_scheduler_polls_started_total", "Polls started.", stats.polls_started);
+    counter("winrm_exporter_scheduler_slow_polls_total",
+            "Polls that ran past slow_poll_after and gave their per-target slot to the "
+            "target's next due poll (which opened another connection).",
+            stats.polls_slow);
+    counter("winrm_exporter_scheduler_slow_polls_refused_total",
+            "Slow polls that kept their slot while the target's next poll waited: "
+            "max_slow_polls_per_target or max_slow_polls was reached.",
+            stats.slow_refused);
     counter("winrm_exporter_scheduler_polls_skipped_total",
             "Due polls skipped because their target was backing off after failures.",
             stats.polls_skipped);

@@ -985,11 +985,28 @@ class Loader {
       }
     }
     if (!field || field->value.IsNull()) return;
-    MapReader map(
-        file, field->value, field->loc(),
-        {"interval", "timeout", "concurrency", "per_target_concurrency", "stale_after_intervals",
-         "scheme", "port", "tls_ca_file", "tls_insecure_skip_verify", "max_response_bytes",
-         "collectors", "credential", "labels", "winrm", "limits", "compat", "proxy", "no_proxy"});
+    MapReader map(file, field->value, field->loc(),
+                  {"interval",
+                   "timeout",
+                   "concurrency",
+                   "per_target_concurrency",
+                   "slow_poll_after",
+                   "max_slow_polls_per_target",
+                   "max_slow_polls",
+                   "stale_after_intervals",
+                   "scheme",
+                   "port",
+                   "tls_ca_file",
+                   "tls_insecure_skip_verify",
+                   "max_response_bytes",
+                   "collectors",
+                   "credential",
+                   "labels",
+                   "winrm",
+                   "limits",
+                   "compat",
+                   "proxy",
+                   "no_proxy"});
     if (const Field* f = map.get("interval")) global_.interval = get_duration(*f);
     if (const Field* f = map.get("timeout")) global_.timeout = get_duration(*f);
     if (global_.interval) d.interval = global_.interval->value;
@@ -1003,6 +1020,11 @@ class Loader {
     if (const Field* f = map.get("per_target_concurrency")) {
       d.per_target_concurrency = get_int(*f, 1, 64).value;
     }
+    if (const Field* f = map.get("slow_poll_after")) d.slow_poll_after = get_duration(*f).value;
+    if (const Field* f = map.get("max_slow_polls_per_target")) {
+      d.max_slow_polls_per_target = get_int(*f, 0, 64).value;
+    }
+    if (const Field* f = map.get("max_slow_polls")) d.max_slow_polls = get_int(*f, 0, 100000).value;
     if (const Field* f = map.get("stale_after_intervals")) {
       d.stale_after_intervals = get_int(*f, 1, 1000).value;
     }

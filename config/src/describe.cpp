@@ -46,6 +46,9 @@ std::string describe(const Config& config) {
       << "global: interval=" << format_duration(d.interval)
       << " timeout=" << format_duration(d.timeout) << " concurrency=" << d.concurrency
       << " per_target_concurrency=" << d.per_target_concurrency
+      << " slow_poll_after=" << format_duration(d.slow_poll_after)
+      << " max_slow_polls_per_target=" << d.max_slow_polls_per_target
+      << " max_slow_polls=" << d.max_slow_polls
       << " stale_after_intervals=" << d.stale_after_intervals << " scheme=" << to_string(d.scheme)
       << " port=" << d.port
       << " tls_ca_file=" << (d.tls_ca_file.empty() ? "(system)" : d.tls_ca_file)

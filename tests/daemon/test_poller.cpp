@@ -114,8 +114,8 @@ Reply error_reply(winrm::ErrorKind kind, std::string message) {
 TEST_CASE("a pool reuses its sessions across polls; pools do not share sessions") {
   FakeHost a("a");
   FakeHost b("b");
-  SessionPool pool_a(factory_for(a));
-  SessionPool pool_b(factory_for(b));
+  SessionPool pool_a(factory_for(a), 1);
+  SessionPool pool_b(factory_for(b), 1);
   Poller poller;
   FakeCollector collector(2);
   for (int i = 0; i < 5; ++i) {
@@ -135,9 +135,51 @@ TEST_CASE("a pool reuses its sessions across polls; pools do not share sessions"
   CHECK(b.calls == 2);
 }
 
+TEST_CASE("a pool keeps `keep` idle sessions: the extra one of a poll beside a slow one closes") {
+  FakeHost host("h");
+  std::atomic<int> alive{0};
+  struct Counted final : public QuerySession {
+    Counted(FakeHost& host, std::atomic<int>& alive) : session(host), alive(alive) { ++alive; }
+    ~Counted() override { --alive; }
+    Reply enumerate(std::string_view ns, std::string_view wql, winrm::Deadline d) override {
+      return session.enumerate(ns, wql, d);
+    }
+    FakeSession session;
+    std::atomic<int>& alive;
+  };
+  SessionPool pool([&] { return std::make_unique<Counted>(host, alive); }, 1);
+  // A slow poll holds the kept session; the target's next poll opens a second one.
+  auto slow = pool.acquire();
+  Poller poller;
+  FakeCollector collector;
+  REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  CHECK(pool.created() == 2);
+  CHECK(pool.idle() == 1);  // the second session, idle
+  CHECK(alive == 2);
+  pool.release(std::move(slow));  // the slow poll ends: one session too many
+  CHECK(pool.idle() == 1);
+  CHECK(pool.closed() == 1);
+  CHECK(alive == 1);  // closed, not kept
+  // Steady state: later polls reuse the one kept session.
+  for (int i = 0; i < 3; ++i) REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  CHECK(pool.created() == 2);
+  CHECK(alive == 1);
+  // A reload to per_target_concurrency 2 keeps two; back to 1 closes the surplus idle one.
+  auto a = pool.acquire();
+  auto b = pool.acquire();
+  pool.set_keep(2);
+  pool.release(std::move(a));
+  pool.release(std::move(b));
+  CHECK(pool.idle() == 2);
+  pool.set_keep(1);
+  CHECK(pool.idle() == 1);
+  CHECK(pool.closed() == 2);
+  CHECK(alive == 1);
+}
+
 TEST_CASE("a failed query drops its session; a WS-Man fault keeps it") {
   FakeHost host("h");
-  SessionPool pool(factory_for(host));
+  SessionPool pool(factory_for(host), 1);
   Poller poller;
   FakeCollector collector(2);
 
@@ -197,7 +239,7 @@ TEST_CASE("a failed query drops its session; a WS-Man fault keeps it") {
 
 TEST_CASE("per-poll bounds: series limit, a transform past the deadline, bad data") {
   FakeHost host("h");
-  SessionPool pool(factory_for(host));
+  SessionPool pool(factory_for(host), 1);
   Poller poller;
   FakeCollector collector;
   host.script.push_back([](const std::string&) { return Reply(rows_named("x", 50)); });
@@ -229,7 +271,7 @@ TEST_CASE("per-poll bounds: series limit, a transform past the deadline, bad dat
 
 TEST_CASE("cancel: no poll starts, a poll stops between queries, resume undoes it") {
   FakeHost host("h");
-  SessionPool pool(factory_for(host));
+  SessionPool pool(factory_for(host), 1);
   Poller poller;
   FakeCollector collector(3);
   CHECK_FALSE(poller.cancelled());
@@ -278,7 +320,7 @@ TEST_CASE("8 threads polling 4 targets: no session used twice at once, results n
   std::vector<std::unique_ptr<SessionPool>> pools;
   for (int t = 0; t < kTargets; ++t) {
     hosts.push_back(std::make_unique<FakeHost>("target" + std::to_string(t)));
-    pools.push_back(std::make_unique<SessionPool>(factory_for(*hosts.back())));
+    pools.push_back(std::make_unique<SessionPool>(factory_for(*hosts.back()), kThreads));
   }
   // Every 7th query of target 0 fails, so sessions are also dropped and re-created.
   std::atomic<int> target0_queries{0};

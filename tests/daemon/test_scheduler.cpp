@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -550,4 +551,236 @@ TEST_CASE("asynchronous polls hold a concurrency slot, not a worker; stop waits 
   std::lock_guard lock(mutex);
   CHECK(in_flight == 0);
   CHECK(step_threads.size() == 1);  // every step ran on the one worker
+}
+
+namespace {
+
+// Polls of the collectors named in `stall` wait (bounded: their deadline) until released,
+// as a WMI provider stall would; the others take 5 ms. Records starts and concurrency.
+struct Stalls {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::set<std::string> stall;    // "target/collector"
+  std::set<std::string> stalled;  // those waiting now
+  std::map<std::string, int> starts;
+  std::map<std::string, int> running_per_target;
+  int max_per_target = 0;
+  int max_running = 0;
+  int running = 0;
+
+  PollOutcome poll(const JobSpec& job, Clock::time_point deadline) {
+    const std::string key = job.target + "/" + job.collector;
+    std::unique_lock lock(mutex);
+    ++starts[key];
+    max_per_target = std::max(max_per_target, ++running_per_target[job.target]);
+    max_running = std::max(max_running, ++running);
+    if (stall.contains(key)) {
+      stalled.insert(key);
+      cv.notify_all();
+      cv.wait_until(lock, deadline, [&] { return !stall.contains(key); });
+      stalled.erase(key);
+    } else {
+      lock.unlock();
+      std::this_thread::sleep_for(5ms);
+      lock.lock();
+    }
+    --running_per_target[job.target];
+    --running;
+    return PollOutcome::kOk;
+  }
+  void release(const std::string& key) {
+    std::lock_guard lock(mutex);
+    stall.erase(key);
+    cv.notify_all();
+  }
+  void release_all() {
+    std::lock_guard lock(mutex);
+    stall.clear();
+    cv.notify_all();
+  }
+  int started(const std::string& key) {
+    std::lock_guard lock(mutex);
+    return starts.contains(key) ? starts[key] : 0;
+  }
+  bool is_stalled(const std::string& key) {
+    std::lock_guard lock(mutex);
+    return stalled.contains(key);
+  }
+};
+
+SchedulerOptions slow_options(int workers, std::chrono::milliseconds after, int per_target,
+                              int total, BackoffPolicy policy = {}) {
+  SchedulerOptions options = options_with(workers, 100, policy);
+  options.slow = SlowPollPolicy{after, per_target, total};
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("slow polls: a stalled poll gives up its slot, the target's other polls go on") {
+  Stalls stalls;
+  stalls.stall = {"h/perf"};
+  Scheduler scheduler(slow_options(8, 100ms, 4, 100),
+                      [&](const JobSpec& job, Clock::time_point d) { return stalls.poll(job, d); });
+  // Per-target cap 1: without overtaking, nothing else of h starts while perf stalls.
+  std::vector<JobSpec> jobs = {
+      {"h", "perf", 50ms, 20s}, {"h", "os", 50ms, 20s}, {"h", "service", 50ms, 20s}};
+  scheduler.set_jobs(jobs, {{"h", 1}});
+  scheduler.start();
+  REQUIRE(wait_for([&] { return stalls.is_stalled("h/perf"); }));
+  const int os_before = stalls.started("h/os");
+  const int service_before = stalls.started("h/service");
+  // Both keep their 50 ms schedule while perf stalls (generous bound, not a timing check).
+  CHECK(wait_for([&] {
+    return stalls.started("h/os") >= os_before + 5 &&
+           stalls.started("h/service") >= service_before + 5;
+  }));
+  CHECK(stalls.is_stalled("h/perf"));  // the same stalled poll, still running
+  auto stats = scheduler.stats();
+  CHECK(stats.slow == 1);
+  CHECK(stats.polls_slow == 1);
+  CHECK(stats.slow_refused == 0);
+  stalls.release_all();
+  REQUIRE(wait_for([&] { return stalls.started("h/perf") >= 2; }));  // perf polls again
+  scheduler.stop();
+  CHECK(scheduler.stats().slow == 0);
+  std::lock_guard lock(stalls.mutex);
+  CHECK(stalls.max_per_target == 2);  // the slow poll beside one slot holder, never more
+}
+
+TEST_CASE("slow polls: the per-target and exporter-wide caps hold") {
+  SUBCASE("per target: at most cap + max_slow_polls_per_target polls of a target at once") {
+    Stalls stalls;
+    for (int c = 0; c < 6; ++c) stalls.stall.insert("h/c" + std::to_string(c));
+    Scheduler scheduler(
+        slow_options(10, 50ms, 2, 100),
+        [&](const JobSpec& job, Clock::time_point d) { return stalls.poll(job, d); });
+    std::vector<JobSpec> jobs;
+    for (int c = 0; c < 6; ++c) jobs.push_back({"h", "c" + std::to_string(c), 50ms, 20s});
+    scheduler.set_jobs(jobs, {{"h", 1}});
+    scheduler.start();
+    // 1 slot holder + 2 slow polls, then the third slow poll is refused.
+    REQUIRE(wait_for([&] { return scheduler.stats().slow_refused >= 1; }));
+    auto stats = scheduler.stats();
+    CHECK(stats.slow == 2);
+    CHECK(stats.parked >= 1);
+    {
+      std::lock_guard lock(stalls.mutex);
+      CHECK(stalls.stalled.size() == 3);
+      CHECK(stalls.max_per_target == 3);
+    }
+    // A slow poll that ends makes room: a parked poll starts and the holder turns slow.
+    std::string first;
+    {
+      std::lock_guard lock(stalls.mutex);
+      first = *stalls.stalled.begin();
+    }
+    stalls.release(first);
+    CHECK(wait_for([&] {
+      std::lock_guard lock(stalls.mutex);
+      return stalls.stalled.size() == 3 && !stalls.stalled.contains(first);
+    }));
+    CHECK(scheduler.stats().slow == 2);
+    stalls.release_all();
+    scheduler.stop();
+    std::lock_guard lock(stalls.mutex);
+    CHECK(stalls.max_per_target == 3);
+  }
+  SUBCASE("exporter-wide: max_slow_polls across targets, handed on when one ends") {
+    Stalls stalls;
+    std::vector<JobSpec> jobs;
+    std::unordered_map<std::string, int> caps;
+    for (int t = 0; t < 3; ++t) {
+      const std::string target = "t" + std::to_string(t);
+      caps[target] = 1;
+      for (const char* c : {"a", "b", "c"}) {
+        stalls.stall.insert(target + "/" + c);
+        jobs.push_back({target, c, 50ms, 20s});
+      }
+    }
+    Scheduler scheduler(slow_options(12, 50ms, 4, 1), [&](const JobSpec& job, Clock::time_point d) {
+      return stalls.poll(job, d);
+    });
+    scheduler.set_jobs(jobs, caps);
+    scheduler.start();
+    // Each target holds its slot; one slow poll exporter-wide: 3 + 1 polls, the 2 other
+    // targets' slot holders refused.
+    REQUIRE(wait_for([&] { return scheduler.stats().slow_refused >= 2; }));
+    REQUIRE(wait_for([&] {
+      std::lock_guard lock(stalls.mutex);
+      return stalls.stalled.size() == 4;
+    }));
+    CHECK(scheduler.stats().slow == 1);
+    std::map<std::string, int> per_target;
+    {
+      std::lock_guard lock(stalls.mutex);
+      for (const auto& key : stalls.stalled) ++per_target[key.substr(0, 2)];
+      CHECK(stalls.max_running == 4);
+    }
+    std::string doubled;  // the target whose slow poll got the one exporter-wide room
+    for (auto& [target, n] : per_target) {
+      if (n == 2) doubled = target;
+    }
+    REQUIRE_FALSE(doubled.empty());
+    // End that target's polls and stall no more of them: the room goes to another target.
+    for (const char* c : {"a", "b", "c"}) stalls.release(doubled + "/" + c);
+    CHECK(wait_for([&] {
+      std::lock_guard lock(stalls.mutex);
+      std::map<std::string, int> now;
+      for (const auto& key : stalls.stalled) ++now[key.substr(0, 2)];
+      return now.size() == 2 &&
+             std::any_of(now.begin(), now.end(), [](auto& e) { return e.second == 2; });
+    }));
+    CHECK(scheduler.stats().slow == 1);
+    stalls.release_all();
+    scheduler.stop();
+    std::lock_guard lock(stalls.mutex);
+    CHECK(stalls.max_running == 4);
+  }
+}
+
+TEST_CASE("slow polls: a quota hold still serialises the target; 0 per target turns them off") {
+  for (bool quota : {true, false}) {
+    CAPTURE(quota);
+    Stalls stalls;
+    BackoffPolicy policy;
+    policy.quota_hold = 60s;
+    policy.max_delay = 1ms;  // the back-off after the quota fault: over at once
+    policy.max_intervals = 1;
+    std::atomic<bool> fault{quota};
+    Scheduler scheduler(slow_options(8, 50ms, quota ? 4 : 0, 100, policy),
+                        [&](const JobSpec& job, Clock::time_point d) {
+                          if (job.collector == "first" && fault.exchange(false)) {
+                            return PollOutcome::kQuota;
+                          }
+                          return stalls.poll(job, d);
+                        });
+    scheduler.set_jobs({{"h", "first", 20ms, 20s}}, {{"h", 2}});
+    scheduler.start();
+    if (quota) {
+      REQUIRE(wait_for([&] {
+        auto backoffs = scheduler.backoffs();
+        return !backoffs.empty() && backoffs[0].quota;
+      }));
+    }
+    stalls.stall = {"h/perf"};
+    scheduler.set_jobs({{"h", "first", 20ms, 20s}, {"h", "perf", 20ms, 20s}}, {{"h", 2}});
+    REQUIRE(wait_for([&] { return stalls.is_stalled("h/perf"); }));
+    // With the configured cap of 2, "first" would keep running beside the stall; held to
+    // one poll (quota) it waits, and no slow poll overtakes it. Without the quota hold,
+    // max_slow_polls_per_target 0: "first" keeps its own slot of the 2.
+    const int first_before = stalls.started("h/first");
+    std::this_thread::sleep_for(400ms);  // 8 x slow_poll_after: overtaking would have run
+    if (quota) {
+      CHECK(stalls.started("h/first") == first_before);
+    } else {
+      CHECK(stalls.started("h/first") > first_before);
+    }
+    CHECK(scheduler.stats().slow == 0);
+    CHECK(scheduler.stats().polls_slow == 0);
+    stalls.release_all();
+    scheduler.stop();
+    std::lock_guard lock(stalls.mutex);
+    CHECK(stalls.max_per_target <= (quota ? 1 : 2));
+  }
 }

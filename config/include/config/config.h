@@ -88,8 +88,14 @@ struct Defaults {
   Duration interval{std::chrono::seconds(30)};
   Duration timeout{std::chrono::seconds(20)};  // per collector poll, < interval
   int concurrency = 64;                        // targets in flight at once
-  int per_target_concurrency = 2;              // parallel queries per target (WinRM quotas)
-  int stale_after_intervals = 3;               // drop a collector's series after this many misses
+  int per_target_concurrency = 1;              // parallel queries per target (WinRM quotas)
+  // A poll running longer than slow_poll_after gives its per-target slot to the target's next
+  // due poll (which opens a second connection); at most max_slow_polls_per_target such slow
+  // polls per target (0: never) and max_slow_polls exporter-wide.
+  Duration slow_poll_after{std::chrono::seconds(2)};
+  int max_slow_polls_per_target = 4;
+  int max_slow_polls = 1024;
+  int stale_after_intervals = 3;  // drop a collector's series after this many misses
   Scheme scheme = Scheme::kHttps;
   int port = 5986;          // 5985 for http when not set
   std::string tls_ca_file;  // system store when empty

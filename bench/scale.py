@@ -274,7 +274,7 @@ def write_sim_config(tmp, threads, keep_alive, latency=False):
     return path
 
 
-def exporter_config_head(tmp, sim_port, interval, timeout, concurrency, per_target=None):
+def exporter_config_head(tmp, sim_port, interval, timeout, concurrency, per_target=None, extra_global=""):
     """The exporter's config up to `targets:` (Basic auth against the sim, its CA); writes the
     password file once. Shared with soak.py."""
     password_file = os.path.join(tmp, "password")
@@ -286,7 +286,7 @@ def exporter_config_head(tmp, sim_port, interval, timeout, concurrency, per_targ
   interval: {interval}
   timeout: {timeout}
   concurrency: {concurrency}
-{f"  per_target_concurrency: {per_target}{chr(10)}" if per_target else ""}  scheme: https
+{f"  per_target_concurrency: {per_target}{chr(10)}" if per_target else ""}{extra_global}  scheme: https
   port: {sim_port}
   tls_ca_file: {tmp}/certs/ca.pem
 credentials:
@@ -298,10 +298,10 @@ targets:
 """
 
 
-def write_exporter_config(tmp, n, sim_port, interval, timeout, concurrency, per_target=1):
+def write_exporter_config(tmp, n, sim_port, interval, timeout, concurrency, per_target=1, extra_global=""):
     path = os.path.join(tmp, "exporter.yml")
     with open(path, "w") as f:
-        f.write(exporter_config_head(tmp, sim_port, interval, timeout, concurrency, per_target))
+        f.write(exporter_config_head(tmp, sim_port, interval, timeout, concurrency, per_target, extra_global))
         for i in range(1, n + 1):
             f.write(f"  - {{name: h{i:05d}.sim.test, connect_address: 127.0.0.1, credential: sim}}\n")
     return path
@@ -477,6 +477,10 @@ def main():
     ap.add_argument("--per-target-concurrency", type=int, default=1,
                     help="polls of one host at once; each holds its own connection, and at "
                          "10,000 hosts 2 per host would pass the 20,000-fd limit")
+    ap.add_argument("--slow-poll-after", default=None,
+                    help="global.slow_poll_after (default: the exporter's, 2s); a poll running longer gives "
+                         "its per-target slot to the host's next due poll")
+    ap.add_argument("--max-slow-polls", type=int, default=None, help="global.max_slow_polls (default: the exporter's)")
     ap.add_argument("--warmup", type=float, default=90, help="seconds after ready before measuring")
     ap.add_argument("--window", type=float, default=300, help="measurement window in seconds")
     ap.add_argument("--sample", type=float, default=30, help="seconds between samples (each scrapes /metrics)")
@@ -547,8 +551,11 @@ def main():
             "--ports-file", os.path.join(tmp, "sim.ports"), "--log-level", "warn"]),
             stdout=sim_log, stderr=subprocess.STDOUT)
         sim_port = wait_ports_file(sim, os.path.join(tmp, "sim.ports"))
+        extra_global = "".join(f"  {key}: {value}\n" for key, value in (
+            ("slow_poll_after", args.slow_poll_after), ("max_slow_polls", args.max_slow_polls))
+            if value is not None)
         config = write_exporter_config(tmp, args.targets, sim_port, args.interval, args.timeout,
-                                       args.concurrency, args.per_target_concurrency)
+                                       args.concurrency, args.per_target_concurrency, extra_global)
         web_port = free_port()
         base = f"http://127.0.0.1:{web_port}"
         exp_log = open(os.path.join(tmp, "exporter.log"), "w")

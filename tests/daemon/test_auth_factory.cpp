@@ -133,8 +133,9 @@ TEST_CASE("worker count follows the configuration unless the flag is set") {
   // than the polls that can run at once.
   const int per_core = std::max<int>(kMinDefaultSchedulerWorkers,
                                      static_cast<int>(std::thread::hardware_concurrency()));
-  config::Defaults defaults;  // concurrency 64 x per_target_concurrency 2
-  CHECK(worker_count(0, defaults) == std::min(per_core, 128));
+  config::Defaults defaults;  // concurrency 64 x per_target_concurrency 1
+  CHECK(worker_count(0, defaults) == std::min(per_core, 64));
+  defaults.per_target_concurrency = 2;
   defaults.concurrency = kMaxSchedulerWorkers;  // x 2: past the cap
   CHECK(worker_count(0, defaults) == std::min(per_core, kMaxSchedulerWorkers));
   defaults.concurrency = 3;

@@ -134,6 +134,18 @@ TEST_CASE("proxy: global, inventory-free target override, none, auth file, no_pr
   CHECK(summary.find("proxy-Secret-1") == std::string::npos);
   CHECK(summary.find("proxy_password=<secret>") != std::string::npos);
 
+  // An inventory file's defaults sit between global and the target (CONFIG.md "Proxies").
+  dir.write("branch.yml",
+            "defaults: {credential: b, proxy: 'http://branch-proxy.example:8080'}\n"
+            "targets:\n  - {host: i1.example}\n  - {host: i2.example, proxy: none}\n");
+  const auto inventory = config::load(
+      dir.write("inv.yml",
+                "global:\n  proxy: http://proxy.example:3128\n"
+                "credentials:\n  b:\n    auth: basic\n    username: u\n    password_env: HOME\n"
+                "inventory_files: [branch.yml]\n"));
+  CHECK(find_target(inventory, "i1.example").proxy.url == "http://branch-proxy.example:8080");
+  CHECK(find_target(inventory, "i2.example").proxy.url.empty());
+
   ::setenv("NO_PROXY", "from-env.example", 1);
   const auto env = config::load(
       dir.write("env.yml",

@@ -2,7 +2,8 @@
 // and polls them on winrm-sim. Two sources: `paris` binds with SASL/GSSAPI using the same
 // Kerberos profile (keytab, project's MIT KDC) that then polls its hosts, so the KDC log
 // shows one AS request for both the LDAP bind and the polls; `corp` binds simply over
-// LDAPS, searches the whole domain and finds paris's host again (a duplicate, polled once).
+// LDAPS, searches the whole domain and finds paris's host again and a host that is also a
+// static target (duplicates: each polled once, the static target's settings win).
 // A directory change adds and removes polled hosts; a DC outage keeps the last list. The
 // hosts are *.localhost names, which libcurl resolves to loopback without DNS (RFC 6761),
 // so no connect_address is set.
@@ -59,14 +60,17 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
                        4096,    "ou=Servers,ou=Lyon", ""};
   const Computer win03{"WIN03", "win03.localhost",    "Windows Server 2025 Standard",
                        4096,    "ou=Servers,ou=Lyon", ""};
+  const Computer win04{"WIN04", "win04.localhost",    "Windows Server 2022 Standard",
+                       4096,    "ou=Servers,ou=Lyon", ""};
   const Computer disabled{"OLD01", "old01.localhost",    "Windows Server 2012 R2",
                           4098,    "ou=Servers,ou=Lyon", ""};
   // Tickets live 10 minutes, longer than the test: one AS request if one cache serves all.
-  invtest::Directory directory({win01, win02, disabled}, true, 600);
+  invtest::Directory directory({win01, win02, win04, disabled}, true, 600);
 
   TempDir dir;
   REQUIRE(run_shell(std::string("sh ") + WINRM_TEST_SCRIPTS + "/gen-certs.sh " + dir.str() +
-                    " win01.localhost win02.localhost win03.localhost old01.localhost "
+                    " win01.localhost win02.localhost win03.localhost win04.localhost "
+                    "old01.localhost "
                     ">/dev/null 2>&1") == 0);
   write_file(dir / "monitor.pass", "sim-password\n");
   write_file(dir / "reader.pw", "readerpw\n");
@@ -81,7 +85,8 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
               "}\n"
               "hosts:\n  - {name: win01.localhost, auth: [negotiate]}\n"
               "  - {name: win02.localhost}\n"
-              "  - {name: win03.localhost}\n  - {name: old01.localhost}\n");
+              "  - {name: win03.localhost}\n  - {name: win04.localhost}\n"
+              "  - {name: old01.localhost}\n");
   write_file(dir / "exporter.yml",
              "global:\n  interval: 2s\n  timeout: 1500ms\n  port: " +
                  std::to_string(sim.https_port) + "\n  tls_ca_file: " + (dir / "ca.pem").string() +
@@ -92,6 +97,8 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
                  "  domain: {auth: kerberos, username: exporter, keytab: " +
                  directory.kdc_file("client.keytab") +
                  "}\n"
+                 // Also in the directory (corp finds it): polled once, as this target.
+                 "targets:\n  - {name: win04.localhost, labels: {owner: static}}\n"
                  "inventory_ldap:\n"
                  // The SPN of this DC is ldap/localhost, the host of its URL.
                  "  - name: paris\n"
@@ -118,7 +125,8 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
 
   auto first = exporter.metrics_when(
       [&](const std::string& m) {
-        return polled_ok(m, "win01.localhost") && polled_ok(m, "win02.localhost");
+        return polled_ok(m, "win01.localhost") && polled_ok(m, "win02.localhost") &&
+               polled_ok(m, "win04.localhost");
       },
       40s);
   REQUIRE_MESSAGE(first.ok, (first.body.substr(0, 4000) + read_file(exporter.stderr_path)));
@@ -132,11 +140,16 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
     CHECK(source_metric(first.body, "up", source) == 1);
     CHECK(source_metric(first.body, "targets", source) == 1);
   }
-  // corp also found win01, already paris's: skipped and counted, polled once.
-  CHECK(source_metric(first.body, "hosts", "corp") == 2);
-  CHECK(source_metric(first.body, "duplicates", "corp") == 1);
+  // corp also found win01, already paris's, and win04, a static target: both skipped and
+  // counted, each polled once; win04 as the static target (its labels, none from AD).
+  CHECK(source_metric(first.body, "hosts", "corp") == 3);
+  CHECK(source_metric(first.body, "duplicates", "corp") == 2);
   CHECK(source_metric(first.body, "duplicates", "paris") == 0);
   CHECK(count_of(first.body, "winrm_exporter_target_up{target=\"win01.localhost\"}") == 1);
+  CHECK(count_of(first.body, "winrm_exporter_target_up{target=\"win04.localhost\"}") == 1);
+  CHECK(first.body.find("windows_os_info{target=\"win04.localhost\",owner=\"static\"") !=
+        std::string::npos);
+  CHECK(first.body.find("windows_os_info{target=\"win04.localhost\",ad_") == std::string::npos);
   // win01 was polled with Kerberos (its sim host takes nothing else) ...
   check_negotiated_targets(first.body, {"win01.localhost"});
   // ... by the same identity and ticket cache as the LDAP bind: slapd saw a GSSAPI bind,

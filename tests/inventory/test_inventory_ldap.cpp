@@ -155,6 +155,12 @@ TEST_CASE("config: inventory_ldap is parsed, resolved and checked") {
   auto plain = load_config(gssapi_source(dir.ldap_url()));
   CHECK(plain.inventory_ldap[0].defaults.credential == "win");
   CHECK(plain.inventory_ldap[0].defaults.interval == std::chrono::seconds(30));
+  // --config.check's summary: the bind password masked, never its bytes.
+  const auto summary = config::describe(load_config(simple_source(dir.ldaps_url())));
+  CHECK_MESSAGE(summary.find("bind=simple bind_dn=cn=reader,dc=corp,dc=example "
+                             "password=<secret>") != std::string::npos,
+                summary);
+  CHECK(summary.find("readerpw") == std::string::npos);
   // Several sources, each named once.
   const std::string second = "  - {name: branch, urls: [" + dir.ldap_url() +
                              "], credential: krb, base_dn: 'ou=Lyon,dc=corp,dc=example'}\n";

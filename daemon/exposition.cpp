@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/utf8.h"
 
@@ -132,7 +133,76 @@ void append_sample(std::string& out, std::string_view name, std::string_view pre
   out += '\n';
 }
 
+// The interned heads (intern_family_head): looked up by their fields without building a key.
+class HeadTable {
+ public:
+  struct View {
+    std::string_view name;
+    std::string_view help;
+    collectors::MetricType type;
+  };
+
+  FamilyHeadPtr get(const View& view) {
+    std::lock_guard lock(mutex_);
+    if (auto it = heads_.find(view); it != heads_.end()) return *it;
+    if (heads_.size() >= purge_at_) {
+      // Only the table holds these (use_count 1 under the lock: nobody else can take one).
+      std::erase_if(heads_, [](const FamilyHeadPtr& head) { return head.use_count() == 1; });
+      purge_at_ = std::max<std::size_t>(1024, 2 * heads_.size());
+    }
+    auto head = std::make_shared<const FamilyHead>(
+        FamilyHead{std::string(view.name), std::string(view.help), view.type});
+    heads_.insert(head);
+    return head;
+  }
+
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return heads_.size();
+  }
+
+ private:
+  static View view_of(const FamilyHeadPtr& head) { return {head->name, head->help, head->type}; }
+  static View view_of(const View& view) { return view; }
+  struct Hash {
+    using is_transparent = void;
+    template <class T>
+    std::size_t operator()(const T& key) const {
+      const View v = view_of(key);
+      const std::size_t h = std::hash<std::string_view>{}(v.name);
+      return (h ^ (std::hash<std::string_view>{}(v.help) + 0x9e3779b97f4a7c15ULL + (h << 6) +
+                   (h >> 2))) +
+             static_cast<std::size_t>(v.type);
+    }
+  };
+  struct Equal {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      const View x = view_of(a);
+      const View y = view_of(b);
+      return x.type == y.type && x.name == y.name && x.help == y.help;
+    }
+  };
+
+  std::mutex mutex_;
+  std::unordered_set<FamilyHeadPtr, Hash, Equal> heads_;
+  std::size_t purge_at_ = 1024;
+};
+
+HeadTable& head_table() {
+  static HeadTable* const table = new HeadTable();  // never destroyed: used until exit
+  return *table;
+}
+
 }  // namespace
+
+FamilyHeadPtr intern_family_head(std::string_view name, std::string_view help,
+                                 collectors::MetricType type) {
+  return head_table().get({name, help, type});
+}
+
+std::size_t interned_family_heads() { return head_table().size(); }
 
 RenderedFamilies render_families(std::string_view label_prefix,
                                  const collectors::Families& families) {
@@ -141,9 +211,7 @@ RenderedFamilies render_families(std::string_view label_prefix,
   rendered.families.reserve(families.size());
   for (const auto& family : families) {
     RenderedFamily& out = rendered.families.emplace_back();
-    out.name = family.name;
-    out.help = family.help;
-    out.type = family.type;
+    out.head = intern_family_head(family.name, family.help, family.type);
     out.samples = family.samples.size();
     out.lines.reserve(family.samples.size() * (family.name.size() + label_prefix.size() + 48));
     for (const auto& sample : family.samples) {
@@ -166,9 +234,7 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
   const std::string_view old_prefix = rendered.prefix;
   for (const auto& family : rendered.families) {
     RenderedFamily& copy = out.families.emplace_back();
-    copy.name = family.name;
-    copy.help = family.help;
-    copy.type = family.type;
+    copy.head = family.head;
     copy.samples = family.samples;
     std::string text;
     if (!family.deflated.empty()) append_lines(text, family);
@@ -180,7 +246,7 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
       std::string_view line =
           lines.substr(0, end == std::string_view::npos ? lines.size() : end + 1);
       lines.remove_prefix(line.size());
-      std::string_view rest = line.substr(family.name.size());
+      std::string_view rest = line.substr(family.name().size());
       bool has_labels;
       if (old_prefix.empty()) {
         has_labels = rest.starts_with('{');
@@ -191,7 +257,7 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
         rest.remove_prefix(1);  // `,` before the labels or `}` before the value
       }
       // rest: `labels} value\n` when has_labels, else ` value\n`.
-      copy.lines += family.name;
+      copy.lines += family.name();
       if (label_prefix.empty() && !has_labels) {
         copy.lines += rest;
         continue;
@@ -346,7 +412,7 @@ Grouped group_families(const std::vector<const RenderedFamilies*>& sources) {
     if (!source) continue;
     grouped.bytes += source->bytes;
     for (const auto& family : source->families) {
-      Group& group = grouped.groups[family.name];
+      Group& group = grouped.groups[family.name()];
       if (!group.first) group.first = &family;
       group.samples += family.samples;
       group.members.push_back(&family);
@@ -360,13 +426,13 @@ Grouped group_families(const std::vector<const RenderedFamilies*>& sources) {
 
 void append_header(std::string& out, const RenderedFamily& first) {
   out += "# HELP ";
-  out += first.name;
+  out += first.name();
   out += ' ';
-  append_help(out, first.help);
+  append_help(out, first.help());
   out += "\n# TYPE ";
-  out += first.name;
+  out += first.name();
   out += ' ';
-  out += type_name(first.type);
+  out += type_name(first.type());
   out += '\n';
 }
 
@@ -379,9 +445,9 @@ const RenderedFamily* previous_family(const RenderedFamilies* previous, std::siz
                                       std::string_view name) {
   if (!previous) return nullptr;
   const auto& families = previous->families;
-  if (index < families.size() && families[index].name == name) return &families[index];
+  if (index < families.size() && families[index].name() == name) return &families[index];
   for (const auto& family : families) {
-    if (family.name == name) return &family;
+    if (family.name() == name) return &family;
   }
   return nullptr;
 }
@@ -400,7 +466,7 @@ void compress_families(RenderedFamilies& rendered, int level, const RenderedFami
       family.crc = static_cast<std::uint32_t>(crc32_z(0, text, family.lines.size()));
       family.adler = static_cast<std::uint32_t>(adler32_z(1, text, family.lines.size()));
       // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
-      const RenderedFamily* before = previous_family(previous, i, family.name);
+      const RenderedFamily* before = previous_family(previous, i, family.name());
       if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
           before->crc == family.crc && before->adler == family.adler) {
         family.deflated = before->deflated;
@@ -442,7 +508,7 @@ void append_lines(std::string& out, const RenderedFamily& family) {
   if ((status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END) ||
       produced != family.line_bytes) {
     out.resize(at);
-    throw std::logic_error("corrupt cached deflate segment for " + family.name);
+    throw std::logic_error("corrupt cached deflate segment for " + family.name());
   }
 }
 

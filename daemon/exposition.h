@@ -24,13 +24,32 @@ void append_value(std::string& out, double value);
 std::string render_label_pairs(const collectors::Labels& labels);
 std::string_view type_name(collectors::MetricType type);
 
+// A family's name, HELP and type. They are the same in every poll of every target a
+// collector polls, so the process keeps one copy of each (intern_family_head) instead of one
+// per family of every kept poll: ~11 KB of heap per host with the default collectors
+// (heaptrack, docs/sizing.md).
+struct FamilyHead {
+  std::string name;
+  std::string help;
+  collectors::MetricType type = collectors::MetricType::kUntyped;
+};
+using FamilyHeadPtr = std::shared_ptr<const FamilyHead>;
+
+// The shared head with these fields (thread-safe). Heads no family uses any more (e.g. a
+// custom collector's old HELP after a reload) are dropped as the table grows.
+FamilyHeadPtr intern_family_head(std::string_view name, std::string_view help,
+                                 collectors::MetricType type);
+// How many heads the table holds (tests).
+std::size_t interned_family_heads();
+
 // One family of one poll, rendered once when the poll published it: its sample lines
 // (`name{prefix,labels} value\n`), so that scrapes only copy text. Kept either as text
 // (`lines`) or compressed (`deflated`, see compress_families), never both.
 struct RenderedFamily {
-  std::string name;
-  std::string help;
-  collectors::MetricType type = collectors::MetricType::kUntyped;
+  FamilyHeadPtr head;  // never null
+  const std::string& name() const { return head->name; }
+  const std::string& help() const { return head->help; }
+  collectors::MetricType type() const { return head->type; }
   std::size_t samples = 0;
   std::string lines;
   // A raw deflate segment of the lines that ends in a full flush (byte-aligned, no final

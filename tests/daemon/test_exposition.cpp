@@ -309,7 +309,7 @@ TEST_CASE("compressed families: text round-trips, gzip page of segments equals t
   compress_families(a, 1);
   compress_families(b, 9);
   for (std::size_t i = 0; i < a.families.size(); ++i) {
-    CAPTURE(a.families[i].name);
+    CAPTURE(a.families[i].name());
     CHECK(a.families[i].lines.empty());
     // The text's buffer is freed, not only emptied (an emptied string keeps its capacity).
     CHECK(a.families[i].lines.capacity() == std::string().capacity());
@@ -420,7 +420,7 @@ TEST_CASE("unchanged families reuse the previous poll's segment; changed ones ar
   CHECK(changed.reused == first.families.size() - 1);
   REQUIRE(changed.families.size() == changed_text.families.size());
   for (std::size_t i = 0; i < changed.families.size(); ++i) {
-    CAPTURE(changed.families[i].name);
+    CAPTURE(changed.families[i].name());
     std::string text;
     append_lines(text, changed.families[i]);
     CHECK(text == changed_text.families[i].lines);  // the new text, reused or not
@@ -448,7 +448,7 @@ TEST_CASE("the cache reuses unchanged segments across polls of one target and co
   CHECK(first->reused == 0);
   // What the cache keeps of a poll is its segments: no family holds a text buffer.
   for (const auto& family : first->families) {
-    CAPTURE(family.name);
+    CAPTURE(family.name());
     CHECK(family.lines.capacity() == std::string().capacity());
   }
   cache.record_success("win01.sim.test", "svc", mixed_families(1), 0.1);
@@ -501,4 +501,42 @@ TEST_CASE("pooled zlib streams: concurrent polls, pages and probes at two levels
   GzipWriter next;
   next.text() = expected;
   CHECK(gunzip(next.finish()) == expected);
+}
+
+TEST_CASE("family heads (name, HELP, type) are kept once per process, not per kept poll") {
+  Cache cache;
+  TargetInfo a{"win01.sim.test", {}, std::chrono::seconds(10), 3, {"svc"}};
+  TargetInfo b{"win02.sim.test", {{"site", "east"}}, std::chrono::seconds(10), 3, {"svc"}};
+  cache.set_targets({a, b});
+  cache.record_success("win01.sim.test", "svc", mixed_families(1), 0.1);
+  cache.record_success("win02.sim.test", "svc", mixed_families(2), 0.1);
+  auto kept_a = cache.view("win01.sim.test").collectors.at(0).snapshot->families;
+  auto kept_b = cache.view("win02.sim.test").collectors.at(0).snapshot->families;
+  REQUIRE(kept_a->families.size() == kept_b->families.size());
+  for (std::size_t i = 0; i < kept_a->families.size(); ++i) {
+    CAPTURE(kept_a->families[i].name());
+    CHECK(kept_a->families[i].head == kept_b->families[i].head);  // one object, two targets
+  }
+  // The next poll of a target uses the same heads too.
+  cache.record_success("win01.sim.test", "svc", mixed_families(3), 0.1);
+  auto next_a = cache.view("win01.sim.test").collectors.at(0).snapshot->families;
+  CHECK(next_a->families.front().head == kept_a->families.front().head);
+
+  // Equal fields, one head; any field different, another head.
+  using collectors::MetricType;
+  auto gauge = intern_family_head("windows_x", "X", MetricType::kGauge);
+  CHECK(intern_family_head("windows_x", "X", MetricType::kGauge) == gauge);
+  CHECK(intern_family_head("windows_x", "X (changed)", MetricType::kGauge) != gauge);
+  CHECK(intern_family_head("windows_x", "X", MetricType::kCounter) != gauge);
+  CHECK(intern_family_head("windows_y", "X", MetricType::kGauge) != gauge);
+  CHECK(gauge->help == "X");
+
+  // Heads nobody uses (e.g. a custom collector's HELP before a reload) do not pile up.
+  for (int i = 0; i < 5000; ++i) {
+    intern_family_head("windows_reloaded", "help " + std::to_string(i), MetricType::kGauge);
+  }
+  CHECK(interned_family_heads() < 2100);
+  // Heads in use survive a purge: the kept families still read their names.
+  CHECK(intern_family_head("windows_x", "X", MetricType::kGauge) == gauge);
+  CHECK(kept_a->families.front().name() == mixed_families(1).front().name);
 }

@@ -192,7 +192,8 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
         runtime->auth_error = old->second->auth_error;
         runtime->auth_stats = old->second->auth_stats;
         runtime->pool = old->second->pool;
-        runtime->pool->set_keep(static_cast<std::size_t>(defaults.per_target_concurrency));
+        runtime->pool->configure(static_cast<std::size_t>(defaults.per_target_concurrency),
+                                 target.interval);
       } else {
         auto profile = config->credentials.find(target.credential);
         if (profile == config->credentials.end()) {
@@ -208,7 +209,8 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
         options.endpoint.cancel = poller_.cancel_flag();
         runtime->pool = std::make_shared<SessionPool>(
             winrm_session_factory(options, runtime->make_auth, telemetry_.transport()),
-            static_cast<std::size_t>(defaults.per_target_concurrency));
+            static_cast<std::size_t>(defaults.per_target_concurrency), target.interval,
+            linger_budget_);
         if (options.endpoint.insecure_skip_verify) insecure.push_back(target.name);
       }
       TargetInfo info;
@@ -240,6 +242,7 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
   auth_factory_.retain(config->credentials);
   cache_.set_targets(infos);
   scheduler_.set_concurrency(defaults.concurrency);
+  linger_budget_->max = static_cast<std::size_t>(defaults.max_slow_polls);
   scheduler_.set_slow_polls(SlowPollPolicy{
       defaults.slow_poll_after, defaults.max_slow_polls_per_target, defaults.max_slow_polls});
   scheduler_.set_jobs(std::move(jobs), caps);

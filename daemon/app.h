@@ -118,6 +118,8 @@ class App {
   // Concurrent /metrics scrapes share one render of the page.
   mutable SingleFlight<std::string> metrics_flight_;
   mutable SingleFlight<std::string> metrics_gzip_flight_;
+  // Idle sessions the pools keep beyond per_target_concurrency, exporter-wide (max_slow_polls).
+  std::shared_ptr<LingerBudget> linger_budget_ = std::make_shared<LingerBudget>(1024);
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
   SchedulerExecutor executor_{scheduler_};  // resumes polls on the scheduler's workers

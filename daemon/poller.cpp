@@ -61,40 +61,73 @@ SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker ma
   };
 }
 
+SessionPool::~SessionPool() {
+  if (budget_ && lingering_ > 0) budget_->give(lingering_);
+}
+
+void SessionPool::expire_locked(Clock::time_point now, std::vector<Idle>& out) {
+  std::size_t expired = 0;
+  while (expired < lingering_ && expired < idle_.size() && now - idle_[expired].since >= linger_) {
+    ++expired;
+  }
+  if (expired == 0) return;
+  for (std::size_t i = 0; i < expired; ++i) out.push_back(std::move(idle_[i]));
+  idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(expired));
+  lingering_ -= expired;
+  if (budget_) budget_->give(expired);
+}
+
 std::unique_ptr<QuerySession> SessionPool::acquire() {
+  std::vector<Idle> expired;  // closed outside the lock: closing a connection takes a moment
   {
     std::lock_guard lock(mutex_);
+    expire_locked(Clock::now(), expired);
     if (!idle_.empty()) {
-      auto session = std::move(idle_.back());
+      auto session = std::move(idle_.back().session);
       idle_.pop_back();
+      if (lingering_ > 0) {
+        --lingering_;
+        if (budget_) budget_->give(1);
+      }
+      closed_ += expired.size();
       return session;
     }
   }
+  closed_ += expired.size();
+  expired.clear();
   created_++;
   return make_session_();  // outside the lock: a session's set-up may take a while
 }
 
 void SessionPool::release(std::unique_ptr<QuerySession> session) {
+  std::vector<Idle> expired;
   {
     std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    expire_locked(now, expired);
     if (idle_.size() < keep_) {
-      idle_.push_back(std::move(session));
-      return;
+      idle_.push_back(Idle{std::move(session), now});
+    } else if (linger_.count() > 0 && (!budget_ || budget_->take())) {
+      idle_.push_back(Idle{std::move(session), now});
+      ++lingering_;
     }
   }
-  closed_++;
-  session.reset();  // outside the lock: closing a connection takes a moment
+  closed_ += expired.size() + (session ? 1 : 0);
+  // Here, outside the lock, the expired sessions and one not kept close.
 }
 
-void SessionPool::set_keep(std::size_t keep) {
-  std::vector<std::unique_ptr<QuerySession>> surplus;
+void SessionPool::configure(std::size_t keep, std::chrono::milliseconds linger) {
+  std::vector<Idle> surplus;
   {
     std::lock_guard lock(mutex_);
     keep_ = keep;
+    linger_ = linger;
     while (idle_.size() > keep_) {
-      surplus.push_back(std::move(idle_.back()));
-      idle_.pop_back();
+      surplus.push_back(std::move(idle_.front()));
+      idle_.erase(idle_.begin());
     }
+    if (budget_ && lingering_ > 0) budget_->give(lingering_);
+    lingering_ = 0;
   }
   closed_ += surplus.size();
 }

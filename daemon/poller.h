@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <expected>
 #include <functional>
@@ -44,27 +45,61 @@ using SessionFactory = std::function<std::unique_ptr<QuerySession>()>;
 SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker make_auth,
                                      std::shared_ptr<winrm::TransportCounters> counters);
 
+// Exporter-wide bound on the idle sessions that pools keep beyond their `keep` (below).
+struct LingerBudget {
+  explicit LingerBudget(std::size_t max_sessions) : max(max_sessions) {}
+  std::atomic<std::size_t> max;
+  std::atomic<std::size_t> used{0};
+  bool take() {
+    if (used.fetch_add(1) < max.load()) return true;
+    used.fetch_sub(1);
+    return false;
+  }
+  void give(std::size_t n) { used.fetch_sub(n); }
+};
+
 // Sessions of one target, created lazily: one per poll in flight. Up to `keep` idle ones
-// (per_target_concurrency: one per parallel slot) stay alive for the next polls; a session
-// released beyond that (the extra one a poll opened beside a slow poll, Scheduler) is
-// closed, so a fleet keeps `keep` connections per host, not its peak.
+// (per_target_concurrency: one per parallel slot) stay alive for the next polls. A session
+// released beyond that (the extra one a poll opened beside a slow poll, Scheduler) lingers for
+// `linger` (the target's interval: the other slow polls of the same WMI stall reuse it instead
+// of a new TLS handshake each), within the exporter-wide budget, then closes; so between stalls
+// a fleet keeps `keep` connections per host, not its peak.
 class SessionPool {
  public:
-  SessionPool(SessionFactory make_session, std::size_t keep)
-      : make_session_(std::move(make_session)), keep_(keep) {}
+  using Clock = std::chrono::steady_clock;
+  SessionPool(SessionFactory make_session, std::size_t keep,
+              std::chrono::milliseconds linger = std::chrono::milliseconds(0),
+              std::shared_ptr<LingerBudget> budget = nullptr)
+      : make_session_(std::move(make_session)),
+        keep_(keep),
+        linger_(linger),
+        budget_(std::move(budget)) {}
+  ~SessionPool();
+  SessionPool(const SessionPool&) = delete;
+  SessionPool& operator=(const SessionPool&) = delete;
   std::unique_ptr<QuerySession> acquire();
   void release(std::unique_ptr<QuerySession> session);
-  // A reload may change per_target_concurrency; surplus idle sessions close at once.
-  void set_keep(std::size_t keep);
+  // A reload may change per_target_concurrency or the interval; surplus idle sessions close.
+  void configure(std::size_t keep, std::chrono::milliseconds linger);
   std::size_t idle() const;
   std::size_t created() const { return created_.load(); }
-  std::size_t closed() const { return closed_.load(); }  // released beyond `keep`
+  std::size_t closed() const { return closed_.load(); }  // idle beyond `keep`, closed
 
  private:
+  struct Idle {
+    std::unique_ptr<QuerySession> session;
+    Clock::time_point since;
+  };
+  // Under lock: moves lingering sessions idle for longer than linger_ to `out`.
+  void expire_locked(Clock::time_point now, std::vector<Idle>& out);
+
   SessionFactory make_session_;
   mutable std::mutex mutex_;
   std::size_t keep_;
-  std::vector<std::unique_ptr<QuerySession>> idle_;
+  std::chrono::milliseconds linger_;
+  std::shared_ptr<LingerBudget> budget_;
+  std::vector<Idle> idle_;     // oldest first; acquire takes the newest
+  std::size_t lingering_ = 0;  // = max(0, idle_.size() - keep_): budget units held
   std::atomic<std::size_t> created_{0};
   std::atomic<std::size_t> closed_{0};
 };

@@ -167,14 +167,51 @@ TEST_CASE("a pool keeps `keep` idle sessions: the extra one of a poll beside a s
   // A reload to per_target_concurrency 2 keeps two; back to 1 closes the surplus idle one.
   auto a = pool.acquire();
   auto b = pool.acquire();
-  pool.set_keep(2);
+  pool.configure(2, 0ms);
   pool.release(std::move(a));
   pool.release(std::move(b));
   CHECK(pool.idle() == 2);
-  pool.set_keep(1);
+  pool.configure(1, 0ms);
   CHECK(pool.idle() == 1);
   CHECK(pool.closed() == 2);
   CHECK(alive == 1);
+}
+
+TEST_CASE("an extra idle session lingers for `linger` within the exporter-wide budget") {
+  FakeHost host("h");
+  auto budget = std::make_shared<LingerBudget>(1);
+  SessionPool a(factory_for(host), 1, 300ms, budget);
+  SessionPool b(factory_for(host), 1, 300ms, budget);
+  // Each pool: a slow poll's session and its overtaker's, both released.
+  auto a1 = a.acquire();
+  auto a2 = a.acquire();
+  auto b1 = b.acquire();
+  auto b2 = b.acquire();
+  a.release(std::move(a1));
+  a.release(std::move(a2));  // lingers: the budget's one unit
+  b.release(std::move(b1));
+  b.release(std::move(b2));  // budget spent: closed at once
+  CHECK(a.idle() == 2);
+  CHECK(b.idle() == 1);
+  CHECK(b.closed() == 1);
+  CHECK(budget->used == 1);
+  // The next slow poll of the same stall reuses the lingering session: no new connection.
+  auto again1 = a.acquire();
+  auto again2 = a.acquire();
+  CHECK(a.created() == 2);
+  CHECK(budget->used == 0);
+  a.release(std::move(again1));
+  a.release(std::move(again2));
+  CHECK(budget->used == 1);
+  // Idle for longer than `linger`: the next use of the pool closes it and frees the unit.
+  std::this_thread::sleep_for(350ms);
+  auto next = a.acquire();
+  CHECK(a.idle() == 0);
+  CHECK(a.closed() == 1);
+  CHECK(budget->used == 0);
+  a.release(std::move(next));
+  CHECK(a.idle() == 1);
+  CHECK(a.created() == 2);
 }
 
 TEST_CASE("a failed query drops its session; a WS-Man fault keeps it") {

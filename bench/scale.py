@@ -201,6 +201,22 @@ class Proc:
             total += int(fields[11]) + int(fields[12])
         return total / CLK_TCK
 
+    def context_switches(self):
+        """(voluntary, involuntary) context switches summed over the live threads. A
+        voluntary switch is a thread going to sleep (a futex, epoll_wait): on this VM each
+        one and its wake-up cost a halted and re-woken vCPU, so they are a CPU figure too."""
+        vol = invol = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                for line in open(f"/proc/{self.pid}/task/{tid}/status"):
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+            except OSError:
+                pass  # a thread that ended meanwhile
+        return vol, invol
+
     def rss_mib(self):
         return int(open(f"/proc/{self.pid}/statm").read().split()[1]) * PAGE / 2**20
 
@@ -582,6 +598,7 @@ def main():
         prev_t, prev_cpu, prev_sim = time.monotonic(), ex.cpu_seconds(), sm.cpu_seconds()
         first_t, first_cpu, first_sim = prev_t, prev_cpu, prev_sim
         first_sim_wait = sm.run_delay_seconds()
+        first_switches = ex.context_switches()
         end = first_t + args.window
         prober = Prober(base, args.targets, args.probe_rate)
         prober.start()
@@ -621,6 +638,7 @@ def main():
 
         window = prev_t - first_t
         sim_wait = sm.run_delay_seconds() - first_sim_wait
+        last_switches = ex.context_switches()
         cores = (prev_cpu - first_cpu) / window
         sim_cores = (prev_sim - first_sim) / window
         delta = lambda name: total(last, name) - total(first, name)  # noqa: E731
@@ -686,6 +704,13 @@ def main():
               f"WinRM timeouts/h {timeouts * per_hour:.0f}")
         print(f"  exporter CPU               {cores:10.3f} cores (window average, incl. the sample scrapes "
               f"every {args.sample:.0f}s and probes); winrm-sim {sim_cores:.3f} cores")
+        host_minutes = args.targets * window / 60
+        print(f"  exporter CPU per host      {1000 * cores * window / host_minutes:10.2f} ms per host-minute "
+              f"({len(collectors)} collectors every {args.interval})")
+        vol = last_switches[0] - first_switches[0]
+        invol = last_switches[1] - first_switches[1]
+        print(f"  exporter context switches  {vol / completed if completed else float('nan'):10.2f} voluntary "
+              f"per poll completed ({vol:.0f} in the window; involuntary {invol:.0f})")
         print(f"  winrm-sim run-queue wait   {sim_wait:10.1f} s   over its threads in the {window:.0f} s window "
               f"(runnable, waiting for CPU {args.sim_cpu or '-'}; load average {os.getloadavg()[0]:.1f}, "
               f"autogroup {autogroup_nice()})")

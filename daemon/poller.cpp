@@ -149,13 +149,18 @@ winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
   auto session = pool.acquire();
   std::vector<std::vector<winrm::Row>> rows;
   rows.reserve(collector.queries().size());
+  // A query's small pages are parsed on the transport's I/O thread where they arrive, and
+  // the next query starts from there (winrm::Resume::kInlineIfSmall); everything else of
+  // the poll (the transform, the end of a session, logging) runs on a worker.
   for (const auto& query : collector.queries()) {
     if (cancelled()) {
+      co_await winrm::leave_io_thread();
       pool.release(std::move(session));
       co_return std::unexpected(cancelled_failure("cancelled (shutting down)"));
     }
     auto result = co_await session->enumerate_async(query.wmi_namespace, query.wql, deadline);
     if (!result) {
+      co_await winrm::leave_io_thread();
       winrm::Error& error = result.error();
       if (error.kind == winrm::ErrorKind::kWsmanFault) pool.release(std::move(session));
       if (error.cancelled) co_return std::unexpected(cancelled_failure(error.describe()));
@@ -167,6 +172,7 @@ winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
     }
     rows.push_back(std::move(*result));
   }
+  co_await winrm::leave_io_thread();
   pool.release(std::move(session));
   auto families = collector.transform(rows);
   if (!families) {

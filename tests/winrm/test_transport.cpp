@@ -20,6 +20,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -27,6 +28,7 @@
 
 #include "testsupport/temp_dir.h"
 #include "winrm/auth.h"
+#include "winrm/task.h"
 #include "winrm/transport.h"
 
 namespace fs = std::filesystem;
@@ -794,4 +796,90 @@ TEST_CASE("a deadline that passes while the request waits for the I/O thread is 
   auto again = conn->round_trip(soap(), in(5s));
   REQUIRE(again.has_value());
   CHECK(again->status == 200);
+}
+
+namespace {
+
+// Where each step of the chain below ran.
+struct Steps {
+  int ok = 0;             // small answers with status 200
+  int small_on_io = 0;    // of them, resumed on the I/O thread
+  bool big_on_io = true;  // a 100 KB answer: resumed on the executor
+  bool executor_on_io = true;
+  bool after_leave_on_io = true;
+  std::optional<winrm::Error> blocking_error;  // round_trip called on the I/O thread
+  bool done_on_io = true;
+};
+
+winrm::Task<void> resume_chain(winrm::Connection& conn, Steps& steps) {
+  const winrm::HttpRequest small = soap("<small/>");
+  const winrm::HttpRequest big = soap("<big/>");
+  // Each request after the first is started from the I/O thread itself: the loop must take
+  // it on without a wake-up write (else the chain stalls and the watchdog below fires).
+  for (int i = 0; i < 20; ++i) {
+    auto r = co_await winrm::send_request(conn, small, in(10s), winrm::Resume::kInlineIfSmall);
+    if (r && r->status == 200 && r->body == "<ok/>") steps.ok++;
+    if (winrm::on_io_thread()) steps.small_on_io++;
+  }
+  auto large = co_await winrm::send_request(conn, big, in(10s), winrm::Resume::kInlineIfSmall);
+  steps.big_on_io = winrm::on_io_thread();
+  if (!large || large->body.size() <= winrm::kInlineResumeMaxBody) co_return;
+  auto plain = co_await winrm::send_request(conn, small, in(10s), winrm::Resume::kExecutor);
+  steps.executor_on_io = winrm::on_io_thread();
+  auto inline_again =
+      co_await winrm::send_request(conn, small, in(10s), winrm::Resume::kInlineIfSmall);
+  if (winrm::on_io_thread()) {
+    // A blocking call here would wait for this very thread: refused, not a hang.
+    auto blocked = conn.round_trip(small, in(10s));
+    if (!blocked) steps.blocking_error = blocked.error();
+  }
+  co_await winrm::leave_io_thread();
+  steps.after_leave_on_io = winrm::on_io_thread();
+  // The next request once more from the I/O thread; run_sync's end comes back here.
+  auto last = co_await winrm::send_request(conn, small, in(10s), winrm::Resume::kInlineIfSmall);
+  (void)plain;
+  (void)inline_again;
+  (void)last;
+}
+
+}  // namespace
+
+TEST_CASE("a small answer resumes its chain on the I/O thread, a large one on the executor") {
+  TestServer s(false);
+  s.server().Post("/wsman", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(req.body == "<big/>" ? std::string(100 * 1024, 'x') : "<ok/>",
+                    "application/soap+xml");
+  });
+  s.start();
+  auto conn = winrm::make_http_connection(http_endpoint(s.port()), nullptr);
+  Steps steps;
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+  std::thread runner([&] {
+    winrm::run_sync(resume_chain(*conn, steps));
+    std::lock_guard lock(mutex);
+    steps.done_on_io = winrm::on_io_thread();
+    done = true;
+    finished.notify_all();
+  });
+  {
+    std::unique_lock lock(mutex);
+    if (!finished.wait_for(lock, 60s, [&] { return done; })) {
+      // The chain stalled on the I/O thread: no way to unwind it, so end the test run.
+      std::fprintf(stderr, "FAIL: the chain did not finish within 60 s\n");
+      std::_Exit(1);
+    }
+  }
+  runner.join();
+  CHECK(steps.ok == 20);
+  CHECK(steps.small_on_io == 20);
+  CHECK_FALSE(steps.big_on_io);
+  CHECK_FALSE(steps.executor_on_io);
+  REQUIRE(steps.blocking_error.has_value());
+  CHECK(steps.blocking_error->kind == winrm::ErrorKind::kTransport);
+  CHECK(steps.blocking_error->message.find("blocking round trip on the winrm I/O thread") == 0);
+  CHECK_FALSE(steps.after_leave_on_io);
+  CHECK_FALSE(steps.done_on_io);
+  CHECK(conn->is_connected());  // one keep-alive connection throughout
 }

@@ -15,6 +15,7 @@ Result<HttpResponse> Auth::send(Connection& conn, const std::string& soap_body, 
 
 Task<Result<HttpResponse>> Auth::send_async(Connection& conn, std::string soap_body,
                                             Deadline deadline) {
+  co_await leave_io_thread();  // send() blocks until the I/O thread answers
   co_return send(conn, soap_body, deadline);
 }
 
@@ -54,7 +55,8 @@ class HeaderAuth final : public Auth {
     HttpRequest request;
     request.body = std::move(soap_body);
     if (!authorization_.empty()) request.headers.emplace_back("Authorization", authorization_);
-    auto response = co_await send_request(conn, request, deadline);
+    // Nothing after the answer needs GSS: a small one is parsed where it arrives.
+    auto response = co_await send_request(conn, request, deadline, Resume::kInlineIfSmall);
     if (!response) co_return std::move(response);
     if (response->status == 401) co_return std::unexpected(unauthorized_error(*response, name_));
     co_return std::move(response);

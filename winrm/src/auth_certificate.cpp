@@ -25,7 +25,8 @@ class CertificateAuth final : public Auth {
     HttpRequest request;
     request.body = std::move(soap_body);
     request.headers.emplace_back("Authorization", kWsmanMutualAuthProfile);
-    auto response = co_await send_request(conn, request, deadline);
+    // Nothing after the answer needs GSS: a small one is parsed where it arrives.
+    auto response = co_await send_request(conn, request, deadline, Resume::kInlineIfSmall);
     if (!response) co_return std::move(response);
     // 401: no user is mapped to the certificate; 403: no certificate, or one the service
     // does not trust (HTTP.sys 403.7 / 403.16).

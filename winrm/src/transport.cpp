@@ -182,6 +182,8 @@ bool address_matches(std::string_view host, std::string_view entry) {
 
 class HttpConnection;
 
+thread_local bool t_on_io_thread = false;  // set once, by IoLoop::run
+
 // The thread that drives every transfer of the process (docs/transport.md, "I/O thread"):
 // one multi handle on an epoll set, curl_multi_socket_action, so a wake-up touches only
 // the sockets that are ready and a request in flight costs a socket, not a thread. It runs
@@ -214,8 +216,9 @@ class IoLoop {
       was_empty = queue_.empty();
       queue_.push_back(std::move(item));
     }
-    // The loop drains the whole queue after each wake-up, so one write per batch.
-    if (was_empty) {
+    // The loop drains the whole queue after each wake-up, so one write per batch; none
+    // from the loop itself (a chain resumed there), which drains again before it sleeps.
+    if (was_empty && !t_on_io_thread) {
       const std::uint64_t one = 1;
       (void)!write(wake_fd_, &one, sizeof one);
     }
@@ -276,6 +279,10 @@ class HttpConnection final : public Connection {
   HttpConnection& operator=(const HttpConnection&) = delete;
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
+    if (t_on_io_thread) {  // it would wait for itself: a bug, reported rather than a hang
+      return make_error(ErrorKind::kTransport,
+                        "blocking round trip on the winrm I/O thread " + where());
+    }
     std::mutex mutex;
     std::condition_variable done;
     std::optional<Result<HttpResponse>> result;
@@ -972,7 +979,9 @@ void IoLoop::check_cancels() {
 
 void IoLoop::run() {
   pthread_setname_np(pthread_self(), "winrm-io");
+  t_on_io_thread = true;
   constexpr auto kCancelCheck = std::chrono::seconds(1);
+  constexpr int kMaxRoundsPerWakeup = 16;
   std::array<epoll_event, 256> events{};
   std::vector<Item> items;
   for (;;) {
@@ -986,6 +995,10 @@ void IoLoop::run() {
       const long to_check = std::max<long>(
           0, std::chrono::ceil<std::chrono::milliseconds>(next_cancel_check_ - now).count());
       wait_ms = wait_ms < 0 ? to_check : std::min(wait_ms, to_check);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (!queue_.empty()) wait_ms = 0;  // left over from the bounded rounds below
     }
     const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                                  static_cast<int>(std::min<long>(wait_ms, 60000)));
@@ -1007,24 +1020,29 @@ void IoLoop::run() {
                        ((flags & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
       curl_multi_socket_action(multi_, fd, mask, &running);
     }
-    {
-      std::lock_guard lock(mutex_);
-      items.swap(queue_);
-    }
-    for (Item& item : items) {
-      if (item.connection != nullptr) {
-        add(item.connection);
-      } else {
-        item.fn();
+    // Chains resumed in drain_done may queue their next request here (no wake-up write):
+    // take those on before sleeping. Bounded, so sockets and timers get their turn.
+    for (int round = 0; round < kMaxRoundsPerWakeup; ++round) {
+      {
+        std::lock_guard lock(mutex_);
+        if (round > 0 && queue_.empty()) break;
+        items.swap(queue_);
       }
+      for (Item& item : items) {
+        if (item.connection != nullptr) {
+          add(item.connection);
+        } else {
+          item.fn();
+        }
+      }
+      items.clear();
+      drain_done();
+      if (timer_at_ && Clock::now() >= *timer_at_) {
+        timer_at_.reset();
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      }
+      drain_done();
     }
-    items.clear();
-    drain_done();
-    if (timer_at_ && Clock::now() >= *timer_at_) {
-      timer_at_.reset();
-      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
-    }
-    drain_done();
     now = Clock::now();
     if (now >= next_cancel_check_) {
       next_cancel_check_ = now + kCancelCheck;
@@ -1034,6 +1052,8 @@ void IoLoop::run() {
 }
 
 }  // namespace
+
+bool on_io_thread() noexcept { return t_on_io_thread; }
 
 void run_on_io_thread(std::function<void()> fn) { IoLoop::instance().run_soon(std::move(fn)); }
 

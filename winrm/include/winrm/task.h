@@ -10,8 +10,10 @@
 // synchronous APIs are the same code run by run_sync.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <coroutine>
+#include <cstddef>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -103,6 +105,25 @@ class [[nodiscard]] Task {
   Handle handle_;
 };
 
+// co_await leave_io_thread(): on the transport's I/O thread (a chain resumed there after a
+// small answer, RequestAwaiter), moves the chain to its executor; anywhere else, nothing.
+// Before CPU work that is not a page's parse, before anything that may block, and before a
+// poll's end: the I/O thread drives every transfer of the process.
+class LeaveIoThread {
+ public:
+  bool await_ready() const noexcept { return !on_io_thread(); }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> self) {
+    Executor* executor = self.promise().executor;
+    if (executor == nullptr) return false;  // nowhere to go: carry on here
+    executor->post(self);                   // self may run elsewhere from here on
+    return true;
+  }
+  void await_resume() noexcept {}
+};
+
+inline LeaveIoThread leave_io_thread() { return {}; }
+
 namespace detail {
 
 // The root of a chain: starts at once, frees itself at the end.
@@ -119,11 +140,15 @@ struct Detached {
 
 template <class T, class Done>
 Detached run_detached(Task<T> task, Done done) {
+  // done (the scheduler's bookkeeping, run_sync's hand-back) never runs on the I/O thread.
   if constexpr (std::is_void_v<T>) {
     co_await std::move(task);
+    co_await leave_io_thread();
     done();
   } else {
-    done(co_await std::move(task));
+    auto result = co_await std::move(task);
+    co_await leave_io_thread();
+    done(std::move(result));
   }
 }
 
@@ -187,39 +212,67 @@ T run_sync(Task<T> task) {
   }
 }
 
-// co_await send_request(conn, request, deadline): Connection::start, resumed on the
-// awaiting chain's executor. request must outlive the co_await (it does as a local of the
-// awaiting coroutine).
+// Where a chain resumes after its request: kExecutor always on its executor (a worker);
+// kInlineIfSmall on the I/O thread itself when the answer is an error or a body of at most
+// kInlineResumeMaxBody bytes, so that parsing a small page and sending the next request
+// (Pull, the next query) costs no hand-off to a worker and back: two thread wake-ups per
+// request on a shared 2-core host (bench/RESULTS.md, "hand-offs"). Only for chains that
+// need no GSS call after the answer (Basic, certificate): Negotiate uses kExecutor.
+enum class Resume { kExecutor, kInlineIfSmall };
+// A 64 KiB page parses in about 0.1-0.2 ms: the longest the I/O thread is held by one.
+inline constexpr std::size_t kInlineResumeMaxBody = 64 * 1024;
+
+// co_await send_request(conn, request, deadline): Connection::start, resumed as `resume`
+// says. request must outlive the co_await (it does as a local of the awaiting coroutine).
 class RequestAwaiter {
  public:
-  RequestAwaiter(Connection& connection, const HttpRequest& request, Deadline deadline)
-      : connection_(connection), request_(request), deadline_(deadline) {}
+  RequestAwaiter(Connection& connection, const HttpRequest& request, Deadline deadline,
+                 Resume resume)
+      : connection_(connection), request_(request), deadline_(deadline), resume_(resume) {}
   bool await_ready() const noexcept { return false; }
   template <class P>
-  void await_suspend(std::coroutine_handle<P> waiting) {
-    Executor* executor = waiting.promise().executor;
-    // May run before start() returns (an early error): nothing here is touched after.
-    connection_.start(request_, deadline_, [this, waiting, executor](Result<HttpResponse> r) {
+  bool await_suspend(std::coroutine_handle<P> waiting) {
+    waiting_ = waiting;
+    executor_ = waiting.promise().executor;
+    // Captures only `this`: fits std::function's small buffer (no allocation per request).
+    connection_.start(request_, deadline_, [this](Result<HttpResponse> r) {
       result_.emplace(std::move(r));
-      if (executor != nullptr) {
-        executor->post(waiting);
-      } else {
-        waiting.resume();
-      }
+      // Before the suspension was decided: await_suspend sees kDone and carries on itself.
+      if (state_.exchange(kDone, std::memory_order_acq_rel) == kSuspended) dispatch();
     });
+    // The answer came inside start() (an early error, a synchronous Connection): no
+    // suspension, no hand-off. Otherwise the callback resumes the chain; nothing of this
+    // object is touched here after the exchange.
+    return state_.exchange(kSuspended, std::memory_order_acq_rel) != kDone;
   }
   Result<HttpResponse> await_resume() { return std::move(*result_); }
 
  private:
+  enum State { kStarting, kSuspended, kDone };
+
+  void dispatch() {
+    const bool small = !*result_ || (*result_)->body.size() <= kInlineResumeMaxBody;
+    if (executor_ == nullptr ||
+        (resume_ == Resume::kInlineIfSmall && small && on_io_thread())) {
+      waiting_.resume();
+    } else {
+      executor_->post(waiting_);
+    }
+  }
+
   Connection& connection_;
   const HttpRequest& request_;
   Deadline deadline_;
+  Resume resume_;
+  std::coroutine_handle<> waiting_;
+  Executor* executor_ = nullptr;
+  std::atomic<int> state_{kStarting};
   std::optional<Result<HttpResponse>> result_;
 };
 
 inline RequestAwaiter send_request(Connection& connection, const HttpRequest& request,
-                                   Deadline deadline) {
-  return RequestAwaiter(connection, request, deadline);
+                                   Deadline deadline, Resume resume = Resume::kExecutor) {
+  return RequestAwaiter(connection, request, deadline, resume);
 }
 
 }  // namespace winrm

@@ -140,6 +140,11 @@ class Connection {
 // ("10.0.0.0/8", "fd00::/8"). Case-insensitive; entries separated by commas or spaces.
 bool proxy_bypassed(std::string_view host, std::string_view no_proxy);
 
+// True on the transport's I/O thread. Blocking calls (round_trip, Auth::send) must not run
+// there; chains resumed there (RequestAwaiter, Resume::kInlineIfSmall) leave it with
+// leave_io_thread() before any other work.
+bool on_io_thread() noexcept;
+
 // Runs fn on the transport's I/O thread (the one that drives every libcurl transfer) and
 // returns at once. For tests: a slow fn holds every transfer back, as a busy loop would.
 void run_on_io_thread(std::function<void()> fn);

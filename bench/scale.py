@@ -202,20 +202,26 @@ class Proc:
         return total / CLK_TCK
 
     def context_switches(self):
-        """(voluntary, involuntary) context switches summed over the live threads. A
-        voluntary switch is a thread going to sleep (a futex, epoll_wait): on this VM each
-        one and its wake-up cost a halted and re-woken vCPU, so they are a CPU figure too."""
+        """(voluntary, involuntary, {thread name: voluntary}) context switches summed over the
+        live threads. A voluntary switch is a thread going to sleep (a futex, epoll_wait): on
+        this VM each one and its wake-up cost a halted and re-woken vCPU, so they are a CPU
+        figure too."""
         vol = invol = 0
+        by_name = {}
         for tid in os.listdir(f"/proc/{self.pid}/task"):
             try:
+                name = ""
                 for line in open(f"/proc/{self.pid}/task/{tid}/status"):
-                    if line.startswith("voluntary_ctxt_switches:"):
+                    if line.startswith("Name:"):
+                        name = line.split(None, 1)[1].strip()
+                    elif line.startswith("voluntary_ctxt_switches:"):
                         vol += int(line.split()[1])
+                        by_name[name] = by_name.get(name, 0) + int(line.split()[1])
                     elif line.startswith("nonvoluntary_ctxt_switches:"):
                         invol += int(line.split()[1])
             except OSError:
                 pass  # a thread that ended meanwhile
-        return vol, invol
+        return vol, invol, by_name
 
     def rss_mib(self):
         return int(open(f"/proc/{self.pid}/statm").read().split()[1]) * PAGE / 2**20
@@ -710,7 +716,9 @@ def main():
         vol = last_switches[0] - first_switches[0]
         invol = last_switches[1] - first_switches[1]
         print(f"  exporter context switches  {vol / completed if completed else float('nan'):10.2f} voluntary "
-              f"per poll completed ({vol:.0f} in the window; involuntary {invol:.0f})")
+              f"per poll completed ({vol:.0f} in the window; involuntary {invol:.0f}); by thread: " +
+              ", ".join(f"{name} {(n - first_switches[2].get(name, 0)) / completed if completed else 0:.2f}"
+                        for name, n in sorted(last_switches[2].items())))
         print(f"  winrm-sim run-queue wait   {sim_wait:10.1f} s   over its threads in the {window:.0f} s window "
               f"(runnable, waiting for CPU {args.sim_cpu or '-'}; load average {os.getloadavg()[0]:.1f}, "
               f"autogroup {autogroup_nice()})")

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/duration.h"
 #include "common/strings.h"
 #include "exposition.h"
 #include "winrm/gss.h"
@@ -366,10 +367,6 @@ std::string fingerprint_of(const config::LdapInventory& s) {
   return out;
 }
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 }  // namespace
 
 LdapInventoryRunner::LdapInventoryRunner(CredentialLookup credentials,
@@ -520,7 +517,7 @@ bool LdapInventoryRunner::refresh(const std::string& name) {
   }
   source.up = true;
   source.last_success = std::chrono::steady_clock::now();
-  source.last_success_unix = unix_now();
+  source.last_success_unix = common::unix_seconds_now();
   source.last_url = result->url;
   if (result->entries_without_host > 0) {
     spdlog::debug("inventory_ldap source={} {} computer objects without dNSHostName skipped", name,

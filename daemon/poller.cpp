@@ -3,14 +3,11 @@
 #include <chrono>
 
 #include "collectors/poll_time.h"
+#include "common/duration.h"
 
 namespace exporter {
 
 namespace {
-
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class WinrmQuerySession final : public QuerySession {
  public:
@@ -25,7 +22,7 @@ class WinrmQuerySession final : public QuerySession {
 
   winrm::Task<winrm::Result<std::vector<winrm::Row>>> enumerate_async(
       std::string wmi_namespace, std::string wql, winrm::Deadline deadline) override {
-    const double request = unix_now();
+    const double request = common::unix_seconds_now();
     // Sliding windows ({{now-15m}}) are filled in with the exporter's clock as the query goes.
     const bool stamp = collectors::wants_poll_time(wql);
     std::string sent = collectors::has_wql_placeholders(wql)
@@ -34,7 +31,7 @@ class WinrmQuerySession final : public QuerySession {
     auto rows =
         co_await session_.enumerate_async(std::move(wmi_namespace), std::move(sent), deadline);
     // Host-clock rows carry the exporter's clock around the exchange (the clock collector).
-    if (rows && stamp) collectors::stamp_poll_time(*rows, request, unix_now());
+    if (rows && stamp) collectors::stamp_poll_time(*rows, request, common::unix_seconds_now());
     co_return std::move(rows);
   }
 

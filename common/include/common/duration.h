@@ -21,4 +21,9 @@ enum class DurationSyntax {
 std::optional<std::chrono::milliseconds> parse_duration(
     std::string_view text, DurationSyntax syntax = DurationSyntax::kPrometheus);
 
+// Wall-clock seconds since the Unix epoch, with the fraction (poll and inventory timestamps).
+inline double unix_seconds_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace common

@@ -162,6 +162,20 @@ def quantile_from_buckets(buckets, count, q):
 
 # The exporter's polling threads by name (daemon/scheduler.h, winrm/src/transport.cpp).
 POLLING_THREADS = ("poll-worker", "winrm-io")
+# Thread groups reported apart: the pollers and the web server's loop and workers (daemon/web.cpp); the
+# rest (main, the scheduler's timer) is "other".
+THREAD_GROUPS = POLLING_THREADS + ("web-loop", "web-worker")
+
+
+def group_delta(after, before):
+    return {k: [a - b for a, b in zip(v, before.get(k, [0.0, 0.0, 0.0]))] for k, v in after.items()}
+
+
+def format_groups(delta, per=1.0, unit="s"):
+    """'web-worker 0.120+0.010 s (wait 0.050)': user+system CPU and run-queue wait per group, divided by per."""
+    order = [g for g in THREAD_GROUPS + ("other",) if g in delta]
+    return ", ".join(f"{g} {delta[g][0] / per:.3f}+{delta[g][1] / per:.3f} {unit} (wait {delta[g][2] / per:.3f})"
+                     for g in order)
 
 
 class Proc:
@@ -222,6 +236,25 @@ class Proc:
             except OSError:
                 pass  # a thread that ended meanwhile
         return vol, invol, by_name
+
+    def thread_groups(self):
+        """Per thread group (the name, see THREAD_GROUPS): [user s, system s, run-queue wait s] of its live
+        threads. The wait (schedstat) is time runnable but not running: a serving thread's wait is the
+        queueing a /probe or a scrape sees behind the other threads on the exporter's core."""
+        groups = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                text = open(f"/proc/{self.pid}/task/{tid}/stat").read()
+                wait = int(open(f"/proc/{self.pid}/task/{tid}/schedstat").read().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+            comm = text[text.index("(") + 1:text.rindex(")")]
+            fields = text.rsplit(")", 1)[1].split()
+            g = groups.setdefault(comm if comm in THREAD_GROUPS else "other", [0.0, 0.0, 0.0])
+            g[0] += int(fields[11]) / CLK_TCK
+            g[1] += int(fields[12]) / CLK_TCK
+            g[2] += wait
+        return groups
 
     def rss_mib(self):
         return int(open(f"/proc/{self.pid}/statm").read().split()[1]) * PAGE / 2**20
@@ -434,14 +467,15 @@ def scrape_round(base, ex, parallel, gzip_ok):
 
     def one(i):
         results[i] = scrape(base + "/metrics", gzip_ok=gzip_ok, timeout=300)
-    cpu0, serving0 = ex.cpu_seconds(), ex.serving_cpu_seconds()
+    cpu0, serving0, groups0 = ex.cpu_seconds(), ex.serving_cpu_seconds(), ex.thread_groups()
     threads = [threading.Thread(target=one, args=(i,)) for i in range(parallel)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     cpu, serving = ex.cpu_seconds() - cpu0, ex.serving_cpu_seconds() - serving0
-    return [r[0] for r in results], cpu, serving, results[0][1]
+    groups = group_delta(ex.thread_groups(), groups0)
+    return [r[0] for r in results], cpu, serving, results[0][1], groups
 
 
 def start_perf(directory, name, pid, freq=99):
@@ -605,6 +639,7 @@ def main():
         first_t, first_cpu, first_sim = prev_t, prev_cpu, prev_sim
         first_sim_wait = sm.run_delay_seconds()
         first_switches = ex.context_switches()
+        first_groups = ex.thread_groups()
         end = first_t + args.window
         prober = Prober(base, args.targets, args.probe_rate)
         prober.start()
@@ -637,6 +672,7 @@ def main():
                   f"{row['fds']:6d} {row['threads']:4d} {row['polls']:8.1f} {row['lag']:9.4f} "
                   f"{row['running']:7.0f} {row['waiting']:7.0f} {row['slow']:5.0f} {row['up']:6.0f}", flush=True)
             prev_t, prev_cpu, prev_sim, last = now, cpu, sim_cpu, cur
+        window_groups = group_delta(ex.thread_groups(), first_groups)
         prober.finish()
         stop_perf(perf)
         if not rows:
@@ -673,13 +709,16 @@ def main():
         rounds = {}
         perf = start_perf(args.perf_dir, "scrapes", exporter.pid)
         for gzip_ok in (False, True):
-            walls, cpus, servings = [], [], []
+            walls, cpus, servings, groups = [], [], [], []
             for _ in range(3):
-                wall, cpu, serving, size = scrape_round(base, ex, args.parallel_scrapes, gzip_ok)
+                wall, cpu, serving, size, group = scrape_round(base, ex, args.parallel_scrapes, gzip_ok)
                 walls += wall
                 cpus.append(cpu)
                 servings.append(serving)
-            rounds[gzip_ok] = (walls, cpus, servings, size)
+                groups.append(group)
+            # The round whose serving CPU is the median one, shown by thread group.
+            median_round = sorted(range(3), key=lambda i: servings[i])[1]
+            rounds[gzip_ok] = (walls, cpus, servings, size, groups[median_round])
         stop_perf(perf)
         page = PageStats(count=True)
         scrape(base + "/metrics", gzip_ok=True, stats=page)
@@ -735,12 +774,14 @@ def main():
         print(f"  /probe wall                {1000 * percentile(prober.times, 0.99):10.2f} ms p99, "
               f"p50 {1000 * percentile(prober.times, 0.5):.2f} ms ({len(prober.times)} probes at "
               f"{args.probe_rate:g}/s, {prober.errors} errors)")
+        print("  threads, window (cores)    " + format_groups(window_groups, window, "cores"))
         for gzip_ok, label in ((False, "plain"), (True, "gzip ")):
-            walls, cpus, servings, size = rounds[gzip_ok]
+            walls, cpus, servings, size, group = rounds[gzip_ok]
             print(f"  /metrics {label} x{args.parallel_scrapes:<2}        {1000 * statistics.median(walls):10.1f} ms "
                   f"wall median, max {1000 * max(walls):.1f} ms; exporter CPU {statistics.median(cpus):.3f} s per "
                   f"round of {args.parallel_scrapes} (median of 3), of it serving threads "
                   f"{statistics.median(servings):.3f} s; {size / 2**20:.2f} MiB")
+            print(f"    by thread (median round) " + format_groups(group))
         print(f"  /metrics series            {series:10d}   ({series / args.targets:.0f} per host)")
         if args.smoke:
             # On a loaded CI machine a host's first polls can time out: give every host a bounded

@@ -363,9 +363,9 @@ std::shared_ptr<const std::string> App::render_metrics() const {
   });
 }
 
-std::shared_ptr<const std::string> App::render_metrics_gzip() const {
+std::shared_ptr<const net::BodyParts> App::render_metrics_gzip() const {
   return metrics_gzip_flight_.get([this] {
-    return render_metrics_page_gzip(
+    return render_metrics_page_gzip_parts(
         cache_.view_all(), [this](std::string& out) { render_self_metrics(out); },
         std::chrono::steady_clock::now());
   });

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "flags.h"
 #include "inventory_ldap.h"
+#include "net/server.h"
 #include "poller.h"
 #include "scheduler.h"
 #include "shard.h"
@@ -71,8 +72,9 @@ class App {
   // The /metrics page, shared by the concurrent scrapes that asked for it (SingleFlight):
   // rendered once for all of them and sent from this one copy.
   std::shared_ptr<const std::string> render_metrics() const;
-  // The same page as a gzip body (Content-Encoding: gzip), from the cached segments.
-  std::shared_ptr<const std::string> render_metrics_gzip() const;
+  // The same page as a gzip body (Content-Encoding: gzip), from the cached segments, in
+  // parts that reference them (render_metrics_page_gzip_parts).
+  std::shared_ptr<const net::BodyParts> render_metrics_gzip() const;
   // Error: the 404 text (unknown target, or which shard owns it).
   std::expected<std::string, std::string> render_probe(const std::string& target) const;
   // Prometheus http_sd JSON of the owned targets.
@@ -117,7 +119,7 @@ class App {
   Cache cache_;
   // Concurrent /metrics scrapes share one render of the page.
   mutable SingleFlight<std::string> metrics_flight_;
-  mutable SingleFlight<std::string> metrics_gzip_flight_;
+  mutable SingleFlight<net::BodyParts> metrics_gzip_flight_;
   // Idle sessions the pools keep beyond per_target_concurrency, exporter-wide (max_slow_polls).
   std::shared_ptr<LingerBudget> linger_budget_ = std::make_shared<LingerBudget>(1024);
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops

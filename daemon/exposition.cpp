@@ -517,9 +517,10 @@ struct GzipWriter::Stream {
   Pooled<DeflaterPool> deflater;
 };
 
-GzipWriter::GzipWriter(int level, std::size_t reserve)
+GzipWriter::GzipWriter(int level, std::size_t reserve, bool reference_segments)
     : stream_(std::make_unique<Stream>(std::clamp(level, 1, 9))),
-      crc_(static_cast<std::uint32_t>(crc32(0, nullptr, 0))) {
+      crc_(static_cast<std::uint32_t>(crc32(0, nullptr, 0))),
+      reference_(reference_segments) {
   out_.reserve(reserve + 64);
   // RFC 1952 header: deflate, no flags, no mtime, no extra flags, OS unknown.
   static constexpr char kHeader[] = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, '\xff'};
@@ -537,9 +538,22 @@ void GzipWriter::flush_pending() {
   pending_.clear();
 }
 
+void GzipWriter::close_own_run() {
+  if (out_.size() == own_mark_) return;
+  pieces_.push_back({nullptr, own_mark_, out_.size() - own_mark_});
+  size_ += out_.size() - own_mark_;
+  own_mark_ = out_.size();
+}
+
 void GzipWriter::append_segment(std::string_view deflated, std::uint32_t crc, std::size_t length) {
   flush_pending();
-  out_.append(deflated);
+  if (reference_) {
+    close_own_run();
+    if (!deflated.empty()) pieces_.push_back({deflated.data(), 0, deflated.size()});
+    size_ += deflated.size();
+  } else {
+    out_.append(deflated);
+  }
   crc_ = static_cast<std::uint32_t>(crc32_combine(crc_, crc, static_cast<z_off_t>(length)));
   length_ += length;
 }
@@ -552,14 +566,45 @@ void GzipWriter::append_family(const RenderedFamily& family) {
   }
 }
 
-std::string GzipWriter::finish() {
+void GzipWriter::write_trailer() {
   flush_pending();
   out_ += '\x03';  // an empty final block (fixed Huffman): ends the deflate stream
   out_ += '\x00';
   for (std::uint32_t word : {crc_, static_cast<std::uint32_t>(length_)}) {  // little-endian
     for (int shift = 0; shift < 32; shift += 8) out_ += static_cast<char>((word >> shift) & 0xFF);
   }
+}
+
+std::string GzipWriter::finish() {
+  if (reference_) {
+    Pieces pieces = finish_pieces();
+    std::string joined;
+    joined.reserve(pieces.size);
+    for (std::string_view piece : pieces.views(pieces.own)) joined += piece;
+    return joined;
+  }
+  write_trailer();
   return std::move(out_);
+}
+
+GzipWriter::Pieces GzipWriter::finish_pieces() {
+  write_trailer();
+  close_own_run();  // without references: all of out_ is the one piece
+  Pieces result;
+  result.size = size_;
+  result.pieces = std::move(pieces_);
+  result.own = std::move(out_);
+  return result;
+}
+
+std::vector<std::string_view> GzipWriter::Pieces::views(const std::string& own_storage) const {
+  std::vector<std::string_view> out;
+  out.reserve(pieces.size());
+  for (const Piece& piece : pieces) {
+    out.emplace_back(piece.external ? piece.external : own_storage.data() + piece.offset,
+                     piece.length);
+  }
+  return out;
 }
 
 void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>& sources) {

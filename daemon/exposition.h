@@ -93,7 +93,9 @@ void append_lines(std::string& out, const RenderedFamily& family);
 // combined. Text between segments is compressed when the next segment or finish() comes.
 class GzipWriter {
  public:
-  explicit GzipWriter(int level = 1, std::size_t reserve = 0);
+  // With reference_segments, append_segment keeps a reference to the segment instead of
+  // copying it (finish_pieces): the segments must outlive the pieces.
+  explicit GzipWriter(int level = 1, std::size_t reserve = 0, bool reference_segments = false);
   ~GzipWriter();
   GzipWriter(const GzipWriter&) = delete;
   GzipWriter& operator=(const GzipWriter&) = delete;
@@ -103,14 +105,36 @@ class GzipWriter {
   void append_family(const RenderedFamily& family);  // its segment, or its text
   std::string finish();
 
+  // The finished member in pieces: `own` holds what the writer produced itself (header,
+  // text it compressed, trailer); the other pieces are the referenced segments.
+  struct Pieces {
+    struct Piece {
+      const char* external = nullptr;  // a referenced segment; null: a range of `own`
+      std::size_t offset = 0;
+      std::size_t length = 0;
+    };
+    std::string own;
+    std::vector<Piece> pieces;
+    std::size_t size = 0;
+    // Views of the pieces in order, `own_storage` being where `own` now lives.
+    std::vector<std::string_view> views(const std::string& own_storage) const;
+  };
+  Pieces finish_pieces();
+
  private:
   void flush_pending();
+  void write_trailer();
+  void close_own_run();  // the bytes of out_ since the last piece become a piece
   struct Stream;
   std::unique_ptr<Stream> stream_;
   std::string out_;
   std::string pending_;
   std::uint32_t crc_;
   std::uint64_t length_ = 0;
+  bool reference_ = false;
+  std::vector<Pieces::Piece> pieces_;
+  std::size_t own_mark_ = 0;  // out_ bytes already in pieces_
+  std::size_t size_ = 0;      // bytes in pieces_
 };
 
 // Writes the families of all sources, one HELP/TYPE group per family name (HELP/TYPE of

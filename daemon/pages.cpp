@@ -137,16 +137,38 @@ std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
   return render(targets, true, extra, now);
 }
 
+net::BodyParts render_metrics_page_gzip_parts(std::vector<Cache::TargetView> targets,
+                                              const ExtraRenderer& extra,
+                                              std::chrono::steady_clock::time_point now) {
+  // What the parts point into: the views (their snapshots hold the segments) and the
+  // bytes the writer produced itself.
+  struct Storage {
+    std::vector<Cache::TargetView> targets;
+    std::string own;
+  };
+  auto storage = std::make_shared<Storage>();
+  storage->targets = std::move(targets);
+  PageParts parts = collect(storage->targets, true, extra, now);
+  GzipWriter out(1, parts.head.size() / 4, /*reference_segments=*/true);
+  out.text() = std::move(parts.head);
+  write_rendered(out, parts.sources);
+  GzipWriter::Pieces pieces = out.finish_pieces();
+  storage->own = std::move(pieces.own);
+  net::BodyParts body;
+  body.parts = pieces.views(storage->own);
+  body.size = pieces.size;
+  body.owner = std::move(storage);
+  return body;
+}
+
 std::string render_metrics_page_gzip(const std::vector<Cache::TargetView>& targets,
                                      const ExtraRenderer& extra,
                                      std::chrono::steady_clock::time_point now) {
-  PageParts parts = collect(targets, true, extra, now);
-  std::size_t stored = 0;
-  for (const auto* source : parts.sources) stored += source->stored_bytes;
-  GzipWriter out(1, stored + parts.head.size() / 4);
-  out.text() = std::move(parts.head);
-  write_rendered(out, parts.sources);
-  return out.finish();
+  net::BodyParts body = render_metrics_page_gzip_parts(targets, extra, now);
+  std::string out;
+  out.reserve(body.size);
+  for (std::string_view part : body.parts) out += part;
+  return out;
 }
 
 std::string render_probe_page(const Cache::TargetView& target,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cache.h"
+#include "net/server.h"
 
 namespace exporter {
 
@@ -22,6 +23,13 @@ std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
 
 // The same page as a gzip body, built from the cached deflate segments without
 // decompressing or recompressing them (only the head and HELP/TYPE lines are compressed).
+// In parts: the segments are referenced where the cache keeps them (the body owns the views
+// that keep them alive), never copied into one page buffer: the server sends them with
+// gathered writes. A page of 10,000 hosts is ~200 MB that is neither copied nor faulted in.
+net::BodyParts render_metrics_page_gzip_parts(std::vector<Cache::TargetView> targets,
+                                              const ExtraRenderer& extra,
+                                              std::chrono::steady_clock::time_point now);
+// The same joined into one string (tests, tools).
 std::string render_metrics_page_gzip(const std::vector<Cache::TargetView>& targets,
                                      const ExtraRenderer& extra,
                                      std::chrono::steady_clock::time_point now);

@@ -176,7 +176,7 @@ WebReply WebServer::route(const WebRequest& request) {
     reply.headers.emplace_back("Vary", "Accept-Encoding");
     if (gzip) {  // the cached segments spliced, nothing compressed per scrape
       reply.headers.emplace_back("Content-Encoding", "gzip");
-      reply.shared_body = handlers_.metrics_gzip();
+      reply.shared_parts = handlers_.metrics_gzip();
     } else {
       reply.shared_body = handlers_.metrics();
     }
@@ -269,6 +269,7 @@ std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress
         for (auto& [name, value] : reply.headers) response.add_header(name, std::move(value));
         response.body = std::move(reply.body);
         response.shared_body = std::move(reply.shared_body);
+        response.body_parts = std::move(reply.shared_parts);
         responder.send(std::move(response));
       });
   net::TlsContextProvider tls;

@@ -18,6 +18,7 @@
 namespace net {
 class Server;
 struct Request;
+struct BodyParts;
 }  // namespace net
 
 namespace exporter {
@@ -27,11 +28,13 @@ struct WebState;
 
 // A page shared by every scrape it answers (sent from this one copy, never copied per scraper).
 using SharedPage = std::shared_ptr<const std::string>;
+// The same in parts (net::BodyParts: e.g. cached gzip segments, sent without joining them).
+using SharedParts = std::shared_ptr<const net::BodyParts>;
 
 struct WebHandlers {
   std::function<SharedPage()> metrics;
   // /metrics already gzip-compressed, for clients that accept gzip (null: gzip of metrics()).
-  std::function<SharedPage()> metrics_gzip;
+  std::function<SharedParts()> metrics_gzip;
   // Error: the text of the 404 (unknown target, or owned by another shard).
   std::function<std::expected<std::string, std::string>(const std::string& target)> probe;
   // Prometheus http_sd JSON.
@@ -71,7 +74,8 @@ struct WebReply {
   std::string content_type = "text/plain; charset=utf-8";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  SharedPage shared_body;  // when set, the body (instead of `body`)
+  SharedPage shared_body;    // when set, the body (instead of `body`)
+  SharedParts shared_parts;  // when set, the body in parts (instead of `body`)
 };
 
 // gzip (RFC 1952) of data.

@@ -14,9 +14,11 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -47,6 +49,8 @@ constexpr std::uint64_t kListenerTagBase = 1;
 constexpr std::uint64_t kFirstConnectionId = 1024;
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kGeneratedChunk = 64 * 1024;
+// Pieces of a BodyParts body per gathered write (IOV_MAX is 1024).
+constexpr std::size_t kPartsPerWrite = 256;
 // Reads per readiness event, so one fast client cannot starve the others on a loop.
 constexpr int kReadsPerEvent = 16;
 constexpr int kAcceptsPerEvent = 64;
@@ -246,9 +250,11 @@ struct Connection {
   std::size_t body_length = 0;  // bytes of body to send (after close_after_body_bytes)
   std::size_t body_offset = 0;
   bool abort_after_body = false;  // close_after_body_bytes cut the body short
-  std::string generated;          // current generated chunk
+  std::string generated;          // current generated chunk (or chunk copied from body_parts)
   std::size_t generated_offset = 0;
-  std::size_t pace_left = 0;  // body bytes allowed before the next pace pause
+  std::size_t part_index = 0;   // body_parts: the next byte not yet sent (or not yet copied
+  std::size_t part_offset = 0;  // into `generated` when the parts go out in chunks)
+  std::size_t pace_left = 0;    // body bytes allowed before the next pace pause
   bool pace_waiting = false;
   std::size_t tls_retry_length = 0;  // SSL_write must be retried with the same length
 
@@ -301,6 +307,12 @@ class Loop {
   // >0 bytes, 0 EOF, -1 would block (want_write set when TLS needs to write), -2 error.
   long read_raw(Connection& c, char* buf, std::size_t n, bool& want_write);
   long write_raw(Connection& c, const char* buf, std::size_t n, bool& want_read);
+  // body_parts: one gathered write of at most `limit` bytes from the cursor (plain sockets).
+  long write_parts(Connection& c, std::size_t limit);
+  // body_parts: copies n bytes from the cursor (TLS and paced bodies go out in chunks).
+  void copy_parts(Connection& c, char* out, std::size_t n);
+  // Hands the body's last reference to a worker: freeing a large page can take milliseconds.
+  void release_body(Response& response);
   Connection* find(std::uint64_t id);
 
   Server::Impl& server_;
@@ -802,6 +814,7 @@ void Loop::start_response(Connection& c, Response response) {
   auto& r = c.response;
   if (r.close || !c.keep_alive || stopping_) c.keep_alive = false;
   std::size_t full_length = r.shared_body      ? r.shared_body->size()
+                            : r.body_parts     ? r.body_parts->size
                             : r.body_generator ? r.generated_length
                                                : r.body.size();
   c.out.clear();
@@ -838,12 +851,14 @@ void Loop::start_response(Connection& c, Response response) {
   c.body_offset = 0;
   c.generated.clear();
   c.generated_offset = 0;
+  c.part_index = 0;
+  c.part_offset = 0;
   c.pace_left = r.pace_bytes;
   c.pace_waiting = false;
   c.tls_retry_length = 0;
   // A small in-memory body rides in the same write as the head.
-  if (!r.shared_body && !r.body_generator && r.pace_bytes == 0 && !c.abort_after_body &&
-      c.body_length <= 16 * 1024) {
+  if (!r.shared_body && !r.body_parts && !r.body_generator && r.pace_bytes == 0 &&
+      !c.abort_after_body && c.body_length <= 16 * 1024) {
     c.out.append(r.body, 0, c.body_length);
     c.body_length = 0;
     std::string().swap(r.body);
@@ -869,6 +884,10 @@ void Loop::write_some(Connection& c) {
     const char* data = nullptr;
     std::size_t length = 0;
     bool is_body = false;
+    // Parts go out by gathered writes on plain sockets; through TLS (no gathered write) or
+    // paced, in chunks copied like a generated body.
+    const bool gather = r.body_parts && c.ssl == nullptr && r.pace_bytes == 0;
+    const bool chunked = r.body_generator || (r.body_parts && !gather);
     if (c.out_offset < c.out.size()) {
       data = c.out.data() + c.out_offset;
       length = c.out.size() - c.out_offset;
@@ -877,11 +896,17 @@ void Loop::write_some(Connection& c) {
       length = c.body_length - c.body_offset;
       if (r.shared_body) {
         data = r.shared_body->data() + c.body_offset;
-      } else if (r.body_generator) {
+      } else if (gather) {
+        // write_parts below
+      } else if (chunked) {
         if (c.generated_offset >= c.generated.size()) {
           const std::size_t n = std::min(kGeneratedChunk, length);
           c.generated.resize(n);
-          r.body_generator(c.body_offset, c.generated.data(), n);
+          if (r.body_generator) {
+            r.body_generator(c.body_offset, c.generated.data(), n);
+          } else {
+            copy_parts(c, c.generated.data(), n);
+          }
           c.generated_offset = 0;
         }
         data = c.generated.data() + c.generated_offset;
@@ -897,7 +922,7 @@ void Loop::write_some(Connection& c) {
     if (c.tls_retry_length > 0) length = c.tls_retry_length;
     length = std::min<std::size_t>(length, 1 << 30);
     bool want_read = false;
-    long n = write_raw(c, data, length, want_read);
+    long n = is_body && gather ? write_parts(c, length) : write_raw(c, data, length, want_read);
     if (n == -1) {
       if (c.ssl) c.tls_retry_length = length;
       set_interest(c, want_read ? EPOLLIN : EPOLLOUT);
@@ -915,7 +940,7 @@ void Loop::write_some(Connection& c) {
       continue;
     }
     c.body_offset += sent;
-    if (r.body_generator) c.generated_offset += sent;
+    if (chunked) c.generated_offset += sent;
     if (r.pace_bytes > 0) {
       c.pace_left -= sent;
       if (c.pace_left == 0 && c.body_offset < c.body_length) {
@@ -937,7 +962,73 @@ void Loop::write_some(Connection& c) {
   }
 }
 
+long Loop::write_parts(Connection& c, std::size_t limit) {
+  const auto& parts = c.response.body_parts->parts;
+  std::array<iovec, kPartsPerWrite> iov;
+  std::size_t count = 0;
+  std::size_t total = 0;
+  std::size_t offset = c.part_offset;
+  for (std::size_t i = c.part_index; i < parts.size() && count < iov.size() && total < limit;
+       ++i, offset = 0) {
+    const std::size_t n = std::min(parts[i].size() - offset, limit - total);
+    if (n == 0) continue;
+    iov[count++] = iovec{const_cast<char*>(parts[i].data() + offset), n};
+    total += n;
+  }
+  msghdr message{};
+  message.msg_iov = iov.data();
+  message.msg_iovlen = count;
+  for (;;) {
+    auto r = ::sendmsg(c.fd, &message, MSG_NOSIGNAL);
+    if (r >= 0) {
+      // Advance the cursor past what went out.
+      std::size_t left = static_cast<std::size_t>(r);
+      while (left > 0 && c.part_index < parts.size()) {
+        const std::size_t take = std::min(left, parts[c.part_index].size() - c.part_offset);
+        c.part_offset += take;
+        left -= take;
+        if (c.part_offset == parts[c.part_index].size()) {
+          ++c.part_index;
+          c.part_offset = 0;
+        }
+      }
+      return r;
+    }
+    if (errno == EINTR) continue;
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : -2;
+  }
+}
+
+void Loop::copy_parts(Connection& c, char* out, std::size_t n) {
+  const auto& parts = c.response.body_parts->parts;
+  while (n > 0 && c.part_index < parts.size()) {
+    const std::string_view part = parts[c.part_index];
+    const std::size_t take = std::min(n, part.size() - c.part_offset);
+    std::memcpy(out, part.data() + c.part_offset, take);
+    out += take;
+    n -= take;
+    c.part_offset += take;
+    if (c.part_offset == part.size()) {
+      ++c.part_index;
+      c.part_offset = 0;
+    }
+  }
+}
+
+void Loop::release_body(Response& response) {
+  if (server_.options.worker_threads == 0) return;
+  // use_count() is a hint: if another holder lets go at the same time, one of the two
+  // frees it, on whichever thread; the loop only avoids being the usual one.
+  if (response.shared_body && response.shared_body.use_count() == 1) {
+    server_.enqueue([body = std::move(response.shared_body)] {});
+  }
+  if (response.body_parts && response.body_parts.use_count() == 1) {
+    server_.enqueue([body = std::move(response.body_parts)] {});
+  }
+}
+
 void Loop::finish_response(Connection& c) {
+  release_body(c.response);
   if (c.abort_after_body) {
     close(c);  // the fault mode: the peer sees a short body and a closed connection
     return;
@@ -1024,6 +1115,7 @@ void Loop::on_deadline(Connection& c) {
 void Loop::close(Connection& c) {
   if (c.closed) return;
   c.closed = true;
+  release_body(c.response);
   set_deadline(c, std::nullopt);
   if (c.ssl) {
     SSL_free(c.ssl);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http.h"
@@ -54,15 +55,27 @@ struct ServerOptions {
   std::string thread_name;
 };
 
+// A body in pieces that stay valid while `owner` lives, e.g. cached segments of a page: sent
+// with gathered writes straight from the pieces, never joined into one buffer per page.
+struct BodyParts {
+  std::vector<std::string_view> parts;
+  std::size_t size = 0;  // of all parts
+  std::shared_ptr<const void> owner;
+};
+
 struct Response {
   int status = 200;
   // Sent as given (names and values with CR, LF or NUL are dropped). The server writes
   // Content-Length and Connection itself; do not set them.
   std::vector<Header> headers;
   // The body: `body`, or `shared_body` when set (no copy of a shared payload), or
-  // generated_length bytes produced by body_generator(offset, out, n) on the loop thread.
+  // `body_parts` (the same, in pieces), or generated_length bytes produced by
+  // body_generator(offset, out, n) on the loop thread. A shared body or parts whose last
+  // reference the response holds are released on a worker thread (when there are workers),
+  // so that freeing a large page never stalls the loop.
   std::string body;
   std::shared_ptr<const std::string> shared_body;
+  std::shared_ptr<const BodyParts> body_parts;
   std::function<void(std::size_t offset, char* out, std::size_t n)> body_generator;
   std::size_t generated_length = 0;
   // Close the connection after this response.

@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -530,6 +532,84 @@ TEST_CASE("streamed bodies: shared, generated, paced, and cut short") {
   const auto& got = cut.received();
   CHECK(got.find("Content-Length: 1000") != std::string::npos);
   CHECK(got.size() - (got.find("\r\n\r\n") + 4) == 500);
+}
+
+TEST_CASE(
+    "bodies in parts: gathered writes, TLS chunks, HEAD; the last reference freed on a worker") {
+  // 5,000 parts of 0-299 bytes and five of 200 KB: more parts than one gathered write takes
+  // and more bytes than a socket buffer, so writes end mid-part and resume there.
+  struct Owner {
+    std::string bytes;
+    std::function<void()> on_free;
+    ~Owner() {
+      if (on_free) on_free();
+    }
+  };
+  std::string expected;
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  unsigned seed = 7;
+  for (int i = 0; i < 5000; ++i) {
+    seed = seed * 1103515245 + 12345;
+    const std::size_t length = i % 1000 == 999 ? 200000 : (seed >> 16) % 300;
+    ranges.emplace_back(expected.size(), length);
+    for (std::size_t k = 0; k < length; ++k) {
+      expected += static_cast<char>('A' + (expected.size() * 7 + k) % 61);
+    }
+  }
+  std::mutex mutex;
+  std::vector<std::string> freed_on;  // thread names
+  auto make_parts = [&] {
+    auto owner = std::make_shared<Owner>();
+    owner->bytes = expected;
+    owner->on_free = [&] {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      std::lock_guard lock(mutex);
+      freed_on.emplace_back(name);
+    };
+    auto parts = std::make_shared<net::BodyParts>();
+    for (auto [at, length] : ranges) {
+      parts->parts.push_back(std::string_view(owner->bytes).substr(at, length));
+    }
+    parts->size = owner->bytes.size();
+    parts->owner = std::move(owner);
+    return parts;
+  };
+  net::ServerOptions options;
+  options.worker_threads = 2;
+  options.thread_name = "pt";
+  auto handler = [&](net::Request, net::Responder res) {
+    net::Response r;
+    r.body_parts = make_parts();  // the response holds the only reference
+    res.send(std::move(r));
+  };
+  TestServer plain(options, handler);
+  Client c(plain.port);
+  auto a = c.request("GET", "/parts");
+  REQUIRE(a);
+  CHECK(a->body.size() == expected.size());
+  CHECK(a->body == expected);
+  auto h = c.request("HEAD", "/parts");
+  REQUIRE(h);
+  CHECK(h->header("Content-Length") == std::to_string(expected.size()));
+  CHECK(h->body.empty());
+  auto b = c.request("GET", "/parts");  // the HEAD answer left no body bytes behind
+  REQUIRE(b);
+  CHECK(b->body == expected);
+  auto ctx = server_ctx(false);
+  TestServer tls(options, handler, [&] { return ctx.get(); });
+  auto client = client_ctx(false);
+  Client t(tls.port, client.get(), "localhost");
+  auto d = t.request("GET", "/parts");
+  REQUIRE(d);
+  CHECK(d->body == expected);
+  // Each body was freed once, never on the loop thread (a large page takes milliseconds).
+  CHECK(eventually([&] {
+    std::lock_guard lock(mutex);
+    return freed_on.size() == 4;
+  }));
+  std::lock_guard lock(mutex);
+  for (const auto& name : freed_on) CHECK(name == "pt-worker");
 }
 
 TEST_CASE("a client that never reads is closed at the write timeout") {

@@ -534,7 +534,7 @@ def main():
                     help="polls of one host at once; each holds its own connection, and at "
                          "10,000 hosts 2 per host would pass the 20,000-fd limit")
     ap.add_argument("--slow-poll-after", default=None,
-                    help="global.slow_poll_after (default: the exporter's, 2s); a poll running longer gives "
+                    help="global.slow_poll_after (default: the exporter's, 1s); a poll running longer gives "
                          "its per-target slot to the host's next due poll")
     ap.add_argument("--max-slow-polls", type=int, default=None, help="global.max_slow_polls (default: the exporter's)")
     ap.add_argument("--warmup", type=float, default=90, help="seconds after ready before measuring")

@@ -75,7 +75,7 @@ struct BackoffPolicy {
 };
 
 struct SlowPollPolicy {
-  std::chrono::milliseconds after{2000};  // zero: a poll keeps its slot to the end
+  std::chrono::milliseconds after{1000};  // zero: a poll keeps its slot to the end
   int per_target = 4;                     // slow polls of one target that gave up their slot
   int total = 1024;                       // the same exporter-wide (each holds a connection)
 };

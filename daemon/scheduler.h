@@ -269,6 +269,7 @@ class Scheduler {
   void overtake_locked(const std::string& name, TargetState& state, Clock::time_point now);
   void run_overtakes_locked(Clock::time_point now);
   bool slow_room_locked(const TargetState& state) const;
+  static std::vector<JobPtr>::iterator oldest_active(TargetState& state);
   // Under lock: the target waits for room under the exporter-wide slow cap.
   void note_slow_blocked_locked(const std::string& name, TargetState& state);
 

@@ -79,6 +79,7 @@ std::unique_ptr<QuerySession> SessionPool::acquire() {
   {
     std::lock_guard lock(mutex_);
     expire_locked(Clock::now(), expired);
+    closed_ += expired.size();
     if (!idle_.empty()) {
       auto session = std::move(idle_.back().session);
       idle_.pop_back();
@@ -86,11 +87,9 @@ std::unique_ptr<QuerySession> SessionPool::acquire() {
         --lingering_;
         if (budget_) budget_->give(1);
       }
-      closed_ += expired.size();
       return session;
     }
   }
-  closed_ += expired.size();
   expired.clear();
   created_++;
   return make_session_();  // outside the lock: a session's set-up may take a while

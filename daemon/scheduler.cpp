@@ -260,6 +260,7 @@ Scheduler::Stats Scheduler::stats() const {
   for (auto& [name, state] : targets_) stats.parked += state.waiting.size();
   stats.polls_started = polls_started_;
   stats.polls_skipped = polls_skipped_;
+  stats.polls_missed = polls_missed_;
   stats.wakeups = wakeups_;
   stats.workers = static_cast<std::size_t>(options_.workers);
   stats.slow = slow_;
@@ -529,8 +530,13 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
       if (next < earliest)
         next += interval * ((earliest - next + interval - Clock::duration(1)) / interval);
     }
-    // Keep the phase; skip ticks missed by a slow poll rather than firing a burst.
-    if (next <= started) next += interval * ((started - next) / interval + 1);
+    // Keep the phase; skip ticks missed by a slow poll rather than firing a burst (counted:
+    // a missed tick is a poll the interval promised and the host did not get).
+    if (next <= started) {
+      const auto missed = (started - next) / interval + 1;
+      next += interval * missed;
+      polls_missed_ += static_cast<std::uint64_t>(missed);
+    }
     job->due = next;
     if (!defer_for_backoff_locked(job, state, now)) push_heap(job);
   }

@@ -151,6 +151,7 @@ class Scheduler {
     std::size_t parked = 0;
     std::uint64_t polls_started = 0;
     std::uint64_t polls_skipped = 0;  // due ticks skipped by back-off
+    std::uint64_t polls_missed = 0;   // due ticks passed while the job's previous poll ran
     std::uint64_t wakeups = 0;        // worker returns from a wait (timer or notify)
     std::size_t workers = 0;          // configured pool size
     std::size_t slow = 0;             // slow polls running that gave up their slot
@@ -290,6 +291,7 @@ class Scheduler {
   std::size_t running_ = 0;
   std::uint64_t polls_started_ = 0;
   std::uint64_t polls_skipped_ = 0;
+  std::uint64_t polls_missed_ = 0;
   std::uint64_t wakeups_ = 0;
   std::priority_queue<OvertakeEntry, std::vector<OvertakeEntry>, std::greater<>> overtakes_;
   std::size_t slow_ = 0;

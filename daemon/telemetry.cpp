@@ -123,6 +123,10 @@ void Telemetry::render(std::string& out) const {
     counter("winrm_exporter_scheduler_polls_skipped_total",
             "Due polls skipped because their target was backing off after failures.",
             stats.polls_skipped);
+    counter("winrm_exporter_scheduler_polls_missed_total",
+            "Due polls that never ran because the collector's previous poll on the target "
+            "(or the exporter's backlog) held it past its next tick.",
+            stats.polls_missed);
     counter("winrm_exporter_scheduler_wakeups_total",
             "Scheduler thread wake-ups (timer or hand-off); about one per poll when idle.",
             stats.wakeups);

@@ -263,6 +263,26 @@ TEST_CASE("back-off: a failing target's polls are skipped, healthy ones keep the
   scheduler.stop();
 }
 
+TEST_CASE("missed polls: ticks that pass while the collector's previous poll runs are counted") {
+  Recorder recorder;
+  recorder.sleep_for["slow"] = 70ms;  // 3.5 intervals: each poll lets about 2-3 ticks pass
+  recorder.sleep_for["quick"] = 1ms;
+  Scheduler scheduler(options_with(2, 10), [&](const JobSpec& job, Clock::time_point d) {
+    return recorder.poll(job, d);
+  });
+  scheduler.set_jobs({{"slow", "cpu", 20ms, 1000ms}, {"quick", "cpu", 20ms, 1000ms}},
+                     {{"slow", 1}, {"quick", 1}});
+  scheduler.start();
+  REQUIRE(wait_for([&] { return recorder.count("slow/") >= 4; }));
+  const auto missed = scheduler.stats().polls_missed;
+  scheduler.stop();
+  const auto slow_polls = recorder.count("slow/");
+  // Every slow poll after the first lets at least one tick pass unpolled; the quick target
+  // (its own job) never misses one, so missed polls stay below 4 per slow poll.
+  CHECK(missed >= slow_polls - 1);
+  CHECK(missed <= 4 * slow_polls);
+}
+
 TEST_CASE("quota: the per-target cap drops to 1 for the hold time, then returns") {
   Recorder recorder;
   recorder.sleep_for["q"] = 15ms;

@@ -93,6 +93,17 @@ std::string fingerprint_of(const config::Config& config, const config::Target& t
   return out;
 }
 
+// The target's enabled collectors, as polled (restricted to its compat name sets).
+std::map<std::string, collectors::CollectorPtr> enabled_collectors(const config::Config& config,
+                                                                   const config::Target& target) {
+  const auto& polled = target.compat_collectors ? *target.compat_collectors : config.collectors;
+  std::map<std::string, collectors::CollectorPtr> out;
+  for (const auto& name : target.collectors) {
+    if (auto it = polled.find(name); it != polled.end()) out.emplace(name, it->second);
+  }
+  return out;
+}
+
 // The profile's password, shared (a reference, not a copy of its bytes).
 config::Secret password_of(const config::Config& config, const config::Target& target) {
   auto it = config.credentials.find(target.credential);
@@ -194,6 +205,9 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
         runtime->pool = old->second->pool;
         runtime->pool->configure(static_cast<std::size_t>(defaults.per_target_concurrency),
                                  target.interval);
+        // Kept rows stay while their query is unchanged and its collector still polled.
+        if (defaults.query_refresh) runtime->query_cache = old->second->query_cache;
+        if (runtime->query_cache) runtime->query_cache->retain(enabled_collectors(*config, target));
       } else {
         auto profile = config->credentials.find(target.credential);
         if (profile == config->credentials.end()) {
@@ -213,6 +227,7 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
             linger_budget_);
         if (options.endpoint.insecure_skip_verify) insecure.push_back(target.name);
       }
+      if (!runtime->query_cache) runtime->query_cache = std::make_shared<QueryCache>(query_stats_);
       TargetInfo info;
       info.name = target.name;
       for (const auto& [name, value] : target.labels) info.labels.emplace_back(name, value);
@@ -320,15 +335,20 @@ winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
     co_return fail("config", "unknown collector", PollOutcome::kFailed);
   }
   if (!runtime->make_auth) co_return fail("auth", runtime->auth_error, PollOutcome::kFailed);
+  const QueryReuse reuse{
+      runtime->config->defaults.query_refresh ? runtime->query_cache.get() : nullptr,
+      query_stats_.get()};
   auto result =
       co_await poller_.poll_async(*runtime->pool, *collector_it->second,
-                                  runtime->target.limits.max_series_per_collector, deadline);
+                                  runtime->target.limits.max_series_per_collector, deadline, reuse);
   if (!result) {
     PollFailure& failure = result.error();
     if (failure.cancelled) {  // shutting down: not the host's failure, nothing to record
       spdlog::debug("poll cancelled target={} collector={}", job.target, job.collector);
       co_return PollOutcome::kFailed;
     }
+    // An unreachable host may be rebooting: after it, re-read what only a reboot changes.
+    if (failure.outcome == PollOutcome::kUnreachable) runtime->query_cache->clear();
     if (failure.error) runtime->auth_stats->count_error(*failure.error);
     co_return fail(failure.kind, failure.message, failure.outcome);
   }
@@ -350,6 +370,7 @@ winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
 // The exporter's own families, appended after the targets' on every /metrics page.
 void App::render_self_metrics(std::string& out) const {
   telemetry_.render(out);
+  query_stats_->render(out);
   render_shard_metrics(out);
   render_auth_metrics(out);
   inventory_->render(out);

@@ -67,6 +67,7 @@ class App {
   void stall_polls_after(std::uint64_t polls) { stall_after_ = polls; }
   const Cache& cache() const { return cache_; }
   const Telemetry& telemetry() const { return telemetry_; }
+  const QueryStats& query_stats() const { return *query_stats_; }
   std::shared_ptr<const config::Config> config() const;
 
   // The /metrics page, shared by the concurrent scrapes that asked for it (SingleFlight):
@@ -91,6 +92,9 @@ class App {
     std::string auth_error;         // set when auth could not be built
     std::shared_ptr<TargetAuthStats> auth_stats = std::make_shared<TargetAuthStats>();
     std::shared_ptr<SessionPool> pool;
+    // Rows of its `refresh:` queries; kept across reloads with the pool, dropped when the
+    // target is unreachable (query_cache.h).
+    std::shared_ptr<QueryCache> query_cache;
     std::mutex failing_mutex;
     // collector -> the kind its last poll failed with ("" once it succeeds): a failure is
     // logged when it starts or changes kind, not at every poll.
@@ -122,6 +126,8 @@ class App {
   mutable SingleFlight<net::BodyParts> metrics_gzip_flight_;
   // Idle sessions the pools keep beyond per_target_concurrency, exporter-wide (max_slow_polls).
   std::shared_ptr<LingerBudget> linger_budget_ = std::make_shared<LingerBudget>(1024);
+  // Queries sent and reused per collector, and what the targets' query caches hold.
+  std::shared_ptr<QueryStats> query_stats_ = std::make_shared<QueryStats>();
   Poller poller_;  // before scheduler_: its polls use it until the scheduler stops
   Scheduler scheduler_;
   SchedulerExecutor executor_{scheduler_};  // resumes polls on the scheduler's workers

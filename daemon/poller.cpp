@@ -134,26 +134,55 @@ std::size_t SessionPool::idle() const {
 }
 
 PollResult Poller::poll(SessionPool& pool, const collectors::Collector& collector,
-                        std::size_t max_series, winrm::Deadline deadline) const {
-  return winrm::run_sync(poll_async(pool, collector, max_series, deadline));
+                        std::size_t max_series, winrm::Deadline deadline, QueryReuse reuse) const {
+  return winrm::run_sync(poll_async(pool, collector, max_series, deadline, reuse));
 }
+
+namespace {
+
+// Adds a poll's query counts to the exporter-wide ones however the poll ends.
+struct QueryTally {
+  QueryStats* stats;
+  const std::string& collector;
+  std::uint64_t sent = 0;
+  std::uint64_t reused = 0;
+  ~QueryTally() {
+    if (stats) stats->add(collector, sent, reused);
+  }
+};
+
+}  // namespace
 
 winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
                                            const collectors::Collector& collector,
-                                           std::size_t max_series, winrm::Deadline deadline) const {
+                                           std::size_t max_series, winrm::Deadline deadline,
+                                           QueryReuse reuse) const {
   if (cancelled()) co_return std::unexpected(cancelled_failure("cancelled (shutting down)"));
-  auto session = pool.acquire();
+  QueryTally tally{reuse.stats, collector.name()};
+  std::unique_ptr<QuerySession> session;  // taken when the first query goes out
   std::vector<std::vector<winrm::Row>> rows;
   rows.reserve(collector.queries().size());
   // A query's small pages are parsed on the transport's I/O thread where they arrive, and
   // the next query starts from there (winrm::Resume::kInlineIfSmall); everything else of
   // the poll (the transform, the end of a session, logging) runs on a worker.
-  for (const auto& query : collector.queries()) {
+  for (std::size_t index = 0; index < collector.queries().size(); ++index) {
+    const collectors::Query& query = collector.queries()[index];
     if (cancelled()) {
       co_await winrm::leave_io_thread();
-      pool.release(std::move(session));
+      if (session) pool.release(std::move(session));
       co_return std::unexpected(cancelled_failure("cancelled (shutting down)"));
     }
+    const bool keep = reuse.cache != nullptr && query.refresh.count() > 0;
+    const auto sent_at = keep ? QueryCache::Clock::now() : QueryCache::Clock::time_point();
+    if (keep) {
+      if (auto kept = reuse.cache->lookup(collector.name(), index, query, sent_at)) {
+        ++tally.reused;
+        rows.push_back(std::move(*kept));
+        continue;
+      }
+    }
+    if (!session) session = pool.acquire();
+    ++tally.sent;
     auto result = co_await session->enumerate_async(query.wmi_namespace, query.wql, deadline);
     if (!result) {
       co_await winrm::leave_io_thread();
@@ -166,10 +195,11 @@ winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
       co_return std::unexpected(
           PollFailure{std::move(kind), std::move(message), outcome, std::move(error), false});
     }
+    if (keep) reuse.cache->store(collector.name(), index, query, *result, sent_at);
     rows.push_back(std::move(*result));
   }
   co_await winrm::leave_io_thread();
-  pool.release(std::move(session));
+  if (session) pool.release(std::move(session));
   auto families = collector.transform(rows);
   if (!families) {
     co_return std::unexpected(failure("collector", std::move(families.error())));

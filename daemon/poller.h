@@ -18,6 +18,7 @@
 
 #include "auth_factory.h"
 #include "collectors/collector.h"
+#include "query_cache.h"
 #include "scheduler.h"
 #include "winrm/session.h"
 #include "winrm/task.h"
@@ -114,6 +115,12 @@ struct PollFailure {
 
 using PollResult = std::expected<collectors::Families, PollFailure>;
 
+// Where a poll finds and keeps the rows of `refresh:` queries, and counts its queries.
+struct QueryReuse {
+  QueryCache* cache = nullptr;  // null: every query is sent (query_refresh: false)
+  QueryStats* stats = nullptr;  // null: not counted
+};
+
 class Poller {
  public:
   // The flag every session's transport checks (winrm::EndpointOptions::cancel).
@@ -127,13 +134,17 @@ class Poller {
   // Runs the collector's queries on one session of `pool` and transforms the rows. A
   // session whose query failed is dropped (the next poll connects afresh), except after a
   // WS-Man fault, which leaves the connection usable. Fails when the deadline passed
-  // during the transform, or with more than max_series samples.
+  // during the transform, or with more than max_series samples. A query with `refresh:`
+  // takes its rows from reuse.cache while they are fresh enough, and leaves them there when
+  // it is sent; a poll whose queries all come from the cache takes no session.
   PollResult poll(SessionPool& pool, const collectors::Collector& collector, std::size_t max_series,
-                  winrm::Deadline deadline) const;
+                  winrm::Deadline deadline, QueryReuse reuse = {}) const;
   // The same as a coroutine: between requests it holds no thread, and every step (parse,
-  // transform) runs on the awaiting chain's executor. pool and collector must outlive it.
+  // transform) runs on the awaiting chain's executor. pool, collector and reuse's objects
+  // must outlive it.
   winrm::Task<PollResult> poll_async(SessionPool& pool, const collectors::Collector& collector,
-                                     std::size_t max_series, winrm::Deadline deadline) const;
+                                     std::size_t max_series, winrm::Deadline deadline,
+                                     QueryReuse reuse = {}) const;
 
  private:
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);

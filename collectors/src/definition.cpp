@@ -21,6 +21,7 @@
 
 #include "collectors/names.h"
 #include "collectors/poll_time.h"
+#include "common/duration.h"
 #include "common/strings.h"
 #include "common/utf8.h"
 #include "common/yaml.h"
@@ -112,6 +113,10 @@ bool windows_exporter_gauge_total(std::string_view name) {
          name == "windows_cache_copy_read_hits_total" ||
          name == "windows_udp_datagram_received_total";
 }
+
+// Longest `refresh:` of a query: beyond a day, rows stale for that long are no longer
+// "changes only on a reboot" data.
+constexpr std::chrono::hours kMaxRefresh{24};
 
 // Thrown only inside the parser and turned into an error value at its boundary.
 struct DefinitionError : std::runtime_error {
@@ -786,7 +791,7 @@ class Parser {
     enter(node);
     const std::string where = where_ + ", query " + std::to_string(index + 1);
     if (!node.IsMap()) fail(where, "must be a mapping");
-    check_keys(node, {"namespace", "wql", "skip", "metrics", "max_rows"}, where);
+    check_keys(node, {"namespace", "wql", "skip", "metrics", "max_rows", "refresh"}, where);
     Query query;
     if (node["namespace"]) {
       query.wmi_namespace = scalar(node["namespace"], where, "namespace");
@@ -808,6 +813,18 @@ class Parser {
         fail(where, "field 'max_rows': must be a whole number from 1 to 1000000");
       }
       spec.max_rows = static_cast<std::size_t>(cap);
+    }
+    if (const YAML::Node refresh = node["refresh"]) {
+      const auto parsed = refresh.IsScalar() ? common::parse_duration(refresh.Scalar())
+                                             : std::optional<std::chrono::milliseconds>();
+      if (!parsed || *parsed > kMaxRefresh) {
+        fail(where, "field 'refresh': must be a duration from 0s to 24h, like 15m");
+      }
+      // A sliding window ({{now-15m}}) asks about a different span at every poll.
+      if (parsed->count() > 0 && collectors::has_wql_placeholders(query.wql)) {
+        fail(where, "field 'refresh': not valid with a {{now}} placeholder in 'wql'");
+      }
+      query.refresh = *parsed;
     }
     if (const auto scope = file_scope(query.wql)) {
       if (!scope->pinned) {

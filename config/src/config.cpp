@@ -994,6 +994,7 @@ class Loader {
                    "max_slow_polls_per_target",
                    "max_slow_polls",
                    "stale_after_intervals",
+                   "query_refresh",
                    "scheme",
                    "port",
                    "tls_ca_file",
@@ -1028,6 +1029,7 @@ class Loader {
     if (const Field* f = map.get("stale_after_intervals")) {
       d.stale_after_intervals = get_int(*f, 1, 1000).value;
     }
+    if (const Field* f = map.get("query_refresh")) d.query_refresh = get_bool(*f).value;
     if (const Field* f = map.get("scheme")) d.scheme = get_scheme(*f).value;
     if (const Field* f = map.get("port")) global_.port = get_int(*f, 1, 65535);
     d.port = global_.port ? global_.port->value : default_port(d.scheme);

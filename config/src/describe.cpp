@@ -49,8 +49,9 @@ std::string describe(const Config& config) {
       << " slow_poll_after=" << format_duration(d.slow_poll_after)
       << " max_slow_polls_per_target=" << d.max_slow_polls_per_target
       << " max_slow_polls=" << d.max_slow_polls
-      << " stale_after_intervals=" << d.stale_after_intervals << " scheme=" << to_string(d.scheme)
-      << " port=" << d.port
+      << " stale_after_intervals=" << d.stale_after_intervals
+      << " query_refresh=" << (d.query_refresh ? "true" : "false")
+      << " scheme=" << to_string(d.scheme) << " port=" << d.port
       << " tls_ca_file=" << (d.tls_ca_file.empty() ? "(system)" : d.tls_ca_file)
       << " tls_insecure_skip_verify=" << (d.tls_insecure_skip_verify ? "true" : "false") << "\n"
       << "  winrm: " << format_winrm(d.winrm) << "\n"

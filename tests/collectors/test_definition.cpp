@@ -703,3 +703,46 @@ TEST_CASE("collectors/README.md lists every built-in metric") {
   }
   CHECK(checked > 60);
 }
+
+// `refresh:` only carries a duration for the daemon (which keeps the rows); the parser
+// checks its range and refuses it on a sliding window, which asks a new question each poll.
+TEST_CASE("refresh: a duration from 0s to 24h per query, not with {{now}} placeholders") {
+  const auto with_refresh = [](const std::string& refresh, const std::string& wql) {
+    return "name: custom\nqueries:\n  - wql: " + wql + "\n    refresh: " + refresh +
+           "\n    metrics: [{name: v, type: gauge, help: h, value: Value}]\n"
+           "  - wql: SELECT Value FROM Win32_Other\n"
+           "    metrics: [{name: w, type: gauge, help: h, value: Value}]\n";
+  };
+  const std::string wql = "SELECT Value FROM Win32_Thing";
+  const auto collector = parse_ok(with_refresh("15m", wql));
+  REQUIRE(collector->queries().size() == 2);
+  CHECK(collector->queries()[0].refresh == std::chrono::minutes(15));
+  CHECK(collector->queries()[1].refresh.count() == 0);  // default: sent at every poll
+  CHECK(parse_ok(with_refresh("0s", wql))->queries()[0].refresh.count() == 0);
+  CHECK(parse_ok(with_refresh("24h", wql))->queries()[0].refresh == std::chrono::hours(24));
+  for (const std::string bad : {"25h", "15", "soon", "-1m", "[1m]"}) {
+    CAPTURE(bad);
+    const std::string error = parse_error(with_refresh(bad, wql));
+    CHECK_MESSAGE(contains(error, "query 1: field 'refresh': must be a duration from 0s to 24h"),
+                  error);
+  }
+  const std::string window = parse_error(with_refresh(
+      "5m", "SELECT Value FROM Win32_NTLogEvent WHERE TimeGenerated >= '{{now-15m}}'"));
+  CHECK_MESSAGE(contains(window, "field 'refresh': not valid with a {{now}} placeholder"), window);
+
+  // The built-ins tag only queries of data that a reboot or a config change moves.
+  const auto& builtins = collectors::builtin_collector_map();
+  std::set<std::string> refreshed;
+  for (const auto& [name, builtin] : builtins) {
+    for (const auto& query : builtin->queries()) {
+      if (query.refresh.count() == 0) continue;
+      refreshed.insert(name + ": " + query.wql);
+      CAPTURE(query.wql);
+      CHECK_FALSE(contains(query.wql, "FreePhysicalMemory"));
+      CHECK_FALSE(contains(query.wql, "Win32_PerfRawData"));
+      CHECK_FALSE(contains(query.wql, "NetConnectionStatus"));
+    }
+  }
+  CHECK(refreshed.size() == 8);
+  CHECK(refreshed.count("system: SELECT MaxNumberOfProcesses FROM Win32_OperatingSystem") == 1);
+}

@@ -1,8 +1,10 @@
 // The Poller with fake sessions (no network): session reuse per pool, discard after a failed
 // query, the per-poll bounds, cancellation, and many threads polling many targets at once
-// (also run under TSan, scripts/test-all.sh).
+// (also run under TSan, scripts/test-all.sh); the rows of `refresh:` queries kept between
+// polls (query_cache.h).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -12,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "collectors/definition.h"
+#include "collectors/registry.h"
 #include "poller.h"
 
 using namespace exporter;
@@ -97,6 +101,9 @@ class FakeCollector final : public collectors::Collector {
     return collectors::Families{std::move(family)};
   }
   bool fail_transform = false;
+  void set_refresh(std::size_t query, std::chrono::milliseconds refresh) {
+    queries_.at(query).refresh = refresh;
+  }
 
  private:
   std::string name_ = "fake";
@@ -401,4 +408,221 @@ TEST_CASE("8 threads polling 4 targets: no session used twice at once, results n
           (t == 0 ? pools[t]->created() - static_cast<std::size_t>(failed) : pools[t]->created()));
     CHECK(pools[t]->idle() <= static_cast<std::size_t>(kThreads));  // one per parallel slot
   }
+}
+
+// --- refresh: rows of static queries kept between polls (query_cache.h) ---------------------
+
+namespace {
+
+// A row for every `SELECT a, b FROM ...` with each property set to "2" (a number, a known
+// NetConnectionStatus), names as text, and IPAddress an array; MACAddress is nil.
+std::vector<winrm::Row> rows_for(const std::string& wql) {
+  const auto select = wql.find("SELECT ") + 7;
+  const auto from = wql.find(" FROM ");
+  std::vector<winrm::Row> rows;
+  for (const std::string name : {"eth 0", "eth#1"}) {
+    winrm::Row row;
+    std::string list = wql.substr(select, from - select);
+    std::size_t start = 0;
+    while (start < list.size()) {
+      std::size_t comma = std::min(list.find(',', start), list.size());
+      std::string property = list.substr(start, comma - start);
+      property.erase(0, property.find_first_not_of(" \n"));
+      property.erase(property.find_last_not_of(" \n") + 1);
+      start = comma + 1;
+      if (property == "Name" || property == "Description" || property == "NetConnectionID") {
+        row.add(property, name);
+      } else if (property == "IPAddress") {
+        row.add(property, "10.0.0." + std::to_string(name.size()));
+        row.add(property, "fe80::1");
+        row.add(property, "2001:db8::" + std::to_string(name.size()));
+      } else if (property == "MACAddress") {
+        row.add_null(property);
+      } else {
+        row.add(property, "2", winrm::Property::Type::kPlain);
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+bool same_families(const collectors::Families& a, const collectors::Families& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].samples.size() != b[i].samples.size()) return false;
+    for (std::size_t s = 0; s < a[i].samples.size(); ++s) {
+      if (a[i].samples[s].labels != b[i].samples[s].labels ||
+          a[i].samples[s].value != b[i].samples[s].value) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+std::size_t sample_count(const collectors::Families& families) {
+  std::size_t n = 0;
+  for (const auto& family : families) n += family.samples.size();
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("refresh: a kept copy rebuilds the same rows (arrays, nil, types, class name)") {
+  winrm::Row row("Win32_Thing");
+  row.add("Name", "a");
+  row.add("IPAddress", "10.0.0.1");
+  row.add("IPAddress", "fe80::1");
+  row.add_null("MACAddress");
+  row.add("InstallDate", "2024-01-02T03:04:05Z", winrm::Property::Type::kDatetime);
+  row.add("Empty", "");
+  std::vector<winrm::Row> rows{row, winrm::Row()};
+  const auto copy = deserialize_rows(serialize_rows(rows));
+  REQUIRE(copy.size() == 2);
+  CHECK(copy[0].class_name() == "Win32_Thing");
+  REQUIRE(copy[0].properties().size() == row.properties().size());
+  for (std::size_t i = 0; i < row.properties().size(); ++i) {
+    const auto& want = row.properties()[i];
+    const auto& got = copy[0].properties()[i];
+    CAPTURE(want.name);
+    CHECK(got.name == want.name);
+    CHECK(got.type == want.type);
+    CHECK(got.is_null == want.is_null);
+    CHECK(got.values == want.values);
+  }
+  CHECK(copy[0].find("ipaddress")->values.size() == 2);  // the index works on the copy
+  CHECK(copy[0].unix_time("InstallDate") == row.unix_time("InstallDate"));
+  CHECK(copy[1].properties().empty());
+  CHECK(deserialize_rows(serialize_rows({})).empty());
+}
+
+TEST_CASE("refresh: QueryCache hits until refresh has passed; a changed query never matches") {
+  auto stats = std::make_shared<QueryStats>();
+  auto cache = std::make_unique<QueryCache>(stats);
+  collectors::Query query{"root/cimv2", "SELECT A FROM B", std::chrono::minutes(15)};
+  const auto t0 = QueryCache::Clock::now();
+  CHECK_FALSE(cache->lookup("c", 0, query, t0));
+  cache->store("c", 0, query, rows_named("x", 2), t0);
+  CHECK(cache->entries() == 1);
+  CHECK(stats->entries() == 1);
+  CHECK(stats->bytes() == static_cast<std::int64_t>(cache->bytes()));
+  auto hit = cache->lookup("c", 0, query, t0 + 15min - 1ms);
+  REQUIRE(hit);
+  REQUIRE(hit->size() == 2);
+  CHECK((*hit)[1].string("Index") == "1");
+  CHECK_FALSE(cache->lookup("c", 0, query, t0 + 15min));  // refresh passed: read again
+  CHECK_FALSE(cache->lookup("c", 1, query, t0));          // another query of the collector
+  CHECK_FALSE(cache->lookup("d", 0, query, t0));          // another collector
+  collectors::Query changed = query;
+  changed.wql = "SELECT A FROM C";
+  CHECK_FALSE(cache->lookup("c", 0, changed, t0));
+  collectors::Query every_poll = query;
+  every_poll.refresh = 0ms;
+  CHECK_FALSE(cache->lookup("c", 0, every_poll, t0));
+  cache->store("c", 0, every_poll, rows_named("y", 1), t0);  // not kept: no refresh
+  CHECK(cache->lookup("c", 0, query, t0)->size() == 2);
+  cache->store("c", 0, query, rows_named("z", 1), t0 + 1s);  // a re-read replaces the entry
+  CHECK(cache->entries() == 1);
+  CHECK(cache->lookup("c", 0, query, t0 + 1s)->size() == 1);
+
+  // retain: entries of collectors no longer polled, or of changed queries, go.
+  cache->store("d", 0, query, rows_named("d", 1), t0);
+  REQUIRE(cache->entries() == 2);
+  const auto parsed = collectors::parse_collector_definition_text(
+      "name: c\nqueries:\n  - wql: SELECT A FROM B\n    refresh: 15m\n"
+      "    metrics: [{name: a, type: gauge, help: h, value: A}]\n");
+  REQUIRE(parsed);
+  cache->retain({{"c", *parsed}});
+  CHECK(cache->entries() == 1);
+  CHECK(cache->lookup("c", 0, query, t0 + 1s));
+  const auto edited = collectors::parse_collector_definition_text(
+      "name: c\nqueries:\n  - wql: SELECT A FROM B WHERE A > 1\n    refresh: 15m\n"
+      "    metrics: [{name: a, type: gauge, help: h, value: A}]\n");
+  REQUIRE(edited);
+  cache->retain({{"c", *edited}});
+  CHECK(cache->entries() == 0);
+
+  cache->store("c", 0, query, rows_named("x", 3), t0);
+  CHECK(stats->entries() == 1);
+  cache->clear();  // the target was unreachable
+  CHECK(cache->entries() == 0);
+  CHECK_FALSE(cache->lookup("c", 0, query, t0));
+  cache->store("c", 0, query, rows_named("x", 3), t0);
+  cache.reset();  // the target left the inventory
+  CHECK(stats->entries() == 0);
+  CHECK(stats->bytes() == 0);
+}
+
+TEST_CASE("refresh: a poll reuses kept rows, sends the rest, and the output is unchanged") {
+  // The built-in net collector: its address query (refresh: 5m) has arrays and `each`
+  // labels, the others are sent at every poll.
+  const auto net = collectors::builtin_collector_map().at("net");
+  REQUIRE(net->queries().size() == 3);
+  REQUIRE(net->queries()[2].refresh.count() > 0);
+  FakeHost host("h");
+  std::vector<std::string> sent;
+  for (int i = 0; i < 12; ++i) {
+    host.script.push_back([&sent](const std::string& wql) -> Reply {
+      sent.push_back(wql);
+      return rows_for(wql);
+    });
+  }
+  SessionPool pool(factory_for(host), 1);
+  Poller poller;
+  QueryStats stats;
+  QueryCache cache;
+  const QueryReuse reuse{&cache, &stats};
+  auto fresh = poller.poll(pool, *net, 10000, in_10s(), reuse);
+  REQUIRE(fresh);
+  CHECK(host.calls == 3);
+  CHECK(sample_count(*fresh) > 20);
+  for (int poll = 0; poll < 3; ++poll) {
+    auto again = poller.poll(pool, *net, 10000, in_10s(), reuse);
+    REQUIRE(again);
+    CHECK(same_families(*fresh, *again));
+  }
+  CHECK(host.calls == 3 + 3 * 2);
+  CHECK(std::count(sent.begin(), sent.end(), net->queries()[2].wql) == 1);
+  CHECK(stats.sent("net") == 9);
+  CHECK(stats.reused("net") == 3);
+
+  // Without a cache (query_refresh: false) every query goes out, with the same output.
+  auto plain = poller.poll(pool, *net, 10000, in_10s(), QueryReuse{nullptr, &stats});
+  REQUIRE(plain);
+  CHECK(same_families(*fresh, *plain));
+  CHECK(host.calls == 12);
+  CHECK(stats.reused("net") == 3);
+}
+
+TEST_CASE("refresh: a poll whose rows are all kept takes no session; past refresh it re-reads") {
+  FakeHost host("h");
+  FakeCollector collector(1);
+  collector.set_refresh(0, std::chrono::hours(1));
+  SessionPool pool(factory_for(host), 0);  // keeps no idle session: each poll makes one
+  Poller poller;
+  QueryCache cache;
+  const QueryReuse reuse{&cache, nullptr};
+  REQUIRE(poller.poll(pool, collector, 100, in_10s(), reuse));
+  CHECK(pool.created() == 1);
+  for (int i = 0; i < 3; ++i) {
+    auto result = poller.poll(pool, collector, 100, in_10s(), reuse);
+    REQUIRE(result);
+    CHECK(result->at(0).samples.at(0).labels.at(0).second == "h");
+  }
+  CHECK(host.calls == 1);
+  CHECK(pool.created() == 1);
+
+  // A failed read keeps nothing: the next poll sends the query again.
+  collector.set_refresh(0, std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(5ms);  // past refresh (no timing is asserted)
+  host.script.push_back([](const std::string&) -> Reply {
+    return error_reply(winrm::ErrorKind::kTransport, "connection reset");
+  });
+  auto failed = poller.poll(pool, collector, 100, in_10s(), reuse);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().outcome == PollOutcome::kUnreachable);
+  CHECK(host.calls == 2);
+  REQUIRE(poller.poll(pool, collector, 100, in_10s(), reuse));
+  CHECK(host.calls == 3);
 }

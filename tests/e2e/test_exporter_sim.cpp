@@ -115,6 +115,37 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     CHECK(*requests > *connections);
   }
 
+  {  // refresh: the static queries of the 11 reachable hosts are kept and reused
+    auto [reused, body] = exporter.metrics_when(
+        [&](const std::string& text) {
+          return sample_value(text, "winrm_exporter_query_cache_entries") == 11.0 * 6 &&
+                 sample_value(text, "winrm_exporter_queries_reused_total{collector=\"cpu\"}")
+                         .value_or(0) >= 11;
+        },
+        30s);
+    REQUIRE_MESSAGE(reused, body.substr(0, 20000));
+    // cpu, memory, os, system, logical_disk and net keep one query each per host.
+    for (const std::string collector : {"memory", "os", "system", "logical_disk", "net"}) {
+      CAPTURE(collector);
+      CHECK(sample_value(body,
+                         "winrm_exporter_queries_sent_total{collector=\"" + collector + "\"}") > 0);
+    }
+    CHECK(sample_value(body, "winrm_exporter_queries_reused_total{collector=\"service\"}") == 0.0);
+    const auto bytes = sample_value(body, "winrm_exporter_query_cache_bytes");
+    REQUIRE(bytes);
+    MESSAGE("query cache: " << *bytes / 11 << " bytes per host (6 queries)");
+    CHECK(*bytes / 11 < 4096);  // a compact copy, not the response pages (a few KiB)
+    // Reused rows give the same series as read ones.
+    for (const auto& host : hosts) {
+      CHECK(sample_value(body,
+                         "windows_cpu_logical_processor{target=\"" + host + "\",site=\"lab\"}") ==
+            sample_value(metrics,
+                         "windows_cpu_logical_processor{target=\"" + host + "\",site=\"lab\"}"));
+      CHECK(body.find("windows_os_hostname{target=\"" + host + "\"") != std::string::npos);
+    }
+    metrics = body;
+  }
+
   {  // promtool accepts a live scrape
     auto check = promtool_check_metrics(metrics);
     CHECK_MESSAGE(check.status == 0, check.output);
@@ -227,6 +258,45 @@ TEST_CASE("reload: SIGHUP with a broken config keeps serving; a good one swaps t
   CHECK(metrics.find("host03.sim.test") == std::string::npos);
   CHECK(metrics.find("windows_cpu_time_total{target=\"host01.sim.test\"") != std::string::npos);
   CHECK(get(exporter.port, "/probe?target=host03.sim.test").status == 404);
+
+  // Kept rows of static queries (refresh:): 6 per host; a target that left drops its own, a
+  // reload with query_refresh: false drops all, an unreachable host drops its own.
+  const auto cache_entries = [&] {
+    return sample_value(exporter.metrics(), "winrm_exporter_query_cache_entries").value_or(-1);
+  };
+  CHECK(wait_until([&] { return cache_entries() == 12; }, 20s));
+  std::string two_hosts = exporter_yaml(dir, sim.https_port, {hosts[0], hosts[1]});
+  const std::string interval_line = "  interval: 2s\n";
+  REQUIRE(two_hosts.find(interval_line) != std::string::npos);
+  std::string no_refresh = two_hosts;
+  no_refresh.replace(no_refresh.find(interval_line), interval_line.size(),
+                     interval_line + "  query_refresh: false\n");
+  write_file(dir / "exporter.yml", no_refresh);
+  REQUIRE(http("POST", exporter.port, "/-/reload").status == 200);
+  CHECK(wait_until([&] { return cache_entries() == 0; }, 10s));
+  const auto reused = [&] {
+    return sample_value(exporter.metrics(),
+                        "winrm_exporter_queries_reused_total{collector=\"cpu\"}")
+        .value_or(-1);
+  };
+  const double reused_before = reused();
+  const double sent_before =
+      sample_value(exporter.metrics(), "winrm_exporter_queries_sent_total{collector=\"cpu\"}")
+          .value_or(-1);
+  CHECK(wait_until(
+      [&] {
+        return sample_value(exporter.metrics(),
+                            "winrm_exporter_queries_sent_total{collector=\"cpu\"}")
+                   .value_or(-1) >= sent_before + 2 * 2 * 2;  // 2 polls of 2 hosts, 2 queries
+      },
+      20s));
+  CHECK(reused() == reused_before);
+  CHECK(cache_entries() == 0);
+  write_file(dir / "exporter.yml", two_hosts);
+  REQUIRE(http("POST", exporter.port, "/-/reload").status == 200);
+  CHECK(wait_until([&] { return cache_entries() == 12 && reused() > reused_before; }, 20s));
+  sim.process->stop();  // every poll now fails to connect
+  CHECK(wait_until([&] { return cache_entries() == 0; }, 20s));
   CHECK(exporter.process->stop() == 0);
 }
 

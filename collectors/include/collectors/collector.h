@@ -2,6 +2,7 @@
 // no I/O and reads no clock: the daemon runs the queries and hands over the rows.
 #pragma once
 
+#include <chrono>
 #include <expected>
 #include <memory>
 #include <string>
@@ -15,6 +16,10 @@ namespace collectors {
 struct Query {
   std::string wmi_namespace = "root/cimv2";
   std::string wql;  // explicit property lists for built-ins, never SELECT *
+  // `refresh:` how long the daemon may reuse the query's rows for the target's next polls
+  // instead of sending it again (data that changes only on a reboot or a config change);
+  // 0: sent at every poll. Collectors only carry the value: the daemon keeps the rows.
+  std::chrono::milliseconds refresh{0};
 };
 
 class Collector {

@@ -96,6 +96,9 @@ struct Defaults {
   int max_slow_polls_per_target = 4;
   int max_slow_polls = 1024;
   int stale_after_intervals = 3;  // drop a collector's series after this many misses
+  // Reuse the rows of `refresh:` queries between polls (collectors/README.md); false: every
+  // query is sent at every poll.
+  bool query_refresh = true;
   Scheme scheme = Scheme::kHttps;
   int port = 5986;          // 5985 for http when not set
   std::string tls_ca_file;  // system store when empty

@@ -706,6 +706,7 @@ def main():
         slow_total = delta("winrm_exporter_scheduler_slow_polls_total")
         slow_refused = delta("winrm_exporter_scheduler_slow_polls_refused_total")
         missed = delta("winrm_exporter_scheduler_polls_missed_total")
+        slow_held = delta("winrm_exporter_scheduler_slow_polls_held_total")
 
         rounds = {}
         perf = start_perf(args.perf_dir, "scrapes", exporter.pid)
@@ -748,7 +749,8 @@ def main():
               f"{max(r['waiting'] for r in rows):.0f}; slow polls beside their target's next "
               f"{med('slow'):.0f} median, max {max(r['slow'] for r in rows):.0f}")
         print(f"  slow polls per hour        {slow_total * per_hour:10.0f}   gave their slot to the target's next "
-              f"poll ({slow_total:.0f} in the window), refused (cap) {slow_refused:.0f}; "
+              f"poll ({slow_total:.0f} in the window), refused (cap) {slow_refused:.0f}, held (exporter "
+              f"behind) {slow_held:.0f}; "
               f"WinRM timeouts/h {timeouts * per_hour:.0f}")
         print(f"  exporter CPU               {cores:10.3f} cores (window average, incl. the sample scrapes "
               f"every {args.sample:.0f}s and probes); winrm-sim {sim_cores:.3f} cores")

@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <system_error>
+#include <tuple>
 
 namespace exporter {
 
@@ -41,13 +43,15 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 }  // namespace
 
-std::chrono::milliseconds splay_offset(std::string_view target, std::string_view collector,
-                                       std::chrono::milliseconds interval) {
+std::chrono::milliseconds stagger_offset(std::string_view target, std::size_t index,
+                                         std::size_t count, std::chrono::milliseconds interval) {
   if (interval.count() <= 0) return std::chrono::milliseconds(0);
-  std::uint64_t hash = fnv1a(job_key(target, collector));
+  const auto span = static_cast<std::uint64_t>(interval.count());
+  std::uint64_t hash = fnv1a(target);
   // Mix the high bits in: FNV's low bits are weak for short keys.
   hash ^= hash >> 29;
-  return std::chrono::milliseconds(hash % static_cast<std::uint64_t>(interval.count()));
+  const std::uint64_t step = index * span / std::max<std::size_t>(count, 1);
+  return std::chrono::milliseconds((hash % span + step) % span);
 }
 
 Scheduler::Scheduler(SchedulerOptions options, AsyncPollFunction poll, LagObserver lag)
@@ -77,7 +81,9 @@ Scheduler::~Scheduler() {
 
 Scheduler::TargetState& Scheduler::target_state(const std::string& name) { return targets_[name]; }
 
-void Scheduler::push_heap(const JobPtr& job) { heap_.push(HeapEntry{job->due, seq_++, job}); }
+void Scheduler::push_heap(const JobPtr& job) {
+  heap_.push(HeapEntry{job->due, seq_++, job, Clock::now()});
+}
 
 void Scheduler::clean_heap_top_locked() {
   while (!heap_.empty()) {
@@ -85,6 +91,13 @@ void Scheduler::clean_heap_top_locked() {
     if (!top.job->removed && top.due == top.job->due && !top.job->busy) return;
     heap_.pop();  // superseded entry
   }
+}
+
+Clock::time_point Scheduler::next_phase_tick(const Job& job, Clock::time_point at) const {
+  Clock::duration interval = std::max(job.spec->interval, std::chrono::milliseconds(1));
+  Clock::time_point tick = epoch_ + job.phase;
+  if (tick < at) tick += interval * ((at - tick + interval - Clock::duration(1)) / interval);
+  return tick;
 }
 
 void Scheduler::set_jobs(std::vector<JobSpec> jobs,
@@ -98,6 +111,7 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
     new_jobs += jobs_.contains(job_key(spec.target, spec.collector)) ? 0 : 1;
   auto first_round = std::chrono::milliseconds(static_cast<std::int64_t>(new_jobs) * 1000 /
                                                kFirstRoundPollsPerSecond);
+  std::vector<JobPtr> fresh;
   for (auto& spec : jobs) {
     std::string key = job_key(spec.target, spec.collector);
     if (next.contains(key)) continue;
@@ -109,13 +123,39 @@ void Scheduler::set_jobs(std::vector<JobSpec> jobs,
       continue;
     }
     auto job = std::make_shared<Job>();
-    job->regular_due = now + splay_offset(spec.target, spec.collector, spec.interval);
-    job->due =
-        now + splay_offset(spec.target, spec.collector, std::min(spec.interval, first_round));
-    job->first_round = true;
     job->spec = std::make_shared<const JobSpec>(std::move(spec));
-    push_heap(job);
+    fresh.push_back(job);
     next.emplace(std::move(key), std::move(job));
+  }
+  // Phases: each target's collectors at one interval, in name order, evenly apart.
+  std::map<std::tuple<std::string_view, std::int64_t, std::string_view>, Job*> groups;
+  for (auto& [key, job] : next)
+    groups.emplace(std::tuple(std::string_view(job->spec->target), job->spec->interval.count(),
+                              std::string_view(job->spec->collector)),
+                   job.get());
+  for (auto it = groups.begin(); it != groups.end();) {
+    auto end = it;
+    std::size_t count = 0;
+    while (end != groups.end() && std::get<0>(end->first) == std::get<0>(it->first) &&
+           std::get<1>(end->first) == std::get<1>(it->first)) {
+      ++end;
+      ++count;
+    }
+    std::size_t index = 0;
+    for (; it != end; ++it, ++index) {
+      Job& job = *it->second;
+      Clock::duration phase = stagger_offset(job.spec->target, index, count, job.spec->interval);
+      if (job.phase != phase) job.to_phase = true;  // new, or moved once by this reload
+      job.phase = phase;
+      if (job.due == Clock::time_point{}) {  // new: its first poll within the first round
+        job.due = now + stagger_offset(job.spec->target, index, count,
+                                       std::min(job.spec->interval, first_round));
+      }
+    }
+  }
+  for (auto& job : fresh) {
+    job->to_phase = true;  // also when its phase happens to be 0
+    push_heap(job);
   }
   for (auto& [key, job] : jobs_) job->removed = true;  // heap/queue entries skip it
   jobs_ = std::move(next);
@@ -266,7 +306,22 @@ Scheduler::Stats Scheduler::stats() const {
   stats.slow = slow_;
   stats.polls_slow = polls_slow_;
   stats.slow_refused = slow_refused_;
+  stats.slow_held = slow_held_;
   return stats;
+}
+
+std::vector<Scheduler::Phase> Scheduler::phases() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Phase> out;
+  out.reserve(jobs_.size());
+  for (const auto& [key, job] : jobs_) {
+    out.push_back(Phase{job->spec->target, job->spec->collector,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(job->phase)});
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
+    return std::tie(a.target, a.collector) < std::tie(b.target, b.collector);
+  });
+  return out;
 }
 
 bool Scheduler::progressing() const {
@@ -390,7 +445,12 @@ void Scheduler::attend_locked(Clock::time_point now) {
   arm_backstop_locked(next);
 }
 
-bool Scheduler::admit(const JobPtr& job) {
+void Scheduler::push_global_waiting_locked(JobPtr job, Clock::time_point now) {
+  job->queued = now;
+  global_waiting_.push_back(std::move(job));
+}
+
+bool Scheduler::admit(const JobPtr& job, Clock::time_point now) {
   TargetState& state = target_state(job->spec->target);
   if (state.running > 0 && state.running >= state.cap) {
     state.waiting.push_back(job);
@@ -400,7 +460,7 @@ bool Scheduler::admit(const JobPtr& job) {
   // While other targets wait for a global slot, busy targets do not take more work
   // ahead of them (FIFO fairness across targets).
   if (!global_waiting_.empty()) {
-    global_waiting_.push_back(job);
+    push_global_waiting_locked(job, now);
     return false;
   }
   if (state.running + state.slow > 0) {  // in flight already
@@ -412,7 +472,7 @@ bool Scheduler::admit(const JobPtr& job) {
     state.running = 1;
     return true;
   }
-  global_waiting_.push_back(job);
+  push_global_waiting_locked(job, now);
   return false;
 }
 
@@ -451,7 +511,7 @@ Scheduler::JobPtr Scheduler::take_runnable_locked(Clock::time_point now) {
                    state.cap);
     }
     job->busy = true;
-    if (admit(job)) return job;  // else parked until a slot frees up
+    if (admit(job, now)) return job;  // else parked until a slot frees up
   }
 }
 
@@ -522,13 +582,10 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
   if (!job->removed) {
     Clock::duration interval = std::max(job->spec->interval, std::chrono::milliseconds(1));
     auto next = job->due + interval;
-    if (job->first_round) {
-      // From the compressed first round to the job's regular (fully splayed) phase.
-      job->first_round = false;
-      next = job->regular_due;
-      auto earliest = started + interval / 2;
-      if (next < earliest)
-        next += interval * ((earliest - next + interval - Clock::duration(1)) / interval);
+    if (job->to_phase) {
+      // From the compressed first round (or a reload's new phase) to the job's regular phase.
+      job->to_phase = false;
+      next = next_phase_tick(*job, started + interval / 2);
     }
     // Keep the phase; skip ticks missed by a slow poll rather than firing a burst (counted:
     // a missed tick is a poll the interval promised and the host did not get).
@@ -556,7 +613,8 @@ void Scheduler::finish(const JobPtr& job, Clock::time_point started, PollOutcome
   // A slow-poll cap has room again: the target's own parked polls first, then one target
   // that waited for the exporter-wide cap.
   overtake_locked(name, state, now);
-  while (!slow_blocked_.empty() && slow_ < static_cast<std::size_t>(options_.slow.total)) {
+  while (!slow_blocked_.empty() && slow_ < static_cast<std::size_t>(options_.slow.total) &&
+         !exporter_behind_locked(now)) {
     std::string blocked = std::move(slow_blocked_.front());
     slow_blocked_.pop_front();
     auto it = targets_.find(blocked);
@@ -590,7 +648,7 @@ void Scheduler::hand_on_locked(TargetState& state, Clock::time_point now) {
   } else {
     // Others wait: this target's parked jobs queue up behind them, so a busy target
     // eventually leaves the in-flight set.
-    for (auto& waiting : state.waiting) global_waiting_.push_back(std::move(waiting));
+    for (auto& waiting : state.waiting) push_global_waiting_locked(std::move(waiting), now);
     state.waiting.clear();
   }
 }
@@ -627,6 +685,13 @@ std::vector<Scheduler::JobPtr>::iterator Scheduler::oldest_active(TargetState& s
                           [](auto& a, auto& b) { return a->started < b->started; });
 }
 
+bool Scheduler::exporter_behind_locked(Clock::time_point now) {
+  const Clock::duration limit = options_.slow.after;
+  if (!global_waiting_.empty() && now - global_waiting_.front()->queued > limit) return true;
+  clean_heap_top_locked();
+  return !heap_.empty() && now - std::max(heap_.top().due, heap_.top().pushed) > limit;
+}
+
 bool Scheduler::slow_room_locked(const TargetState& state) const {
   return options_.slow.after > Clock::duration::zero() && !state.quota &&
          state.slow < options_.slow.per_target &&
@@ -643,8 +708,9 @@ void Scheduler::clean_overtake_top_locked() {
 }
 
 void Scheduler::note_slow_blocked_locked(const std::string& name, TargetState& state) {
-  // Only the exporter-wide cap is freed by other targets' polls (finish hands the room on);
-  // the per-target one by this target's own (finish calls overtake_locked for it).
+  // Only the exporter-wide cap (and the exporter's backlog) is freed by other targets' polls
+  // (finish hands the room on); the per-target one by this target's own (finish calls
+  // overtake_locked for it).
   if (options_.slow.after <= Clock::duration::zero() || state.quota ||
       state.slow >= options_.slow.per_target || state.slow_blocked) {
     return;
@@ -659,8 +725,9 @@ void Scheduler::arm_overtake_locked(const std::string& name, TargetState& state)
     return;
   }
   auto oldest = oldest_active(state);
-  // Refused for want of room already: finish brings the check back when room frees up.
-  if ((*oldest)->slow_refused) return;
+  // Refused for want of room, or held while the exporter was behind, already: finish brings
+  // the check back when room frees up (or the exporter catches up).
+  if ((*oldest)->slow_refused || (*oldest)->slow_held) return;
   const Clock::time_point at = (*oldest)->started + options_.slow.after;
   if (at >= state.overtake_at) return;  // a check at or before then is queued
   state.overtake_at = at;
@@ -691,6 +758,16 @@ void Scheduler::overtake_locked(const std::string& name, TargetState& state,
       if (!job->slow_refused) {
         job->slow_refused = true;
         ++slow_refused_;
+      }
+      note_slow_blocked_locked(name, state);
+      return;
+    }
+    if (exporter_behind_locked(now)) {
+      // Slow because the exporter is (its polls wait for CPU), not the host: another
+      // connection would only add to the backlog. Checked again when a poll ends.
+      if (!job->slow_held) {
+        job->slow_held = true;
+        ++slow_held_;
       }
       note_slow_blocked_locked(name, state);
       return;
@@ -784,6 +861,7 @@ void Scheduler::worker_loop(Worker& self) {
     job->started = started;
     job->slow = false;
     job->slow_refused = false;
+    job->slow_held = false;
     {
       TargetState& state = target_state(job->spec->target);
       state.active.push_back(job);

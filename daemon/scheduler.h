@@ -12,13 +12,20 @@
 // to an idle follower if the next poll comes due before that. In steady state (polls
 // shorter than the gap between due times) each poll costs one wake-up: the leader's timer.
 //
+// Phases: a target's collectors at one interval sit evenly apart, interval / n (one hash of
+// the target for the base phase, the collectors in name order), so two polls of a host only
+// overlap when one runs longer than interval / n, e.g. a WMI stall (stagger_offset).
+//
 // Slow polls: a poll still running `SlowPollPolicy::after` after its start is slow (a WMI
 // provider stall, not the host's normal pace). When another poll of its target is parked on
 // the per-target cap, a slow poll gives up its slot, so the parked poll starts at once (on
 // another WinRM session) instead of waiting out the stall; the slow poll runs on to its
 // deadline, counted against the slow-poll caps (per target, exporter-wide) instead of the
 // per-target cap. Its target stays in flight (the global cap counts it). Never during a
-// quota hold. The session pool closes the extra session once it is idle (SessionPool).
+// quota hold, and never while the exporter itself is behind (exporter_behind_locked): then
+// a poll is slow because of the exporter's own backlog, not the host, and another
+// connection would only add to it. The session pool closes the extra session once it is
+// idle (SessionPool).
 //
 // Back-off: a target whose polls fail as unreachable, or hit a WinRM quota fault, has its
 // polls skipped for a capped, jittered, exponentially growing time (see BackoffPolicy), so
@@ -106,9 +113,11 @@ using AsyncPollFunction =
 // Called with the lag (start - due) of every started poll.
 using LagObserver = std::function<void(double lag_seconds)>;
 
-// Stable splay offset in [0, interval): hash(target, collector) % interval.
-std::chrono::milliseconds splay_offset(std::string_view target, std::string_view collector,
-                                       std::chrono::milliseconds interval);
+// Stable phase in [0, interval) of the index-th (0-based) of a target's count collectors
+// at one interval: (hash(target) + index x interval / count) % interval. Even spacing keeps
+// a host's polls apart; the hash spreads hosts over the interval.
+std::chrono::milliseconds stagger_offset(std::string_view target, std::size_t index,
+                                         std::size_t count, std::chrono::milliseconds interval);
 
 class Scheduler {
  public:
@@ -123,8 +132,10 @@ class Scheduler {
   // Replaces the job set. Jobs whose (target, collector) already exist keep their
   // schedule (and a running poll finishes). New jobs poll first within
   // min(interval, new jobs / kFirstRoundPollsPerSecond) of now (a small fleet shows data
-  // at once), then move to their regular phase, now + splay offset, never sooner than
-  // half an interval after that first poll.
+  // at once), then move to their regular phase (stagger_offset from the scheduler's
+  // start-up time), never sooner than half an interval after that first poll. When a
+  // target's collectors at an interval change (one added or removed, an interval changed),
+  // its kept jobs move to their new phases the same way, once, after their next poll.
   // per_target_concurrency: target name -> cap (missing = 1).
   void set_jobs(std::vector<JobSpec> jobs,
                 const std::unordered_map<std::string, int>& per_target_concurrency);
@@ -157,6 +168,7 @@ class Scheduler {
     std::size_t slow = 0;             // slow polls running that gave up their slot
     std::uint64_t polls_slow = 0;     // polls that gave up their slot (overtaken)
     std::uint64_t slow_refused = 0;   // slow polls that kept their slot: a slow-poll cap was full
+    std::uint64_t slow_held = 0;      // slow polls that kept their slot: the exporter was behind
   };
   Stats stats() const;
 
@@ -167,6 +179,15 @@ class Scheduler {
   };
   // Targets in back-off now, and targets whose cap is lowered after a quota fault.
   std::vector<Backoff> backoffs() const;
+
+  struct Phase {
+    std::string target;
+    std::string collector;
+    std::chrono::milliseconds offset{0};  // in [0, interval): regular due times are
+                                          // the scheduler's origin + offset + k x interval
+  };
+  // Every job's regular phase, by target and collector (tests, debugging).
+  std::vector<Phase> phases() const;
 
   // False when the scheduler is stuck: no poll has started for the longest job timeout +
   // kProgressSlack while a job has been due for at least that long, or a running poll is
@@ -184,20 +205,23 @@ class Scheduler {
   struct Job {
     std::shared_ptr<const JobSpec> spec;  // replaced, not changed, by set_jobs (polls hold it)
     Clock::time_point due;
+    Clock::duration phase{};  // regular due times: epoch_ + phase + k x interval
     bool removed = false;
-    bool busy = false;         // queued as parked/ready or running: never run twice at once
-    bool first_round = false;  // its next poll is its first: then to regular_due's phase
-    Clock::time_point regular_due{};
+    bool busy = false;            // queued as parked/ready or running: never run twice at once
+    bool to_phase = false;        // after its next poll (the first, or after a reload): to phase
+    Clock::time_point queued{};   // when it joined global_waiting_ (exporter_behind_locked)
     bool running = false;         // a worker polls it now, since started
     Clock::time_point started{};  // for progressing(): a poll stuck past its deadline
     bool slow = false;            // running, and gave up its per-target slot
     bool slow_refused = false;    // counted in slow_refused_ (once per poll)
+    bool slow_held = false;       // counted in slow_held_ (once per poll)
   };
   using JobPtr = std::shared_ptr<Job>;
   struct HeapEntry {
     Clock::time_point due;
     std::uint64_t seq;
     JobPtr job;
+    Clock::time_point pushed;  // a job requeued after a long poll is due at once, not late
     bool operator>(const HeapEntry& other) const {
       return due != other.due ? due > other.due : seq > other.seq;
     }
@@ -246,7 +270,7 @@ class Scheduler {
   void arm_backstop_locked(Clock::time_point when);
   void backstop_loop();
   // Under lock: decides whether job may start now; parks it otherwise.
-  bool admit(const JobPtr& job);
+  bool admit(const JobPtr& job, Clock::time_point now);
   void finish(const JobPtr& job, Clock::time_point started, PollOutcome outcome);
   void record_outcome_locked(TargetState& state, const JobSpec& spec, PollOutcome outcome,
                              Clock::time_point now);
@@ -271,8 +295,16 @@ class Scheduler {
   void run_overtakes_locked(Clock::time_point now);
   bool slow_room_locked(const TargetState& state) const;
   static std::vector<JobPtr>::iterator oldest_active(TargetState& state);
-  // Under lock: the target waits for room under the exporter-wide slow cap.
+  // Under lock: the target waits for room under the exporter-wide slow cap (or for the
+  // exporter to catch up).
   void note_slow_blocked_locked(const std::string& name, TargetState& state);
+  // Under lock: the exporter itself is behind: a due poll has waited longer than
+  // SlowPollPolicy::after for a worker (the heap top) or for a global slot, not for its own
+  // target. Its polls then run long because of the exporter, and none is overtaken.
+  bool exporter_behind_locked(Clock::time_point now);
+  // Under lock: the first regular due time of job at or after `at`.
+  Clock::time_point next_phase_tick(const Job& job, Clock::time_point at) const;
+  void push_global_waiting_locked(JobPtr job, Clock::time_point now);
 
   SchedulerOptions options_;
   PollFunction poll_;  // one of the two
@@ -297,9 +329,11 @@ class Scheduler {
   std::size_t slow_ = 0;
   std::uint64_t polls_slow_ = 0;
   std::uint64_t slow_refused_ = 0;
-  std::deque<std::string> slow_blocked_;  // targets waiting for the exporter-wide slow cap
-  Clock::time_point last_start_{};        // last poll start (or start())
-  Clock::duration max_timeout_{};         // longest job timeout, for progressing()
+  std::uint64_t slow_held_ = 0;
+  std::deque<std::string> slow_blocked_;          // targets waiting for the exporter-wide slow cap
+  Clock::time_point last_start_{};                // last poll start (or start())
+  Clock::duration max_timeout_{};                 // longest job timeout, for progressing()
+  const Clock::time_point epoch_ = Clock::now();  // origin of the jobs' phases
   bool stopping_ = false;
   bool started_ = false;
 

@@ -120,6 +120,10 @@ void Telemetry::render(std::string& out) const {
             "Slow polls that kept their slot while the target's next poll waited: "
             "max_slow_polls_per_target or max_slow_polls was reached.",
             stats.slow_refused);
+    counter("winrm_exporter_scheduler_slow_polls_held_total",
+            "Slow polls that kept their slot while the target's next poll waited, because the "
+            "exporter itself was behind (a due poll waited longer than slow_poll_after for it).",
+            stats.slow_held);
     counter("winrm_exporter_scheduler_polls_skipped_total",
             "Due polls skipped because their target was backing off after failures.",
             stats.polls_skipped);

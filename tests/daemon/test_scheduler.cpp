@@ -72,40 +72,150 @@ bool wait_for(Pred pred, std::chrono::milliseconds limit = 5000ms) {
 
 }  // namespace
 
-TEST_CASE("splay offset is stable, in range and spreads jobs") {
-  auto a = splay_offset("win01", "cpu", 30s);
-  CHECK(a == splay_offset("win01", "cpu", 30s));
+TEST_CASE("stagger offset is stable, in range, spreads hosts and spaces a host's collectors") {
+  auto a = stagger_offset("win01", 0, 7, 30s);
+  CHECK(a == stagger_offset("win01", 0, 7, 30s));
   std::set<long> offsets;
   for (int i = 0; i < 1000; ++i) {
-    auto offset = splay_offset("host" + std::to_string(i), "cpu", 30s);
-    CHECK(offset >= 0ms);
-    CHECK(offset < 30s);
-    offsets.insert(offset.count() / 1000);  // seconds bucket
+    const std::string host = "host" + std::to_string(i);
+    auto base = stagger_offset(host, 0, 7, 30s);
+    CHECK(base >= 0ms);
+    CHECK(base < 30s);
+    offsets.insert(base.count() / 1000);  // seconds bucket
+    for (std::size_t k = 1; k < 7; ++k) {
+      auto offset = stagger_offset(host, k, 7, 30s);
+      CHECK(offset < 30s);
+      CHECK((offset - base + 30s) % 30s == static_cast<long>(k) * 30000ms / 7);  // wrapping
+    }
   }
   CHECK(offsets.size() >= 25);  // 1000 hosts land in (nearly) every second of 30
-  CHECK(splay_offset("x", "y", 0ms) == 0ms);
+  CHECK(stagger_offset("x", 0, 1, 0ms) == 0ms);
+  CHECK(stagger_offset("x", 3, 0, 10ms) < 10ms);
+}
+
+namespace {
+// The phases of one target, in collector-name order, as offsets from the first.
+std::vector<std::chrono::milliseconds> relative_phases(const Scheduler& scheduler,
+                                                       const std::string& target,
+                                                       std::chrono::milliseconds interval) {
+  std::vector<std::chrono::milliseconds> out;
+  for (auto& phase : scheduler.phases()) {
+    if (phase.target != target) continue;
+    if (!out.empty()) {
+      out.push_back((phase.offset - out.front() + interval) % interval);
+    } else {
+      out.push_back(phase.offset);
+    }
+  }
+  if (!out.empty()) out.front() = 0ms;
+  return out;
+}
+}  // namespace
+
+TEST_CASE("phases: a target's collectors at one interval sit interval / n apart") {
+  // Before: hash(target, collector) % interval, so two of a host's 7 collectors were often
+  // due within a second of each other and a poll in the latency tail overlapped the next.
+  Scheduler scheduler(options_with(1, 10),
+                      [](const JobSpec&, Clock::time_point) { return PollOutcome::kOk; });
+  const std::vector<std::string> seven = {"cpu", "logical_disk", "memory", "net",
+                                          "os",  "service",      "system"};
+  std::vector<JobSpec> jobs;
+  std::unordered_map<std::string, int> caps;
+  for (int t = 0; t < 50; ++t) {
+    const std::string target = "win" + std::to_string(t);
+    caps[target] = 1;
+    for (const auto& collector : seven) jobs.push_back({target, collector, 60000ms, 20000ms});
+    jobs.push_back({target, "slow_one", 300000ms, 20000ms});  // its own interval: alone
+  }
+  scheduler.set_jobs(jobs, caps);
+  std::set<long> bases;
+  for (int t = 0; t < 50; ++t) {
+    const std::string target = "win" + std::to_string(t);
+    std::vector<std::chrono::milliseconds> phases;
+    std::chrono::milliseconds base{-1};
+    for (auto& phase : scheduler.phases()) {
+      if (phase.target != target) continue;
+      CHECK(phase.offset >= 0ms);
+      if (phase.collector == "slow_one") {
+        CHECK(phase.offset == stagger_offset(target, 0, 1, 300000ms));
+        continue;
+      }
+      CHECK(phase.offset < 60000ms);
+      if (base < 0ms) base = phase.offset;
+      phases.push_back((phase.offset - base + 60000ms) % 60000ms);
+    }
+    bases.insert(base.count() / 6000);
+    // Name order, 60 s / 7 = 8.571 s apart: no two closer than that.
+    CHECK(phases == std::vector<std::chrono::milliseconds>{0ms, 8571ms, 17142ms, 25714ms, 34285ms,
+                                                           42857ms, 51428ms});
+  }
+  CHECK(bases.size() >= 7);  // the hosts' base phases spread over the interval (of 10 buckets)
+}
+
+TEST_CASE("phases: a reload that adds or removes a collector re-spaces the target once") {
+  std::atomic<int> polls{0};
+  Scheduler scheduler(options_with(2, 10), [&](const JobSpec&, Clock::time_point) {
+    ++polls;
+    return PollOutcome::kOk;
+  });
+  auto jobs_of = [](std::initializer_list<const char*> collectors) {
+    std::vector<JobSpec> jobs;
+    for (const char* c : collectors) jobs.push_back({"h", c, 600ms, 500ms});
+    jobs.push_back({"other", "os", 600ms, 500ms});
+    return jobs;
+  };
+  const std::unordered_map<std::string, int> caps = {{"h", 1}, {"other", 1}};
+  scheduler.set_jobs(jobs_of({"a", "b", "c"}), caps);
+  REQUIRE(scheduler.start());
+  CHECK(relative_phases(scheduler, "h", 600ms) ==
+        std::vector<std::chrono::milliseconds>{0ms, 200ms, 400ms});
+  auto other_phase = scheduler.phases().back();
+  REQUIRE(other_phase.target == "other");
+  REQUIRE(wait_for([&] { return polls.load() >= 8; }));
+  scheduler.set_jobs(jobs_of({"a", "b", "c", "d"}), caps);
+  CHECK(relative_phases(scheduler, "h", 600ms) ==
+        std::vector<std::chrono::milliseconds>{0ms, 150ms, 300ms, 450ms});
+  CHECK(scheduler.phases().back().offset == other_phase.offset);  // other targets stay
+  scheduler.set_jobs(jobs_of({"b", "d"}), caps);
+  CHECK(relative_phases(scheduler, "h", 600ms) ==
+        std::vector<std::chrono::milliseconds>{0ms, 300ms});
+  // The moved jobs keep polling (after their next poll, at the new phase).
+  const int before = polls.load();
+  CHECK(wait_for([&] { return polls.load() >= before + 6; }));
+  scheduler.stop();
+  CHECK(scheduler.stats().jobs == 3);
 }
 
 TEST_CASE("caps: per-target parallel polls and targets in flight are bounded") {
-  Recorder recorder;
-  for (int t = 0; t < 6; ++t) recorder.sleep_for["t" + std::to_string(t)] = 30ms;
-  Scheduler scheduler(options_with(8, 2), [&](const JobSpec& job, Clock::time_point d) {
-    return recorder.poll(job, d);
-  });
-  std::vector<JobSpec> jobs;
-  std::unordered_map<std::string, int> caps;
-  for (int t = 0; t < 6; ++t) {
-    std::string target = "t" + std::to_string(t);
-    caps[target] = 2;
-    for (int c = 0; c < 4; ++c) jobs.push_back({target, "c" + std::to_string(c), 20ms, 15ms});
+  // Each target's 4 collectors are due 5 ms apart and poll for 30 ms: always more due than
+  // the caps allow. 6 targets: the global cap (2) binds, and a busy target takes no second
+  // slot while others wait (fairness); 1 target: its own cap (2) binds.
+  for (int targets : {6, 1}) {
+    CAPTURE(targets);
+    Recorder recorder;
+    for (int t = 0; t < targets; ++t) recorder.sleep_for["t" + std::to_string(t)] = 30ms;
+    Scheduler scheduler(options_with(8, 2), [&](const JobSpec& job, Clock::time_point d) {
+      return recorder.poll(job, d);
+    });
+    std::vector<JobSpec> jobs;
+    std::unordered_map<std::string, int> caps;
+    for (int t = 0; t < targets; ++t) {
+      std::string target = "t" + std::to_string(t);
+      caps[target] = 2;
+      for (int c = 0; c < 4; ++c) jobs.push_back({target, "c" + std::to_string(c), 20ms, 15ms});
+    }
+    scheduler.set_jobs(jobs, caps);
+    scheduler.start();
+    REQUIRE(wait_for([&] { return recorder.count("") >= 80; }));
+    scheduler.stop();
+    if (targets == 1) {
+      CHECK(recorder.max_per_target == 2);  // reached, never exceeded
+    } else {
+      CHECK(recorder.max_per_target <= 2);
+      CHECK(recorder.max_targets == 2);  // reached, never exceeded
+    }
+    for (int t = 0; t < targets; ++t) CHECK(recorder.count("t" + std::to_string(t) + "/") > 0);
   }
-  scheduler.set_jobs(jobs, caps);
-  scheduler.start();
-  REQUIRE(wait_for([&] { return recorder.count("") >= 80; }));
-  scheduler.stop();
-  CHECK(recorder.max_per_target == 2);  // reached, never exceeded
-  CHECK(recorder.max_targets == 2);
-  for (int t = 0; t < 6; ++t) CHECK(recorder.count("t" + std::to_string(t) + "/") > 0);
 }
 
 TEST_CASE("a slow target does not hold workers: parked jobs are requeued") {
@@ -131,7 +241,7 @@ TEST_CASE("a slow target does not hold workers: parked jobs are requeued") {
   CHECK(stats.running == 0);
 }
 
-TEST_CASE("ordering: with one worker, jobs start in due order (splay order)") {
+TEST_CASE("ordering: with one worker, jobs start in due order (phase order)") {
   Recorder recorder;
   Scheduler scheduler(options_with(1, 100), [&](const JobSpec& job, Clock::time_point d) {
     return recorder.poll(job, d);
@@ -144,7 +254,7 @@ TEST_CASE("ordering: with one worker, jobs start in due order (splay order)") {
   for (int t = 0; t < 8; ++t) {
     std::string target = "host" + std::to_string(t);
     jobs.push_back({target, "os", 2000ms, 100ms});
-    expected.emplace_back(splay_offset(target, "os", window), t, target + "/os");
+    expected.emplace_back(stagger_offset(target, 0, 1, window), t, target + "/os");
   }
   std::sort(expected.begin(), expected.end());
   std::unordered_map<std::string, int> caps;
@@ -803,4 +913,45 @@ TEST_CASE("slow polls: a quota hold still serialises the target; 0 per target tu
     std::lock_guard lock(stalls.mutex);
     CHECK(stalls.max_per_target <= (quota ? 1 : 2));
   }
+}
+
+TEST_CASE("slow polls: none is overtaken while the exporter itself is behind") {
+  // Concurrency 2, held by two stalled polls (h/perf, a/x); b/y then waits for a global
+  // slot. A poll of h that comes due later would overtake h/perf (past slow_poll_after),
+  // but a due poll has waited longer than that for the exporter: the exporter is behind,
+  // so h/perf keeps its slot (counted as held). Once a slot frees up and the global queue
+  // drains, the overtake happens.
+  Stalls stalls;
+  stalls.stall = {"h/perf", "a/x", "b/y"};
+  SchedulerOptions options = slow_options(8, 100ms, 4, 100);
+  options.concurrency = 2;
+  Scheduler scheduler(options,
+                      [&](const JobSpec& job, Clock::time_point d) { return stalls.poll(job, d); });
+  const std::unordered_map<std::string, int> caps = {{"h", 1}, {"a", 1}, {"b", 1}};
+  std::vector<JobSpec> jobs = {{"h", "perf", 60s, 20s}, {"a", "x", 60s, 20s}};
+  scheduler.set_jobs(jobs, caps);
+  REQUIRE(scheduler.start());
+  REQUIRE(wait_for([&] { return stalls.is_stalled("h/perf") && stalls.is_stalled("a/x"); }));
+  jobs.push_back({"b", "y", 60s, 20s});
+  scheduler.set_jobs(jobs, caps);
+  REQUIRE(wait_for([&] { return scheduler.stats().parked == 1; }));  // b/y, for a global slot
+  std::this_thread::sleep_for(300ms);  // 3 x slow_poll_after: the exporter is behind now
+  jobs.push_back({"h", "os", 60s, 20s});
+  scheduler.set_jobs(jobs, caps);
+  REQUIRE(wait_for([&] { return scheduler.stats().slow_held >= 1; }));
+  auto stats = scheduler.stats();
+  CHECK(stats.polls_slow == 0);
+  CHECK(stats.slow == 0);
+  CHECK(stats.parked == 2);  // b/y (global) and h/os (behind h/perf)
+  CHECK(stalls.started("h/os") == 0);
+  // a/x ends: b/y takes its slot, nothing waits for the exporter any more, and h/perf gives
+  // its slot to h/os.
+  stalls.release("a/x");
+  CHECK(wait_for([&] { return stalls.started("h/os") == 1; }));
+  CHECK(wait_for([&] { return stalls.is_stalled("b/y"); }));
+  stats = scheduler.stats();
+  CHECK(stats.polls_slow == 1);
+  CHECK(stats.slow_held == 1);  // once per poll
+  stalls.release_all();
+  scheduler.stop();
 }

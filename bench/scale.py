@@ -559,6 +559,8 @@ def main():
                     help="write this nice value to /proc/self/autogroup first (the whole session's "
                          "autogroup: start the bench with setsid). With kernel.sched_autogroup_enabled=1 "
                          "other sessions' `nice 19` builds get as much CPU as the bench (bench/README.md)")
+    ap.add_argument("--exporter-global", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra global: key of the exporter's config, e.g. query_refresh=false (repeatable)")
     ap.add_argument("--exporter-env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for the exporter, e.g. LD_PRELOAD=libjemalloc.so.2 "
                          "or MALLOC_ARENA_MAX=2 (repeatable; for allocator comparisons)")
@@ -610,6 +612,9 @@ def main():
         extra_global = "".join(f"  {key}: {value}\n" for key, value in (
             ("slow_poll_after", args.slow_poll_after), ("max_slow_polls", args.max_slow_polls))
             if value is not None)
+        for item in args.exporter_global:
+            key, _, value = item.partition("=")
+            extra_global += f"  {key}: {value}\n"
         config = write_exporter_config(tmp, args.targets, sim_port, args.interval, args.timeout,
                                        args.concurrency, args.per_target_concurrency, extra_global)
         web_port = free_port()
@@ -707,6 +712,10 @@ def main():
         slow_refused = delta("winrm_exporter_scheduler_slow_polls_refused_total")
         missed = delta("winrm_exporter_scheduler_polls_missed_total")
         slow_held = delta("winrm_exporter_scheduler_slow_polls_held_total")
+        requests = delta("winrm_exporter_winrm_requests_total")
+        queries_sent = delta("winrm_exporter_queries_sent_total")
+        queries_reused = delta("winrm_exporter_queries_reused_total")
+        query_cache_bytes = total(last, "winrm_exporter_query_cache_bytes")
 
         rounds = {}
         perf = start_perf(args.perf_dir, "scrapes", exporter.pid)
@@ -757,6 +766,12 @@ def main():
         host_minutes = args.targets * window / 60
         print(f"  exporter CPU per host      {1000 * cores * window / host_minutes:10.2f} ms per host-minute "
               f"({len(collectors)} collectors every {args.interval})")
+        print(f"  WinRM round trips per host {requests / host_minutes:10.2f} requests per host-minute; WQL "
+              f"queries sent {queries_sent / host_minutes:.2f}, reused (refresh:) "
+              f"{queries_reused / host_minutes:.2f} per host-minute; query cache "
+              f"{query_cache_bytes / args.targets:.0f} bytes per host")
+        if args.exporter_global:
+            print(f"  exporter global            {' '.join(args.exporter_global)}")
         vol = last_switches[0] - first_switches[0]
         invol = last_switches[1] - first_switches[1]
         print(f"  exporter context switches  {vol / completed if completed else float('nan'):10.2f} voluntary "

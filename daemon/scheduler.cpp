@@ -490,7 +490,7 @@ bool Scheduler::defer_for_backoff_locked(const JobPtr& job, TargetState& state,
   return true;
 }
 
-Scheduler::JobPtr Scheduler::take_runnable_locked(Clock::time_point now) {
+Scheduler::JobPtr Scheduler::take_runnable_locked(Clock::time_point now, Clock::time_point due_by) {
   run_overtakes_locked(now);
   if (!ready_.empty()) {
     JobPtr job = std::move(ready_.front());
@@ -499,7 +499,7 @@ Scheduler::JobPtr Scheduler::take_runnable_locked(Clock::time_point now) {
   }
   for (;;) {
     clean_heap_top_locked();
-    if (heap_.empty() || heap_.top().due > now) return nullptr;
+    if (heap_.empty() || heap_.top().due > due_by) return nullptr;
     JobPtr job = heap_.top().job;
     heap_.pop();
     TargetState& state = target_state(job->spec->target);
@@ -787,6 +787,20 @@ void Scheduler::overtake_locked(const std::string& name, TargetState& state,
   arm_overtake_locked(name, state);
 }
 
+void Scheduler::begin_poll_locked(const JobPtr& job, Clock::time_point started) {
+  ++running_;
+  ++polls_started_;
+  last_start_ = started;
+  job->running = true;
+  job->started = started;
+  job->slow = false;
+  job->slow_refused = false;
+  job->slow_held = false;
+  TargetState& state = target_state(job->spec->target);
+  state.active.push_back(job);
+  if (!state.waiting.empty()) arm_overtake_locked(job->spec->target, state);
+}
+
 void Scheduler::worker_loop(Worker& self) {
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -822,7 +836,7 @@ void Scheduler::worker_loop(Worker& self) {
       return;
     }
     auto now = Clock::now();
-    JobPtr job = take_runnable_locked(now);
+    JobPtr job = take_runnable_locked(now, now);
     if (!job) {
       if (leader_ == nullptr) {
         leader_ = &self;
@@ -853,40 +867,52 @@ void Scheduler::worker_loop(Worker& self) {
       leader_ = nullptr;
       leader_until_ = kNever;
     }
-    ++running_;
-    ++polls_started_;
-    auto started = Clock::now();
-    last_start_ = started;
-    job->running = true;
-    job->started = started;
-    job->slow = false;
-    job->slow_refused = false;
-    job->slow_held = false;
-    {
-      TargetState& state = target_state(job->spec->target);
-      state.active.push_back(job);
-      if (!state.waiting.empty()) arm_overtake_locked(job->spec->target, state);
+    if (poll_async_) {
+      // Whatever else is due within kStartSlack starts on this wake-up too (a little early,
+      // never late), instead of one timer wake-up (or a follower's) per poll.
+      std::vector<JobPtr>& batch = self.batch;
+      batch.push_back(std::move(job));
+      while (batch.size() < kMaxStartBatch) {
+        JobPtr more = take_runnable_locked(now, now + kStartSlack);
+        if (!more) break;
+        batch.push_back(std::move(more));
+      }
+      std::vector<Started>& starts = self.starts;
+      for (JobPtr& taken : batch) {
+        Started start{taken, taken->spec, Clock::now(), 0};
+        start.lag = std::chrono::duration<double>(start.at - taken->due).count();
+        begin_poll_locked(taken, start.at);
+        starts.push_back(std::move(start));
+      }
+      batch.clear();
+      attend_locked(now);  // more work due, or the next due time: at most one wake-up
+      lock.unlock();
+      for (Started& start : starts) {
+        if (lag_) lag_(std::max(0.0, start.lag));  // started early (slack): no lag
+        // Returns once the poll waits for its first answer; done comes later, on a worker.
+        poll_async_(*start.spec, start.at + start.spec->timeout,
+                    [this, job = std::move(start.job), started = start.at](PollOutcome outcome) {
+                      std::lock_guard done_lock(mutex_);
+                      finish(job, started, outcome);
+                      if (stopping_) {
+                        if (running_ == 0) wake_all_locked();  // the workers may exit now
+                      } else {
+                        attend_locked(Clock::now());
+                      }
+                    });
+      }
+      starts.clear();  // the specs go outside the lock too
+      lock.lock();
+      continue;
     }
+    auto started = Clock::now();
+    begin_poll_locked(job, started);
     attend_locked(now);  // more work due, or the next due time: at most one wake-up
 
     double lag = std::chrono::duration<double>(started - job->due).count();
     std::shared_ptr<const JobSpec> spec = job->spec;  // set_jobs may replace it meanwhile
     lock.unlock();
     if (lag_) lag_(std::max(0.0, lag));
-    if (poll_async_) {
-      // Returns once the poll waits for its first answer; done comes later, on a worker.
-      poll_async_(*spec, started + spec->timeout, [this, job, started](PollOutcome outcome) {
-        std::lock_guard done_lock(mutex_);
-        finish(job, started, outcome);
-        if (stopping_) {
-          if (running_ == 0) wake_all_locked();  // the workers may exit now
-        } else {
-          attend_locked(Clock::now());
-        }
-      });
-      lock.lock();
-      continue;
-    }
     PollOutcome outcome = poll_(*spec, started + spec->timeout);
     lock.lock();
     finish(job, started, outcome);

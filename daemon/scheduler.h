@@ -198,6 +198,12 @@ class Scheduler {
   static constexpr Clock::duration kProgressSlack = std::chrono::seconds(5);
   // The first round of new jobs starts at this rate at most (see set_jobs).
   static constexpr int kFirstRoundPollsPerSecond = 200;
+  // Asynchronous polls only: a worker that wakes to start a due poll also starts those due
+  // within this much more time (at most kMaxStartBatch), a little early, so that one wake-up
+  // starts several (a start runs a poll to its first request: tens of microseconds). At
+  // 10,000 hosts x 7 collectors a poll comes due every 0.9 ms on average.
+  static constexpr std::chrono::milliseconds kStartSlack{20};
+  static constexpr std::size_t kMaxStartBatch = 32;
   // Thread name (comm) of the poll workers.
   static constexpr const char* kWorkerThreadName = "poll-worker";
 
@@ -250,18 +256,30 @@ class Scheduler {
     Clock::time_point overtake_at = Clock::time_point::max();  // queued check, max: none
     bool slow_blocked = false;  // in slow_blocked_: waits for the exporter-wide slow cap
   };
+  struct Started {
+    JobPtr job;
+    std::shared_ptr<const JobSpec> spec;  // set_jobs may replace the job's meanwhile
+    Clock::time_point at;
+    double lag = 0;
+  };
   struct Worker {
     std::condition_variable cv;
     bool signaled = false;  // set by the waker (under mutex_) before notify_one
+    // Asynchronous polls taken on one wake-up, and their starts (reused buffers).
+    std::vector<JobPtr> batch;
+    std::vector<Started> starts;
   };
 
   void worker_loop(Worker& self);
   // Error when a thread cannot be started; the workers started so far keep running.
   std::expected<void, std::string> spawn_workers_locked();
   std::thread spawn(std::function<void()> body);
-  // Under lock: a job that may start now (from ready_ or the due heap top), else null.
-  // Parks due jobs that cannot start and skips the ticks of targets in back-off.
-  JobPtr take_runnable_locked(Clock::time_point now);
+  // Under lock: a job that may start now (from ready_ or the heap top, if due by due_by:
+  // now, or now + kStartSlack), else null. Parks due jobs that cannot start and skips the
+  // ticks of targets in back-off.
+  JobPtr take_runnable_locked(Clock::time_point now, Clock::time_point due_by);
+  // Under lock: marks job running from started (counts, the target's slot holders).
+  void begin_poll_locked(const JobPtr& job, Clock::time_point started);
   // Under lock: after the work queues changed, makes sure someone attends to them with at
   // most one wake-up: the leader, else an idle follower, else the backstop timer.
   void attend_locked(Clock::time_point now);

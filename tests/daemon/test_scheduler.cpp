@@ -955,3 +955,34 @@ TEST_CASE("slow polls: none is overtaken while the exporter itself is behind") {
   stalls.release_all();
   scheduler.stop();
 }
+
+TEST_CASE("asynchronous polls: one wake-up starts every poll due within the start slack") {
+  // 400 jobs every second: one comes due every 2.5 ms on average, so a worker woken for one
+  // also starts the ~8 due within Scheduler::kStartSlack (20 ms). One wake-up per poll
+  // (the synchronous design's steady state, test above) would be ~800 in the window.
+  constexpr int kTargets = 400;
+  std::atomic<int> polls{0};
+  Scheduler scheduler(options_with(4, kTargets),
+                      AsyncPollFunction([&](const JobSpec&, Clock::time_point, PollDone done) {
+                        ++polls;
+                        done(PollOutcome::kOk);  // answered at once
+                      }));
+  std::vector<JobSpec> jobs;
+  std::unordered_map<std::string, int> caps;
+  for (int t = 0; t < kTargets; ++t) {
+    jobs.push_back({"t" + std::to_string(t), "os", 1000ms, 500ms});
+    caps["t" + std::to_string(t)] = 1;
+  }
+  scheduler.set_jobs(jobs, caps);
+  REQUIRE(scheduler.start());
+  std::this_thread::sleep_for(2500ms);  // the first round (2 s at 200 per second) is over
+  auto before = scheduler.stats();
+  std::this_thread::sleep_for(2000ms);
+  auto after = scheduler.stats();
+  scheduler.stop();
+  auto started = after.polls_started - before.polls_started;
+  auto wakeups = after.wakeups - before.wakeups;
+  MESSAGE("polls ", started, " wake-ups ", wakeups);
+  REQUIRE(started >= static_cast<std::uint64_t>(kTargets));  // every job polled in 2 s
+  CHECK(static_cast<double>(wakeups) <= 0.4 * static_cast<double>(started));
+}

@@ -18,40 +18,6 @@
 
 namespace exporter {
 
-namespace {
-
-bool is_ascii_clean(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x80 && c != '\\' && c != '"' && c != '\n';
-  });
-}
-
-}  // namespace
-
-void append_label_value(std::string& out, std::string_view value) {
-  if (is_ascii_clean(value)) {  // the common case: no copy, no checks per byte
-    out.append(value);
-    return;
-  }
-  std::string clean = common::sanitize_utf8(value, common::Utf8Repair::kEachByte);
-  for (char c : clean) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
 void append_help(std::string& out, std::string_view help) {
   std::string clean = common::sanitize_utf8(help, common::Utf8Repair::kEachByte);
   for (char c : clean) {
@@ -111,21 +77,15 @@ std::string_view type_name(collectors::MetricType type) {
 
 namespace {
 
+// `name{prefix,labels} value\n`; labels: the sample's pre-rendered pairs.
 void append_sample(std::string& out, std::string_view name, std::string_view prefix,
-                   const collectors::Labels& labels, double value) {
+                   std::string_view labels, double value) {
   out += name;
   if (!prefix.empty() || !labels.empty()) {
     out += '{';
     out += prefix;
-    bool first = prefix.empty();
-    for (const auto& [label, label_value] : labels) {
-      if (!first) out += ',';
-      first = false;
-      out += label;
-      out += "=\"";
-      append_label_value(out, label_value);
-      out += '"';
-    }
+    if (!prefix.empty() && !labels.empty()) out += ',';
+    out += labels;
     out += '}';
   }
   out += ' ';
@@ -213,9 +173,10 @@ RenderedFamilies render_families(std::string_view label_prefix,
     RenderedFamily& out = rendered.families.emplace_back();
     out.head = intern_family_head(family.name, family.help, family.type);
     out.samples = family.samples.size();
-    out.lines.reserve(family.samples.size() * (family.name.size() + label_prefix.size() + 48));
+    out.lines.reserve(family.label_text.size() +
+                      family.samples.size() * (family.name.size() + label_prefix.size() + 32));
     for (const auto& sample : family.samples) {
-      append_sample(out.lines, family.name, label_prefix, sample.labels, sample.value);
+      append_sample(out.lines, family.name, label_prefix, family.label_pairs(sample), sample.value);
     }
     out.lines.shrink_to_fit();  // kept for a whole interval: no slack per poll
     out.line_bytes = out.lines.size();

@@ -15,7 +15,7 @@
 namespace exporter {
 
 // Label value escaping: \\, \", \n (after UTF-8 sanitising: one U+FFFD per invalid byte).
-void append_label_value(std::string& out, std::string_view value);
+using collectors::append_label_value;
 // HELP escaping: \\ and \n.
 void append_help(std::string& out, std::string_view help);
 // Prometheus value formatting: NaN, +Inf, -Inf, exact integers without exponent.

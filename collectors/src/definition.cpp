@@ -345,7 +345,7 @@ class DefinedCollector final : public Collector {
  private:
   static bool skipped(const std::vector<SkipRule>& rules, const winrm::Row& row) {
     for (const SkipRule& rule : rules) {
-      const auto value = row.string(rule.property);
+      const auto value = row.text(rule.property);
       if (!value) continue;
       for (const std::string& candidate : rule.equals) {
         if (common::iequals(*value, candidate)) return true;
@@ -368,11 +368,12 @@ class DefinedCollector final : public Collector {
   }
 
   static std::string label_value(const LabelSpec& spec, const winrm::Row& row) {
-    return shape_label(spec, spec.hook ? spec.hook->compute(row).value_or("")
-                                       : row.string(spec.property).value_or(""));
+    if (spec.hook) return shape_label(spec, spec.hook->compute(row).value_or(""));
+    return shape_label(spec, std::string(row.text(spec.property).value_or("")));
   }
 
-  // trim_prefix, split, transforms and map applied to a raw property value.
+  // trim_prefix, split, transforms and map applied to a raw property value. Not yet valid
+  // UTF-8: append_label_value sanitizes it as it escapes it.
   static std::string shape_label(const LabelSpec& spec, std::string value) {
     if (!spec.trim_prefix.empty() && value.starts_with(spec.trim_prefix)) {
       value.erase(0, spec.trim_prefix.size());
@@ -427,7 +428,7 @@ class DefinedCollector final : public Collector {
         value = *spec.map_default;
       }
     }
-    return common::sanitize_utf8(value, common::Utf8Repair::kEachByte);
+    return value;
   }
 
   static std::optional<double> number_of(const winrm::Row& row, std::string_view property) {
@@ -470,27 +471,26 @@ class DefinedCollector final : public Collector {
     return value;
   }
 
-  // Series already emitted in one family, by label values (not names): an open-addressing
-  // table of sample indexes keyed by a hash of the values. A map keyed by the joined values
-  // cost a key string and a node per sample: the largest malloc caller of a poll (perf at
-  // 2,000 hosts, bench/RESULTS.md, issue 10).
+  // Series already emitted in one family, by their label text: an open-addressing table of
+  // sample indexes keyed by a hash of the text. A map keyed by the joined values cost a key
+  // string and a node per sample: the largest malloc caller of a poll (perf at 2,000 hosts,
+  // bench/RESULTS.md, issue 10).
   class SeenSeries {
    public:
-    // The index of an earlier sample with the same label values; else nullopt, and the
+    // The index of an earlier sample with the same label text; else nullopt, and the
     // sample about to be appended (index samples.size()) is recorded.
-    std::optional<std::size_t> find_or_add(const std::vector<Sample>& samples,
-                                           const Labels& labels) {
+    std::optional<std::size_t> find_or_add(const MetricFamily& family, std::string_view labels) {
       if ((used_ + 1) * 2 > slots_.size()) grow();
-      const std::uint64_t hash = hash_of(labels);
+      const std::uint64_t hash = std::hash<std::string_view>{}(labels);
       const std::size_t mask = slots_.size() - 1;
       for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
         Slot& slot = slots_[i];
         if (slot.index == 0) {
-          slot = Slot{hash, samples.size() + 1};
+          slot = Slot{hash, family.samples.size() + 1};
           ++used_;
           return std::nullopt;
         }
-        if (slot.hash == hash && same_values(samples[slot.index - 1].labels, labels)) {
+        if (slot.hash == hash && family.label_pairs(family.samples[slot.index - 1]) == labels) {
           return slot.index - 1;
         }
       }
@@ -501,23 +501,6 @@ class DefinedCollector final : public Collector {
       std::uint64_t hash = 0;
       std::size_t index = 0;  // sample index + 1; 0: empty
     };
-
-    static std::uint64_t hash_of(const Labels& labels) {
-      std::uint64_t hash = labels.size();
-      for (const auto& [name, value] : labels) {
-        hash ^= std::hash<std::string_view>{}(value) + 0x9e3779b97f4a7c15ULL + (hash << 6) +
-                (hash >> 2);
-      }
-      return hash;
-    }
-
-    static bool same_values(const Labels& a, const Labels& b) {
-      if (a.size() != b.size()) return false;
-      for (std::size_t i = 0; i < a.size(); ++i) {
-        if (a[i].second != b[i].second) return false;
-      }
-      return true;
-    }
 
     void grow() {
       std::vector<Slot> old = std::move(slots_);
@@ -535,16 +518,20 @@ class DefinedCollector final : public Collector {
     std::size_t used_ = 0;
   };
 
-  static void add_sample(MetricFamily& family, SeenSeries& seen, Labels labels, double value,
+  // Takes the label pairs appended to family.label_text from `start` on as a new sample.
+  // Two rows that map to the same series (e.g. NIC names equal after sanitizing) would make
+  // the exposition invalid: the first one wins, and the text is dropped again. A count metric
+  // adds up instead: one per row.
+  static void add_sample(MetricFamily& family, SeenSeries& seen, std::size_t start, double value,
                          bool count = false) {
-    // Two rows that map to the same series (e.g. NIC names equal after sanitizing)
-    // would make the exposition invalid: the first one wins.
-    // A count metric adds up instead: one per row.
-    if (const auto earlier = seen.find_or_add(family.samples, labels)) {
+    const std::string_view labels = std::string_view(family.label_text).substr(start);
+    if (const auto earlier = seen.find_or_add(family, labels)) {
       if (count) family.samples[*earlier].value += value;
+      family.label_text.resize(start);
       return;
     }
-    family.samples.push_back(Sample{std::move(labels), value});
+    family.samples.push_back(Sample{static_cast<std::uint32_t>(start),
+                                    static_cast<std::uint32_t>(labels.size()), value});
   }
 
   // Appends the metric's samples for one row. Returns false when the source
@@ -557,8 +544,9 @@ class DefinedCollector final : public Collector {
     // One series per array item; an absent or nil array gives none.
     const winrm::Property* array = row.find(each->property);
     if (array == nullptr) return false;
+    std::string text;  // one buffer for all items
     for (const std::string_view item : array->values) {
-      const std::string text(item);
+      text.assign(item);
       emit_one(metric, row, family, seen, &text);
     }
     return true;
@@ -567,50 +555,63 @@ class DefinedCollector final : public Collector {
   // `item`: the array item the metric's `each` labels take, or null.
   static bool emit_one(const MetricSpec& metric, const winrm::Row& row, MetricFamily& family,
                        SeenSeries& seen, const std::string* item) {
-    Labels labels;
-    labels.reserve(metric.labels.size() + metric.const_labels.size() + 1);
+    // The sample's labels go straight into the family's text; an early return drops them.
+    std::string& text = family.label_text;
+    const std::size_t start = text.size();
     for (const LabelSpec& spec : metric.labels) {
       if (spec.each) {
         std::string value = shape_label(spec, *item);
-        if (value.empty()) return true;  // an item the label's transforms leave out
-        labels.emplace_back(spec.label, std::move(value));
+        if (value.empty()) {  // an item the label's transforms leave out
+          text.resize(start);
+          return true;
+        }
+        append_label_pair(text, start, spec.label, value);
       } else {
-        labels.emplace_back(spec.label, label_value(spec, row));
+        append_label_pair(text, start, spec.label, label_value(spec, row));
       }
     }
-    labels.insert(labels.end(), metric.const_labels.begin(), metric.const_labels.end());
+    for (const auto& [label, value] : metric.const_labels) {
+      append_label_pair(text, start, label, value);
+    }
 
     if (metric.enum_spec) {
       const EnumSpec& spec = *metric.enum_spec;
-      if (row.find(spec.property) == nullptr) return false;
-      const auto current = row.string(spec.property);
-      if (!current) return true;
-      std::string state = spec.lowercase ? common::to_lower(*current) : *current;
+      const auto current = row.text(spec.property);
+      if (!current) {
+        text.resize(start);
+        return row.find(spec.property) != nullptr;
+      }
+      std::string state = spec.lowercase ? common::to_lower(*current) : std::string(*current);
       if (!spec.map.empty()) {
         const auto mapped = std::find_if(spec.map.begin(), spec.map.end(),
                                          [&](const auto& entry) { return entry.first == state; });
         state = mapped == spec.map.end() ? std::string() : mapped->second;
       }
+      // One sample per state, each its own copy of the row's labels plus the state.
+      const std::string row_labels = text.substr(start);
+      text.resize(start);
       for (const std::string& candidate : spec.values) {
-        Labels with_state = labels;
-        with_state.emplace_back(spec.label, candidate);
-        add_sample(family, seen, std::move(with_state), state == candidate ? 1.0 : 0.0);
+        const std::size_t sample_start = text.size();
+        text += row_labels;
+        append_label_pair(text, sample_start, spec.label, candidate);
+        add_sample(family, seen, sample_start, state == candidate ? 1.0 : 0.0);
       }
       return true;
     }
 
     if (metric.count) {
-      add_sample(family, seen, std::move(labels), 1.0, true);
+      add_sample(family, seen, start, 1.0, true);
       return true;
     }
     bool absent = false;
     const auto value = raw_value(metric, row, absent);
-    if (absent) return false;
-    if (value) {
-      const double scaled =
-          metric.scale_divisor != 0 ? *value / metric.scale_divisor : *value * metric.scale;
-      add_sample(family, seen, std::move(labels), scaled);
+    if (absent || !value) {
+      text.resize(start);
+      return !absent;
     }
+    const double scaled =
+        metric.scale_divisor != 0 ? *value / metric.scale_divisor : *value * metric.scale;
+    add_sample(family, seen, start, scaled);
     return true;
   }
 };
@@ -1160,7 +1161,7 @@ class Parser {
       return i;
     }
     if (help.empty()) fail(where, "field 'help' is required");
-    families.push_back(MetricFamily{name, help, type, {}});
+    families.push_back(MetricFamily{name, help, type, {}, {}});
     family_labels_.push_back(label_names);
     return families.size() - 1;
   }

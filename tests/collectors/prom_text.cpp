@@ -61,7 +61,7 @@ std::string render(const collectors::Families& families) {
     out += "# TYPE " + family->name + " " + std::string(exporter::type_name(family->type)) + "\n";
     std::vector<std::string> lines;
     for (const auto& sample : family->samples) {
-      auto labels = sample.labels;
+      auto labels = family->labels(sample);
       std::sort(labels.begin(), labels.end());
       std::string line = family->name;
       if (!labels.empty()) {

@@ -192,7 +192,7 @@ TEST_CASE("WQL and namespace forms that are accepted") {
   CHECK(collector->queries().at(0).wmi_namespace == "root\\WebAdministration");
   const auto families = run(collector, {make_row({{"Name", "a"}, {"Value", "3"}})});
   CHECK(families.at(0).samples.at(0).value == 3);
-  CHECK(families.at(0).samples.at(0).labels.at(0).second == "a");
+  CHECK(families.at(0).label(families.at(0).samples.at(0), "n") == "a");
 }
 
 // CIM_DataFile and the other CIM_LogicalFile classes walk every file on every drive unless
@@ -280,9 +280,10 @@ TEST_CASE("each: one series per array item; items a transform empties are left o
   std::vector<std::string> got;
   for (const auto& sample : info->samples) {
     CHECK(sample.value == 1);
-    REQUIRE(sample.labels.size() == 3);
-    CHECK(sample.labels[0].second == "Intel_R__82574L");
-    got.push_back(sample.labels[1].second + " " + sample.labels[2].second);
+    const auto labels = info->labels(sample);
+    REQUIRE(labels.size() == 3);
+    CHECK(labels[0].second == "Intel_R__82574L");
+    got.push_back(labels[1].second + " " + labels[2].second);
   }
   CHECK(got == std::vector<std::string>{"10.1.2.3 ipv4", "2001:db8::5 ipv6", "8.8.4.4 ipv4"});
 
@@ -351,9 +352,10 @@ queries:
   const auto* state = find_family(families, "iis_app_pool_state");
   REQUIRE(state->samples.size() == 4);
   for (const auto& sample : state->samples) {
-    CHECK(sample.labels.at(0) == std::pair<std::string, std::string>{"pool", "default_app_pool"});
-    CHECK(sample.labels.at(1) == std::pair<std::string, std::string>{"source", "wmi"});
-    CHECK(sample.value == (sample.labels.at(2).second == "2" ? 1 : 0));
+    const auto labels = state->labels(sample);
+    CHECK(labels.at(0) == std::pair<std::string, std::string>{"pool", "default_app_pool"});
+    CHECK(labels.at(1) == std::pair<std::string, std::string>{"source", "wmi"});
+    CHECK(sample.value == (labels.at(2).second == "2" ? 1 : 0));
   }
   CHECK(find_family(families, "iis_app_pool_start_time_seconds")->samples.at(0).value ==
         1704164645);
@@ -458,11 +460,12 @@ TEST_CASE("label values: invalid UTF-8 replaced, duplicates after sanitizing dro
   const auto families = run(collector, {make_row({{"Name", latin1}, {"Value", "1"}}),
                                         make_row({{"Name", "ok \xC3\xA9"}, {"Value", "2"}})});
   REQUIRE(families.at(0).samples.size() == 2);
-  CHECK(families.at(0).samples[0].labels[0].second == "Caf\xEF\xBF\xBD");
-  CHECK(families.at(0).samples[0].labels[1].second == "Caf_");
-  CHECK(families.at(0).samples[1].labels[0].second == "ok \xC3\xA9");
-  for (const auto& sample : families.at(0).samples) {
-    for (const auto& label : sample.labels) CHECK(common::is_valid_utf8(label.second));
+  const auto& family = families.at(0);
+  CHECK(family.labels(family.samples[0])[0].second == "Caf\xEF\xBF\xBD");
+  CHECK(family.labels(family.samples[0])[1].second == "Caf_");
+  CHECK(family.labels(family.samples[1])[0].second == "ok \xC3\xA9");
+  for (const auto& sample : family.samples) {
+    for (const auto& label : family.labels(sample)) CHECK(common::is_valid_utf8(label.second));
   }
 
   const auto nic =
@@ -497,7 +500,8 @@ TEST_CASE("series dedup over many rows: first row wins, count adds up") {
   std::set<std::pair<std::string, std::string>> distinct;
   for (std::size_t i = 0; i < 1000; ++i) {
     const auto& sample = values.at(0).samples[i];
-    distinct.emplace(sample.labels[0].second, sample.labels[1].second);
+    const auto labels = values.at(0).labels(sample);
+    distinct.emplace(labels[0].second, labels[1].second);
     CHECK(sample.value == static_cast<double>(i));  // rows 0..999 are the first of each set
     CHECK(counts.at(0).samples[i].value == 3);
   }
@@ -523,7 +527,7 @@ TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {
       "          domain: {hook: joined_domain}\n");
   const auto labels_of = [&](winrm::Row row) {
     const auto families = run(collector, {std::move(row)});
-    return families.at(0).samples.at(0).labels;
+    return families.at(0).labels(families.at(0).samples.at(0));
   };
   auto labels = labels_of(make_row({{"Version", "10.0.20348"},
                                     {"Tz", "-330"},
@@ -604,7 +608,7 @@ TEST_CASE("IIS start time hooks: the WAS pool and service start instants") {
   REQUIRE(was != nullptr);
   REQUIRE(pool->samples.size() == 1);
   CHECK(pool->samples.at(0).value == 1703059200.25);
-  CHECK(pool->samples.at(0).labels.at(0).second == "DefaultAppPool");
+  CHECK(pool->label(pool->samples.at(0), "app") == "DefaultAppPool");
   REQUIRE(was->samples.size() == 2);
   CHECK(was->samples.at(1).value == 1703026400);
 }
@@ -664,7 +668,7 @@ TEST_CASE("forward_slashes label transform: task paths as windows_exporter spell
       "         labels: {task: {property: URI, transform: [forward_slashes]}}}\n");
   const auto families =
       run(collector, {make_row({{"URI", "\\Microsoft\\Windows\\Defrag\\ScheduledDefrag"}})});
-  CHECK(families.at(0).samples.at(0).labels ==
+  CHECK(families.at(0).labels(families.at(0).samples.at(0)) ==
         collectors::Labels{{"task", "/Microsoft/Windows/Defrag/ScheduledDefrag"}});
 }
 

@@ -120,7 +120,9 @@ collectors::Families run_example(const std::string& name) {
   return *families;
 }
 
-std::string label_of(const collectors::Labels& labels, const std::string& name) {
+std::string label_of(const collectors::MetricFamily& family, const collectors::Sample& sample,
+                     const std::string& name) {
+  const auto labels = family.labels(sample);
   const auto it = std::find_if(labels.begin(), labels.end(),
                                [&](const auto& label) { return label.first == name; });
   return it == labels.end() ? std::string("<absent>") : it->second;
@@ -136,7 +138,7 @@ TEST_CASE("iis_app_pools example: one state per pool, _Total left out") {
   std::map<std::string, double> current;  // pool -> sum of its one-hot series
   std::map<std::string, int> series;
   for (const auto& sample : state->samples) {
-    const std::string pool = label_of(sample.labels, "app");
+    const std::string pool = label_of(*state, sample, "app");
     current[pool] += sample.value;
     ++series[pool];
   }
@@ -152,7 +154,7 @@ TEST_CASE("iis_app_pools example: one state per pool, _Total left out") {
   std::map<std::string, bool> running;
   for (const auto& sample : state->samples) {
     if (sample.value == 1)
-      running[label_of(sample.labels, "app")] = label_of(sample.labels, "state") == "Running";
+      running[label_of(*state, sample, "app")] = label_of(*state, sample, "state") == "Running";
   }
   const auto* start =
       collectors_test::find_family(families, "windows_iis_current_application_pool_start_time");
@@ -161,9 +163,8 @@ TEST_CASE("iis_app_pools example: one state per pool, _Total left out") {
   REQUIRE(start != nullptr);
   REQUIRE(was != nullptr);
   std::map<std::string, double> started, was_started;
-  for (const auto& sample : start->samples) started[label_of(sample.labels, "app")] = sample.value;
-  for (const auto& sample : was->samples)
-    was_started[label_of(sample.labels, "app")] = sample.value;
+  for (const auto& sample : start->samples) started[label_of(*start, sample, "app")] = sample.value;
+  for (const auto& sample : was->samples) was_started[label_of(*was, sample, "app")] = sample.value;
   for (const auto& [pool, is_running] : running) {
     CAPTURE(pool);
     CHECK(started.count(pool) == (is_running ? 1u : 0u));
@@ -184,12 +185,12 @@ TEST_CASE("files example: size, mtime and count per directory") {
   REQUIRE(size != nullptr);
   REQUIRE(mtime != nullptr);
   std::map<std::string, double> count;  // path -> windows_files
-  for (const auto& sample : files->samples) count[label_of(sample.labels, "path")] = sample.value;
+  for (const auto& sample : files->samples) count[label_of(*files, sample, "path")] = sample.value;
   std::map<std::string, int> sizes;
   double newest = 0;
   for (const auto& sample : size->samples) {
-    const std::string path = label_of(sample.labels, "path");
-    const std::string file = label_of(sample.labels, "file");
+    const std::string path = label_of(*size, sample, "path");
+    const std::string file = label_of(*size, sample, "file");
     CAPTURE(file);
     ++sizes[path];
     // Name is the full path; only files directly in the directory are listed.
@@ -209,7 +210,7 @@ TEST_CASE("files example: size, mtime and count per directory") {
       collectors_test::find_family(families, "windows_directory_mtime_timestamp_seconds");
   REQUIRE(dirs != nullptr);
   REQUIRE(dirs->samples.size() == 1);
-  CHECK(label_of(dirs->samples[0].labels, "directory") == "C:\\logs\\app\\archive");
+  CHECK(label_of(*dirs, dirs->samples[0], "directory") == "C:\\logs\\app\\archive");
 }
 
 TEST_CASE("scheduled_task example: windows_exporter's task paths and state names") {
@@ -218,7 +219,7 @@ TEST_CASE("scheduled_task example: windows_exporter's task paths and state names
   REQUIRE(state != nullptr);
   REQUIRE(!state->samples.empty());
   for (const auto& sample : state->samples) {
-    const std::string task = label_of(sample.labels, "task");
+    const std::string task = label_of(*state, sample, "task");
     CAPTURE(task);
     CHECK(task.starts_with("/"));
     CHECK(task.find('\\') == std::string::npos);

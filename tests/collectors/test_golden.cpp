@@ -101,7 +101,7 @@ double value_of(const collectors::Families& families, const std::string& name,
     bool match = true;
     for (const auto& wanted : labels) {
       bool found = false;
-      for (const auto& label : sample.labels) found |= label == wanted;
+      for (const auto& label : family->labels(sample)) found |= label == wanted;
       match &= found;
     }
     if (match) return sample.value;
@@ -333,8 +333,8 @@ TEST_CASE("os: captured Win32_OperatingSystem and Win32_ComputerSystem (Server 2
   const auto families = run_case("os", "txw2012", {os, computer});
   const auto* info = find_family(families, "windows_os_info");
   REQUIRE(info->samples.size() == 1);
-  std::map<std::string, std::string> labels(info->samples[0].labels.begin(),
-                                            info->samples[0].labels.end());
+  const auto pairs = info->labels(info->samples[0]);
+  std::map<std::string, std::string> labels(pairs.begin(), pairs.end());
   CHECK(labels["version"] == *os.at(0).string("Version"));
   CHECK(labels["version"] ==
         labels["major_version"] + "." + labels["minor_version"] + "." + labels["build_number"]);
@@ -386,7 +386,8 @@ TEST_CASE("service: captured Win32_Service Enumerate+Pull sequences") {
       REQUIRE(family != nullptr);
       CHECK(family->samples.size() == rows.size() * width);
       std::map<std::string, double> ones;
-      for (const auto& sample : family->samples) ones[sample.labels.at(0).second] += sample.value;
+      for (const auto& sample : family->samples)
+        ones[family->labels(sample).at(0).second] += sample.value;
       CHECK(ones.size() == rows.size());
       for (const auto& [service, sum] : ones) CHECK_MESSAGE(sum == 1, service);
     }
@@ -446,7 +447,7 @@ std::map<std::string, double> by_label(const collectors::Families& families,
   REQUIRE_MESSAGE(family != nullptr, name);
   std::map<std::string, double> values;
   for (const auto& sample : family->samples) {
-    for (const auto& [key, value] : sample.labels) {
+    for (const auto& [key, value] : family->labels(sample)) {
       if (key == label) values[value] = sample.value;
     }
   }
@@ -505,15 +506,16 @@ TEST_CASE("net: responses recorded from winrm-sim") {
   const auto addresses = by_label(families, "windows_net_nic_address_info", "nic");
   CHECK(addresses.size() == info.size());
   for (const auto& [nic, one] : addresses) CHECK_MESSAGE(info.contains(nic), nic);
-  for (const auto& sample : find_family(families, "windows_net_nic_address_info")->samples) {
-    for (const auto& [key, value] : sample.labels) {
+  const auto* address_info = find_family(families, "windows_net_nic_address_info");
+  for (const auto& sample : address_info->samples) {
+    for (const auto& [key, value] : address_info->labels(sample)) {
       if (key == "family") CHECK(value == "ipv4");
       if (key == "address") CHECK(value.starts_with("10."));
     }
   }
   double up = 0;
   for (const auto& sample : status->samples) {
-    for (const auto& [key, value] : sample.labels) {
+    for (const auto& [key, value] : status->labels(sample)) {
       if (key == "status" && value == "up") up += sample.value;
     }
   }
@@ -685,7 +687,8 @@ TEST_CASE("process: responses recorded from winrm-sim") {
   std::set<std::string> pids;
   bool saw_duplicate_image = false;
   for (const auto& sample : info->samples) {
-    std::map<std::string, std::string> labels(sample.labels.begin(), sample.labels.end());
+    const auto pairs = info->labels(sample);
+    std::map<std::string, std::string> labels(pairs.begin(), pairs.end());
     CHECK(labels.size() == 3);
     CHECK(labels["process"].find('#') == std::string::npos);
     CHECK(labels["process"] != "Idle");
@@ -821,7 +824,7 @@ TEST_CASE("eventlog: responses recorded from winrm-sim (a 15-minute TimeGenerate
   for (const auto& sample : events->samples) {
     CHECK(sample.value >= 1);
     total += sample.value;
-    for (const auto& [label, value] : sample.labels) {
+    for (const auto& [label, value] : events->labels(sample)) {
       if (label == "level") CHECK((value == "error" || value == "warning"));
       if (label == "log") CHECK((value == "System" || value == "Application"));
     }

@@ -16,7 +16,7 @@ collectors::Families one_family(double value) {
   collectors::MetricFamily family;
   family.name = "windows_os_time";
   family.help = "OS time";
-  family.samples.push_back({{}, value});
+  family.add({}, value);
   return {family};
 }
 

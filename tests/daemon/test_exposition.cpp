@@ -42,12 +42,12 @@ collectors::Families cpu_families(double base) {
   time.help =
       "Time that processor spent in different modes (dpc, idle, interrupt, privileged, user).";
   time.type = MetricType::kCounter;
-  time.samples.push_back({{{"core", "0,0"}, {"mode", "idle"}}, base + 0.5});
-  time.samples.push_back({{{"core", "0,0"}, {"mode", "user"}}, base});
+  time.add({{"core", "0,0"}, {"mode", "idle"}}, base + 0.5);
+  time.add({{"core", "0,0"}, {"mode", "user"}}, base);
   collectors::MetricFamily count_family;
   count_family.name = "windows_cpu_logical_processor";
   count_family.help = "Total number of logical processors";
-  count_family.samples.push_back({{}, 4});
+  count_family.add({}, 4);
   return {time, count_family};
 }
 
@@ -200,17 +200,37 @@ TEST_CASE("metrics and probe pages from the cache pass promtool") {
         std::string::npos);
 }
 
+TEST_CASE("MetricFamily keeps a sample's labels as escaped text and gives them back") {
+  collectors::MetricFamily family;
+  family.name = "windows_service_info";
+  family.add({{"name", "a \"quoted\"\\ name,{x}\nline"}, {"state", "=\""}}, 1);
+  family.add({}, 2);
+  family.add({{"bad", "caf\xE9"}}, 3);
+  REQUIRE(family.samples.size() == 3);
+  CHECK(family.label_pairs(family.samples[0]) ==
+        "name=\"a \\\"quoted\\\"\\\\ name,{x}\\nline\",state=\"=\\\"\"");
+  CHECK(family.labels(family.samples[0]) ==
+        collectors::Labels{{"name", "a \"quoted\"\\ name,{x}\nline"}, {"state", "=\""}});
+  CHECK(family.label(family.samples[0], "state") == "=\"");
+  CHECK(family.label(family.samples[0], "absent").empty());
+  CHECK(family.labels(family.samples[1]).empty());
+  CHECK(family.label_pairs(family.samples[1]).empty());
+  // Invalid UTF-8 is repaired as the value is escaped: one U+FFFD per invalid byte.
+  CHECK(family.label(family.samples[2], "bad") == "caf\xEF\xBF\xBD");
+  CHECK(family.samples[2].value == 3);
+}
+
 TEST_CASE("with_prefix: re-labelled text equals text rendered with the new prefix") {
   collectors::Families families = cpu_families(3);
   collectors::MetricFamily no_labels;
   no_labels.name = "windows_os_processes";
   no_labels.help = "Processes";
-  no_labels.samples.push_back({{}, 12});
+  no_labels.add({}, 12);
   families.push_back(no_labels);
   collectors::MetricFamily escaped;
   escaped.name = "windows_service_info";
   escaped.help = "Service";
-  escaped.samples.push_back({{{"display_name", "a \"quoted\"\\ name,{x}"}}, 1});
+  escaped.add({{"display_name", "a \"quoted\"\\ name,{x}"}}, 1);
   families.push_back(escaped);
   const std::vector<std::string> prefixes = {"", "target=\"h1\"", "target=\"h1\",site=\"east\"",
                                              "site=\"a}b,c\""};
@@ -282,15 +302,14 @@ collectors::Families mixed_families(double base) {
   state.type = MetricType::kGauge;
   for (int service = 0; service < 400; ++service) {
     for (const char* s : {"running", "stopped", "paused", "unknown"}) {
-      state.samples.push_back(
-          {{{"name", "svc" + std::to_string(service)}, {"state", s}}, s[0] == 'r' ? base : 0});
+      state.add({{"name", "svc" + std::to_string(service)}, {"state", s}}, s[0] == 'r' ? base : 0);
     }
   }
   families.push_back(state);
   collectors::MetricFamily escaped;
   escaped.name = "windows_service_info";
   escaped.help = "Service \\ info\nsecond line";
-  escaped.samples.push_back({{{"display_name", "a \"quoted\"\\ name,{x}\xff"}}, 1});
+  escaped.add({{"display_name", "a \"quoted\"\\ name,{x}\xff"}}, 1);
   families.push_back(escaped);
   collectors::MetricFamily empty;
   empty.name = "windows_empty";

@@ -92,10 +92,10 @@ class FakeCollector final : public collectors::Collector {
   std::expected<collectors::Families, std::string> transform(
       const std::vector<std::vector<winrm::Row>>& rows) const override {
     if (fail_transform) return std::unexpected(std::string("bad data"));
-    collectors::MetricFamily family{"fake_rows", "Rows.", collectors::MetricType::kGauge, {}};
+    collectors::MetricFamily family{"fake_rows", "Rows.", collectors::MetricType::kGauge, {}, {}};
     for (const auto& query_rows : rows) {
       for (const auto& row : query_rows) {
-        family.samples.push_back({{{"name", row.string("Name").value_or("")}}, 1});
+        family.add({{"name", row.string("Name").value_or("")}}, 1);
       }
     }
     return collectors::Families{std::move(family)};
@@ -130,11 +130,11 @@ TEST_CASE("a pool reuses its sessions across polls; pools do not share sessions"
     REQUIRE(result.has_value());
     REQUIRE(result->size() == 1);
     REQUIRE(result->front().samples.size() == 2);  // one row from each query
-    CHECK(result->front().samples[0].labels[0].second == "a");
+    CHECK(result->front().label(result->front().samples[0], "name") == "a");
   }
   auto result = poller.poll(pool_b, collector, 100, in_10s());
   REQUIRE(result.has_value());
-  CHECK(result->front().samples[0].labels[0].second == "b");
+  CHECK(result->front().label(result->front().samples[0], "name") == "b");
   CHECK(pool_a.created() == 1);
   CHECK(pool_a.idle() == 1);
   CHECK(pool_b.created() == 1);
@@ -391,7 +391,7 @@ TEST_CASE("8 threads polling 4 targets: no session used twice at once, results n
         }
         ok++;
         for (const auto& sample : result->front().samples) {
-          if (sample.labels[0].second != hosts[t]->name) mixed++;
+          if (result->front().label(sample, "name") != hosts[t]->name) mixed++;
         }
       }
     });
@@ -452,7 +452,7 @@ bool same_families(const collectors::Families& a, const collectors::Families& b)
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i].name != b[i].name || a[i].samples.size() != b[i].samples.size()) return false;
     for (std::size_t s = 0; s < a[i].samples.size(); ++s) {
-      if (a[i].samples[s].labels != b[i].samples[s].labels ||
+      if (a[i].label_pairs(a[i].samples[s]) != b[i].label_pairs(b[i].samples[s]) ||
           a[i].samples[s].value != b[i].samples[s].value) {
         return false;
       }
@@ -608,7 +608,7 @@ TEST_CASE("refresh: a poll whose rows are all kept takes no session; past refres
   for (int i = 0; i < 3; ++i) {
     auto result = poller.poll(pool, collector, 100, in_10s(), reuse);
     REQUIRE(result);
-    CHECK(result->at(0).samples.at(0).labels.at(0).second == "h");
+    CHECK(result->at(0).labels(result->at(0).samples.at(0)).at(0).second == "h");
   }
   CHECK(host.calls == 1);
   CHECK(pool.created() == 1);

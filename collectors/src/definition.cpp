@@ -319,6 +319,7 @@ class DefinedCollector final : public Collector {
                                " rows, more than its max_rows (" + std::to_string(spec.max_rows) +
                                "); narrow the WHERE clause or raise max_rows");
       }
+      reserve(spec, rows[q].size(), families, seen);
       std::vector<std::size_t> absent(spec.metrics.size(), 0);
       std::size_t used_rows = 0;
       for (const winrm::Row& row : rows[q]) {
@@ -343,6 +344,26 @@ class DefinedCollector final : public Collector {
   }
 
  private:
+  class SeenSeries;
+
+  // Room for the samples a query's rows will likely add (one per row and metric, one per state
+  // of an enum), so that the families grow once per query rather than doubling as they fill.
+  static void reserve(const QuerySpec& spec, std::size_t rows, Families& families,
+                      std::vector<SeenSeries>& seen) {
+    std::vector<std::size_t> more(families.size(), 0);
+    for (const MetricSpec& metric : spec.metrics) {
+      more[metric.family] += rows * (metric.enum_spec ? metric.enum_spec->values.size() : 1);
+    }
+    for (std::size_t f = 0; f < families.size(); ++f) {
+      if (more[f] == 0) continue;
+      MetricFamily& family = families[f];
+      family.samples.reserve(family.samples.size() + more[f]);
+      family.label_text.reserve(family.label_text.size() + more[f] * kLabelBytesPerSample);
+      seen[f].reserve(family.samples.size() + more[f]);
+    }
+  }
+  static constexpr std::size_t kLabelBytesPerSample = 32;  // a guess: grown when more
+
   static bool skipped(const std::vector<SkipRule>& rules, const winrm::Row& row) {
     for (const SkipRule& rule : rules) {
       const auto value = row.text(rule.property);
@@ -477,6 +498,13 @@ class DefinedCollector final : public Collector {
   // bench/RESULTS.md, issue 10).
   class SeenSeries {
    public:
+    // Room for `series` without growing (at most half full).
+    void reserve(std::size_t series) {
+      std::size_t size = std::max<std::size_t>(16, slots_.size());
+      while (series * 2 > size) size *= 2;
+      if (size > slots_.size()) rehash(size);
+    }
+
     // The index of an earlier sample with the same label text; else nullopt, and the
     // sample about to be appended (index samples.size()) is recorded.
     std::optional<std::size_t> find_or_add(const MetricFamily& family, std::string_view labels) {
@@ -502,9 +530,11 @@ class DefinedCollector final : public Collector {
       std::size_t index = 0;  // sample index + 1; 0: empty
     };
 
-    void grow() {
+    void grow() { rehash(std::max<std::size_t>(16, slots_.size() * 2)); }
+
+    void rehash(std::size_t size) {
       std::vector<Slot> old = std::move(slots_);
-      slots_.assign(std::max<std::size_t>(16, old.size() * 2), Slot{});
+      slots_.assign(size, Slot{});
       const std::size_t mask = slots_.size() - 1;
       for (const Slot& slot : old) {
         if (slot.index == 0) continue;

@@ -82,8 +82,13 @@ void Cache::record_success(const std::string& target, const std::string& collect
   }
   auto snapshot = std::make_shared<CollectorSnapshot>();
   // Rendered and compressed without holding a lock: scrapes only copy the result.
-  snapshot->families =
-      keep(render_families(entry->prefix, families), previous ? previous->families.get() : nullptr);
+  const RenderedFamilies* before = previous ? previous->families.get() : nullptr;
+  if (compression_level_ > 0) {
+    snapshot->families = std::make_shared<const RenderedFamilies>(
+        render_compressed(entry->prefix, families, compression_level_, before));
+  } else {
+    snapshot->families = keep(render_families(entry->prefix, families));
+  }
   snapshot->success = true;
   snapshot->last_success_unix =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -164,6 +164,19 @@ FamilyHeadPtr intern_family_head(std::string_view name, std::string_view help,
 
 std::size_t interned_family_heads() { return head_table().size(); }
 
+namespace {
+
+void append_family_lines(std::string& out, std::string_view label_prefix,
+                         const collectors::MetricFamily& family) {
+  out.reserve(out.size() + family.label_text.size() +
+              family.samples.size() * (family.name.size() + label_prefix.size() + 32));
+  for (const auto& sample : family.samples) {
+    append_sample(out, family.name, label_prefix, family.label_pairs(sample), sample.value);
+  }
+}
+
+}  // namespace
+
 RenderedFamilies render_families(std::string_view label_prefix,
                                  const collectors::Families& families) {
   RenderedFamilies rendered;
@@ -173,11 +186,7 @@ RenderedFamilies render_families(std::string_view label_prefix,
     RenderedFamily& out = rendered.families.emplace_back();
     out.head = intern_family_head(family.name, family.help, family.type);
     out.samples = family.samples.size();
-    out.lines.reserve(family.label_text.size() +
-                      family.samples.size() * (family.name.size() + label_prefix.size() + 32));
-    for (const auto& sample : family.samples) {
-      append_sample(out.lines, family.name, label_prefix, family.label_pairs(sample), sample.value);
-    }
+    append_family_lines(out.lines, label_prefix, family);
     out.lines.shrink_to_fit();  // kept for a whole interval: no slack per poll
     out.line_bytes = out.lines.size();
     rendered.samples += out.samples;
@@ -339,20 +348,23 @@ void append_segment_of(z_stream& stream, std::string& out, std::string_view text
   deflateReset(&stream);
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
   stream.avail_in = static_cast<uInt>(text.size());
-  std::size_t at = out.size();
   while (true) {
-    std::size_t room = deflateBound(&stream, stream.avail_in) + 64;
-    out.resize(at + room);
-    stream.next_out = reinterpret_cast<Bytef*>(out.data() + at);
-    stream.avail_out = static_cast<uInt>(room);
-    int status = deflate(&stream, Z_SYNC_FLUSH);
-    at += room - stream.avail_out;
+    const std::size_t at = out.size();
+    const std::size_t room = deflateBound(&stream, stream.avail_in) + 64;
+    int status = Z_OK;
+    // Grown without zero-filling the room deflate overwrites (resize did: a memset of about
+    // the text's size per segment).
+    out.resize_and_overwrite(at + room, [&](char* data, std::size_t) {
+      stream.next_out = reinterpret_cast<Bytef*>(data + at);
+      stream.avail_out = static_cast<uInt>(room);
+      status = deflate(&stream, Z_SYNC_FLUSH);
+      return at + room - stream.avail_out;
+    });
     if (status != Z_OK && status != Z_BUF_ERROR) {
       throw std::logic_error("deflate failed: " + std::to_string(status));
     }
     if (stream.avail_out != 0 && stream.avail_in == 0) break;  // all in, all flushed
   }
-  out.resize(at);
 }
 
 struct Group {
@@ -415,30 +427,43 @@ const RenderedFamily* previous_family(const RenderedFamilies* previous, std::siz
 
 }  // namespace
 
+namespace {
+
+// Keeps one family's text as a deflate segment: the previous poll's segment when the text is
+// the same (length, crc32 and adler32), else the text compressed with `deflater` (taken from
+// the pool on first use). `segment`: scratch, reused between families.
+void keep_deflated(RenderedFamily& family, std::string_view text, const RenderedFamily* before,
+                   int level, std::optional<Pooled<DeflaterPool>>& deflater, std::string& segment,
+                   std::size_t& reused) {
+  const auto* bytes = reinterpret_cast<const Bytef*>(text.data());
+  family.line_bytes = text.size();
+  family.crc = static_cast<std::uint32_t>(crc32_z(0, bytes, text.size()));
+  family.adler = static_cast<std::uint32_t>(adler32_z(1, bytes, text.size()));
+  // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
+  if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
+      before->crc == family.crc && before->adler == family.adler) {
+    family.deflated = before->deflated;
+    ++reused;
+    return;
+  }
+  if (!deflater) deflater.emplace(std::clamp(level, 1, 9));
+  segment.clear();
+  append_segment_of(**deflater, segment, text);
+  family.deflated.assign(segment);  // exactly its size: kept for a whole interval
+}
+
+}  // namespace
+
 void compress_families(RenderedFamilies& rendered, int level, const RenderedFamilies* previous) {
   std::optional<Pooled<DeflaterPool>> stream;  // taken on the first family that needs deflate
+  std::string segment;
   rendered.stored_bytes = 0;
   rendered.reused = 0;
   for (std::size_t i = 0; i < rendered.families.size(); ++i) {
     RenderedFamily& family = rendered.families[i];
     if (family.deflated.empty()) {
-      const auto* text = reinterpret_cast<const Bytef*>(family.lines.data());
-      family.line_bytes = family.lines.size();
-      family.crc = static_cast<std::uint32_t>(crc32_z(0, text, family.lines.size()));
-      family.adler = static_cast<std::uint32_t>(adler32_z(1, text, family.lines.size()));
-      // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
-      const RenderedFamily* before = previous_family(previous, i, family.name());
-      if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
-          before->crc == family.crc && before->adler == family.adler) {
-        family.deflated = before->deflated;
-        ++rendered.reused;
-      } else {
-        if (!stream) stream.emplace(std::clamp(level, 1, 9));
-        std::string segment;
-        append_segment_of(**stream, segment, family.lines);
-        segment.shrink_to_fit();  // kept for a whole interval
-        family.deflated = std::move(segment);
-      }
+      keep_deflated(family, family.lines, previous_family(previous, i, family.name()), level,
+                    stream, segment, rendered.reused);
       // Frees the text. `lines = std::string()` would not: libstdc++'s move assignment from
       // a short (SSO) string copies its bytes into the buffer it already has and keeps that
       // buffer, so every kept poll held its whole text beside its segments (heaptrack:
@@ -447,6 +472,31 @@ void compress_families(RenderedFamilies& rendered, int level, const RenderedFami
     }
     rendered.stored_bytes += family.deflated.size();
   }
+}
+
+RenderedFamilies render_compressed(std::string_view label_prefix,
+                                   const collectors::Families& families, int level,
+                                   const RenderedFamilies* previous) {
+  RenderedFamilies rendered;
+  rendered.prefix = label_prefix;
+  rendered.families.reserve(families.size());
+  std::optional<Pooled<DeflaterPool>> stream;
+  std::string text;  // one family's lines at a time: the kept result holds only segments
+  std::string segment;
+  for (std::size_t i = 0; i < families.size(); ++i) {
+    const collectors::MetricFamily& family = families[i];
+    RenderedFamily& out = rendered.families.emplace_back();
+    out.head = intern_family_head(family.name, family.help, family.type);
+    out.samples = family.samples.size();
+    text.clear();
+    append_family_lines(text, label_prefix, family);
+    keep_deflated(out, text, previous_family(previous, i, out.name()), level, stream, segment,
+                  rendered.reused);
+    rendered.samples += out.samples;
+    rendered.bytes += text.size();
+    rendered.stored_bytes += out.deflated.size();
+  }
+  return rendered;
 }
 
 void append_lines(std::string& out, const RenderedFamily& family) {

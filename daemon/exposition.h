@@ -85,6 +85,12 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
 // change from one poll to the next, and deflate was ~2/3 of keeping a poll (docs/sizing.md).
 void compress_families(RenderedFamilies& rendered, int level,
                        const RenderedFamilies* previous = nullptr);
+// compress_families(render_families(...)) without keeping each family's text: rendered into
+// one scratch buffer and compressed (or matched with `previous`) family by family, so a poll
+// allocates only its segments (the text was allocated, shrunk and freed per family).
+RenderedFamilies render_compressed(std::string_view label_prefix,
+                                   const collectors::Families& families, int level,
+                                   const RenderedFamilies* previous = nullptr);
 // A family's lines as text (inflated when kept compressed).
 void append_lines(std::string& out, const RenderedFamily& family);
 

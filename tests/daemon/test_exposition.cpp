@@ -455,6 +455,45 @@ TEST_CASE("unchanged families reuse the previous poll's segment; changed ones ar
   CHECK(other.families.back().samples == 0);
 }
 
+TEST_CASE("render_compressed keeps what compress_families keeps of render_families") {
+  const collectors::Families unchanged = mixed_families(1);
+  collectors::Families changed_families = mixed_families(1);
+  changed_families.front().samples.front().value += 1;  // one cpu sample
+  const collectors::Families* const polls[] = {&unchanged, &changed_families};
+  for (int level : {1, 6}) {
+    CAPTURE(level);
+    auto first = render_families("target=\"a\"", mixed_families(1));
+    compress_families(first, level);
+    for (const auto* families : polls) {
+      for (const RenderedFamilies* previous : {static_cast<const RenderedFamilies*>(nullptr),
+                                               static_cast<const RenderedFamilies*>(&first)}) {
+        auto expected = render_families("target=\"a\"", *families);
+        compress_families(expected, level, previous);
+        const auto fused = render_compressed("target=\"a\"", *families, level, previous);
+        CHECK(fused.prefix == expected.prefix);
+        CHECK(fused.samples == expected.samples);
+        CHECK(fused.bytes == expected.bytes);
+        CHECK(fused.stored_bytes == expected.stored_bytes);
+        CHECK(fused.reused == expected.reused);
+        REQUIRE(fused.families.size() == expected.families.size());
+        for (std::size_t i = 0; i < fused.families.size(); ++i) {
+          CAPTURE(expected.families[i].name());
+          CHECK(fused.families[i].head == expected.families[i].head);
+          CHECK(fused.families[i].samples == expected.families[i].samples);
+          CHECK(fused.families[i].deflated == expected.families[i].deflated);
+          CHECK(fused.families[i].lines.empty());
+          CHECK(fused.families[i].crc == expected.families[i].crc);
+          CHECK(fused.families[i].adler == expected.families[i].adler);
+          CHECK(fused.families[i].line_bytes == expected.families[i].line_bytes);
+        }
+      }
+    }
+    // Reuse happened where the text did not change: all but the changed cpu family.
+    CHECK(render_compressed("target=\"a\"", changed_families, level, &first).reused ==
+          first.families.size() - 1);
+  }
+}
+
 TEST_CASE("the cache reuses unchanged segments across polls of one target and collector") {
   Cache cache;
   TargetInfo a{"win01.sim.test", {}, std::chrono::seconds(10), 3, {"svc"}};

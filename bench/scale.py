@@ -362,6 +362,26 @@ def write_exporter_config(tmp, n, sim_port, interval, timeout, concurrency, per_
     return path
 
 
+def malloc_stats(pid, log_path):
+    """glibc's malloc_stats() in process pid (gdb -batch; it writes to the process's stderr, here
+    the log at log_path): (in-use bytes, bytes taken from the system, arena count), the totals
+    incl. mmapped blocks, or None (no gdb, a preloaded allocator's malloc_stats, ...)."""
+    before = os.path.getsize(log_path)
+    try:
+        subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    time.sleep(0.5)
+    with open(log_path) as f:
+        f.seek(before)
+        text = f.read()
+    total = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)", text)
+    if not total:
+        return None
+    return int(total.group(2)), int(total.group(1)), len(re.findall(r"^Arena \d+:", text, re.M))
+
+
 def pinned(cpus, cmd):
     """cmd under `taskset -c cpus` (unpinned when cpus is empty). Pinning the simulator and the
     exporter to separate cores keeps one from starving the other (bench/README.md)."""
@@ -567,6 +587,10 @@ def main():
     ap.add_argument("--perf-dir", default=None,
                     help="record the exporter with `perf record --call-graph dwarf -F 99` into DIR/window.data (the window) and "
                          "DIR/scrapes.data (the /metrics rounds); perf report --sort comm,dso,sym")
+    ap.add_argument("--malloc-stats", action="store_true",
+                    help="at the end of the window, before the scrape rounds: glibc's malloc_stats() in the "
+                         "exporter (gdb -batch, stops it for about a second) and its RSS by mapping: what "
+                         "the heap holds in use and what glibc keeps free (glibc's own malloc only)")
     args = ap.parse_args()
     if not args.smoke:
         bench_lock.hold(" ".join(sys.argv))
@@ -682,6 +706,8 @@ def main():
         stop_perf(perf)
         if not rows:
             sys.exit("no samples taken")
+        heap_at_window_end = malloc_stats(exporter.pid, exp_log.name) if args.malloc_stats else None
+        rss_at_window_end = ex.rss_by_mapping() if args.malloc_stats else None
 
         window = prev_t - first_t
         sim_wait = sm.run_delay_seconds() - first_sim_wait
@@ -785,6 +811,14 @@ def main():
         rss_kinds, stacks = ex.rss_by_mapping()
         print("  RSS by mapping (end)       " + ", ".join(f"{k} {v:.0f}" for k, v in rss_kinds.items()) +
               f" MiB ({stacks} thread stacks)")
+        if rss_at_window_end is not None:
+            print("  RSS by mapping (window end) " + ", ".join(f"{k} {v:.0f}" for k, v in rss_at_window_end[0].items()) +
+                  " MiB (before the scrape rounds)")
+        if heap_at_window_end is not None:
+            in_use, system, arenas = heap_at_window_end
+            print(f"  glibc heap (window end)    {in_use / 2**20:10.1f} MiB in use of {system / 2**20:.1f} MiB taken "
+                  f"({(system - in_use) / 2**20:.1f} MiB free in glibc, {arenas} arenas; malloc_stats, incl. mmap); "
+                  f"in use per host {in_use / args.targets / 1000:.1f} KB")
         print(f"  threads, open fds          {med('threads'):10.0f}   fds {med('fds'):.0f} (median)")
         print(f"  TLS handshakes per hour    {handshakes * per_hour:10.0f}   ({handshakes:.0f} in the window; "
               f"hosts {args.targets}); connections opened/h {connections * per_hour:.0f}, reconnects/h "

@@ -348,7 +348,7 @@ winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
       co_return PollOutcome::kFailed;
     }
     // An unreachable host may be rebooting: after it, re-read what only a reboot changes.
-    if (failure.outcome == PollOutcome::kUnreachable) runtime->query_cache->clear();
+    if (drops_kept_rows(failure)) runtime->query_cache->clear();
     if (failure.error) runtime->auth_stats->count_error(*failure.error);
     co_return fail(failure.kind, failure.message, failure.outcome);
   }

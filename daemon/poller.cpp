@@ -221,6 +221,11 @@ winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
   co_return std::move(*families);
 }
 
+bool drops_kept_rows(const PollFailure& failure) {
+  if (failure.cancelled || failure.outcome != PollOutcome::kUnreachable) return false;
+  return !failure.error || failure.error->kind != winrm::ErrorKind::kWsmanFault;
+}
+
 PollOutcome outcome_of(const winrm::Error& error) {
   switch (error.kind) {
     case winrm::ErrorKind::kTransport:

@@ -162,6 +162,11 @@ class SchedulerExecutor final : public winrm::Executor {
   Scheduler& scheduler_;
 };
 
+// Whether a failed poll drops the target's kept `refresh:` rows: an unreachable host may be
+// rebooting (no answer: transport, TLS, HTTP, authentication, timeout). A WS-Man fault means
+// the host answered (the WMI Performance Adapter stall's TimedOut): the rows stay.
+bool drops_kept_rows(const PollFailure& failure);
+
 // Host-level failures back the whole target off; a fault about one query does not.
 PollOutcome outcome_of(const winrm::Error& error);
 // The error class label of a failed query: the fault class for WS-Man faults, else the kind.

@@ -626,3 +626,28 @@ TEST_CASE("refresh: a poll whose rows are all kept takes no session; past refres
   REQUIRE(poller.poll(pool, collector, 100, in_10s(), reuse));
   CHECK(host.calls == 3);
 }
+
+TEST_CASE("refresh: kept rows are dropped when the host did not answer, not on a WS-Man fault") {
+  const auto failure_of = [](winrm::Error error) {
+    const PollOutcome outcome = outcome_of(error);
+    return PollFailure{error_kind_label(error), error.describe(), outcome, std::move(error), false};
+  };
+  for (auto kind : {winrm::ErrorKind::kTransport, winrm::ErrorKind::kTls, winrm::ErrorKind::kHttp,
+                    winrm::ErrorKind::kAuth, winrm::ErrorKind::kTimeout}) {
+    CAPTURE(static_cast<int>(kind));
+    CHECK(drops_kept_rows(failure_of(winrm::Error{kind, "no answer"})));
+  }
+  CHECK_FALSE(drops_kept_rows(failure_of(winrm::Error{winrm::ErrorKind::kParse, "bad xml"})));
+  // The WMI stall: the host answers w:TimedOut, which backs the target off but keeps its rows.
+  winrm::Error stall{winrm::ErrorKind::kWsmanFault, "timed out"};
+  stall.fault = winrm::Fault{};
+  stall.fault->subcode = "TimedOut";
+  const PollFailure stalled = failure_of(stall);
+  CHECK(stalled.outcome == PollOutcome::kUnreachable);
+  CHECK_FALSE(drops_kept_rows(stalled));
+  PollFailure cancelled = failure_of(winrm::Error{winrm::ErrorKind::kTransport, "cancelled"});
+  cancelled.cancelled = true;
+  CHECK_FALSE(drops_kept_rows(cancelled));
+  CHECK_FALSE(drops_kept_rows(
+      PollFailure{"collector", "bad data", PollOutcome::kFailed, std::nullopt, false}));
+}

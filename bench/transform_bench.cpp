@@ -1,0 +1,133 @@
+// transform_bench: the polling thread's CPU to turn one poll's rows into a kept result, for
+// the built-in service collector on a real capture (txw2008 Win32_Service, 121 services):
+// DefinedCollector::transform, then Cache::record_success (render, checksums, deflate or
+// reuse of the previous poll's segments).
+//
+//   transform_bench [--polls N] [--rounds R]
+//
+// Prints the median over R rounds of the thread CPU per poll: transform alone, record alone
+// with the same text as the previous poll (segments reused), record with every family changed
+// (the first poll of a target), and both together. Uses only the collectors' and the cache's
+// public API, so it builds against older trees too (before/after comparisons, RESULTS.md).
+// Thread CPU time: still noisy on a shared machine (caches, frequency); pin it with taskset.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cache.h"
+#include "collectors/registry.h"
+#include "winrm/envelope.h"
+
+namespace {
+
+double thread_cpu_us() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
+}
+
+std::vector<winrm::Row> service_rows() {
+  std::vector<winrm::Row> rows;
+  for (const char* page : {"p000", "p001", "p002", "p003"}) {
+    const std::string path =
+        std::string(WINRM_TEST_FIXTURES) + "/enum/txw2008_service_star_" + page + ".xml";
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "transform_bench: cannot read %s\n", path.c_str());
+      std::exit(2);
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto parsed = winrm::parse_enumeration_response(text.str());
+    if (!parsed) {
+      std::fprintf(stderr, "transform_bench: %s: %s\n", path.c_str(),
+                   parsed.error().describe().c_str());
+      std::exit(2);
+    }
+    for (auto& row : parsed->rows) rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int polls = 200;
+  int rounds = 7;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--polls") {
+      polls = std::atoi(argv[i + 1]);
+    } else if (flag == "--rounds") {
+      rounds = std::atoi(argv[i + 1]);
+    } else {
+      std::fprintf(stderr, "usage: transform_bench [--polls N] [--rounds R]\n");
+      return 2;
+    }
+  }
+  const auto& collectors = collectors::builtin_collector_map();
+  const auto service = collectors.at("service");
+  const std::vector<std::vector<winrm::Row>> rows = {service_rows()};
+  auto families = service->transform(rows);
+  if (!families) {
+    std::fprintf(stderr, "transform_bench: %s\n", families.error().c_str());
+    return 2;
+  }
+  std::size_t series = 0;
+  for (const auto& family : *families) series += family.samples.size();
+
+  // Targets with distinct names, so that each poll renders its own label prefix.
+  exporter::Cache cache;
+  std::vector<exporter::TargetInfo> targets;
+  for (int t = 0; t < polls; ++t) {
+    targets.push_back({"h" + std::to_string(10000 + t) + ".sim.test", {}, std::chrono::seconds(60),
+                       3, {"service"}});
+  }
+  cache.set_targets(targets);
+  for (const auto& target : targets) cache.record_success(target.name, "service", *families, 0);
+
+  std::vector<double> transform_us, reuse_us, changed_us, both_us;
+  for (int round = 0; round < rounds; ++round) {
+    double start = thread_cpu_us();
+    for (int p = 0; p < polls; ++p) {
+      auto result = service->transform(rows);
+      if (!result) return 1;
+    }
+    transform_us.push_back((thread_cpu_us() - start) / polls);
+
+    start = thread_cpu_us();
+    for (const auto& target : targets) cache.record_success(target.name, "service", *families, 0);
+    reuse_us.push_back((thread_cpu_us() - start) / polls);
+
+    // Every family changed: a fresh cache (no previous result to reuse).
+    exporter::Cache fresh;
+    fresh.set_targets(targets);
+    start = thread_cpu_us();
+    for (const auto& target : targets) fresh.record_success(target.name, "service", *families, 0);
+    changed_us.push_back((thread_cpu_us() - start) / polls);
+
+    start = thread_cpu_us();
+    for (const auto& target : targets) {
+      auto result = service->transform(rows);
+      cache.record_success(target.name, "service", std::move(*result), 0);
+    }
+    both_us.push_back((thread_cpu_us() - start) / polls);
+  }
+  std::printf("service collector, %zu rows, %zu series; median of %d rounds x %d polls, thread CPU\n",
+              rows[0].size(), series, rounds, polls);
+  std::printf("  transform                    %8.1f us per poll\n", median(transform_us));
+  std::printf("  record, text unchanged       %8.1f us per poll\n", median(reuse_us));
+  std::printf("  record, every family changed %8.1f us per poll\n", median(changed_us));
+  std::printf("  transform + record unchanged %8.1f us per poll\n", median(both_us));
+  return 0;
+}

@@ -56,8 +56,12 @@ DEFAULT_FLAGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBIN
 # CPU-s (-32%); ten daemon test files as one unit: 45.7 -> 29.1 CPU-s (-36%). Compilation is
 # most of make test's CPU (bench/RESULTS.md). A build dir configured earlier keeps its setting.
 UNITY=(-DCMAKE_UNITY_BUILD=ON)
+# Test bundles in the default and asan stages: one test executable per tests/<dir>/, unity-built
+# like the rest, each ctest entry running its own file's test cases (tests/CMakeLists.txt). The
+# tsan stage builds six tests, not whole directories, so it keeps one executable per test.
+BUNDLES=(-DWINRM_EXPORTER_TEST_BUNDLES=ON)
 build_default() {
-  configure "$build_dir" "${DEFAULT_FLAGS[@]}" "${UNITY[@]}" &&
+  configure "$build_dir" "${DEFAULT_FLAGS[@]}" "${UNITY[@]}" "${BUNDLES[@]}" &&
     cmake --build "$build_dir" -j "$jobs"
 }
 # ctest -j4 on 2 cores: most tests wait on sockets, timers and child processes (the clean-clone
@@ -94,8 +98,8 @@ reports_ok() {  # dir
 }
 
 build_asan() {
-  configure build-asan "${SANITIZER_FLAGS[@]}" "${UNITY[@]}" -DWINRM_EXPORTER_SANITIZE=address,undefined \
-    -DWINRM_EXPORTER_BENCH=OFF &&
+  configure build-asan "${SANITIZER_FLAGS[@]}" "${UNITY[@]}" "${BUNDLES[@]}" \
+    -DWINRM_EXPORTER_SANITIZE=address,undefined -DWINRM_EXPORTER_BENCH=OFF &&
     cmake --build build-asan -j "$jobs"
 }
 stage_asan() {

@@ -13,6 +13,9 @@
 #include "common/yaml.h"
 #include "prom_text.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_definition {
+
 using collectors::parse_collector_definition_text;
 using collectors_test::find_family;
 using collectors_test::make_row;
@@ -750,3 +753,5 @@ TEST_CASE("refresh: a duration from 0s to 24h per query, not with {{now}} placeh
   CHECK(refreshed.size() == 8);
   CHECK(refreshed.count("system: SELECT MaxNumberOfProcesses FROM Win32_OperatingSystem") == 1);
 }
+
+}  // namespace test_definition

@@ -16,6 +16,9 @@
 #include "e2e_util.h"
 #include "promtool.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_e2e_sim {
+
 using namespace e2e;
 
 namespace {
@@ -209,3 +212,5 @@ TEST_CASE("clock, time, eventlog, files against winrm-sim: offset, W32Time, wind
   const auto check = promtool_check_metrics(body);
   CHECK_MESSAGE(check.status == 0, check.output);
 }
+
+}  // namespace test_e2e_sim

@@ -15,6 +15,9 @@
 #include "collectors/definition.h"
 #include "prom_text.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_examples {
+
 namespace {
 
 const std::filesystem::path kExamples =
@@ -240,3 +243,5 @@ TEST_CASE("hotfix example: install days at UTC midnight, newest within the sim's
   }
   CHECK(newest > 1.6e9);  // a real date, not 0 or a parse failure
 }
+
+}  // namespace test_examples

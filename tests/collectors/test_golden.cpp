@@ -24,6 +24,9 @@
 #include "pages.h"
 #include "prom_text.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_golden {
+
 using collectors_test::find_family;
 using collectors_test::make_row;
 using collectors_test::parse_error;
@@ -955,3 +958,5 @@ queries:
   const auto check = collectors_test::promtool_check(path);
   CHECK_MESSAGE(check.exit_code == 0, check.output);
 }
+
+}  // namespace test_golden

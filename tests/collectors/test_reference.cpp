@@ -21,6 +21,9 @@
 #include "exposition.h"
 #include "prom_text.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_reference {
+
 namespace {
 
 const std::filesystem::path kReferenceDir =
@@ -262,3 +265,5 @@ void compare(const std::string& version, const std::string& name_set) {
 TEST_CASE("v030 name set matches windows_exporter HEAD 589ec15") { compare("HEAD-589ec15", "v030"); }
 
 TEST_CASE("pre030 name set matches windows_exporter v0.29.2") { compare("v0.29.2", "pre030"); }
+
+}  // namespace test_reference

@@ -11,6 +11,9 @@
 #include "common/utf8.h"
 #include "common/yaml.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_primitives {
+
 TEST_CASE("ASCII helpers ignore case in ASCII only and trim what they say") {
   CHECK(common::iequals("Content-Length", "content-LENGTH"));
   CHECK_FALSE(common::iequals("Content-Length", "Content-Lengt"));
@@ -149,3 +152,5 @@ TEST_CASE("YAML: file:line locations, strict keys, did-you-mean") {
         " (did you mean 'interval'?)");
   CHECK(common::yaml::did_you_mean("zzz", std::vector<std::string>{"interval"}).empty());
 }
+
+}  // namespace test_primitives

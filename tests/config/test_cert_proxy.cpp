@@ -9,6 +9,9 @@
 #include "config/config.h"
 #include "temp_dir.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_cert_proxy {
+
 namespace {
 
 const config::Target& find_target(const config::Config& c, const std::string& name) {
@@ -192,3 +195,5 @@ TEST_CASE("proxy: global, inventory-free target override, none, auth file, no_pr
       dir.write("half.yml", "global:\n  proxy: {url: 'http://p:1', username: x}\n" + creds));
   CHECK(error.find("needs both username and password_file") != std::string::npos);
 }
+
+}  // namespace test_cert_proxy

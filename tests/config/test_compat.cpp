@@ -9,6 +9,9 @@
 #include "config/config.h"
 #include "temp_dir.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_compat {
+
 namespace {
 
 std::set<std::string> family_names(const collectors::CollectorPtr& collector) {
@@ -108,3 +111,5 @@ targets:
     }
   }
 }
+
+}  // namespace test_compat

@@ -7,6 +7,9 @@
 #include "config/config.h"
 #include "temp_dir.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_config {
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -621,3 +624,5 @@ TEST_CASE("winrm and limits errors name file, line and field") {
     CHECK(load_error(path) == path + ":" + expected);
   }
 }
+
+}  // namespace test_config

@@ -5,6 +5,9 @@
 
 #include "config/config.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_examples {
+
 TEST_CASE("config/examples/exporter.yml loads") {
   ::setenv("WINRM_MONITOR_PASSWORD", "example-basic-password", 1);
   ::setenv("WINRM_NTLM_PASSWORD", "example-ntlm-password", 1);
@@ -33,3 +36,5 @@ TEST_CASE("config/examples/exporter.yml loads") {
     CHECK(target.limits.max_rows_per_poll == 20000);
   }
 }
+
+}  // namespace test_examples

@@ -11,6 +11,9 @@
 #include "config/secret.h"
 #include "temp_dir.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_secret {
+
 // Secret has neither an fmt formatter nor operator<<, so printing it does not compile.
 static_assert(!fmt::is_formattable<config::Secret>::value);
 template <typename T>
@@ -159,3 +162,5 @@ targets: [{name: a, credential: basic}]
   CHECK(load_error(other).find("only ${CREDENTIALS_DIRECTORY} is expanded") != std::string::npos);
   ::unsetenv("CREDENTIALS_DIRECTORY");
 }
+
+}  // namespace test_secret

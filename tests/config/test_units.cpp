@@ -3,6 +3,9 @@
 
 #include "config/config.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_units {
+
 using namespace std::chrono_literals;
 using config::Duration;
 
@@ -57,3 +60,5 @@ TEST_CASE("sizes parse binary and decimal units") {
     CHECK_FALSE(config::parse_size(text).has_value());
   }
 }
+
+}  // namespace test_units

@@ -10,6 +10,9 @@
 #include "../config/temp_dir.h"
 #include "app.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_app_reload {
+
 using namespace exporter;
 
 namespace {
@@ -130,3 +133,5 @@ TEST_CASE("targets of one profile share its password buffer, never copies of it"
   // Secret, or the bytes in a fingerprint string) would not count here.
   CHECK(secret.use_count() == 5);
 }
+
+}  // namespace test_app_reload

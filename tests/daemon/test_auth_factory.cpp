@@ -8,6 +8,9 @@
 #include "app.h"
 #include "auth_factory.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_auth_factory {
+
 using namespace exporter;
 
 namespace {
@@ -144,3 +147,5 @@ TEST_CASE("worker count follows the configuration unless the flag is set") {
   CHECK(worker_count(7, defaults) == 7);
   CHECK(worker_count(kMaxSchedulerWorkers + 1, defaults) == kMaxSchedulerWorkers);
 }
+
+}  // namespace test_auth_factory

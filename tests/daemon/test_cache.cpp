@@ -7,6 +7,9 @@
 #include "cache.h"
 #include "pages.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_cache {
+
 using namespace exporter;
 using namespace std::chrono_literals;
 
@@ -286,3 +289,5 @@ TEST_CASE("single flight: a failed render is retried by a waiter, not shared") {
   REQUIRE(result);
   CHECK(*result == "retried");
 }
+
+}  // namespace test_cache

@@ -17,6 +17,9 @@
 #include "pages.h"
 #include "promtool.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_exposition {
+
 using namespace exporter;
 using collectors::MetricType;
 
@@ -598,3 +601,5 @@ TEST_CASE("family heads (name, HELP, type) are kept once per process, not per ke
   CHECK(intern_family_head("windows_x", "X", MetricType::kGauge) == gauge);
   CHECK(kept_a->families.front().name() == mixed_families(1).front().name);
 }
+
+}  // namespace test_exposition

@@ -5,6 +5,9 @@
 
 #include "flags.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_flags {
+
 using namespace exporter;
 
 TEST_CASE("serve flags: defaults and exporter-convention names") {
@@ -138,3 +141,5 @@ TEST_CASE("listener flags: web config, lifecycle off by default, connection caps
   CHECK_FALSE(parse_flags({"--web.max-connections=0"}));
   CHECK_FALSE(parse_flags({"--web.enable-lifecycle=yes"}));
 }
+
+}  // namespace test_flags

@@ -3,6 +3,9 @@
 #include "json_lines.h"
 #include "log.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_json_lines {
+
 using namespace exporter;
 
 TEST_CASE("rows become JSON objects: strings, null, arrays, escaping") {
@@ -33,3 +36,5 @@ TEST_CASE("logfmt and JSON escapes differ only where the formats do") {
   CHECK(logfmt_quote("a=b") == "\"a=b\"");
   CHECK(logfmt_quote("ctl\x01") == "\"ctl\\x01\"");
 }
+
+}  // namespace test_json_lines

@@ -18,6 +18,9 @@
 #include "collectors/registry.h"
 #include "poller.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_poller {
+
 using namespace exporter;
 using namespace std::chrono_literals;
 
@@ -651,3 +654,5 @@ TEST_CASE("refresh: kept rows are dropped when the host did not answer, not on a
   CHECK_FALSE(drops_kept_rows(
       PollFailure{"collector", "bad data", PollOutcome::kFailed, std::nullopt, false}));
 }
+
+}  // namespace test_poller

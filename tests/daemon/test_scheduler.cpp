@@ -13,6 +13,9 @@
 
 #include "scheduler.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_scheduler {
+
 using namespace exporter;
 using namespace std::chrono_literals;
 
@@ -986,3 +989,5 @@ TEST_CASE("asynchronous polls: one wake-up starts every poll due within the star
   REQUIRE(started >= static_cast<std::uint64_t>(kTargets));  // every job polled in 2 s
   CHECK(static_cast<double>(wakeups) <= 0.4 * static_cast<double>(started));
 }
+
+}  // namespace test_scheduler

@@ -14,6 +14,9 @@
 
 #include "scheduler.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_scheduler_lifecycle {
+
 using namespace exporter;
 using namespace std::chrono_literals;
 
@@ -263,3 +266,5 @@ TEST_CASE("a worker thread that cannot start is an error, not std::terminate") {
   }
   scheduler.stop();
 }
+
+}  // namespace test_scheduler_lifecycle

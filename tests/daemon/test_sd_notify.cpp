@@ -9,6 +9,9 @@
 
 #include "sd_notify.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_sd_notify {
+
 using namespace exporter;
 
 namespace {
@@ -76,3 +79,5 @@ TEST_CASE("watchdog interval is half of WATCHDOG_USEC, only for our pid") {
   unsetenv("WATCHDOG_PID");
   CHECK_FALSE(sd_watchdog_interval());
 }
+
+}  // namespace test_sd_notify

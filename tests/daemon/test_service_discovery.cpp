@@ -2,6 +2,9 @@
 
 #include "service_discovery.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_service_discovery {
+
 using namespace exporter;
 
 TEST_CASE("http_sd: empty inventory is []") { CHECK(render_sd_json({}) == "[]\n"); }
@@ -34,3 +37,5 @@ TEST_CASE("http_sd: names and label values are JSON-escaped") {
       "[\n{\"targets\":[\"we\\\"ird\\\\host\"],\"labels\":{\"note\":\"line1\\nline2\\ttab\\u0001\","
       "\"utf8\":\"caf\xc3\xa9 \xef\xbf\xbd\"}}\n]\n");
 }
+
+}  // namespace test_service_discovery

@@ -7,6 +7,9 @@
 #include "flags.h"
 #include "shard.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_shard {
+
 using namespace exporter;
 
 // Expected values generated with Python, the formula docs/operations.md checked against
@@ -86,3 +89,5 @@ TEST_CASE("--shard and --total-shards") {
   CHECK(usage_text().find("--shard=N") != std::string::npos);
   CHECK(usage_text().find("--total-shards=M") != std::string::npos);
 }
+
+}  // namespace test_shard

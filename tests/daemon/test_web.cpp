@@ -15,6 +15,9 @@
 #include "testsupport/temp_dir.h"
 #include "web.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_web {
+
 using namespace exporter;
 namespace fs = std::filesystem;
 
@@ -243,3 +246,5 @@ TEST_CASE("/metrics replies carry the handler's shared page, never a copy per sc
   inflateEnd(&stream);
   CHECK(inflated == "up 1\n");
 }
+
+}  // namespace test_web

@@ -6,6 +6,9 @@
 #include "web_auth.h"
 #include "web_config.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_web_config {
+
 using namespace exporter;
 
 namespace {
@@ -166,3 +169,5 @@ TEST_CASE("rate limiter: a burst, then refusals") {
   RateLimiter off(std::chrono::milliseconds(0), 0);
   for (int i = 0; i < 100; ++i) CHECK(off.allow());
 }
+
+}  // namespace test_web_config

@@ -26,6 +26,9 @@
 #include "stunnel.h"
 #include "tinyproxy.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_cert_proxy {
+
 using namespace e2e;
 
 namespace {
@@ -488,3 +491,5 @@ TEST_CASE(
     CHECK(read_file(dir / "exporter.out").find(secret) == std::string::npos);
   }
 }
+
+}  // namespace test_cert_proxy

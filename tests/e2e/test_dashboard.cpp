@@ -12,6 +12,9 @@
 #include "e2e_util.h"
 #include "prometheus_server.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_dashboard {
+
 using namespace e2e;
 
 namespace {
@@ -177,3 +180,5 @@ TEST_CASE("every dashboard panel query returns data for every host, via /probe a
   CHECK(prometheus.process->stop() == 0);
   CHECK(exporter.process->stop() == 0);
 }
+
+}  // namespace test_dashboard

@@ -8,6 +8,9 @@
 #include "promtool.h"
 #include "shard.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_exporter_sim {
+
 using namespace e2e;
 
 namespace {
@@ -435,3 +438,5 @@ TEST_CASE("--config.check validates, prints the summary with secrets masked, exi
   CHECK(check.stop() == 1);
   CHECK(read_file(dir / "bad.err").find((dir / "bad.yml").string() + ":") != std::string::npos);
 }
+
+}  // namespace test_exporter_sim

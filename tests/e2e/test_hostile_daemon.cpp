@@ -7,6 +7,9 @@
 #include "e2e_util.h"
 #include "hostile_server.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_hostile_daemon {
+
 using namespace e2e;
 
 namespace {
@@ -156,3 +159,5 @@ TEST_CASE("the daemon survives hostile endpoints and keeps healthy hosts on sche
 #endif
   CHECK(exporter.process->stop() == 0);  // a clean exit on SIGTERM, not a signal
 }
+
+}  // namespace test_hostile_daemon

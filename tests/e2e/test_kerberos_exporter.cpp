@@ -14,6 +14,9 @@
 #include "promtool.h"
 #include "tinyproxy.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_kerberos_exporter {
+
 using namespace e2e;
 
 namespace {
@@ -208,3 +211,5 @@ TEST_CASE("exporter with Kerberos (keytab, real KDC) against winrm-sim over HTTP
     CHECK(read_file(dir / "exporter.out").find(secret) == std::string::npos);
   }
 }
+
+}  // namespace test_kerberos_exporter

@@ -12,6 +12,9 @@
 #include "e2e_util.h"
 #include "promtool.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_ntlm_exporter {
+
 using namespace e2e;
 
 namespace {
@@ -201,3 +204,5 @@ TEST_CASE("exporter with NTLM against winrm-sim: HTTP with encryption, HTTPS, wr
     }
   }
 }
+
+}  // namespace test_ntlm_exporter

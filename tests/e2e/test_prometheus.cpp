@@ -7,6 +7,9 @@
 #include "prometheus_server.h"
 #include "shard.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_prometheus {
+
 using namespace e2e;
 
 namespace {
@@ -222,3 +225,5 @@ TEST_CASE("Prometheus scrapes the whole /metrics page gzip-encoded") {
   CHECK(prometheus.process->stop() == 0);
   CHECK(exporter.process->stop() == 0);
 }
+
+}  // namespace test_prometheus

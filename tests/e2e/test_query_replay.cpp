@@ -6,6 +6,9 @@
 #include "json_lines.h"
 #include "winrm/envelope.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_query_replay {
+
 using namespace e2e;
 
 namespace {
@@ -119,3 +122,5 @@ TEST_CASE("query errors go to stderr with kind and WSManFault code") {
   CHECK(rows[0].rfind("{\"Name\":\"", 0) == 0);
   CHECK(rows[0].find("\"State\":\"") != std::string::npos);
 }
+
+}  // namespace test_query_replay

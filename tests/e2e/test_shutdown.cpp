@@ -7,6 +7,9 @@
 
 #include "e2e_util.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_shutdown {
+
 using namespace e2e;
 
 TEST_CASE("SIGTERM cancels polls in flight: exit status 0 in far less than the poll timeout") {
@@ -59,3 +62,5 @@ TEST_CASE("SIGTERM cancels polls in flight: exit status 0 in far less than the p
   CHECK(log.find("poll failed") == std::string::npos);  // shutdown is not a host failure
   CHECK(log.find("stopped") != std::string::npos);
 }
+
+}  // namespace test_shutdown

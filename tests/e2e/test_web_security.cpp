@@ -11,6 +11,9 @@
 
 #include "e2e_util.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_web_security {
+
 using namespace e2e;
 
 namespace {
@@ -394,3 +397,5 @@ TEST_CASE("slow clients: 100 connections trickling header bytes do not blind /me
   for (int fd : greedy) ::close(fd);
   CHECK(exporter.process->stop() == 0);
 }
+
+}  // namespace test_web_security

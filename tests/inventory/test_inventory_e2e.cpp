@@ -14,6 +14,9 @@
 
 #include "directory_fixture.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_inventory_e2e {
+
 using namespace e2e;
 using invtest::Computer;
 
@@ -195,3 +198,5 @@ TEST_CASE("exporter polls winrm-sim hosts discovered in LDAP; changes and outage
   CHECK(run_shell(std::string(WINRM_TEST_SCRIPTS) + "/kdc.sh as-req-count " +
                   directory.kdc_file("") + " exporter | grep -qx 1") == 0);
 }
+
+}  // namespace test_inventory_e2e

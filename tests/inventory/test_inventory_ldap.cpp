@@ -22,6 +22,9 @@
 #include "directory_fixture.h"
 #include "inventory_ldap.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_inventory_ldap {
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -477,3 +480,5 @@ TEST_CASE("runner: max_stale_age drops the last list of a source whose DCs stay 
   auto& sinks = spdlog::default_logger()->sinks();
   sinks.erase(std::remove(sinks.begin(), sinks.end(), log), sinks.end());
 }
+
+}  // namespace test_inventory_ldap

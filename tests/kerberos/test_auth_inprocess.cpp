@@ -2,6 +2,9 @@
 // KDC, real GSS contexts on both sides; only HTTP is replaced by LoopbackConnection.
 #include "kdc_fixture.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_auth_inprocess {
+
 // Designated initializers for the option structs, defaults for the rest.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -294,3 +297,5 @@ TEST_CASE("HTTP encrypted session: the inner OriginalContent type becomes the Co
   CHECK(response->header("Content-Type") == "application/soap+xml;charset=UTF-16");
   CHECK(response->body == "<reply>" + kSoap + "</reply>");
 }
+
+}  // namespace test_auth_inprocess

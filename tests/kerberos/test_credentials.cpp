@@ -2,6 +2,9 @@
 // renewal. (Refresh over several lifetimes and KDC outages: test_refresh.cpp.)
 #include "kdc_fixture.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_credentials {
+
 // Designated initializers for the option structs, defaults for the rest.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -119,3 +122,5 @@ TEST_CASE("an existing renewable cache is copied, then renewed (kinit -R) when d
   CHECK(*manager.ticket_expiry() > *first_expiry);
   CHECK(k.as_req_count("renewer") == 1);  // kinit's only
 }
+
+}  // namespace test_credentials

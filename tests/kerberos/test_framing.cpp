@@ -7,6 +7,9 @@
 #include "common/base64.h"
 #include "winrm/message_encryption.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_framing {
+
 namespace {
 
 std::string read_fixture(const std::string& name) {
@@ -99,3 +102,5 @@ TEST_CASE("error classes round-trip through Error") {
   CHECK_FALSE(
       winrm::auth_error_class(winrm::make_error(winrm::ErrorKind::kAuth, "clock_skew: x").error()));
 }
+
+}  // namespace test_framing

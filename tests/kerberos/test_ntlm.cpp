@@ -2,6 +2,9 @@
 // message encryption on HTTP, against the simulator's acceptor in process.
 #include "kdc_fixture.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_ntlm {
+
 // Designated initializers for the option structs, defaults for the rest.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -143,3 +146,5 @@ TEST_CASE("the NTLM user file format refuses what it cannot hold") {
     CHECK(std::string(e.what()).find("secret") == std::string::npos);
   }
 }
+
+}  // namespace test_ntlm

@@ -4,6 +4,9 @@
 // at the half-life; a third lifetime added 16 s to both the default and ASan stages).
 #include "kdc_fixture.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_refresh {
+
 // Designated initializers for the option structs, defaults for the rest.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -101,3 +104,5 @@ TEST_CASE("polling across two ticket lifetimes and a KDC outage, no kinit") {
   CHECK(*credentials->ticket_expiry() > system_clock::now() + 5s);
   CHECK(conn.plaintext_bodies == 0);
 }
+
+}  // namespace test_refresh

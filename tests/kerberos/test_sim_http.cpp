@@ -4,6 +4,9 @@
 #include "testsupport/sim_process.h"
 #include "winrm/session.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_sim_http {
+
 // Designated initializers for the option structs, defaults for the rest.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -116,3 +119,5 @@ TEST_CASE("a second host with a different SPN (WSMAN) in the same process") {
   REQUIRE_FALSE(wrong.rows.has_value());
   CHECK(winrm::auth_error_class(wrong.rows.error()) == AuthErrorClass::kPrincipalUnknown);
 }
+
+}  // namespace test_sim_http

@@ -5,6 +5,9 @@
 
 #include "net/http.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_parser {
+
 using net::RequestParser;
 using Status = RequestParser::Status;
 
@@ -150,3 +153,5 @@ TEST_CASE("the buffer is released once a request is taken and nothing follows") 
   p.release_memory();
   CHECK_FALSE(p.in_progress());
 }
+
+}  // namespace test_parser

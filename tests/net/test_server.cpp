@@ -27,6 +27,9 @@
 #include "net_client.h"
 #include "testsupport/temp_dir.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_server {
+
 using namespace std::chrono_literals;
 using nettest::Client;
 
@@ -647,3 +650,5 @@ TEST_CASE("stop() lets an in-flight request finish and closes idle connections")
   CHECK(idle.wait_closed());
   server.reset();
 }
+
+}  // namespace test_server

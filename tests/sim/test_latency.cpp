@@ -12,6 +12,9 @@
 #include "latency.h"
 #include "testsupport/temp_dir.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_latency {
+
 using sim::LatencyClass;
 using sim::LatencyModel;
 using sim::Millis;
@@ -197,3 +200,5 @@ TEST_CASE("sim config: errors name file:line and the key; Go-style durations") {
   CHECK_THROWS_WITH(sim::parse_config("http: {port: 0}\nkeep_alive_timeout: 30\n", ""),
                     doctest::Contains("sim config:2: keep_alive_timeout: bad duration '30'"));
 }
+
+}  // namespace test_latency

@@ -13,6 +13,9 @@
 #include "render.h"
 #include "wql.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_render {
+
 namespace {
 
 std::string lower(std::string s) {
@@ -383,3 +386,5 @@ TEST_CASE("CIM_DataFile and CIM_Directory: WQL's escaped Path selects one direct
   CHECK(text_of(*cls, dirs[0], "FileSize") == "<null>");
   CHECK(cls->find("Version") < 0);  // only CIM_DataFile has the version resource properties
 }
+
+}  // namespace test_render

@@ -12,6 +12,9 @@
 
 #include "testsupport/sim_process.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_sim_e2e {
+
 namespace {
 
 using Row = std::map<std::string, std::string>;
@@ -573,3 +576,5 @@ latency:
   auto rows = client.query("win01.sim.test", "SELECT Caption FROM Win32_OperatingSystem");
   CHECK(rows.size() == 1);
 }
+
+}  // namespace test_sim_e2e

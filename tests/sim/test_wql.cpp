@@ -5,6 +5,9 @@
 #include "common/strings.h"
 #include "wql.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_wql {
+
 using sim::Value;
 namespace wql = sim::wql;
 
@@ -161,3 +164,5 @@ TEST_CASE("datetime comparisons: DMTF or xs:dateTime literals against Datetime v
       },
       event);
 }
+
+}  // namespace test_wql

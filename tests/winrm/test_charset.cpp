@@ -8,6 +8,9 @@
 #include "iconv_util.h"
 #include "winrm/charset.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_charset {
+
 using winrm::charset_of;
 using winrm::decode_to_utf8;
 using winrm::is_valid_utf8;
@@ -134,3 +137,5 @@ TEST_CASE("an unknown charset is a parse error naming it") {
   CHECK(weird.error().message.size() < 120);
   CHECK(weird.error().message.find('\x01') == std::string::npos);
 }
+
+}  // namespace test_charset

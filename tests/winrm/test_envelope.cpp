@@ -15,6 +15,9 @@
 #include "test_envelope_fixtures.h"
 #include "winrm/envelope.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_envelope {
+
 using winrm::EnumerationPage;
 using winrm::Property;
 using winrm::Row;
@@ -645,3 +648,5 @@ TEST_CASE("new_message_id is an upper-case UUID v4 and unique") {
   winrm::RequestOptions options;
   CHECK(winrm::build_release(options, "uuid:1") != winrm::build_release(options, "uuid:1"));
 }
+
+}  // namespace test_envelope

@@ -10,6 +10,9 @@
 #include "winrm/envelope.h"
 #include "winrm/error.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_fault {
+
 using winrm::Fault;
 using winrm::FaultClass;
 using winrm_test::read_fixture;
@@ -273,3 +276,5 @@ TEST_CASE("remedy: quota and envelope faults say what to change, others nothing"
                                      "winrm/config/Service @{MaxConcurrentOperationsPerUser=") !=
         std::string::npos);
 }
+
+}  // namespace test_fault

@@ -19,6 +19,9 @@
 #include "testsupport/temp_dir.h"
 #include "winrm/transport.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_hostile {
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using winrm::ErrorKind;
@@ -534,3 +537,5 @@ TEST_CASE("winrm_exporter query exits with an error, not a signal, against hosti
     run_query(s.port(), "timeout");
   }
 }
+
+}  // namespace test_hostile

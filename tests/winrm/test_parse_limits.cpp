@@ -45,6 +45,11 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 #pragma GCC diagnostic pop
 
+// The replacements above are global (they must be), so this test is its own executable even
+// in test bundles (ALONE in tests/winrm/CMakeLists.txt); the rest has its own namespace like
+// every test file.
+namespace test_parse_limits {
+
 using winrm::EnumerationPage;
 using winrm::ErrorKind;
 using winrm::ParseLimits;
@@ -611,3 +616,5 @@ TEST_CASE("stored_bytes: the parser's estimate of the rows' memory matches a wal
   REQUIRE(page->rows.at(0).find("A")->values.size() == 100);
   CHECK(page->stored_bytes >= 100 * (sizeof(std::string_view) + 37));
 }
+
+}  // namespace test_parse_limits

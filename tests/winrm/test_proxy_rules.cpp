@@ -3,6 +3,9 @@
 
 #include "winrm/transport.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_proxy_rules {
+
 using winrm::proxy_bypassed;
 
 namespace {
@@ -63,3 +66,5 @@ TEST_CASE("no_proxy: addresses and CIDR ranges") {
       {"host10.example", "10.0.0.0/8", false},
   });
 }
+
+}  // namespace test_proxy_rules

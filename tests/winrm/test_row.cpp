@@ -11,6 +11,9 @@
 
 #include "winrm/row.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_row {
+
 using winrm::Property;
 using winrm::Row;
 
@@ -296,3 +299,5 @@ TEST_CASE("300,000 adds and finds take linear time") {
   CHECK(large.index.slots <= 8 * small.index.slots);  // the table grows with the names only
   CHECK(large.index.slots >= 300000);
 }
+
+}  // namespace test_row

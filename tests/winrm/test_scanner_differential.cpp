@@ -15,6 +15,9 @@
 #include "test_envelope_fixtures.h"
 #include "winrm/envelope.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_scanner_differential {
+
 using winrm::EnumerationPage;
 using winrm::ParseLimits;
 using winrm::Property;
@@ -290,3 +293,5 @@ TEST_CASE("mutated fixtures parse the same both ways") {
   }
   CHECK(bodies > 1000);
 }
+
+}  // namespace test_scanner_differential

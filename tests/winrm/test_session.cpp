@@ -18,6 +18,9 @@
 #include "winrm/auth.h"
 #include "winrm/session.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_session {
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -796,3 +799,5 @@ TEST_CASE("cancel (shutdown) during a slow answer ends the request, without a Re
   CHECK(seen[1].action == "Pull");
   CHECK(elapsed < 10s);  // libcurl looks at the flag about once a second; deadline 60 s
 }
+
+}  // namespace test_session

@@ -15,6 +15,9 @@
 #include "winrm/auth.h"
 #include "winrm/session.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_session_sim {
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -236,3 +239,5 @@ TEST_CASE("100 sequential queries to one host use one TLS connection") {
   CHECK(counters->tls_handshakes.load() == 1);
   CHECK(counters->reconnects.load() == 0);
 }
+
+}  // namespace test_session_sim

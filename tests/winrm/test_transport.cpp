@@ -31,6 +31,9 @@
 #include "winrm/task.h"
 #include "winrm/transport.h"
 
+// A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
+namespace test_transport {
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -883,3 +886,5 @@ TEST_CASE("a small answer resumes its chain on the I/O thread, a large one on th
   CHECK_FALSE(steps.done_on_io);
   CHECK(conn->is_connected());  // one keep-alive connection throughout
 }
+
+}  // namespace test_transport

@@ -26,9 +26,15 @@ std::string target_up(const std::string& host) {
   return "winrm_exporter_target_up{target=\"" + host + "\"}";
 }
 
+// Both of the host's collectors (os, cpu) have succeeded: they are due half an interval apart
+// (the scheduler's even stagger), so one may have polled while the other has not yet.
 bool polled_ok(const std::string& metrics, const std::string& host) {
-  return sample_value(metrics, "winrm_exporter_collector_success{target=\"" + host +
-                                   "\",collector=\"os\"}") == 1.0;
+  for (const char* collector : {"os", "cpu"}) {
+    if (sample_value(metrics, "winrm_exporter_collector_success{target=\"" + host +
+                                  "\",collector=\"" + collector + "\"}") != 1.0)
+      return false;
+  }
+  return true;
 }
 
 double source_metric(const std::string& metrics, const std::string& name,

@@ -721,6 +721,13 @@ struct Stalls {
     --running;
     return PollOutcome::kOk;
   }
+  // While the scheduler runs (polls read `stall` under the mutex); before start(), the
+  // tests fill `stall` directly.
+  void set_stall(std::set<std::string> keys) {
+    std::lock_guard lock(mutex);
+    stall = std::move(keys);
+    cv.notify_all();
+  }
   void release(const std::string& key) {
     std::lock_guard lock(mutex);
     stall.erase(key);
@@ -896,7 +903,7 @@ TEST_CASE("slow polls: a quota hold still serialises the target; 0 per target tu
         return !backoffs.empty() && backoffs[0].quota;
       }));
     }
-    stalls.stall = {"h/perf"};
+    stalls.set_stall({"h/perf"});
     scheduler.set_jobs({{"h", "first", 20ms, 20s}, {"h", "perf", 20ms, 20s}}, {{"h", 2}});
     REQUIRE(wait_for([&] { return stalls.is_stalled("h/perf"); }));
     // With the configured cap of 2, "first" would keep running beside the stall; held to

@@ -62,6 +62,18 @@ SchedulerOptions options_with(int workers, int concurrency, BackoffPolicy policy
   return options;
 }
 
+// Targets "t0".."t<n-1>", each with one job of `collector` and one per-target slot.
+void set_one_job_per_target(Scheduler& scheduler, int targets, const std::string& collector,
+                            std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+  std::vector<JobSpec> jobs;
+  std::unordered_map<std::string, int> caps;
+  for (int t = 0; t < targets; ++t) {
+    jobs.push_back({"t" + std::to_string(t), collector, interval, timeout});
+    caps["t" + std::to_string(t)] = 1;
+  }
+  scheduler.set_jobs(jobs, caps);
+}
+
 // Waits (bounded) until pred holds.
 template <typename Pred>
 bool wait_for(Pred pred, std::chrono::milliseconds limit = 5000ms) {
@@ -302,13 +314,7 @@ TEST_CASE("set_workers resizes a running pool: more workers run more polls at on
   Scheduler scheduler(options_with(1, 6), [&](const JobSpec& job, Clock::time_point d) {
     return recorder.poll(job, d);
   });
-  std::vector<JobSpec> jobs;
-  std::unordered_map<std::string, int> caps;
-  for (int t = 0; t < 6; ++t) {
-    jobs.push_back({"t" + std::to_string(t), "c", 10ms, 40ms});
-    caps["t" + std::to_string(t)] = 1;
-  }
-  scheduler.set_jobs(jobs, caps);
+  set_one_job_per_target(scheduler, 6, "c", 10ms, 40ms);
   scheduler.start();
   REQUIRE(wait_for([&] { return recorder.count("") >= 6; }));
   {
@@ -550,13 +556,7 @@ TEST_CASE("wake-ups: one per poll in steady state, not one per worker") {
     return recorder.poll(job, d);
   });
   for (int t = 0; t < 10; ++t) recorder.sleep_for["t" + std::to_string(t)] = 1ms;
-  std::vector<JobSpec> jobs;
-  std::unordered_map<std::string, int> caps;
-  for (int t = 0; t < 10; ++t) {
-    jobs.push_back({"t" + std::to_string(t), "os", 100ms, 50ms});
-    caps["t" + std::to_string(t)] = 1;
-  }
-  scheduler.set_jobs(jobs, caps);
+  set_one_job_per_target(scheduler, 10, "os", 100ms, 50ms);
   scheduler.start();
   std::this_thread::sleep_for(300ms);  // warm-up: all workers have gone idle
   auto before = scheduler.stats();
@@ -662,13 +662,7 @@ TEST_CASE("asynchronous polls hold a concurrency slot, not a worker; stop waits 
       std::this_thread::sleep_for(5ms);
     }
   });
-  std::vector<JobSpec> jobs;
-  std::unordered_map<std::string, int> caps;
-  for (int t = 0; t < kTargets; ++t) {
-    jobs.push_back({"t" + std::to_string(t), "os", 60s, 5s});
-    caps["t" + std::to_string(t)] = 1;
-  }
-  scheduler.set_jobs(jobs, caps);
+  set_one_job_per_target(scheduler, kTargets, "os", 60s, 5s);
   scheduler.start();
   // The first round starts within 0.2 s (kFirstRoundPollsPerSecond) and each poll lasts
   // 300 ms: with one worker, all of them are in flight at once only if none holds it.
@@ -977,13 +971,7 @@ TEST_CASE("asynchronous polls: one wake-up starts every poll due within the star
                         ++polls;
                         done(PollOutcome::kOk);  // answered at once
                       }));
-  std::vector<JobSpec> jobs;
-  std::unordered_map<std::string, int> caps;
-  for (int t = 0; t < kTargets; ++t) {
-    jobs.push_back({"t" + std::to_string(t), "os", 1000ms, 500ms});
-    caps["t" + std::to_string(t)] = 1;
-  }
-  scheduler.set_jobs(jobs, caps);
+  set_one_job_per_target(scheduler, kTargets, "os", 1000ms, 500ms);
   REQUIRE(scheduler.start());
   std::this_thread::sleep_for(2500ms);  // the first round (2 s at 200 per second) is over
   auto before = scheduler.stats();

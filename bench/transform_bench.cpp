@@ -90,13 +90,23 @@ int main(int argc, char** argv) {
   exporter::Cache cache;
   std::vector<exporter::TargetInfo> targets;
   for (int t = 0; t < polls; ++t) {
-    targets.push_back({"h" + std::to_string(10000 + t) + ".sim.test", {}, std::chrono::seconds(60),
-                       3, {"service"}});
+    targets.push_back({"h" + std::to_string(10000 + t) + ".sim.test",
+                       {},
+                       std::chrono::seconds(60),
+                       3,
+                       {"service"}});
   }
   cache.set_targets(targets);
   for (const auto& target : targets) cache.record_success(target.name, "service", *families, 0);
 
-  std::vector<double> transform_us, reuse_us, changed_us, both_us;
+  // The same families with every sample value changed: a poll of a host whose counters
+  // moved (the previous result exists, but no family's text matches it).
+  collectors::Families bumped = *families;
+  for (auto& family : bumped) {
+    for (auto& sample : family.samples) sample.value += 1;
+  }
+
+  std::vector<double> transform_us, reuse_us, changed_us, moved_us, both_us;
   for (int round = 0; round < rounds; ++round) {
     double start = thread_cpu_us();
     for (int p = 0; p < polls; ++p) {
@@ -116,6 +126,12 @@ int main(int argc, char** argv) {
     for (const auto& target : targets) fresh.record_success(target.name, "service", *families, 0);
     changed_us.push_back((thread_cpu_us() - start) / polls);
 
+    // Values changed, previous result kept (the original values): then back, untimed.
+    start = thread_cpu_us();
+    for (const auto& target : targets) cache.record_success(target.name, "service", bumped, 0);
+    moved_us.push_back((thread_cpu_us() - start) / polls);
+    for (const auto& target : targets) cache.record_success(target.name, "service", *families, 0);
+
     start = thread_cpu_us();
     for (const auto& target : targets) {
       auto result = service->transform(rows);
@@ -123,11 +139,17 @@ int main(int argc, char** argv) {
     }
     both_us.push_back((thread_cpu_us() - start) / polls);
   }
-  std::printf("service collector, %zu rows, %zu series; median of %d rounds x %d polls, thread CPU\n",
-              rows[0].size(), series, rounds, polls);
+  std::printf(
+      "service collector, %zu rows, %zu series; median of %d rounds x %d polls, thread CPU\n",
+      rows[0].size(), series, rounds, polls);
   std::printf("  transform                    %8.1f us per poll\n", median(transform_us));
   std::printf("  record, text unchanged       %8.1f us per poll\n", median(reuse_us));
   std::printf("  record, every family changed %8.1f us per poll\n", median(changed_us));
+  std::printf("  record, values changed      %8.1f us per poll\n", median(moved_us));
   std::printf("  transform + record unchanged %8.1f us per poll\n", median(both_us));
+  // What a kept poll costs in memory (deflate segments) and as text.
+  const auto kept = cache.view(targets.front().name).collectors.front().snapshot->families;
+  std::printf("  kept per poll: %zu bytes of segments for %zu bytes of text\n", kept->stored_bytes,
+              kept->bytes);
   return 0;
 }

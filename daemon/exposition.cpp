@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -430,22 +431,23 @@ const RenderedFamily* previous_family(const RenderedFamilies* previous, std::siz
 namespace {
 
 // Keeps one family's text as a deflate segment: the previous poll's segment when the text is
-// the same (length, crc32 and adler32), else the text compressed with `deflater` (taken from
+// the same (length and a 64-bit hash), else the text compressed with `deflater` (taken from
 // the pool on first use). `segment`: scratch, reused between families.
 void keep_deflated(RenderedFamily& family, std::string_view text, const RenderedFamily* before,
                    int level, std::optional<Pooled<DeflaterPool>>& deflater, std::string& segment,
                    std::size_t& reused) {
-  const auto* bytes = reinterpret_cast<const Bytef*>(text.data());
   family.line_bytes = text.size();
-  family.crc = static_cast<std::uint32_t>(crc32_z(0, bytes, text.size()));
-  family.adler = static_cast<std::uint32_t>(adler32_z(1, bytes, text.size()));
-  // Two independent 32-bit checksums and the length: a false match is ~2^-64 per family.
+  // A false match (the same length and hash, other text) is ~2^-64 per family and poll.
+  family.hash = std::hash<std::string_view>{}(text);
   if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
-      before->crc == family.crc && before->adler == family.adler) {
+      before->hash == family.hash) {
     family.deflated = before->deflated;
+    family.crc = before->crc;
     ++reused;
     return;
   }
+  family.crc = static_cast<std::uint32_t>(
+      crc32_z(0, reinterpret_cast<const Bytef*>(text.data()), text.size()));
   if (!deflater) deflater.emplace(std::clamp(level, 1, 9));
   segment.clear();
   append_segment_of(**deflater, segment, text);
@@ -481,21 +483,33 @@ RenderedFamilies render_compressed(std::string_view label_prefix,
   rendered.prefix = label_prefix;
   rendered.families.reserve(families.size());
   std::optional<Pooled<DeflaterPool>> stream;
-  std::string text;  // one family's lines at a time: the kept result holds only segments
-  std::string segment;
+  // One family's lines at a time (the kept result holds only segments), in buffers the
+  // thread keeps between polls: grown once, not per poll (malloc was the poll workers'
+  // largest cost at 10,000 hosts). Released when a huge family made them large.
+  thread_local std::string text;
+  thread_local std::string segment;
   for (std::size_t i = 0; i < families.size(); ++i) {
     const collectors::MetricFamily& family = families[i];
     RenderedFamily& out = rendered.families.emplace_back();
-    out.head = intern_family_head(family.name, family.help, family.type);
-    out.samples = family.samples.size();
+    const RenderedFamily* before = previous_family(previous, i, family.name);
+    // The previous poll's head when it matches: no lookup in the process-wide table (a lock
+    // and two hashes of name and HELP per family and poll).
+    if (before && before->type() == family.type && before->help() == family.help) {
+      out.head = before->head;
+    } else {
+      out.head = intern_family_head(family.name, family.help, family.type);
+    }
+    out.samples = static_cast<std::uint32_t>(family.samples.size());
     text.clear();
     append_family_lines(text, label_prefix, family);
-    keep_deflated(out, text, previous_family(previous, i, out.name()), level, stream, segment,
-                  rendered.reused);
+    keep_deflated(out, text, before, level, stream, segment, rendered.reused);
     rendered.samples += out.samples;
     rendered.bytes += text.size();
     rendered.stored_bytes += out.deflated.size();
   }
+  constexpr std::size_t kKeepScratch = 1 << 20;
+  if (text.capacity() > kKeepScratch) std::string().swap(text);
+  if (segment.capacity() > kKeepScratch) std::string().swap(segment);
   return rendered;
 }
 

@@ -486,7 +486,7 @@ TEST_CASE("render_compressed keeps what compress_families keeps of render_famili
           CHECK(fused.families[i].deflated == expected.families[i].deflated);
           CHECK(fused.families[i].lines.empty());
           CHECK(fused.families[i].crc == expected.families[i].crc);
-          CHECK(fused.families[i].adler == expected.families[i].adler);
+          CHECK(fused.families[i].hash == expected.families[i].hash);
           CHECK(fused.families[i].line_bytes == expected.families[i].line_bytes);
         }
       }
@@ -494,6 +494,31 @@ TEST_CASE("render_compressed keeps what compress_families keeps of render_famili
     // Reuse happened where the text did not change: all but the changed cpu family.
     CHECK(render_compressed("target=\"a\"", changed_families, level, &first).reused ==
           first.families.size() - 1);
+  }
+}
+
+TEST_CASE("render_compressed takes the previous poll's head only when name, HELP and type match") {
+  const auto first = render_compressed("target=\"a\"", mixed_families(1), 1);
+  const auto next = render_compressed("target=\"a\"", mixed_families(2), 1, &first);
+  REQUIRE(next.families.size() == first.families.size());
+  for (std::size_t i = 0; i < next.families.size(); ++i) {
+    CHECK(next.families[i].head == first.families[i].head);
+  }
+  // A reload changed one family's HELP and another's type: those get heads of their own.
+  collectors::Families changed = mixed_families(2);
+  changed[0].help = "another help";
+  changed[1].type =
+      changed[1].type == MetricType::kCounter ? MetricType::kGauge : MetricType::kCounter;
+  const auto after = render_compressed("target=\"a\"", changed, 1, &next);
+  CHECK(after.families[0].head != next.families[0].head);
+  CHECK(after.families[0].help() == "another help");
+  CHECK(after.families[0].name() == next.families[0].name());
+  CHECK(after.families[1].head != next.families[1].head);
+  CHECK(after.families[1].type() == changed[1].type);
+  CHECK(after.families[0].head ==
+        intern_family_head(changed[0].name, "another help", changed[0].type));
+  for (std::size_t i = 2; i < after.families.size(); ++i) {
+    CHECK(after.families[i].head == next.families[i].head);
   }
 }
 

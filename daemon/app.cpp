@@ -374,6 +374,7 @@ void App::render_self_metrics(std::string& out) const {
   render_shard_metrics(out);
   render_auth_metrics(out);
   inventory_->render(out);
+  if (extra_self_metrics_) extra_self_metrics_(out);
 }
 
 std::shared_ptr<const std::string> App::render_metrics() const {

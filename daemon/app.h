@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,6 +81,10 @@ class App {
   std::expected<std::string, std::string> render_probe(const std::string& target) const;
   // Prometheus http_sd JSON of the owned targets.
   std::string render_sd() const;
+  // More self series on /metrics (the web server's request durations). Set before start().
+  void set_extra_self_metrics(std::function<void(std::string&)> render) {
+    extra_self_metrics_ = std::move(render);
+  }
 
  private:
   struct Runtime {
@@ -132,6 +137,7 @@ class App {
   Scheduler scheduler_;
   SchedulerExecutor executor_{scheduler_};  // resumes polls on the scheduler's workers
   std::atomic<bool> ready_{false};
+  std::function<void(std::string&)> extra_self_metrics_;
 
   std::atomic<std::uint64_t> stall_after_{UINT64_MAX};
   std::atomic<std::uint64_t> polls_begun_{0};

@@ -700,7 +700,11 @@ void FamilyWriter::histogram_sample(std::string_view labels, std::span<const dou
     cumulative += counts[i];
     le.clear();
     if (i < bounds.size()) {
-      append_value(le, bounds[i]);
+      // As Go's FormatFloat 'g' (client_golang): 0.0005, not the shorter 5e-04.
+      char buffer[64];
+      auto result =
+          std::to_chars(buffer, buffer + sizeof buffer, bounds[i], std::chars_format::general);
+      le.assign(buffer, result.ptr);
     } else {
       le = "+Inf";
     }

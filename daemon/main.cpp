@@ -116,6 +116,7 @@ int serve(const ServeFlags& flags) {
     spdlog::error("{}", bound.error());
     return 1;
   }
+  app.set_extra_self_metrics([&web](std::string& out) { web.render_metrics(out); });
   if (auto started = app.start(); !started) {
     spdlog::error("{}", started.error());
     return 1;

@@ -78,6 +78,38 @@ bool accepts_gzip(const std::string& accept_encoding) {
   return false;
 }
 
+std::size_t RequestDurations::handler_index(std::string_view path) {
+  for (std::size_t i = 0; i + 1 < kHandlers.size(); ++i) {
+    if (kHandlers[i] == path) return i;
+  }
+  return kHandlers.size() - 1;
+}
+
+void RequestDurations::observe(std::size_t handler, double seconds) {
+  std::size_t bucket = static_cast<std::size_t>(
+      std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin());
+  std::lock_guard lock(mutex_);
+  Histogram& histogram = histograms_[handler];
+  ++histogram.counts[bucket];
+  histogram.sum += seconds;
+}
+
+void RequestDurations::render(std::string& out) const {
+  std::array<Histogram, kHandlers.size()> copy;
+  {
+    std::lock_guard lock(mutex_);
+    copy = histograms_;
+  }
+  auto family = FamilyWriter::histogram(
+      out, "winrm_exporter_http_request_duration_seconds",
+      "Time from a request's last byte read to its answer's last byte written, by endpoint "
+      "(queueing for a web worker, the handler and the write).");
+  for (std::size_t i = 0; i < kHandlers.size(); ++i) {
+    family.histogram_sample(render_label_pairs({{"handler", std::string(kHandlers[i])}}), kBuckets,
+                            copy[i].counts, copy[i].sum);
+  }
+}
+
 WebServer::WebServer(WebHandlers handlers, WebOptions options)
     : handlers_(std::move(handlers)),
       options_(std::move(options)),
@@ -253,6 +285,8 @@ std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress
   server_options.stop_grace = std::chrono::seconds(2);
   server_ = std::make_unique<net::Server>(
       server_options, [this](net::Request request, net::Responder responder) {
+        const std::size_t handler = RequestDurations::handler_index(request.path);
+        const auto received = request.received;
         WebRequest web;
         web.method = std::move(request.method);
         web.path = std::move(request.path);
@@ -270,6 +304,11 @@ std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress
         response.body = std::move(reply.body);
         response.shared_body = std::move(reply.shared_body);
         response.body_parts = std::move(reply.shared_parts);
+        response.on_done = [durations = durations_, handler, received] {
+          durations->observe(
+              handler,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count());
+        };
         responder.send(std::move(response));
       });
   net::TlsContextProvider tls;

@@ -2,6 +2,7 @@
 // The parser is what a network peer controls: every input size is capped by ParserLimits
 // and every malformed input ends in an error status, never in unbounded memory.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -43,6 +44,8 @@ struct Request {
   // The client certificate when the client sent one and it verified against the
   // SSL_CTX's settings; null otherwise.
   std::shared_ptr<x509_st> peer_certificate;
+  // When the server had the whole request (parsed, before any queueing for a worker).
+  std::chrono::steady_clock::time_point received{};
 
   // First header with this name (case-insensitive).
   std::optional<std::string_view> header(std::string_view name) const;

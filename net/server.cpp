@@ -313,6 +313,8 @@ class Loop {
   void copy_parts(Connection& c, char* out, std::size_t n);
   // Hands the body's last reference to a worker: freeing a large page can take milliseconds.
   void release_body(Response& response);
+  // Runs (and clears) the response's on_done.
+  static void report_done(Response& response);
   Connection* find(std::uint64_t id);
 
   Server::Impl& server_;
@@ -758,6 +760,7 @@ void Loop::dispatch(Connection& c) {
   request.tls = c.ssl != nullptr;
   request.sni = c.sni;
   request.peer_certificate = c.peer_certificate;
+  request.received = Clock::now();
   server_.counters.requests++;
   auto pending = std::make_shared<detail::Pending>();
   pending->inbox = inbox_;
@@ -1027,7 +1030,15 @@ void Loop::release_body(Response& response) {
   }
 }
 
+void Loop::report_done(Response& response) {
+  if (!response.on_done) return;
+  auto done = std::move(response.on_done);
+  response.on_done = nullptr;
+  done();
+}
+
 void Loop::finish_response(Connection& c) {
+  report_done(c.response);
   release_body(c.response);
   if (c.abort_after_body) {
     close(c);  // the fault mode: the peer sees a short body and a closed connection
@@ -1115,6 +1126,7 @@ void Loop::on_deadline(Connection& c) {
 void Loop::close(Connection& c) {
   if (c.closed) return;
   c.closed = true;
+  report_done(c.response);
   release_body(c.response);
   set_deadline(c, std::nullopt);
   if (c.ssl) {

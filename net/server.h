@@ -80,6 +80,10 @@ struct Response {
   std::size_t generated_length = 0;
   // Close the connection after this response.
   bool close = false;
+  // Called once on the loop thread when the response is done: its last byte written, or the
+  // connection closed before that (e.g. request duration metrics, measured from
+  // Request::received).
+  std::function<void()> on_done;
   // Fault injection (the simulator's slow and broken servers): send the body pace_bytes
   // at a time, pace_interval apart; stop after close_after_body_bytes body bytes and close.
   std::size_t pace_bytes = 0;

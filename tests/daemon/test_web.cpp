@@ -247,4 +247,39 @@ TEST_CASE("/metrics replies carry the handler's shared page, never a copy per sc
   CHECK(inflated == "up 1\n");
 }
 
+TEST_CASE("request durations: one histogram per endpoint, buckets down to 0.5 ms") {
+  CHECK(RequestDurations::handler_index("/probe") == 1);
+  CHECK(RequestDurations::kHandlers[RequestDurations::handler_index("/metrics")] == "/metrics");
+  CHECK(RequestDurations::kHandlers[RequestDurations::handler_index("/nope")] == "other");
+  CHECK(RequestDurations::kHandlers[RequestDurations::handler_index("/probe/x")] == "other");
+  RequestDurations durations;
+  const std::size_t probe = RequestDurations::handler_index("/probe");
+  durations.observe(probe, 0.0002);  // first bucket
+  durations.observe(probe, 0.0005);  // on a bound: that bucket (le is inclusive)
+  durations.observe(probe, 0.004);
+  durations.observe(probe, 100);  // +Inf only
+  durations.observe(RequestDurations::handler_index("/metrics"), 0.3);
+  std::string out;
+  durations.render(out);
+  CHECK(out.find("# TYPE winrm_exporter_http_request_duration_seconds histogram\n") !=
+        std::string::npos);
+  auto has = [&](const std::string& line) {
+    CAPTURE(line);
+    CHECK(out.find(line + "\n") != std::string::npos);
+  };
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/probe",le="0.0005"} 2)");
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/probe",le="0.003"} 2)");
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/probe",le="0.004"} 3)");
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/probe",le="30"} 3)");
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/probe",le="+Inf"} 4)");
+  has(R"(winrm_exporter_http_request_duration_seconds_count{handler="/probe"} 4)");
+  CHECK(out.find(R"(winrm_exporter_http_request_duration_seconds_sum{handler="/probe"} 100.004)") !=
+        std::string::npos);
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/metrics",le="0.25"} 0)");
+  has(R"(winrm_exporter_http_request_duration_seconds_bucket{handler="/metrics",le="0.5"} 1)");
+  // Every endpoint is there from the start (zeros), so rates exist before the first request.
+  has(R"(winrm_exporter_http_request_duration_seconds_count{handler="/sd"} 0)");
+  has(R"(winrm_exporter_http_request_duration_seconds_count{handler="other"} 0)");
+}
+
 }  // namespace test_web

@@ -165,6 +165,18 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     CHECK(probe.body.find("windows_cpu_time_total{site=\"lab\",core=") != std::string::npos);
     auto check = promtool_check_metrics(probe.body);
     CHECK_MESSAGE(check.status == 0, check.output);
+    // The probe is timed by the web server (its own /metrics series).
+    auto timed = exporter.metrics_when(
+        [](const std::string& text) {
+          return sample_value(
+                     text, "winrm_exporter_http_request_duration_seconds_count{handler=\"/probe\"}")
+                     .value_or(0) >= 1;
+        },
+        10s);
+    CHECK_MESSAGE(timed.ok, timed.body.substr(0, 2000));
+    CHECK(sample_value(timed.body,
+                       "winrm_exporter_http_request_duration_seconds_count{handler=\"/metrics\"}")
+              .value_or(0) >= 1);
 
     auto broken = get(exporter.port, "/probe?target=broken01.sim.test");
     CHECK(broken.status == 200);

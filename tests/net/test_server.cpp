@@ -433,6 +433,39 @@ TEST_CASE("worker pool runs handlers off the loop thread") {
   CHECK(seen.count(std::this_thread::get_id()) == 0);
 }
 
+TEST_CASE("on_done runs once per response: after the last byte, or when the client went away") {
+  std::atomic<int> done{0};
+  std::atomic<bool> stamped{true};
+  TestServer s({}, [&](net::Request req, net::Responder res) {
+    // received: set by the server when the request was complete, before this handler.
+    stamped =
+        stamped && req.received != net::Clock::time_point{} && req.received <= net::Clock::now();
+    net::Response r;
+    if (req.path == "/cut") {
+      r.body = std::string(1000, 'c');
+      r.close_after_body_bytes = 500;
+    } else {
+      r.shared_body = std::make_shared<const std::string>(100000, 'b');
+    }
+    r.on_done = [&done] { ++done; };
+    res.send(std::move(r));
+  });
+  Client c(s.port);
+  for (int i = 0; i < 3; ++i) {
+    auto reply = c.request("GET", "/big");
+    REQUIRE(reply);
+    CHECK(reply->body.size() == 100000);
+  }
+  CHECK(eventually([&] { return done == 3; }));
+  Client cut(s.port);
+  REQUIRE(cut.send("GET /cut HTTP/1.1\r\n\r\n"));
+  CHECK(cut.wait_closed());
+  CHECK(eventually([&] { return done == 4; }));
+  CHECK(stamped);
+  std::this_thread::sleep_for(50ms);
+  CHECK(done == 4);  // once each, never again at close
+}
+
 TEST_CASE("a client that closes mid-request or mid-body is cleaned up") {
   std::atomic<int> closed{0};
   net::Server server({}, echo);

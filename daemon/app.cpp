@@ -221,10 +221,12 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
         }
         winrm::SessionOptions options = session_options_for(*config, target);
         options.endpoint.cancel = poller_.cancel_flag();
+        // A target that was polled before and changed reconnects because of the reload.
         runtime->pool = std::make_shared<SessionPool>(
-            winrm_session_factory(options, runtime->make_auth, telemetry_.transport()),
+            winrm_session_factory(options, runtime->make_auth, telemetry_.transport(),
+                                  telemetry_.connect_causes()),
             static_cast<std::size_t>(defaults.per_target_concurrency), target.interval,
-            linger_budget_);
+            linger_budget_, old != runtimes_.end() ? ConnectCause::kReload : ConnectCause::kFirst);
         if (options.endpoint.insecure_skip_verify) insecure.push_back(target.name);
       }
       if (!runtime->query_cache) runtime->query_cache = std::make_shared<QueryCache>(query_stats_);

@@ -12,8 +12,10 @@ namespace {
 class WinrmQuerySession final : public QuerySession {
  public:
   WinrmQuerySession(const winrm::SessionOptions& options, std::shared_ptr<winrm::Auth> auth,
-                    std::shared_ptr<winrm::TransportCounters> counters)
-      : session_(options, std::move(auth), std::move(counters)) {}
+                    std::shared_ptr<winrm::TransportCounters> counters,
+                    std::shared_ptr<ConnectCauses> causes)
+      : session_(options, std::move(auth), std::move(counters)), causes_(std::move(causes)) {}
+  void set_connect_cause(ConnectCause cause) override { cause_ = cause; }
   winrm::Result<std::vector<winrm::Row>> enumerate(std::string_view wmi_namespace,
                                                    std::string_view wql,
                                                    winrm::Deadline deadline) override {
@@ -30,13 +32,32 @@ class WinrmQuerySession final : public QuerySession {
                            : std::move(wql);
     auto rows =
         co_await session_.enumerate_async(std::move(wmi_namespace), std::move(sent), deadline);
+    count_connections();
     // Host-clock rows carry the exporter's clock around the exchange (the clock collector).
     if (rows && stamp) collectors::stamp_poll_time(*rows, request, common::unix_seconds_now());
     co_return std::move(rows);
   }
 
  private:
+  // The connection id moves by one per connection opened: the session's first connection
+  // counts under its cause, every later one was a reopened (server-closed) connection.
+  void count_connections() {
+    if (!causes_) return;
+    const std::uint64_t id = session_.connection_id();
+    if (id <= seen_) return;
+    std::uint64_t opened = id - seen_;
+    if (seen_ == 0) {
+      causes_->add(cause_, 1);
+      --opened;
+    }
+    if (opened > 0) causes_->add(ConnectCause::kClosed, opened);
+    seen_ = id;
+  }
+
   winrm::Session session_;
+  std::shared_ptr<ConnectCauses> causes_;
+  ConnectCause cause_ = ConnectCause::kOther;
+  std::uint64_t seen_ = 0;  // connection id after the last request
 };
 
 PollFailure failure(std::string kind, std::string message) {
@@ -51,10 +72,12 @@ PollFailure cancelled_failure(std::string message) {
 }  // namespace
 
 SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker make_auth,
-                                     std::shared_ptr<winrm::TransportCounters> counters) {
+                                     std::shared_ptr<winrm::TransportCounters> counters,
+                                     std::shared_ptr<ConnectCauses> causes) {
   return [options = std::move(options), make_auth = std::move(make_auth),
-          counters = std::move(counters)]() -> std::unique_ptr<QuerySession> {
-    return std::make_unique<WinrmQuerySession>(options, make_auth(), counters);
+          counters = std::move(counters),
+          causes = std::move(causes)]() -> std::unique_ptr<QuerySession> {
+    return std::make_unique<WinrmQuerySession>(options, make_auth(), counters, causes);
   };
 }
 
@@ -76,10 +99,12 @@ void SessionPool::expire_locked(Clock::time_point now, std::vector<Idle>& out) {
 
 std::unique_ptr<QuerySession> SessionPool::acquire() {
   std::vector<Idle> expired;  // closed outside the lock: closing a connection takes a moment
+  ConnectCause cause = ConnectCause::kOther;
   {
     std::lock_guard lock(mutex_);
     expire_locked(Clock::now(), expired);
     closed_ += expired.size();
+    ++out_;
     if (!idle_.empty()) {
       auto session = std::move(idle_.back().session);
       idle_.pop_back();
@@ -89,10 +114,24 @@ std::unique_ptr<QuerySession> SessionPool::acquire() {
       }
       return session;
     }
+    // Until a session came back (it connected), a new one is still the target's first: a
+    // host down at start-up opens no connection with the sessions it fails.
+    if (!released_ && out_ == 1) {
+      cause = first_cause_;
+      dropped_ = 0;
+    } else if (dropped_ > 0) {
+      --dropped_;
+      cause = ConnectCause::kError;
+    } else if (out_ > 1) {
+      cause = ConnectCause::kBusy;
+    }
+    ++created_by_cause_[static_cast<int>(cause)];
+    created_++;
   }
   expired.clear();
-  created_++;
-  return make_session_();  // outside the lock: a session's set-up may take a while
+  auto session = make_session_();  // outside the lock: a session's set-up may take a while
+  if (session) session->set_connect_cause(cause);
+  return session;
 }
 
 void SessionPool::release(std::unique_ptr<QuerySession> session) {
@@ -101,6 +140,8 @@ void SessionPool::release(std::unique_ptr<QuerySession> session) {
     std::lock_guard lock(mutex_);
     const auto now = Clock::now();
     expire_locked(now, expired);
+    if (out_ > 0) --out_;
+    released_ = true;
     if (idle_.size() < keep_) {
       idle_.push_back(Idle{std::move(session), now});
     } else if (linger_.count() > 0 && (!budget_ || budget_->take())) {
@@ -110,6 +151,20 @@ void SessionPool::release(std::unique_ptr<QuerySession> session) {
   }
   closed_ += expired.size() + (session ? 1 : 0);
   // Here, outside the lock, the expired sessions and one not kept close.
+}
+
+void SessionPool::discard(std::unique_ptr<QuerySession> session) {
+  {
+    std::lock_guard lock(mutex_);
+    if (out_ > 0) --out_;
+    ++dropped_;
+  }
+  session.reset();  // outside the lock
+}
+
+std::size_t SessionPool::created(ConnectCause cause) const {
+  std::lock_guard lock(mutex_);
+  return created_by_cause_[static_cast<int>(cause)];
 }
 
 void SessionPool::configure(std::size_t keep, std::chrono::milliseconds linger) {
@@ -187,7 +242,11 @@ winrm::Task<PollResult> Poller::poll_async(SessionPool& pool,
     if (!result) {
       co_await winrm::leave_io_thread();
       winrm::Error& error = result.error();
-      if (error.kind == winrm::ErrorKind::kWsmanFault) pool.release(std::move(session));
+      if (error.kind == winrm::ErrorKind::kWsmanFault) {
+        pool.release(std::move(session));
+      } else {
+        pool.discard(std::move(session));
+      }
       if (error.cancelled) co_return std::unexpected(cancelled_failure(error.describe()));
       std::string kind = error_kind_label(error);
       std::string message = error.describe();

@@ -4,6 +4,7 @@
 // Poller with fake sessions and no network (tests/daemon/test_poller.cpp).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -18,6 +19,7 @@
 
 #include "auth_factory.h"
 #include "collectors/collector.h"
+#include "connect_cause.h"
 #include "query_cache.h"
 #include "scheduler.h"
 #include "winrm/session.h"
@@ -38,13 +40,19 @@ class QuerySession {
       std::string wmi_namespace, std::string wql, winrm::Deadline deadline) {
     co_return enumerate(wmi_namespace, wql, deadline);
   }
+  // Set by SessionPool on a new session: why it was made (the cause its connections count
+  // under, ConnectCauses). Test fakes ignore it.
+  virtual void set_connect_cause(ConnectCause cause) { (void)cause; }
 };
 
 using SessionFactory = std::function<std::unique_ptr<QuerySession>()>;
 
-// Real sessions: one Auth per session (Negotiate binds it to the connection).
+// Real sessions: one Auth per session (Negotiate binds it to the connection). Each counts the
+// connections its transport opens in `causes` (null: not counted): the first under the
+// cause the pool gave the session, every later one as ConnectCause::kClosed.
 SessionFactory winrm_session_factory(winrm::SessionOptions options, AuthMaker make_auth,
-                                     std::shared_ptr<winrm::TransportCounters> counters);
+                                     std::shared_ptr<winrm::TransportCounters> counters,
+                                     std::shared_ptr<ConnectCauses> causes = nullptr);
 
 // Exporter-wide bound on the idle sessions that pools keep beyond their `keep` (below).
 struct LingerBudget {
@@ -65,26 +73,35 @@ struct LingerBudget {
 // `linger` (the target's interval: the other slow polls of the same WMI stall reuse it instead
 // of a new TLS handshake each), within the exporter-wide budget, then closes; so between stalls
 // a fleet keeps `keep` connections per host, not its peak.
+// Every session it makes gets a ConnectCause: `first` (kFirst, or kReload for a pool rebuilt
+// by a reload) until one came back, kError when it replaces one dropped after a failed query
+// (discard), kBusy when others are out (a slow poll), else kOther.
 class SessionPool {
  public:
   using Clock = std::chrono::steady_clock;
   SessionPool(SessionFactory make_session, std::size_t keep,
               std::chrono::milliseconds linger = std::chrono::milliseconds(0),
-              std::shared_ptr<LingerBudget> budget = nullptr)
+              std::shared_ptr<LingerBudget> budget = nullptr,
+              ConnectCause first = ConnectCause::kFirst)
       : make_session_(std::move(make_session)),
         keep_(keep),
         linger_(linger),
-        budget_(std::move(budget)) {}
+        budget_(std::move(budget)),
+        first_cause_(first) {}
   ~SessionPool();
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
   std::unique_ptr<QuerySession> acquire();
   void release(std::unique_ptr<QuerySession> session);
+  // A session not fit for reuse (its query failed): closed; the next one made replaces it.
+  void discard(std::unique_ptr<QuerySession> session);
   // A reload may change per_target_concurrency or the interval; surplus idle sessions close.
   void configure(std::size_t keep, std::chrono::milliseconds linger);
   std::size_t idle() const;
   std::size_t created() const { return created_.load(); }
   std::size_t closed() const { return closed_.load(); }  // idle beyond `keep`, closed
+  // Sessions made for `cause` (tests; the connections they open count in ConnectCauses).
+  std::size_t created(ConnectCause cause) const;
 
  private:
   struct Idle {
@@ -103,6 +120,11 @@ class SessionPool {
   std::size_t lingering_ = 0;  // = max(0, idle_.size() - keep_): budget units held
   std::atomic<std::size_t> created_{0};
   std::atomic<std::size_t> closed_{0};
+  ConnectCause first_cause_;
+  std::size_t out_ = 0;      // sessions acquired and not yet released or discarded
+  std::size_t dropped_ = 0;  // discarded sessions not yet replaced
+  bool released_ = false;    // a session came back: the target has been connected
+  std::array<std::size_t, kConnectCauseCount> created_by_cause_{};
 };
 
 struct PollFailure {

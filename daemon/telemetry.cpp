@@ -84,6 +84,19 @@ void Telemetry::render(std::string& out) const {
           "WinRM requests retried on a fresh connection after the old one was closed.",
           t.reconnects.load());
   {
+    FamilyWriter family(out, "winrm_exporter_winrm_connections_by_cause_total",
+                        "WinRM connections opened (after their TLS handshake) by why: first of a "
+                        "target, reload, busy (every kept connection busy), error (replaces one "
+                        "dropped after a failed query), closed (the server closed the kept one), "
+                        "other.",
+                        MetricType::kCounter);
+    for (int i = 0; i < kConnectCauseCount; ++i) {
+      const auto cause = static_cast<ConnectCause>(i);
+      family.sample(render_label_pairs({{"cause", std::string(connect_cause_label(cause))}}),
+                    static_cast<double>(connect_causes_->get(cause)));
+    }
+  }
+  {
     FamilyWriter family(out, "winrm_exporter_winrm_transport_errors_total",
                         "WinRM request errors by kind.", MetricType::kCounter);
     for (int i = 0; i < winrm::kErrorKindCount; ++i) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "connect_cause.h"
 #include "scheduler.h"
 #include "winrm/transport.h"
 
@@ -28,6 +29,7 @@ class Telemetry {
     scheduler_backoffs_ = std::move(backoffs);
   }
   const std::shared_ptr<winrm::TransportCounters>& transport() const { return transport_; }
+  const std::shared_ptr<ConnectCauses>& connect_causes() const { return connect_causes_; }
 
   void render(std::string& out) const;
 
@@ -50,6 +52,7 @@ class Telemetry {
   double lag_sum_ = 0;
   std::shared_ptr<winrm::TransportCounters> transport_ =
       std::make_shared<winrm::TransportCounters>();
+  std::shared_ptr<ConnectCauses> connect_causes_ = std::make_shared<ConnectCauses>();
   std::function<Scheduler::Stats()> scheduler_stats_;
   std::function<std::vector<Scheduler::Backoff>()> scheduler_backoffs_;
 };

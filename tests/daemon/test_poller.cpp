@@ -284,6 +284,48 @@ TEST_CASE("a failed query drops its session; a WS-Man fault keeps it") {
   }
 }
 
+TEST_CASE("a pool names why it made each session: first, busy, error, reload") {
+  FakeHost host("h");
+  Poller poller;
+  FakeCollector collector;
+  SessionPool pool(factory_for(host), 1);
+  // A host down at start-up: the sessions its failed polls drop are all still its first.
+  for (int i = 0; i < 2; ++i) {
+    host.script.push_back([](const std::string&) {
+      return error_reply(winrm::ErrorKind::kTransport, "connection refused");
+    });
+    REQUIRE_FALSE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  }
+  REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  CHECK(pool.created(ConnectCause::kFirst) == 3);
+  CHECK(pool.created(ConnectCause::kError) == 0);
+  // Steady state: no new session.
+  REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  CHECK(pool.created() == 3);
+  // A slow poll holds the kept session: the next poll's extra session is `busy`.
+  auto slow = pool.acquire();
+  REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  CHECK(pool.created(ConnectCause::kBusy) == 1);
+  pool.release(std::move(slow));
+  // A failed query drops the session; its replacement is `error`, a WS-Man fault keeps it.
+  host.script.push_back(
+      [](const std::string&) { return error_reply(winrm::ErrorKind::kTimeout, "deadline"); });
+  REQUIRE_FALSE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  host.script.push_back([](const std::string&) -> Reply {
+    return std::unexpected(winrm::Error{winrm::ErrorKind::kWsmanFault, "fault", 500, {}});
+  });
+  REQUIRE_FALSE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  REQUIRE(poller.poll(pool, collector, 100, in_10s()).has_value());
+  CHECK(pool.created(ConnectCause::kError) == 1);
+  CHECK(pool.created(ConnectCause::kOther) == 0);
+  CHECK(pool.created() == 5);
+  // A pool rebuilt by a reload: its first session is `reload`.
+  SessionPool rebuilt(factory_for(host), 1, 0ms, nullptr, ConnectCause::kReload);
+  REQUIRE(poller.poll(rebuilt, collector, 100, in_10s()).has_value());
+  CHECK(rebuilt.created(ConnectCause::kReload) == 1);
+  CHECK(rebuilt.created(ConnectCause::kFirst) == 0);
+}
+
 TEST_CASE("per-poll bounds: series limit, a transform past the deadline, bad data") {
   FakeHost host("h");
   SessionPool pool(factory_for(host), 1);

@@ -116,6 +116,14 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     // Sessions are kept alive: at most one connection per target and parallel slot.
     CHECK(*connections <= 12 * 2 * 2);
     CHECK(*requests > *connections);
+    // Each reachable host's first connection counts as `first`; nothing is left unexplained.
+    auto first =
+        sample_value(metrics, "winrm_exporter_winrm_connections_by_cause_total{cause=\"first\"}");
+    REQUIRE(first);
+    CHECK(*first >= 11);
+    CHECK(*first <= *connections);
+    CHECK(sample_value(metrics,
+                       "winrm_exporter_winrm_connections_by_cause_total{cause=\"other\"}") == 0.0);
   }
 
   {  // refresh: the static queries of the 11 reachable hosts are kept and reused

@@ -75,6 +75,8 @@ Session::Session(SessionOptions options, std::shared_ptr<Auth> auth,
 
 Session::~Session() = default;
 
+std::uint64_t Session::connection_id() const { return connection_->connection_id(); }
+
 Task<Result<EnumerationPage>> Session::exchange(std::string body, const std::string& message_id,
                                                 Deadline deadline, PollBudget& budget) {
   if (Clock::now() >= deadline) co_return make_error(ErrorKind::kTimeout, "deadline exceeded");

@@ -80,6 +80,9 @@ class Session {
                                                  Deadline deadline);
 
   const SessionOptions& options() const { return options_; }
+  // The connection's id (Connection::connection_id): it changes with every connection the
+  // transport opens, so a caller can count the connections its session opened.
+  std::uint64_t connection_id() const;
 
  private:
   Task<Result<std::vector<Row>>> enumerate_once(const std::string& wmi_namespace,

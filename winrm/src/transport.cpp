@@ -10,11 +10,17 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -25,9 +31,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -38,6 +47,7 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -182,6 +192,12 @@ bool address_matches(std::string_view host, std::string_view entry) {
 }
 
 class HttpConnection;
+class NativeConnection;
+// Defined with NativeConnection, below: what the loop needs of it.
+void native_event(NativeConnection* connection, std::uint32_t events);
+Clock::time_point timer_at_of(const NativeConnection* connection);
+bool native_cancel_requested(const NativeConnection* connection);
+void native_cancel(NativeConnection* connection);
 
 thread_local bool t_on_io_thread = false;  // set once, by IoLoop::run
 
@@ -258,12 +274,26 @@ class IoLoop {
   void socket_opened(int fd) { interest(fd) = Interest{0, false, true}; }
   void socket_closed(int fd) { interest(fd) = Interest{}; }  // close() drops it from epoll
 
+  // Native connections (NativeConnection, loop thread only): their sockets in the same epoll
+  // set, dispatched to them by descriptor, and their deadlines in a heap beside libcurl's
+  // timer.
+  void native_watch(int fd, NativeConnection* owner, std::uint32_t events) {
+    Interest& state = interest(fd);
+    state.native = owner;
+    state.wanted = true;
+    if (state.events != events) set_interest(fd, state, events);
+  }
+  void native_forget(int fd) { interest(fd) = Interest{}; }  // before close(fd)
+  void timer_set(NativeConnection* connection, Clock::time_point at);
+  void timer_cancel(NativeConnection* connection);
+
  private:
   // What epoll_fd_ holds for a descriptor (loop thread only).
   struct Interest {
     std::uint32_t events = 0;  // registered with these events; 0: not registered
     bool wanted = false;       // libcurl watches it now; registered and not wanted: parked
     bool connection = false;   // opened through socket_opened and not closed since
+    NativeConnection* native = nullptr;  // a native connection's socket (NativeConnection)
   };
   Interest& interest(int fd) {
     const auto index = static_cast<std::size_t>(fd);
@@ -283,6 +313,10 @@ class IoLoop {
   std::optional<Clock::time_point> timer_at_;  // libcurl's timer (CURLMOPT_TIMERFUNCTION)
   std::vector<Interest> interest_;             // by descriptor
   Clock::time_point next_cancel_check_{};
+  std::vector<NativeConnection*> timers_;  // min-heap on NativeConnection::timer_at_
+  void timer_sift_up(std::size_t index);
+  void timer_sift_down(std::size_t index);
+  void fire_timers();
   std::thread thread_;
 };
 
@@ -963,6 +997,1203 @@ class HttpConnection final : public Connection {
   std::string proxy_;  // the proxy URL when one applies to this host, else ""
 };
 
+// ---------------------------------------------------------------------------------------
+// Native transport for direct connections (docs/transport.md, "Native transport"): one
+// non-blocking socket and, for HTTPS, one OpenSSL SSL per kept connection, driven by the
+// I/O thread's epoll set like libcurl's sockets. No easy handle, share handle, per-
+// connection SSL_CTX or download buffer: at 10,000 hosts libcurl cost ~57 KB and ~234 us
+// of I/O-thread CPU per request; this path keeps an SSL object, the socket and this class.
+// Everything below runs on the I/O thread, except start()/round_trip() (which only queue
+// the request) and the teardown hand-over of close() and the destructor.
+
+// libcurl's limit on one response header line (CURL_MAX_HTTP_HEADER), kept for the same
+// error and bound.
+constexpr std::size_t kMaxHeaderLine = 100 * 1024;
+
+// A BIO on our non-blocking socket that sends with MSG_NOSIGNAL: OpenSSL's socket BIO uses
+// write(), which raises SIGPIPE when the peer reset the connection.
+BIO_METHOD* socket_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "winrm socket");
+    if (m == nullptr) throw std::bad_alloc();
+    BIO_meth_set_write(m, [](BIO* bio, const char* data, int size) -> int {
+      BIO_clear_retry_flags(bio);
+      const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio)));
+      const ssize_t n = ::send(fd, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        BIO_set_retry_write(bio);
+      }
+      return static_cast<int>(n);
+    });
+    BIO_meth_set_read(m, [](BIO* bio, char* data, int size) -> int {
+      BIO_clear_retry_flags(bio);
+      const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio)));
+      const ssize_t n = ::recv(fd, data, static_cast<std::size_t>(size), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        BIO_set_retry_read(bio);
+      }
+      return static_cast<int>(n);
+    });
+    BIO_meth_set_ctrl(
+        m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    BIO_meth_set_create(m, [](BIO* bio) -> int {
+      BIO_set_init(bio, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+// One SSL_CTX per distinct TLS configuration (trust store, verification on or off), shared
+// by every connection that uses it (libcurl 7.88 built one per connection, ~7 KB each).
+// Client certificates are not in it: they are loaded into each SSL at its handshake.
+using SharedCtx = std::shared_ptr<SSL_CTX>;
+
+struct CtxCache {
+  std::mutex mutex;
+  std::map<std::pair<X509_STORE*, bool>, std::weak_ptr<SSL_CTX>> entries;  // guarded by mutex
+};
+CtxCache& ctx_cache() {
+  static CtxCache* const cache = new CtxCache();  // never destroyed (connections may outlive it)
+  return *cache;
+}
+
+SharedCtx shared_ssl_ctx(const SharedStore& store, bool verify) {
+  std::lock_guard lock(ctx_cache().mutex);
+  auto& cache = ctx_cache().entries;
+  for (auto it = cache.begin(); it != cache.end();) {
+    it = it->second.expired() ? cache.erase(it) : std::next(it);
+  }
+  auto& entry = cache[{store.get(), verify}];
+  if (auto ctx = entry.lock()) return ctx;
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (raw == nullptr) return nullptr;
+  // No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates the read buffer around every
+  // record; the buffers are freed once per answer instead (SSL_free_buffers at park).
+  SSL_CTX_set_mode(raw, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // A peer that closes without close_notify ends the stream like EOF (libcurl does the same):
+  // framing (Content-Length, chunked) still tells a cut-short body.
+  SSL_CTX_set_options(raw, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  if (verify) {
+    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+    if (store) {
+      SSL_CTX_set1_cert_store(raw, store.get());
+    } else {
+      SSL_CTX_set_default_verify_paths(raw);
+    }
+  } else {
+    SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
+  }
+  // The context keeps the shared_ptr of its store, so shared_trust_store keeps finding
+  // (not re-parsing) the bundle while any connection uses it.
+  SharedCtx ctx(raw, [store](SSL_CTX* c) { SSL_CTX_free(c); });
+  entry = ctx;
+  return ctx;
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buffer[16];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
+std::string openssl_error_text() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "handshake failed";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+// Case-insensitive substring test for header values ("chunked", "close").
+bool icontains(std::string_view text, std::string_view word) {
+  if (word.size() > text.size()) return false;
+  for (std::size_t i = 0; i + word.size() <= text.size(); ++i) {
+    if (iequals(text.substr(i, word.size()), word)) return true;
+  }
+  return false;
+}
+
+// Shared with a resolver thread: the loop abandons it when the request ends first.
+struct Lookup {
+  NativeConnection* connection;
+  bool abandoned = false;  // loop thread only
+};
+
+class NativeConnection final : public Connection {
+ public:
+  NativeConnection(EndpointOptions options, std::shared_ptr<TransportCounters> counters)
+      : options_(std::move(options)), counters_(std::move(counters)) {
+    if (!counters_) counters_ = std::make_shared<TransportCounters>();
+    where_ = "(" + options_.host + " via " + connect_address() + ":" +
+             std::to_string(options_.port) + ")";
+    const bool ipv6_host = options_.host.find(':') != std::string::npos;
+    const bool default_port = (options_.scheme == Scheme::kHttps && options_.port == 443) ||
+                              (options_.scheme == Scheme::kHttp && options_.port == 80);
+    // What libcurl sends: the port only when it is not the scheme's default.
+    host_header_ = (ipv6_host ? "[" + options_.host + "]" : options_.host) +
+                   (default_port ? "" : ":" + std::to_string(options_.port));
+    // A numeric connect address needs no lookup (the usual case: no thread, no delay).
+    numeric_ = numeric_address(connect_address(), options_.port);
+    if (options_.scheme == Scheme::kHttps) {
+      if (options_.insecure_skip_verify) {
+        spdlog::warn("winrm: TLS certificate verification is DISABLED for {}:{} (insecure opt-in)",
+                     options_.host, options_.port);
+        ctx_ = shared_ssl_ctx(nullptr, false);
+      } else {
+        const std::string ca_file = !options_.ca_file.empty() ? options_.ca_file
+                                    : std::filesystem::exists(kSystemCaBundle)
+                                        ? std::string(kSystemCaBundle)
+                                        : std::string();
+        SharedStore store;
+        if (!ca_file.empty()) {
+          store = shared_trust_store(ca_file);
+          if (!store) ca_error_ = "TLS: cannot load the CA file " + ca_file;
+        }
+        if (ca_error_.empty()) ctx_ = shared_ssl_ctx(store, true);
+      }
+    }
+  }
+
+  ~NativeConnection() override {
+    teardown();
+    OPENSSL_cleanse(options_.client_key_password.data(), options_.client_key_password.size());
+  }
+  NativeConnection(const NativeConnection&) = delete;
+  NativeConnection& operator=(const NativeConnection&) = delete;
+
+  Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
+    if (t_on_io_thread) {  // it would wait for itself: a bug, reported rather than a hang
+      return make_error(ErrorKind::kTransport,
+                        "blocking round trip on the winrm I/O thread " + where_);
+    }
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result<HttpResponse>> result;
+    start(request, deadline, [&](Result<HttpResponse> r) {
+      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
+      result.emplace(std::move(r));
+      done.notify_one();
+    });
+    std::unique_lock lock(mutex);
+    done.wait(lock, [&] { return result.has_value(); });
+    return std::move(*result);
+  }
+
+  void start(const HttpRequest& request, Deadline deadline, ResponseCallback on_done) override {
+    if (deadline - Clock::now() < std::chrono::milliseconds(1)) {
+      on_done(make_error(ErrorKind::kTimeout, "deadline exceeded before sending " + where_));
+      return;
+    }
+    if (cancel_requested()) {
+      on_done(cancelled_error(""));
+      return;
+    }
+    request_ = &request;
+    deadline_ = deadline;
+    on_done_ = std::move(on_done);
+    IoLoop::instance().run_soon([this] { begin(); });
+  }
+
+  std::uint64_t connection_id() const override { return connection_id_.load(); }
+
+  std::optional<std::string> tls_server_end_point() const override {
+    if (server_cert_der_.empty()) return std::nullopt;
+    auto hash = end_point_hash(server_cert_der_);
+    if (!hash) return std::nullopt;
+    return "tls-server-end-point:" + *hash;
+  }
+
+  const EndpointOptions& endpoint() const override { return options_; }
+
+  void close() override {
+    connected_ = false;
+    teardown();
+  }
+
+  bool is_connected() const override { return connected_; }
+
+  void set_cancellable(bool cancellable) override { cancellable_ = cancellable; }
+
+  bool cancel_requested() const {
+    return cancellable_ && options_.cancel && options_.cancel->load(std::memory_order_relaxed);
+  }
+
+  // --- I/O thread ------------------------------------------------------------------------
+
+  void on_event(std::uint32_t events) {
+    switch (state_) {
+      case State::kConnecting:
+        // A stale event of a descriptor number closed and reused in the same wake-up.
+        if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) on_connected();
+        break;
+      case State::kHandshaking:
+        handshake();
+        break;
+      case State::kSending:
+        send_request();
+        break;
+      case State::kReceiving:
+        receive();
+        break;
+      default:
+        parked_event(events);
+        break;
+    }
+  }
+
+  void on_timer() {
+    fail(Error{ErrorKind::kTimeout, "deadline exceeded during " + phase() + " " + where_,
+               status_if_known(), std::nullopt});
+  }
+
+  void on_cancel() {
+    Error error{ErrorKind::kCancelled, "cancelled (shutting down) during " + phase() + " " + where_,
+                status_if_known()};
+    error.cancelled = true;
+    fail(std::move(error));
+  }
+
+  Clock::time_point timer_at_{};
+  std::size_t heap_index_ = kNotInHeap;
+  static constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
+
+ private:
+  enum class State { kIdle, kResolving, kConnecting, kHandshaking, kSending, kReceiving, kParked };
+  enum class Body { kNone, kLength, kChunkSize, kChunkData, kChunkEnd, kTrailers, kUntilClose };
+  enum class Feed { kMore, kDone, kFailed };
+
+  const std::string& connect_address() const {
+    return options_.connect_address.empty() ? options_.host : options_.connect_address;
+  }
+
+  static std::vector<sockaddr_storage> numeric_address(const std::string& address, int port) {
+    std::vector<sockaddr_storage> out;
+    sockaddr_storage storage{};
+    std::string text = address;
+    if (text.size() > 2 && text.front() == '[' && text.back() == ']') {
+      text = text.substr(1, text.size() - 2);
+    }
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(static_cast<std::uint16_t>(port));
+      out.push_back(storage);
+    } else if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+      out.push_back(storage);
+    }
+    return out;
+  }
+
+  std::unexpected<Error> cancelled_error(const std::string& during) const {
+    Error error{ErrorKind::kCancelled, "cancelled (shutting down) " + during + where_};
+    error.cancelled = true;
+    return std::unexpected(std::move(error));
+  }
+
+  // Closes the socket and frees the SSL, on the I/O thread (its epoll set and the socket's
+  // state are the loop's); other threads hand it over and wait.
+  void teardown() {
+    if (t_on_io_thread || !IoLoop::started()) {
+      IoLoop::instance().timer_cancel(this);
+      drop_connection();
+      abandon_lookup();
+      return;
+    }
+    IoLoop::instance().run_and_wait([this] {
+      IoLoop::instance().timer_cancel(this);
+      drop_connection();
+      abandon_lookup();
+    });
+  }
+
+  void abandon_lookup() {
+    if (lookup_) lookup_->abandoned = true;
+    lookup_.reset();
+  }
+
+  void drop_connection() {
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);  // frees the BIO too
+      ssl_ = nullptr;
+    }
+    if (fd_ >= 0) {
+      IoLoop::instance().native_forget(fd_);
+      ::close(fd_);  // leaves the epoll set with it
+      fd_ = -1;
+    }
+    state_ = State::kIdle;
+  }
+
+  void watch(std::uint32_t events) { IoLoop::instance().native_watch(fd_, this, events); }
+
+  // The request, taken from the loop's queue.
+  void begin() {
+    const auto now = Clock::now();
+    if (deadline_ - now < std::chrono::milliseconds(1)) {
+      complete(
+          make_error(ErrorKind::kTimeout,
+                     "deadline exceeded before sending (queued for the I/O thread) " + where_));
+      return;
+    }
+    if (cancel_requested()) {
+      complete(cancelled_error(""));
+      return;
+    }
+    counters_->requests++;
+    counters_->bytes_sent += request_->body.size();
+    reset_response();
+    retried_ = false;
+    reused_ = false;
+    IoLoop::instance().timer_set(this, deadline_);
+    if (fd_ >= 0 && state_ == State::kParked && alive()) {
+      reused_ = true;
+      send_request();
+      return;
+    }
+    drop_connection();  // closed by the peer while idle: a new one, transparently
+    open();
+  }
+
+  // A kept connection is reusable when nothing is waiting on it: EOF, an error or stray
+  // bytes (data past the last answer, a close_notify) all mean start over.
+  bool alive() const {
+    char byte;
+    const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+  // An idle (parked) socket turned readable: the server closed it, or sent what it should
+  // not have. Closed now, so its memory goes at once; the next request opens a new one.
+  void parked_event(std::uint32_t) {
+    if (state_ == State::kParked && alive()) return;
+    drop_connection();
+  }
+
+  void reset_response() {
+    response_ = HttpResponse{};
+    response_.headers.reserve(8);
+    line_.clear();
+    header_bytes_ = 0;
+    header_count_ = 0;
+    body_bytes_ = 0;
+    in_head_ = false;
+    head_done_ = false;
+    body_ = Body::kNone;
+    remaining_ = 0;
+    close_after_ = false;
+    http10_ = false;
+    keep_alive_header_ = false;
+    chunked_ = false;
+    content_length_.reset();
+    got_bytes_ = false;
+  }
+
+  void open() {
+    connect_started_ = Clock::now();
+    connect_deadline_ = std::min(deadline_, connect_started_ + options_.connect_timeout);
+    IoLoop::instance().timer_set(this, connect_deadline_);
+    if (!numeric_.empty()) {
+      addresses_ = numeric_;
+      next_address_ = 0;
+      connect_next();
+      return;
+    }
+    resolve();
+  }
+
+  // Names are resolved by getaddrinfo on a thread of its own, never on the I/O thread (one
+  // thread per lookup, as libcurl's threaded resolver does; only new connections to hosts
+  // named by DNS need one). A lookup that outlives its request is abandoned: the thread
+  // ends when getaddrinfo returns and its result is dropped.
+  void resolve() {
+    state_ = State::kResolving;
+    auto lookup = std::make_shared<Lookup>(Lookup{this});
+    lookup_ = lookup;
+    std::string name = connect_address();
+    if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
+      name = name.substr(1, name.size() - 2);
+    }
+    const int port = options_.port;
+    try {
+      std::thread([lookup, name = std::move(name), port] {
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* found = nullptr;
+        const int rc = getaddrinfo(name.c_str(), std::to_string(port).c_str(), &hints, &found);
+        std::vector<sockaddr_storage> addresses;
+        for (addrinfo* a = found; rc == 0 && a != nullptr; a = a->ai_next) {
+          if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+          sockaddr_storage storage{};
+          std::memcpy(&storage, a->ai_addr, a->ai_addrlen);
+          addresses.push_back(storage);
+        }
+        if (found != nullptr) freeaddrinfo(found);
+        std::string failure = rc != 0 ? gai_strerror(rc) : "no address";
+        IoLoop::instance().run_soon(
+            [lookup, addresses = std::move(addresses), failure = std::move(failure)]() mutable {
+              if (lookup->abandoned) return;
+              lookup->connection->resolved(std::move(addresses), failure);
+            });
+      }).detach();
+    } catch (const std::system_error&) {
+      fail_io(ErrorKind::kTransport, "cannot start a name lookup " + where_);
+    }
+  }
+
+  void resolved(std::vector<sockaddr_storage> addresses, const std::string& failure) {
+    lookup_.reset();
+    if (addresses.empty()) {
+      fail_io(ErrorKind::kTransport,
+              "Could not resolve host: " + connect_address() + " (" + failure + ") " + where_);
+      return;
+    }
+    addresses_ = std::move(addresses);
+    next_address_ = 0;
+    connect_next();
+  }
+
+  void connect_next() {
+    int last_errno = 0;
+    while (next_address_ < addresses_.size()) {
+      const sockaddr_storage& address = addresses_[next_address_++];
+      const socklen_t length =
+          address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        last_errno = errno;
+        continue;
+      }
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), length) == 0 ||
+          errno == EINPROGRESS) {
+        fd_ = fd;
+        state_ = State::kConnecting;
+        watch(EPOLLOUT);
+        return;
+      }
+      last_errno = errno;
+      ::close(fd);
+    }
+    fail_io(ErrorKind::kTransport, "Failed to connect to " + connect_address() + " port " +
+                                       std::to_string(options_.port) + ": " +
+                                       std::strerror(last_errno) + " " + where_);
+  }
+
+  void on_connected() {
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    if (error != 0) {
+      drop_connection();
+      if (next_address_ < addresses_.size()) {
+        connect_next();
+        return;
+      }
+      fail_io(ErrorKind::kTransport, "Failed to connect to " + connect_address() + " port " +
+                                         std::to_string(options_.port) + ": " +
+                                         std::strerror(error) + " " + where_);
+      return;
+    }
+    addresses_.clear();
+    addresses_.shrink_to_fit();
+    connection_id_++;
+    counters_->connections_opened++;
+    if (ever_connected_) counters_->reconnects++;
+    ever_connected_ = true;
+    if (options_.scheme == Scheme::kHttp) {
+      IoLoop::instance().timer_set(this, deadline_);
+      send_request();
+      return;
+    }
+    counters_->tls_handshakes++;
+    if (!start_tls()) return;
+    state_ = State::kHandshaking;
+    handshake();
+  }
+
+  bool start_tls() {
+    if (!ca_error_.empty() || !ctx_) {
+      fail(Error{ErrorKind::kTls,
+                 (ca_error_.empty() ? std::string("TLS: cannot create a context") : ca_error_) +
+                     " " + where_,
+                 0, std::nullopt});
+      return false;
+    }
+    server_cert_der_.clear();
+    ssl_ = SSL_new(ctx_.get());
+    BIO* bio = ssl_ != nullptr ? BIO_new(socket_bio_method()) : nullptr;
+    if (bio == nullptr) {
+      fail(Error{ErrorKind::kTls, "TLS: out of memory " + where_, 0, std::nullopt});
+      return false;
+    }
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd_)));
+    SSL_set_bio(ssl_, bio, bio);
+    SSL_set_connect_state(ssl_);
+    const std::string& host = options_.host;
+    if (!is_ip_literal(host)) SSL_set_tlsext_host_name(ssl_, host.c_str());  // SNI
+    if (!options_.insecure_skip_verify) {
+      if (is_ip_literal(host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str());
+      } else {
+        SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        SSL_set1_host(ssl_, host.c_str());
+      }
+    }
+    if (!options_.client_cert_file.empty()) {
+      // Read at each handshake: a renewed pair takes effect on the next connection.
+      if (!options_.client_key_password.empty()) {
+        SSL_set_default_passwd_cb(ssl_, [](char* buffer, int size, int, void* user) -> int {
+          const auto* password = static_cast<const std::string*>(user);
+          const int n = std::min(size, static_cast<int>(password->size()));
+          std::memcpy(buffer, password->data(), static_cast<std::size_t>(n));
+          return n;
+        });
+        SSL_set_default_passwd_cb_userdata(ssl_, &options_.client_key_password);
+      }
+      if (SSL_use_certificate_chain_file(ssl_, options_.client_cert_file.c_str()) != 1) {
+        ERR_clear_error();
+        fail(Error{ErrorKind::kTls,
+                   "TLS: could not load PEM client certificate from " + options_.client_cert_file +
+                       " " + where_,
+                   0, std::nullopt});
+        return false;
+      }
+      const std::string& key =
+          options_.client_key_file.empty() ? options_.client_cert_file : options_.client_key_file;
+      if (SSL_use_PrivateKey_file(ssl_, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+        ERR_clear_error();
+        fail(Error{ErrorKind::kTls,
+                   "TLS: could not load the private key from " + key +
+                       " (unreadable, wrong passphrase or not matching the certificate) " + where_,
+                   0, std::nullopt});
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void handshake() {
+    ERR_clear_error();
+    const int rc = SSL_connect(ssl_);
+    if (rc == 1) {
+      keep_server_certificate();
+      IoLoop::instance().timer_set(this, deadline_);
+      send_request();
+      return;
+    }
+    const int error = SSL_get_error(ssl_, rc);
+    if (error == SSL_ERROR_WANT_READ) {
+      watch(EPOLLIN);
+      return;
+    }
+    if (error == SSL_ERROR_WANT_WRITE) {
+      watch(EPOLLOUT);
+      return;
+    }
+    const long verify = SSL_get_verify_result(ssl_);
+    std::string what;
+    if (verify != X509_V_OK && !options_.insecure_skip_verify) {
+      ERR_clear_error();
+      what = std::string("TLS certificate verification failed: ") +
+             X509_verify_cert_error_string(verify);
+    } else if (error == SSL_ERROR_SYSCALL || error == SSL_ERROR_ZERO_RETURN) {
+      const int saved = errno;
+      ERR_clear_error();
+      what = std::string("TLS: connection lost during the handshake") +
+             (saved != 0 && error == SSL_ERROR_SYSCALL ? std::string(": ") + std::strerror(saved)
+                                                       : std::string());
+    } else {
+      what = "TLS: " + openssl_error_text();
+    }
+    fail_io(ErrorKind::kTls, what + " " + where_);
+  }
+
+  void keep_server_certificate() {
+    X509* cert = SSL_get1_peer_certificate(ssl_);
+    server_cert_der_.clear();
+    if (cert == nullptr) return;
+    unsigned char* der = nullptr;
+    const int len = i2d_X509(cert, &der);
+    if (len > 0) server_cert_der_.assign(reinterpret_cast<const char*>(der), len);
+    OPENSSL_free(der);
+    X509_free(cert);
+  }
+
+  // Head and body in one buffer, one send / one SSL_write.
+  void build_request() {
+    const HttpRequest& request = *request_;
+    std::size_t size = 160 + options_.path.size() + host_header_.size() +
+                       request.content_type.size() + request.body.size();
+    for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 4;
+    out_.clear();
+    out_.reserve(size);
+    out_.append("POST ").append(options_.path).append(" HTTP/1.1\r\nHost: ").append(host_header_);
+    out_.append("\r\nUser-Agent: winrm_exporter\r\nAccept: */*\r\nContent-Type: ");
+    out_.append(request.content_type).append("\r\nAccept-Encoding: identity\r\n");
+    for (const auto& [name, value] : request.headers) {
+      out_.append(name).append(": ").append(value).append("\r\n");
+    }
+    out_.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n\r\n");
+    out_.append(request.body);
+    out_offset_ = 0;
+  }
+
+  void send_request() {
+    if (state_ != State::kSending) {
+      state_ = State::kSending;
+      build_request();
+    }
+    while (out_offset_ < out_.size()) {
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        const int n =
+            SSL_write(ssl_, out_.data() + out_offset_, static_cast<int>(out_.size() - out_offset_));
+        if (n > 0) {
+          out_offset_ += static_cast<std::size_t>(n);
+          continue;
+        }
+        const int error = SSL_get_error(ssl_, n);
+        if (error == SSL_ERROR_WANT_WRITE) {
+          watch(EPOLLOUT);
+          return;
+        }
+        if (error == SSL_ERROR_WANT_READ) {
+          watch(EPOLLIN);
+          return;
+        }
+        const int saved = errno;
+        ERR_clear_error();
+        lost("sending the request", error == SSL_ERROR_SYSCALL ? saved : 0);
+        return;
+      }
+      const ssize_t n =
+          ::send(fd_, out_.data() + out_offset_, out_.size() - out_offset_, MSG_NOSIGNAL);
+      if (n > 0) {
+        out_offset_ += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        watch(EPOLLOUT);
+        return;
+      }
+      lost("sending the request", n < 0 ? errno : 0);
+      return;
+    }
+    // Sent: the buffer goes (an idle connection keeps no request copy).
+    std::string().swap(out_);
+    out_offset_ = 0;
+    state_ = State::kReceiving;
+    watch(EPOLLIN);
+  }
+
+  // The connection broke (EOF, reset) while sending or before the answer was complete.
+  void lost(const char* during, int error_number) {
+    if (reused_ && !retried_ && !got_bytes_ && Clock::now() < deadline_) {
+      // A kept connection the server closed as we reused it: once more, on a new one
+      // (libcurl's rule: only when nothing of an answer arrived).
+      retried_ = true;
+      reused_ = false;
+      drop_connection();
+      reset_response();
+      open();
+      return;
+    }
+    std::string what;
+    if (!got_bytes_ && std::string_view(during) == "reading the response") {
+      what = "connection closed without a response: Empty reply from server";
+    } else if (!head_done_) {
+      what = std::string("connection lost while ") + during;
+    } else {
+      what = "response body cut short: connection lost while reading the body (" +
+             std::to_string(body_bytes_) + " bytes received)";
+    }
+    if (error_number != 0) what += std::string(": ") + std::strerror(error_number);
+    fail_io(ErrorKind::kTransport, what + " " + where_);
+  }
+
+  void receive() {
+    static char buffer[64 * 1024];  // I/O thread only: no read buffer per connection
+    for (int round = 0; round < 16; ++round) {
+      std::size_t got = 0;
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        const int n = SSL_read(ssl_, buffer, sizeof buffer);
+        if (n <= 0) {
+          const int error = SSL_get_error(ssl_, n);
+          if (error == SSL_ERROR_WANT_READ) {
+            watch(EPOLLIN);
+            return;
+          }
+          if (error == SSL_ERROR_WANT_WRITE) {
+            watch(EPOLLIN | EPOLLOUT);
+            return;
+          }
+          const int saved = errno;
+          ERR_clear_error();
+          end_of_stream(error == SSL_ERROR_SYSCALL ? saved : 0);
+          return;
+        }
+        got = static_cast<std::size_t>(n);
+      } else {
+        const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        if (n <= 0) {
+          end_of_stream(n < 0 ? errno : 0);
+          return;
+        }
+        got = static_cast<std::size_t>(n);
+      }
+      got_bytes_ = true;
+      std::size_t used = 0;
+      const Feed result = feed(buffer, got, used);
+      if (result == Feed::kFailed) return;  // fail() was called
+      if (result == Feed::kDone) {
+        // Bytes past the answer (or pending in TLS) must never become the next answer.
+        if (used < got || (ssl_ != nullptr && SSL_pending(ssl_) > 0)) close_after_ = true;
+        finish();
+        return;
+      }
+      if (ssl_ == nullptr && got < sizeof buffer) return;  // drained; epoll says when more
+    }
+  }
+
+  void end_of_stream(int error_number) {
+    if (head_done_ && body_ == Body::kUntilClose) {
+      close_after_ = true;
+      finish();
+      return;
+    }
+    lost("reading the response", error_number);
+  }
+
+  // Parses what arrived; `used` is how much of it belonged to this answer.
+  Feed feed(const char* data, std::size_t size, std::size_t& used) {
+    std::size_t pos = 0;
+    while (pos < size) {
+      if (!head_done_ || body_ == Body::kChunkSize || body_ == Body::kChunkEnd ||
+          body_ == Body::kTrailers) {
+        // Line-oriented parts: the head, chunk sizes, chunk ends, trailers.
+        const char* newline = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
+        const std::size_t take = newline != nullptr ? newline - (data + pos) + 1 : size - pos;
+        line_.append(data + pos, take);
+        pos += take;
+        if (!head_done_ && !check_head_prefix()) return Feed::kFailed;
+        if (!head_done_ || body_ == Body::kTrailers) {
+          if (header_bytes_ + line_.size() > options_.max_header_bytes) {
+            fail(head_bytes_error());
+            return Feed::kFailed;
+          }
+          if (line_.size() > kMaxHeaderLine) {
+            fail(Error{ErrorKind::kTransport,
+                       "a response header line exceeds " + std::to_string(kMaxHeaderLine) +
+                           " bytes " + where_,
+                       0, std::nullopt, Limit::kHeaderLine});
+            return Feed::kFailed;
+          }
+        } else if (line_.size() > 1024) {
+          fail_io(ErrorKind::kTransport, "bad chunked encoding: chunk line too long " + where_);
+          return Feed::kFailed;
+        }
+        if (newline == nullptr) break;
+        const Feed step = head_done_ ? chunk_line() : head_line();
+        line_.clear();
+        if (step != Feed::kMore) {
+          used = pos;
+          return step;
+        }
+        if (head_done_ && body_ == Body::kNone) {
+          used = pos;
+          return Feed::kDone;
+        }
+        continue;
+      }
+      // Body bytes.
+      std::size_t take = size - pos;
+      if (body_ == Body::kLength || body_ == Body::kChunkData) {
+        take = static_cast<std::size_t>(std::min<std::uint64_t>(take, remaining_));
+      }
+      body_bytes_ += take;
+      counters_->bytes_received += take;
+      if (response_.body.size() + take > options_.max_response_bytes) {
+        fail(body_cap_error());
+        return Feed::kFailed;
+      }
+      response_.body.append(data + pos, take);
+      pos += take;
+      if (body_ == Body::kLength || body_ == Body::kChunkData) {
+        remaining_ -= take;
+        if (remaining_ == 0) {
+          if (body_ == Body::kLength) {
+            used = pos;
+            return Feed::kDone;
+          }
+          body_ = Body::kChunkEnd;
+        }
+      }
+    }
+    used = pos;
+    return Feed::kMore;
+  }
+
+  // Before a full status line: what does not start like "HTTP/1." is not HTTP/1.x (garbage,
+  // an HTTP/0.9 body), decided from the first bytes rather than after a line that may never end.
+  bool check_head_prefix() {
+    if (in_head_ || header_bytes_ != 0) return true;
+    constexpr std::string_view kPrefix = "HTTP/1.";
+    const std::size_t n = std::min(line_.size(), kPrefix.size());
+    if (std::string_view(line_).substr(0, n) == kPrefix.substr(0, n)) return true;
+    fail_io(ErrorKind::kTransport,
+            "not an HTTP/1.x response: the answer does not start with a status line " + where_);
+    return false;
+  }
+
+  Error head_bytes_error() const {
+    return Error{ErrorKind::kTransport,
+                 "response headers exceed " + std::to_string(options_.max_header_bytes) +
+                     " bytes (max_header_bytes) " + where_,
+                 status_if_known(), std::nullopt, Limit::kHeaderBytes};
+  }
+
+  Error body_cap_error() const {
+    return Error{ErrorKind::kTransport,
+                 "response exceeds " + std::to_string(options_.max_response_bytes) + " bytes",
+                 status_if_known(), std::nullopt, Limit::kResponseBytes};
+  }
+
+  Feed head_line() {
+    header_bytes_ += line_.size();
+    std::string_view line(line_);
+    if (line.find('\0') != std::string_view::npos) {
+      fail_io(ErrorKind::kTransport,
+              "not an HTTP/1.x response: NUL byte in the response head " + where_);
+      return Feed::kFailed;
+    }
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (!in_head_) {  // status line of a (possibly 1xx) head
+      // "HTTP/1.x SSS reason"
+      if (line.size() < 12 || !line.starts_with("HTTP/1.") || line[8] != ' ' ||
+          !std::isdigit(static_cast<unsigned char>(line[7]))) {
+        fail_io(ErrorKind::kTransport, "not an HTTP/1.x response: bad status line " + where_);
+        return Feed::kFailed;
+      }
+      int status = 0;
+      const auto code = line.substr(9, 3);
+      const auto [end, ec] = std::from_chars(code.data(), code.data() + code.size(), status);
+      if (ec != std::errc() || end != code.data() + 3 || status < 100 || status > 999 ||
+          (line.size() > 12 && line[12] != ' ')) {
+        fail_io(ErrorKind::kTransport, "not an HTTP/1.x response: bad status code " + where_);
+        return Feed::kFailed;
+      }
+      in_head_ = true;
+      response_.status = status;
+      response_.headers.clear();
+      http10_ = line[7] == '0';
+      keep_alive_header_ = false;
+      close_after_ = false;
+      chunked_ = false;
+      content_length_.reset();
+      return Feed::kMore;
+    }
+    if (trim(line).empty()) {  // end of this head
+      in_head_ = false;
+      if (response_.status < 200) return Feed::kMore;  // 1xx: the real head follows
+      head_done_ = true;
+      if (http10_ && !keep_alive_header_) close_after_ = true;
+      const int status = response_.status;
+      if (status == 204 || status == 304) {
+        body_ = Body::kNone;
+      } else if (chunked_) {
+        body_ = Body::kChunkSize;
+      } else if (content_length_) {
+        if (*content_length_ > options_.max_response_bytes) {
+          fail(body_cap_error());
+          return Feed::kFailed;
+        }
+        remaining_ = *content_length_;
+        body_ = remaining_ == 0 ? Body::kNone : Body::kLength;
+        response_.body.reserve(static_cast<std::size_t>(remaining_));
+      } else {
+        body_ = Body::kUntilClose;
+        close_after_ = true;
+      }
+      return Feed::kMore;
+    }
+    if (++header_count_ > options_.max_header_count) {
+      fail(Error{ErrorKind::kTransport,
+                 "response has more than " + std::to_string(options_.max_header_count) +
+                     " header lines (max_header_count) " + where_,
+                 0, std::nullopt, Limit::kHeaderCount});
+      return Feed::kFailed;
+    }
+    auto& headers = response_.headers;
+    if ((line.front() == ' ' || line.front() == '\t') && !headers.empty()) {
+      headers.back().second.append(" ").append(trim(line));  // obsolete line folding
+      return Feed::kMore;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return Feed::kMore;
+    const auto name = trim(line.substr(0, colon));
+    const auto value = trim(line.substr(colon + 1));
+    if (iequals(name, "Content-Length")) {
+      std::uint64_t length = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+      if (ec != std::errc() || end != value.data() + value.size() ||
+          (content_length_ && *content_length_ != length)) {
+        fail_io(ErrorKind::kTransport, "not an HTTP/1.x response: bad Content-Length " + where_);
+        return Feed::kFailed;
+      }
+      content_length_ = length;
+    } else if (iequals(name, "Transfer-Encoding")) {
+      if (icontains(value, "chunked")) chunked_ = true;
+    } else if (iequals(name, "Connection")) {
+      if (icontains(value, "close")) close_after_ = true;
+      if (icontains(value, "keep-alive")) keep_alive_header_ = true;
+    }
+    headers.emplace_back(name, value);
+    return Feed::kMore;
+  }
+
+  Feed chunk_line() {
+    std::string_view line(line_);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (body_ == Body::kChunkEnd) {
+      if (!line.empty()) {
+        fail_io(ErrorKind::kTransport, "bad chunked encoding: no CRLF after a chunk " + where_);
+        return Feed::kFailed;
+      }
+      body_ = Body::kChunkSize;
+      return Feed::kMore;
+    }
+    if (body_ == Body::kTrailers) {
+      header_bytes_ += line_.size();
+      if (trim(line).empty()) {
+        body_ = Body::kNone;
+        return Feed::kDone;
+      }
+      return Feed::kMore;
+    }
+    // Chunk size: hex digits, then extensions after ';'.
+    const auto end = line.find_first_of("; \t");
+    const auto digits = line.substr(0, end);
+    std::uint64_t size = 0;
+    const auto [stop, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size, 16);
+    if (digits.empty() || digits.size() > 16 || ec != std::errc() ||
+        stop != digits.data() + digits.size()) {
+      fail_io(ErrorKind::kTransport, "bad chunked encoding: invalid chunk size " + where_);
+      return Feed::kFailed;
+    }
+    if (size == 0) {
+      body_ = Body::kTrailers;
+      return Feed::kMore;
+    }
+    if (response_.body.size() + size > options_.max_response_bytes) {
+      // Refused before the data (a huge announced chunk), like an announced Content-Length.
+      fail(body_cap_error());
+      return Feed::kFailed;
+    }
+    remaining_ = size;
+    body_ = Body::kChunkData;
+    return Feed::kMore;
+  }
+
+  void finish() {
+    IoLoop::instance().timer_cancel(this);
+    if (close_after_) {
+      drop_connection();
+      connected_ = false;
+    } else {
+      state_ = State::kParked;  // stays in the epoll set for EPOLLIN: a close shows at once
+      watch(EPOLLIN);
+      // An idle TLS connection keeps no buffers (~16.7 KB read buffer after TLS 1.3).
+      if (ssl_ != nullptr) SSL_free_buffers(ssl_);
+      connected_ = true;
+    }
+    line_.clear();
+    line_.shrink_to_fit();
+    complete(std::move(response_));
+  }
+
+  // A network failure: near the deadline it is the deadline (timer slack), like libcurl's.
+  void fail_io(ErrorKind kind, std::string message) {
+    constexpr auto kTimerSlack = std::chrono::milliseconds(20);
+    if (Clock::now() + kTimerSlack >= deadline_) {
+      on_timer();
+      return;
+    }
+    fail(Error{kind, std::move(message), status_if_known(), std::nullopt});
+  }
+
+  void fail(Error error) {
+    IoLoop::instance().timer_cancel(this);
+    abandon_lookup();
+    drop_connection();
+    connected_ = false;
+    std::string().swap(out_);
+    line_.clear();
+    line_.shrink_to_fit();
+    complete(std::unexpected(std::move(error)));
+  }
+
+  void complete(Result<HttpResponse> result) {
+    ResponseCallback on_done = std::exchange(on_done_, nullptr);
+    on_done(std::move(result));  // the last touch of this object
+  }
+
+  std::string phase() const {
+    switch (state_) {
+      case State::kIdle:
+      case State::kResolving:
+      case State::kConnecting:
+        return "connect";
+      case State::kHandshaking:
+        return "TLS handshake";
+      default:
+        break;
+    }
+    if (header_bytes_ == 0) return "waiting for response (no complete status line)";
+    if (!head_done_) {
+      return "reading response headers (" + std::to_string(header_bytes_) + " bytes received)";
+    }
+    return "reading response body (" + std::to_string(body_bytes_) + " bytes received)";
+  }
+
+  int status_if_known() const { return head_done_ ? response_.status : 0; }
+
+  EndpointOptions options_;
+  std::shared_ptr<TransportCounters> counters_;
+  std::string where_;
+  std::string host_header_;
+  std::vector<sockaddr_storage> numeric_;  // the connect address when it is numeric
+  SharedCtx ctx_;                          // HTTPS: the shared SSL_CTX of this configuration
+  std::string ca_error_;                   // the CA file could not be loaded
+  std::atomic<std::uint64_t> connection_id_{0};
+  bool connected_ = false;   // owner's view, set before on_done
+  bool cancellable_ = true;  // see Connection::set_cancellable
+  std::string server_cert_der_;
+  // I/O thread:
+  State state_ = State::kIdle;
+  int fd_ = -1;
+  SSL* ssl_ = nullptr;
+  std::shared_ptr<Lookup> lookup_;
+  std::vector<sockaddr_storage> addresses_;
+  std::size_t next_address_ = 0;
+  bool ever_connected_ = false;
+  Clock::time_point connect_started_{};
+  Clock::time_point connect_deadline_{};
+  // The request in progress:
+  const HttpRequest* request_ = nullptr;
+  Deadline deadline_{};
+  ResponseCallback on_done_;
+  std::string out_;
+  std::size_t out_offset_ = 0;
+  bool reused_ = false;
+  bool retried_ = false;
+  bool got_bytes_ = false;
+  // The answer being parsed:
+  HttpResponse response_;
+  std::string line_;  // a head line, chunk size or trailer not complete yet
+  std::size_t header_bytes_ = 0;
+  std::size_t header_count_ = 0;
+  std::size_t body_bytes_ = 0;
+  bool in_head_ = false;
+  bool head_done_ = false;
+  Body body_ = Body::kNone;
+  std::uint64_t remaining_ = 0;
+  std::optional<std::uint64_t> content_length_;
+  bool chunked_ = false;
+  bool close_after_ = false;
+  bool http10_ = false;
+  bool keep_alive_header_ = false;
+};
+
+void native_event(NativeConnection* connection, std::uint32_t events) {
+  connection->on_event(events);
+}
+Clock::time_point timer_at_of(const NativeConnection* connection) { return connection->timer_at_; }
+bool native_cancel_requested(const NativeConnection* connection) {
+  return connection->cancel_requested();
+}
+void native_cancel(NativeConnection* connection) { connection->on_cancel(); }
+
+void IoLoop::timer_set(NativeConnection* connection, Clock::time_point at) {
+  connection->timer_at_ = at;
+  if (connection->heap_index_ == NativeConnection::kNotInHeap) {
+    connection->heap_index_ = timers_.size();
+    timers_.push_back(connection);
+    timer_sift_up(connection->heap_index_);
+    return;
+  }
+  timer_sift_up(connection->heap_index_);
+  timer_sift_down(connection->heap_index_);
+}
+
+void IoLoop::timer_cancel(NativeConnection* connection) {
+  const std::size_t index = connection->heap_index_;
+  if (index == NativeConnection::kNotInHeap) return;
+  connection->heap_index_ = NativeConnection::kNotInHeap;
+  NativeConnection* last = timers_.back();
+  timers_.pop_back();
+  if (last == connection) return;
+  timers_[index] = last;
+  last->heap_index_ = index;
+  timer_sift_up(index);
+  timer_sift_down(last->heap_index_);
+}
+
+void IoLoop::timer_sift_up(std::size_t index) {
+  while (index > 0) {
+    const std::size_t parent = (index - 1) / 2;
+    if (timers_[parent]->timer_at_ <= timers_[index]->timer_at_) break;
+    std::swap(timers_[parent], timers_[index]);
+    timers_[parent]->heap_index_ = parent;
+    timers_[index]->heap_index_ = index;
+    index = parent;
+  }
+}
+
+void IoLoop::timer_sift_down(std::size_t index) {
+  for (;;) {
+    std::size_t smallest = index;
+    for (const std::size_t child : {2 * index + 1, 2 * index + 2}) {
+      if (child < timers_.size() && timers_[child]->timer_at_ < timers_[smallest]->timer_at_) {
+        smallest = child;
+      }
+    }
+    if (smallest == index) return;
+    std::swap(timers_[smallest], timers_[index]);
+    timers_[smallest]->heap_index_ = smallest;
+    timers_[index]->heap_index_ = index;
+    index = smallest;
+  }
+}
+
+// Deadlines (and connect timeouts) of native requests that have passed.
+void IoLoop::fire_timers() {
+  const auto now = Clock::now();
+  while (!timers_.empty() && timers_.front()->timer_at_ <= now) {
+    timers_.front()->on_timer();  // takes it off the heap (fail)
+  }
+}
+
+// The transport a direct connection uses: native unless WINRM_EXPORTER_TRANSPORT=curl (kept
+// for A/B benchmarks; read once).
+bool native_transport_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("WINRM_EXPORTER_TRANSPORT");
+    return value == nullptr || std::string_view(value) != "curl";
+  }();
+  return enabled;
+}
+
 IoLoop::IoLoop() {
   global_init();
   multi_ = curl_multi_init();
@@ -1079,6 +2310,11 @@ void IoLoop::check_cancels() {
     connection->mark_cancelled();
     finish(connection, CURLE_ABORTED_BY_CALLBACK);
   }
+  std::vector<NativeConnection*> native_cut;
+  for (NativeConnection* connection : timers_) {
+    if (native_cancel_requested(connection)) native_cut.push_back(connection);
+  }
+  for (NativeConnection* connection : native_cut) native_cancel(connection);
 }
 
 void IoLoop::run() {
@@ -1095,7 +2331,13 @@ void IoLoop::run() {
       wait_ms =
           std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(*timer_at_ - now).count());
     }
-    if (!active_.empty()) {
+    if (!timers_.empty()) {
+      const long to_timer = std::max<long>(
+          0,
+          std::chrono::ceil<std::chrono::milliseconds>(timer_at_of(timers_.front()) - now).count());
+      wait_ms = wait_ms < 0 ? to_timer : std::min(wait_ms, to_timer);
+    }
+    if (!active_.empty() || !timers_.empty()) {
       const long to_check = std::max<long>(
           0, std::chrono::ceil<std::chrono::milliseconds>(next_cancel_check_ - now).count());
       wait_ms = wait_ms < 0 ? to_check : std::min(wait_ms, to_check);
@@ -1119,6 +2361,10 @@ void IoLoop::run() {
         continue;
       }
       Interest& state = interest(fd);
+      if (state.native != nullptr) {
+        native_event(state.native, events[static_cast<std::size_t>(i)].events);
+        continue;
+      }
       if (!state.wanted) {  // parked and readable: closed by the server, or a stale event
         if (state.events != 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
         state.events = 0;
@@ -1153,6 +2399,7 @@ void IoLoop::run() {
       }
       drain_done();
     }
+    fire_timers();
     now = Clock::now();
     if (now >= next_cancel_check_) {
       next_cancel_check_ = now + kCancelCheck;
@@ -1164,6 +2411,13 @@ void IoLoop::run() {
 }  // namespace
 
 bool on_io_thread() noexcept { return t_on_io_thread; }
+
+std::size_t native_tls_contexts() {
+  std::lock_guard lock(ctx_cache().mutex);
+  std::size_t live = 0;
+  for (const auto& [key, ctx] : ctx_cache().entries) live += ctx.expired() ? 0 : 1;
+  return live;
+}
 
 void run_on_io_thread(std::function<void()> fn) { IoLoop::instance().run_soon(std::move(fn)); }
 
@@ -1211,6 +2465,11 @@ std::optional<std::string> HttpResponse::header(std::string_view name) const {
 
 std::unique_ptr<Connection> make_http_connection(EndpointOptions options,
                                                  std::shared_ptr<TransportCounters> counters) {
+  // libcurl for proxied endpoints only (CONNECT tunnels, absolute-URI requests, proxy auth).
+  const bool direct = options.proxy.empty() || proxy_bypassed(options.host, options.no_proxy);
+  if (direct && native_transport_enabled()) {
+    return std::make_unique<NativeConnection>(std::move(options), std::move(counters));
+  }
   return std::make_unique<HttpConnection>(std::move(options), std::move(counters));
 }
 

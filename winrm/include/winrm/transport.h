@@ -1,6 +1,6 @@
-// HTTP(S) transport to one WinRM endpoint (libcurl, docs/transport.md): one keep-alive
-// connection, absolute deadlines that hold against trickling servers, bounded response
-// heads and bodies, and counters.
+// HTTP(S) transport to one WinRM endpoint (native on OpenSSL, libcurl through proxies;
+// docs/transport.md): one keep-alive connection, absolute deadlines that hold against
+// trickling servers, bounded response heads and bodies, and counters.
 #pragma once
 
 #include <array>
@@ -149,6 +149,14 @@ bool on_io_thread() noexcept;
 // returns at once. For tests: a slow fn holds every transfer back, as a busy loop would.
 void run_on_io_thread(std::function<void()> fn);
 
+// SSL_CTXs alive in the native transport: one per distinct TLS configuration (trust store,
+// verification on or off), shared by its connections. For tests and diagnostics.
+std::size_t native_tls_contexts();
+
+// Direct connections (no proxy, or one the host bypasses) use the native transport
+// (non-blocking socket + OpenSSL on the I/O thread); proxied ones use libcurl. The
+// environment variable WINRM_EXPORTER_TRANSPORT=curl puts every connection on libcurl (A/B
+// benchmarks), read once per process.
 std::unique_ptr<Connection> make_http_connection(EndpointOptions options,
                                                  std::shared_ptr<TransportCounters> counters);
 

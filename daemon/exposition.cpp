@@ -187,12 +187,12 @@ RenderedFamilies render_families(std::string_view label_prefix,
     RenderedFamily& out = rendered.families.emplace_back();
     out.head = intern_family_head(family.name, family.help, family.type);
     out.samples = family.samples.size();
-    append_family_lines(out.lines, label_prefix, family);
-    out.lines.shrink_to_fit();  // kept for a whole interval: no slack per poll
-    out.line_bytes = out.lines.size();
+    append_family_lines(out.data, label_prefix, family);
+    out.data.shrink_to_fit();  // kept for a whole interval: no slack per poll
+    out.line_bytes = static_cast<std::uint32_t>(out.data.size());
     rendered.samples += out.samples;
-    rendered.bytes += out.lines.size();
-    rendered.stored_bytes += out.lines.size();
+    rendered.bytes += out.data.size();
+    rendered.stored_bytes += out.data.size();
   }
   return rendered;
 }
@@ -208,8 +208,8 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
     copy.head = family.head;
     copy.samples = family.samples;
     std::string text;
-    if (!family.deflated.empty()) append_lines(text, family);
-    std::string_view lines = family.deflated.empty() ? std::string_view(family.lines) : text;
+    if (family.compressed) append_lines(text, family);
+    std::string_view lines = family.compressed ? std::string_view(text) : family.lines();
     // Every line is `name{old_prefix,labels} value`, `name{old_prefix} value`,
     // `name{labels} value` or `name value` (append_sample): swap the prefix in place.
     while (!lines.empty()) {
@@ -228,23 +228,23 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
         rest.remove_prefix(1);  // `,` before the labels or `}` before the value
       }
       // rest: `labels} value\n` when has_labels, else ` value\n`.
-      copy.lines += family.name();
+      copy.data += family.name();
       if (label_prefix.empty() && !has_labels) {
-        copy.lines += rest;
+        copy.data += rest;
         continue;
       }
-      copy.lines += '{';
-      copy.lines += label_prefix;
+      copy.data += '{';
+      copy.data += label_prefix;
       if (has_labels) {
-        if (!label_prefix.empty()) copy.lines += ',';
+        if (!label_prefix.empty()) copy.data += ',';
       } else {
-        copy.lines += '}';
+        copy.data += '}';
       }
-      copy.lines += rest;
+      copy.data += rest;
     }
-    copy.line_bytes = copy.lines.size();
-    out.bytes += copy.lines.size();
-    out.stored_bytes += copy.lines.size();
+    copy.line_bytes = static_cast<std::uint32_t>(copy.data.size());
+    out.bytes += copy.data.size();
+    out.stored_bytes += copy.data.size();
   }
   return out;
 }
@@ -436,12 +436,13 @@ namespace {
 void keep_deflated(RenderedFamily& family, std::string_view text, const RenderedFamily* before,
                    int level, std::optional<Pooled<DeflaterPool>>& deflater, std::string& segment,
                    std::size_t& reused) {
-  family.line_bytes = text.size();
+  family.line_bytes = static_cast<std::uint32_t>(text.size());
   // A false match (the same length and hash, other text) is ~2^-64 per family and poll.
   family.hash = std::hash<std::string_view>{}(text);
-  if (before && !before->deflated.empty() && before->line_bytes == family.line_bytes &&
+  if (before && before->compressed && before->line_bytes == family.line_bytes &&
       before->hash == family.hash) {
-    family.deflated = before->deflated;
+    family.data = before->data;
+    family.compressed = true;
     family.crc = before->crc;
     ++reused;
     return;
@@ -451,7 +452,8 @@ void keep_deflated(RenderedFamily& family, std::string_view text, const Rendered
   if (!deflater) deflater.emplace(std::clamp(level, 1, 9));
   segment.clear();
   append_segment_of(**deflater, segment, text);
-  family.deflated.assign(segment);  // exactly its size: kept for a whole interval
+  family.data.assign(segment);  // exactly its size: kept for a whole interval
+  family.compressed = true;
 }
 
 }  // namespace
@@ -463,16 +465,18 @@ void compress_families(RenderedFamilies& rendered, int level, const RenderedFami
   rendered.reused = 0;
   for (std::size_t i = 0; i < rendered.families.size(); ++i) {
     RenderedFamily& family = rendered.families[i];
-    if (family.deflated.empty()) {
-      keep_deflated(family, family.lines, previous_family(previous, i, family.name()), level,
-                    stream, segment, rendered.reused);
-      // Frees the text. `lines = std::string()` would not: libstdc++'s move assignment from
-      // a short (SSO) string copies its bytes into the buffer it already has and keeps that
-      // buffer, so every kept poll held its whole text beside its segments (heaptrack:
-      // ~60% of the heap at 500 hosts, ~125 KB per host).
-      std::string().swap(family.lines);
+    if (!family.compressed) {
+      // The text leaves the family (freed at the end of this block), the segment takes its
+      // place. A swap, not `data = std::string()`: libstdc++'s move assignment from a short
+      // (SSO) string copies its bytes into the buffer it already has and keeps that buffer,
+      // so every kept poll held its whole text beside its segments (heaptrack: ~60% of the
+      // heap at 500 hosts, ~125 KB per host).
+      std::string text;
+      text.swap(family.data);
+      keep_deflated(family, text, previous_family(previous, i, family.name()), level, stream,
+                    segment, rendered.reused);
     }
-    rendered.stored_bytes += family.deflated.size();
+    rendered.stored_bytes += family.data.size();
   }
 }
 
@@ -505,7 +509,7 @@ RenderedFamilies render_compressed(std::string_view label_prefix,
     keep_deflated(out, text, before, level, stream, segment, rendered.reused);
     rendered.samples += out.samples;
     rendered.bytes += text.size();
-    rendered.stored_bytes += out.deflated.size();
+    rendered.stored_bytes += out.data.size();
   }
   constexpr std::size_t kKeepScratch = 1 << 20;
   if (text.capacity() > kKeepScratch) std::string().swap(text);
@@ -514,8 +518,8 @@ RenderedFamilies render_compressed(std::string_view label_prefix,
 }
 
 void append_lines(std::string& out, const RenderedFamily& family) {
-  if (family.deflated.empty()) {
-    out += family.lines;
+  if (!family.compressed) {
+    out += family.data;
     return;
   }
   Pooled<InflaterPool> pooled;
@@ -523,8 +527,8 @@ void append_lines(std::string& out, const RenderedFamily& family) {
   inflateReset(&stream);  // a segment starts a fresh stream
   std::size_t at = out.size();
   out.resize(at + family.line_bytes);
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(family.deflated.data()));
-  stream.avail_in = static_cast<uInt>(family.deflated.size());
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(family.data.data()));
+  stream.avail_in = static_cast<uInt>(family.data.size());
   stream.next_out = reinterpret_cast<Bytef*>(out.data() + at);
   stream.avail_out = static_cast<uInt>(family.line_bytes);
   int status = inflate(&stream, Z_SYNC_FLUSH);
@@ -584,10 +588,10 @@ void GzipWriter::append_segment(std::string_view deflated, std::uint32_t crc, st
 }
 
 void GzipWriter::append_family(const RenderedFamily& family) {
-  if (family.deflated.empty()) {
-    pending_ += family.lines;
+  if (!family.compressed) {
+    pending_ += family.data;
   } else {
-    append_segment(family.deflated, family.crc, family.line_bytes);
+    append_segment(family.data, family.crc, family.line_bytes);
   }
 }
 

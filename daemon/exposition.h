@@ -44,25 +44,31 @@ std::size_t interned_family_heads();
 
 // One family of one poll, rendered once when the poll published it: its sample lines
 // (`name{prefix,labels} value\n`), so that scrapes only copy text. Kept either as text
-// (`lines`) or compressed (`deflated`, see compress_families), never both.
+// (lines()) or compressed (deflated(), see compress_families), in one string: a kept poll
+// holds ~100 of these per host, and a second string member cost 32 bytes each (~3 KB per
+// host, heaptrack).
 struct RenderedFamily {
   FamilyHeadPtr head;  // never null
   const std::string& name() const { return head->name; }
   const std::string& help() const { return head->help; }
   collectors::MetricType type() const { return head->type; }
-  std::uint32_t samples = 0;
-  std::uint32_t crc = 0;  // crc32 of the lines (set with deflated): gzip's trailer
-  std::string lines;
-  // A raw deflate segment of the lines that ends in a full flush (byte-aligned, no final
-  // block, no reference to earlier data): segments of many families and polls concatenate
-  // into one valid deflate stream, which GzipWriter wraps as a gzip body without
-  // recompressing. Empty while the family is kept as text.
-  std::string deflated;
-  // 64-bit hash of the lines (set with deflated; with the length: the reuse check). Cheaper
-  // than the crc32 + adler32 it replaced, and crc32 is then computed only for text that is
-  // compressed anew (the checksums were ~2% of the exporter's CPU at 10,000 hosts).
+  // The text, or with `compressed` a raw deflate segment of it that ends in a full flush
+  // (byte-aligned, no final block, no reference to earlier data): segments of many families
+  // and polls concatenate into one valid deflate stream, which GzipWriter wraps as a gzip
+  // body without recompressing.
+  std::string data;
+  // 64-bit hash of the lines (set when compressed; with the length: the reuse check).
+  // Cheaper than the crc32 + adler32 it replaced, and crc32 is then computed only for text
+  // that is compressed anew (the checksums were ~2% of the exporter's CPU at 10,000 hosts).
   std::uint64_t hash = 0;
-  std::size_t line_bytes = 0;  // size of the lines, whichever way they are kept
+  std::uint32_t samples = 0;
+  std::uint32_t crc = 0;         // crc32 of the lines (set when compressed): gzip's trailer
+  std::uint32_t line_bytes = 0;  // size of the lines, whichever way they are kept
+  bool compressed = false;
+  std::string_view lines() const { return compressed ? std::string_view() : data; }
+  std::string_view deflated() const {
+    return compressed ? std::string_view(data) : std::string_view();
+  }
 };
 
 // The families of one poll with the label prefix their lines carry.

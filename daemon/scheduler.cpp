@@ -637,7 +637,7 @@ void Scheduler::hand_on_locked(TargetState& state, Clock::time_point now) {
     // Nobody else waits: hand the freed per-target slot to this target's next job.
     while (!state.waiting.empty() && state.running < state.cap) {
       JobPtr waiting = std::move(state.waiting.front());
-      state.waiting.pop_front();
+      state.waiting.erase(state.waiting.begin());
       if (waiting->removed) {
         waiting->busy = false;
         continue;

@@ -241,11 +241,13 @@ class Scheduler {
     }
   };
   struct TargetState {
-    int running = 0;             // polls holding a per-target slot (started or about to)
-    int cap = 1;                 // in effect now
-    int configured_cap = 1;      // from set_jobs; cap returns to it after a quota hold
-    std::deque<JobPtr> waiting;  // due, blocked on this target's cap
-    int failures = 0;            // consecutive kUnreachable/kQuota polls, at most one per interval
+    int running = 0;         // polls holding a per-target slot (started or about to)
+    int cap = 1;             // in effect now
+    int configured_cap = 1;  // from set_jobs; cap returns to it after a quota hold
+    // Due, blocked on this target's cap; a few at most. A vector: an empty libstdc++ deque
+    // still holds a 512-byte node and its map (~0.6 KB per target, heaptrack).
+    std::vector<JobPtr> waiting;
+    int failures = 0;  // consecutive kUnreachable/kQuota polls, at most one per interval
     Clock::time_point last_failure_counted{};
     Clock::duration backoff{};  // current delay; zero: not in back-off
     Clock::time_point backoff_until{};

@@ -132,6 +132,7 @@ class Peer {
   }
 
   int fd() const { return fd_; }
+  SSL* ssl() const { return ssl_; }  // nullptr for plain TCP
 
  private:
   int fd_;

@@ -618,6 +618,37 @@ TEST_CASE("a server that closes the kept connection between requests: reconnect 
   }
 }
 
+TEST_CASE("a TLS session ticket that arrives on an idle connection does not drop it") {
+  // A TLS 1.3 server may send NewSessionTicket (or a key update) at any time. Bytes on an
+  // idle TLS connection are only a reason to reconnect when they are not handshake messages.
+  const auto files = certs().tls(certs().good);
+  hostile::Server s(
+      [](hostile::Peer& p) {
+        const std::string ok = kOkHead + "Content-Length: 5\r\n\r\n<ok/>";
+        if (!p.read_request() || !p.send(ok)) return;
+        std::this_thread::sleep_for(100ms);  // the client's connection is idle now
+        if (SSL_new_session_ticket(p.ssl()) != 1 || SSL_do_handshake(p.ssl()) != 1) return;
+        for (int i = 0; i < 3 && p.read_request(); ++i) {
+          if (!p.send(ok)) return;
+        }
+      },
+      &files);
+  auto counters = std::make_shared<winrm::TransportCounters>();
+  auto conn = winrm::make_http_connection(endpoint(s.port(), true), counters);
+  winrm::HttpRequest request;
+  auto first = conn->round_trip(request, winrm::Clock::now() + 5s);
+  REQUIRE_MESSAGE(first.has_value(), first.error().message);
+  std::this_thread::sleep_for(400ms);  // the ticket arrives while the connection is idle
+  for (int i = 0; i < 2; ++i) {
+    auto next = conn->round_trip(request, winrm::Clock::now() + 5s);
+    REQUIRE_MESSAGE(next.has_value(), next.error().message);
+    CHECK(next->body == "<ok/>");
+  }
+  CHECK(conn->connection_id() == 1);
+  CHECK(counters->connections_opened.load() == 1);
+  CHECK(counters->tls_handshakes.load() == 1);
+}
+
 TEST_CASE("a name lookup that stalls does not hold other requests; localhost resolves") {
   // The stalled lookup runs off the I/O thread: a request to another server completes while
   // it waits, and the stalled one still ends by its own deadline.

@@ -1362,11 +1362,20 @@ class NativeConnection final : public Connection {
   }
 
   // A kept connection is reusable when nothing is waiting on it: EOF, an error or stray
-  // bytes (data past the last answer, a close_notify) all mean start over.
-  bool alive() const {
+  // bytes (data past the last answer, a close_notify) all mean start over. Over TLS, bytes
+  // may also be a post-handshake message (a late TLS 1.3 session ticket, a key update):
+  // OpenSSL takes those in and reports no data, and the connection stays.
+  bool alive() {
     char byte;
     const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+    if (n == 0 || ssl_ == nullptr) return false;
+    ERR_clear_error();
+    const int got = SSL_read(ssl_, &byte, 1);
+    const bool handshake_only = got <= 0 && SSL_get_error(ssl_, got) == SSL_ERROR_WANT_READ;
+    ERR_clear_error();
+    if (handshake_only) SSL_free_buffers(ssl_);
+    return handshake_only;
   }
 
   // An idle (parked) socket turned readable: the server closed it, or sent what it should

@@ -267,6 +267,19 @@ class Proc:
             g[2] += wait
         return groups
 
+    def thread_nice(self):
+        """{thread group: sorted nice values of its live threads} (--scheduler.nice at work)."""
+        nice = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                text = open(f"/proc/{self.pid}/task/{tid}/stat").read()
+            except OSError:
+                continue
+            comm = text[text.index("(") + 1:text.rindex(")")]
+            value = int(text.rsplit(")", 1)[1].split()[16])
+            nice.setdefault(comm if comm in THREAD_GROUPS else "other", set()).add(value)
+        return {k: sorted(v) for k, v in sorted(nice.items())}
+
     def rss_mib(self):
         return int(open(f"/proc/{self.pid}/statm").read().split()[1]) * PAGE / 2**20
 
@@ -628,6 +641,8 @@ def main():
                          "other sessions' `nice 19` builds get as much CPU as the bench (bench/README.md)")
     ap.add_argument("--exporter-global", action="append", default=[], metavar="KEY=VALUE",
                     help="extra global: key of the exporter's config, e.g. query_refresh=false (repeatable)")
+    ap.add_argument("--exporter-arg", action="append", default=[], metavar="FLAG",
+                    help="extra command-line flag for the exporter, e.g. --scheduler.nice=0 (repeatable)")
     ap.add_argument("--exporter-env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for the exporter, e.g. LD_PRELOAD=libjemalloc.so.2 "
                          "or MALLOC_ARENA_MAX=2 (repeatable; for allocator comparisons)")
@@ -700,7 +715,7 @@ def main():
         t_start = time.monotonic()
         exporter = subprocess.Popen(pinned(args.exporter_cpu, [
             exporter_bin, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{web_port}",
-            f"--scheduler.workers={args.scheduler_workers}", "--log.level=warn"]),
+            f"--scheduler.workers={args.scheduler_workers}", "--log.level=warn"] + args.exporter_arg),
             stdout=exp_log, stderr=subprocess.STDOUT, env=exporter_env)
         wait_ready(exporter, base, f"{tmp}/exporter.log")
         print(f"N={args.targets}: exporter ready after {time.monotonic() - t_start:.1f}s; "
@@ -848,6 +863,8 @@ def main():
               f"exporter CPU {args.exporter_cpu or 'unpinned'}, sim keep-alive {args.sim_keep_alive}")
         if args.exporter_env:
             print(f"  exporter environment       {' '.join(args.exporter_env)}")
+        if args.exporter_arg:
+            print(f"  exporter flags             {' '.join(args.exporter_arg)}")
         print(f"  polls completed            {completed:10.0f}   expected {expected:.0f} "
               f"({100 * completed / expected if expected else 0:.1f}%)")
         print(f"  polls missed               {missed:10.0f}   due ticks that never ran (previous poll of the "
@@ -917,6 +934,8 @@ def main():
               f"(winrm_exporter_http_request_duration_seconds{{handler=\"/probe\"}}: last request byte read to "
               f"last answer byte written; bucket bounds; {probe_server_n:.0f} requests)")
         print("  threads, window (cores)    " + format_groups(window_groups, window, "cores"))
+        print("  thread nice values         " + ", ".join(f"{k} {'/'.join(map(str, v))}"
+                                                        for k, v in ex.thread_nice().items()))
         for gzip_ok, label in ((False, "plain"), (True, "gzip ")):
             walls, cpus, servings, size, group = rounds[gzip_ok]
             print(f"  /metrics {label} x{args.parallel_scrapes:<2}        {1000 * statistics.median(walls):10.1f} ms "

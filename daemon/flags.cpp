@@ -181,6 +181,7 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
       set_one_of("log.level", s.log_level, {"debug", "info", "warn", "error"});
   table.valued["log.format"] = set_one_of("log.format", s.log_format, {"logfmt", "json"});
   table.valued["scheduler.workers"] = set_int("scheduler.workers", s.scheduler_workers);
+  table.valued["scheduler.nice"] = set_int("scheduler.nice", s.scheduler_nice);
   table.valued["web.max-requests"] = set_int("web.max-requests", s.web_max_requests);
   table.valued["web.config.file"] = set_string(s.web_config_file);
   table.booleans["web.enable-lifecycle"] = &s.web_enable_lifecycle;
@@ -198,6 +199,9 @@ std::expected<Flags, std::string> parse_flags(const std::vector<std::string>& ar
   if (s.scheduler_workers < 0 || s.scheduler_workers > kMaxSchedulerWorkers) {
     return std::unexpected("--scheduler.workers: expected 0.." +
                            std::to_string(kMaxSchedulerWorkers));
+  }
+  if (s.scheduler_nice < 0 || s.scheduler_nice > 19) {
+    return std::unexpected("--scheduler.nice: expected 0..19");
   }
   if (s.web_max_requests < 1 || s.web_max_requests > 1024) {
     return std::unexpected("--web.max-requests: expected 1..1024");
@@ -262,6 +266,11 @@ Flags:
                               workers run their CPU steps. 0 (the default): one per core,
                               at least 4, at most concurrency x per_target_concurrency;
                               reloads resize it.
+  --scheduler.nice=N          Nice levels the polling threads (workers, the WinRM I/O
+                              thread) run below the web threads, 0..19 (default: 5); the
+                              web threads also ask for a 0.1 ms slice (Linux 6.12+). A
+                              /probe or scrape on a busy core is served ahead of polling.
+                              0: equal terms. No privileges needed.
   --shard=N                   This instance's shard, 0..total-shards-1 (default: 0).
   --total-shards=M            Split the configured targets across M instances (default: 1).
                               An instance polls and serves only the targets whose Prometheus

@@ -12,6 +12,8 @@ inline constexpr int kDefaultPort = 9725;
 // A synchronous poll holds its worker for its whole duration: a fleet needs about
 // polls/s x mean poll duration workers (docs/sizing.md: ~1,400 for 10,000 hosts at 60 s).
 inline constexpr int kMaxSchedulerWorkers = 2048;
+// Polling threads run this many nice levels below the web threads (docs/sizing.md).
+inline constexpr int kDefaultSchedulerNice = 5;
 
 struct ServeFlags {
   std::string config_file = "winrm_exporter.yml";
@@ -21,6 +23,8 @@ struct ServeFlags {
   std::string log_format = "logfmt";
   // 0 = follow the configuration (worker_count() in app.h); else 1..kMaxSchedulerWorkers.
   int scheduler_workers = 0;
+  // Nice levels the polling threads run below the web threads (0: equal terms).
+  int scheduler_nice = kDefaultSchedulerNice;
   int web_max_requests = 8;  // HTTP worker threads
   // Exporter-toolkit web configuration (TLS, basic auth, headers); empty: plain HTTP, no auth.
   std::string web_config_file;

@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "app.h"
+#include "common/thread_priority.h"
 #include "flags.h"
 #include "log.h"
 #include "query_command.h"
@@ -68,6 +69,8 @@ int serve(const ServeFlags& flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("starting winrm_exporter version={} revision={}", kVersion, kRevision);
+  // Before any polling or web thread starts (they apply it as they start).
+  common::set_polling_nice_offset(flags.scheduler_nice);
   App app(flags.config_file, flags.scheduler_workers, kVersion, kRevision,
           Shard{flags.shard, flags.total_shards});
   // Test hook: stalls the scheduler so that tests can see the watchdog stop.

@@ -16,6 +16,8 @@
 #include <system_error>
 #include <tuple>
 
+#include "common/thread_priority.h"
+
 namespace exporter {
 
 namespace {
@@ -220,6 +222,8 @@ std::expected<void, std::string> Scheduler::spawn_workers_locked() {
         // Named so that tools (top -H, perf, bench/scale.py) tell polling CPU from serving
         // CPU; threads it starts (libcurl's resolver) inherit the name.
         pthread_setname_np(pthread_self(), kWorkerThreadName);
+        // Below the web threads (--scheduler.nice); inherited by the threads it starts.
+        (void)common::apply_polling_priority();
         worker_loop(*worker);
       }));
     } catch (const std::system_error& error) {

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "common/strings.h"
+#include "common/thread_priority.h"
 #include "exposition.h"
 #include "net/server.h"
 #include "web_auth.h"
@@ -269,6 +270,8 @@ std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress
   net::ServerOptions server_options;
   server_options.loop_threads = 1;
   server_options.thread_name = "web";
+  // Web threads ahead of polling ones on a busy core (--scheduler.nice).
+  server_options.thread_start = [] { (void)common::apply_serving_priority(); };
   // Rendering /metrics and bcrypt checks are CPU work: handlers run on workers, the loop
   // only moves bytes, so clients that send slowly hold a connection, never a thread.
   server_options.worker_threads = options_.max_requests;

@@ -202,6 +202,7 @@ bool Server::Impl::enqueue(std::function<void()> task) {
 }
 
 void Server::Impl::name_thread(std::string_view suffix) const {
+  if (options.thread_start) options.thread_start();
   if (options.thread_name.empty()) return;
   std::string name = options.thread_name + std::string(suffix);
   name.resize(std::min<std::size_t>(name.size(), 15));  // the kernel's limit (16 with NUL)

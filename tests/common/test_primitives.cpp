@@ -1,13 +1,19 @@
 // common/: the primitives every module shares. RFC 4648 section 10 test vectors for base64.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "common/base64.h"
 #include "common/duration.h"
 #include "common/strings.h"
+#include "common/thread_priority.h"
 #include "common/utf8.h"
 #include "common/yaml.h"
 
@@ -151,6 +157,37 @@ TEST_CASE("YAML: file:line locations, strict keys, did-you-mean") {
   CHECK(common::yaml::did_you_mean("intervall", std::vector<std::string>{"interval", "timeout"}) ==
         " (did you mean 'interval'?)");
   CHECK(common::yaml::did_you_mean("zzz", std::vector<std::string>{"interval"}).empty());
+}
+
+TEST_CASE("polling threads run below the web threads by the nice offset, never above") {
+  // apply_serving_priority's slice request may be refused (a seccomp filter): only the nice
+  // values are checked.
+  auto nice_of_new_thread = [](auto&& apply) {
+    int nice = -100;
+    std::thread([&] {
+      (void)apply();
+      errno = 0;
+      nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+      CHECK(errno == 0);
+    }).join();
+    return nice;
+  };
+  errno = 0;
+  const int base = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  REQUIRE(errno == 0);
+  common::set_polling_nice_offset(0);  // off: nobody changes
+  CHECK(nice_of_new_thread(common::apply_polling_priority) == base);
+  CHECK(nice_of_new_thread(common::apply_serving_priority) == base);
+  common::set_polling_nice_offset(3);
+  CHECK(common::polling_nice_offset() == 3);
+  CHECK(nice_of_new_thread(common::apply_polling_priority) == std::min(19, base + 3));
+  // The web threads keep the process's nice (the slice request does not change it).
+  CHECK(nice_of_new_thread(common::apply_serving_priority) == base);
+  CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())) == base);  // caller untouched
+  common::set_polling_nice_offset(40);                                    // capped
+  CHECK(common::polling_nice_offset() == 19);
+  CHECK(nice_of_new_thread(common::apply_polling_priority) == 19);
+  common::set_polling_nice_offset(0);
 }
 
 }  // namespace test_primitives

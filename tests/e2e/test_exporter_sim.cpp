@@ -2,7 +2,12 @@
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <map>
 #include <random>
+#include <set>
+#include <sstream>
 
 #include "e2e_util.h"
 #include "promtool.h"
@@ -155,6 +160,29 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
       CHECK(body.find("windows_os_hostname{target=\"" + host + "\"") != std::string::npos);
     }
     metrics = body;
+  }
+
+  {  // --scheduler.nice (default 5): polling threads below the web threads
+    std::map<std::string, std::set<int>> nice;  // thread name -> nice values
+    const fs::path tasks = "/proc/" + std::to_string(exporter.process->pid()) + "/task";
+    for (const auto& task : fs::directory_iterator(tasks)) {
+      std::string stat = read_file(task.path() / "stat");
+      auto open = stat.find('('), close = stat.rfind(')');
+      if (open == std::string::npos || close == std::string::npos) continue;
+      std::istringstream rest(stat.substr(close + 2));
+      std::string field;
+      // From the state on, the 17th field is nice (proc(5): fields 3..19).
+      for (int i = 0; i < 17; ++i) rest >> field;
+      nice[stat.substr(open + 1, close - open - 1)].insert(std::stoi(field));
+    }
+    REQUIRE(nice.count("web-loop") == 1);
+    REQUIRE(nice.count("poll-worker") == 1);
+    REQUIRE(nice.count("winrm-io") == 1);
+    const int web = *nice["web-loop"].begin();
+    CHECK(nice["web-loop"].size() == 1);
+    CHECK(nice["web-worker"] == nice["web-loop"]);
+    CHECK(nice["poll-worker"] == std::set<int>{std::min(19, web + 5)});
+    CHECK(nice["winrm-io"] == std::set<int>{std::min(19, web + 5)});
   }
 
   {  // promtool accepts a live scrape

@@ -52,6 +52,7 @@
 #include <utility>
 
 #include "common/strings.h"
+#include "common/thread_priority.h"
 
 namespace winrm {
 namespace {
@@ -2328,6 +2329,9 @@ void IoLoop::check_cancels() {
 
 void IoLoop::run() {
   pthread_setname_np(pthread_self(), "winrm-io");
+  // A polling thread: below the exporter's web threads (common/thread_priority.h); libcurl's
+  // resolver threads, started from here, inherit it.
+  (void)common::apply_polling_priority();
   t_on_io_thread = true;
   constexpr auto kCancelCheck = std::chrono::seconds(1);
   constexpr int kMaxRoundsPerWakeup = 16;

@@ -1,0 +1,69 @@
+#include "common/thread_priority.h"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+
+namespace common {
+
+namespace {
+
+std::atomic<int> g_offset{0};
+std::atomic<int> g_polling_nice{0};  // the nice value polling threads take
+
+// This thread's nice value (PRIO_PROCESS with a thread id: Linux's per-thread nice).
+int own_nice() {
+  errno = 0;
+  int value = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  return errno == 0 ? value : 0;
+}
+
+// struct sched_attr (include/uapi/linux/sched/types.h): glibc 2.36 has no wrapper.
+struct SchedAttr {
+  std::uint32_t size;
+  std::uint32_t sched_policy;
+  std::uint64_t sched_flags;
+  std::int32_t sched_nice;
+  std::uint32_t sched_priority;
+  std::uint64_t sched_runtime;
+  std::uint64_t sched_deadline;
+  std::uint64_t sched_period;
+};
+
+}  // namespace
+
+void set_polling_nice_offset(int offset) {
+  offset = std::clamp(offset, 0, 19);
+  g_offset = offset;
+  g_polling_nice = std::min(19, own_nice() + offset);
+}
+
+int polling_nice_offset() { return g_offset.load(); }
+
+bool apply_polling_priority() {
+  if (g_offset.load() == 0) return true;
+  const int target = g_polling_nice.load();
+  if (own_nice() >= target) return true;  // never raise a priority
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), target) == 0;
+}
+
+bool apply_serving_priority() {
+#ifdef SYS_sched_setattr
+  if (g_offset.load() == 0) return true;
+  SchedAttr attr{};
+  attr.size = sizeof attr;
+  attr.sched_policy = 0;  // SCHED_OTHER
+  attr.sched_nice = own_nice();
+  attr.sched_runtime = 100 * 1000;  // ns: the shortest slice the kernel grants (0.1 ms)
+  return syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
+#else
+  return true;
+#endif
+}
+
+}  // namespace common

@@ -7,7 +7,8 @@
 //
 // Prints the median over R rounds of the thread CPU per poll: transform alone, record alone
 // with the same text as the previous poll (segments reused), record with every family changed
-// (the first poll of a target), and both together. Uses only the collectors' and the cache's
+// (the first poll of a target), and both together; and a /probe of one host with this
+// collector: its page render and the page's gzip. Uses only the collectors' and the cache's
 // public API, so it builds against older trees too (before/after comparisons, RESULTS.md).
 // Thread CPU time: still noisy on a shared machine (caches, frequency); pin it with taskset.
 #include <algorithm>
@@ -21,6 +22,8 @@
 
 #include "cache.h"
 #include "collectors/registry.h"
+#include "pages.h"
+#include "web.h"
 #include "winrm/envelope.h"
 
 namespace {
@@ -106,7 +109,8 @@ int main(int argc, char** argv) {
     for (auto& sample : family.samples) sample.value += 1;
   }
 
-  std::vector<double> transform_us, reuse_us, changed_us, moved_us, both_us;
+  std::vector<double> transform_us, reuse_us, changed_us, moved_us, both_us, probe_us, gzip_us,
+      relabel_us;
   for (int round = 0; round < rounds; ++round) {
     double start = thread_cpu_us();
     for (int p = 0; p < polls; ++p) {
@@ -138,6 +142,33 @@ int main(int argc, char** argv) {
       cache.record_success(target.name, "service", std::move(*result), 0);
     }
     both_us.push_back((thread_cpu_us() - start) / polls);
+
+    // /probe of one host (this collector only): the page (re-labelled without `target`, self
+    // series), then the page and its gzip as the web layer sends it to Prometheus. One page
+    // at a time, freed before the next, as in the daemon.
+    std::size_t probe_bytes = 0;
+    start = thread_cpu_us();
+    for (const auto& target : targets) {
+      auto view = cache.view(target.name);
+      probe_bytes += exporter::with_prefix(*view.collectors.front().snapshot->families, "").bytes;
+    }
+    relabel_us.push_back((thread_cpu_us() - start) / polls);
+    start = thread_cpu_us();
+    for (const auto& target : targets) {
+      probe_bytes +=
+          exporter::render_probe_page(cache.view(target.name), std::chrono::steady_clock::now())
+              .size();
+    }
+    probe_us.push_back((thread_cpu_us() - start) / polls);
+    start = thread_cpu_us();
+    for (const auto& target : targets) {
+      probe_bytes +=
+          exporter::gzip_compress(exporter::render_probe_page(cache.view(target.name),
+                                                              std::chrono::steady_clock::now()))
+              .size();
+    }
+    gzip_us.push_back((thread_cpu_us() - start) / polls);
+    if (probe_bytes == 0) return 1;
   }
   std::printf(
       "service collector, %zu rows, %zu series; median of %d rounds x %d polls, thread CPU\n",
@@ -147,6 +178,10 @@ int main(int argc, char** argv) {
   std::printf("  record, every family changed %8.1f us per poll\n", median(changed_us));
   std::printf("  record, values changed      %8.1f us per poll\n", median(moved_us));
   std::printf("  transform + record unchanged %8.1f us per poll\n", median(both_us));
+  std::printf("  /probe page render            %8.1f us per page\n", median(probe_us));
+  std::printf("    of it inflate + re-label    %8.1f us per page\n", median(relabel_us));
+  std::printf("  /probe page render + gzip     %8.1f us per page (level 1, as sent)\n",
+              median(gzip_us));
   // What a kept poll costs in memory (deflate segments) and as text.
   const auto kept = cache.view(targets.front().name).collectors.front().snapshot->families;
   std::printf("  kept per poll: %zu bytes of segments for %zu bytes of text\n", kept->stored_bytes,

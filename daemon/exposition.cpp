@@ -203,11 +203,14 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
   out.samples = rendered.samples;
   out.families.reserve(rendered.families.size());
   const std::string_view old_prefix = rendered.prefix;
+  std::string text;  // one inflate buffer for all families (a /probe runs this per request)
   for (const auto& family : rendered.families) {
     RenderedFamily& copy = out.families.emplace_back();
     copy.head = family.head;
     copy.samples = family.samples;
-    std::string text;
+    // Every line grows by at most the new prefix and its `{`, `,` or `}`.
+    copy.data.reserve(family.line_bytes + family.samples * (label_prefix.size() + 2));
+    text.clear();
     if (family.compressed) append_lines(text, family);
     std::string_view lines = family.compressed ? std::string_view(text) : family.lines();
     // Every line is `name{old_prefix,labels} value`, `name{old_prefix} value`,

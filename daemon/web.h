@@ -83,6 +83,8 @@ struct WebReply {
 
 // gzip (RFC 1952) of data.
 std::string gzip_compress(const std::string& data);
+// The same, taking the text over (no copy of a /probe page per request).
+std::string gzip_compress(std::string&& data);
 // Whether an Accept-Encoding header value allows gzip (q=0 excluded).
 bool accepts_gzip(const std::string& accept_encoding);
 

@@ -51,6 +51,10 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kGeneratedChunk = 64 * 1024;
 // Pieces of a BodyParts body per gathered write (IOV_MAX is 1024).
 constexpr std::size_t kPartsPerWrite = 256;
+// Body bytes written to one connection per turn of the loop: a fast reader of a large page
+// (a 176 MiB /metrics) would otherwise keep the loop in one connection's writes while
+// other answers (a /probe) wait; beyond it the connection waits for its next EPOLLOUT.
+constexpr std::size_t kWriteBytesPerTurn = 1024 * 1024;
 // Reads per readiness event, so one fast client cannot starve the others on a loop.
 constexpr int kReadsPerEvent = 16;
 constexpr int kAcceptsPerEvent = 64;
@@ -884,7 +888,12 @@ void Loop::error_response(Connection& c, int status, std::string_view reason) {
 void Loop::write_some(Connection& c) {
   auto& r = c.response;
   const auto write_timeout = server_.options.limits.write_timeout;
+  std::size_t written = 0;  // this turn
   for (;;) {
+    if (written >= kWriteBytesPerTurn && c.tls_retry_length == 0) {
+      set_interest(c, EPOLLOUT);  // level-triggered: the next epoll_wait hands it back
+      return;
+    }
     const char* data = nullptr;
     std::size_t length = 0;
     bool is_body = false;
@@ -938,6 +947,7 @@ void Loop::write_some(Connection& c) {
     }
     c.tls_retry_length = 0;
     const auto sent = static_cast<std::size_t>(n);
+    written += sent;
     set_deadline(c, Clock::now() + write_timeout);
     if (!is_body) {
       c.out_offset += sent;

@@ -487,7 +487,7 @@ def _probe_loop(base, targets, period, stop, conn, cpus):
             if resp.status != 200:
                 errors += 1
                 continue
-            times.append(elapsed)
+            times.append((start, elapsed))
         except (OSError, httplib.HTTPException):
             errors += 1
             if http is not None:
@@ -519,6 +519,14 @@ class Prober:
         self.proc = ctx.Process(target=_probe_loop, daemon=True,
                                 args=(base, targets, 1.0 / rate, self.stop_event, child, cpus))
         self.times, self.errors = [], 0
+        self.starts_times = []  # (CLOCK_MONOTONIC start, wall seconds) per probe
+
+    def during(self, spans):
+        """Wall times of the probes that started inside / outside the (start, end) spans."""
+        inside, outside = [], []
+        for start, t in self.starts_times:
+            (inside if any(a <= start <= b for a, b in spans) else outside).append(t)
+        return inside, outside
 
     def start(self):
         self.proc.start()
@@ -526,7 +534,8 @@ class Prober:
     def finish(self):
         self.stop_event.set()
         if self.conn.poll(60):
-            self.times, self.errors = self.conn.recv()
+            self.starts_times, self.errors = self.conn.recv()
+            self.times = [t for _, t in self.starts_times]
         self.proc.join(10)
         if self.proc.is_alive():
             self.proc.kill()
@@ -734,6 +743,7 @@ def main():
         first_switches = ex.context_switches()
         first_groups = ex.thread_groups()
         first = self_metrics(base)
+        scrape_spans = []  # (start, end) of the sample scrapes in the window (the prober's tail)
         end = first_t + args.window
         prober = Prober(base, args.targets, args.probe_rate, args.probe_cpu)
         prober.start()
@@ -753,7 +763,9 @@ def main():
                        polls=nan, lag=nan, running=nan, waiting=nan, slow=nan, up=nan)
             # A /metrics scrape on every --metrics-every-th sample and on the last one.
             if sample_no % args.metrics_every == 0 or now >= end - 0.5:
+                scrape_start = time.monotonic()
                 cur = self_metrics(base)
+                scrape_spans.append((scrape_start, time.monotonic()))
                 dtm = now - last_metrics_t
                 started = total(cur, "winrm_exporter_scheduler_polls_started_total") - \
                     total(last, "winrm_exporter_scheduler_polls_started_total")
@@ -930,6 +942,17 @@ def main():
               f"p50 {1000 * percentile(prober.times, 0.5):.2f} ms ({len(prober.times)} probes at "
               f"{args.probe_rate:g}/s, {prober.errors} errors; a Python process on one keep-alive "
               f"connection, CPU {args.probe_cpu or 'unpinned'})")
+        if probe_server_n > 0:
+            shown = []
+            for le in sorted(probe_buckets):
+                shown.append(f"{'+Inf' if le == float('inf') else f'{1000 * le:g}'}:{probe_buckets[le]:.0f}")
+                if probe_buckets[le] >= probe_server_n:
+                    break
+            print(f"  /probe in the exporter, cumulative by bucket (ms:count) {' '.join(shown)}")
+        inside, outside = prober.during(scrape_spans)
+        print(f"  /probe wall by overlap     {1000 * percentile(outside, 0.99):10.2f} ms p99 outside the sample "
+              f"scrapes ({len(outside)} probes), {1000 * percentile(inside, 0.99):.2f} ms p99 during them "
+              f"({len(inside)} probes, {sum(b - a for a, b in scrape_spans):.0f} s of scrapes in the window)")
         print(f"  /probe in the exporter     {fmt_ms(probe_server_p99):>10} ms p99, p50 {fmt_ms(probe_server_p50)} ms "
               f"(winrm_exporter_http_request_duration_seconds{{handler=\"/probe\"}}: last request byte read to "
               f"last answer byte written; bucket bounds; {probe_server_n:.0f} requests)")

@@ -267,10 +267,10 @@ Flags:
                               at least 4, at most concurrency x per_target_concurrency;
                               reloads resize it.
   --scheduler.nice=N          Nice levels the polling threads (workers, the WinRM I/O
-                              thread) run below the web threads, 0..19 (default: 5); the
-                              web threads also ask for a 0.1 ms slice (Linux 6.12+). A
-                              /probe or scrape on a busy core is served ahead of polling.
-                              0: equal terms. No privileges needed.
+                              thread) run below the web threads, 0..19 (default: 0, equal
+                              terms); above 0 the web threads also ask for a 0.1 ms slice
+                              (Linux 6.12+). Serves /probe ahead of polling on a busy core,
+                              but slows polls while scrapes render (docs/sizing.md).
   --shard=N                   This instance's shard, 0..total-shards-1 (default: 0).
   --total-shards=M            Split the configured targets across M instances (default: 1).
                               An instance polls and serves only the targets whose Prometheus

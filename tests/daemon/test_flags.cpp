@@ -108,6 +108,20 @@ TEST_CASE("README's flag list is the --help text") {
   CHECK(checked >= 9);
 }
 
+TEST_CASE("--scheduler.nice: 0..19, default 0 (equal terms)") {
+  auto defaults = parse_flags({});
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->serve.scheduler_nice == 0);
+  auto five = parse_flags({"--scheduler.nice=5"});
+  REQUIRE(five.has_value());
+  CHECK(five->serve.scheduler_nice == 5);
+  CHECK(parse_flags({"--scheduler.nice=19"}).has_value());
+  auto high = parse_flags({"--scheduler.nice=20"});
+  REQUIRE_FALSE(high.has_value());
+  CHECK(high.error().find("0..19") != std::string::npos);
+  CHECK_FALSE(parse_flags({"--scheduler.nice=-1"}).has_value());
+}
+
 TEST_CASE("--scheduler.workers: the accepted range is the one --help states") {
   CHECK(parse_flags({"--scheduler.workers=0"}).has_value());
   CHECK(parse_flags({"--scheduler.workers=2048"}).has_value());

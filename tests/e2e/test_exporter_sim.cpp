@@ -80,7 +80,7 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
   auto all_hosts = hosts;
   all_hosts.push_back("broken01.sim.test");
   write_file(dir / "exporter.yml", exporter_yaml(dir, sim.https_port, all_hosts));
-  Exporter exporter(dir, dir / "exporter.yml");
+  Exporter exporter(dir, dir / "exporter.yml", {"--scheduler.nice=5"});
 
   auto [polled, metrics] = exporter.metrics_when(
       [&](const std::string& body) {
@@ -162,7 +162,7 @@ TEST_CASE("exporter against winrm-sim: /metrics, /probe, gzip, promtool, endpoin
     metrics = body;
   }
 
-  {  // --scheduler.nice (default 5): polling threads below the web threads
+  {  // --scheduler.nice=5: polling threads below the web threads
     std::map<std::string, std::set<int>> nice;  // thread name -> nice values
     const fs::path tasks = "/proc/" + std::to_string(exporter.process->pid()) + "/task";
     for (const auto& task : fs::directory_iterator(tasks)) {

@@ -347,22 +347,41 @@ class DefinedCollector final : public Collector {
   class SeenSeries;
 
   // Room for the samples a query's rows will likely add (one per row and metric, one per state
-  // of an enum), so that the families grow once per query rather than doubling as they fill.
+  // of an enum) and their label text, so that the families grow once per query rather than
+  // doubling as they fill (a label text that outgrew its guess was copied again per family).
   static void reserve(const QuerySpec& spec, std::size_t rows, Families& families,
                       std::vector<SeenSeries>& seen) {
-    std::vector<std::size_t> more(families.size(), 0);
+    std::vector<std::pair<std::size_t, std::size_t>> more(families.size());  // samples, bytes
     for (const MetricSpec& metric : spec.metrics) {
-      more[metric.family] += rows * (metric.enum_spec ? metric.enum_spec->values.size() : 1);
+      const std::size_t samples = rows * (metric.enum_spec ? metric.enum_spec->values.size() : 1);
+      more[metric.family].first += samples;
+      more[metric.family].second += samples * label_bytes_guess(metric);
     }
     for (std::size_t f = 0; f < families.size(); ++f) {
-      if (more[f] == 0) continue;
+      if (more[f].first == 0) continue;
       MetricFamily& family = families[f];
-      family.samples.reserve(family.samples.size() + more[f]);
-      family.label_text.reserve(family.label_text.size() + more[f] * kLabelBytesPerSample);
-      seen[f].reserve(family.samples.size() + more[f]);
+      family.samples.reserve(family.samples.size() + more[f].first);
+      family.label_text.reserve(family.label_text.size() + more[f].second);
+      seen[f].reserve(family.samples.size() + more[f].first);
     }
   }
-  static constexpr std::size_t kLabelBytesPerSample = 32;  // a guess: grown when more
+
+  // The label text of one sample: `name="value"` per label with a value of a typical length,
+  // the constant labels and the longest enum state exactly.
+  static std::size_t label_bytes_guess(const MetricSpec& metric) {
+    constexpr std::size_t kValueBytes = 24;  // a guess for values read from the row
+    std::size_t bytes = 0;
+    for (const LabelSpec& label : metric.labels) bytes += label.label.size() + 4 + kValueBytes;
+    for (const auto& [label, value] : metric.const_labels) bytes += label.size() + value.size() + 4;
+    if (metric.enum_spec) {
+      std::size_t longest = 0;
+      for (const std::string& value : metric.enum_spec->values) {
+        longest = std::max(longest, value.size());
+      }
+      bytes += metric.enum_spec->label.size() + 4 + longest;
+    }
+    return bytes;
+  }
 
   static bool skipped(const std::vector<SkipRule>& rules, const winrm::Row& row) {
     for (const SkipRule& rule : rules) {

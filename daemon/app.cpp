@@ -190,7 +190,7 @@ std::expected<void, std::string> App::apply(std::shared_ptr<const config::Config
     for (const auto& target : config->targets) {
       if (!shard_.owns(target.name)) continue;
       auto runtime = std::make_shared<Runtime>();
-      runtime->target = target;
+      runtime->target = &target;
       runtime->config = config;
       runtime->fingerprint = fingerprint_of(*config, target);
       runtime->password = password_of(*config, target);
@@ -330,8 +330,8 @@ winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
   };
 
   // The target's collectors restricted to its compat name sets.
-  const auto& polled = runtime->target.compat_collectors ? *runtime->target.compat_collectors
-                                                         : runtime->config->collectors;
+  const auto& polled = runtime->target->compat_collectors ? *runtime->target->compat_collectors
+                                                          : runtime->config->collectors;
   auto collector_it = polled.find(job.collector);
   if (collector_it == polled.end() || !collector_it->second) {
     co_return fail("config", "unknown collector", PollOutcome::kFailed);
@@ -340,9 +340,9 @@ winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
   const QueryReuse reuse{
       runtime->config->defaults.query_refresh ? runtime->query_cache.get() : nullptr,
       query_stats_.get()};
-  auto result =
-      co_await poller_.poll_async(*runtime->pool, *collector_it->second,
-                                  runtime->target.limits.max_series_per_collector, deadline, reuse);
+  auto result = co_await poller_.poll_async(*runtime->pool, *collector_it->second,
+                                            runtime->target->limits.max_series_per_collector,
+                                            deadline, reuse);
   if (!result) {
     PollFailure& failure = result.error();
     if (failure.cancelled) {  // shutting down: not the host's failure, nothing to record

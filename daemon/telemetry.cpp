@@ -85,7 +85,7 @@ void Telemetry::render(std::string& out) const {
           t.reconnects.load());
   {
     FamilyWriter family(out, "winrm_exporter_winrm_connections_by_cause_total",
-                        "WinRM connections opened (after their TLS handshake) by why: first of a "
+                        "WinRM connections opened, by why: first of a "
                         "target, reload, busy (every kept connection busy), error (replaces one "
                         "dropped after a failed query), closed (the server closed the kept one), "
                         "other.",

@@ -295,10 +295,40 @@ Row::IndexStats Row::index_stats() const {
   return stats;
 }
 
+std::optional<std::string_view> text_value(const Property& property) {
+  if (property.is_null || property.values.empty()) return std::nullopt;
+  return property.values.front();
+}
+
+std::optional<double> number_value(const Property& property) {
+  auto value = text_value(property);
+  return value ? parse_double(*value) : std::nullopt;
+}
+
+std::optional<std::uint64_t> uint64_value(const Property& property) {
+  auto value = text_value(property);
+  return value ? parse_integer<std::uint64_t>(*value) : std::nullopt;
+}
+
+std::optional<bool> boolean_value(const Property& property) {
+  auto value = text_value(property);
+  if (!value) return std::nullopt;
+  std::string_view trimmed = trim(*value);
+  if (iequals(trimmed, "true") || trimmed == "1") return true;
+  if (iequals(trimmed, "false") || trimmed == "0") return false;
+  return std::nullopt;
+}
+
+std::optional<double> unix_time_value(const Property& property) {
+  auto value = text_value(property);
+  if (!value) return std::nullopt;
+  if (auto xs = parse_xs_datetime(*value)) return xs;
+  return parse_cim_datetime(*value);
+}
+
 std::optional<std::string_view> Row::text(std::string_view name) const {
   const Property* property = find(name);
-  if (property == nullptr || property->is_null || property->values.empty()) return std::nullopt;
-  return property->values.front();
+  return property == nullptr ? std::nullopt : text_value(*property);
 }
 
 std::optional<std::string> Row::string(std::string_view name) const {
@@ -307,13 +337,13 @@ std::optional<std::string> Row::string(std::string_view name) const {
 }
 
 std::optional<double> Row::number(std::string_view name) const {
-  auto value = text(name);
-  return value ? parse_double(*value) : std::nullopt;
+  const Property* property = find(name);
+  return property == nullptr ? std::nullopt : number_value(*property);
 }
 
 std::optional<std::uint64_t> Row::uint64(std::string_view name) const {
-  auto value = text(name);
-  return value ? parse_integer<std::uint64_t>(*value) : std::nullopt;
+  const Property* property = find(name);
+  return property == nullptr ? std::nullopt : uint64_value(*property);
 }
 
 std::optional<std::int64_t> Row::int64(std::string_view name) const {
@@ -322,19 +352,13 @@ std::optional<std::int64_t> Row::int64(std::string_view name) const {
 }
 
 std::optional<bool> Row::boolean(std::string_view name) const {
-  auto value = text(name);
-  if (!value) return std::nullopt;
-  std::string_view trimmed = trim(*value);
-  if (iequals(trimmed, "true") || trimmed == "1") return true;
-  if (iequals(trimmed, "false") || trimmed == "0") return false;
-  return std::nullopt;
+  const Property* property = find(name);
+  return property == nullptr ? std::nullopt : boolean_value(*property);
 }
 
 std::optional<double> Row::unix_time(std::string_view name) const {
-  auto value = text(name);
-  if (!value) return std::nullopt;
-  if (auto xs = parse_xs_datetime(*value)) return xs;
-  return parse_cim_datetime(*value);
+  const Property* property = find(name);
+  return property == nullptr ? std::nullopt : unix_time_value(*property);
 }
 
 std::optional<double> Row::seconds(std::string_view name) const {

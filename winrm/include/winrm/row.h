@@ -164,6 +164,14 @@ class Row {
   std::vector<std::uint32_t> index_;
 };
 
+// The typed accessors' conversions for a property already found (Row::find), so that a caller
+// reading one property several ways looks it up once: nullopt when nil, empty or not convertible.
+std::optional<std::string_view> text_value(const Property& property);
+std::optional<double> number_value(const Property& property);
+std::optional<std::uint64_t> uint64_value(const Property& property);
+std::optional<bool> boolean_value(const Property& property);
+std::optional<double> unix_time_value(const Property& property);
+
 // Helpers exposed for reuse and tests.
 std::optional<double> parse_xs_datetime(std::string_view text);   // Unix seconds
 std::optional<double> parse_xs_duration(std::string_view text);   // seconds

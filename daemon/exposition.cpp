@@ -3,6 +3,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -577,6 +579,26 @@ void GzipWriter::close_own_run() {
   own_mark_ = out_.size();
 }
 
+namespace {
+
+// crc32_combine(a, b, length) is crc32_combine_op(a, b, crc32_combine_gen(length)), and the
+// gen step is most of its cost (~0.28 us against ~0.09 us on the test VM): a gzip /metrics page
+// combines one crc per kept family (~1 M at 10,000 hosts). Segment lengths below 64 KiB get their
+// op computed once per process (a 256 KiB table, touched pages only; racing threads store the
+// same value).
+uLong combine_op(std::size_t length) {
+  static std::array<std::atomic<std::uint32_t>, 65536> ops{};  // 0: not computed yet
+  if (length >= ops.size()) return crc32_combine_gen(static_cast<z_off_t>(length));
+  std::uint32_t op = ops[length].load(std::memory_order_relaxed);
+  if (op == 0) {
+    op = static_cast<std::uint32_t>(crc32_combine_gen(static_cast<z_off_t>(length)));
+    ops[length].store(op, std::memory_order_relaxed);
+  }
+  return op;
+}
+
+}  // namespace
+
 void GzipWriter::append_segment(std::string_view deflated, std::uint32_t crc, std::size_t length) {
   flush_pending();
   if (reference_) {
@@ -586,7 +608,7 @@ void GzipWriter::append_segment(std::string_view deflated, std::uint32_t crc, st
   } else {
     out_.append(deflated);
   }
-  crc_ = static_cast<std::uint32_t>(crc32_combine(crc_, crc, static_cast<z_off_t>(length)));
+  crc_ = static_cast<std::uint32_t>(crc32_combine_op(crc_, crc, combine_op(length)));
   length_ += length;
 }
 

@@ -362,7 +362,12 @@ TEST_CASE("compressed families: text round-trips, gzip page of segments equals t
   write_rendered(from_compressed, {&a, &b, &c_text});
   CHECK(from_compressed == expected);
 
-  // gzip: compressed sources spliced, a text source and the head compressed on the fly.
+  // gzip: compressed sources spliced, a text source and the head compressed on the fly. Their
+  // crc32s are combined per segment length (a table below 64 KiB, computed above): both kinds.
+  CHECK(std::any_of(a.families.begin(), a.families.end(),
+                    [](const RenderedFamily& f) { return f.line_bytes >= 65536; }));
+  CHECK(std::any_of(a.families.begin(), a.families.end(),
+                    [](const RenderedFamily& f) { return f.line_bytes < 65536; }));
   GzipWriter gzip;
   gzip.text() = "# head\nup 1\n";
   write_rendered(gzip, {&a, &b, &c_text});

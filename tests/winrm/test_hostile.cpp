@@ -672,6 +672,13 @@ TEST_CASE("a name lookup that stalls does not hold other requests; localhost res
   CHECK(fast.result->body == "<ok/>");
   CHECK(fast_finished_first);
   expect_error(stalled, ErrorKind::kTimeout, "during connect");
+  // *.localhost is loopback without a lookup (RFC 6761), as libcurl answers it: inventories
+  // name local or simulated hosts win01.localhost.
+  winrm::EndpointOptions sub = by_name;
+  sub.host = "Win01.LOCALHOST";
+  auto subdomain = round_trip(sub, 2000ms);
+  REQUIRE_MESSAGE(subdomain.result.has_value(), subdomain.result.error().message);
+  CHECK(subdomain.result->body == "<ok/>");
 }
 
 }  // namespace test_hostile

@@ -1278,6 +1278,19 @@ class NativeConnection final : public Connection {
     if (text.size() > 2 && text.front() == '[' && text.back() == ']') {
       text = text.substr(1, text.size() - 2);
     }
+    // "localhost" and "*.localhost" are loopback without a lookup (RFC 6761 6.3), as libcurl
+    // (7.78+) answers them: inventories name simulated or local hosts win01.localhost.
+    std::string lower = text;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!lower.empty() && lower.back() == '.') lower.pop_back();
+    if (lower == "localhost" || lower.ends_with(".localhost")) {
+      text = "127.0.0.1";
+      if (auto v4 = numeric_address(text, port); !v4.empty()) out = std::move(v4);
+      auto v6 = numeric_address("::1", port);
+      out.insert(out.end(), v6.begin(), v6.end());
+      return out;
+    }
     auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
     if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {

@@ -202,6 +202,27 @@ void native_cancel(NativeConnection* connection);
 
 thread_local bool t_on_io_thread = false;  // set once, by IoLoop::run
 
+// Connection::round_trip for both transports: start() and a wait for its callback, refused on
+// the I/O thread (it would wait for itself: a bug, reported rather than a hang).
+Result<HttpResponse> wait_for_answer(Connection& connection, const HttpRequest& request,
+                                     Deadline deadline, const std::string& where) {
+  if (t_on_io_thread) {
+    return make_error(ErrorKind::kTransport, "blocking round trip on the winrm I/O thread " + where);
+  }
+  std::mutex mutex;
+  std::condition_variable done;
+  std::optional<Result<HttpResponse>> result;
+  connection.start(request, deadline, [&](Result<HttpResponse> r) {
+    std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
+    result.emplace(std::move(r));
+    done.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  done.wait(lock, [&] { return result.has_value(); });
+  return std::move(*result);
+}
+
+
 // The thread that drives every transfer of the process (docs/transport.md, "I/O thread"):
 // one multi handle on an epoll set, curl_multi_socket_action, so a wake-up touches only
 // the sockets that are ready and a request in flight costs a socket, not a thread. It runs
@@ -357,21 +378,7 @@ class HttpConnection final : public Connection {
   HttpConnection& operator=(const HttpConnection&) = delete;
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
-    if (t_on_io_thread) {  // it would wait for itself: a bug, reported rather than a hang
-      return make_error(ErrorKind::kTransport,
-                        "blocking round trip on the winrm I/O thread " + where());
-    }
-    std::mutex mutex;
-    std::condition_variable done;
-    std::optional<Result<HttpResponse>> result;
-    start(request, deadline, [&](Result<HttpResponse> r) {
-      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
-      result.emplace(std::move(r));
-      done.notify_one();
-    });
-    std::unique_lock lock(mutex);
-    done.wait(lock, [&] { return result.has_value(); });
-    return std::move(*result);
+    return wait_for_answer(*this, request, deadline, where());
   }
 
   void start(const HttpRequest& request, Deadline deadline, ResponseCallback on_done) override {
@@ -1167,21 +1174,7 @@ class NativeConnection final : public Connection {
   NativeConnection& operator=(const NativeConnection&) = delete;
 
   Result<HttpResponse> round_trip(const HttpRequest& request, Deadline deadline) override {
-    if (t_on_io_thread) {  // it would wait for itself: a bug, reported rather than a hang
-      return make_error(ErrorKind::kTransport,
-                        "blocking round trip on the winrm I/O thread " + where_);
-    }
-    std::mutex mutex;
-    std::condition_variable done;
-    std::optional<Result<HttpResponse>> result;
-    start(request, deadline, [&](Result<HttpResponse> r) {
-      std::lock_guard lock(mutex);  // notified under the lock: the waiter owns these
-      result.emplace(std::move(r));
-      done.notify_one();
-    });
-    std::unique_lock lock(mutex);
-    done.wait(lock, [&] { return result.has_value(); });
-    return std::move(*result);
+    return wait_for_answer(*this, request, deadline, where_);
   }
 
   void start(const HttpRequest& request, Deadline deadline, ResponseCallback on_done) override {

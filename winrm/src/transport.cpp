@@ -207,7 +207,8 @@ thread_local bool t_on_io_thread = false;  // set once, by IoLoop::run
 Result<HttpResponse> wait_for_answer(Connection& connection, const HttpRequest& request,
                                      Deadline deadline, const std::string& where) {
   if (t_on_io_thread) {
-    return make_error(ErrorKind::kTransport, "blocking round trip on the winrm I/O thread " + where);
+    return make_error(ErrorKind::kTransport,
+                      "blocking round trip on the winrm I/O thread " + where);
   }
   std::mutex mutex;
   std::condition_variable done;
@@ -221,7 +222,6 @@ Result<HttpResponse> wait_for_answer(Connection& connection, const HttpRequest& 
   done.wait(lock, [&] { return result.has_value(); });
   return std::move(*result);
 }
-
 
 // The thread that drives every transfer of the process (docs/transport.md, "I/O thread"):
 // one multi handle on an epoll set, curl_multi_socket_action, so a wake-up touches only

@@ -410,6 +410,59 @@ TEST_CASE("bodies of any framing are bounded or classified") {
   }
 }
 
+TEST_CASE(
+    "a close-delimited body ends only at a clean close: a reset or a bad record is an error") {
+  // No Content-Length and no chunked: the body runs until the server closes. Only an orderly
+  // end (FIN, close_notify) completes it; a reset or a TLS record that fails to decrypt cuts it
+  // short, and its first bytes must not come back as the whole answer.
+  const auto files = certs().tls(certs().good);
+  const std::string head = kOkHead + "Connection: close\r\n\r\n";
+  const std::string part(5000, 'u');
+  for (const bool tls : {false, true}) {
+    CAPTURE(tls);
+    {  // clean close: the body is complete
+      hostile::Server s(
+          [&](hostile::Peer& p) {
+            p.read_request();
+            p.send(head + part);
+            if (p.ssl() != nullptr) SSL_shutdown(p.ssl());
+          },
+          tls ? &files : nullptr);
+      auto o = round_trip(endpoint(s.port(), tls), 5000ms);
+      REQUIRE_MESSAGE(o.result.has_value(), o.result.error().message);
+      CHECK(o.result->body == part);
+    }
+    {  // reset after part of the body
+      hostile::Server s(
+          [&](hostile::Peer& p) {
+            p.read_request();
+            p.send(head + part);
+            std::this_thread::sleep_for(200ms);  // the part is read before the reset arrives
+            p.reset();
+          },
+          tls ? &files : nullptr);
+      // Either transport's words (native: "cut short"; libcurl: "Recv failure").
+      expect_error(round_trip(endpoint(s.port(), tls), 5000ms), ErrorKind::kTransport);
+    }
+  }
+  {  // TLS: a record that does not decrypt after part of the body
+    hostile::Server s(
+        [&](hostile::Peer& p) {
+          p.read_request();
+          p.send(head + part);
+          std::this_thread::sleep_for(200ms);
+          // An application-data record of 32 bytes that no key produced.
+          std::string bad = "\x17\x03\x03";
+          bad += static_cast<char>(0);
+          bad += static_cast<char>(32);
+          bad += std::string(32, '\x5a');
+          (void)!::send(p.fd(), bad.data(), bad.size(), MSG_NOSIGNAL);
+        },
+        &files);
+    expect_error(round_trip(endpoint(s.port(), true), 5000ms), ErrorKind::kTransport);
+  }
+}
+
 TEST_CASE("what is not HTTP/1.x is a transport error") {
   const auto budget = 5000ms;
   SUBCASE("garbage instead of HTTP") {

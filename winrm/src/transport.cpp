@@ -1755,7 +1755,9 @@ class NativeConnection final : public Connection {
           }
           const int saved = errno;
           ERR_clear_error();
-          end_of_stream(error == SSL_ERROR_SYSCALL ? saved : 0);
+          // With SSL_OP_IGNORE_UNEXPECTED_EOF, a close_notify and a bare FIN both read as
+          // ZERO_RETURN; SYSCALL (a reset) and SSL (a record that fails to decrypt) do not.
+          end_of_stream(error == SSL_ERROR_SYSCALL ? saved : 0, error == SSL_ERROR_ZERO_RETURN);
           return;
         }
         got = static_cast<std::size_t>(n);
@@ -1763,7 +1765,7 @@ class NativeConnection final : public Connection {
         const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         if (n <= 0) {
-          end_of_stream(n < 0 ? errno : 0);
+          end_of_stream(n < 0 ? errno : 0, n == 0);
           return;
         }
         got = static_cast<std::size_t>(n);
@@ -1782,8 +1784,10 @@ class NativeConnection final : public Connection {
     }
   }
 
-  void end_of_stream(int error_number) {
-    if (head_done_ && body_ == Body::kUntilClose) {
+  // `clean`: an orderly end (FIN, close_notify). Only that completes a close-delimited body;
+  // a reset or a TLS error cuts it short (libcurl: "Recv failure", "SSL_read").
+  void end_of_stream(int error_number, bool clean) {
+    if (clean && head_done_ && body_ == Body::kUntilClose) {
       close_after_ = true;
       finish();
       return;

@@ -208,22 +208,27 @@ class Proc:
                 pass
         return total / 1e9
 
-    def serving_cpu_seconds(self):
-        """CPU of the threads that do not poll: not the scheduler's workers ('poll-worker')
-        and not the transport's I/O thread ('winrm-io', every transfer since 6d3c97d): the
-        web server, /metrics rendering, main. Threads that ended are not counted (none of
-        the serving ones end while it runs)."""
-        total = 0
+    def thread_stats(self):
+        """(tid, comm, fields) per live thread from /proc/<pid>/task/<tid>/stat; fields are the
+        values after the ')' that ends comm, so fields[11], fields[12] are utime, stime (ticks) and
+        fields[16] is nice. A thread that ended meanwhile is skipped."""
         for tid in os.listdir(f"/proc/{self.pid}/task"):
             try:
                 text = open(f"/proc/{self.pid}/task/{tid}/stat").read()
             except OSError:
                 continue
             comm = text[text.index("(") + 1:text.rindex(")")]
-            if comm in POLLING_THREADS:
-                continue
-            fields = text.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            yield tid, comm, text.rsplit(")", 1)[1].split()
+
+    def serving_cpu_seconds(self):
+        """CPU of the threads that do not poll: not the scheduler's workers ('poll-worker')
+        and not the transport's I/O thread ('winrm-io', every transfer since 6d3c97d): the
+        web server, /metrics rendering, main. Threads that ended are not counted (none of
+        the serving ones end while it runs)."""
+        total = 0
+        for _, comm, fields in self.thread_stats():
+            if comm not in POLLING_THREADS:
+                total += int(fields[11]) + int(fields[12])
         return total / CLK_TCK
 
     def context_switches(self):
@@ -253,14 +258,11 @@ class Proc:
         threads. The wait (schedstat) is time runnable but not running: a serving thread's wait is the
         queueing a /probe or a scrape sees behind the other threads on the exporter's core."""
         groups = {}
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
+        for tid, comm, fields in self.thread_stats():
             try:
-                text = open(f"/proc/{self.pid}/task/{tid}/stat").read()
                 wait = int(open(f"/proc/{self.pid}/task/{tid}/schedstat").read().split()[1]) / 1e9
             except (OSError, IndexError, ValueError):
                 continue
-            comm = text[text.index("(") + 1:text.rindex(")")]
-            fields = text.rsplit(")", 1)[1].split()
             g = groups.setdefault(comm if comm in THREAD_GROUPS else "other", [0.0, 0.0, 0.0])
             g[0] += int(fields[11]) / CLK_TCK
             g[1] += int(fields[12]) / CLK_TCK
@@ -270,14 +272,8 @@ class Proc:
     def thread_nice(self):
         """{thread group: sorted nice values of its live threads} (--scheduler.nice at work)."""
         nice = {}
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            try:
-                text = open(f"/proc/{self.pid}/task/{tid}/stat").read()
-            except OSError:
-                continue
-            comm = text[text.index("(") + 1:text.rindex(")")]
-            value = int(text.rsplit(")", 1)[1].split()[16])
-            nice.setdefault(comm if comm in THREAD_GROUPS else "other", set()).add(value)
+        for _, comm, fields in self.thread_stats():
+            nice.setdefault(comm if comm in THREAD_GROUPS else "other", set()).add(int(fields[16]))
         return {k: sorted(v) for k, v in sorted(nice.items())}
 
     def rss_mib(self):

@@ -458,13 +458,19 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _probe_loop(base, targets, period, stop, conn, cpus):
+def _probe_loop(base, targets, period, stop, conn, cpus, fifo):
     """The prober's process: its own interpreter, so the bench's sample scrapes (Python
     parsing a page of millions of lines) never hold its GIL and inflate its wall times. One
     keep-alive connection, as Prometheus keeps one per target (a new connection per probe
-    added the connect and urllib's set-up to every sample)."""
+    added the connect and urllib's set-up to every sample). fifo > 0: SCHED_FIFO at that
+    priority, so that it runs as soon as it wakes, as a client on its own machine would."""
     if cpus:
         os.sched_setaffinity(0, parse_cpus(cpus))
+    if fifo > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
+        except OSError as error:
+            print(f"note: prober left at SCHED_OTHER ({error})", flush=True)
     host, port = base.split("//", 1)[1].rsplit(":", 1)
     rng = random.Random(1)
     times, errors = [], 0
@@ -508,12 +514,12 @@ class Prober:
     hundreds of ms while the main thread parsed a sample scrape). cpus: taskset-style list
     for the prober ('' = wherever the scheduler puts it)."""
 
-    def __init__(self, base, targets, rate, cpus=""):
+    def __init__(self, base, targets, rate, cpus="", fifo=0):
         ctx = multiprocessing.get_context("fork")
         self.stop_event = ctx.Event()
         self.conn, child = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_probe_loop, daemon=True,
-                                args=(base, targets, 1.0 / rate, self.stop_event, child, cpus))
+                                args=(base, targets, 1.0 / rate, self.stop_event, child, cpus, fifo))
         self.times, self.errors = [], 0
         self.starts_times = []  # (CLOCK_MONOTONIC start, wall seconds) per probe
 
@@ -630,9 +636,18 @@ def main():
     ap.add_argument("--sim-cpu", default="0", help="taskset CPU list for winrm-sim ('' = unpinned)")
     ap.add_argument("--exporter-cpu", default="1", help="taskset CPU list for the exporter ('' = unpinned)")
     ap.add_argument("--probe-rate", type=float, default=10, help="/probe requests per second during the window")
-    ap.add_argument("--probe-cpu", default="",
-                    help="taskset CPU list for the /probe client process ('' = unpinned: it shares the two "
-                         "cores with everything else; the server-side figure is the exporter's own)")
+    ap.add_argument("--client-cpu", default=None,
+                    help="CPU list for this script (its sample scrapes inflate and parse ~40 MB of gzip) and, "
+                         "unless --probe-cpu, the /probe client, set after the exporter starts (default: "
+                         "--sim-cpu: the clients stand in for Prometheus on another machine and must not take "
+                         "the exporter's core; '' = unpinned)")
+    ap.add_argument("--probe-cpu", default=None,
+                    help="taskset CPU list for the /probe client process (default: --client-cpu; '' = unpinned: "
+                         "it shares the two cores with everything else)")
+    ap.add_argument("--probe-fifo", type=int, default=1,
+                    help="SCHED_FIFO priority of the /probe client (needs CAP_SYS_NICE; 0 = SCHED_OTHER): on the "
+                         "simulator's busy core it then runs when it wakes instead of queueing behind the "
+                         "simulator's threads, as a client on its own machine would (bench/README.md)")
     ap.add_argument("--parallel-scrapes", type=int, default=4, help="concurrent /metrics scrapes per round")
     ap.add_argument("--scheduler-workers", type=int, default=0,
                     help="exporter --scheduler.workers (0 = its default)")
@@ -667,6 +682,8 @@ def main():
         args.targets, args.interval, args.timeout = 40, "5s", "4s"
         args.warmup, args.window, args.sample = 8, 10, 5
         args.probe_rate, args.parallel_scrapes = 5, 2
+        args.client_cpu = "" if args.client_cpu is None else args.client_cpu
+        args.probe_fifo = 0
 
     if args.autogroup_nice is not None:
         set_autogroup_nice(args.autogroup_nice)
@@ -675,7 +692,11 @@ def main():
     for b in (exporter_bin, sim_bin):
         if not os.access(b, os.X_OK):
             sys.exit(f"{b} not built (cmake --build {args.build_dir} --target winrm_exporter winrm-sim)")
-    for name in ("sim_cpu", "exporter_cpu"):
+    if args.client_cpu is None:
+        args.client_cpu = args.sim_cpu
+    if args.probe_cpu is None:
+        args.probe_cpu = args.client_cpu
+    for name in ("sim_cpu", "exporter_cpu", "client_cpu", "probe_cpu"):
         spec = getattr(args, name)
         if spec and not cpus_exist(spec):
             print(f"note: CPU {spec} not available, --{name.replace('_', '-')} left unpinned", flush=True)
@@ -723,6 +744,8 @@ def main():
             f"--scheduler.workers={args.scheduler_workers}", "--log.level=warn"] + args.exporter_arg),
             stdout=exp_log, stderr=subprocess.STDOUT, env=exporter_env)
         wait_ready(exporter, base, f"{tmp}/exporter.log")
+        if args.client_cpu:  # after the children start: they must not inherit it
+            os.sched_setaffinity(0, parse_cpus(args.client_cpu))
         print(f"N={args.targets}: exporter ready after {time.monotonic() - t_start:.1f}s; "
               f"warm-up {args.warmup:.0f}s, window {args.window:.0f}s, sim CPU {args.sim_cpu or '-'}, "
               f"exporter CPU {args.exporter_cpu or '-'} (temp dir {tmp})", flush=True)
@@ -741,7 +764,7 @@ def main():
         first = self_metrics(base)
         scrape_spans = []  # (start, end) of the sample scrapes in the window (the prober's tail)
         end = first_t + args.window
-        prober = Prober(base, args.targets, args.probe_rate, args.probe_cpu)
+        prober = Prober(base, args.targets, args.probe_rate, args.probe_cpu, args.probe_fifo)
         prober.start()
         perf = start_perf(args.perf_dir, "window", exporter.pid)
         print(f"{'t(s)':>6} {'RSS MiB':>8} {'CPU %':>6} {'sim CPU%':>8} {'fds':>6} {'thr':>4} "
@@ -860,7 +883,15 @@ def main():
         page = PageStats(count=True)
         scrape(base + "/metrics", gzip_ok=True, stats=page)
         series, served = page.series, page.targets
-        up = total(page.self_metrics(), "winrm_exporter_target_up")
+        after_rounds = page.self_metrics()
+        up = total(after_rounds, "winrm_exporter_target_up")
+        # Polls while the rounds ran (window end -> after the rounds): 4 parallel scrapes must
+        # not hold polls back (issue 10).
+        _, rlag_n1, rb1 = histogram(after_rounds, "winrm_exporter_scheduler_lag_seconds")
+        rounds_lag = {le: rb1[le] - b1.get(le, 0) for le in rb1}
+        rounds_lag_n = rlag_n1 - lag_n1
+        rounds_missed = total(after_rounds, "winrm_exporter_scheduler_polls_missed_total") - \
+            total(last, "winrm_exporter_scheduler_polls_missed_total")
         page = None
 
         # Medians over the samples that have the value (scraped ones for /metrics fields).
@@ -868,7 +899,8 @@ def main():
         print()
         print(f"summary N={args.targets} targets x {len(collectors)} collectors, interval {args.interval}, "
               f"window {window:.0f}s after {args.warmup:.0f}s warm-up; sim CPU {args.sim_cpu or 'unpinned'}, "
-              f"exporter CPU {args.exporter_cpu or 'unpinned'}, sim keep-alive {args.sim_keep_alive}")
+              f"exporter CPU {args.exporter_cpu or 'unpinned'}, bench client CPU {args.client_cpu or 'unpinned'}, "
+              f"sim keep-alive {args.sim_keep_alive}")
         if args.exporter_env:
             print(f"  exporter environment       {' '.join(args.exporter_env)}")
         if args.exporter_arg:
@@ -937,7 +969,7 @@ def main():
         print(f"  /probe wall (client)       {1000 * percentile(prober.times, 0.99):10.2f} ms p99, "
               f"p50 {1000 * percentile(prober.times, 0.5):.2f} ms ({len(prober.times)} probes at "
               f"{args.probe_rate:g}/s, {prober.errors} errors; a Python process on one keep-alive "
-              f"connection, CPU {args.probe_cpu or 'unpinned'})")
+              f"connection, CPU {args.probe_cpu or 'unpinned'}{', SCHED_FIFO' if args.probe_fifo > 0 else ''})")
         if probe_server_n > 0:
             shown = []
             for le in sorted(probe_buckets):
@@ -963,6 +995,9 @@ def main():
                   f"{statistics.median(servings):.3f} s; {size / 2**20:.2f} MiB")
             print(f"    by thread (median round) " + format_groups(group))
         print(f"  /metrics series            {series:10d}   ({series / args.targets:.0f} per host)")
+        print(f"  lag during the rounds      <= {quantile_from_buckets(rounds_lag, rounds_lag_n, 0.99)} s p99, "
+              f"missed {rounds_missed:.0f} (polls started from the window's end to after the scrape rounds: "
+              f"{rounds_lag_n:.0f})")
         # Issue 10's targets, judged on this run (the gzip round is what Prometheus requests).
         lag_p99 = quantile_from_buckets(lag_buckets, lag_n, 0.99)
         gzip_serving = statistics.median(rounds[True][2])

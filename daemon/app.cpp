@@ -452,8 +452,19 @@ void App::render_auth_metrics(std::string& out) const {
 }
 
 std::expected<std::string, std::string> App::render_probe(const std::string& target) const {
+  std::string page;
+  auto found = render_probe(target, page);
+  if (!found) return std::unexpected(std::move(found.error()));
+  return page;
+}
+
+std::expected<void, std::string> App::render_probe(const std::string& target,
+                                                   std::string& page) const {
   auto view = cache_.view(target);
-  if (view.info) return render_probe_page(view, std::chrono::steady_clock::now());
+  if (view.info) {
+    render_probe_page(view, std::chrono::steady_clock::now(), page);
+    return {};
+  }
   auto config = this->config();
   bool configured = config && std::any_of(config->targets.begin(), config->targets.end(),
                                           [&](const auto& t) { return t.name == target; });

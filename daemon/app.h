@@ -79,6 +79,8 @@ class App {
   std::shared_ptr<const net::BodyParts> render_metrics_gzip() const;
   // Error: the 404 text (unknown target, or which shard owns it).
   std::expected<std::string, std::string> render_probe(const std::string& target) const;
+  // The same page appended to `page` (the web worker's buffer, kept between requests).
+  std::expected<void, std::string> render_probe(const std::string& target, std::string& page) const;
   // Prometheus http_sd JSON of the owned targets.
   std::string render_sd() const;
   // More self series on /metrics (the web server's request durations). Set before start().

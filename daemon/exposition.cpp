@@ -199,13 +199,52 @@ RenderedFamilies render_families(std::string_view label_prefix,
   return rendered;
 }
 
+namespace {
+
+// Appends `lines` (a family's, each `name{old_prefix,labels} value`, `name{old_prefix} value`,
+// `name{labels} value` or `name value`: append_sample) with `old_prefix` swapped for
+// `label_prefix`.
+void append_relabelled(std::string& out, std::string_view lines, std::string_view name,
+                       std::string_view old_prefix, std::string_view label_prefix) {
+  while (!lines.empty()) {
+    std::size_t end = lines.find('\n');
+    std::string_view line = lines.substr(0, end == std::string_view::npos ? lines.size() : end + 1);
+    lines.remove_prefix(line.size());
+    std::string_view rest = line.substr(name.size());
+    bool has_labels;
+    if (old_prefix.empty()) {
+      has_labels = rest.starts_with('{');
+      if (has_labels) rest.remove_prefix(1);
+    } else {
+      rest.remove_prefix(1 + old_prefix.size());  // `{` + old prefix
+      has_labels = rest.starts_with(',');
+      rest.remove_prefix(1);  // `,` before the labels or `}` before the value
+    }
+    // rest: `labels} value\n` when has_labels, else ` value\n`.
+    out += name;
+    if (label_prefix.empty() && !has_labels) {
+      out += rest;
+      continue;
+    }
+    out += '{';
+    out += label_prefix;
+    if (has_labels) {
+      if (!label_prefix.empty()) out += ',';
+    } else {
+      out += '}';
+    }
+    out += rest;
+  }
+}
+
+}  // namespace
+
 RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view label_prefix) {
   RenderedFamilies out;
   out.prefix = label_prefix;
   out.samples = rendered.samples;
   out.families.reserve(rendered.families.size());
-  const std::string_view old_prefix = rendered.prefix;
-  std::string text;  // one inflate buffer for all families (a /probe runs this per request)
+  std::string text;  // one inflate buffer for all families
   for (const auto& family : rendered.families) {
     RenderedFamily& copy = out.families.emplace_back();
     copy.head = family.head;
@@ -214,39 +253,8 @@ RenderedFamilies with_prefix(const RenderedFamilies& rendered, std::string_view 
     copy.data.reserve(family.line_bytes + family.samples * (label_prefix.size() + 2));
     text.clear();
     if (family.compressed) append_lines(text, family);
-    std::string_view lines = family.compressed ? std::string_view(text) : family.lines();
-    // Every line is `name{old_prefix,labels} value`, `name{old_prefix} value`,
-    // `name{labels} value` or `name value` (append_sample): swap the prefix in place.
-    while (!lines.empty()) {
-      std::size_t end = lines.find('\n');
-      std::string_view line =
-          lines.substr(0, end == std::string_view::npos ? lines.size() : end + 1);
-      lines.remove_prefix(line.size());
-      std::string_view rest = line.substr(family.name().size());
-      bool has_labels;
-      if (old_prefix.empty()) {
-        has_labels = rest.starts_with('{');
-        if (has_labels) rest.remove_prefix(1);
-      } else {
-        rest.remove_prefix(1 + old_prefix.size());  // `{` + old prefix
-        has_labels = rest.starts_with(',');
-        rest.remove_prefix(1);  // `,` before the labels or `}` before the value
-      }
-      // rest: `labels} value\n` when has_labels, else ` value\n`.
-      copy.data += family.name();
-      if (label_prefix.empty() && !has_labels) {
-        copy.data += rest;
-        continue;
-      }
-      copy.data += '{';
-      copy.data += label_prefix;
-      if (has_labels) {
-        if (!label_prefix.empty()) copy.data += ',';
-      } else {
-        copy.data += '}';
-      }
-      copy.data += rest;
-    }
+    append_relabelled(copy.data, family.compressed ? std::string_view(text) : family.lines(),
+                      family.name(), rendered.prefix, label_prefix);
     copy.line_bytes = static_cast<std::uint32_t>(copy.data.size());
     out.bytes += copy.data.size();
     out.stored_bytes += copy.data.size();
@@ -679,6 +687,54 @@ void write_rendered(GzipWriter& out, const std::vector<const RenderedFamilies*>&
     if (group.samples == 0) continue;
     append_header(out.text(), *group.first);
     for (const auto* member : group.members) out.append_family(*member);
+  }
+}
+
+void write_relabelled(std::string& out, const std::vector<const RenderedFamilies*>& sources,
+                      std::string_view label_prefix) {
+  Grouped grouped = group_families(sources);
+  out.reserve(out.size() + grouped.bytes + grouped.bytes / 16 + grouped.names.size() * 256);
+  // The inflate buffer of this thread, kept between requests (a /probe runs this per request:
+  // no heap growth and trim of a family's text each time).
+  thread_local std::string text;
+  for (std::string_view name : grouped.names) {
+    const Group& group = grouped.groups[name];
+    if (group.samples == 0) continue;
+    append_header(out, *group.first);
+    for (const auto* member : group.members) {
+      // The member's own prefix: that of the source whose families hold it (a handful).
+      std::string_view old_prefix;
+      for (const auto* source : sources) {
+        if (source && !source->families.empty() && member >= source->families.data() &&
+            member < source->families.data() + source->families.size()) {
+          old_prefix = source->prefix;
+          break;
+        }
+      }
+      std::string_view lines = member->lines();
+      if (member->compressed) {
+        text.clear();
+        append_lines(text, *member);
+        lines = text;
+      }
+      append_relabelled(out, lines, member->name(), old_prefix, label_prefix);
+    }
+  }
+  constexpr std::size_t kKeepScratch = 1 << 20;
+  if (text.capacity() > kKeepScratch) std::string().swap(text);
+}
+
+void gzip_member(std::string& out, std::string_view text, int level) {
+  Pooled<DeflaterPool> deflater(std::clamp(level, 1, 9));
+  static constexpr char kHeader[] = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, '\xff'};
+  out.append(kHeader, sizeof kHeader);
+  const auto crc = static_cast<std::uint32_t>(
+      crc32_z(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(text.data()), text.size()));
+  if (!text.empty()) append_segment_of(*deflater, out, text);
+  out += '\x03';  // an empty final block (fixed Huffman): ends the deflate stream
+  out += '\x00';
+  for (std::uint32_t word : {crc, static_cast<std::uint32_t>(text.size())}) {  // little-endian
+    for (int shift = 0; shift < 32; shift += 8) out += static_cast<char>((word >> shift) & 0xFF);
   }
 }
 

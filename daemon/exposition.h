@@ -159,6 +159,16 @@ void write_rendered(std::string& out, const std::vector<const RenderedFamilies*>
 // The same page into a gzip body: compressed segments are copied, not recompressed.
 void write_rendered(GzipWriter& out, const std::vector<const RenderedFamilies*>& sources);
 
+// write_rendered(out, sources) with every line's label prefix (its source's) replaced by
+// `label_prefix`: /probe's page without `target`, relabelled straight into `out` (no copy of
+// the families per request).
+void write_relabelled(std::string& out, const std::vector<const RenderedFamilies*>& sources,
+                      std::string_view label_prefix);
+
+// Appends one gzip member (RFC 1952) of `text` to out, compressed at `level` with a pooled
+// deflater.
+void gzip_member(std::string& out, std::string_view text, int level = 1);
+
 // One source of families with a pre-rendered label prefix (e.g. `target="a",dc="x"`).
 struct FamilySource {
   std::string_view label_prefix;

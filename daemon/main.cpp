@@ -96,7 +96,9 @@ int serve(const ServeFlags& flags) {
   WebHandlers handlers;
   handlers.metrics = [&app] { return app.render_metrics(); };
   handlers.metrics_gzip = [&app] { return app.render_metrics_gzip(); };
-  handlers.probe = [&app](const std::string& target) { return app.render_probe(target); };
+  handlers.probe = [&app](const std::string& target, std::string& page) {
+    return app.render_probe(target, page);
+  };
   handlers.sd = [&app] { return app.render_sd(); };
   handlers.ready = [&app] { return app.ready(); };
   handlers.healthy = [&app] { return app.healthy(); };

@@ -85,48 +85,30 @@ void write_self_series(std::string& out, const std::vector<Cache::TargetView>& t
                 });
 }
 
-// The parts of a page: the head (extra and self series, text) and the cached families.
+// The parts of a /metrics page: the head (extra and self series, text) and the cached families.
 struct PageParts {
   std::string head;
-  std::vector<RenderedFamilies> relabelled;  // /probe's copies without `target`
   std::vector<const RenderedFamilies*> sources;
   std::size_t bytes = 0;  // of the families' text
 };
 
-PageParts collect(const std::vector<Cache::TargetView>& targets, bool with_target,
-                  const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
+PageParts collect(const std::vector<Cache::TargetView>& targets, const ExtraRenderer& extra,
+                  std::chrono::steady_clock::time_point now) {
   PageParts parts;
   std::vector<std::string> self_labels;
   self_labels.reserve(targets.size());
   for (const auto& target : targets) {
-    self_labels.push_back(with_target ? render_label_pairs({{"target", target.info->name}})
-                                      : std::string());
+    self_labels.push_back(render_label_pairs({{"target", target.info->name}}));
     for (const auto& view : target.collectors) {
       if (!view.snapshot || !Cache::fresh(*target.info, *view.snapshot, now)) continue;
       parts.bytes += view.snapshot->families->bytes;
-      if (with_target) {
-        parts.sources.push_back(view.snapshot->families.get());
-      } else {
-        // /probe re-labels its one target's text; /metrics uses the cached text as it is.
-        parts.relabelled.push_back(
-            with_prefix(*view.snapshot->families, probe_prefix(*target.info)));
-      }
+      parts.sources.push_back(view.snapshot->families.get());
     }
   }
-  for (const auto& source : parts.relabelled) parts.sources.push_back(&source);
   parts.head.reserve(4096 + targets.size() * 1024);
   if (extra) extra(parts.head);
   write_self_series(parts.head, targets, self_labels, now);
   return parts;
-}
-
-std::string render(const std::vector<Cache::TargetView>& targets, bool with_target,
-                   const ExtraRenderer& extra, std::chrono::steady_clock::time_point now) {
-  PageParts parts = collect(targets, with_target, extra, now);
-  std::string out = std::move(parts.head);
-  out.reserve(out.size() + parts.bytes + parts.bytes / 16);
-  write_rendered(out, parts.sources);
-  return out;
 }
 
 }  // namespace
@@ -134,7 +116,11 @@ std::string render(const std::vector<Cache::TargetView>& targets, bool with_targ
 std::string render_metrics_page(const std::vector<Cache::TargetView>& targets,
                                 const ExtraRenderer& extra,
                                 std::chrono::steady_clock::time_point now) {
-  return render(targets, true, extra, now);
+  PageParts parts = collect(targets, extra, now);
+  std::string out = std::move(parts.head);
+  out.reserve(out.size() + parts.bytes + parts.bytes / 16);
+  write_rendered(out, parts.sources);
+  return out;
 }
 
 net::BodyParts render_metrics_page_gzip_parts(std::vector<Cache::TargetView> targets,
@@ -148,7 +134,7 @@ net::BodyParts render_metrics_page_gzip_parts(std::vector<Cache::TargetView> tar
   };
   auto storage = std::make_shared<Storage>();
   storage->targets = std::move(targets);
-  PageParts parts = collect(storage->targets, true, extra, now);
+  PageParts parts = collect(storage->targets, extra, now);
   GzipWriter out(1, parts.head.size() / 4, /*reference_segments=*/true);
   out.text() = std::move(parts.head);
   write_rendered(out, parts.sources);
@@ -173,7 +159,24 @@ std::string render_metrics_page_gzip(const std::vector<Cache::TargetView>& targe
 
 std::string render_probe_page(const Cache::TargetView& target,
                               std::chrono::steady_clock::time_point now) {
-  return render({target}, false, nullptr, now);
+  std::string out;
+  render_probe_page(target, now, out);
+  return out;
+}
+
+void render_probe_page(const Cache::TargetView& target, std::chrono::steady_clock::time_point now,
+                       std::string& out) {
+  const std::vector<Cache::TargetView> targets{target};
+  write_self_series(out, targets, {std::string()}, now);
+  std::vector<const RenderedFamilies*> sources;
+  sources.reserve(target.collectors.size());
+  for (const auto& view : target.collectors) {
+    if (view.snapshot && Cache::fresh(*target.info, *view.snapshot, now)) {
+      sources.push_back(view.snapshot->families.get());
+    }
+  }
+  // Re-labelled from the cached text straight into the page: no copy of the families.
+  write_relabelled(out, sources, probe_prefix(*target.info));
 }
 
 }  // namespace exporter

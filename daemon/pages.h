@@ -38,5 +38,8 @@ std::string render_metrics_page_gzip(const std::vector<Cache::TargetView>& targe
 // (configured labels stay).
 std::string render_probe_page(const Cache::TargetView& target,
                               std::chrono::steady_clock::time_point now);
+// The same appended to `out` (a buffer the caller keeps between requests).
+void render_probe_page(const Cache::TargetView& target, std::chrono::steady_clock::time_point now,
+                       std::string& out);
 
 }  // namespace exporter

@@ -38,8 +38,10 @@ struct WebHandlers {
   std::function<SharedPage()> metrics;
   // /metrics already gzip-compressed, for clients that accept gzip (null: gzip of metrics()).
   std::function<SharedParts()> metrics_gzip;
+  // Appends the target's page to `page` (a buffer the web worker keeps between requests).
   // Error: the text of the 404 (unknown target, or owned by another shard).
-  std::function<std::expected<std::string, std::string>(const std::string& target)> probe;
+  std::function<std::expected<void, std::string>(const std::string& target, std::string& page)>
+      probe;
   // Prometheus http_sd JSON.
   std::function<std::string()> sd;
   std::function<bool()> ready;

@@ -393,6 +393,30 @@ TEST_CASE("with_prefix of compressed families equals with_prefix of their text")
   }
 }
 
+TEST_CASE("write_relabelled equals write_rendered of with_prefix copies, text or compressed") {
+  // Two sources with different prefixes (a collector kept before a reload changed the
+  // labels), one compressed: each member's lines lose their own source's prefix.
+  auto first = render_families("target=\"h1\"", mixed_families(4));
+  auto second = render_families("target=\"h1\",site=\"a}b,c\"", cpu_families(2));
+  compress_families(first, 1);
+  for (const std::string to : {"", "site=\"east\""}) {
+    CAPTURE(to);
+    auto a = with_prefix(first, to);
+    auto b = with_prefix(second, to);
+    std::string expected = "head 1\n";
+    write_rendered(expected, {&a, &b});
+    std::string page = "head 1\n";
+    write_relabelled(page, {&first, nullptr, &second}, to);
+    CHECK(page == expected);
+    std::string gzipped = "x";
+    gzip_member(gzipped, page);
+    CHECK(gunzip(gzipped.substr(1)) == page);
+  }
+  std::string empty;
+  gzip_member(empty, "");
+  CHECK(gunzip(empty).empty());
+}
+
 TEST_CASE("gzip /metrics page from the cache decompresses to the text page") {
   Cache cache;  // default: compressed
   Cache plain(0);

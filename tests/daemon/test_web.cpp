@@ -41,8 +41,11 @@ struct Counters {
 WebHandlers handlers(Counters& counters) {
   WebHandlers h;
   h.metrics = [] { return std::make_shared<const std::string>("up 1\n"); };
-  h.probe = [](const std::string& target) -> std::expected<std::string, std::string> {
-    if (target == "known") return std::string("x 1\n");
+  h.probe = [](const std::string& target, std::string& page) -> std::expected<void, std::string> {
+    if (target == "known") {
+      page += "x 1\n";
+      return {};
+    }
     return std::unexpected(std::string("unknown target"));
   };
   h.sd = [] { return std::string("[]"); };

@@ -8,15 +8,20 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "hostile_server.h"
 #include "testsupport/temp_dir.h"
+#include "winrm/name_lookups.h"
 #include "winrm/transport.h"
 
 // A namespace per test file: test bundles compile a directory's tests as one unit (CMakeLists).
@@ -127,6 +132,22 @@ constexpr auto kDnsStall = 10s;
 
 }  // namespace
 
+namespace {
+// Names under gate.test: the lookup waits until the test opens the gate (or 15 s pass) and
+// then fails (EAI_NONAME); `inside` counts the lookups waiting now, `peak` the most at once.
+struct DnsGate {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool open = false;
+  std::size_t inside = 0;
+  std::size_t peak = 0;
+};
+DnsGate& dns_gate() {
+  static DnsGate* const gate = new DnsGate();  // resolver threads may outlive the tests
+  return *gate;
+}
+}  // namespace
+
 // A DNS server that never answers, for names under slowdns.test: getaddrinfo is interposed
 // for this test binary (libcurl's resolver thread calls it through the PLT), every other
 // name goes to the real one. The stall is bounded, so the resolver thread ends by itself.
@@ -137,6 +158,16 @@ extern "C" int getaddrinfo(const char* node, const char* service, const addrinfo
   if (node != nullptr && std::string_view(node).ends_with(".slowdns.test")) {
     std::this_thread::sleep_for(kDnsStall);
     return EAI_AGAIN;
+  }
+  if (node != nullptr && std::string_view(node).ends_with(".gate.test")) {
+    DnsGate& gate = dns_gate();
+    std::unique_lock lock(gate.mutex);
+    gate.peak = std::max(gate.peak, ++gate.inside);
+    gate.changed.notify_all();
+    gate.changed.wait_for(lock, 15s, [&] { return gate.open; });
+    --gate.inside;
+    gate.changed.notify_all();
+    return EAI_NONAME;
   }
   return real(node, service, hints, res);
 }
@@ -732,6 +763,109 @@ TEST_CASE("a name lookup that stalls does not hold other requests; localhost res
   auto subdomain = round_trip(sub, 2000ms);
   REQUIRE_MESSAGE(subdomain.result.has_value(), subdomain.result.error().message);
   CHECK(subdomain.result->body == "<ok/>");
+}
+
+TEST_CASE("name lookups run a bounded number at once; literal addresses never wait for them") {
+  // A DNS outage: every lookup hangs. Three times the cap of named hosts ask at once; at most
+  // the cap of getaddrinfo threads run, the rest queue, a queued request still ends by its
+  // own deadline, and a literal or localhost address is served meanwhile.
+  const char* transport = std::getenv("WINRM_EXPORTER_TRANSPORT");
+  if (transport != nullptr && std::string_view(transport) == "curl") return;  // libcurl's own
+  hostile::Server healthy(answer(kOkHead + "Content-Length: 5\r\n\r\n<ok/>"));
+  const std::size_t limit = winrm::native_name_lookups().limit;
+  REQUIRE(limit > 0);
+  const std::size_t count = 3 * limit;
+  {
+    std::lock_guard lock(dns_gate().mutex);
+    dns_gate().open = false;
+    dns_gate().peak = 0;
+  }
+  winrm::HttpRequest request;  // outlives the connections that send it
+  request.body = "<e/>";
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  std::vector<std::optional<winrm::Result<winrm::HttpResponse>>> results(count);
+  std::size_t done = 0;
+  std::vector<std::unique_ptr<winrm::Connection>> connections;  // before `request` ends
+  const auto start_named = [&](const std::string& name, std::size_t slot,
+                               std::chrono::milliseconds budget) {
+    winrm::EndpointOptions e = endpoint(healthy.port());
+    e.host = name;
+    e.connect_address.clear();
+    e.connect_timeout = budget;
+    connections.push_back(winrm::make_http_connection(e, nullptr));
+    connections.back()->start(request, winrm::Clock::now() + budget,
+                              [&, slot](winrm::Result<winrm::HttpResponse> r) {
+                                std::lock_guard lock(mutex);
+                                results[slot].emplace(std::move(r));
+                                ++done;
+                                done_cv.notify_all();
+                              });
+  };
+  for (std::size_t i = 0; i < count; ++i) {
+    start_named("h" + std::to_string(i) + ".gate.test", i, 20000ms);
+  }
+  {  // every slot taken (earlier tests' stalled lookups may hold a few), the rest queued
+    std::unique_lock lock(dns_gate().mutex);
+    dns_gate().changed.wait_for(lock, 10s, [&] {
+      const auto stats = winrm::native_name_lookups();
+      return stats.running == limit && dns_gate().inside + 8 >= limit;
+    });
+  }
+  const auto full = winrm::native_name_lookups();
+  CHECK(full.running == limit);
+  CHECK(full.queued >= count - limit);
+  {
+    std::lock_guard lock(dns_gate().mutex);
+    CHECK(dns_gate().peak <= limit);
+    CHECK(dns_gate().inside <= limit);
+    CHECK(dns_gate().inside > 0);
+  }
+  // Literal and localhost addresses take no lookup: served while every slot is held.
+  auto literal = round_trip(endpoint(healthy.port()), 5000ms);
+  REQUIRE_MESSAGE(literal.result.has_value(), literal.result.error().message);
+  CHECK(literal.result->body == "<ok/>");
+  winrm::EndpointOptions local = endpoint(healthy.port());
+  local.connect_address.clear();  // "localhost"
+  auto by_localhost = round_trip(local, 5000ms);
+  REQUIRE_MESSAGE(by_localhost.result.has_value(), by_localhost.result.error().message);
+  // A request queued behind the full gate ends by its own deadline, a timeout as before.
+  auto queued = round_trip(
+      [&] {
+        winrm::EndpointOptions e = endpoint(healthy.port());
+        e.host = "late.gate.test";
+        e.connect_address.clear();
+        return e;
+      }(),
+      1000ms);
+  expect_error(queued, ErrorKind::kTimeout, "during connect");
+  {
+    std::lock_guard lock(mutex);
+    CHECK(done == 0);  // the gated ones are still waiting (20 s deadlines)
+  }
+  {
+    std::lock_guard lock(dns_gate().mutex);
+    dns_gate().open = true;
+    dns_gate().changed.notify_all();
+  }
+  {
+    std::unique_lock lock(mutex);
+    done_cv.wait_for(lock, 15s, [&] { return done == count; });
+    REQUIRE(done == count);
+  }
+  for (const auto& result : results) {
+    REQUIRE(result.has_value());
+    REQUIRE_FALSE(result->has_value());
+    CHECK(winrm::to_string(result->error().kind) == winrm::to_string(ErrorKind::kTransport));
+    CHECK(result->error().message.find("Could not resolve host") != std::string::npos);
+  }
+  {
+    std::lock_guard lock(dns_gate().mutex);
+    CHECK(dns_gate().peak <= limit);
+  }
+  const auto after = winrm::native_name_lookups();
+  CHECK(after.queued == 0);
+  CHECK(after.running <= 8);  // earlier tests' stalled lookups, if any
 }
 
 }  // namespace test_hostile

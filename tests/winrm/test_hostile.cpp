@@ -733,6 +733,74 @@ TEST_CASE("a TLS session ticket that arrives on an idle connection does not drop
   CHECK(counters->tls_handshakes.load() == 1);
 }
 
+TEST_CASE("TLS records read ahead of the answer: never the next answer, never left unread") {
+  // The client reads ahead (several TLS records per recv): records that arrive with the answer
+  // sit in OpenSSL's buffer, where neither epoll nor a MSG_PEEK on the socket sees them. Corked,
+  // the server's records leave in as few segments as possible, so they arrive together.
+  const auto files = certs().tls(certs().good);
+  const auto cork = [](hostile::Peer& p, int on) {
+    setsockopt(p.fd(), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  };
+  SUBCASE("a record past the answer closes the connection instead of answering the next request") {
+    int connection = 0;
+    hostile::Server s(
+        [&connection, &cork](hostile::Peer& p) {
+          if (connection++ == 0) {
+            if (!p.read_request()) return;
+            cork(p, 1);
+            // Two records: the answer, then a smuggled one on the same (kept) connection.
+            if (!p.send(kOkHead + "Content-Length: 5\r\n\r\n<ok/>") ||
+                !p.send("HTTP/1.1 500 Smuggled\r\nContent-Length: 6\r\n\r\n<evil>")) {
+              return;
+            }
+            cork(p, 0);
+          }
+          answer(kOkHead + "Content-Length: 8\r\n\r\n<second>")(p);
+        },
+        &files);
+    auto counters = std::make_shared<winrm::TransportCounters>();
+    auto conn = winrm::make_http_connection(endpoint(s.port(), true), counters);
+    winrm::HttpRequest request;
+    auto first = conn->round_trip(request, winrm::Clock::now() + 5s);
+    REQUIRE_MESSAGE(first.has_value(), first.error().message);
+    CHECK(first->body == "<ok/>");
+    for (int i = 0; i < 2; ++i) {
+      auto next = conn->round_trip(request, winrm::Clock::now() + 5s);
+      REQUIRE_MESSAGE(next.has_value(), next.error().message);
+      CHECK(next->status == 200);
+      CHECK(next->body == "<second>");
+    }
+    CHECK(counters->connections_opened.load() == 2);
+  }
+  SUBCASE("an answer in hundreds of small records is read to its end, then the connection kept") {
+    constexpr int kRecords = 600;
+    hostile::Server s(
+        [&cork](hostile::Peer& p) {
+          for (int i = 0; i < 3 && p.read_request(); ++i) {
+            cork(p, 1);
+            if (!p.send(kOkHead + "Content-Length: " + std::to_string(8 * kRecords) + "\r\n\r\n")) {
+              return;
+            }
+            for (int r = 0; r < kRecords; ++r) {
+              if (!p.send("<rec08/>")) return;  // one TLS record each
+            }
+            cork(p, 0);
+          }
+        },
+        &files);
+    auto counters = std::make_shared<winrm::TransportCounters>();
+    auto conn = winrm::make_http_connection(endpoint(s.port(), true), counters);
+    winrm::HttpRequest request;
+    for (int i = 0; i < 2; ++i) {
+      auto r = conn->round_trip(request, winrm::Clock::now() + 5s);
+      REQUIRE_MESSAGE(r.has_value(), r.error().message);
+      CHECK(r->body.size() == 8u * kRecords);
+      CHECK(r->body.substr(r->body.size() - 8) == "<rec08/>");
+    }
+    CHECK(counters->connections_opened.load() == 1);
+  }
+}
+
 TEST_CASE("a name lookup that stalls does not hold other requests; localhost resolves") {
   // The stalled lookup runs off the I/O thread: a request to another server completes while
   // it waits, and the stalled one still ends by its own deadline.

@@ -307,6 +307,9 @@ class IoLoop {
     if (state.events != events) set_interest(fd, state, events);
   }
   void native_forget(int fd) { interest(fd) = Interest{}; }  // before close(fd)
+  // Calls the descriptor's connection again (as for EPOLLIN) after this wake-up's events:
+  // data it already holds raises no event. A descriptor forgotten by then is skipped.
+  void native_again(int fd) { again_.push_back(fd); }
   void timer_set(NativeConnection* connection, Clock::time_point at);
   void timer_cancel(NativeConnection* connection);
 
@@ -337,6 +340,8 @@ class IoLoop {
   std::vector<Interest> interest_;             // by descriptor
   Clock::time_point next_cancel_check_{};
   std::vector<NativeConnection*> timers_;  // min-heap on NativeConnection::timer_at_
+  std::vector<int> again_;                 // native_again, for the next turn of the loop
+  std::vector<int> again_now_;             // the turn being run
   void timer_sift_up(std::size_t index);
   void timer_sift_down(std::size_t index);
   void fire_timers();
@@ -1081,6 +1086,10 @@ SharedCtx shared_ssl_ctx(const SharedStore& store, bool verify) {
   // No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates the read buffer around every
   // record; the buffers are freed once per answer instead (SSL_free_buffers at park).
   SSL_CTX_set_mode(raw, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read-ahead: one recv fills OpenSSL's read buffer with whatever arrived (several records)
+  // instead of two per record (the 5-byte header, then the body). Bytes it buffered are
+  // invisible to epoll, SSL_pending and MSG_PEEK: receive() and alive() ask SSL_has_pending.
+  SSL_CTX_set_read_ahead(raw, 1);
   // A peer that closes without close_notify ends the stream like EOF (libcurl does the same):
   // framing (Content-Length, chunked) still tells a cut-short body.
   SSL_CTX_set_options(raw, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -1466,7 +1475,9 @@ class NativeConnection final : public Connection {
     if (n == 0 || ssl_ == nullptr) return false;
     ERR_clear_error();
     const int got = SSL_read(ssl_, &byte, 1);
-    const bool handshake_only = got <= 0 && SSL_get_error(ssl_, got) == SSL_ERROR_WANT_READ;
+    // With read-ahead, what followed the handshake message may sit in OpenSSL's buffer.
+    const bool handshake_only =
+        got <= 0 && SSL_get_error(ssl_, got) == SSL_ERROR_WANT_READ && SSL_has_pending(ssl_) == 0;
     ERR_clear_error();
     if (handshake_only) SSL_free_buffers(ssl_);
     return handshake_only;
@@ -1837,13 +1848,17 @@ class NativeConnection final : public Connection {
       const Feed result = feed(buffer, got, used);
       if (result == Feed::kFailed) return;  // fail() was called
       if (result == Feed::kDone) {
-        // Bytes past the answer (or pending in TLS) must never become the next answer.
-        if (used < got || (ssl_ != nullptr && SSL_pending(ssl_) > 0)) close_after_ = true;
+        // Bytes past the answer (or buffered in TLS, decrypted or not) must never become the
+        // next answer.
+        if (used < got || (ssl_ != nullptr && SSL_has_pending(ssl_) == 1)) close_after_ = true;
         finish();
         return;
       }
       if (ssl_ == nullptr && got < sizeof buffer) return;  // drained; epoll says when more
     }
+    // Out of rounds with records already in OpenSSL's read buffer (read-ahead): the socket
+    // may be drained, so epoll would not call again; the loop does, after the others' turn.
+    if (ssl_ != nullptr && SSL_has_pending(ssl_) == 1) IoLoop::instance().native_again(fd_);
   }
 
   // `clean`: an orderly end (FIN, close_notify). Only that completes a close-delimited body;
@@ -2435,6 +2450,7 @@ void IoLoop::run() {
       std::lock_guard lock(mutex_);
       if (!queue_.empty()) wait_ms = 0;  // left over from the bounded rounds below
     }
+    if (!again_.empty()) wait_ms = 0;
     const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                                  static_cast<int>(std::min<long>(wait_ms, 60000)));
     if (ready < 0 && errno != EINTR) {
@@ -2465,6 +2481,12 @@ void IoLoop::run() {
                        ((flags & (EPOLLERR | EPOLLHUP)) != 0 ? CURL_CSELECT_ERR : 0);
       curl_multi_socket_action(multi_, fd, mask, &running);
     }
+    again_now_.swap(again_);
+    for (const int fd : again_now_) {
+      Interest& state = interest(fd);
+      if (state.native != nullptr) native_event(state.native, EPOLLIN);
+    }
+    again_now_.clear();
     // Chains resumed in drain_done may queue their next request here (no wake-up write):
     // take those on before sleeping. Bounded, so sockets and timers get their turn.
     for (int round = 0; round < kMaxRoundsPerWakeup; ++round) {

@@ -381,6 +381,44 @@ TEST_CASE("compressed families: text round-trips, gzip page of segments equals t
   CHECK(gunzip(empty.finish()).empty());
 }
 
+TEST_CASE("one-line families are kept as stored blocks, valid segments like the deflated ones") {
+  collectors::Families families = cpu_families(7);  // one two-line family, one one-line
+  collectors::MetricFamily long_line;
+  long_line.name = "windows_os_info";
+  long_line.add({{"product", std::string(300, 'x')}, {"version", "10.0.20348"}}, 1);
+  families.push_back(long_line);
+  auto text = render_families("target=\"a\"", families);
+  auto kept = render_compressed("target=\"a\"", families, 1, nullptr);
+  auto compressed = text;
+  compress_families(compressed, 1);
+  REQUIRE(kept.families.size() == 3);
+  for (const RenderedFamilies* rendered : {&kept, &compressed}) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      const RenderedFamily& family = rendered->families[i];
+      CAPTURE(family.name());
+      const std::string_view lines = text.families[i].lines();
+      CHECK(family.line_bytes == lines.size());
+      std::string back;
+      append_lines(back, family);
+      CHECK(back == lines);
+      // Stored: a 0 header byte, LEN and NLEN (little-endian), then the text as it is.
+      const bool stored = family.samples <= 1;
+      CHECK(stored == (family.deflated().size() == lines.size() + 5));
+      if (stored) {
+        CHECK(family.deflated().substr(5) == lines);
+        CHECK(family.deflated()[0] == '\0');
+      }
+    }
+  }
+  // A gzip page of stored and deflated segments from two targets.
+  auto other = render_compressed("target=\"b\"", families, 1, nullptr);
+  std::string expected;
+  write_rendered(expected, {&text, &other});
+  GzipWriter gzip;
+  write_rendered(gzip, {&kept, &other});
+  CHECK(gunzip(gzip.finish()) == expected);
+}
+
 TEST_CASE("with_prefix of compressed families equals with_prefix of their text") {
   auto text = render_families("target=\"h1\"", mixed_families(4));
   auto compressed = text;

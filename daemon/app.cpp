@@ -355,7 +355,9 @@ winrm::Task<PollOutcome> App::poll(JobSpec job, Clock::time_point deadline) {
     co_return fail(failure.kind, failure.message, failure.outcome);
   }
   double duration = elapsed();
-  cache_.record_success(job.target, job.collector, std::move(*result), duration);
+  cache_.record_success(job.target, job.collector, *result, duration);
+  // Rendered: the families' buffers go back to the collector for its next poll on this thread.
+  collector_it->second->recycle(std::move(*result));
   {
     std::lock_guard lock(runtime->failing_mutex);
     auto it = runtime->failing.find(job.collector);

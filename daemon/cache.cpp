@@ -69,7 +69,7 @@ void Cache::update(const std::shared_ptr<Entry>& entry, const std::string& colle
 }
 
 void Cache::record_success(const std::string& target, const std::string& collector,
-                           collectors::Families families, double duration_seconds) {
+                           const collectors::Families& families, double duration_seconds) {
   auto entry = find(target);
   if (!entry) return;  // removed by a reload while polling
   // The last kept result of this collector: unchanged families reuse its segments.

@@ -79,7 +79,7 @@ class Cache {
   // Publishes the result of one poll, rendered here. On failure the previous families are kept
   // (they age out by staleness) and the error is counted.
   void record_success(const std::string& target, const std::string& collector,
-                      collectors::Families families, double duration_seconds);
+                      const collectors::Families& families, double duration_seconds);
   void record_failure(const std::string& target, const std::string& collector,
                       const std::string& error_kind, const std::string& message,
                       double duration_seconds);

@@ -4,12 +4,14 @@
 #include "collectors/definition.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -309,8 +311,14 @@ class DefinedCollector final : public Collector {
                              std::to_string(specs_.size()) + " row sets, got " +
                              std::to_string(rows.size()));
     }
-    Families families = family_templates_;
-    std::vector<SeenSeries> seen(families.size());
+    // The buffers of this collector's last result on this thread (recycle()), else a copy
+    // of the templates: the copies, reserves and hash tables were ~15% of the poll workers'
+    // CPU in malloc at 10,000 hosts (perf, bench/RESULTS.md).
+    Scratch& scratch = scratch_for(id_);
+    Families families = scratch.take(family_templates_);
+    std::vector<SeenSeries>& seen = scratch.seen;
+    seen.resize(families.size());
+    for (SeenSeries& table : seen) table.clear();
     for (std::size_t q = 0; q < specs_.size(); ++q) {
       const QuerySpec& spec = specs_[q];
       if (spec.max_rows != 0 && rows[q].size() > spec.max_rows) {
@@ -319,8 +327,9 @@ class DefinedCollector final : public Collector {
                                " rows, more than its max_rows (" + std::to_string(spec.max_rows) +
                                "); narrow the WHERE clause or raise max_rows");
       }
-      reserve(spec, rows[q].size(), families, seen);
-      std::vector<std::size_t> absent(spec.metrics.size(), 0);
+      reserve(spec, rows[q].size(), families, seen, scratch.more);
+      std::vector<std::size_t>& absent = scratch.absent;
+      absent.assign(spec.metrics.size(), 0);
       std::size_t used_rows = 0;
       for (const winrm::Row& row : rows[q]) {
         if (skipped(spec.skip, row)) continue;
@@ -343,15 +352,36 @@ class DefinedCollector final : public Collector {
     return families;
   }
 
+  void recycle(Families families) const override {
+    std::size_t bytes = 0;
+    for (const MetricFamily& family : families) {
+      bytes += family.label_text.capacity() + family.samples.capacity() * sizeof(Sample);
+    }
+    if (bytes > kMaxRecycledBytes) return;  // freed: a rare huge result is not kept per thread
+    Scratch& scratch = scratch_for(id_);
+    scratch.spare = std::move(families);
+    scratch.has_spare = true;
+  }
+
  private:
   class SeenSeries;
+  struct Scratch;
+  static constexpr std::size_t kMaxRecycledBytes = 4 << 20;
+
+  static std::uint64_t next_id() {
+    static std::atomic<std::uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Unique per object, also when a freed collector's address is reused (config reloads).
+  const std::uint64_t id_ = next_id();
 
   // Room for the samples a query's rows will likely add (one per row and metric, one per state
   // of an enum) and their label text, so that the families grow once per query rather than
   // doubling as they fill (a label text that outgrew its guess was copied again per family).
   static void reserve(const QuerySpec& spec, std::size_t rows, Families& families,
-                      std::vector<SeenSeries>& seen) {
-    std::vector<std::pair<std::size_t, std::size_t>> more(families.size());  // samples, bytes
+                      std::vector<SeenSeries>& seen,
+                      std::vector<std::pair<std::size_t, std::size_t>>& more) {
+    more.assign(families.size(), {0, 0});  // samples, bytes
     for (const MetricSpec& metric : spec.metrics) {
       const std::size_t samples = rows * (metric.enum_spec ? metric.enum_spec->values.size() : 1);
       more[metric.family].first += samples;
@@ -528,6 +558,12 @@ class DefinedCollector final : public Collector {
   class SeenSeries {
    public:
     // Room for `series` without growing (at most half full).
+    // Empty, keeping its table (the next poll's series are about as many).
+    void clear() {
+      std::fill(slots_.begin(), slots_.end(), Slot{});
+      used_ = 0;
+    }
+
     void reserve(std::size_t series) {
       std::size_t size = std::max<std::size_t>(16, slots_.size());
       while (series * 2 > size) size *= 2;
@@ -576,6 +612,61 @@ class DefinedCollector final : public Collector {
     std::vector<Slot> slots_;
     std::size_t used_ = 0;
   };
+
+  // What a transform keeps per thread and collector between polls: the hash tables, the
+  // counters, and the families of the last result handed back (recycle), whose strings and
+  // vectors keep their capacity.
+  struct Scratch {
+    std::uint64_t id = 0;
+    std::uint64_t last_use = 0;
+    std::vector<SeenSeries> seen;
+    std::vector<std::pair<std::size_t, std::size_t>> more;
+    std::vector<std::size_t> absent;
+    Families spare;
+    bool has_spare = false;
+
+    // The templates' names, HELP and types in the spare families' storage (no allocation
+    // when it fits), without samples; a copy of the templates when there is no spare.
+    Families take(const Families& templates) {
+      if (!has_spare || spare.size() != templates.size()) return templates;
+      Families out = std::move(spare);
+      spare.clear();
+      has_spare = false;
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i].name = templates[i].name;
+        out[i].help = templates[i].help;
+        out[i].type = templates[i].type;
+        out[i].samples.clear();
+        out[i].label_text.clear();
+      }
+      return out;
+    }
+  };
+
+  // This thread's scratch for a collector; the least recently used one is reset for a new
+  // collector beyond kMaxScratch (more collectors than that polled by one thread).
+  static Scratch& scratch_for(std::uint64_t id) {
+    static constexpr std::size_t kMaxScratch = 32;
+    thread_local std::vector<std::unique_ptr<Scratch>> scratches;
+    thread_local std::uint64_t clock = 0;
+    ++clock;
+    Scratch* oldest = nullptr;
+    for (const auto& scratch : scratches) {
+      if (scratch->id == id) {
+        scratch->last_use = clock;
+        return *scratch;
+      }
+      if (oldest == nullptr || scratch->last_use < oldest->last_use) oldest = scratch.get();
+    }
+    if (scratches.size() < kMaxScratch) {
+      oldest = scratches.emplace_back(std::make_unique<Scratch>()).get();
+    } else {
+      *oldest = Scratch{};
+    }
+    oldest->id = id;
+    oldest->last_use = clock;
+    return *oldest;
+  }
 
   // Takes the label pairs appended to family.label_text from `start` on as a new sample.
   // Two rows that map to the same series (e.g. NIC names equal after sanitizing) would make

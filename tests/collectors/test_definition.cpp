@@ -515,6 +515,55 @@ TEST_CASE("series dedup over many rows: first row wins, count adds up") {
   CHECK(split.at(0).samples.size() == 2);
 }
 
+TEST_CASE("recycle: a transform after a recycled result equals one on a fresh collector") {
+  const std::string yaml =
+      "name: custom\nqueries:\n  - wql: SELECT Name, State, Value FROM Win32_Thing\n"
+      "    metrics:\n"
+      "      - {name: v, type: gauge, help: h, value: Value, labels: {n: Name}}\n"
+      "      - {name: s, type: gauge, help: states, labels: {n: Name},\n"
+      "         enum: {property: State, label: state, values: [running, stopped]}}\n";
+  const auto reused = parse_ok(yaml);
+  std::vector<winrm::Row> many;
+  for (int i = 0; i < 500; ++i) {
+    many.push_back(make_row(
+        {{"Name", "svc" + std::to_string(i)}, {"State", "Running"}, {"Value", std::to_string(i)}}));
+  }
+  // Series of the first poll that the second one lacks, and one it has again.
+  const std::vector<winrm::Row> few = {
+      make_row({{"Name", "svc7"}, {"State", "Stopped"}, {"Value", "70"}}),
+      make_row({{"Name", "new"}, {"State", "Running"}, {"Value", "1"}})};
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto first = reused->transform({many});
+    REQUIRE(first.has_value());
+    CHECK(first->at(0).samples.size() == 500);
+    if (round == 1) {  // whatever a consumer did to the result, the next one starts clean
+      first->at(0).name = "changed";
+      first->at(1).help = "changed";
+      first->at(0).add({{"x", "y"}}, 3);
+    }
+    reused->recycle(std::move(*first));
+    if (round == 2) reused->recycle({});  // a result of another size is not reused
+    const auto second = run(reused, few);
+    const auto expected = run(parse_ok(yaml), few);
+    REQUIRE(second.size() == expected.size());
+    for (std::size_t f = 0; f < expected.size(); ++f) {
+      CHECK(second[f].name == expected[f].name);
+      CHECK(second[f].help == expected[f].help);
+      CHECK(second[f].type == expected[f].type);
+      CHECK(second[f].label_text == expected[f].label_text);
+      REQUIRE(second[f].samples.size() == expected[f].samples.size());
+      for (std::size_t i = 0; i < expected[f].samples.size(); ++i) {
+        CHECK(second[f].label_pairs(second[f].samples[i]) ==
+              expected[f].label_pairs(expected[f].samples[i]));
+        CHECK(second[f].samples[i].value == expected[f].samples[i].value);
+      }
+    }
+    CHECK(second.at(0).samples.size() == 2);
+    CHECK(second.at(1).samples.size() == 4);
+  }
+}
+
 TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {
   const auto collector = parse_ok(
       "name: custom\nqueries:\n  - wql: SELECT Version, Tz, DNSHostName, Domain, PartOfDomain FROM "

@@ -30,6 +30,10 @@ class Collector {
   // rows[i] holds the result of queries()[i]. Error text describes bad data.
   virtual std::expected<Families, std::string> transform(
       const std::vector<std::vector<winrm::Row>>& rows) const = 0;
+  // Hands back a result of transform() once it is used: the next transform of this collector
+  // on the calling thread reuses its storage (names, sample and label buffers) instead of
+  // allocating it again. Optional; the default frees it.
+  virtual void recycle(Families families) const { (void)families; }
 };
 
 using CollectorPtr = std::shared_ptr<const Collector>;

@@ -564,6 +564,33 @@ TEST_CASE("recycle: a transform after a recycled result equals one on a fresh co
   }
 }
 
+TEST_CASE("property lookups: rows in other orders, other case, with properties missing") {
+  // Lookups start where the last row had the name (per thread): every order must still find
+  // the right property, case-insensitively, and a missing one must stay missing.
+  const auto collector = parse_ok(
+      one_metric("name: v, type: gauge, help: h, value: Value, labels: {n: Name, o: Other}"));
+  const std::vector<winrm::Row> rows = {make_row({{"Name", "a"}, {"Other", "x"}, {"Value", "1"}}),
+                                        make_row({{"Value", "2"}, {"Name", "b"}, {"Other", "y"}}),
+                                        make_row({{"other", "z"}, {"VALUE", "3"}, {"name", "c"}}),
+                                        make_row({{"Name", "d"}, {"Value", "4"}}),
+                                        make_row({{"Other", "w"}, {"Name", "e"}}),
+                                        make_row({{"Name", "f"}, {"Other", "v"}, {"Value", "6"}})};
+  for (int round = 0; round < 2; ++round) {
+    const auto families = run(collector, rows);
+    const auto& family = families.at(0);
+    REQUIRE(family.samples.size() == 5);  // row e has no Value
+    const std::vector<std::pair<std::string, double>> expected = {{"n=\"a\",o=\"x\"", 1},
+                                                                  {"n=\"b\",o=\"y\"", 2},
+                                                                  {"n=\"c\",o=\"z\"", 3},
+                                                                  {"n=\"d\",o=\"\"", 4},
+                                                                  {"n=\"f\",o=\"v\"", 6}};
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      CHECK(family.label_pairs(family.samples[i]) == expected[i].first);
+      CHECK(family.samples[i].value == expected[i].second);
+    }
+  }
+}
+
 TEST_CASE("label shaping: split, trim_prefix, utc_offset, hooks") {
   const auto collector = parse_ok(
       "name: custom\nqueries:\n  - wql: SELECT Version, Tz, DNSHostName, Domain, PartOfDomain FROM "

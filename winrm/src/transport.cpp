@@ -307,6 +307,7 @@ class IoLoop {
     if (state.events != events) set_interest(fd, state, events);
   }
   void native_forget(int fd) { interest(fd) = Interest{}; }  // before close(fd)
+  bool native_watching(int fd, std::uint32_t events) { return interest(fd).events == events; }
   // Calls the descriptor's connection again (as for EPOLLIN) after this wake-up's events:
   // data it already holds raises no event. A descriptor forgotten by then is skipped.
   void native_again(int fd) { again_.push_back(fd); }
@@ -1455,7 +1456,12 @@ class NativeConnection final : public Connection {
     retried_ = false;
     reused_ = false;
     IoLoop::instance().timer_set(this, deadline_);
-    if (fd_ >= 0 && state_ == State::kParked && alive()) {
+    // A parked socket stays in the epoll set for EPOLLIN and the loop handles events before
+    // queued requests, so an idle close or stray bytes have dropped it already (parked_event):
+    // no MSG_PEEK per request. A close that arrives after this wake-up's epoll_wait is the
+    // reuse race lost() retries once, as for a close in flight.
+    if (fd_ >= 0 && state_ == State::kParked &&
+        (IoLoop::instance().native_watching(fd_, EPOLLIN) || alive())) {
       reused_ = true;
       send_request();
       return;
@@ -1718,63 +1724,38 @@ class NativeConnection final : public Connection {
   }
 
   // Head and body in one buffer, one send / one SSL_write.
-  void build_request() {
+  void build_request(std::string& out) const {
     const HttpRequest& request = *request_;
     std::size_t size = 160 + options_.path.size() + host_header_.size() +
                        request.content_type.size() + request.body.size();
     for (const auto& [name, value] : request.headers) size += name.size() + value.size() + 4;
-    out_.clear();
-    out_.reserve(size);
-    out_.append("POST ").append(options_.path).append(" HTTP/1.1\r\nHost: ").append(host_header_);
-    out_.append("\r\nUser-Agent: winrm_exporter\r\nAccept: */*\r\nContent-Type: ");
-    out_.append(request.content_type).append("\r\nAccept-Encoding: identity\r\n");
+    out.clear();
+    out.reserve(size);
+    out.append("POST ").append(options_.path).append(" HTTP/1.1\r\nHost: ").append(host_header_);
+    out.append("\r\nUser-Agent: winrm_exporter\r\nAccept: */*\r\nContent-Type: ");
+    out.append(request.content_type).append("\r\nAccept-Encoding: identity\r\n");
     for (const auto& [name, value] : request.headers) {
-      out_.append(name).append(": ").append(value).append("\r\n");
+      out.append(name).append(": ").append(value).append("\r\n");
     }
-    out_.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n\r\n");
-    out_.append(request.body);
-    out_offset_ = 0;
+    out.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n\r\n");
+    out.append(request.body);
   }
+
+  enum class Push { kDone, kWait, kFailed };
 
   void send_request() {
     if (state_ != State::kSending) {
       state_ = State::kSending;
-      build_request();
-    }
-    while (out_offset_ < out_.size()) {
-      if (ssl_ != nullptr) {
-        ERR_clear_error();
-        const int n =
-            SSL_write(ssl_, out_.data() + out_offset_, static_cast<int>(out_.size() - out_offset_));
-        if (n > 0) {
-          out_offset_ += static_cast<std::size_t>(n);
-          continue;
-        }
-        const int error = SSL_get_error(ssl_, n);
-        if (error == SSL_ERROR_WANT_WRITE) {
-          watch(EPOLLOUT);
-          return;
-        }
-        if (error == SSL_ERROR_WANT_READ) {
-          watch(EPOLLIN);
-          return;
-        }
-        const int saved = errno;
-        ERR_clear_error();
-        lost("sending the request", error == SSL_ERROR_SYSCALL ? saved : 0);
-        return;
-      }
-      const ssize_t n =
-          ::send(fd_, out_.data() + out_offset_, out_.size() - out_offset_, MSG_NOSIGNAL);
-      if (n > 0) {
-        out_offset_ += static_cast<std::size_t>(n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        watch(EPOLLOUT);
-        return;
-      }
-      lost("sending the request", n < 0 ? errno : 0);
+      // Built in the I/O thread's buffer, kept between requests (no allocation per request);
+      // the connection copies it only when the socket does not take it at once.
+      static std::string request_buffer;  // I/O thread only
+      build_request(request_buffer);
+      out_offset_ = 0;
+      const Push pushed = push(request_buffer);
+      if (pushed == Push::kWait) out_ = request_buffer;  // SSL_write retries from a copy
+      if (request_buffer.capacity() > 256 * 1024) std::string().swap(request_buffer);
+      if (pushed != Push::kDone) return;
+    } else if (push(out_) != Push::kDone) {
       return;
     }
     // Sent: the buffer goes (an idle connection keeps no request copy).
@@ -1782,6 +1763,47 @@ class NativeConnection final : public Connection {
     out_offset_ = 0;
     state_ = State::kReceiving;
     watch(EPOLLIN);
+  }
+
+  // Writes out[out_offset_..]; kWait: epoll calls again, kFailed: lost() was called.
+  Push push(const std::string& out) {
+    while (out_offset_ < out.size()) {
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        const int n =
+            SSL_write(ssl_, out.data() + out_offset_, static_cast<int>(out.size() - out_offset_));
+        if (n > 0) {
+          out_offset_ += static_cast<std::size_t>(n);
+          continue;
+        }
+        const int error = SSL_get_error(ssl_, n);
+        if (error == SSL_ERROR_WANT_WRITE) {
+          watch(EPOLLOUT);
+          return Push::kWait;
+        }
+        if (error == SSL_ERROR_WANT_READ) {
+          watch(EPOLLIN);
+          return Push::kWait;
+        }
+        const int saved = errno;
+        ERR_clear_error();
+        lost("sending the request", error == SSL_ERROR_SYSCALL ? saved : 0);
+        return Push::kFailed;
+      }
+      const ssize_t n =
+          ::send(fd_, out.data() + out_offset_, out.size() - out_offset_, MSG_NOSIGNAL);
+      if (n > 0) {
+        out_offset_ += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        watch(EPOLLOUT);
+        return Push::kWait;
+      }
+      lost("sending the request", n < 0 ? errno : 0);
+      return Push::kFailed;
+    }
+    return Push::kDone;
   }
 
   // The connection broke (EOF, reset) while sending or before the answer was complete.

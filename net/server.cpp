@@ -773,7 +773,8 @@ void Loop::dispatch(Connection& c) {
   pending->connection_id = c.id;
   pending->sequence = ++c.sequence;
   Responder responder(std::move(pending));
-  if (server_.options.worker_threads > 0) {
+  if (server_.options.worker_threads > 0 &&
+      !(server_.options.run_inline && server_.options.run_inline(request))) {
     auto task =
         std::make_shared<std::pair<Request, Responder>>(std::move(request), std::move(responder));
     bool queued = server_.enqueue([handler = &server_.handler, task] {

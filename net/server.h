@@ -46,6 +46,11 @@ struct ServerOptions {
   int loop_threads = 1;
   // 0: handlers run on the loop thread and must not block. N: handlers run on N workers.
   int worker_threads = 0;
+  // With workers: a request for which this returns true (called on the loop thread, must be
+  // cheap and thread-safe) is handled on the loop thread, like worker_threads = 0. For short
+  // handlers whose latency matters: a hand-off to a worker and back is two thread wake-ups,
+  // each of which can wait for the next scheduler tick on a busy core.
+  std::function<bool(const Request&)> run_inline;
   ServerLimits limits;
   // stop(): in-flight requests get this long to finish before connections are cut.
   std::chrono::milliseconds stop_grace{5000};

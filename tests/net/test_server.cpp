@@ -651,6 +651,27 @@ TEST_CASE(
   for (const auto& name : freed_on) CHECK(name == "pt-worker");
 }
 
+TEST_CASE("run_inline: chosen requests are handled on the loop thread, the rest on workers") {
+  net::ServerOptions options;
+  options.worker_threads = 2;
+  options.thread_name = "ri";
+  options.run_inline = [](const net::Request& request) { return request.path == "/fast"; };
+  TestServer s(options, [](net::Request, net::Responder res) {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    res.send(net::Response::text(200, name));
+  });
+  Client c(s.port);
+  for (int i = 0; i < 3; ++i) {
+    auto fast = c.request("GET", "/fast?x=1");
+    REQUIRE(fast);
+    CHECK(fast->body == "ri-loop");
+    auto slow = c.request("GET", "/slow");
+    REQUIRE(slow);
+    CHECK(slow->body == "ri-worker");
+  }
+}
+
 TEST_CASE("a client that never reads is closed at the write timeout") {
   net::ServerOptions options;
   options.limits.write_timeout = 500ms;

@@ -270,7 +270,9 @@ Flags:
                               thread) run below the web threads, 0..19 (default: 0, equal
                               terms); above 0 the web threads also ask for a 0.1 ms slice
                               (Linux 6.12+). Serves /probe ahead of polling on a busy core,
-                              but slows polls while scrapes render (docs/sizing.md).
+                              but slows polls while scrapes render; at 10 and more other
+                              work on the host (even nice 19) takes the polls' CPU: polls
+                              missed at 10,000 hosts (docs/sizing.md).
   --shard=N                   This instance's shard, 0..total-shards-1 (default: 0).
   --total-shards=M            Split the configured targets across M instances (default: 1).
                               An instance polls and serves only the targets whose Prometheus

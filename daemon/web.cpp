@@ -293,8 +293,10 @@ std::expected<void, std::string> WebServer::bind(const std::vector<ListenAddress
   net::ServerOptions server_options;
   server_options.loop_threads = 1;
   server_options.thread_name = "web";
-  // Web threads ahead of polling ones on a busy core (--scheduler.nice).
-  server_options.thread_start = [] { (void)common::apply_serving_priority(); };
+  // Web threads ahead of polling ones on a busy core: the loop thread answers /probe.
+  server_options.thread_start = [](net::ServerOptions::ThreadKind kind) {
+    (void)common::apply_serving_priority(kind == net::ServerOptions::ThreadKind::kLoop);
+  };
   // Rendering /metrics and bcrypt checks are CPU work: handlers run on workers, the loop
   // only moves bytes, so clients that send slowly hold a connection, never a thread.
   server_options.worker_threads = options_.max_requests;

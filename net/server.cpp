@@ -164,7 +164,7 @@ struct Server::Impl {
   // False when the queue is full.
   bool enqueue(std::function<void()> task);
   void worker_main();
-  void name_thread(std::string_view suffix) const;
+  void name_thread(ServerOptions::ThreadKind kind) const;
 };
 
 bool Server::Impl::admit(const std::string& peer) {
@@ -205,10 +205,11 @@ bool Server::Impl::enqueue(std::function<void()> task) {
   return true;
 }
 
-void Server::Impl::name_thread(std::string_view suffix) const {
-  if (options.thread_start) options.thread_start();
+void Server::Impl::name_thread(ServerOptions::ThreadKind kind) const {
+  if (options.thread_start) options.thread_start(kind);
   if (options.thread_name.empty()) return;
-  std::string name = options.thread_name + std::string(suffix);
+  std::string name =
+      options.thread_name + (kind == ServerOptions::ThreadKind::kLoop ? "-loop" : "-worker");
   name.resize(std::min<std::size_t>(name.size(), 15));  // the kernel's limit (16 with NUL)
   pthread_setname_np(pthread_self(), name.c_str());
 }
@@ -272,7 +273,7 @@ class Loop {
   ~Loop();
   void start() {
     thread_ = std::thread([this] {
-      server_.name_thread("-loop");
+      server_.name_thread(ServerOptions::ThreadKind::kLoop);
       run();
     });
   }
@@ -1230,7 +1231,7 @@ void Server::start() {
     impl_->loops.push_back(std::make_unique<Loop>(*impl_));
   for (int i = 0; i < impl_->options.worker_threads; ++i)
     impl_->workers.emplace_back([impl = impl_.get()] {
-      impl->name_thread("-worker");
+      impl->name_thread(ServerOptions::ThreadKind::kWorker);
       impl->worker_main();
     });
   for (auto& loop : impl_->loops) loop->start();

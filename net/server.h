@@ -58,8 +58,10 @@ struct ServerOptions {
   // Thread names (`NAME-loop`, `NAME-worker`, at most 15 bytes: cut), so top -H and perf
   // tell the server's threads from the rest of the process. Empty: not renamed.
   std::string thread_name;
-  // Run first on every loop and worker thread (e.g. to set its scheduling priority).
-  std::function<void()> thread_start;
+  // Run first on every loop and worker thread (e.g. to set its scheduling priority); the
+  // argument tells which kind the thread is.
+  enum class ThreadKind { kLoop, kWorker };
+  std::function<void(ThreadKind)> thread_start;
 };
 
 // A body in pieces that stay valid while `owner` lives, e.g. cached segments of a page: sent

@@ -1,5 +1,6 @@
 #include "common/thread_priority.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -46,15 +47,20 @@ void set_polling_nice_offset(int offset) {
 int polling_nice_offset() { return g_offset.load(); }
 
 bool apply_polling_priority() {
-  if (g_offset.load() == 0) return true;
+  bool ok = true;
+  if (sched_getscheduler(0) == SCHED_OTHER) {  // 0: this thread; keeps its nice value
+    const sched_param param{};
+    ok = sched_setscheduler(0, SCHED_BATCH, &param) == 0;
+  }
+  if (g_offset.load() == 0) return ok;
   const int target = g_polling_nice.load();
-  if (own_nice() >= target) return true;  // never raise a priority
-  return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), target) == 0;
+  if (own_nice() >= target) return ok;  // never raise a priority
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), target) == 0 && ok;
 }
 
-bool apply_serving_priority() {
+bool apply_serving_priority(bool latency_critical) {
 #ifdef SYS_sched_setattr
-  if (g_offset.load() == 0) return true;
+  if (!latency_critical && g_offset.load() == 0) return true;
   SchedAttr attr{};
   attr.size = sizeof attr;
   attr.sched_policy = 0;  // SCHED_OTHER
@@ -62,6 +68,7 @@ bool apply_serving_priority() {
   attr.sched_runtime = 100 * 1000;  // ns: the shortest slice the kernel grants (0.1 ms)
   return syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
 #else
+  (void)latency_critical;
   return true;
 #endif
 }

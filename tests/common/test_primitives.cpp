@@ -1,5 +1,6 @@
 // common/: the primitives every module shares. RFC 4648 section 10 test vectors for base64.
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -177,17 +178,46 @@ TEST_CASE("polling threads run below the web threads by the nice offset, never a
   REQUIRE(errno == 0);
   common::set_polling_nice_offset(0);  // off: nobody changes
   CHECK(nice_of_new_thread(common::apply_polling_priority) == base);
-  CHECK(nice_of_new_thread(common::apply_serving_priority) == base);
+  CHECK(nice_of_new_thread([] { return common::apply_serving_priority(true); }) == base);
   common::set_polling_nice_offset(3);
   CHECK(common::polling_nice_offset() == 3);
   CHECK(nice_of_new_thread(common::apply_polling_priority) == std::min(19, base + 3));
   // The web threads keep the process's nice (the slice request does not change it).
-  CHECK(nice_of_new_thread(common::apply_serving_priority) == base);
+  CHECK(nice_of_new_thread([] { return common::apply_serving_priority(true); }) == base);
   CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())) == base);  // caller untouched
   common::set_polling_nice_offset(40);                                    // capped
   CHECK(common::polling_nice_offset() == 19);
   CHECK(nice_of_new_thread(common::apply_polling_priority) == 19);
   common::set_polling_nice_offset(0);
+}
+
+TEST_CASE("polling threads move to SCHED_BATCH, keeping their nice value; web threads do not") {
+  // SCHED_BATCH: the same CPU share, but a polling thread's wake-up never preempts a web thread
+  // answering /probe. Moving to it needs no privilege.
+  auto policy_and_nice_of_new_thread = [](auto&& apply) {
+    std::pair<int, int> seen{-1, -100};
+    std::thread([&] {
+      CHECK(apply());
+      errno = 0;
+      seen = {sched_getscheduler(0), getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()))};
+      CHECK(errno == 0);
+    }).join();
+    return seen;
+  };
+  errno = 0;
+  const int base = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  REQUIRE(errno == 0);
+  REQUIRE(sched_getscheduler(0) == SCHED_OTHER);
+  common::set_polling_nice_offset(0);
+  CHECK(policy_and_nice_of_new_thread(common::apply_polling_priority) ==
+        std::pair{SCHED_BATCH, base});
+  common::set_polling_nice_offset(2);
+  CHECK(policy_and_nice_of_new_thread(common::apply_polling_priority) ==
+        std::pair{SCHED_BATCH, std::min(19, base + 2)});
+  common::set_polling_nice_offset(0);
+  CHECK(policy_and_nice_of_new_thread([] { return common::apply_serving_priority(false); })
+            .first == SCHED_OTHER);
+  CHECK(sched_getscheduler(0) == SCHED_OTHER);  // the caller untouched
 }
 
 }  // namespace test_primitives

@@ -65,7 +65,9 @@ bool apply_serving_priority(bool latency_critical) {
   attr.size = sizeof attr;
   attr.sched_policy = 0;  // SCHED_OTHER
   attr.sched_nice = own_nice();
-  attr.sched_runtime = 100 * 1000;  // ns: the shortest slice the kernel grants (0.1 ms)
+  // ns: the shortest slice the kernel grants. 0.5 ms for the loop (a whole /probe in one
+  // slice) measured worse at 10,000 hosts: in the exporter p99 <= 7.5 ms instead of <= 4 ms.
+  attr.sched_runtime = 100 * 1000;
   return syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
 #else
   (void)latency_critical;

@@ -215,8 +215,8 @@ TEST_CASE("polling threads move to SCHED_BATCH, keeping their nice value; web th
   CHECK(policy_and_nice_of_new_thread(common::apply_polling_priority) ==
         std::pair{SCHED_BATCH, std::min(19, base + 2)});
   common::set_polling_nice_offset(0);
-  CHECK(policy_and_nice_of_new_thread([] { return common::apply_serving_priority(false); })
-            .first == SCHED_OTHER);
+  CHECK(policy_and_nice_of_new_thread([] { return common::apply_serving_priority(false); }).first ==
+        SCHED_OTHER);
   CHECK(sched_getscheduler(0) == SCHED_OTHER);  // the caller untouched
 }
 

@@ -268,8 +268,9 @@ Flags:
                               reloads resize it.
   --scheduler.nice=N          Nice levels the polling threads (workers, the WinRM I/O
                               thread) run below the web threads, 0..19 (default: 0, equal
-                              terms); above 0 the web threads also ask for a 0.1 ms slice
-                              (Linux 6.12+). Serves /probe ahead of polling on a busy core,
+                              terms); above 0 the web workers also ask for a 0.1 ms slice
+                              (the loop thread always does; polling threads always run as
+                              SCHED_BATCH). Serves /probe ahead of polling on a busy core,
                               but slows polls while scrapes render; at 10 and more other
                               work on the host (even nice 19) takes the polls' CPU: polls
                               missed at 10,000 hosts (docs/sizing.md).

@@ -160,19 +160,29 @@ TEST_CASE("YAML: file:line locations, strict keys, did-you-mean") {
   CHECK(common::yaml::did_you_mean("zzz", std::vector<std::string>{"interval"}).empty());
 }
 
+// What a new thread ends up with after calling `apply` first: its result, policy and nice.
+struct NewThreadSched {
+  bool applied = false;
+  int policy = -1;
+  int nice = -100;
+};
+template <typename Apply>
+NewThreadSched sched_of_new_thread(Apply&& apply) {
+  NewThreadSched seen;
+  std::thread([&] {
+    seen.applied = apply();
+    errno = 0;
+    seen.policy = sched_getscheduler(0);
+    seen.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+    CHECK(errno == 0);
+  }).join();
+  return seen;
+}
+
 TEST_CASE("polling threads run below the web threads by the nice offset, never above") {
   // apply_serving_priority's slice request may be refused (a seccomp filter): only the nice
   // values are checked.
-  auto nice_of_new_thread = [](auto&& apply) {
-    int nice = -100;
-    std::thread([&] {
-      (void)apply();
-      errno = 0;
-      nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-      CHECK(errno == 0);
-    }).join();
-    return nice;
-  };
+  auto nice_of_new_thread = [](auto&& apply) { return sched_of_new_thread(apply).nice; };
   errno = 0;
   const int base = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
   REQUIRE(errno == 0);
@@ -195,14 +205,9 @@ TEST_CASE("polling threads move to SCHED_BATCH, keeping their nice value; web th
   // SCHED_BATCH: the same CPU share, but a polling thread's wake-up never preempts a web thread
   // answering /probe. Moving to it needs no privilege.
   auto policy_and_nice_of_new_thread = [](auto&& apply) {
-    std::pair<int, int> seen{-1, -100};
-    std::thread([&] {
-      CHECK(apply());
-      errno = 0;
-      seen = {sched_getscheduler(0), getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()))};
-      CHECK(errno == 0);
-    }).join();
-    return seen;
+    const NewThreadSched seen = sched_of_new_thread(apply);
+    CHECK(seen.applied);
+    return std::pair{seen.policy, seen.nice};
   };
   errno = 0;
   const int base = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));

@@ -458,12 +458,14 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _probe_loop(base, targets, period, stop, conn, cpus, fifo):
+def _probe_loop(base, targets, period, stop, conn, cpus, fifo, floor_base):
     """The prober's process: its own interpreter, so the bench's sample scrapes (Python
     parsing a page of millions of lines) never hold its GIL and inflate its wall times. One
     keep-alive connection, as Prometheus keeps one per target (a new connection per probe
     added the connect and urllib's set-up to every sample). fifo > 0: SCHED_FIFO at that
-    priority, so that it runs as soon as it wakes, as a client on its own machine would."""
+    priority, so that it runs as soon as it wakes, as a client on its own machine would.
+    floor_base: probe_floor's address; its probes go half a period after each exporter probe,
+    on their own keep-alive connection, timed the same way."""
     if cpus:
         os.sched_setaffinity(0, parse_cpus(cpus))
     if fifo > 0:
@@ -471,31 +473,38 @@ def _probe_loop(base, targets, period, stop, conn, cpus, fifo):
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
         except OSError as error:
             print(f"note: prober left at SCHED_OTHER ({error})", flush=True)
-    host, port = base.split("//", 1)[1].rsplit(":", 1)
     rng = random.Random(1)
-    times, errors = [], 0
-    http = None
-    while not stop.wait(period):
-        name = f"h{rng.randint(1, targets):05d}.sim.test"
+    results = {"exporter": ([], [0]), "floor": ([], [0])}
+    conns = {"exporter": None, "floor": None}
+    addresses = {"exporter": base, "floor": floor_base}
+    turns = ["exporter", "floor"] if floor_base else ["exporter"]
+    turn = 0
+    while not stop.wait(period / len(turns)):
+        which = turns[turn % len(turns)]
+        turn += 1
+        name = f"h{rng.randint(1, targets):05d}.sim.test" if which == "exporter" else "floor"
+        times, errors = results[which]
         try:
-            if http is None:
-                http = httplib.HTTPConnection(host, int(port), timeout=30)
-                http.connect()
+            if conns[which] is None:
+                host, port = addresses[which].split("//", 1)[1].rsplit(":", 1)
+                conns[which] = httplib.HTTPConnection(host, int(port), timeout=30)
+                conns[which].connect()
+            http = conns[which]
             start = time.monotonic()
             http.request("GET", f"/probe?target={name}", headers={"Accept-Encoding": "gzip"})
             resp = http.getresponse()
             resp.read()
             elapsed = time.monotonic() - start
             if resp.status != 200:
-                errors += 1
+                errors[0] += 1
                 continue
             times.append((start, elapsed))
         except (OSError, httplib.HTTPException):
-            errors += 1
-            if http is not None:
-                http.close()
-            http = None
-    conn.send((times, errors))
+            errors[0] += 1
+            if conns[which] is not None:
+                conns[which].close()
+            conns[which] = None
+    conn.send({k: (times, errors[0]) for k, (times, errors) in results.items()})
     conn.close()
 
 
@@ -514,19 +523,21 @@ class Prober:
     hundreds of ms while the main thread parsed a sample scrape). cpus: taskset-style list
     for the prober ('' = wherever the scheduler puts it)."""
 
-    def __init__(self, base, targets, rate, cpus="", fifo=0):
+    def __init__(self, base, targets, rate, cpus="", fifo=0, floor_base=None):
         ctx = multiprocessing.get_context("fork")
         self.stop_event = ctx.Event()
         self.conn, child = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_probe_loop, daemon=True,
-                                args=(base, targets, 1.0 / rate, self.stop_event, child, cpus, fifo))
+                                args=(base, targets, 1.0 / rate, self.stop_event, child, cpus, fifo,
+                                      floor_base))
         self.times, self.errors = [], 0
         self.starts_times = []  # (CLOCK_MONOTONIC start, wall seconds) per probe
+        self.floor_starts_times, self.floor_errors = [], 0  # the same for probe_floor
 
-    def during(self, spans):
+    def during(self, spans, floor=False):
         """Wall times of the probes that started inside / outside the (start, end) spans."""
         inside, outside = [], []
-        for start, t in self.starts_times:
+        for start, t in (self.floor_starts_times if floor else self.starts_times):
             (inside if any(a <= start <= b for a, b in spans) else outside).append(t)
         return inside, outside
 
@@ -536,7 +547,9 @@ class Prober:
     def finish(self):
         self.stop_event.set()
         if self.conn.poll(60):
-            self.starts_times, self.errors = self.conn.recv()
+            results = self.conn.recv()
+            self.starts_times, self.errors = results["exporter"]
+            self.floor_starts_times, self.floor_errors = results["floor"]
             self.times = [t for _, t in self.starts_times]
         self.proc.join(10)
         if self.proc.is_alive():
@@ -648,6 +661,11 @@ def main():
                     help="SCHED_FIFO priority of the /probe client (needs CAP_SYS_NICE; 0 = SCHED_OTHER): on the "
                          "simulator's busy core it then runs when it wakes instead of queueing behind the "
                          "simulator's threads, as a client on its own machine would (bench/README.md)")
+    ap.add_argument("--floor-bin", default=None,
+                    help="probe_floor binary (bench/probe_floor.cpp; default: BUILD_DIR/bench/probe_floor "
+                         "when built; '' = none): a trivial HTTP server pinned to the exporter's CPU and "
+                         "probed alternately with the exporter by the same client, answering with a body "
+                         "the size of a probe page: the /probe tail no server on that core avoids")
     ap.add_argument("--parallel-scrapes", type=int, default=4, help="concurrent /metrics scrapes per round")
     ap.add_argument("--scheduler-workers", type=int, default=0,
                     help="exporter --scheduler.workers (0 = its default)")
@@ -688,6 +706,9 @@ def main():
     if args.autogroup_nice is not None:
         set_autogroup_nice(args.autogroup_nice)
     exporter_bin = args.exporter_bin or os.path.join(args.build_dir, "daemon", "winrm_exporter")
+    if args.floor_bin is None:
+        default_floor = os.path.join(args.build_dir, "bench", "probe_floor")
+        args.floor_bin = default_floor if not args.smoke and os.access(default_floor, os.X_OK) else ""
     sim_bin = args.sim_bin or os.path.join(args.build_dir, "sim", "winrm-sim")
     for b in (exporter_bin, sim_bin):
         if not os.access(b, os.X_OK):
@@ -708,7 +729,7 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     tmp = tempfile.mkdtemp(prefix="winrm-bench-")
-    sim = exporter = None
+    sim = exporter = floor = None
     # SIGTERM (e.g. ctest's timeout) stops the children through the finally block below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -764,7 +785,17 @@ def main():
         first = self_metrics(base)
         scrape_spans = []  # (start, end) of the sample scrapes in the window (the prober's tail)
         end = first_t + args.window
-        prober = Prober(base, args.targets, args.probe_rate, args.probe_cpu, args.probe_fifo)
+        floor_base, floor_bytes = None, 0
+        if args.floor_bin:
+            # The floor answers with as many bytes as the exporter's gzip /probe page of a host.
+            with urllib.request.urlopen(urllib.request.Request(
+                    base + "/probe?target=h00001.sim.test", headers={"Accept-Encoding": "gzip"}),
+                    timeout=30) as resp:
+                floor_bytes = len(resp.read())
+            floor = subprocess.Popen(pinned(args.exporter_cpu, [
+                args.floor_bin, "--body-bytes", str(floor_bytes)]), stdout=subprocess.PIPE, text=True)
+            floor_base = f"http://127.0.0.1:{floor.stdout.readline().split()[1]}"
+        prober = Prober(base, args.targets, args.probe_rate, args.probe_cpu, args.probe_fifo, floor_base)
         prober.start()
         perf = start_perf(args.perf_dir, "window", exporter.pid)
         print(f"{'t(s)':>6} {'RSS MiB':>8} {'CPU %':>6} {'sim CPU%':>8} {'fds':>6} {'thr':>4} "
@@ -984,6 +1015,15 @@ def main():
         print(f"  /probe in the exporter     {fmt_ms(probe_server_p99):>10} ms p99, p50 {fmt_ms(probe_server_p50)} ms "
               f"(winrm_exporter_http_request_duration_seconds{{handler=\"/probe\"}}: last request byte read to "
               f"last answer byte written; bucket bounds; {probe_server_n:.0f} requests)")
+        if floor_base:
+            floor_times = [t for _, t in prober.floor_starts_times]
+            f_inside, f_outside = prober.during(scrape_spans, floor=True)
+            print(f"  /probe floor (client)      {1000 * percentile(floor_times, 0.99):10.2f} ms p99, "
+                  f"p50 {1000 * percentile(floor_times, 0.5):.2f} ms; {1000 * percentile(f_outside, 0.99):.2f} ms "
+                  f"p99 outside the sample scrapes, {1000 * percentile(f_inside, 0.99):.2f} during them "
+                  f"({len(floor_times)} probes, {prober.floor_errors} errors: probe_floor on CPU "
+                  f"{args.exporter_cpu or 'unpinned'} answering {floor_bytes} bytes, the same client half "
+                  f"a period after each exporter probe)")
         print("  threads, window (cores)    " + format_groups(window_groups, window, "cores"))
         print("  thread nice values         " + ", ".join(f"{k} {'/'.join(map(str, v))}"
                                                         for k, v in ex.thread_nice().items()))
@@ -1054,6 +1094,7 @@ def main():
             print("smoke ok: every host served on /metrics, exporter exited 0")
         return 0
     finally:
+        stop(floor)
         stop(exporter)
         stop(sim)
         if args.keep:

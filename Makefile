@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
 # python3: configuring the project needs it (tests/collectors/CMakeLists.txt), even for one target.
-BUILD_PACKAGES := python3 cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev \
+BUILD_PACKAGES := python3 cmake g++ make pkg-config libcpp-httplib-dev libssl-dev zlib1g-dev libdeflate-dev libbrotli-dev \
   libkrb5-dev libtinyxml2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev \
   libcurl4-openssl-dev libcrypt-dev libldap-dev libsasl2-dev libsasl2-modules-gssapi-mit \
   nlohmann-json3-dev

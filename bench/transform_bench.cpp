@@ -229,5 +229,13 @@ int main(int argc, char** argv) {
   const auto kept = cache.view(targets.front().name).collectors.front().snapshot->families;
   std::printf("  kept per poll: %zu bytes of segments for %zu bytes of text\n", kept->stored_bytes,
               kept->bytes);
+  // The /probe body's size: gzip_member as sent, and gzip_compress (the whole-page gzip of the
+  // other pages) for comparison; trees before libdeflate used zlib level 1 for both.
+  const std::string page = exporter::render_probe_page(cache.view(targets.front().name),
+                                                       std::chrono::steady_clock::now());
+  std::string member;
+  exporter::gzip_member(member, page);
+  std::printf("  /probe page: %zu bytes of text, gzip_member %zu, gzip_compress %zu\n", page.size(),
+              member.size(), exporter::gzip_compress(page).size());
   return 0;
 }

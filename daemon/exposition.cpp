@@ -613,11 +613,23 @@ void append_lines(std::string& out, const RenderedFamily& family) {
     out += family.data;
     return;
   }
+  // A one-line family is one stored block (append_stored_segment): its text follows the
+  // 5-byte header. Most of a host's families are; libdeflate's per-call set-up is not needed.
+  const std::string_view segment = family.data;
+  if (segment.size() == std::size_t{family.line_bytes} + 5 && segment[0] == '\0' &&
+      (static_cast<std::uint32_t>(static_cast<unsigned char>(segment[1])) |
+       static_cast<std::uint32_t>(static_cast<unsigned char>(segment[2])) << 8) ==
+          family.line_bytes) {
+    out += segment.substr(5);
+    return;
+  }
   // A segment ends with a sync flush (an empty stored block, not final); libdeflate inflates
-  // whole streams only, so a copy gets an empty final block (fixed Huffman, 2 bytes) added.
+  // whole streams only, so a copy gets an empty final stored block added (BFINAL=1, BTYPE=00,
+  // LEN=0, NLEN=0xffff): a fixed Huffman one would make libdeflate rebuild its static tables
+  // after every segment with dynamic blocks.
   thread_local std::string whole;
-  whole.assign(family.data);
-  whole.append("\x03\x00", 2);
+  whole.assign(segment);
+  whole.append("\x01\x00\x00\xff\xff", 5);
   PooledCoders coders;
   libdeflate_decompressor* inflater = coders->inflater();
   const std::size_t at = out.size();

@@ -327,7 +327,7 @@ class DeflaterPool {
 
 // libdeflate for whole buffers: a /probe page compressed as one gzip member, a cached segment
 // inflated to relabel it or to serve it as text. A /probe was ~75% zlib; with libdeflate a
-// 119 KB page takes 124 us instead of 286 to gzip (and comes out 9% smaller) and 59 us instead
+// 119 KB page takes 123 us instead of 286 to gzip (and comes out 9% smaller) and 54 us instead
 // of 118 to inflate and re-label (bench/RESULTS.md "/probe with libdeflate"). zlib stays for the
 // cached segments: they end with a sync flush so that they can be spliced, which libdeflate's
 // whole-buffer API cannot produce. Pooled like the zlib streams (a compressor is a few hundred KB

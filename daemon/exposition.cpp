@@ -277,52 +277,78 @@ void init_deflater(z_stream& stream, int level) {
   }
 }
 
-// zlib deflate streams kept for reuse between polls and pages. Setting one up costs ~260 KB
-// of malloc (window, hash chains, buffers) and its tear-down frees them: once per poll before.
-// Reused, a stream costs a reset. The pool keeps a few (streams are in use only while a thread
-// compresses, and one core runs one at a time), so ~1,000 poll threads do not each hold
-// one; the rest are freed.
-class DeflaterPool {
+// Objects that cost much to set up (zlib: ~260 KB of malloc for a deflate stream; libdeflate:
+// a few hundred KB for a compressor), kept for reuse between polls and pages: set up once per
+// poll or page before. The pool keeps a few (each is in use only while a thread compresses,
+// and one core runs one at a time), so ~1,000 poll threads do not each hold one; the rest are
+// freed.
+template <typename T>
+class KeptPool {
  public:
-  struct Stream {
-    z_stream z{};
-    int level = 0;
-    ~Stream() { deflateEnd(&z); }
-  };
-  using Ptr = std::unique_ptr<Stream>;
+  using Ptr = std::unique_ptr<T>;
 
-  static DeflaterPool& instance() {
-    static DeflaterPool* pool = new DeflaterPool;  // never destroyed: used until exit
+  static KeptPool& instance() {
+    static KeptPool* pool = new KeptPool;  // never destroyed: used until exit
     return *pool;
   }
 
-  Ptr take(int level = 0) {
-    {
-      std::lock_guard lock(mutex_);
-      for (auto it = free_.begin(); it != free_.end(); ++it) {
-        if ((*it)->level == level) {
-          Ptr stream = std::move(*it);
-          free_.erase(it);
-          return stream;
-        }
+  // A kept object for which `fits` holds, else null.
+  template <typename Fits>
+  Ptr take_if(const Fits& fits) {
+    std::lock_guard lock(mutex_);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (fits(**it)) {
+        Ptr kept = std::move(*it);
+        free_.erase(it);
+        return kept;
       }
     }
-    auto stream = std::make_unique<Stream>();
-    stream->level = level;
-    init_deflater(stream->z, level);
-    return stream;
+    return nullptr;
   }
 
-  void give(Ptr stream) {
+  void give(Ptr kept) {
     std::lock_guard lock(mutex_);
-    if (free_.size() < kKeep) free_.push_back(std::move(stream));
-    // else: freed here (~Stream) - more were in use at once than are worth keeping
+    if (free_.size() < kKeep) free_.push_back(std::move(kept));
+    // else: freed here - more were in use at once than are worth keeping
   }
 
  private:
   static constexpr std::size_t kKeep = 8;
   std::mutex mutex_;
   std::vector<Ptr> free_;
+};
+
+// A pooled object for one scope (returned to the pool at its end, also on exceptions): a kept
+// one that fits(args...), else T(args...).
+template <typename T>
+class Pooled {
+ public:
+  template <typename... Args>
+  explicit Pooled(const Args&... args)
+      : kept_(KeptPool<T>::instance().take_if([&](const T& kept) { return kept.fits(args...); })) {
+    if (!kept_) kept_ = std::make_unique<T>(args...);
+  }
+  ~Pooled() {
+    if (kept_) KeptPool<T>::instance().give(std::move(kept_));
+  }
+  Pooled(const Pooled&) = delete;
+  Pooled& operator=(const Pooled&) = delete;
+  T& operator*() { return *kept_; }
+  T* operator->() { return kept_.get(); }
+
+ private:
+  typename KeptPool<T>::Ptr kept_;
+};
+
+// A zlib raw deflate stream at one level, for the spliceable segments. Reused, it costs a reset.
+struct DeflateStream {
+  explicit DeflateStream(int level) : level(level) { init_deflater(z, level); }
+  ~DeflateStream() { deflateEnd(&z); }
+  DeflateStream(const DeflateStream&) = delete;
+  DeflateStream& operator=(const DeflateStream&) = delete;
+  bool fits(int wanted) const { return level == wanted; }
+  z_stream z{};
+  int level;
 };
 
 // libdeflate for whole buffers: a /probe page compressed as one gzip member, a cached segment
@@ -330,88 +356,39 @@ class DeflaterPool {
 // 119 KB page takes 123 us instead of 286 to gzip (and comes out 9% smaller) and 54 us instead
 // of 118 to inflate and re-label (bench/RESULTS.md "/probe with libdeflate"). zlib stays for the
 // cached segments: they end with a sync flush so that they can be spliced, which libdeflate's
-// whole-buffer API cannot produce. Pooled like the zlib streams (a compressor is a few hundred KB
-// of malloc).
-class LibdeflatePool {
- public:
-  struct Coders {
-    libdeflate_compressor* compressor = nullptr;  // at `level`, made on first use
-    libdeflate_decompressor* decompressor = nullptr;
-    int level = 0;
-    ~Coders() {
-      libdeflate_free_compressor(compressor);  // both accept null
-      libdeflate_free_decompressor(decompressor);
+// whole-buffer API cannot produce.
+struct LibdeflateCoders {
+  LibdeflateCoders() = default;
+  ~LibdeflateCoders() {
+    libdeflate_free_compressor(compressor);  // both accept null
+    libdeflate_free_decompressor(decompressor);
+  }
+  LibdeflateCoders(const LibdeflateCoders&) = delete;
+  LibdeflateCoders& operator=(const LibdeflateCoders&) = delete;
+  bool fits() const { return true; }
+  libdeflate_compressor* compressor_at(int wanted) {
+    if (compressor == nullptr || level != wanted) {
+      libdeflate_free_compressor(compressor);
+      compressor = libdeflate_alloc_compressor(wanted);
+      level = wanted;
+      if (compressor == nullptr) throw std::bad_alloc();
     }
-    libdeflate_compressor* compressor_at(int wanted) {
-      if (compressor == nullptr || level != wanted) {
-        libdeflate_free_compressor(compressor);
-        compressor = libdeflate_alloc_compressor(wanted);
-        level = wanted;
-        if (compressor == nullptr) throw std::bad_alloc();
-      }
-      return compressor;
-    }
-    libdeflate_decompressor* inflater() {
-      if (decompressor == nullptr) decompressor = libdeflate_alloc_decompressor();
-      if (decompressor == nullptr) throw std::bad_alloc();
-      return decompressor;
-    }
-  };
-  using Ptr = std::unique_ptr<Coders>;
-
-  static LibdeflatePool& instance() {
-    static LibdeflatePool* pool = new LibdeflatePool;  // never destroyed: used until exit
-    return *pool;
+    return compressor;
   }
-  Ptr take() {
-    std::lock_guard lock(mutex_);
-    if (free_.empty()) return std::make_unique<Coders>();
-    Ptr coders = std::move(free_.back());
-    free_.pop_back();
-    return coders;
+  libdeflate_decompressor* inflater() {
+    if (decompressor == nullptr) decompressor = libdeflate_alloc_decompressor();
+    if (decompressor == nullptr) throw std::bad_alloc();
+    return decompressor;
   }
-  void give(Ptr coders) {
-    std::lock_guard lock(mutex_);
-    if (free_.size() < kKeep) free_.push_back(std::move(coders));
-  }
-
- private:
-  static constexpr std::size_t kKeep = 8;
-  std::mutex mutex_;
-  std::vector<Ptr> free_;
-};
-
-class PooledCoders {
- public:
-  PooledCoders() : coders_(LibdeflatePool::instance().take()) {}
-  ~PooledCoders() { LibdeflatePool::instance().give(std::move(coders_)); }
-  PooledCoders(const PooledCoders&) = delete;
-  PooledCoders& operator=(const PooledCoders&) = delete;
-  LibdeflatePool::Coders* operator->() { return coders_.get(); }
-
- private:
-  LibdeflatePool::Ptr coders_;
-};
-
-// A pooled stream for one scope (returned to the pool at its end, also on exceptions).
-template <typename Pool>
-class Pooled {
- public:
-  explicit Pooled(int level = 0) : stream_(Pool::instance().take(level)) {}
-  ~Pooled() {
-    if (stream_) Pool::instance().give(std::move(stream_));
-  }
-  Pooled(const Pooled&) = delete;
-  Pooled& operator=(const Pooled&) = delete;
-  z_stream& operator*() { return stream_->z; }
-
- private:
-  typename Pool::Ptr stream_;
+  libdeflate_compressor* compressor = nullptr;  // at `level`, made on first use
+  libdeflate_decompressor* decompressor = nullptr;
+  int level = 0;
 };
 
 // Appends to out the text compressed from scratch (no reference to earlier data) and ended
 // by a sync flush (byte-aligned, not final), so that it may be followed by any segment.
-void append_segment_of(z_stream& stream, std::string& out, std::string_view text) {
+void append_segment_of(DeflateStream& pooled, std::string& out, std::string_view text) {
+  z_stream& stream = pooled.z;
   deflateReset(&stream);
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
   stream.avail_in = static_cast<uInt>(text.size());
@@ -516,11 +493,22 @@ void append_stored_segment(std::string& out, std::string_view text) {
   out += text;
 }
 
+// The text of a segment made by append_stored_segment (one stored block of exactly
+// `line_bytes`), else nullopt: a deflated segment never has that shape.
+std::optional<std::string_view> stored_segment_text(std::string_view segment,
+                                                    std::uint32_t line_bytes) {
+  if (segment.size() != std::size_t{line_bytes} + 5 || segment[0] != '\0') return std::nullopt;
+  const auto length = static_cast<std::uint32_t>(static_cast<unsigned char>(segment[1]) |
+                                                 static_cast<unsigned char>(segment[2]) << 8);
+  if (length != line_bytes) return std::nullopt;
+  return segment.substr(5);
+}
+
 // Keeps one family's text as a deflate segment: the previous poll's segment when the text is
 // the same (length and a 64-bit hash), else the text compressed with `deflater` (taken from
 // the pool on first use). `segment`: scratch, reused between families.
 void keep_deflated(RenderedFamily& family, std::string_view text, const RenderedFamily* before,
-                   int level, std::optional<Pooled<DeflaterPool>>& deflater, std::string& segment,
+                   int level, std::optional<Pooled<DeflateStream>>& deflater, std::string& segment,
                    std::size_t& reused) {
   family.line_bytes = static_cast<std::uint32_t>(text.size());
   // A false match (the same length and hash, other text) is ~2^-64 per family and poll.
@@ -550,7 +538,7 @@ void keep_deflated(RenderedFamily& family, std::string_view text, const Rendered
 }  // namespace
 
 void compress_families(RenderedFamilies& rendered, int level, const RenderedFamilies* previous) {
-  std::optional<Pooled<DeflaterPool>> stream;  // taken on the first family that needs deflate
+  std::optional<Pooled<DeflateStream>> stream;  // taken on the first family that needs deflate
   std::string segment;
   rendered.stored_bytes = 0;
   rendered.reused = 0;
@@ -577,7 +565,7 @@ RenderedFamilies render_compressed(std::string_view label_prefix,
   RenderedFamilies rendered;
   rendered.prefix = label_prefix;
   rendered.families.reserve(families.size());
-  std::optional<Pooled<DeflaterPool>> stream;
+  std::optional<Pooled<DeflateStream>> stream;
   // One family's lines at a time (the kept result holds only segments), in buffers the
   // thread keeps between polls: grown once, not per poll (malloc was the poll workers'
   // largest cost at 10,000 hosts). Released when a huge family made them large.
@@ -613,14 +601,11 @@ void append_lines(std::string& out, const RenderedFamily& family) {
     out += family.data;
     return;
   }
-  // A one-line family is one stored block (append_stored_segment): its text follows the
-  // 5-byte header. Most of a host's families are; libdeflate's per-call set-up is not needed.
+  // A one-line family is one stored block, its text as it is: most of a host's families are,
+  // and libdeflate's per-call set-up is not needed for them.
   const std::string_view segment = family.data;
-  if (segment.size() == std::size_t{family.line_bytes} + 5 && segment[0] == '\0' &&
-      (static_cast<std::uint32_t>(static_cast<unsigned char>(segment[1])) |
-       static_cast<std::uint32_t>(static_cast<unsigned char>(segment[2])) << 8) ==
-          family.line_bytes) {
-    out += segment.substr(5);
+  if (auto stored = stored_segment_text(segment, family.line_bytes)) {
+    out += *stored;
     return;
   }
   // A segment ends with a sync flush (an empty stored block, not final); libdeflate inflates
@@ -630,7 +615,7 @@ void append_lines(std::string& out, const RenderedFamily& family) {
   thread_local std::string whole;
   whole.assign(segment);
   whole.append("\x01\x00\x00\xff\xff", 5);
-  PooledCoders coders;
+  Pooled<LibdeflateCoders> coders;
   libdeflate_decompressor* inflater = coders->inflater();
   const std::size_t at = out.size();
   bool ok = false;
@@ -651,7 +636,7 @@ void append_lines(std::string& out, const RenderedFamily& family) {
 
 struct GzipWriter::Stream {
   explicit Stream(int level) : deflater(level) {}
-  Pooled<DeflaterPool> deflater;
+  Pooled<DeflateStream> deflater;
 };
 
 GzipWriter::GzipWriter(int level, std::size_t reserve, bool reference_segments)
@@ -820,7 +805,7 @@ void write_relabelled(std::string& out, const std::vector<const RenderedFamilies
 }
 
 void gzip_member(std::string& out, std::string_view text, int level) {
-  PooledCoders coders;
+  Pooled<LibdeflateCoders> coders;
   libdeflate_compressor* compressor = coders->compressor_at(std::clamp(level, 1, 9));
   const std::size_t at = out.size();
   const std::size_t room = libdeflate_gzip_compress_bound(compressor, text.size());
